@@ -1,0 +1,41 @@
+"""vitviz: see how a Vision Transformer sees an image.
+
+The library is pure Python (no Streamlit): ``models`` loads a ViT and its weights, ``images`` decodes and
+preprocesses a photo, ``capture`` records every layer's real attention in one forward pass, ``analysis``
+turns captures into maps, and ``figures`` draws them with Plotly. Submodules import torch and timm lazily,
+so ``import vitviz`` itself is cheap.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "TokenLayout": "layout",
+    "Capture": "capture",
+    "capture": "capture",
+    "AttentionRecorder": "capture",
+    "CaptureError": "capture",
+    "CATALOGUE": "models",
+    "LoadedModel": "models",
+    "ModelError": "models",
+    "load_model": "models",
+    "hub_reachable": "models",
+    "ImageError": "images",
+    "InputGeometry": "images",
+    "load_image": "images",
+    "prepare_input": "images",
+    "explain": "explain",
+    "Explanation": "explain",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'vitviz' has no attribute {name!r}")

@@ -1,0 +1,544 @@
+"""Models: which ViT, which weights.
+
+Weights are looked for in this order:
+
+1. a local weights file, when one is given (``.safetensors``; ``.pth``/``.bin`` only through
+   ``torch.load(weights_only=True)``, never an unrestricted unpickle);
+2. the Hugging Face hub through timm (the default for users with a network), or the local hub cache when
+   the hub cannot be reached;
+3. the small ``vitviz-shapes`` model trained and shipped with vitviz, when the hub is out of reach and
+   ``allow_fallback`` is set.
+
+Reaching the hub is checked with one bounded TCP connection (``hub_reachable``, cached), so an offline
+machine learns it in about a second instead of timm's ~47 s of retries.
+"""
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+__all__ = [
+    "BUNDLED_MODEL",
+    "CATALOGUE",
+    "LoadedModel",
+    "ModelError",
+    "ModelSpec",
+    "default_device",
+    "hub_reachable",
+    "load_model",
+    "load_state_dict",
+    "resolve_name",
+]
+
+BUNDLED_MODEL = "vitviz-shapes"
+MAX_WEIGHTS_BYTES = 2 * 2**30
+"""Largest weights file accepted (ViT-L/16 in fp32 is 1.2 GB)."""
+
+_SUPPORTED_MODULES = {
+    "timm.models.vision_transformer": "ViT / DeiT-III / DINO / DINOv2 / FlexiViT",
+    "timm.models.deit": "DeiT",
+    "timm.models.eva": "EVA",
+    "timm.models.vision_transformer_relpos": "ViT with relative position bias",
+}
+_EXAMPLES = "vit_small_patch16_224.augreg_in21k_ft_in1k, deit_small_patch16_224, vit_small_patch14_dinov2"
+
+
+class ModelError(ValueError):
+    """A model or weights problem, with a message meant for the user."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A curated catalogue entry.
+
+    Attributes:
+        key: Friendly name shown in the app.
+        title: One-line description.
+        timm_name: timm model name with its pretrained tag.
+        patch_size: Patch size in pixels.
+        input_size: Native square input size in pixels.
+        tokens: Token layout, e.g. ``'cls + 14×14 patches'``.
+        description: What this model is good for.
+        imagenet: Whether its head predicts ImageNet-1k classes.
+    """
+
+    key: str
+    title: str
+    timm_name: str
+    patch_size: int
+    input_size: int
+    tokens: str
+    description: str
+    imagenet: bool = True
+
+
+def _spec(key, title, timm_name, patch, size, tokens, description, imagenet=True) -> tuple[str, ModelSpec]:
+    return key, ModelSpec(key, title, timm_name, patch, size, tokens, description, imagenet)
+
+
+CATALOGUE: dict[str, ModelSpec] = dict(
+    [
+        _spec("ViT-S/16 (AugReg)", "ViT-Small, 16 px patches, ImageNet-21k → 1k",
+              "vit_small_patch16_224.augreg_in21k_ft_in1k", 16, 224, "cls + 14×14 patches",
+              "The classic ViT at a laptop-friendly size (Steiner et al. 2021, 'How to train your ViT')."),
+        _spec("ViT-Ti/16 (AugReg)", "ViT-Tiny, 16 px patches, ImageNet-21k → 1k",
+              "vit_tiny_patch16_224.augreg_in21k_ft_in1k", 16, 224, "cls + 14×14 patches",
+              "Smallest AugReg ViT: 3 heads per layer, quick to explore."),
+        _spec("ViT-S/32 (AugReg)", "ViT-Small, 32 px patches, ImageNet-21k → 1k",
+              "vit_small_patch32_224.augreg_in21k_ft_in1k", 32, 224, "cls + 7×7 patches",
+              "Coarse 7×7 grid: compare with S/16 to see what patch size changes."),
+        _spec("ViT-B/16 (AugReg)", "ViT-Base, 16 px patches, ImageNet-21k → 1k",
+              "vit_base_patch16_224.augreg_in21k_ft_in1k", 16, 224, "cls + 14×14 patches",
+              "The ViT paper's reference model: 12 layers × 12 heads."),
+        _spec("ViT-B/32 (AugReg)", "ViT-Base, 32 px patches, ImageNet-21k → 1k",
+              "vit_base_patch32_224.augreg_in21k_ft_in1k", 32, 224, "cls + 7×7 patches",
+              "ViT-Base with a 7×7 grid."),
+        _spec("DeiT-S", "DeiT-Small, ImageNet-1k only",
+              "deit_small_patch16_224.fb_in1k", 16, 224, "cls + 14×14 patches",
+              "Data-efficient ViT trained on ImageNet-1k alone (Touvron et al. 2021)."),
+        _spec("DeiT-S distilled", "DeiT-Small with a distillation token",
+              "deit_small_distilled_patch16_224.fb_in1k", 16, 224, "cls + dist + 14×14 patches",
+              "Two prefix tokens: class and distillation; the head averages both."),
+        _spec("DeiT-III-S", "DeiT III Small, ImageNet-1k",
+              "deit3_small_patch16_224.fb_in1k", 16, 224, "cls + 14×14 patches",
+              "DeiT III recipe (Touvron et al. 2022) with LayerScale."),
+        _spec("DINO ViT-S/8", "Self-supervised DINO, 8 px patches (no classifier)",
+              "vit_small_patch8_224.dino", 8, 224, "cls + 28×28 patches",
+              "DINO's famous attention maps that segment objects (Caron et al. 2021). Features only.", False),
+        _spec("DINO ViT-S/16", "Self-supervised DINO, 16 px patches (no classifier)",
+              "vit_small_patch16_224.dino", 16, 224, "cls + 14×14 patches",
+              "DINO at 16 px: compare its class-token attention with the supervised ViT-S/16.", False),
+        _spec("DINOv2-S/14", "DINOv2 Small, 14 px patches (no classifier)",
+              "vit_small_patch14_dinov2.lvd142m", 14, 518, "cls + 37×37 patches",
+              "DINOv2 (Oquab et al. 2023); shows high-norm artifact tokens in its attention.", False),
+        _spec("DINOv2-S/14 + registers", "DINOv2 Small with 4 register tokens (no classifier)",
+              "vit_small_patch14_reg4_dinov2.lvd142m", 14, 518, "cls + 4 registers + 37×37 patches",
+              "'Vision Transformers Need Registers' (Darcet et al. 2024): the artifacts move to registers.",
+              False),
+        _spec("FlexiViT-S", "FlexiViT Small, trained for many patch sizes",
+              "flexivit_small.1200ep_in1k", 16, 240, "cls + 15×15 patches",
+              "Made for the patch-size slider (Beyer et al. 2023): good predictions from 8 to 48 px."),
+        _spec(BUNDLED_MODEL, "vitviz shapes ViT, shipped with vitviz (works offline)",
+              BUNDLED_MODEL, 0, 0, "cls + patches (several patch sizes)",
+              "A small ViT we trained on generated shapes: attention you can check against the object.",
+              False),
+    ]
+)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready for capture, and where its weights came from.
+
+    Attributes:
+        model: The timm model in eval mode on its device.
+        name: timm model name (or ``'vitviz-shapes'``).
+        spec: Catalogue entry, if the model is one.
+        source: ``'hub'``, ``'hub-cache'``, ``'local'``, ``'bundled'`` or ``'random'``.
+        notice: A sentence for the UI saying which weights are in use.
+        data_config: timm's data config (input size, mean/std, crop) for preprocessing.
+        labels: Class names, or None for a model without a classifier.
+        requested: The name the user asked for (differs from ``name`` after an offline fallback).
+    """
+
+    model: Any
+    name: str
+    spec: ModelSpec | None
+    source: str
+    notice: str
+    data_config: dict
+    labels: list[str] | None
+    requested: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+
+# --------------------------------------------------------------------------------------------- network
+
+
+_HUB_CHECK: dict[str, tuple[float, bool]] = {}
+_HUB_LOCK = threading.Lock()
+_HUB_TTL_S = 300.0
+
+
+def _hub_host() -> str:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return urlparse(endpoint).hostname or "huggingface.co"
+
+
+def _connects(host: str, timeout: float) -> bool:
+    """One TCP connection to host:443, bounded in time (including name resolution)."""
+    result: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
+
+
+def hub_reachable(timeout: float = 2.0, *, refresh: bool = False) -> bool:
+    """Whether the Hugging Face hub answers, decided within ``timeout`` seconds and cached for 5 minutes.
+
+    ``HF_HUB_OFFLINE=1`` (or ``VITVIZ_OFFLINE=1``) makes it False without touching the network.
+    """
+    for var in ("HF_HUB_OFFLINE", "VITVIZ_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return False
+    host = _hub_host()
+    with _HUB_LOCK:
+        cached = _HUB_CHECK.get(host)
+        if cached and not refresh and time.monotonic() - cached[0] < _HUB_TTL_S:
+            return cached[1]
+        ok = _connects(host, timeout)
+        _HUB_CHECK[host] = (time.monotonic(), ok)
+        return ok
+
+
+def default_device() -> str:
+    """``'cuda'`` or ``'mps'`` when available, else ``'cpu'``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+# --------------------------------------------------------------------------------------------- names
+
+
+def _supported_names() -> list[str]:
+    import timm
+
+    return timm.list_models(["vit_*", "deit*", "eva*", "flexivit*", "test_vit*"])
+
+
+def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
+    """Map a catalogue key or a timm / ``hf-hub:`` name to a timm name, checking it is a ViT.
+
+    Raises:
+        ModelError: Unknown name, or an architecture vitviz does not explain.
+    """
+    import timm
+    from timm.models import model_entrypoint
+
+    name = (name or "").strip()
+    if not name:
+        raise ModelError("No model name given.")
+    if name in CATALOGUE:
+        return CATALOGUE[name].timm_name, CATALOGUE[name]
+    for spec in CATALOGUE.values():
+        if name == spec.timm_name:
+            return name, spec
+    if name.startswith(("hf-hub:", "hf_hub:")):
+        return name, None
+    arch = name.split(".", 1)[0]
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, _supported_names(), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(close)}?" if close else f" Try for example {_EXAMPLES}."
+        raise ModelError(f"Unknown model '{name}': timm has no such architecture.{hint}")
+    module = model_entrypoint(arch).__module__
+    if module not in _SUPPORTED_MODULES:
+        family = module.rsplit(".", 1)[-1].replace("_", " ")
+        raise ModelError(
+            f"'{name}' is a {family} model, not a plain Vision Transformer: vitviz explains ViT-family "
+            f"models with global self-attention ({', '.join(_SUPPORTED_MODULES.values())}). "
+            f"Try for example {_EXAMPLES}."
+        )
+    return name, None
+
+
+# --------------------------------------------------------------------------------------------- weights
+
+
+def _read_weights(source: str | Path | bytes) -> dict:
+    """Read a state dict safely from a path or raw bytes (safetensors or weights-only torch.load)."""
+    import torch
+
+    data = source if isinstance(source, (bytes, bytearray)) else None
+    path = None if data is not None else Path(source)
+    if path is not None:
+        if not path.is_file():
+            raise ModelError(f"Weights file '{path.name}' does not exist.")
+        size = path.stat().st_size
+    else:
+        size = len(data)
+    if size == 0:
+        raise ModelError("The weights file is empty.")
+    if size > MAX_WEIGHTS_BYTES:
+        raise ModelError(f"The weights file is {size / 2**30:.1f} GB; vitviz accepts at most 2 GB.")
+    head = data[:16] if data is not None else path.open("rb").read(16)
+    if _looks_like_safetensors(head, size):
+        return _read_safetensors(data if data is not None else path)
+    try:
+        buffer = io.BytesIO(data) if data is not None else path
+        return torch.load(buffer, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle refusal, truncation, garbage: all are a bad file for the user
+        raise ModelError(_torch_load_message(exc)) from exc
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 9:
+        return False
+    header_len = int.from_bytes(head[:8], "little")
+    return 0 < header_len < size and head[8:9] == b"{"
+
+
+def _read_safetensors(source: bytes | Path) -> dict:
+    from safetensors.torch import load, load_file
+
+    try:
+        return load(bytes(source)) if isinstance(source, (bytes, bytearray)) else load_file(str(source))
+    except Exception as exc:
+        raise ModelError(f"The .safetensors file is corrupt or truncated ({type(exc).__name__}).") from exc
+
+
+def _torch_load_message(exc: Exception) -> str:
+    text = str(exc)
+    if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+        return (
+            "Refused: this .pth/.bin file contains Python objects, not just tensors, and loading it could "
+            "run code. vitviz only loads plain tensors (torch.load(weights_only=True)); save the weights "
+            "with safetensors or as a plain state dict."
+        )
+    return f"The weights file could not be read: it is not a valid .safetensors or PyTorch file ({type(exc).__name__})."
+
+
+def _unwrap(state: Any) -> dict:
+    """Find the tensor dict inside common checkpoint wrappers and drop DataParallel prefixes."""
+    import torch
+
+    if isinstance(state, dict):
+        for key in ("state_dict", "model", "model_ema", "module"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError("The weights file does not hold a dictionary of tensors (a state dict).")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_state_dict(model, source: str | Path | bytes) -> None:
+    """Load weights into ``model`` from a file path or bytes, safely and strictly.
+
+    Applies the architecture's own timm checkpoint filter (e.g. original-format conversions and
+    position-embedding resizing) before a strict load.
+
+    Raises:
+        ModelError: Unreadable, unsafe, or mismatched weights, with what differs.
+    """
+    import importlib
+
+    state = _unwrap(_read_weights(source))
+    module = importlib.import_module(type(model).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        try:
+            state = filter_fn(state, model)
+        except Exception:
+            pass  # the strict load below reports what does not fit
+    _check_fit(model, state)
+    model.load_state_dict(state, strict=True)
+
+
+def _check_fit(model, state: dict) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    if wrong:
+        parts.append(f"{len(wrong)} tensors have the wrong shape (e.g. {'; '.join(wrong[:3])})")
+    if missing:
+        parts.append(f"{len(missing)} are missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} are not part of this model (e.g. {', '.join(unexpected[:3])})")
+    arch = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
+    raise ModelError(
+        f"These weights do not fit {arch}: {'; '.join(parts)}. Pick the model these weights were trained "
+        "for, or weights saved from this architecture."
+    )
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _data_config(model) -> dict:
+    from timm.data import resolve_model_data_config
+
+    return resolve_model_data_config(model)
+
+
+def _imagenet_labels(model) -> list[str] | None:
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset(model)
+    if not subset:
+        return None
+    info = ImageNetInfo(subset)
+    return [info.index_to_description(i) for i in range(info.num_classes())]
+
+
+def _cached_hub_file(timm_name: str) -> str | None:
+    """A weights file for ``timm_name`` already in the local Hugging Face cache, if any."""
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    if timm_name.startswith(("hf-hub:", "hf_hub:")):
+        repo = timm_name.split(":", 1)[1]
+    else:
+        cfg = get_pretrained_cfg(timm_name)
+        repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        path = try_to_load_from_cache(repo, filename)
+        if isinstance(path, str):
+            return path
+    return None
+
+
+def _create(timm_name: str, pretrained: bool, **kwargs):
+    import timm
+
+    try:
+        return timm.create_model(timm_name, pretrained=pretrained, **kwargs)
+    except RuntimeError as exc:
+        if "pretrained" in str(exc).lower() or "No pretrained" in str(exc):
+            raise ModelError(f"timm has no pretrained weights for '{timm_name}': {exc}") from exc
+        raise
+
+
+def _finish(model, device: str | None):
+    model = model.eval().to(device or default_device())
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def _bundled(device: str | None, requested: str, notice: str) -> LoadedModel:
+    from .shapes import load_shapes_model
+
+    model, config = load_shapes_model(device="cpu")
+    model = _finish(model, device)
+    return LoadedModel(
+        model=model,
+        name=BUNDLED_MODEL,
+        spec=CATALOGUE[BUNDLED_MODEL],
+        source="bundled",
+        notice=notice,
+        data_config=_data_config(model),
+        labels=list(config["classes"]),
+        requested=requested,
+        extra={"config": config},
+    )
+
+
+_OFFLINE_HOWTO = (
+    "To explore ImageNet ViTs offline, download them once on a networked machine "
+    "(python -c \"import timm; timm.create_model('vit_small_patch16_224.augreg_in21k_ft_in1k', "
+    "pretrained=True)\") so they sit in the Hugging Face cache, or load a local .safetensors file."
+)
+
+
+def load_model(
+    name: str,
+    *,
+    weights: str | Path | bytes | None = None,
+    pretrained: bool = True,
+    device: str | None = None,
+    allow_fallback: bool = True,
+    hub_timeout: float = 2.0,
+    **model_kwargs,
+) -> LoadedModel:
+    """Load a ViT-family model by catalogue key, timm name or ``hf-hub:`` name.
+
+    Args:
+        name: A catalogue key (``'ViT-S/16 (AugReg)'``), a timm name (``'deit_small_patch16_224'``), an
+            ``hf-hub:`` name, or ``'vitviz-shapes'``.
+        weights: A local weights file (path or bytes) to load instead of the hub weights.
+        pretrained: False gives random weights (for tests and benchmarks).
+        device: ``'cuda'``, ``'mps'`` or ``'cpu'``; the best available by default.
+        allow_fallback: When the hub is out of reach and the weights are not cached, load the bundled
+            ``vitviz-shapes`` model instead of raising.
+        hub_timeout: Seconds allowed for deciding whether the hub is reachable.
+        **model_kwargs: Passed to ``timm.create_model`` (e.g. ``img_size``, ``dynamic_img_size``).
+
+    Raises:
+        ModelError: Unknown or unsupported model, unreadable or mismatched weights, hub out of reach
+            without fallback.
+    """
+    if (name or "").strip() == BUNDLED_MODEL:
+        return _bundled(device, name, "Using vitviz-shapes, the small ViT shipped with vitviz (offline).")
+    timm_name, spec = resolve_name(name)
+    if weights is not None:
+        model = _create(timm_name, False, **model_kwargs)
+        load_state_dict(model, weights)
+        return _loaded(model, timm_name, spec, "local", "Using weights from your local file.", device, name)
+    if not pretrained:
+        model = _create(timm_name, False, **model_kwargs)
+        return _loaded(model, timm_name, spec, "random", "Random weights (untrained): maps show structure only.",
+                       device, name)
+    if hub_reachable(hub_timeout):
+        model = _create(timm_name, True, **model_kwargs)
+        return _loaded(model, timm_name, spec, "hub", "Pretrained weights from the Hugging Face hub.", device, name)
+    cached = _cached_hub_file(timm_name)
+    if cached is not None:
+        model = _create(timm_name, False, **model_kwargs)
+        load_state_dict(model, cached)
+        return _loaded(model, timm_name, spec, "hub-cache",
+                       "Pretrained hub weights from the local cache (the hub is unreachable).", device, name)
+    if not allow_fallback:
+        raise ModelError(f"The Hugging Face hub is unreachable and '{name}' is not cached. {_OFFLINE_HOWTO}")
+    return _bundled(
+        device,
+        name,
+        f"The Hugging Face hub is unreachable, so '{name}' could not be downloaded: showing vitviz-shapes, "
+        f"the small ViT shipped with vitviz. {_OFFLINE_HOWTO}",
+    )
+
+
+def _loaded(model, timm_name, spec, source, notice, device, requested) -> LoadedModel:
+    from .capture import CaptureError, attention_modules
+
+    try:
+        attention_modules(model)  # fails early for an attention module vitviz cannot record
+    except CaptureError as exc:
+        raise ModelError(f"'{requested}' cannot be explained by vitviz: {exc}") from exc
+    model = _finish(model, device)
+    labels = _imagenet_labels(model) if getattr(model, "num_classes", 0) else None
+    return LoadedModel(
+        model=model,
+        name=timm_name,
+        spec=spec,
+        source=source,
+        notice=notice,
+        data_config=_data_config(model),
+        labels=labels,
+        requested=requested,
+    )
