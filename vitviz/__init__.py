@@ -15,7 +15,6 @@ __version__ = "0.1.0"
 _LAZY = {
     "TokenLayout": "layout",
     "Capture": "capture",
-    "capture": "capture",
     "AttentionRecorder": "capture",
     "CaptureError": "capture",
     "CATALOGUE": "models",
