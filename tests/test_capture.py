@@ -313,3 +313,13 @@ def test_bad_arguments():
         result.attention_grad(0)
     with pytest.raises(ValueError, match="fusion"):
         result.fused_attention(0, "median")
+
+
+def test_gradients_work_on_a_frozen_model_from_load_model():
+    from vitviz.models import load_model
+
+    loaded = load_model("test_vit", pretrained=False)
+    assert not any(p.requires_grad for p in loaded.model.parameters())
+    result = capture(loaded.model, _inputs(loaded.model, batch=1), target=2)
+    assert all(result.attention_grad(i).abs().sum() > 0 for i in range(result.num_layers))
+    assert not any(p.requires_grad for p in loaded.model.parameters())

@@ -217,7 +217,8 @@ class AttentionRecorder:
         return threading.get_ident() == self._owner
 
     def _keep(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor if self.keep_graph else tensor.detach().cpu()
+        # Stays on the model's device until the pass ends: one transfer per tensor, no sync per layer.
+        return tensor if self.keep_graph else tensor.detach()
 
     def _store_hook(self, bucket: list[torch.Tensor]):
         def hook(_module, _args, output):
@@ -228,7 +229,7 @@ class AttentionRecorder:
 
     def _block_input_hook(self, _module, args):
         if self._mine():
-            self.block_inputs.append(args[0].detach().cpu())
+            self.block_inputs.append(args[0].detach())
 
     def _register(self) -> None:
         blocks = self.model.blocks
@@ -244,7 +245,7 @@ class AttentionRecorder:
     def _store_block_output(self, i: int):
         def hook(_module, _args, output):
             if self._mine():
-                self.block_outputs[i].append(output.detach().cpu())
+                self.block_outputs[i].append(output.detach())
 
         return hook
 
@@ -350,7 +351,8 @@ def capture(
             grads = None
         else:
             with torch.enable_grad():
-                output = model(x)
+                # The input requires grad so a graph exists even when the parameters are frozen.
+                output = model(x.detach().requires_grad_(True))
                 recorder.check_fired()
                 score = output[torch.arange(batch), torch.tensor(targets)].sum()
                 grads = torch.autograd.grad(score, [bucket[0] for bucket in recorder.probs])
@@ -360,7 +362,7 @@ def capture(
 
 def _build(recorder: AttentionRecorder, layout: TokenLayout, output, grads, targets) -> Capture:
     hidden = [recorder.block_inputs[0]] + [bucket[0] for bucket in recorder.block_outputs]
-    hidden_states = torch.stack(hidden, dim=1)  # (B, L+1, N, D)
+    hidden_states = torch.stack(hidden, dim=1).cpu()  # (B, L+1, N, D)
     if hidden_states.shape[2] != layout.num_tokens:
         raise CaptureError(
             f"the model produced {hidden_states.shape[2]} tokens but its layout says "
@@ -382,7 +384,7 @@ def _build(recorder: AttentionRecorder, layout: TokenLayout, output, grads, targ
         if grads is not None:
             fields["_grads"] = tuple(g.detach().cpu() for g in grads)
     else:
-        fields["_queries"] = tuple(bucket[0] for bucket in recorder.queries)
-        fields["_keys"] = tuple(bucket[0] for bucket in recorder.keys)
+        fields["_queries"] = tuple(bucket[0].cpu() for bucket in recorder.queries)
+        fields["_keys"] = tuple(bucket[0].cpu() for bucket in recorder.keys)
         fields["_scales"] = tuple(float(m.scale) for m in modules)
     return Capture(**fields)

@@ -389,9 +389,19 @@ def _check_fit(model, state: dict) -> None:
 
 
 def _data_config(model) -> dict:
+    """timm's data config, with the input size the model was really built for.
+
+    ``resolve_model_data_config`` reads the pretrained config, which keeps e.g. DINOv2's 518 px even when
+    the model was created with ``img_size=224``.
+    """
     from timm.data import resolve_model_data_config
 
-    return resolve_model_data_config(model)
+    config = dict(resolve_model_data_config(model))
+    patch_embed = getattr(model, "patch_embed", None)
+    img_size = getattr(patch_embed, "img_size", None)
+    if img_size is not None:
+        config["input_size"] = (config["input_size"][0], int(img_size[0]), int(img_size[1]))
+    return config
 
 
 def _imagenet_labels(model) -> list[str] | None:

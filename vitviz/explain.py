@@ -1,0 +1,293 @@
+"""Notebook entry point: one call from a model and an image to every array and figure vitviz has.
+
+    >>> import vitviz
+    >>> ex = vitviz.explain("vitviz-shapes", "cat.jpg")
+    >>> ex.predictions[0]
+    >>> ex.fig_rollout()              # a plotly Figure; displays itself in Jupyter
+    >>> ex.attention_map(layer=-1, head=3, query=(4, 5)).patches
+
+``explain`` runs the model once (plus one backward pass when ``target`` is given); every method of the
+returned ``Explanation`` works on that capture and never runs the model again.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+from vitviz import analysis, figures
+from vitviz.capture import Capture, capture
+from vitviz.images import InputGeometry, input_image, load_image, prepare_input
+from vitviz.layout import TokenLayout
+
+__all__ = ["Explanation", "explain"]
+
+TOP_K = 5
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """One image seen by one model: the capture plus what is needed to place it on the photo.
+
+    Attributes:
+        image: The original, upright RGB image.
+        geometry: Which part of ``image`` the model input shows.
+        layout: Where each token sits.
+        capture: The recorded forward pass (attention, hidden states, output).
+        predictions: Top classes, most probable first; empty for a model without a classifier.
+        model: The model that ran (after re-patchifying, when asked).
+        input: The model input (1, 3, H, W) as normalised.
+        data_config: timm data config used to prepare the input.
+        name: Model name, for titles.
+    """
+
+    image: Image.Image
+    geometry: InputGeometry
+    layout: TokenLayout
+    capture: Capture
+    predictions: tuple[analysis.Prediction, ...]
+    model: Any = field(repr=False)
+    input: Any = field(repr=False)
+    data_config: dict = field(repr=False)
+    name: str = ""
+
+    # ---------------------------------------------------------------------------------------- arrays
+
+    def default_query(self) -> int:
+        """The class token, or the centre patch for a model without one."""
+        if self.layout.class_index is not None:
+            return self.layout.class_index
+        rows, cols = self.layout.grid_size
+        return self.layout.patch_index(rows // 2, cols // 2)
+
+    def _query(self, query: Any) -> int:
+        return self.default_query() if query is None else analysis.query_index(query, self.layout)
+
+    def attention_map(self, layer: int = -1, head: int | str = "mean", query: Any = None) -> analysis.AttentionMap:
+        """One query's attention in one layer (see ``vitviz.analysis.attention_map``); query as token index,
+        prefix name (``'cls'``, ``'reg0'``) or patch ``(row, col)``; default :meth:`default_query`."""
+        return analysis.attention_map(self.capture, layer, head, self._query(query))
+
+    def attention_grid(self, query: Any = None) -> np.ndarray:
+        """(L, H, gh, gw) one query's attention over the patches, every layer and head."""
+        return analysis.attention_grid(self.capture, self._query(query))
+
+    def rollout(
+        self, head_fusion: str = "mean", discard_ratio: float = 0.0, start_layer: int = 0,
+        end_layer: int | None = None,
+    ) -> analysis.RolloutResult:
+        """Attention rollout (Abnar & Zuidema 2020) of the capture."""
+        return analysis.rollout(self.capture, head_fusion, discard_ratio, start_layer, end_layer)
+
+    def gradient_rollout(self, start_layer: int = 0, end_layer: int | None = None) -> analysis.RolloutResult:
+        """Gradient-weighted rollout (Chefer et al. 2021); needs ``explain(..., target=class_index)``."""
+        if self.capture.target is None:
+            raise ValueError("gradient rollout needs gradients: call vitviz.explain(..., target=class_index)")
+        return analysis.gradient_rollout(self.capture, start_layer=start_layer, end_layer=end_layer)
+
+    def position_similarity(self) -> np.ndarray:
+        """(gh, gw, gh, gw) cosine similarity of the position embeddings at this grid."""
+        return analysis.position_similarity(self.model, self.layout)
+
+    def embedding_filters(self, n: int = 28) -> analysis.EmbeddingFilters:
+        """Principal components of the patch-embedding filters."""
+        return analysis.embedding_filters(self.model, n)
+
+    def attention_distance(self) -> np.ndarray:
+        """(L, H) mean attention distance in model-input pixels."""
+        return analysis.mean_attention_distance(self.capture)
+
+    def token_norms(self) -> np.ndarray:
+        """(L+1, N) L2 norm of every token at every depth."""
+        return analysis.token_norms(self.capture)
+
+    def feature_pca(self, layer: int = -1) -> np.ndarray:
+        """(gh, gw, 3) first three principal components of one hidden state's patch tokens, in 0..1."""
+        return analysis.feature_pca(self.capture, self.layout, layer=layer)
+
+    def input_pixels(self) -> np.ndarray:
+        """(H, W, 3) uint8: the model input as the model sees it (after resize, crop, padding)."""
+        return input_image(self.input, self.data_config)
+
+    def patch_tiles(self) -> np.ndarray:
+        """(num_patches, ph, pw, 3) uint8 patches of the model input, in sequence order."""
+        return analysis.patch_tiles(self.input_pixels(), self.layout.patch_size)
+
+    # --------------------------------------------------------------------------------------- figures
+
+    def fig_patch_grid(self) -> go.Figure:
+        """The photo with the patch grid on the region the model sees."""
+        return figures.patch_grid_figure(self.image, self.geometry, self.layout)
+
+    def fig_patch_sequence(self, columns: int | None = None) -> go.Figure:
+        """The token sequence as the model receives it."""
+        return figures.patch_sequence_figure(self.patch_tiles(), self.layout, columns=columns)
+
+    def fig_position_similarity(self, data_range: bool = False) -> go.Figure:
+        """Position-embedding similarity tiles (ViT paper, Fig. 7 centre)."""
+        return figures.position_similarity_figure(self.position_similarity(), data_range=data_range)
+
+    def fig_position_tile(self, row: int, col: int) -> go.Figure:
+        """One position's similarity tile, enlarged."""
+        return figures.position_tile_figure(self.position_similarity(), row, col)
+
+    def fig_embedding_filters(self, n: int = 28) -> go.Figure:
+        """Principal components of the patch-embedding filters (ViT paper, Fig. 7 left)."""
+        result = self.embedding_filters(n)
+        return figures.embedding_filters_figure(result.tiles, result.explained_variance_ratio)
+
+    def fig_attention(self, layer: int = -1, head: int | str = "mean", query: Any = None) -> go.Figure:
+        """One query's attention in one layer over the photo, prefix tokens listed apart."""
+        amap = self.attention_map(layer, head, query)
+        row = np.concatenate([list(amap.prefix.values()), amap.patches.reshape(-1)])  # (N,)
+        return figures.attention_map_figure(
+            row, self.image, self.geometry, self.layout, query=amap.query, layer=amap.layer, head=amap.head,
+        )
+
+    def fig_attention_grid(self, query: Any = None, normalize: bool = False) -> go.Figure:
+        """Layers × heads grid of one query's attention."""
+        index = self._query(query)
+        title = f"Attention of {figures.token_name(self.layout, index)}, per layer and head"
+        return figures.attention_grid_figure(self.attention_grid(index), normalize=normalize, title=title)
+
+    def fig_attention_distance(self) -> go.Figure:
+        """Mean attention distance per head against depth (ViT paper, Fig. 7 right)."""
+        return figures.attention_distance_figure(self.attention_distance())
+
+    def fig_rollout(
+        self, head_fusion: str = "mean", discard_ratio: float = 0.0, start_layer: int = 0,
+        gradient: bool = False,
+    ) -> go.Figure:
+        """Rollout over the photo with a layer slider; ``gradient=True`` for gradient rollout."""
+        result = self.gradient_rollout(start_layer) if gradient else self.rollout(
+            head_fusion, discard_ratio, start_layer
+        )
+        return figures.rollout_figure(
+            result.maps, self.image, self.geometry, self.layout,
+            start_layer=result.layers[0], query=result.readout, method=result.method,
+        )
+
+    def fig_token_norms(self, layer: int = -1) -> go.Figure:
+        """Token norms at one depth, patches as a map and prefix tokens apart."""
+        return figures.token_norm_figure(self.token_norms(), self.layout, layer)
+
+    def fig_feature_pca(self, layer: int = -1) -> go.Figure:
+        """Patch features coloured by their first three principal components, beside the photo."""
+        return figures.feature_pca_figure(self.feature_pca(layer), self.image, self.geometry, self.layout)
+
+    def fig_predictions(self) -> go.Figure:
+        """Top classes as a bar chart."""
+        return figures.predictions_figure(self.predictions, title=f"Top predictions of {self.name}".strip())
+
+
+# ------------------------------------------------------------------------------------------- explain
+
+
+def _resolve_model(model_or_name: Any, device: str | None) -> tuple[Any, dict, list[str] | None, str]:
+    """``(model, data_config, labels, name)`` from a name, a ``LoadedModel`` or a model object."""
+    if isinstance(model_or_name, str):
+        from vitviz.models import load_model
+
+        model_or_name = load_model(model_or_name, device=device)
+    if hasattr(model_or_name, "data_config") and hasattr(model_or_name, "model"):  # LoadedModel
+        return model_or_name.model, dict(model_or_name.data_config), model_or_name.labels, model_or_name.name
+    from timm.data import resolve_model_data_config
+
+    model = model_or_name if device is None else model_or_name.to(device)
+    name = str(getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__))
+    return model, dict(resolve_model_data_config(model)), analysis.imagenet_labels(model), name
+
+
+def _resolve_image(image: Any) -> Image.Image:
+    """An upright RGB image from a path, bytes, file object, PIL image or uint8 array."""
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(figures._base.as_rgb_array(image))
+    if isinstance(image, (str, Path, bytes, bytearray, memoryview)) or hasattr(image, "read"):
+        return load_image(image)
+    raise TypeError(f"cannot read an image from {type(image).__name__}")
+
+
+def _at_model_input_size(model: Any, data_config: dict) -> dict:
+    """The data config with the input size the model is built for.
+
+    ``timm.create_model(..., img_size=...)`` and ``set_input_size`` change ``patch_embed.img_size`` but
+    not the pretrained config that ``resolve_model_data_config`` reads.
+    """
+    img_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if img_size is None:
+        return data_config
+    channels = data_config.get("input_size", (3,))[0]
+    return {**data_config, "input_size": (channels, *(int(v) for v in img_size))}
+
+
+def _repatched(model: Any, data_config: dict, patch_size: int | Sequence[int]) -> tuple[Any, dict]:
+    """A copy of the model at ``patch_size`` and the data config for its (possibly new) input size."""
+    model = analysis.with_patch_size(model, patch_size)
+    return model, _at_model_input_size(model, data_config)
+
+
+def _device_of(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
+def explain(
+    model_or_name: Any,
+    image: Any,
+    *,
+    target: int | None = None,
+    patch_size: int | Sequence[int] | None = None,
+    device: str | None = None,
+) -> Explanation:
+    """Run a ViT once on an image and keep everything needed to explain what it saw.
+
+    Args:
+        model_or_name: A catalogue key or timm name (loaded with ``vitviz.models.load_model``), a
+            ``LoadedModel``, or a timm ViT-family model object (used as it is; it is moved to ``device``
+            when one is given).
+        image: A path, bytes, file object (decoded with ``vitviz.images.load_image``), PIL image or
+            uint8 array.
+        target: Class index whose gradients are recorded (enables gradient rollout).
+        patch_size: Run at another patch size (FlexiViT-style resampled copy of the model,
+            ``vitviz.analysis.with_patch_size``); the model passed in is left untouched.
+        device: Device for a model loaded by name, or to move a model object to.
+
+    Returns:
+        The frozen Explanation.
+    """
+    model, data_config, labels, name = _resolve_model(model_or_name, device)
+    picture = _resolve_image(image)
+    if patch_size is not None:
+        model, data_config = _repatched(model, data_config, patch_size)
+    else:
+        data_config = _at_model_input_size(model, data_config)
+    x, geometry = prepare_input(picture, data_config)  # (1, 3, H, W)
+    result = capture(model, x.to(_device_of(model)), target=target)
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    predictions = ()
+    if num_classes and result.output.shape[-1] == num_classes:
+        predictions = tuple(analysis.top_k(result.output[0], labels, k=TOP_K))
+    return Explanation(
+        image=picture, geometry=geometry, layout=result.layout, capture=result, predictions=predictions,
+        model=model, input=x, data_config=data_config, name=name,
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """``vitviz.explain(...)`` must call :func:`explain` even after ``import vitviz.explain`` has bound the
+    name ``explain`` in the package to this module (Python sets that attribute after the lazy
+    ``vitviz.__getattr__`` ran)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Explanation:
+        return explain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
