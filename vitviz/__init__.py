@@ -26,8 +26,8 @@ _LAZY = {
     "InputGeometry": "images",
     "load_image": "images",
     "prepare_input": "images",
-    "explain": "explain",
-    "Explanation": "explain",
+    "explain": "explanation",
+    "Explanation": "explanation",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -12,8 +12,6 @@ returned ``Explanation`` works on that capture and never runs the model again.
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +22,7 @@ from PIL import Image
 
 from vitviz import analysis, figures
 from vitviz.capture import Capture, capture
+from vitviz.figures._base import as_rgb_array
 from vitviz.images import InputGeometry, input_image, load_image, prepare_input
 from vitviz.layout import TokenLayout
 
@@ -46,6 +45,7 @@ class Explanation:
         input: The model input (1, 3, H, W) as normalised.
         data_config: timm data config used to prepare the input.
         name: Model name, for titles.
+        notice: Which weights are in use, when the model was loaded by name (e.g. the offline fallback).
     """
 
     image: Image.Image
@@ -57,6 +57,14 @@ class Explanation:
     input: Any = field(repr=False)
     data_config: dict = field(repr=False)
     name: str = ""
+    notice: str = ""
+
+    def __repr__(self) -> str:
+        top = self.predictions[0] if self.predictions else None
+        guess = f", top={top.label!r} ({top.probability:.1%})" if top else ""
+        height, width = self.geometry.original_size
+        return (f"Explanation(model={self.name!r}, image={width}×{height}, layout={self.layout.describe()!r}, "
+                f"layers={self.capture.num_layers}, heads={self.capture.num_heads}{guess})")
 
     # ---------------------------------------------------------------------------------------- arrays
 
@@ -190,19 +198,21 @@ class Explanation:
 # ------------------------------------------------------------------------------------------- explain
 
 
-def _resolve_model(model_or_name: Any, device: str | None) -> tuple[Any, dict, list[str] | None, str]:
-    """``(model, data_config, labels, name)`` from a name, a ``LoadedModel`` or a model object."""
+def _resolve_model(model_or_name: Any, device: str | None) -> tuple[Any, dict, list[str] | None, str, str]:
+    """``(model, data_config, labels, name, notice)`` from a name, a ``LoadedModel`` or a model object."""
     if isinstance(model_or_name, str):
         from vitviz.models import load_model
 
         model_or_name = load_model(model_or_name, device=device)
     if hasattr(model_or_name, "data_config") and hasattr(model_or_name, "model"):  # LoadedModel
-        return model_or_name.model, dict(model_or_name.data_config), model_or_name.labels, model_or_name.name
+        loaded = model_or_name
+        model = loaded.model if device is None else loaded.model.to(device)
+        return model, dict(loaded.data_config), loaded.labels, loaded.name, loaded.notice
     from timm.data import resolve_model_data_config
 
     model = model_or_name if device is None else model_or_name.to(device)
     name = str(getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__))
-    return model, dict(resolve_model_data_config(model)), analysis.imagenet_labels(model), name
+    return model, dict(resolve_model_data_config(model)), analysis.imagenet_labels(model), name, ""
 
 
 def _resolve_image(image: Any) -> Image.Image:
@@ -210,7 +220,7 @@ def _resolve_image(image: Any) -> Image.Image:
     if isinstance(image, Image.Image):
         return image if image.mode == "RGB" else image.convert("RGB")
     if isinstance(image, np.ndarray):
-        return Image.fromarray(figures._base.as_rgb_array(image))
+        return Image.fromarray(as_rgb_array(image))
     if isinstance(image, (str, Path, bytes, bytearray, memoryview)) or hasattr(image, "read"):
         return load_image(image)
     raise TypeError(f"cannot read an image from {type(image).__name__}")
@@ -251,19 +261,19 @@ def explain(
 
     Args:
         model_or_name: A catalogue key or timm name (loaded with ``vitviz.models.load_model``), a
-            ``LoadedModel``, or a timm ViT-family model object (used as it is; it is moved to ``device``
-            when one is given).
+            ``LoadedModel``, or a timm ViT-family model object (used as it is; moved, in place, to
+            ``device`` when one is given).
         image: A path, bytes, file object (decoded with ``vitviz.images.load_image``), PIL image or
             uint8 array.
         target: Class index whose gradients are recorded (enables gradient rollout).
         patch_size: Run at another patch size (FlexiViT-style resampled copy of the model,
             ``vitviz.analysis.with_patch_size``); the model passed in is left untouched.
-        device: Device for a model loaded by name, or to move a model object to.
+        device: Device to load the model on (by name) or to move it to.
 
     Returns:
         The frozen Explanation.
     """
-    model, data_config, labels, name = _resolve_model(model_or_name, device)
+    model, data_config, labels, name, notice = _resolve_model(model_or_name, device)
     picture = _resolve_image(image)
     if patch_size is not None:
         model, data_config = _repatched(model, data_config, patch_size)
@@ -277,17 +287,5 @@ def explain(
         predictions = tuple(analysis.top_k(result.output[0], labels, k=TOP_K))
     return Explanation(
         image=picture, geometry=geometry, layout=result.layout, capture=result, predictions=predictions,
-        model=model, input=x, data_config=data_config, name=name,
+        model=model, input=x, data_config=data_config, name=name, notice=notice,
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``vitviz.explain(...)`` must call :func:`explain` even after ``import vitviz.explain`` has bound the
-    name ``explain`` in the package to this module (Python sets that attribute after the lazy
-    ``vitviz.__getattr__`` ran)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Explanation:
-        return explain(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,81 @@
+"""vitviz — see how a Vision Transformer sees an image.
+
+Run with ``streamlit run app.py``. This file is the entry point and the Overview page: it draws the shared
+sidebar (image and model), registers the pages with ``st.navigation`` and, on the Overview, shows the image,
+the top-5 predictions and the attention rollout at one glance.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+import vitviz_app as ui
+from vitviz_app.views import rollout_view
+
+
+def overview() -> None:
+    """The Overview page: the image, what the model predicts, and where its attention flows."""
+    ui.page_header(
+        "How a Vision Transformer sees your image",
+        "Pick an image and a model in the sidebar. The model cuts the image into patches, lets every patch "
+        "attend to every other one for several layers, and reads its answer from the class token. "
+        "Below: its top-5 guesses and **attention rollout**, how much each patch feeds the class token "
+        "through all layers (Abnar & Zuidema 2020).",
+    )
+    ctx = ui.context()
+    ctx.require()
+    fwd = ctx.forward()
+    from vitviz.figures import predictions_figure, rollout_figure
+
+    left, right = st.columns([1.0, 1.2], gap="large")
+    with left:
+        st.subheader("Your image")
+        st.image(ctx.image, caption=f"{ctx.image_label} · {ctx.image.width}×{ctx.image.height} px",
+                 width="stretch")
+        st.subheader("Top-5 predictions")
+        if fwd.predictions:
+            ui.show_figure(predictions_figure(fwd.predictions, title=""), key="overview.predictions",
+                           filename="top5-predictions", height=300)
+            best = fwd.predictions[0]
+            st.caption(f"Most likely: **{best.label}** ({best.probability:.1%}).")
+        else:
+            ui.no_classifier_note()
+    view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
+    with right:
+        st.subheader("Attention rollout")
+        fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, query=view.figure_query,
+                             title="")
+        ui.show_figure(fig, key="overview.rollout", filename="attention-rollout")
+        st.caption("Bright patches feed the model's read-out the most. Drag the slider to see the rollout "
+                   "build up layer by layer; tune it on the Rollout page.")
+    st.divider()
+    ui.model_facts(fwd)
+    ui.download_arrays(
+        {"rollout_maps": view.maps, "rollout_prefix": view.prefix,
+         "probabilities": fwd.probabilities if fwd.probabilities is not None else []},
+        ctx.settings(view="overview", head_fusion="mean", discard_ratio=0.0, start_layer=0,
+                     readout=view.readout, layers=list(view.layers)),
+        filename="overview", key="overview.download",
+    )
+
+
+# The page scripts live in app_pages/, not pages/: Streamlit treats a folder named pages/ next to the entry
+# point as a classic (v1) multipage app until st.navigation first runs, so a fresh server opened on a deep
+# link (/attention) would run that page without this file, its sidebar or its layout.
+PAGES = {
+    "Explore": [
+        st.Page(overview, title="Overview", icon=":material/visibility:", default=True),
+        st.Page("app_pages/patches.py", title="Patches", icon=":material/grid_on:"),
+        st.Page("app_pages/position_embeddings.py", title="Position embeddings", icon=":material/apps:"),
+        st.Page("app_pages/attention.py", title="Attention", icon=":material/center_focus_strong:"),
+        st.Page("app_pages/rollout.py", title="Rollout", icon=":material/layers:"),
+        st.Page("app_pages/heads_depth.py", title="Heads & depth", icon=":material/insights:"),
+    ],
+    "Learn": [
+        st.Page("app_pages/how_vit_works.py", title="How a ViT works", icon=":material/school:"),
+    ],
+}
+
+st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide")
+page = st.navigation(PAGES)
+ui.sidebar()
+page.run()

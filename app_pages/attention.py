@@ -1,0 +1,107 @@
+"""Attention: where one token looks, in any layer and head."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import vitviz_app as ui
+
+ui.page_header(
+    "Attention",
+    "In every layer each token (the **query**) mixes information from all tokens, weighted by its "
+    "attention: softmax(q·k/√d) over the keys. Pick a layer, a head (or fuse all heads) and a query; "
+    "**click a patch on the image** to make it the query, or click a tile of the layers × heads grid to "
+    "jump to that layer and head. Attention to prefix tokens (class, distillation, registers) has no "
+    "place on the image, so it is listed apart.",
+)
+ctx = ui.context()
+ctx.require()
+fwd = ctx.forward()
+cap, layout = fwd.capture, fwd.layout
+gh, gw = layout.grid_size
+prefix_names = list(layout.prefix_names)
+query_options = prefix_names + ["patch"]
+head_options = list(ui.HEAD_FUSIONS) + [str(h) for h in range(cap.num_heads)]
+PREFIX_LABELS = {"cls": "Class token", "dist": "Distillation token"}
+
+
+def _query_label(option: str) -> str:
+    if option == "patch":
+        return "A patch"
+    if option.startswith("reg"):
+        return f"Register {option[3:]}"
+    return PREFIX_LABELS.get(option, option)
+
+
+c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="bottom")
+layer = c1.slider("Layer", 0, cap.num_layers - 1, value=cap.num_layers - 1, key="attn_layer",
+                  bind="query-params", persist_state="session",
+                  help="Block index, 0 = first. Early layers mix locally, late layers globally.")
+head = c2.selectbox("Head", head_options, format_func=ui.head_label, key="attn_head", bind="query-params",
+                    persist_state="session",
+                    help="One head, or the heads fused by their mean, maximum or minimum (head fusion).")
+query_kind = c3.segmented_control(
+    "Query token", query_options, default=query_options[0], required=True, format_func=_query_label,
+    key="attn_query", bind="query-params", persist_state="session",
+)
+if query_kind == "patch":
+    p1, p2, _ = st.columns([1, 1, 4])
+    row = p1.number_input("Patch row", 0, gh - 1, value=gh // 2, key="attn_row", bind="query-params",
+                          persist_state="session")
+    col = p2.number_input("Patch column", 0, gw - 1, value=gw // 2, key="attn_col", bind="query-params",
+                          persist_state="session")
+    query = (int(row), int(col))
+else:
+    query = query_kind
+
+from vitviz.analysis import attention_grid, attention_map
+from vitviz.figures import attention_grid_figure, attention_map_figure, map_extent
+
+head_arg = head if head in ui.HEAD_FUSIONS else int(head)
+amap = attention_map(cap, layer, head_arg, query)
+row_values = np.concatenate([np.asarray(list(amap.prefix.values()), dtype=np.float64), amap.patches.ravel()])
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    fig = attention_map_figure(row_values, ctx.image, fwd.geometry, layout, query=amap.query, layer=layer,
+                               head=head_arg)
+    ui.add_cell_targets(fig, map_extent(fwd.geometry, (ctx.image.height, ctx.image.width), layout))
+    ui.show_figure(fig, key="attn.map", filename=f"attention-layer{layer}-{head}", height=560,
+                   on_select=ui.click_to_state("attn.map", "attn_row", "attn_col", attn_query="patch"))
+with right:
+    st.markdown("**Share of this query's attention**")
+    shares = list(amap.prefix.items()) + [("all patches", float(amap.patches.sum()))]
+    for column, (name, value) in zip(st.columns(len(shares)), shares):
+        column.metric(_query_label(name) if name in prefix_names else name.capitalize(), f"{value:.1%}")
+    flat = amap.patches.ravel()
+    top = np.argsort(-flat, kind="stable")[:5]
+    st.markdown("**Patches it attends to most**")
+    st.dataframe(
+        {"row": [int(i // gw) for i in top], "column": [int(i % gw) for i in top],
+         "attention": [float(flat[i]) for i in top]},
+        hide_index=True, width="stretch",
+        column_config={"attention": st.column_config.ProgressColumn(
+            "attention", format="percent", min_value=0.0, max_value=float(max(flat.max(), 1e-12)))},
+    )
+    if head in ui.HEAD_FUSIONS and head != "mean":
+        st.caption(f"With {head} fusion the values no longer sum to 1: each patch shows the {head} over "
+                   f"the {cap.num_heads} heads.")
+
+st.subheader("Every layer and head at once")
+normalize = st.toggle("Scale each tile to its own maximum", value=True, key="attn_norm", bind="query-params",
+                      persist_state="session",
+                      help="Late-layer heads often spread attention thinly; per-tile scaling shows their pattern.")
+maps = attention_grid(cap, query)  # (L, H, gh, gw)
+grid_fig = ui.add_tile_targets(attention_grid_figure(
+    maps, normalize=normalize, title=f"Attention of {_query_label(query_kind).lower()}"
+    + (f" ({query[0]}, {query[1]})" if query_kind == "patch" else "") + " per layer (rows) and head (columns)"))
+ui.show_figure(grid_fig, key="attn.grid", filename="attention-layers-heads", height=max(420, 70 * cap.num_layers),
+               on_select=ui.click_to_state("attn.grid", "attn_layer", "attn_head", col_as=str))
+
+ui.download_arrays(
+    {"attention_heads": cap.attention_row(layer, amap.query)[0], "attention_map": amap.patches,
+     "attention_prefix": np.asarray(list(amap.prefix.values())), "layers_heads_maps": maps},
+    ctx.settings(view="attention", layer=layer, head=head, query=list(query) if query_kind == "patch" else query,
+                 query_token=amap.query, prefix_tokens=prefix_names, grid_size=[gh, gw]),
+    filename=f"attention-layer{layer}-{head}", key="attn.download",
+)

@@ -1,0 +1,62 @@
+"""Heads & depth: how far each head looks, and what the tokens carry through the layers."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import vitviz_app as ui
+from vitviz_app.views import distance_view, token_norms_view
+
+ui.page_header(
+    "Heads & depth",
+    "The ViT paper measured, for every head, the **mean attention distance**: how far (in pixels) a query "
+    "patch looks on average, weighting each key patch by its attention (Fig. 7 right, Fig. 11). Early "
+    "layers mix local and global heads; deeper layers look globally. Here it is for your image.",
+)
+ctx = ui.context()
+ctx.require()
+fwd = ctx.forward()
+cap, layout = fwd.capture, fwd.layout
+
+from vitviz.analysis import feature_pca, patch_distances
+from vitviz.figures import attention_distance_figure, feature_pca_figure, token_norm_figure
+
+dist = distance_view(fwd.key, fwd)  # (L, H) input pixels
+left, right = st.columns([3, 2], gap="large")
+with left:
+    ui.show_figure(attention_distance_figure(dist), key="heads.distance", filename="mean-attention-distance",
+                   height=460)
+with right:
+    st.markdown("**Per layer** (input pixels)")
+    st.dataframe(
+        {"layer": np.arange(cap.num_layers), "min head": dist.min(axis=1), "mean": dist.mean(axis=1),
+         "max head": dist.max(axis=1)},
+        hide_index=True, width="stretch",
+        column_config={k: st.column_config.NumberColumn(format="%.1f") for k in ("min head", "mean", "max head")},
+    )
+    uniform = float(patch_distances(layout).mean())
+    st.caption(f"For scale: the input is {layout.input_size[0]}×{layout.input_size[1]} px; a head attending "
+               f"uniformly to all patches would score {uniform:.0f} px, one attending only to its own patch 0.")
+
+st.subheader("Token norms and features through the layers")
+st.markdown("Each block adds to the tokens it receives (the residual stream). Some models develop "
+            "**high-norm tokens** in low-information background patches, which registers absorb "
+            "(Darcet et al. 2024); the PCA colours show which patches the model groups together.")
+depth = st.slider("Hidden state", 0, cap.num_layers, value=cap.num_layers, key="heads_state",
+                  bind="query-params", persist_state="session",
+                  help="0 = the embeddings entering block 0; i = the output of block i−1.")
+norms = token_norms_view(fwd.key, fwd)  # (L+1, N)
+a, b = st.columns(2, gap="large")
+with a:
+    ui.show_figure(token_norm_figure(norms, layout, int(depth)), key="heads.norms",
+                   filename=f"token-norms-{depth}", height=420)
+with b:
+    rgb = feature_pca(cap, layout, layer=int(depth))  # (gh, gw, 3)
+    ui.show_figure(feature_pca_figure(rgb, ctx.image, fwd.geometry, layout), key="heads.pca",
+                   filename=f"feature-pca-{depth}", height=420)
+
+ui.download_arrays(
+    {"mean_attention_distance": dist, "token_norms": norms, "feature_pca": rgb},
+    ctx.settings(view="heads_depth", hidden_state=int(depth), distance_unit="input pixels"),
+    filename="heads-depth", key="heads.download",
+)

@@ -1,0 +1,93 @@
+"""Patches: how the image is cut into patches, and what happens when the patch size changes."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import vitviz_app as ui
+from vitviz_app.loaders import native_patch_size
+
+CANDIDATE_SIZES = (8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64)
+MAX_GRID_SIDE = 32  # at most 32×32 = 1024 patch tokens: the CPU stays responsive
+
+
+def patch_size_options(loaded, native: int, input_side: int) -> list[int]:
+    """Patch sizes worth offering: the bundled model's trained sizes, else sizes giving 3..32 patches a side."""
+    trained = (getattr(loaded, "extra", None) or {}).get("config", {}).get("patch_sizes")
+    if trained:
+        return sorted({int(p) for p in trained} | {native})
+    sizes = {p for p in CANDIDATE_SIZES if 3 <= input_side // p and input_side / p <= MAX_GRID_SIDE}
+    return sorted(sizes | {native})
+
+
+ui.page_header(
+    "Patches",
+    "A ViT reads an image as a sequence of square **patches** (Dosovitskiy et al. 2021: \"an image is worth "
+    "16×16 words\"). Change the patch size to re-run the model FlexiViT-style (Beyer et al. 2023): its "
+    "patch-embedding weights are resized with the pseudo-inverse resize and its position embeddings "
+    "resampled to the new grid, so the *same* weights read coarser or finer patches.",
+)
+ctx = ui.context()
+ctx.require()
+native_fwd = ctx.forward()
+native = native_patch_size(native_fwd.model)
+input_side = min(native_fwd.layout.input_size)
+options = patch_size_options(ctx.loaded, native, input_side)
+
+controls, facts = st.columns([2, 3], vertical_alignment="bottom")
+with controls:
+    size = st.select_slider(
+        "Patch size (pixels)", options=options, value=native, key="patch", bind="query-params",
+        persist_state="session", format_func=lambda p: f"{p} px" + (" (native)" if p == native else ""),
+        help="The model was trained at the native size. Other sizes resample its patch-embedding weights "
+        "and position embeddings (timm's set_input_size).",
+    )
+fwd = native_fwd if size == native else ctx.forward(patch_size=size)
+layout, geometry = fwd.layout, fwd.geometry
+with facts:
+    gh, gw = layout.grid_size
+    st.markdown(
+        f"**{gh}×{gw} = {layout.num_patches} patches** of {size}×{size} px from a "
+        f"{layout.input_size[0]}×{layout.input_size[1]} px input, plus "
+        f"{layout.num_prefix_tokens} prefix token(s): **{layout.num_tokens} tokens** in all. "
+        f"Attention costs grow with the square: {layout.num_tokens ** 2:,} query–key pairs per head."
+    )
+    if layout.input_size != native_fwd.layout.input_size:
+        st.caption(f"{size} px does not divide {native_fwd.layout.input_size[0]} px, so the input becomes "
+                   f"{layout.input_size[0]}×{layout.input_size[1]} px, the nearest multiple.")
+
+from vitviz.analysis import patch_tiles
+from vitviz.figures import patch_grid_figure, patch_sequence_figure, predictions_figure
+from vitviz.images import input_image
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    ui.show_figure(patch_grid_figure(ctx.image, geometry, layout), key="patches.grid",
+                   filename=f"patch-grid-{size}px")
+with right:
+    if fwd.predictions:
+        ui.show_figure(predictions_figure(fwd.predictions, title=f"Top-5 at {size} px patches"),
+                       key="patches.predictions", filename=f"predictions-{size}px", height=300)
+        if size != native:
+            ref = native_fwd.predictions[0]
+            same = fwd.predictions[0].index == ref.index
+            st.caption(f"At the native {native} px the top class is **{ref.label}** ({ref.probability:.1%})"
+                       + (": the same answer." if same else ": the answer changed."))
+    else:
+        ui.no_classifier_note()
+
+pixels = input_image(fwd.x, fwd.data_config)  # (H, W, 3) uint8, what the model sees
+tiles = patch_tiles(pixels, layout.patch_size)  # (N, p, p, 3)
+st.subheader("The patch sequence")
+st.markdown("The model never sees the grid: it receives the patches as one sequence, row by row, after its "
+            "prefix tokens. Each patch is flattened to a vector of "
+            f"{size}·{size}·3 = {size * size * 3} numbers and projected to one token.")
+ui.show_figure(patch_sequence_figure(tiles, layout), key="patches.sequence", filename=f"patch-sequence-{size}px")
+
+ui.download_arrays(
+    {"patches": tiles, "model_input": pixels, "grid_size": np.array(layout.grid_size),
+     "probabilities": fwd.probabilities if fwd.probabilities is not None else np.zeros(0)},
+    ctx.settings(view="patches", patch_size=size, native_patch_size=native, grid_size=list(layout.grid_size),
+                 input_size=list(layout.input_size)),
+    filename=f"patches-{size}px", key="patches.download",
+)

@@ -1,0 +1,70 @@
+"""Position embeddings: what the model learned about where each patch sits (ViT paper, Fig. 7)."""
+from __future__ import annotations
+
+import streamlit as st
+
+import vitviz_app as ui
+from vitviz_app.views import filters_view, position_similarity_view
+
+ui.page_header(
+    "Position embeddings",
+    "Patches carry no position of their own: the model adds a learned **position embedding** to each. "
+    "Each tile below shows how similar one position's embedding is to all others (cosine similarity; "
+    "ViT paper, Fig. 7 centre). Nearby positions, and positions in the same row or column, tend to be "
+    "similar: the model has learned the 2-D layout of the image. **Click a tile** to enlarge it.",
+)
+ctx = ui.context()
+ctx.require()
+fwd = ctx.forward()
+layout = fwd.layout
+gh, gw = layout.grid_size
+
+from vitviz.analysis import PositionEmbeddingUnavailable
+from vitviz.figures import embedding_filters_figure, position_similarity_figure, position_tile_figure
+
+try:
+    sim = position_similarity_view(fwd.key, fwd)  # (gh, gw, gh, gw)
+except PositionEmbeddingUnavailable as exc:
+    st.info(f"No position-similarity view for this model: {exc}", icon=":material/info:")
+    sim = None
+
+
+if sim is not None:
+    data_range = st.toggle("Colour by the data's range instead of −1…1", key="pos_range",
+                           bind="query-params", persist_state="session",
+                           help="Learned embeddings are often all positively correlated; the data range "
+                           "shows their structure better.")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        tiles_fig = ui.add_tile_targets(position_similarity_figure(sim, data_range=data_range))
+        ui.show_figure(tiles_fig, key="pos.tiles", filename="position-similarity", height=640,
+                       on_select=ui.click_to_state("pos.tiles", "pos_row", "pos_col"))
+    with right:
+        a, b = st.columns(2)
+        row = a.number_input("Position row", 0, gh - 1, value=gh // 2, key="pos_row", bind="query-params",
+                             persist_state="session")
+        col = b.number_input("Position column", 0, gw - 1, value=gw // 2, key="pos_col",
+                             bind="query-params", persist_state="session")
+        tile = position_tile_figure(sim, int(row), int(col), data_range=data_range)
+        ui.show_figure(tile, key="pos.tile", filename=f"position-{row}-{col}", height=480)
+        near = [sim[row, col, r, c] for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
+                if 0 <= r < gh and 0 <= c < gw]
+        st.caption(f"Mean similarity to its 4 neighbours: **{sum(near) / max(len(near), 1):.3f}**; "
+                   f"to all positions: {sim[row, col].mean():.3f}.")
+
+st.subheader("Patch-embedding filters")
+st.markdown("The first layer projects each flattened patch with a learned matrix. Its principal components "
+            "(ViT paper, Fig. 7 left) look like the basis functions of a low-resolution image code: "
+            "colour blobs, edges and gratings.")
+n_filters = st.slider("Components", 7, 42, value=28, step=7, key="pos_filters", bind="query-params",
+                      persist_state="session")
+filters = filters_view(fwd.key, n_filters, fwd)
+ui.show_figure(embedding_filters_figure(filters.tiles, filters.explained_variance_ratio),
+               key="pos.filters", filename="embedding-filters")
+
+arrays = {"filter_tiles": filters.tiles, "filter_explained_variance": filters.explained_variance_ratio}
+settings = dict(view="position_embeddings", grid_size=[gh, gw], filter_components=n_filters)
+if sim is not None:
+    arrays["position_similarity"] = sim
+    settings.update(selected_position=[int(row), int(col)], color_range="data" if data_range else "-1..1")
+ui.download_arrays(arrays, ctx.settings(**settings), filename="position-embeddings", key="pos.download")

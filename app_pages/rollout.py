@@ -1,0 +1,83 @@
+"""Rollout: attention followed through all layers, plain and class-specific."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import vitviz_app as ui
+from vitviz_app.views import gradient_rollout_view, rollout_view
+
+ui.page_header(
+    "Attention rollout",
+    "One layer's attention only says where a token looks *in that layer*. **Rollout** (Abnar & Zuidema "
+    "2020) follows attention through the network: each layer is taken as ½·attention + ½·identity (the "
+    "residual connection), and the layers are multiplied from the first up. The **class-specific** version "
+    "(Chefer et al. 2021) weights each head's attention by the gradient of the chosen class's score and "
+    "keeps the positive part, so it shows the evidence *for that class*. Use the slider under each map to "
+    "scrub through the layers.",
+)
+ctx = ui.context()
+ctx.require()
+fwd = ctx.forward()
+cap = fwd.capture
+
+c1, c2, c3 = st.columns(3)
+fusion = c1.selectbox("Head fusion", list(ui.HEAD_FUSIONS), key="ro_fusion", bind="query-params",
+                      persist_state="session", format_func=lambda f: f.capitalize(),
+                      help="How the heads of a layer are combined before rolling out. Max fusion with a "
+                      "high discard ratio gives sharper maps (Gildenblat's variant).")
+discard = c2.slider("Discard ratio", 0.0, 0.95, value=0.0, step=0.05, key="ro_discard", bind="query-params",
+                    persist_state="session",
+                    help="Fraction of each row's weakest attention links set to zero before rolling out; a "
+                    "token's link to itself and to the class token are never discarded.")
+start = c3.slider("Start layer", 0, cap.num_layers - 1, value=0, key="ro_start", bind="query-params",
+                  persist_state="session", help="Roll out from this layer on; earlier layers are skipped.")
+
+from vitviz.figures import rollout_figure
+
+view = rollout_view(fwd.key, fusion, float(discard), int(start), fwd)
+readout = "class token" if view.readout == "cls" else "mean over patch queries (the model has no class token)"
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Attention rollout")
+    fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, start_layer=int(start),
+                         query=view.figure_query)
+    ui.show_figure(fig, key="ro.plain", filename=f"rollout-{fusion}-discard{discard:.2f}-start{start}",
+                   height=560)
+    if view.prefix.shape[1]:
+        names = ", ".join(f"{n}: {v:.1%}" for n, v in zip(fwd.layout.prefix_names, view.prefix[-1]))
+        st.caption(f"Read-out: {readout}. Rolled-out share of the prefix tokens: {names}.")
+    else:
+        st.caption(f"Read-out: {readout}.")
+
+grad_view = None
+with right:
+    st.subheader("Class-specific rollout")
+    if not fwd.predictions:
+        ui.no_classifier_note()
+    else:
+        labels = ctx.loaded.labels
+        num_classes = len(fwd.probabilities)
+        best = fwd.predictions[0].index
+        target = st.selectbox(
+            "Explain the class", list(range(num_classes)), index=best, key="ro_class", bind="query-params",
+            persist_state="session",
+            format_func=lambda i: f"{labels[i] if labels else 'class'} (#{i})",
+            help="Defaults to the top prediction. Type to search.",
+        )
+        st.caption(f"The model gives this class {fwd.probabilities[target]:.1%}.")
+        grad_fwd = ctx.forward(target=int(target))
+        grad_view = gradient_rollout_view(grad_fwd.key, int(start), grad_fwd)
+        gfig = rollout_figure(grad_view.maps, ctx.image, fwd.geometry, fwd.layout, start_layer=int(start),
+                              query=grad_view.figure_query,
+                              title=f"Gradient rollout for “{labels[target] if labels else target}”")
+        ui.show_figure(gfig, key="ro.gradient", filename=f"gradient-rollout-class{target}", height=560)
+        st.caption("Gradient × attention, positive part, mean over heads, accumulated as R ← R + Ā·R.")
+
+arrays = {"rollout_maps": view.maps, "rollout_prefix": view.prefix, "layers": np.asarray(view.layers)}
+settings = dict(view="rollout", head_fusion=fusion, discard_ratio=float(discard), start_layer=int(start),
+                readout=view.readout)
+if grad_view is not None:
+    arrays.update(gradient_rollout_maps=grad_view.maps, gradient_rollout_prefix=grad_view.prefix)
+    settings.update(gradient_target=int(target))
+ui.download_arrays(arrays, ctx.settings(**settings), filename="rollout", key="ro.download")

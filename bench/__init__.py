@@ -1,0 +1,1 @@
+"""vitviz benchmarks: run each script with `python bench/<name>.py` (see bench/README.md)."""

@@ -1,0 +1,169 @@
+"""Train, evaluate and ship vitviz-shapes: the small ViT that vitviz uses offline.
+
+    python scripts/train_shapes.py            # reproduce vitviz/assets/shapes_vit.* and docs/model_card.md
+    python scripts/train_shapes.py --quick    # 1-minute smoke run into a temporary folder
+
+The full run generates the training images from ``--seed``, trains FlexiViT-style over every patch size
+(``vitviz.shapes.training``), evaluates on a held-out seed (``vitviz.shapes.evaluation``), then writes the
+weights (safetensors), the config JSON with the metrics, a few gallery images, and the results section of
+the model card. Deterministic for a given seed, torch version and thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CARD = ROOT / 'docs' / 'model_card.md'
+START, END = '<!-- results:start -->', '<!-- results:end -->'
+GALLERY_CLASSES = ('star', 'heart', 'arrow', 'ring', 'crescent', 'cross')
+GALLERY_SEED, GALLERY_SPLIT = 7, 2
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--seed', type=int, default=0, help='training seed')
+    parser.add_argument('--quick', action='store_true', help='tiny smoke run into a temporary folder')
+    parser.add_argument('--out-dir', type=Path, default=None,
+                        help='where to write shapes_vit.{safetensors,json} (default vitviz/assets; --quick: temp)')
+    parser.add_argument('--card', type=Path, default=None, help='model card to update (default docs/model_card.md)')
+    parser.add_argument('--eval-count', type=int, default=None, help='held-out images for accuracy')
+    parser.add_argument('--localise-count', type=int, default=None, help='held-out images for localisation')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads (2 on the reference machine)')
+    parser.add_argument('--workers', type=int, default=2, help='processes generating training images')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    return parser.parse_args(argv)
+
+
+def pct(v: float) -> str:
+    return f'{100 * v:.1f}%'
+
+
+def results_markdown(config: dict, wall_seconds: float) -> str:
+    """The model card's results section, from the metrics in the config."""
+    m, t = config['metrics'], config['training']
+    native = str(config['native_patch_size'])
+    sizes = [str(p) for p in config['patch_sizes']]
+    size_of = config['model_args']['img_size']
+    lines = [
+        f"Measured by `scripts/train_shapes.py` (seed {config['seed']}, torch {t.get('torch')}, "
+        f"{t['threads']} threads) on **{m['eval_count']} freshly generated held-out images** (seed "
+        f"{m['eval_seed']}, split {m['eval_split']}: never seen in training); localisation on the first "
+        f"{m['localise_count']} of them, for the ground-truth class. Training took "
+        f"{t['train_seconds']} s after {t['generate_seconds']} s of data generation "
+        f"({wall_seconds / 60:.1f} min for the whole script, on a shared 2-core CPU).",
+        '',
+        '### Accuracy per patch size',
+        '',
+        '| patch size | grid | tokens | accuracy |',
+        '|---|---|---|---|',
+    ]
+    for p in sizes:
+        g = size_of // int(p)
+        tag = ' (native)' if p == native else ''
+        lines.append(f'| {p}{tag} | {g}×{g} | {g * g + 1} | {pct(m["accuracy"][p])} |')
+    lines += ['', f'### Localisation against the object mask (native patch size {native})', '',
+              '| method | pointing game | pointing (≥ half-covered patch) | top-region IoU | map mass on object |',
+              '|---|---|---|---|---|']
+    loc = m['localisation'][native]
+    for method, scores in loc.items():
+        lines.append(f"| {method} | {pct(scores['pointing'])} | {pct(scores['pointing_strict'])} | "
+                     f"{scores['iou']:.3f} | {pct(scores['mass'])} |")
+    any_loc = next(iter(loc.values()))
+    lines += ['', f"Chance levels: a uniformly random patch overlaps the object {pct(any_loc['chance_pointing'])} "
+              f"of the time; a flat map puts {pct(any_loc['chance_mass'])} of its mass on the object.", '',
+              '### Pointing game at every patch size', '',
+              '| patch size | ' + ' | '.join(loc) + ' | chance |', '|---|' + '---|' * (len(loc) + 1)]
+    for p in sizes:
+        row = m['localisation'][p]
+        lines.append(f'| {p} | ' + ' | '.join(pct(row[k]['pointing']) for k in loc)
+                     + f" | {pct(next(iter(row.values()))['chance_pointing'])} |")
+    pl = m['position_locality']
+    lines += ['', '### Position embeddings', '',
+              f"Mean cosine similarity of a position's embedding to its 4-neighbours: **{pl['neighbour']:.3f}**; "
+              f"to positions at least half the grid away: **{pl['far']:.3f}** (gap {pl['gap']:.3f}).", '']
+    return '\n'.join(lines)
+
+
+def update_card(card: Path, section: str) -> None:
+    """Replace the text between the results markers of the model card."""
+    text = card.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f'{card} has no {START} ... {END} section to update')
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    card.write_text(f'{head}{START}\n{section}\n{END}{tail}')
+
+
+def write_gallery(folder: Path, image_size: int) -> list[Path]:
+    """One image per gallery class, the first of that class in a fixed gallery seed (no model involved)."""
+    from PIL import Image
+
+    from vitviz.shapes import CLASSES, generate, sample_rng
+
+    wanted, paths, index = {CLASSES.index(c) for c in GALLERY_CLASSES}, [], 0
+    while wanted:
+        sample = generate(sample_rng(GALLERY_SEED, index, GALLERY_SPLIT), image_size)
+        index += 1
+        if sample.label in wanted:
+            wanted.discard(sample.label)
+            path = folder / f'shapes_{sample.class_name}.png'
+            Image.fromarray(sample.image).save(path, optimize=True)
+            paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+    from tqdm.auto import tqdm
+
+    from vitviz.shapes.evaluation import evaluate
+    from vitviz.shapes.model import ASSETS_DIR, save_shapes_model
+    from vitviz.shapes.training import TrainConfig, train
+
+    start = time.perf_counter()
+    cfg = TrainConfig(seed=args.seed, threads=args.threads, workers=args.workers)
+    eval_count, localise_count = 2000, 1000
+    if args.quick:
+        cfg = replace(cfg, train_images=2048, epochs=1, warmup_steps=4)
+        eval_count, localise_count = 200, 100
+    eval_count = args.eval_count or eval_count
+    localise_count = args.localise_count or localise_count
+    out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix='shapes_quick_')) if args.quick else ASSETS_DIR)
+    card = args.card or (None if args.quick else CARD)
+
+    print(f'training {cfg.architecture} ({cfg.embed_dim} wide, {cfg.depth} deep, {cfg.num_heads} heads) on '
+          f'{cfg.train_images} images x {cfg.epochs} epochs, patch sizes {cfg.patch_sizes}')
+    result = train(cfg, progress=not args.no_progress)
+    torch.set_num_threads(cfg.threads)
+    with tqdm(total=len(cfg.patch_sizes) * localise_count, desc='evaluate', unit='img',
+              disable=args.no_progress) as bar:
+        metrics = evaluate(result.model, result.config, count=eval_count, localise_count=localise_count,
+                           progress=bar.update)
+    config = dict(result.config, metrics=metrics)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_shapes_model(result.model, config, out_dir / 'shapes_vit.safetensors', out_dir / 'shapes_vit.json')
+    wall = time.perf_counter() - start
+    section = results_markdown(config, wall)
+    print(section)
+    print(f'wrote {out_dir / "shapes_vit.safetensors"} and {out_dir / "shapes_vit.json"}')
+    if not args.quick:
+        paths = write_gallery(ASSETS_DIR / 'samples', cfg.image_size)
+        print('gallery:', ', '.join(p.name for p in paths))
+    if card is not None:
+        update_card(card, section)
+        print(f'updated {card}')
+    print(json.dumps({'accuracy': metrics['accuracy'], 'minutes': round(wall / 60, 1)}))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Shared pytest fixtures.
+
+App fixtures (``app_model``, ``open_app``, ``figure``) drive the Streamlit app in-process with
+``streamlit.testing.v1.AppTest``. The app's default model offline is the bundled ``vitviz-shapes``; until its
+weights are shipped, ``app_model`` stands in timm's tiny ``test_vit`` with random weights.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+APP_TIMEOUT_S = 240  # the first run imports torch and timm on a busy 2-core machine
+
+
+def bundled_model_shipped() -> bool:
+    """Whether ``vitviz-shapes`` (weights + config) is in the tree."""
+    assets = ROOT / "vitviz" / "assets"
+    return (assets / "shapes_vit.safetensors").is_file() and (assets / "shapes_vit.json").is_file()
+
+
+@pytest.fixture
+def app_model(monkeypatch) -> str:
+    """Make the app's offline default model loadable; returns the timm name the app will show.
+
+    With the shipped weights nothing is patched. Without them, ``load_model('vitviz-shapes')`` returns
+    timm's ``test_vit`` with random weights (hub unreachable on CI), so the pages can still be exercised.
+    """
+    monkeypatch.setenv("VITVIZ_OFFLINE", "1")  # never wait on the hub in tests
+    if bundled_model_shipped():
+        return "vitviz-shapes"
+    import vitviz.models as models
+
+    real = models.load_model
+
+    def stand_in(name: str, **kwargs: Any):
+        if name == models.BUNDLED_MODEL:
+            import torch
+
+            torch.manual_seed(0)  # the same random weights every time
+            return real("test_vit", pretrained=False)
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", stand_in)
+    return "test_vit"
+
+
+@pytest.fixture
+def open_app(app_model) -> Callable[..., Any]:
+    """Factory: ``open_app(page=None, query=None)`` runs the app (optionally a page, or a URL query)."""
+    from streamlit.testing.v1 import AppTest
+
+    def _open(page: str | None = None, query: dict[str, str] | None = None):
+        at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+        for key, value in (query or {}).items():
+            at.query_params[key] = value
+        if page is not None:  # open the page directly, as a shared link /page?... would
+            at.switch_page(page)
+        return at.run()
+
+    return _open
+
+
+def chart_spec(at, key: str) -> dict:
+    """The Plotly figure (as a dict) of the chart drawn by ``vitviz_app.show_figure(..., key=key)``."""
+    from vitviz_app.export import slug
+
+    block = at.main.get_by_key(f"fig-{slug(key)}")
+    charts = [node for node in block if getattr(node, "type", None) == "plotly_chart"]
+    assert charts, f"no chart inside container {key!r}"
+    return json.loads(charts[0].proto.spec)
+
+
+@pytest.fixture
+def figure() -> Callable[[Any, str], dict]:
+    """``figure(at, key)``: the figure dict shown by ``show_figure(..., key=key)`` on the current page."""
+    return chart_spec

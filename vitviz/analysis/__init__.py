@@ -1,0 +1,47 @@
+"""Pure analyses over captured arrays: patches, position embeddings, attention, rollout, distances.
+
+Every function takes numpy arrays or torch tensors (or a ``vitviz.capture.Capture``) and returns numpy
+arrays or frozen dataclasses; none draws, none touches a widget, and none needs every layer's full
+attention at once when given a Capture.
+"""
+from .attention import AttentionMap, attention_grid, attention_map, query_index, split_tokens
+from .distance import mean_attention_distance, patch_distances
+from .features import feature_pca, token_norm_map, token_norms
+from .filters import EmbeddingFilters, embedding_filters
+from .patches import PatchGrid, patch_grid, patch_tiles, patchify
+from .posembed import PositionEmbeddingUnavailable, patch_position_embeddings, position_similarity
+from .predictions import Prediction, imagenet_labels, softmax, top_k
+from .repatch import nearest_input_size, with_patch_size
+from .rollout import RolloutResult, discard_lowest, gradient_rollout, rollout
+
+__all__ = [
+    "AttentionMap",
+    "EmbeddingFilters",
+    "PatchGrid",
+    "PositionEmbeddingUnavailable",
+    "Prediction",
+    "RolloutResult",
+    "attention_grid",
+    "attention_map",
+    "discard_lowest",
+    "embedding_filters",
+    "feature_pca",
+    "gradient_rollout",
+    "imagenet_labels",
+    "mean_attention_distance",
+    "nearest_input_size",
+    "patch_distances",
+    "patch_grid",
+    "patch_position_embeddings",
+    "patch_tiles",
+    "patchify",
+    "position_similarity",
+    "query_index",
+    "rollout",
+    "softmax",
+    "split_tokens",
+    "token_norm_map",
+    "token_norms",
+    "top_k",
+    "with_patch_size",
+]

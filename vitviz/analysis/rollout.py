@@ -1,0 +1,304 @@
+"""Attention rollout and gradient-weighted rollout: how attention flows from the input to a token.
+
+Attention rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers") models a block as
+attention plus its residual connection, ``Â = 0.5·I + 0.5·A`` with rows re-normalised, and multiplies these
+from the first layer up: ``R_l = Â_l · R_{l-1}``, ``R_{start-1} = I``. Row ``i`` of ``R_l`` says how much
+token ``i`` after layer ``l`` draws on each input token. Heads are fused first (mean, or max/min as in the
+widely used variant by J. Gildenblat), optionally after discarding the weakest links.
+
+Gradient rollout (Chefer, Gur & Wolf 2021, "Generic Attention-model Explainability for Interpreting
+Bi-Modal and Encoder-Decoder Transformers", Eq. 5-6) weights each head's attention by the gradient of the
+target class score and keeps the positive part, ``Ā = E_h[(∇A ⊙ A)^+]``, and accumulates
+``R ← R + Ā·R`` from ``R = I``. It is class specific.
+
+The map is the class token's row of ``R`` over the patches; a model without a class token (average or
+attention pooling) has no single read-out token, so the map is the mean of the patch tokens' rows instead,
+and the result says so. With a ``Capture`` the computation goes layer by layer
+(``capture.fused_attention``), never holding all layers' attention at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from ._convert import is_capture, to_numpy
+from .attention import split_tokens
+
+__all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "rollout"]
+
+_FUSIONS = ("mean", "max", "min")
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """Rollout after every layer of a range, with the read-out map for each step.
+
+    Attributes:
+        maps: (L', gh, gw) read-out row over the patch tokens after each layer; None without a layout.
+        prefix: (L', P) read-out row at the prefix tokens (class, registers, ...); None without a layout.
+        joint: (N, N) joint attention ``R`` after the last layer of the range.
+        cumulative: (L', N, N) ``R`` after each layer; kept for attention-array input only (a Capture is
+            processed layer by layer and keeps just ``joint``).
+        layers: Index of the last layer folded in at each step, e.g. ``(0, 1, ..., 11)``.
+        readout: ``'cls'`` (the class token's row) or ``'mean_patches'`` (mean of the patch tokens' rows,
+            for models without a class token); None without a layout.
+        method: ``'rollout'`` or ``'gradient_rollout'``.
+        head_fusion: How heads were fused (``'mean'``, ``'max'``, ``'min'``; gradient rollout: ``'mean'``).
+        discard_ratio: Fraction of each row's entries discarded before the residual (rollout only).
+    """
+
+    maps: np.ndarray | None
+    prefix: np.ndarray | None
+    joint: np.ndarray
+    cumulative: np.ndarray | None
+    layers: tuple[int, ...]
+    readout: str | None
+    method: str
+    head_fusion: str
+    discard_ratio: float
+
+    @property
+    def from_class_token(self) -> bool:
+        return self.readout == "cls"
+
+    @property
+    def final_map(self) -> np.ndarray | None:
+        """(gh, gw) map after the last layer of the range."""
+        return None if self.maps is None else self.maps[-1]
+
+
+def _fuse(attn: np.ndarray, fusion: str) -> np.ndarray:
+    """Fuse heads of (H, N, N) attention into (N, N)."""
+    if fusion not in _FUSIONS:
+        raise ValueError(f"head_fusion must be one of {_FUSIONS}, not {fusion!r}")
+    return getattr(attn, fusion)(axis=0)  # (N, N)
+
+
+def discard_lowest(attn: Any, ratio: float, keep_column: int | None = None) -> np.ndarray:
+    """Zero the lowest ``ratio`` fraction of each row's discardable entries.
+
+    A row's own (diagonal) entry is never discarded, nor the ``keep_column`` entry (the class token's
+    column in rollout, as in common practice, so that attention to the class token is never cut). In row
+    ``i`` with ``n`` discardable entries, the ``floor(ratio * n)`` smallest are zeroed (ties broken by
+    position). Rows are not re-normalised here.
+
+    Args:
+        attn: (N, N) attention (heads already fused).
+        ratio: Fraction in [0, 1).
+        keep_column: A column that is never discarded, or None.
+
+    Returns:
+        float64 array (N, N).
+    """
+    attn = to_numpy(attn)
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"discard_ratio must be in [0, 1), got {ratio}")
+    n = attn.shape[-1]
+    if ratio == 0.0:
+        return attn.copy()
+    protected = np.eye(n, dtype=bool)  # (N, N)
+    if keep_column is not None:
+        protected[:, keep_column] = True
+    eligible = n - protected.sum(axis=1)  # (N,)
+    count = np.floor(ratio * eligible + 1e-9).astype(int)  # (N,) entries to zero per row
+    order = np.argsort(np.where(protected, np.inf, attn), axis=1, kind="stable")  # (N, N) ascending per row
+    drop = np.zeros((n, n), dtype=bool)
+    np.put_along_axis(drop, order, np.arange(n)[None, :] < count[:, None], axis=1)  # the count[i] smallest
+    return np.where(drop, 0.0, attn)
+
+
+def _with_residual(attn: np.ndarray) -> np.ndarray:
+    """Â = 0.5·I + 0.5·A, rows re-normalised to sum to 1."""
+    mixed = 0.5 * np.eye(attn.shape[-1]) + 0.5 * attn  # (N, N)
+    return mixed / mixed.sum(axis=-1, keepdims=True)
+
+
+def _layer_range(num_layers: int, start_layer: int, end_layer: int | None) -> range:
+    layers = range(num_layers)[start_layer:end_layer]
+    if len(layers) == 0:
+        raise ValueError(f"no layers in [{start_layer}, {end_layer}) of {num_layers} layers")
+    return layers
+
+
+def _readout_row(joint: np.ndarray, layout: Any) -> np.ndarray:
+    """The class token's row of R, or the mean of the patch tokens' rows: (N,)."""
+    if joint.shape[-1] != layout.num_tokens:
+        raise ValueError(f"attention over {joint.shape[-1]} tokens does not match {layout.describe()}")
+    if layout.class_index is not None:
+        return joint[layout.class_index]
+    return joint[layout.patch_slice].mean(axis=0)
+
+
+def _collect(
+    steps: Iterator[np.ndarray],
+    layers: range,
+    layout: Any,
+    keep_cumulative: bool,
+    **info: Any,
+) -> RolloutResult:
+    """Run the step iterator, keeping each step's read-out row (and all of R only when asked)."""
+    kept, picked = [], []
+    for joint in steps:  # (N, N) after each layer
+        if keep_cumulative:
+            kept.append(joint)
+        if layout is not None:
+            picked.append(_readout_row(joint, layout))
+    maps = prefix = readout = None
+    if layout is not None:
+        maps, prefix = split_tokens(np.stack(picked), layout)  # (L', gh, gw), (L', P)
+        readout = "cls" if layout.class_index is not None else "mean_patches"
+    return RolloutResult(
+        maps=maps,
+        prefix=prefix,
+        joint=joint,
+        cumulative=np.stack(kept) if keep_cumulative else None,  # (L', N, N)
+        layers=tuple(layers),
+        readout=readout,
+        **info,
+    )
+
+
+def _rollout_steps(fused: Iterable[np.ndarray], discard_ratio: float, keep_column: int | None) -> Iterator[np.ndarray]:
+    joint = None
+    for attn in fused:  # (N, N) per layer
+        if discard_ratio > 0:
+            attn = discard_lowest(attn, discard_ratio, keep_column)
+        step = _with_residual(attn)  # (N, N)
+        joint = step if joint is None else step @ joint  # R_l = Â_l · R_{l-1}
+        yield joint
+
+
+def _gradient_steps(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+    joint = None
+    for attn, grad in pairs:  # (H, N, N) each
+        weighted = np.clip(grad * attn, 0.0, None).mean(axis=0)  # Ā = E_h[(∇A ⊙ A)^+], (N, N)
+        joint = np.eye(attn.shape[-1]) if joint is None else joint
+        joint = joint + weighted @ joint  # R ← R + Ā·R
+        yield joint
+
+
+def _array_layers(attentions: Any) -> list:
+    if hasattr(attentions, "ndim") and attentions.ndim != 4:
+        raise ValueError(
+            f"expected one image's attention (L, H, N, N) or a list of (H, N, N), got shape {tuple(attentions.shape)}"
+        )
+    return list(attentions)
+
+
+def _checked(stack: list, layer: int) -> np.ndarray:
+    """One layer's attention (H, N, N) as float64, shape checked."""
+    attn = to_numpy(stack[layer])
+    if attn.ndim != 3 or attn.shape[-1] != attn.shape[-2]:
+        raise ValueError(f"layer {layer}: expected square attention (H, N, N), got shape {attn.shape}")
+    return attn
+
+
+def _aligned_pairs(stack: list, grad_stack: list, layers: range) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for i in layers:
+        attn, grad = _checked(stack, i), to_numpy(grad_stack[i])  # (H, N, N) each
+        if grad.shape != attn.shape:
+            raise ValueError(f"layer {i}: gradient shape {grad.shape} differs from attention shape {attn.shape}")
+        yield attn, grad
+
+
+def rollout(
+    attentions: Any,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    start_layer: int = 0,
+    end_layer: int | None = None,
+    *,
+    layout: Any = None,
+    item: int = 0,
+) -> RolloutResult:
+    """Attention rollout (Abnar & Zuidema 2020) over layers ``[start_layer, end_layer)``.
+
+    Per layer: fuse heads, optionally discard the weakest entries of each row (never a token's own entry,
+    never the class-token column: see :func:`discard_lowest`), add the residual ``Â = 0.5·I + 0.5·A`` and
+    re-normalise rows, then ``R_l = Â_l · R_{l-1}`` from ``R = I``.
+
+    Args:
+        attentions: A Capture (computed layer by layer), or one image's attention (L, H, N, N) or a list of
+            L arrays (H, N, N), numpy or torch.
+        head_fusion: ``'mean'``, ``'max'`` or ``'min'`` over heads.
+        discard_ratio: Fraction in [0, 1) of each row's entries to zero before the residual.
+        start_layer: First layer folded in (Python slice semantics; negative counts from the end).
+        end_layer: Layer after the last one folded in; None for the last layer.
+        layout: Token layout (taken from a Capture when omitted); without one there are no maps and no
+            class-token column is protected from discarding.
+        item: Batch item of a Capture.
+
+    Returns:
+        The RolloutResult.
+    """
+    if head_fusion not in _FUSIONS:
+        raise ValueError(f"head_fusion must be one of {_FUSIONS}, not {head_fusion!r}")
+    if not 0.0 <= discard_ratio < 1.0:
+        raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
+    from_capture = is_capture(attentions)
+    layout = attentions.layout if from_capture and layout is None else layout
+    keep_column = None if layout is None else layout.class_index
+    if from_capture:
+        layers = _layer_range(attentions.num_layers, start_layer, end_layer)
+        fused = (to_numpy(attentions.fused_attention(i, head_fusion)[item]) for i in layers)  # (N, N) each
+    else:
+        stack = _array_layers(attentions)
+        layers = _layer_range(len(stack), start_layer, end_layer)
+        fused = (_fuse(_checked(stack, i), head_fusion) for i in layers)  # (N, N) each
+    steps = _rollout_steps(fused, float(discard_ratio), keep_column)
+    return _collect(
+        steps, layers, layout, keep_cumulative=not from_capture,
+        method="rollout", head_fusion=head_fusion, discard_ratio=float(discard_ratio),
+    )
+
+
+def gradient_rollout(
+    attentions: Any,
+    grads: Any = None,
+    start_layer: int = 0,
+    end_layer: int | None = None,
+    *,
+    layout: Any = None,
+    item: int = 0,
+) -> RolloutResult:
+    """Gradient-weighted attention rollout (Chefer, Gur & Wolf 2021) over layers ``[start_layer, end_layer)``.
+
+    Per layer: ``Ā = E_h[(∇A ⊙ A)^+]`` (positive part of gradient times attention, mean over heads), then
+    ``R ← R + Ā·R`` from ``R = I``. ``grads[l]`` must be the gradient of the target score with respect to
+    ``attentions[l]``, the same layer.
+
+    Args:
+        attentions: A Capture taken with ``target=...`` (its ``attention_grad`` supplies the gradients), or
+            one image's attention (L, H, N, N) / a list of L arrays (H, N, N).
+        grads: Gradients shaped like ``attentions``; must be None for a Capture.
+        start_layer: First layer folded in (Python slice semantics).
+        end_layer: Layer after the last one folded in; None for the last layer.
+        layout: Token layout (taken from a Capture when omitted); without one there are no maps.
+        item: Batch item of a Capture.
+
+    Returns:
+        The RolloutResult (``method='gradient_rollout'``).
+    """
+    from_capture = is_capture(attentions)
+    if from_capture:
+        if grads is not None:
+            raise ValueError("a Capture carries its own gradients; pass grads only with attention arrays")
+        layout = attentions.layout if layout is None else layout
+        layers = _layer_range(attentions.num_layers, start_layer, end_layer)
+        pairs = (
+            (to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item])) for i in layers
+        )
+    else:
+        if grads is None:
+            raise ValueError("gradient rollout needs the gradients of the attention (grads)")
+        stack, grad_stack = _array_layers(attentions), _array_layers(grads)
+        if len(stack) != len(grad_stack):
+            raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
+        layers = _layer_range(len(stack), start_layer, end_layer)
+        pairs = _aligned_pairs(stack, grad_stack, layers)
+    return _collect(
+        _gradient_steps(pairs), layers, layout, keep_cumulative=not from_capture,
+        method="gradient_rollout", head_fusion="mean", discard_ratio=0.0,
+    )

@@ -1,0 +1,153 @@
+"""Raw attention: one query's map over the image, the layers × heads grid, and attention distance."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from vitviz.figures._base import (
+    MARGIN,
+    as_rgb_array,
+    cell_outline,
+    grid_spec,
+    map_extent,
+    overlay_figure,
+    prefix_summary,
+    split_tokens,
+    tiled_heatmap_figure,
+)
+
+__all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name"]
+
+
+def token_name(layout: Any, token: int) -> str:
+    """``"cls"``, ``"reg0"``, … for a prefix token, ``"patch (row r, col c)"`` for a patch token."""
+    (gh, gw), _, prefix = grid_spec(layout)
+    if not 0 <= token < len(prefix) + gh * gw:
+        raise IndexError(f"token {token} out of range for {len(prefix) + gh * gw} tokens")
+    if token < len(prefix):
+        return prefix[token]
+    row, col = divmod(token - len(prefix), gw)
+    return f"patch (row {row}, col {col})"
+
+
+def _head_name(head: int | str | None) -> str:
+    if head is None:
+        return "mean over heads"
+    return f"head {head}" if isinstance(head, (int, np.integer)) else f"{head} over heads"
+
+
+def attention_map_figure(
+    attention_row: np.ndarray,
+    image: Any,
+    geometry: Any,
+    layout: Any,
+    *,
+    query: int,
+    layer: int | None = None,
+    head: int | str | None = None,
+    opacity: float = 0.6,
+) -> go.Figure:
+    """Where one query token looks, drawn over the image; prefix tokens' shares listed apart.
+
+    Args:
+        attention_row: ``(N,)`` the query's attention probabilities over all tokens (prefix first), e.g.
+            ``capture.attention_row(layer, query)[0, head]``.
+        image: original image.
+        geometry: ``InputGeometry`` (``None``: whole image resized to the input).
+        layout: ``TokenLayout``.
+        query: token index of the query; a patch query is outlined on the image.
+        layer: block index, for the title.
+        head: head index, or the fusion used (``"mean"``, ``"max"``, …; ``None`` means mean), for the title.
+        opacity: heatmap opacity over the photo.
+
+    Returns:
+        Overlay traces ``[image, heatmap, grid lines]``; the colour scale spans 0..max over patches so a
+        large class-token share does not wash the map out.
+    """
+    (gh, gw), _, prefix = grid_spec(layout)
+    prefix_values, patch_map = split_tokens(attention_row, layout)  # (P,), (gh, gw)
+    layer_text = "" if layer is None else f"Layer {layer}, "
+    fig = overlay_figure(
+        patch_map, image, geometry, layout,
+        title=f"{layer_text}{_head_name(head)}: attention of {token_name(layout, query)}",
+        zmin=0.0, zmax=float(patch_map.max()) or 1.0, opacity=opacity, value_label="attention",
+    )
+    shares = [prefix_summary(prefix, prefix_values), f"all patches: {patch_map.sum():.3g}"]
+    fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s))
+    if query >= len(prefix):
+        row, col = divmod(query - len(prefix), gw)
+        extent = map_extent(geometry, as_rgb_array(image).shape[:2], layout)
+        fig.add_shape(**cell_outline(extent, row, col))
+    return fig
+
+
+def attention_grid_figure(
+    maps: np.ndarray,
+    *,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    normalize: bool = False,
+    title: str | None = None,
+) -> go.Figure:
+    """Layers × heads grid of small attention maps in one heatmap (NaN gaps between tiles).
+
+    Args:
+        maps: ``(L, H, gh, gw)`` one query's attention over the patches, per layer and head.
+        layers: block index of each row of tiles (default ``0..L-1``).
+        heads: head index of each column of tiles (default ``0..H-1``).
+        normalize: scale each tile to its own maximum (shows the pattern of weak late-layer heads); the
+            hover then reports the fraction of the tile's maximum.
+        title: figure title.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 4:
+        raise ValueError(f"expected (L, H, gh, gw) maps, got shape {maps.shape}")
+    num_layers, num_heads = maps.shape[:2]
+    if normalize:
+        maps = maps / np.maximum(maps.max(axis=(2, 3), keepdims=True), 1e-12)  # (L, H, gh, gw)
+    layers = list(range(num_layers)) if layers is None else list(layers)
+    heads = list(range(num_heads)) if heads is None else list(heads)
+    return tiled_heatmap_figure(
+        maps,
+        rows=(layers, "layer {t}, row {k}", "{t}"),
+        cols=(heads, "head {t}, col {k}", "{t}"),
+        value_label="fraction of max" if normalize else "attention",
+        colorscale="Inferno", zmin=0.0, zmax=1.0 if normalize else None,
+        title="Attention per layer and head" if title is None else title,
+        x_title="head", y_title="layer",
+    )
+
+
+def attention_distance_figure(
+    dist: np.ndarray, *, layers: Sequence[int] | None = None, title: str | None = None
+) -> go.Figure:
+    """Mean attention distance per head against depth (ViT paper, Fig. 7 right).
+
+    Args:
+        dist: ``(L, H)`` mean attention distance in input pixels.
+        layers: block index of each row (default ``0..L-1``).
+        title: figure title.
+
+    Returns:
+        One scatter trace per head, each with ``L`` points.
+    """
+    dist = np.asarray(dist, dtype=np.float64)
+    if dist.ndim != 2:
+        raise ValueError(f"expected (L, H) distances, got shape {dist.shape}")
+    num_layers, num_heads = dist.shape
+    layers = np.arange(num_layers) if layers is None else np.asarray(layers)
+    fig = go.Figure()
+    for h in range(num_heads):
+        fig.add_trace(go.Scatter(
+            x=layers, y=dist[:, h], mode="markers", name=f"head {h}",
+            marker=dict(size=7, opacity=0.8),
+            hovertemplate=f"layer %{{x}}, head {h}: %{{y:.1f}} px<extra></extra>",
+        ))
+    fig.update_xaxes(title_text="network depth (layer)", dtick=1 if num_layers <= 24 else None)
+    fig.update_yaxes(title_text="mean attention distance (pixels)", rangemode="tozero")
+    fig.update_layout(title=dict(text="Mean attention distance" if title is None else title), margin=MARGIN,
+                      legend=dict(title=dict(text="head")))
+    return fig

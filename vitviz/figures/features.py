@@ -1,0 +1,109 @@
+"""What the tokens carry: token norms per layer and a PCA colouring of patch features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from vitviz.figures._base import (
+    MARGIN,
+    VALUE_FORMAT,
+    as_rgb_array,
+    grid_spec,
+    map_extent,
+    photo_trace,
+    split_tokens,
+    style_image_axes,
+)
+
+__all__ = ["token_norm_figure", "feature_pca_figure", "hidden_state_name"]
+
+
+def hidden_state_name(index: int, num_states: int) -> str:
+    """Name hidden state ``index`` of ``num_states`` (``L+1``): the embeddings or a block's output."""
+    index = index % num_states
+    return "embeddings (before block 0)" if index == 0 else f"output of block {index - 1}"
+
+
+def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Figure:
+    """L2 norm of every token at one depth: patch tokens as a map, prefix tokens as bars beside it.
+
+    High-norm outlier tokens (Darcet et al., "Vision Transformers Need Registers") stand out in both.
+
+    Args:
+        norms: ``(L+1, N)`` token norms per hidden state (``[0]`` enters block 0, ``[i]`` leaves block
+            ``i-1``).
+        layout: ``TokenLayout``.
+        layer: hidden-state index (negative counts from the end).
+
+    Returns:
+        Traces ``[patch heatmap, bars]``; the bars hold each prefix token, then the patch mean and max.
+    """
+    norms = np.asarray(norms, dtype=np.float64)
+    if norms.ndim != 2:
+        raise ValueError(f"expected (L+1, N) norms, got shape {norms.shape}")
+    (gh, gw), _, prefix = grid_spec(layout)
+    prefix_values, patch_map = split_tokens(norms[layer], layout)  # (P,), (gh, gw)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.12,
+                        subplot_titles=("patch tokens", "prefix tokens vs patches"))
+    fig.add_trace(go.Heatmap(
+        z=patch_map.astype(np.float32), x0=0, dx=1, y0=0, dy=1, colorscale="Viridis",
+        hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:{VALUE_FORMAT}}}<extra>norm</extra>",
+        colorbar=dict(title=dict(text="norm"), thickness=14, x=fig.layout.xaxis.domain[1] + 0.01,
+                      xanchor="left"),
+        name="patch norms",
+    ), row=1, col=1)
+    names = [*prefix, "patch mean", "patch max"]
+    values = [*prefix_values, patch_map.mean(), patch_map.max()]
+    colors = ["#d62728"] * len(prefix) + ["#7f7f7f"] * 2
+    fig.add_trace(go.Bar(
+        x=names, y=values, marker_color=colors, name="norms",
+        hovertemplate=f"%{{x}}: %{{y:{VALUE_FORMAT}}}<extra></extra>", showlegend=False,
+    ), row=1, col=2)
+    fig.update_xaxes(range=[-0.5, gw - 0.5], title_text="patch column", showgrid=False, zeroline=False,
+                     constrain="domain", row=1, col=1)
+    fig.update_yaxes(range=[gh - 0.5, -0.5], title_text="patch row", showgrid=False, zeroline=False,
+                     constrain="domain", scaleanchor="x", scaleratio=1, row=1, col=1)
+    fig.update_yaxes(title_text="norm", rangemode="tozero", row=1, col=2)
+    fig.update_layout(title=dict(text=f"Token norms, {hidden_state_name(layer, norms.shape[0])}"),
+                      margin=MARGIN)
+    return fig
+
+
+def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any = None) -> go.Figure:
+    """Patch features coloured by their first three principal components, beside the photo.
+
+    Both panels use original-image pixels, so a patch's colour sits where the patch is in the photo.
+
+    Args:
+        rgb: ``(gh, gw, 3)`` PCA colours, uint8 or float in 0..1.
+        image: original image.
+        geometry: ``InputGeometry`` (``None``: whole image resized to the input).
+        layout: ``TokenLayout``; defaults to the colour map's grid.
+
+    Returns:
+        Traces ``[photo, PCA colour image]`` in two panels.
+    """
+    colors = as_rgb_array(rgb)  # (gh, gw, 3) uint8
+    photo = as_rgb_array(image)
+    grid = colors.shape[:2]
+    if layout is not None and grid_spec(layout)[0] != grid:
+        raise ValueError(f"colour map {grid} does not match layout grid {grid_spec(layout)[0]}")
+    extent = map_extent(geometry, photo.shape[:2], grid if layout is None else layout)
+    rows, cols = np.indices(grid)  # (gh, gw) each
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=("image", "features (PCA)"))
+    fig.add_trace(photo_trace(photo), row=1, col=1)
+    fig.add_trace(go.Image(
+        z=colors, x0=extent.left + extent.cell_width / 2, dx=extent.cell_width,
+        y0=extent.top + extent.cell_height / 2, dy=extent.cell_height,
+        text=np.char.add(np.char.add("row ", rows.astype(str)), np.char.add(", col ", cols.astype(str))).tolist(),
+        hovertemplate="%{text}: PC rgb %{z}<extra></extra>", name="PCA colours",
+    ), row=1, col=2)
+    for col in (1, 2):
+        style_image_axes(fig, photo.shape[:2], extent, row=1, col=col)
+    fig.update_layout(title=dict(text="Patch features, first three principal components as RGB"),
+                      margin=MARGIN)
+    return fig

@@ -1,0 +1,48 @@
+"""Top-k predictions as a horizontal bar chart."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import plotly.graph_objects as go
+
+from vitviz.figures._base import MARGIN
+
+__all__ = ["predictions_figure"]
+
+
+def _label_and_probability(prediction: Any) -> tuple[str, float]:
+    """``(label, probability)`` from a ``Prediction`` (``label``/``probability``) or a pair."""
+    if hasattr(prediction, "probability"):
+        return str(prediction.label), float(prediction.probability)
+    label, probability = prediction
+    return str(label), float(probability)
+
+
+def predictions_figure(predictions: Iterable[Any], *, title: str = "Top predictions") -> go.Figure:
+    """Horizontal bars of the top-k classes, most probable on top, probability printed on each bar.
+
+    Args:
+        predictions: ``Prediction`` objects (``label``, ``probability``) or ``(label, probability)``
+            pairs, most probable first.
+        title: figure title.
+
+    Returns:
+        One bar trace; bars sit at y = 0, 1, … (rank) with the labels as tick text, so repeated labels
+        (ImageNet has two "crane" classes) stay separate bars.
+    """
+    pairs = [_label_and_probability(p) for p in predictions]
+    labels = [label for label, _ in pairs]
+    probs = [prob for _, prob in pairs]
+    ranks = list(range(len(pairs)))
+    fig = go.Figure(go.Bar(
+        x=probs, y=ranks, orientation="h", text=[f"{p:.1%}" for p in probs], textposition="auto",
+        customdata=labels, hovertemplate="%{customdata}: %{x:.2%}<extra></extra>", name="probability",
+        marker_color="#1f77b4",
+    ))
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    fig.update_yaxes(tickmode="array", tickvals=ranks, ticktext=labels, autorange="reversed",
+                     title_text=None)
+    fig.update_layout(title=dict(text=title), margin=MARGIN, bargap=0.25,
+                      height=max(220, 70 + 32 * len(pairs)))
+    return fig

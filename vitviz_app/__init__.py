@@ -1,0 +1,32 @@
+"""vitviz_app: the Streamlit UI layer of vitviz (sidebar, cached loaders, clicks, downloads).
+
+Unlike the ``vitviz`` library, this package imports Streamlit. Pages stay thin: they read the sidebar's
+:class:`AppContext`, ask it for the cached forward pass, compute views with ``vitviz.analysis`` and draw
+them with ``vitviz.figures`` through :func:`show_figure`.
+"""
+from .clicks import add_cell_targets, add_tile_targets, click_to_state, clicked_cell
+from .export import download_arrays, npz_bytes, read_npz, show_figure
+from .loaders import Forward, forward_passes
+from .sidebar import AppContext, context, sidebar
+from .ui import HEAD_FUSIONS, head_label, model_facts, no_classifier_note, page_header
+
+__all__ = [
+    "AppContext",
+    "Forward",
+    "HEAD_FUSIONS",
+    "add_cell_targets",
+    "add_tile_targets",
+    "click_to_state",
+    "clicked_cell",
+    "context",
+    "download_arrays",
+    "forward_passes",
+    "head_label",
+    "model_facts",
+    "no_classifier_note",
+    "npz_bytes",
+    "page_header",
+    "read_npz",
+    "show_figure",
+    "sidebar",
+]

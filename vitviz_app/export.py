@@ -1,0 +1,123 @@
+"""Showing figures and handing data out: PNG export from Plotly's toolbar, arrays as ``.npz`` + settings.
+
+Every figure in the app goes through :func:`show_figure`, so each one has the camera button of Plotly's
+toolbar set to save a PNG with a meaningful file name. :func:`download_arrays` offers the raw arrays of a
+view as one ``.npz`` file that also holds the view's settings as JSON (``settings`` entry), so a saved
+array always says which model, image, layer, head... it came from.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+__all__ = ["plotly_config", "show_figure", "npz_bytes", "read_npz", "download_arrays", "slug"]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``: ``'Layer 3, head 2'`` -> ``'layer-3-head-2'``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "figure"
+
+
+def plotly_config(filename: str, *, clickable: bool = False) -> dict[str, Any]:
+    """Plotly config: PNG export at twice the on-screen resolution, no logo, no tools that do nothing here.
+
+    Args:
+        filename: Name of the PNG (without suffix) the camera button saves.
+        clickable: The figure selects a patch on click, so box/lasso selection is removed too.
+    """
+    remove = ["autoScale2d", "toggleSpikelines", "hoverCompareCartesian", "hoverClosestCartesian"]
+    if clickable:
+        remove += ["select2d", "lasso2d"]
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": slug(filename), "scale": 2},
+        "modeBarButtonsToRemove": remove,
+    }
+
+
+def show_figure(
+    fig: go.Figure, *, key: str, filename: str, on_select: bool | Callable[[], None] = False,
+    height: int | None = None,
+):
+    """Draw a Plotly figure with PNG export; with ``on_select`` the chart reports clicked points.
+
+    Args:
+        fig: The figure (not modified except for its height when ``height`` is given).
+        key: Widget key (required so clicks survive reruns and tests can find the chart).
+        filename: PNG file name for the toolbar's camera button.
+        on_select: True reruns the page when the user clicks a point; a callable is called first (it reads
+            the click from ``st.session_state[key]``, before the page draws its widgets again).
+        height: Figure height in pixels.
+
+    Returns:
+        The selection event (``event.selection.points``) when ``on_select``, else None.
+    """
+    if height is not None:
+        fig.update_layout(height=height)
+    config = plotly_config(filename, clickable=bool(on_select))
+    with st.container(key=f"fig-{slug(key)}"):  # a stable CSS class (st-key-fig-...) for browser tests
+        if on_select:
+            return st.plotly_chart(fig, key=key, on_select="rerun" if on_select is True else on_select,
+                                   selection_mode="points", config=config)
+        st.plotly_chart(fig, key=key, config=config)
+    return None
+
+
+def npz_bytes(arrays: Mapping[str, Any], settings: Mapping[str, Any]) -> bytes:
+    """One ``.npz`` file holding ``arrays`` plus a ``settings`` entry with the settings as JSON text.
+
+    Torch tensors are converted to numpy; the file loads with ``np.load`` without ``allow_pickle``.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if name == "settings":
+            raise ValueError("'settings' is reserved for the JSON settings")
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError(f"array {name!r} holds Python objects; only numeric arrays can be saved")
+        out[name] = array
+    out["settings"] = np.array(json.dumps(dict(settings), sort_keys=True, default=_jsonable))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **out)
+    return buf.getvalue()
+
+
+def read_npz(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Inverse of :func:`npz_bytes`: ``(arrays, settings)``."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files if name != "settings"}
+        settings = json.loads(str(npz["settings"])) if "settings" in npz.files else {}
+    return arrays, settings
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, set, np.ndarray)):
+        return list(np.asarray(list(value) if isinstance(value, set) else value).tolist())
+    return str(value)
+
+
+def download_arrays(
+    arrays: Mapping[str, Any], settings: Mapping[str, Any], *, filename: str, key: str,
+    label: str = "Download arrays (.npz)",
+) -> None:
+    """A download button for the view's raw arrays (built only when clicked) and its settings JSON."""
+    st.download_button(
+        label,
+        data=lambda: npz_bytes(arrays, settings),
+        file_name=f"{slug(filename)}.npz",
+        mime="application/octet-stream",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+        help="NumPy archive: np.load(file) gives each array plus 'settings', the view's settings as JSON.",
+    )

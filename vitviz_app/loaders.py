@@ -1,0 +1,167 @@
+"""Cached loading: the model once per server, the forward pass once per image, model and patch size.
+
+Streamlit's caches decide how fast the app feels:
+
+* :func:`load` keeps each model (``st.cache_resource``: one shared object, never pickled). Models are used
+  read-only; :func:`vitviz.capture.capture` serialises passes on one model object, so sessions that share
+  it never see each other's attention.
+* :func:`repatched` keeps the FlexiViT-style copies made for other patch sizes.
+* :func:`forward` keeps the result of one capture (``st.cache_resource`` with a bounded LRU, so the
+  captured tensors are shared, not pickled and unpickled on every rerun as ``st.cache_data`` would). It is
+  keyed by the image bytes' digest, the model, the patch size and the gradient target. Moving a layer,
+  head, query or fusion control only reads from a cached :class:`Forward`: it never runs the model;
+  :data:`FORWARD_PASSES` counts the passes so tests can prove that.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+__all__ = [
+    "FORWARD_PASSES",
+    "Forward",
+    "digest",
+    "load",
+    "decode",
+    "repatched",
+    "forward",
+    "forward_passes",
+]
+
+FORWARD_PASSES = {"count": 0}
+"""How many forward passes :func:`forward` ran in this process (cache misses only)."""
+_COUNT_LOCK = threading.Lock()
+
+
+def digest(data: bytes) -> str:
+    """Short content hash used as a cache key for image and weight bytes."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def forward_passes() -> int:
+    return FORWARD_PASSES["count"]
+
+
+@dataclass(frozen=True, eq=False)
+class Forward:
+    """One captured forward pass of one image through one model at one patch size.
+
+    Attributes:
+        model: The model that ran (a re-patched copy when ``patch_size`` differs from the native size).
+        data_config: timm data config used to prepare the input (``input_size`` follows the model).
+        x: The normalised input, (1, 3, H, W).
+        geometry: ``InputGeometry`` between the original image and the input.
+        capture: ``vitviz.capture.Capture`` with every layer's attention and tokens.
+        probabilities: Softmax of the logits, (C,), or None for a model without a classifier.
+        predictions: Top-5 ``Prediction`` s (empty without labels or classifier).
+        patch_size: Patch size (height, width) of this pass.
+        target: Class whose gradients were taken, or None.
+        key: Cache key of this pass (model, image, patch size, target): views derived from it are
+            cached under it.
+    """
+
+    key: str
+    model: Any
+    data_config: dict
+    x: Any
+    geometry: Any
+    capture: Any
+    probabilities: np.ndarray | None
+    predictions: tuple
+    patch_size: tuple[int, int]
+    target: int | None
+
+    @property
+    def layout(self):
+        return self.capture.layout
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def load(name: str, weights_key: str | None, _weights: bytes | None = None):
+    """Load a model once per server: ``vitviz.models.load_model`` (raises ``ModelError``).
+
+    Args:
+        name: Catalogue key or timm model name.
+        weights_key: Digest of the uploaded weights (the cache key), or None for the default weights.
+        _weights: The uploaded weights file (``.safetensors`` or a plain ``.pth`` state dict; not hashed:
+            ``weights_key`` stands for it).
+    """
+    from vitviz.models import load_model
+
+    return load_model(name, weights=_weights)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def decode(image_key: str, _data: bytes):
+    """Decode image bytes once per content (``vitviz.images.load_image``, raises ``ImageError``)."""
+    from vitviz.images import load_image
+
+    return load_image(_data)
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def repatched(model_key: str, patch_size: int, _loaded):
+    """A copy of the loaded model re-run at ``patch_size`` (FlexiViT-style resampling of its weights)."""
+    from vitviz.analysis import with_patch_size
+
+    return with_patch_size(_loaded.model, patch_size)
+
+
+def native_patch_size(model) -> int:
+    return int(model.patch_embed.patch_size[0])
+
+
+def _data_config_for(model, data_config: dict) -> dict:
+    """The loaded model's data config with the input size of ``model`` (a re-patched copy may differ)."""
+    height, width = (int(v) for v in model.patch_embed.img_size)
+    config = dict(data_config)
+    config["input_size"] = (3, height, width)
+    return config
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, _loaded, _image) -> Forward:
+    """Prepare the input, run the model once with attention capture, and take the top-5 predictions.
+
+    Args:
+        model_key, image_key: Cache keys standing for ``_loaded`` and ``_image``.
+        patch_size: Patch size to run at, or None for the model's own.
+        target: Class index whose gradients to take (for gradient rollout), or None.
+        _loaded: ``vitviz.models.LoadedModel``.
+        _image: The decoded PIL image.
+    """
+    import torch
+
+    from vitviz.analysis import top_k
+    from vitviz.capture import capture
+    from vitviz.images import prepare_input
+
+    model = _loaded.model
+    if patch_size is not None and patch_size != native_patch_size(model):
+        model = repatched(model_key, patch_size, _loaded)
+    config = _data_config_for(model, _loaded.data_config)
+    x, geometry = prepare_input(_image, config)
+    with _COUNT_LOCK:
+        FORWARD_PASSES["count"] += 1
+    cap = capture(model, x, target=target)
+    probabilities = predictions = None
+    if getattr(model, "num_classes", 0):
+        probabilities = torch.softmax(cap.output[0].double(), dim=-1).numpy()
+        predictions = tuple(top_k(cap.output[0], _loaded.labels, k=5))
+    return Forward(
+        key=f"{model_key}|{image_key}|{patch_size}|{target}",
+        model=model,
+        data_config=config,
+        x=x,
+        geometry=geometry,
+        capture=cap,
+        probabilities=probabilities,
+        predictions=predictions or (),
+        patch_size=tuple(int(p) for p in model.patch_embed.patch_size),
+        target=target,
+    )

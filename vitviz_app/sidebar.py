@@ -1,0 +1,242 @@
+"""The sidebar every page shares: which image, which model, which weights.
+
+``app.py`` draws it once per run, before the page (so its widgets keep their state on every page); pages
+get its result with :func:`context`. Each widget has an explicit key, keeps its value for the whole session
+(``persist_state="session"``) and is bound to the URL (``bind="query-params"``): ``?model=...&image=cat``
+opens the same view on another machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from . import loaders
+from .samples import default_sample, list_samples, read_sample
+
+__all__ = ["AppContext", "sidebar", "context", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
+
+SOURCES = ("Sample", "Upload", "Camera")
+OTHER_MODEL = "Other timm model…"
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif", "svg"]
+WEIGHT_TYPES = ["safetensors", "pth", "pt", "bin"]
+_CONTEXT = "_vitviz_context"
+_SOURCE_ICONS = {
+    "hub": ":material/cloud_done:",
+    "hub-cache": ":material/cloud_off:",
+    "local": ":material/folder_open:",
+    "bundled": ":material/inventory_2:",
+    "random": ":material/casino:",
+}
+_SOURCE_TEXT = {
+    "hub": "pretrained, from the Hugging Face hub",
+    "hub-cache": "pretrained, from the local hub cache",
+    "local": "from your local file",
+    "bundled": "vitviz-shapes, shipped with vitviz (offline)",
+    "random": "random (untrained)",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class AppContext:
+    """What the sidebar chose, for the page to show.
+
+    Attributes:
+        loaded: ``vitviz.models.LoadedModel``, or None when no model could be loaded.
+        model_key: Cache key of the model (name and weights digest).
+        image: The decoded, upright RGB image (PIL), or None.
+        image_key: Digest of the image bytes (cache key), or None.
+        image_label: Where the image came from, e.g. ``'sample: cat'`` or ``'upload: holiday.jpg'``.
+        problems: Messages for the user when the model or image is missing or bad.
+    """
+
+    loaded: Any
+    model_key: str
+    image: Any
+    image_key: str | None
+    image_label: str
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded is not None and self.image is not None
+
+    def require(self) -> None:
+        """Stop the page with a clear message unless both a model and an image are ready."""
+        if self.ready:
+            return
+        for problem in self.problems:
+            st.error(problem, icon=":material/error:")
+        if not self.problems:
+            st.info("Choose an image in the sidebar: a sample, your own upload, or the camera.",
+                    icon=":material/image:")
+        st.stop()
+
+    def forward(self, patch_size: int | None = None, target: int | None = None) -> "loaders.Forward":
+        """The captured forward pass for this image and model (cached; runs the model only on a miss)."""
+        from vitviz.capture import CaptureError
+
+        self.require()
+        with st.spinner(_spinner_text(self.loaded, patch_size, target)):
+            try:
+                return loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image)
+            except (CaptureError, ValueError) as exc:
+                st.error(f"The model could not be run on this image: {exc}", icon=":material/error:")
+                st.stop()
+
+    def settings(self, **view: Any) -> dict[str, Any]:
+        """Settings saved next to downloaded arrays: model, weights, image, plus the view's own."""
+        loaded = self.loaded
+        return {
+            "model": getattr(loaded, "name", None),
+            "model_requested": getattr(loaded, "requested", None),
+            "weights": getattr(loaded, "source", None),
+            "image": self.image_label,
+            "image_size_hw": None if self.image is None else [self.image.height, self.image.width],
+            **view,
+        }
+
+
+def _spinner_text(loaded, patch_size, target) -> str:
+    what = f"Running {loaded.name}"
+    if patch_size is not None:
+        what += f" at patch size {patch_size}"
+    if target is not None:
+        what += " with gradients"
+    return what + " on your image…"
+
+
+def context() -> AppContext:
+    """The sidebar's result for this run (drawn by ``app.py`` before the page)."""
+    ctx = st.session_state.get(_CONTEXT)
+    if ctx is None:  # a page run without the entry point: draw the sidebar here
+        ctx = sidebar()
+    return ctx
+
+
+def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
+    st.markdown("**Image**")
+    source = st.segmented_control(
+        "Image source", SOURCES, default="Sample", required=True, key="source",
+        bind="query-params", persist_state="session", label_visibility="collapsed",
+    )
+    problems: list[str] = []
+    if source == "Upload":
+        upload = st.file_uploader(
+            "Upload a photo", type=IMAGE_TYPES, key="upload",
+            help="JPEG, PNG, WebP, BMP, GIF or TIFF. The photo stays on this server only while you use it.",
+        )
+        if upload is None:
+            return None, "", ["Upload a photo in the sidebar (or pick a sample) to begin."]
+        return upload.getvalue(), f"upload: {upload.name}", problems
+    if source == "Camera":
+        shot = st.camera_input("Take a photo", key="camera")
+        if shot is None:
+            return None, "", ["Take a photo with the camera in the sidebar (or pick a sample) to begin."]
+        return shot.getvalue(), "camera photo", problems
+    samples = list_samples()
+    if not samples:
+        return None, "", ["No sample images were found in vitviz/assets/samples."]
+    names = [s.name for s in samples]
+    titles = {s.name: s.title for s in samples}
+    default = default_sample(offline_model=offline) or names[0]
+    # options are the file names, which is also what the URL holds (?image=cat)
+    name = st.selectbox("Sample image", names, index=names.index(default), key="image", bind="query-params",
+                        persist_state="session")
+    data = read_sample(name)
+    st.image(data, caption=titles[name], width="stretch")
+    return data, f"sample: {name}", problems
+
+
+def _model_section(default_model: str) -> tuple[str, bytes | None, str | None]:
+    from vitviz.models import CATALOGUE
+
+    st.markdown("**Model**")
+    options = list(CATALOGUE) + [OTHER_MODEL]
+    # options are the catalogue keys, which the URL holds (?model=ViT-S/16 (AugReg))
+    choice = st.selectbox("Model", options, index=options.index(default_model), key="model",
+                          bind="query-params", persist_state="session", label_visibility="collapsed")
+    name = choice
+    if choice == OTHER_MODEL:
+        name = st.text_input(
+            "timm model name", key="timm", bind="query-params", persist_state="session",
+            placeholder="e.g. deit_tiny_patch16_224.fb_in1k",
+            help="Any ViT-family model timm knows (vit_*, deit*, eva*, flexivit*), optionally with a "
+            "pretrained tag after a dot.",
+        ).strip()
+    else:
+        spec = CATALOGUE[choice]
+        st.caption(f"{spec.title}. {spec.description}")
+    with st.expander("Local weights file", icon=":material/upload_file:"):
+        weights = st.file_uploader(
+            "Weights for the model above", type=WEIGHT_TYPES, key="weights",
+            help="A .safetensors file, or a .pth/.pt/.bin state dict of plain tensors, saved from the same "
+            "architecture. Nothing is executed from the file.",
+        )
+    if weights is None:
+        return name, None, None
+    data = weights.getvalue()
+    return name, data, loaders.digest(data)
+
+
+def _weights_line(loaded) -> None:
+    icon = _SOURCE_ICONS.get(loaded.source, ":material/info:")
+    text = _SOURCE_TEXT.get(loaded.source, loaded.source)
+    fell_back = bool(loaded.requested) and loaded.requested not in (loaded.name, getattr(loaded.spec, "key", None))
+    st.markdown(f"{icon} **Weights:** {text}")
+    if fell_back:
+        st.warning(loaded.notice, icon=":material/wifi_off:")
+    else:
+        st.caption(loaded.notice)
+    model = loaded.model
+    depth, heads = len(model.blocks), model.blocks[0].attn.num_heads
+    height, width = (int(v) for v in model.patch_embed.img_size)
+    patch = int(model.patch_embed.patch_size[0])
+    st.caption(f"`{loaded.name}` · {depth} layers × {heads} heads · {height}×{width} input · {patch} px patches")
+
+
+def _default_model() -> str:
+    from vitviz.models import BUNDLED_MODEL, CATALOGUE, hub_reachable
+
+    if hub_reachable() or BUNDLED_MODEL not in CATALOGUE:
+        return next(iter(CATALOGUE))
+    return BUNDLED_MODEL
+
+
+def sidebar() -> AppContext:
+    """Draw the shared sidebar and load what it selects; the result is also kept for :func:`context`."""
+    from vitviz.images import ImageError
+    from vitviz.models import BUNDLED_MODEL, ModelError
+
+    default_model = _default_model()
+    problems: list[str] = []
+    loaded = image = image_key = None
+    with st.sidebar:
+        data, image_label, image_problems = _image_section(offline=default_model == BUNDLED_MODEL)
+        problems += image_problems
+        if data is not None:
+            image_key = loaders.digest(data)
+            try:
+                image = loaders.decode(image_key, data)
+            except ImageError as exc:
+                problems.append(f"That image cannot be used: {exc}")
+                st.error(str(exc), icon=":material/broken_image:")
+        st.divider()
+        name, weights, weights_key = _model_section(default_model)
+        model_key = f"{name}|{weights_key or 'default'}"
+        if not name:
+            problems.append("Type a timm model name in the sidebar, e.g. deit_tiny_patch16_224.fb_in1k.")
+        else:
+            try:
+                with st.spinner(f"Loading {name}…"):
+                    loaded = loaders.load(name, weights_key, weights)
+            except ModelError as exc:
+                problems.append(str(exc))
+                st.error(str(exc), icon=":material/error:")
+            else:
+                _weights_line(loaded)
+    ctx = AppContext(loaded, model_key, image, image_key if image is not None else None, image_label,
+                     tuple(problems))
+    st.session_state[_CONTEXT] = ctx
+    return ctx

@@ -1,0 +1,95 @@
+"""Cached views computed from a forward pass: rollout, position similarity, filters, distances.
+
+These only read captured arrays or model weights (never run the model). They are cached with
+``st.cache_data`` under the forward pass's key plus the view's settings, so going back to an earlier setting
+is instant; the arguments starting with ``_`` are the objects the keys stand for and are not hashed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+__all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "position_similarity_view",
+           "filters_view", "distance_view", "token_norms_view"]
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """The part of a ``vitviz.analysis.RolloutResult`` the pages draw.
+
+    Attributes:
+        maps: (L', gh, gw) read-out row over the patches after each layer.
+        prefix: (L', P) read-out row at the prefix tokens.
+        layers: Last layer folded in at each step.
+        readout: ``'cls'`` or ``'mean_patches'``.
+    """
+
+    maps: np.ndarray
+    prefix: np.ndarray
+    layers: tuple[int, ...]
+    readout: str
+
+    @property
+    def figure_query(self) -> str:
+        """The ``query`` argument of ``vitviz.figures.rollout_figure``."""
+        return "cls" if self.readout == "cls" else "mean"
+
+
+def _view(result) -> RolloutView:
+    return RolloutView(result.maps.astype(np.float32), result.prefix.astype(np.float32), result.layers,
+                       result.readout)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def rollout_view(fwd_key: str, head_fusion: str, discard_ratio: float, start_layer: int, _fwd) -> RolloutView:
+    """Attention rollout (Abnar & Zuidema 2020) of a forward pass from ``start_layer`` to the last layer."""
+    from vitviz.analysis import rollout
+
+    return _view(rollout(_fwd.capture, head_fusion=head_fusion, discard_ratio=discard_ratio,
+                         start_layer=start_layer))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def gradient_rollout_view(fwd_key: str, start_layer: int, _fwd) -> RolloutView:
+    """Gradient-weighted rollout (Chefer et al. 2021) of a forward pass captured with a target class."""
+    from vitviz.analysis import gradient_rollout
+
+    return _view(gradient_rollout(_fwd.capture, start_layer=start_layer))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def position_similarity_view(fwd_key: str, _fwd) -> np.ndarray:
+    """Cosine similarity of the position embeddings at the pass's grid, (gh, gw, gh, gw).
+
+    Raises:
+        PositionEmbeddingUnavailable: The model has no learned absolute position embeddings.
+    """
+    from vitviz.analysis import position_similarity
+
+    return position_similarity(_fwd.model, _fwd.layout).astype(np.float32)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def filters_view(fwd_key: str, n: int, _fwd):
+    """Principal components of the patch-embedding filters (``vitviz.analysis.embedding_filters``)."""
+    from vitviz.analysis import embedding_filters
+
+    return embedding_filters(_fwd.model, n=n)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def distance_view(fwd_key: str, _fwd) -> np.ndarray:
+    """Mean attention distance per layer and head in input pixels, (L, H)."""
+    from vitviz.analysis import mean_attention_distance
+
+    return np.asarray(mean_attention_distance(_fwd.capture))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def token_norms_view(fwd_key: str, _fwd) -> np.ndarray:
+    """L2 norm of every token entering and leaving each block, (L+1, N)."""
+    from vitviz.analysis import token_norms
+
+    return np.asarray(token_norms(_fwd.capture.hidden_states[0]))

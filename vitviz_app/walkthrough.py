@@ -1,0 +1,146 @@
+"""The numbers behind the "How a ViT works" page, recomputed step by step from the model's own weights.
+
+Each step is computed by hand (patch flattening, the linear projection, the dot products of one query with
+its keys, the softmax, the classifier) and checked against what the real forward pass produced (the
+``Capture``), so the page can show the formula, the real numbers and the proof that they are the ones the
+model used. Pure torch/numpy: no Streamlit here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = [
+    "EmbeddingStep",
+    "AttentionStep",
+    "ClassifierStep",
+    "supports_walkthrough",
+    "embed_patch",
+    "first_tokens",
+    "attention_numbers",
+    "classifier_numbers",
+]
+
+
+def supports_walkthrough(model) -> bool:
+    """True for a timm ``VisionTransformer`` with plain ``Attention`` blocks (what the steps recompute)."""
+    from timm.layers import Attention
+    from timm.models.vision_transformer import VisionTransformer
+
+    return isinstance(model, VisionTransformer) and all(type(b.attn) is Attention for b in model.blocks)
+
+
+@dataclass(frozen=True)
+class EmbeddingStep:
+    """One patch, flattened and projected by the patch embedding.
+
+    Attributes:
+        pixels: (C·ph·pw,) the flattened patch in the model's (normalised) input, in the (C, ph, pw)
+            order of the patch-embedding convolution's weight.
+        embedding: (D,) ``W · pixels + b`` computed by hand.
+        error: Largest absolute difference to the token the model's patch embedding produced.
+    """
+
+    pixels: np.ndarray
+    embedding: np.ndarray
+    error: float
+
+
+@torch.no_grad()
+def embed_patch(model, x: torch.Tensor, layout, row: int, col: int) -> EmbeddingStep:
+    """Flatten patch (row, col) of input ``x`` (1, 3, H, W) and project it with the patch embedding."""
+    from vitviz.analysis import patchify
+
+    vectors = torch.from_numpy(patchify(x[0], layout.patch_size)).float()  # (N, C·ph·pw)
+    index = row * layout.grid_size[1] + col
+    proj = model.patch_embed.proj
+    weight = proj.weight.reshape(proj.weight.shape[0], -1)  # (D, C·ph·pw)
+    embedding = vectors[index] @ weight.T + (proj.bias if proj.bias is not None else 0.0)  # (D,)
+    embedding = model.patch_embed.norm(embedding[None])[0]  # Identity for most ViTs
+    reference = model.patch_embed(x)  # (1, N, D) or (1, gh, gw, D)
+    reference = reference.reshape(reference.shape[0], -1, reference.shape[-1])[0, index]  # (D,)
+    return EmbeddingStep(vectors[index].numpy(), embedding.numpy(), float((embedding - reference).abs().max()))
+
+
+@torch.no_grad()
+def first_tokens(model, x: torch.Tensor, capture) -> tuple[np.ndarray, float]:
+    """The token sequence entering block 0: patch tokens, prefix tokens and position embeddings added.
+
+    Returns:
+        ``(tokens (N, D), error)``: the sequence made by the model's own ``_pos_embed`` (and ``norm_pre``),
+        and its largest difference to the tokens the capture recorded entering block 0.
+    """
+    tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))[0]  # (N, D)
+    recorded = capture.hidden_states[0, 0]  # (N, D)
+    return tokens.numpy(), float((tokens - recorded).abs().max())
+
+
+@dataclass(frozen=True)
+class AttentionStep:
+    """Scaled dot-product attention of one query token in one layer and head, by hand.
+
+    Attributes:
+        layer, head, query: Where.
+        head_dim: d, the size of one head's queries and keys.
+        dots: (N,) q·k for every key token.
+        scaled: (N,) q·k / √d.
+        weights: (N,) softmax of ``scaled``: the attention row.
+        error: Largest difference to the attention row the capture recorded.
+    """
+
+    layer: int
+    head: int
+    query: int
+    head_dim: int
+    dots: np.ndarray
+    scaled: np.ndarray
+    weights: np.ndarray
+    error: float
+
+
+@torch.no_grad()
+def attention_numbers(model, capture, layer: int, head: int, query: int) -> AttentionStep:
+    """Recompute softmax(q·k/√d) for one query from the tokens entering ``layer`` (``supports_walkthrough``)."""
+    block = model.blocks[layer]
+    attn = block.attn
+    tokens = capture.hidden_states[:1, layer]  # (1, N, D) entering the block
+    n = tokens.shape[1]
+    qkv = attn.qkv(block.norm1(tokens))  # (1, N, 3·H·d)
+    qkv = qkv.reshape(1, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)  # (3, 1, H, N, d)
+    q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])  # (1, H, N, d) each
+    dots = k[0, head] @ q[0, head, query]  # (N,)
+    scaled = dots * attn.scale  # scale = d ** -0.5
+    weights = scaled.softmax(dim=-1)  # (N,)
+    recorded = capture.attention_row(layer, query)[0, head]  # (N,)
+    return AttentionStep(
+        layer=layer, head=head, query=query, head_dim=int(attn.head_dim),
+        dots=dots.double().numpy(), scaled=scaled.double().numpy(), weights=weights.double().numpy(),
+        error=float((weights - recorded).abs().max()),
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierStep:
+    """The read-out: final norm, pooling (class token or average), linear head.
+
+    Attributes:
+        pooled: (D,) the feature vector the head reads (after ``fc_norm``).
+        logits: (C,) the head's output, recomputed from the last block's tokens.
+        error: Largest difference to the output the capture recorded.
+    """
+
+    pooled: np.ndarray
+    logits: np.ndarray
+    error: float
+
+
+@torch.no_grad()
+def classifier_numbers(model, capture) -> ClassifierStep:
+    """Recompute the model's output from the tokens leaving the last block."""
+    tokens = model.norm(capture.hidden_states[:1, -1])  # (1, N, D)
+    pooled = model.fc_norm(model.pool(tokens))  # (1, D)
+    logits = model.head(pooled)  # (1, C)
+    error = float((logits - capture.output[:1]).abs().max())
+    return ClassifierStep(pooled[0].numpy(), logits[0].numpy(), error)
