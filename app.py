@@ -33,8 +33,9 @@ def overview() -> None:
                  width="stretch")
         st.subheader("Top-5 predictions")
         if fwd.predictions:
-            ui.show_figure(predictions_figure(fwd.predictions, title=""), key="overview.predictions",
-                           filename="top5-predictions", height=300)
+            bars = predictions_figure(fwd.predictions, title="")
+            bars.update_layout(margin=dict(t=10))  # the subheader above is its title
+            ui.show_figure(bars, key="overview.predictions", filename="top5-predictions", height=250)
             best = fwd.predictions[0]
             st.caption(f"Most likely: **{best.label}** ({best.probability:.1%}).")
         else:
@@ -42,8 +43,7 @@ def overview() -> None:
     view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
     with right:
         st.subheader("Attention rollout")
-        fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, query=view.figure_query,
-                             title="")
+        fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, query=view.figure_query)
         ui.show_figure(fig, key="overview.rollout", filename="attention-rollout")
         st.caption("Bright patches feed the model's read-out the most. Drag the slider to see the rollout "
                    "build up layer by layer; tune it on the Rollout page.")
@@ -58,20 +58,20 @@ def overview() -> None:
     )
 
 
-# The page scripts live in app_pages/, not pages/: Streamlit treats a folder named pages/ next to the entry
-# point as a classic (v1) multipage app until st.navigation first runs, so a fresh server opened on a deep
-# link (/attention) would run that page without this file, its sidebar or its layout.
+# Every page script in pages/ starts with ui.entry_point(): Streamlit runs a folder named pages/ next to the
+# entry point as a classic (v1) multipage app until st.navigation first runs, so a fresh server's first
+# visitor on a deep link (/attention) would otherwise get that page without this file and its sidebar.
 PAGES = {
     "Explore": [
         st.Page(overview, title="Overview", icon=":material/visibility:", default=True),
-        st.Page("app_pages/patches.py", title="Patches", icon=":material/grid_on:"),
-        st.Page("app_pages/position_embeddings.py", title="Position embeddings", icon=":material/apps:"),
-        st.Page("app_pages/attention.py", title="Attention", icon=":material/center_focus_strong:"),
-        st.Page("app_pages/rollout.py", title="Rollout", icon=":material/layers:"),
-        st.Page("app_pages/heads_depth.py", title="Heads & depth", icon=":material/insights:"),
+        st.Page("pages/patches.py", title="Patches", icon=":material/grid_on:"),
+        st.Page("pages/position_embeddings.py", title="Position embeddings", icon=":material/apps:"),
+        st.Page("pages/attention.py", title="Attention", icon=":material/center_focus_strong:"),
+        st.Page("pages/rollout.py", title="Rollout", icon=":material/layers:"),
+        st.Page("pages/heads_depth.py", title="Heads & depth", icon=":material/insights:"),
     ],
     "Learn": [
-        st.Page("app_pages/how_vit_works.py", title="How a ViT works", icon=":material/school:"),
+        st.Page("pages/how_vit_works.py", title="How a ViT works", icon=":material/school:"),
     ],
 }
 

@@ -49,6 +49,25 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 2**20
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _threads_from_argv(argv: Sequence[str]) -> int:
+    """The ``--threads`` value on the command line (default 1; 0 = the libraries' defaults)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return 1
+
+
+# numpy's OpenBLAS and torch's OpenMP read their thread counts once, when first loaded: set them before
+# any benchmark imports numpy or torch (every script imports this module first), so the analyses' numpy
+# matrix products run on as many threads as torch does. Child processes inherit the variables.
+if _threads_from_argv(sys.argv[1:]) > 0:
+    for _var in _THREAD_VARS:
+        os.environ.setdefault(_var, str(_threads_from_argv(sys.argv[1:])))
 
 
 # --------------------------------------------------------------------------------------------- machine
@@ -85,7 +104,7 @@ def machine(device: str = "cpu") -> dict[str, Any]:
         "timm": _version("timm"),
         "numpy": _version("numpy"),
         "torch_threads": torch.get_num_threads(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "thread_env": {var: os.environ.get(var, "unset") for var in _THREAD_VARS},
         "device": device,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }

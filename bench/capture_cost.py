@@ -35,7 +35,8 @@ from bench._timing import (  # noqa: E402
     setup_threads,
 )
 
-__all__ = ["MODELS", "ModelCase", "build", "cases", "main"]
+__all__ = ["METHODS", "MODELS", "ModelCase", "build", "check_agreement", "full_attention_bytes", "main", "memory_table",
+           "time_model", "unfused"]
 
 BASELINE = "plain (fused)"
 METHODS = ("plain (fused)", "plain (unfused)", "capture auto", "capture full", "capture qk",
@@ -114,6 +115,7 @@ def build(case: ModelCase, methods=METHODS, device: str = "cpu", seed: int = 0) 
         "capture auto": lambda: capture(model, x),
         "capture full": lambda: capture(model, x, storage="full"),
         "capture qk": lambda: capture(model, x, storage="qk"),
+        "capture + gradients": lambda: capture(model, x, target=0),
     }
     if "AttentionExtract hook" in methods:
         hook = AttentionExtract(_unfused_copy(model), method="hook")
@@ -165,14 +167,16 @@ def _memory_child(case: ModelCase, method: str, threads: int | None) -> dict:
 
     fns, model, x = build(case, methods=(BASELINE, method) if method != BASELINE else (BASELINE,))
     fns[BASELINE]()  # warm-up: allocator and oneDNN state every case shares
-    measured = peak_rss(fns[method])
-    result = fns[method]()
+    held: dict = {}
+    measured = peak_rss(lambda: held.setdefault("result", fns[method]()))
+    result = held.pop("result")
     storage = result.storage if hasattr(result, "num_layers") else None  # a Capture (a tensor's .storage is a method)
-    tokens = int(model.patch_embed.num_patches) + int(model.num_prefix_tokens)
     del result
+    tokens = int(model.patch_embed.num_patches) + int(model.num_prefix_tokens)
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return {**measured, "storage": storage, "tokens": tokens, "full_attention_mib": full_attention_bytes(model, tokens) / 2**20,
-            "params_mib": params / 2**20, "torch_threads": torch.get_num_threads()}
+    return {**measured, "storage": storage, "tokens": tokens,
+            "full_attention_mib": full_attention_bytes(model, tokens) / 2**20, "params_mib": params / 2**20,
+            "torch_threads": torch.get_num_threads()}
 
 
 def time_model(case: ModelCase, methods, repeats: int, warmup: int, device: str,
@@ -217,7 +221,7 @@ def memory_table(models, methods, threads: int | None) -> Table:
 def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--budget", type=float, default=50.0,
+    parser.add_argument("--budget", type=float, default=30.0,
                         help="seconds of timing per model before rounds stop (at least 5 rounds, at most 40)")
     parser.add_argument("--models", nargs="*", default=None, help="labels or timm names to run (default: all)")
     parser.add_argument("--memory-models", nargs="*", default=["vit_small_patch14_dinov2"],

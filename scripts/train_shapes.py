@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=2, help='torch threads (2 on the reference machine)')
     parser.add_argument('--workers', type=int, default=2, help='processes generating training images')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    parser.add_argument('--eval-only', action='store_true',
+                        help='skip training: evaluate the weights already in --out-dir and write the results')
     return parser.parse_args(argv)
 
 
@@ -46,7 +48,7 @@ def pct(v: float) -> str:
     return f'{100 * v:.1f}%'
 
 
-def results_markdown(config: dict, wall_seconds: float) -> str:
+def results_markdown(config: dict) -> str:
     """The model card's results section, from the metrics in the config."""
     m, t = config['metrics'], config['training']
     native = str(config['native_patch_size'])
@@ -56,9 +58,9 @@ def results_markdown(config: dict, wall_seconds: float) -> str:
         f"Measured by `scripts/train_shapes.py` (seed {config['seed']}, torch {t.get('torch')}, "
         f"{t['threads']} threads) on **{m['eval_count']} freshly generated held-out images** (seed "
         f"{m['eval_seed']}, split {m['eval_split']}: never seen in training); localisation on the first "
-        f"{m['localise_count']} of them, for the ground-truth class. Training took "
-        f"{t['train_seconds']} s after {t['generate_seconds']} s of data generation "
-        f"({wall_seconds / 60:.1f} min for the whole script, on a shared 2-core CPU).",
+        f"{m['localise_count']} of them, for the ground-truth class. Data generation took "
+        f"{t['generate_seconds']} s, training {t['train_seconds']} s and evaluation {m['eval_seconds']} s "
+        f"on the 2-core CPU of the development machine, which other jobs were sharing at the time.",
         '',
         '### Accuracy per patch size',
         '',
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from vitviz.shapes.evaluation import evaluate
-    from vitviz.shapes.model import ASSETS_DIR, save_shapes_model
+    from vitviz.shapes.model import ASSETS_DIR, load_shapes_model, save_shapes_model
     from vitviz.shapes.training import TrainConfig, train
 
     start = time.perf_counter()
@@ -138,25 +140,30 @@ def main(argv: list[str] | None = None) -> int:
     eval_count = args.eval_count or eval_count
     localise_count = args.localise_count or localise_count
     out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix='shapes_quick_')) if args.quick else ASSETS_DIR)
+    weights, config_path = out_dir / 'shapes_vit.safetensors', out_dir / 'shapes_vit.json'
     card = args.card or (None if args.quick else CARD)
-
-    print(f'training {cfg.architecture} ({cfg.embed_dim} wide, {cfg.depth} deep, {cfg.num_heads} heads) on '
-          f'{cfg.train_images} images x {cfg.epochs} epochs, patch sizes {cfg.patch_sizes}')
-    result = train(cfg, progress=not args.no_progress)
     torch.set_num_threads(cfg.threads)
-    with tqdm(total=len(cfg.patch_sizes) * localise_count, desc='evaluate', unit='img',
+
+    if args.eval_only:
+        model, config = load_shapes_model(weights_path=weights, config_path=config_path)
+    else:
+        print(f'training {cfg.architecture} ({cfg.embed_dim} wide, {cfg.depth} deep, {cfg.num_heads} heads) on '
+              f'{cfg.train_images} images x {cfg.epochs} epochs, patch sizes {cfg.patch_sizes}')
+        result = train(cfg, progress=not args.no_progress)
+        model, config = result.model, result.config
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_shapes_model(model, config, weights, config_path)  # saved before evaluating: nothing is lost
+    with tqdm(total=len(config['patch_sizes']) * localise_count, desc='evaluate', unit='img',
               disable=args.no_progress) as bar:
-        metrics = evaluate(result.model, result.config, count=eval_count, localise_count=localise_count,
-                           progress=bar.update)
-    config = dict(result.config, metrics=metrics)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_shapes_model(result.model, config, out_dir / 'shapes_vit.safetensors', out_dir / 'shapes_vit.json')
+        metrics = evaluate(model, config, count=eval_count, localise_count=localise_count, progress=bar.update)
+    config = dict(config, metrics=metrics)
+    save_shapes_model(model, config, weights, config_path)
     wall = time.perf_counter() - start
-    section = results_markdown(config, wall)
+    section = results_markdown(config)
     print(section)
-    print(f'wrote {out_dir / "shapes_vit.safetensors"} and {out_dir / "shapes_vit.json"}')
+    print(f'wrote {weights} and {config_path}')
     if not args.quick:
-        paths = write_gallery(ASSETS_DIR / 'samples', cfg.image_size)
+        paths = write_gallery(ASSETS_DIR / 'samples', config['model_args']['img_size'])
         print('gallery:', ', '.join(p.name for p in paths))
     if card is not None:
         update_card(card, section)

@@ -2,7 +2,7 @@
 
 App fixtures (``app_model``, ``open_app``, ``figure``) drive the Streamlit app in-process with
 ``streamlit.testing.v1.AppTest``. The app's default model offline is the bundled ``vitviz-shapes``; until its
-weights are shipped, ``app_model`` stands in timm's tiny ``test_vit`` with random weights.
+weights are shipped, ``app_model`` stands in the same network with random weights.
 """
 from __future__ import annotations
 
@@ -23,30 +23,33 @@ def bundled_model_shipped() -> bool:
     return (assets / "shapes_vit.safetensors").is_file() and (assets / "shapes_vit.json").is_file()
 
 
+def stand_in_shapes_model(device: str = "cpu", **_: Any):
+    """``load_shapes_model`` stand-in while the weights are not shipped: the shapes ViT built from its own
+    config (``vitviz.shapes.build_model(make_config())``: same architecture, input size, patch sizes and
+    classes) with random, seeded weights."""
+    import torch
+
+    from vitviz.shapes.model import build_model, make_config
+
+    torch.manual_seed(0)
+    config = make_config()
+    return build_model(config).to(device).eval(), config
+
+
 @pytest.fixture
 def app_model(monkeypatch) -> str:
-    """Make the app's offline default model loadable; returns the timm name the app will show.
+    """Make the app's offline default model loadable; returns the name of the network behind it.
 
-    With the shipped weights nothing is patched. Without them, ``load_model('vitviz-shapes')`` returns
-    timm's ``test_vit`` with random weights (hub unreachable on CI), so the pages can still be exercised.
+    With the shipped weights nothing is patched. Without them, ``vitviz.shapes.load_shapes_model`` returns
+    :func:`stand_in_shapes_model` (untrained), so every code path (including the offline fallback) still runs.
     """
     monkeypatch.setenv("VITVIZ_OFFLINE", "1")  # never wait on the hub in tests
     if bundled_model_shipped():
         return "vitviz-shapes"
-    import vitviz.models as models
+    import vitviz.shapes
 
-    real = models.load_model
-
-    def stand_in(name: str, **kwargs: Any):
-        if name == models.BUNDLED_MODEL:
-            import torch
-
-            torch.manual_seed(0)  # the same random weights every time
-            return real("test_vit", pretrained=False)
-        return real(name, **kwargs)
-
-    monkeypatch.setattr(models, "load_model", stand_in)
-    return "test_vit"
+    monkeypatch.setattr(vitviz.shapes, "load_shapes_model", stand_in_shapes_model, raising=False)
+    return "vitviz-shapes (untrained stand-in)"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-import pytest
 
 from vitviz_app.loaders import forward_passes
 
@@ -36,7 +35,7 @@ def app_capture(at):
 
 
 def test_attention_controls_change_the_map_without_running_the_model(open_app, figure):
-    at = open_app("app_pages/attention.py")
+    at = open_app("pages/attention.py")
     fwd = app_capture(at)
     cap, layout = fwd.capture, fwd.layout
     passes = forward_passes()
@@ -75,7 +74,7 @@ def test_attention_controls_change_the_map_without_running_the_model(open_app, f
 
 
 def test_rollout_controls_reuse_the_pass_and_the_class_picker_runs_one_more(open_app, figure):
-    at = open_app("app_pages/rollout.py")
+    at = open_app("pages/rollout.py")
     passes = forward_passes()  # the page already has its plain pass and the top class's gradient pass
     before = heat(figure(at, "ro.plain"))
     at.selectbox(key="ro_fusion").set_value("max").run()
@@ -100,7 +99,7 @@ def test_rollout_controls_reuse_the_pass_and_the_class_picker_runs_one_more(open
 
 
 def test_patch_size_runs_the_model_once_per_size(open_app, figure):
-    at = open_app("app_pages/patches.py")
+    at = open_app("pages/patches.py")
     slider = at.select_slider(key="patch")
     native = slider.value
     sizes = [int(text.split()[0]) for text in slider.options]  # options read "16 px (native)", "24 px"
@@ -123,7 +122,7 @@ def test_patch_size_runs_the_model_once_per_size(open_app, figure):
 def test_position_tile_follows_the_chosen_position(open_app, figure):
     from vitviz.analysis import position_similarity
 
-    at = open_app("app_pages/position_embeddings.py")
+    at = open_app("pages/position_embeddings.py")
     fwd = app_capture(at)
     sim = position_similarity(fwd.model, fwd.layout)
     at.number_input(key="pos_row").set_value(0)
@@ -138,7 +137,7 @@ def test_position_tile_follows_the_chosen_position(open_app, figure):
 
 
 def test_heads_and_depth_slider_only_reads_the_capture(open_app, figure):
-    at = open_app("app_pages/heads_depth.py")
+    at = open_app("pages/heads_depth.py")
     passes = forward_passes()
     last = figure(at, "heads.norms")
     at.slider(key="heads_state").set_value(0).run()
@@ -150,7 +149,7 @@ def test_heads_and_depth_slider_only_reads_the_capture(open_app, figure):
 
 
 def test_how_page_recomputes_every_step_by_hand(open_app, figure):
-    at = open_app("app_pages/how_vit_works.py")
+    at = open_app("pages/how_vit_works.py")
     checks = [c.value for c in at.caption if "Recomputed by hand" in c.value]
     assert len(checks) == 4 and all(":material/check_circle:" in c for c in checks), checks
     embed = figure(at, "how.embed")

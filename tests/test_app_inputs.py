@@ -37,7 +37,7 @@ def test_an_uploaded_photo_is_explained(open_app, figure):
     assert any("upload: holiday.png · 300×200 px" in c for image in at.main.image for c in image.captions)
     rollout = figure(at, "overview.rollout")
     assert rollout["layout"]["xaxis"]["range"][1] >= 300 and rollout["layout"]["yaxis"]["range"][0] >= 200
-    at.switch_page("app_pages/attention.py").run()
+    at.switch_page("pages/attention.py").run()
     _clean(at)
     assert at.file_uploader(key="upload").value is not None, "the upload is kept on other pages"
     assert at.slider(key="attn_layer").value == at.slider(key="attn_layer").max
@@ -115,38 +115,68 @@ def test_a_typed_timm_vit_runs_with_random_weights_offline_or_falls_back(open_ap
     assert any("unreachable" in w and "deit_tiny_patch16_224" in w for w in warnings), warnings
 
 
+def _typed(at, name: str):
+    from vitviz_app.sidebar import OTHER_MODEL
+
+    at.selectbox(key="model").set_value(OTHER_MODEL).run()
+    at.text_input(key="timm").input(name).run()
+    return at
+
+
+def _weights(at, filename: str, data: bytes):
+    at.file_uploader(key="weights").set_value((filename, data, "application/octet-stream")).run()
+    return at
+
+
+def test_local_weights_are_loaded_and_reported(open_app, figure):
+    """Weights saved from an architecture load into it; the sidebar says they come from the local file."""
+    import timm
+    import torch
+    from safetensors.torch import save
+
+    torch.manual_seed(1)
+    state = timm.create_model("test_vit", pretrained=False).state_dict()
+    at = _weights(_typed(open_app(), "test_vit"), "mine.safetensors", save(state))
+    _clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("local file" in m.value for m in at.sidebar.markdown)
+    assert figure(at, "overview.rollout")["data"], "the page is drawn with the uploaded weights"
+
+    from vitviz_app import loaders
+
+    loaded = loaders.load("test_vit", loaders.digest(save(state)))
+    for name, tensor in state.items():  # the model the app uses holds exactly the uploaded tensors
+        torch.testing.assert_close(loaded.model.state_dict()[name], tensor)
+
+
 def test_weights_that_do_not_fit_are_a_clear_error(open_app):
     import torch
     from safetensors.torch import save
 
-    at = open_app()
-    bad = save({"blocks.0.attn.qkv.weight": torch.zeros(3, 3)})
-    at.file_uploader(key="weights").set_value(("mine.safetensors", bad, "application/octet-stream")).run()
+    at = _weights(_typed(open_app(), "test_vit"), "mine.safetensors",
+                  save({"blocks.0.attn.qkv.weight": torch.zeros(3, 3)}))
     _clean(at)
-    shown = [e.value for e in at.error]
-    assert any("do not fit" in message for message in shown), shown
+    assert any("do not fit" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_a_corrupt_weights_file_is_a_clear_error(open_app):
-    at = open_app()
-    at.file_uploader(key="weights").set_value(("mine.pth", b"\x00not a checkpoint" * 10, "application/octet-stream"))
-    at.run()
+    at = _weights(_typed(open_app(), "test_vit"), "mine.pth", b"\x00not a checkpoint" * 10)
     _clean(at)
-    assert any("could not be read" in e.value or "corrupt" in e.value for e in at.error), [e.value for e in at.error]
+    shown = [e.value for e in at.error]
+    assert shown and not at.get("plotly_chart"), "a bad weights file stops the page with a message"
+    # the wording is vitviz.models' (ModelError); the app shows it unchanged
+    from vitviz.models import ModelError, load_model
+
+    with pytest.raises(ModelError) as reason:
+        load_model("test_vit", weights=b"\x00not a checkpoint" * 10)
+    assert str(reason.value) in shown
 
 
-def test_local_weights_are_loaded_and_reported(open_app, figure, tmp_path):
-    """Weights saved from the model itself load back; the sidebar says they come from the local file."""
-    from safetensors.torch import save
-
-    from vitviz_app import loaders
-
+def test_weights_for_the_bundled_model_are_ignored_with_a_reason(open_app):
     at = open_app()
-    loaded = loaders.load(at.selectbox(key="model").value, None)
-    if loaded.source == "bundled":
-        pytest.skip("local weights apply to hub architectures; the bundled model ignores them")
-    state = {k: v.contiguous() for k, v in loaded.model.state_dict().items()}
-    at.file_uploader(key="weights").set_value(("mine.safetensors", save(state), "application/octet-stream")).run()
+    if at.selectbox(key="model").value != "vitviz-shapes":
+        pytest.skip("the hub is reachable: the default model is not the bundled one")
+    at = _weights(at, "mine.safetensors", b"whatever")
     _clean(at)
-    assert not at.error
-    assert any("local file" in m.value for m in at.sidebar.markdown)
+    assert any("shipped weights" in w.value for w in at.sidebar.warning)
+    assert at.get("plotly_chart"), "the page still shows the bundled model"

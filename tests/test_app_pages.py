@@ -6,12 +6,12 @@ import pytest
 
 PAGES = {
     None: ("How a Vision Transformer sees your image", "overview.download"),
-    "app_pages/patches.py": ("Patches", "patches.download"),
-    "app_pages/position_embeddings.py": ("Position embeddings", "pos.download"),
-    "app_pages/attention.py": ("Attention", "attn.download"),
-    "app_pages/rollout.py": ("Attention rollout", "ro.download"),
-    "app_pages/heads_depth.py": ("Heads & depth", "heads.download"),
-    "app_pages/how_vit_works.py": ("How a Vision Transformer works", "how.download"),
+    "pages/patches.py": ("Patches", "patches.download"),
+    "pages/position_embeddings.py": ("Position embeddings", "pos.download"),
+    "pages/attention.py": ("Attention", "attn.download"),
+    "pages/rollout.py": ("Attention rollout", "ro.download"),
+    "pages/heads_depth.py": ("Heads & depth", "heads.download"),
+    "pages/how_vit_works.py": ("How a Vision Transformer works", "how.download"),
 }
 
 
@@ -86,7 +86,7 @@ def test_choosing_another_sample_changes_what_is_shown(open_app, figure):
 
 def test_a_shared_url_opens_the_same_view(open_app):
     # bound selectors hold their displayed text in the URL: "Head 0", "A patch"
-    at = open_app("app_pages/attention.py", query={"image": "coffee", "attn_layer": "1", "attn_head": "Head 0",
+    at = open_app("pages/attention.py", query={"image": "coffee", "attn_layer": "1", "attn_head": "Head 0",
                                                   "attn_query": "A patch", "attn_row": "2", "attn_col": "3"})
     assert not at.exception
     assert at.selectbox(key="image").value == "coffee"
@@ -97,7 +97,7 @@ def test_a_shared_url_opens_the_same_view(open_app):
 
 
 def test_bad_values_in_a_url_fall_back_to_defaults(open_app):
-    at = open_app("app_pages/attention.py", query={"image": "no_such_photo", "attn_layer": "999",
+    at = open_app("pages/attention.py", query={"image": "no_such_photo", "attn_layer": "999",
                                                   "model": "not-a-model"})
     assert not at.exception
     assert not at.error
@@ -106,12 +106,12 @@ def test_bad_values_in_a_url_fall_back_to_defaults(open_app):
 
 
 def test_choices_persist_across_pages(open_app):
-    at = open_app("app_pages/attention.py")
+    at = open_app("pages/attention.py")
     at.selectbox(key="image").set_value("rocket")
     at.slider(key="attn_layer").set_value(2).run()
-    at.switch_page("app_pages/rollout.py").run()
+    at.switch_page("pages/rollout.py").run()
     assert at.selectbox(key="image").value == "rocket"
-    at.switch_page("app_pages/attention.py").run()
+    at.switch_page("pages/attention.py").run()
     assert at.slider(key="attn_layer").value == 2
     assert at.selectbox(key="image").value == "rocket"
 

@@ -209,7 +209,10 @@ def test_auto_storage_switches_to_qk_for_large_token_counts(monkeypatch):
     monkeypatch.setattr(capture_module, "FULL_STORAGE_BUDGET", 1024)
     big = capture(model, x)
     assert big.storage == "qk" and big._probs is None
-    assert capture(model, x, target=1).storage == "full"  # gradients always need the real matrices
+    with pytest.raises(CaptureError, match="too large"):  # gradients need the real matrices: refused
+        capture(model, x, target=1)
+    monkeypatch.setattr(capture_module, "FULL_STORAGE_BUDGET", 256 * 2**20)
+    assert capture(model, x, target=1).storage == "full"
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ __all__ = [
     "CaptureError",
     "attention_modules",
     "capture",
+    "model_lock",
 ]
 
 FULL_STORAGE_BUDGET = 256 * 2**20
@@ -50,7 +51,12 @@ class CaptureError(RuntimeError):
     """The model's attention could not be captured (unsupported module, hook that never fired, ...)."""
 
 
-def _model_lock(model: nn.Module) -> threading.RLock:
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The lock that serialises captures on ``model``.
+
+    Hold it to read or copy the model while no capture has hooks registered or ``fused_attn`` switched
+    off (e.g. ``copy.deepcopy`` for a re-patched copy).
+    """
     with _LOCKS_GUARD:
         lock = _MODEL_LOCKS.get(model)
         if lock is None:
@@ -197,7 +203,7 @@ class AttentionRecorder:
         self.modules = attention_modules(model)
         if storage == "qk" and not all(_supports_qk(m) for m in self.modules):
             raise CaptureError("storage='qk' needs timm's plain Attention module in every block")
-        self._lock = _model_lock(model)
+        self._lock = model_lock(model)
         self._handles: list = []
         self._saved_flags: list[bool] = []
         self._was_training = False
@@ -210,26 +216,31 @@ class AttentionRecorder:
         self.probs: list[list[torch.Tensor]] = [[] for _ in range(layers)]
         self.queries: list[list[torch.Tensor]] = [[] for _ in range(layers)]
         self.keys: list[list[torch.Tensor]] = [[] for _ in range(layers)]
-        self.block_inputs: list[torch.Tensor] = []
-        self.block_outputs: list[list[torch.Tensor]] = [[] for _ in range(layers)]
+        self.hidden: list[torch.Tensor] = []  # one (B, L+1, N, D) tensor per forward pass
 
     def _mine(self) -> bool:
         return threading.get_ident() == self._owner
 
-    def _keep(self, tensor: torch.Tensor) -> torch.Tensor:
-        # Stays on the model's device until the pass ends: one transfer per tensor, no sync per layer.
-        return tensor if self.keep_graph else tensor.detach()
+    def _store_hook(self, bucket: list[torch.Tensor], copy: bool = False):
+        """Keep a module's output; ``copy`` for views (q, k) that would otherwise pin the whole qkv buffer.
 
-    def _store_hook(self, bucket: list[torch.Tensor]):
+        Tensors stay on the model's device until the pass ends: one transfer each, no sync per layer.
+        """
+
         def hook(_module, _args, output):
             if self._mine():
-                bucket.append(self._keep(output))
+                kept = output if self.keep_graph else output.detach()
+                bucket.append(kept.clone() if copy else kept)
 
         return hook
 
     def _block_input_hook(self, _module, args):
         if self._mine():
-            self.block_inputs.append(args[0].detach())
+            tokens = args[0].detach()  # (B, N, D)
+            batch, num_tokens, dim = tokens.shape
+            hidden = tokens.new_empty((batch, len(self.modules) + 1, num_tokens, dim))  # (B, L+1, N, D)
+            hidden[:, 0] = tokens
+            self.hidden.append(hidden)
 
     def _register(self) -> None:
         blocks = self.model.blocks
@@ -239,13 +250,13 @@ class AttentionRecorder:
             if self.storage == "full":
                 self._handles.append(attn.attn_drop.register_forward_hook(self._store_hook(self.probs[i])))
             else:
-                self._handles.append(attn.q_norm.register_forward_hook(self._store_hook(self.queries[i])))
-                self._handles.append(attn.k_norm.register_forward_hook(self._store_hook(self.keys[i])))
+                self._handles.append(attn.q_norm.register_forward_hook(self._store_hook(self.queries[i], True)))
+                self._handles.append(attn.k_norm.register_forward_hook(self._store_hook(self.keys[i], True)))
 
     def _store_block_output(self, i: int):
         def hook(_module, _args, output):
             if self._mine():
-                self.block_outputs[i].append(output.detach())
+                self.hidden[-1][:, i + 1] = output.detach()
 
         return hook
 
@@ -254,7 +265,8 @@ class AttentionRecorder:
         try:
             self._owner = threading.get_ident()
             self._was_training = self.model.training
-            self.model.eval()
+            if self._was_training:  # eval() walks every module: skip it when there is nothing to change
+                self.model.eval()
             self._saved_flags = [bool(m.fused_attn) for m in self.modules]
             if self.storage == "full":
                 for m in self.modules:
@@ -275,7 +287,8 @@ class AttentionRecorder:
             self._handles.clear()
             for m, flag in zip(self.modules, self._saved_flags):
                 m.fused_attn = flag
-            self.model.train(self._was_training)
+            if self._was_training:
+                self.model.train()
         finally:
             self._owner = None
             self._lock.release()
@@ -292,15 +305,20 @@ class AttentionRecorder:
 
 
 def _choose_storage(model: nn.Module, layout: TokenLayout, batch: int, storage: str, target) -> str:
+    modules = attention_modules(model)
+    full = _bytes_full(batch, len(modules), int(modules[0].num_heads), layout.num_tokens)
     if target is not None:
         if storage == "qk":
             raise ValueError("gradients need storage='full' (or 'auto')")
+        if full > FULL_STORAGE_BUDGET:
+            raise CaptureError(
+                f"class-specific maps need every layer's attention and its gradient, {2 * full / 2**20:,.0f} MB "
+                f"of memory for {layout.num_tokens} tokens: too large (the limit is "
+                f"{2 * FULL_STORAGE_BUDGET / 2**20:,.0f} MB). Use a smaller input size or a smaller model."
+            )
         return "full"
     if storage != "auto":
         return storage
-    modules = attention_modules(model)
-    heads = int(modules[0].num_heads)
-    full = _bytes_full(batch, len(modules), heads, layout.num_tokens)
     if full <= FULL_STORAGE_BUDGET or not all(_supports_qk(m) for m in modules):
         return "full"  # small enough to keep whole, or the only exact path for this module type
     return "qk"
@@ -361,8 +379,7 @@ def capture(
 
 
 def _build(recorder: AttentionRecorder, layout: TokenLayout, output, grads, targets) -> Capture:
-    hidden = [recorder.block_inputs[0]] + [bucket[0] for bucket in recorder.block_outputs]
-    hidden_states = torch.stack(hidden, dim=1).cpu()  # (B, L+1, N, D)
+    hidden_states = recorder.hidden[0].cpu()  # (B, L+1, N, D)
     if hidden_states.shape[2] != layout.num_tokens:
         raise CaptureError(
             f"the model produced {hidden_states.shape[2]} tokens but its layout says "

@@ -40,7 +40,9 @@ __all__ = [
 
 BUNDLED_MODEL = "vitviz-shapes"
 MAX_WEIGHTS_BYTES = 2 * 2**30
-"""Largest weights file accepted (ViT-L/16 in fp32 is 1.2 GB)."""
+"""Largest weights file accepted (ViT-L/16 in fp32 is 1.2 GB), also once a zip ``.pth`` is inflated."""
+MAX_PARAMETERS = 700_000_000
+"""Largest model built (ViT-H/14 has 632 M parameters; ViT-g/14 with 1.1 B is refused)."""
 
 _SUPPORTED_MODULES = {
     "timm.models.vision_transformer": "ViT / DeiT-III / DINO / DINOv2 / FlexiViT",
@@ -250,8 +252,9 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
         if name == spec.timm_name:
             return name, spec
     if name.startswith(("hf-hub:", "hf_hub:")):
+        _check_hub_id(name.split(":", 1)[1])
         return name, None
-    arch = name.split(".", 1)[0]
+    arch, _, tag = name.partition(".")
     if not timm.is_model(arch):
         close = difflib.get_close_matches(arch, _supported_names(), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(close)}?" if close else f" Try for example {_EXAMPLES}."
@@ -264,7 +267,48 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
             f"models with global self-attention ({', '.join(_SUPPORTED_MODULES.values())}). "
             f"Try for example {_EXAMPLES}."
         )
+    if "." in name:
+        _check_tag(name, arch, tag)
     return name, None
+
+
+def _check_hub_id(repo_id: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+        if repo_id.count("/") != 1:
+            raise HFValidationError("expected owner/name")
+    except HFValidationError as exc:
+        raise ModelError(
+            f"'hf-hub:{repo_id}' is not a Hugging Face model id: write it as hf-hub:owner/name, "
+            "e.g. hf-hub:timm/vit_small_patch16_224.augreg_in21k_ft_in1k."
+        ) from exc
+
+
+def _check_tag(name: str, arch: str, tag: str) -> None:
+    import timm
+
+    tags = sorted(t.partition(".")[2] for t in timm.list_models(arch, pretrained=True) if t.startswith(arch + "."))
+    if tag not in tags:
+        known = f"Its weights are: {', '.join(tags[:6])}." if tags else "timm has no pretrained weights for it."
+        raise ModelError(f"'{name}': timm knows {arch} but no weights tagged '{tag}'. {known}")
+
+
+def _check_size(timm_name: str, **kwargs) -> None:
+    """Refuse a model too large for the server before allocating it (counted on the meta device)."""
+    import timm
+
+    try:
+        model = timm.create_model(timm_name, pretrained=False, device="meta", **kwargs)
+    except Exception:
+        return  # the real build reports what is wrong with the name or the arguments
+    count = sum(p.numel() for p in model.parameters())
+    if count > MAX_PARAMETERS:
+        raise ModelError(
+            f"'{timm_name}' has {count / 1e6:,.0f} M parameters; vitviz builds models up to "
+            f"{MAX_PARAMETERS / 1e6:,.0f} M parameters (ViT-H) so one user cannot exhaust the server's memory."
+        )
 
 
 # --------------------------------------------------------------------------------------------- weights
@@ -289,11 +333,33 @@ def _read_weights(source: str | Path | bytes) -> dict:
     head = data[:16] if data is not None else path.open("rb").read(16)
     if _looks_like_safetensors(head, size):
         return _read_safetensors(data if data is not None else path)
+    _check_inflated_size(data if data is not None else path)
     try:
         buffer = io.BytesIO(data) if data is not None else path
         return torch.load(buffer, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle refusal, truncation, garbage: all are a bad file for the user
         raise ModelError(_torch_load_message(exc)) from exc
+
+
+def _check_inflated_size(source: bytes | Path) -> None:
+    """A zip ``.pth`` may hold deflated records that inflate far beyond the file's size: refuse those."""
+    import zipfile
+
+    buffer = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    if not zipfile.is_zipfile(buffer):
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError("The weights file could not be read: it is a damaged zip archive.") from exc
+    inflated = sum(entry.file_size for entry in entries)
+    if any(entry.compress_type != zipfile.ZIP_STORED for entry in entries) or inflated > MAX_WEIGHTS_BYTES:
+        raise ModelError(
+            "Refused: this .pth holds compressed records (PyTorch never writes those) or unpacks to more than "
+            f"{MAX_WEIGHTS_BYTES / 2**30:.0f} GB; vitviz accepts weights of at most "
+            f"{MAX_WEIGHTS_BYTES / 2**30:.0f} GB."
+        )
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -314,7 +380,7 @@ def _read_safetensors(source: bytes | Path) -> dict:
 
 def _torch_load_message(exc: Exception) -> str:
     text = str(exc)
-    if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+    if "Unsupported global" in text or "GLOBAL" in text:
         return (
             "Refused: this .pth/.bin file contains Python objects, not just tensors, and loading it could "
             "run code. vitviz only loads plain tensors (torch.load(weights_only=True)); save the weights "
@@ -452,9 +518,15 @@ def _finish(model, device: str | None):
 
 
 def _bundled(device: str | None, requested: str, notice: str) -> LoadedModel:
-    from .shapes import load_shapes_model
+    from . import shapes
 
-    model, config = load_shapes_model(device="cpu")
+    try:
+        model, config = shapes.load_shapes_model(device="cpu")
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(
+            "The bundled vitviz-shapes model is missing or damaged in this installation "
+            f"({type(exc).__name__}); reinstall vitviz or run scripts/train_shapes.py."
+        ) from exc
     model = _finish(model, device)
     return LoadedModel(
         model=model,
@@ -506,6 +578,7 @@ def load_model(
     if (name or "").strip() == BUNDLED_MODEL:
         return _bundled(device, name, "Using vitviz-shapes, the small ViT shipped with vitviz (offline).")
     timm_name, spec = resolve_name(name)
+    _check_size(timm_name, **model_kwargs)
     if weights is not None:
         model = _create(timm_name, False, **model_kwargs)
         load_state_dict(model, weights)

@@ -90,6 +90,8 @@ def clicked_cell(event: Any) -> tuple[int, int] | None:
     points = selection.get("points") if isinstance(selection, dict) else getattr(selection, "points", None)
     for point in points or []:
         data = point.get("customdata")
+        if isinstance(data, dict):  # a typed-array row reaches Python as {"0": row, "1": col, ...}
+            data = [data[k] for k in sorted(data, key=int)]
         if data is not None and len(data) >= 2:
             return int(round(float(data[0]))), int(round(float(data[1])))
     return None

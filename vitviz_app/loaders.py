@@ -61,6 +61,8 @@ class Forward:
         predictions: Top-5 ``Prediction`` s (empty without labels or classifier).
         patch_size: Patch size (height, width) of this pass.
         target: Class whose gradients were taken, or None.
+        finite: Whether the output and every recorded token are finite (NaN weights make neither); checked
+            once here, not on every rerun.
         key: Cache key of this pass (model, image, patch size, target): views derived from it are
             cached under it.
     """
@@ -75,10 +77,12 @@ class Forward:
     predictions: tuple
     patch_size: tuple[int, int]
     target: int | None
+    finite: bool = True
 
     @property
     def layout(self):
         return self.capture.layout
+
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -106,7 +110,11 @@ def decode(image_key: str, _data: bytes):
 
 @st.cache_resource(max_entries=6, show_spinner=False)
 def repatched(model_key: str, patch_size: int, _loaded):
-    """A copy of the loaded model re-run at ``patch_size`` (FlexiViT-style resampling of its weights)."""
+    """A copy of the loaded model re-run at ``patch_size`` (FlexiViT-style resampling of its weights).
+
+    ``with_patch_size`` copies under the model's capture lock, so the copy never inherits another session's
+    hooks or un-fused attention flags.
+    """
     from vitviz.analysis import with_patch_size
 
     return with_patch_size(_loaded.model, patch_size)
@@ -164,4 +172,5 @@ def forward(model_key: str, image_key: str, patch_size: int | None, target: int 
         predictions=predictions or (),
         patch_size=tuple(int(p) for p in model.patch_embed.patch_size),
         target=target,
+        finite=bool(torch.isfinite(cap.output).all() and torch.isfinite(cap.hidden_states).all()),
     )

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["SAMPLES_DIR", "Sample", "list_samples", "read_sample", "default_sample"]
+__all__ = ["SAMPLES_DIR", "LICENSES_FILE", "Sample", "list_samples", "read_sample", "default_sample"]
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "vitviz" / "assets" / "samples"
+LICENSES_FILE = SAMPLES_DIR / "LICENSES.md"
 _SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _PHOTO_TITLES = {
     "cat": "Cat (Chelsea)",

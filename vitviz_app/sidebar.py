@@ -7,6 +7,7 @@ opens the same view on another machine.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ OTHER_MODEL = "Other timm model…"
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif", "svg"]
 WEIGHT_TYPES = ["safetensors", "pth", "pt", "bin"]
 _CONTEXT = "_vitviz_context"
+_LOG = logging.getLogger(__name__)
 _SOURCE_ICONS = {
     "hub": ":material/cloud_done:",
     "hub-cache": ":material/cloud_off:",
@@ -80,10 +82,14 @@ class AppContext:
         self.require()
         with st.spinner(_spinner_text(self.loaded, patch_size, target)):
             try:
-                return loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image)
+                fwd = loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image)
             except (CaptureError, ValueError) as exc:
                 st.error(f"The model could not be run on this image: {exc}", icon=":material/error:")
                 st.stop()
+        if not fwd.finite:
+            st.warning("The model's outputs contain NaN or infinite values (are the weights broken?): the maps "
+                       "below cannot mean anything.", icon=":material/warning:")
+        return fwd
 
     def settings(self, **view: Any) -> dict[str, Any]:
         """Settings saved next to downloaded arrays: model, weights, image, plus the view's own."""
@@ -196,6 +202,25 @@ def _weights_line(loaded) -> None:
     st.caption(f"`{loaded.name}` · {depth} layers × {heads} heads · {height}×{width} input · {patch} px patches")
 
 
+def _load(name: str, weights: bytes | None, weights_key: str | None, problems: list[str]):
+    """The cached model, or None with the reason added to ``problems`` and shown in the sidebar."""
+    from vitviz.models import ModelError
+
+    try:
+        with st.spinner(f"Loading {name}…"):
+            return loaders.load(name, weights_key, weights)
+    except ModelError as exc:
+        message = str(exc)
+    except Exception as exc:  # a UI boundary: say it in words; details (paths, traceback) go to the server log
+        _LOG.exception("loading model %r failed", name)
+        message = (f"The model '{name}' could not be loaded ({type(exc).__name__}). If this is the bundled "
+                   "vitviz-shapes model, its files may be missing from this installation; the server log "
+                   "has the details.")
+    problems.append(message)
+    st.error(message, icon=":material/error:")
+    return None
+
+
 def _default_model() -> str:
     from vitviz.models import BUNDLED_MODEL, CATALOGUE, hub_reachable
 
@@ -207,7 +232,7 @@ def _default_model() -> str:
 def sidebar() -> AppContext:
     """Draw the shared sidebar and load what it selects; the result is also kept for :func:`context`."""
     from vitviz.images import ImageError
-    from vitviz.models import BUNDLED_MODEL, ModelError
+    from vitviz.models import BUNDLED_MODEL
 
     default_model = _default_model()
     problems: list[str] = []
@@ -224,17 +249,16 @@ def sidebar() -> AppContext:
                 st.error(str(exc), icon=":material/broken_image:")
         st.divider()
         name, weights, weights_key = _model_section(default_model)
+        if weights is not None and name == BUNDLED_MODEL:
+            st.warning("vitviz-shapes always uses its shipped weights. To load your file, pick the "
+                       "architecture it was saved from above (or type its timm name).", icon=":material/info:")
+            weights = weights_key = None
         model_key = f"{name}|{weights_key or 'default'}"
         if not name:
             problems.append("Type a timm model name in the sidebar, e.g. deit_tiny_patch16_224.fb_in1k.")
         else:
-            try:
-                with st.spinner(f"Loading {name}…"):
-                    loaded = loaders.load(name, weights_key, weights)
-            except ModelError as exc:
-                problems.append(str(exc))
-                st.error(str(exc), icon=":material/error:")
-            else:
+            loaded = _load(name, weights, weights_key, problems)
+            if loaded is not None:
                 _weights_line(loaded)
     ctx = AppContext(loaded, model_key, image, image_key if image is not None else None, image_label,
                      tuple(problems))

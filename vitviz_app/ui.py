@@ -3,11 +3,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
-__all__ = ["page_header", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note"]
+__all__ = ["entry_point", "page_header", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
+
+
+def entry_point() -> None:
+    """Make sure a page runs inside ``app.py`` (its navigation and sidebar), also on a fresh server.
+
+    Streamlit treats a ``pages/`` folder next to the entry point as a classic (v1) multipage app until
+    ``st.navigation`` has run once in the process; until then a deep link such as ``/attention`` runs the
+    page script alone. Switching the process to ``st.navigation`` mode and rerunning makes ``app.py`` run
+    first and route to the same page (both modes derive the page from its URL path).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def page_header(title: str, intro: str) -> None:
@@ -38,3 +54,11 @@ def no_classifier_note() -> None:
         "Attention maps and rollout still show where it looks.",
         icon=":material/info:",
     )
+
+
+def bar_max(values) -> float:
+    """Upper end for a progress-bar column: the largest finite value, or 1 when there is none (NaN weights)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size else 0.0
+    return top if top > 0 else 1.0

@@ -54,7 +54,8 @@ def query_index(query: Any, layout: Any) -> int:
         if query not in layout.prefix_names:
             if query == "cls":
                 raise ValueError(
-                    f"this model has no class token ({layout.describe()}); choose a patch (row, col) or a token index"
+                    f"this model has no class token ({layout.describe()}); "
+                    "choose a patch (row, col) or a token index"
                 )
             raise ValueError(f"unknown query {query!r}; prefix tokens are {layout.prefix_names}")
         return layout.prefix_names.index(query)
@@ -92,7 +93,7 @@ def _query_row(source: Any, layer: int, query: int, item: int) -> np.ndarray:
         return to_numpy(source.attention_row(layer, query)[item])  # (H, N)
     attn = source[layer]  # (H, N, N)
     if attn.ndim != 3:
-        raise ValueError(f"expected attention (L, H, N, N) or a list of (H, N, N), got a layer of shape {attn.shape}")
+        raise ValueError(f"expected attention (L, H, N, N) or a list of (H, N, N), got a layer of {attn.shape}")
     return to_numpy(attn[:, query, :])  # (H, N)
 
 

@@ -31,7 +31,7 @@ def _layer_tokens(tokens: Any, layer: int | None, item: int) -> np.ndarray:
     """One layer's tokens (N, D) from (N, D), (L+1, N, D), (B, L+1, N, D) or a Capture."""
     if is_capture(tokens) or tokens.ndim >= 3:
         if layer is None:
-            raise ValueError("hidden states (L+1, N, D) need a layer (0 = block 0's input, L = last block's output)")
+            raise ValueError("hidden states (L+1, N, D) need a layer (0: block 0's input, L: last block's output)")
         tokens = _hidden_states(tokens, item)[layer]  # (N, D)
     tokens = to_numpy(tokens)
     if tokens.ndim != 2:

@@ -72,7 +72,8 @@ def embedding_filters(model_or_weight: Any, n: int = 28) -> EmbeddingFilters:
     flat = weight.reshape(d, c * ph * pw)  # (D, C*ph*pw)
     if not np.isfinite(flat).all():  # poisoned weights: NaN results instead of an SVD error
         n = max(0, min(int(n), d, c * ph * pw))
-        return EmbeddingFilters(np.full((n, ph, pw, 3), np.nan), np.full((n, c, ph, pw), np.nan), np.full(n, np.nan))
+        nan = np.full((n, c, ph, pw), np.nan)
+        return EmbeddingFilters(np.full((n, ph, pw, 3), np.nan), nan, np.full(n, np.nan))
     centred = flat - flat.mean(axis=0, keepdims=True)  # (D, C*ph*pw)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # vt: (K, C*ph*pw)
     variance = singular**2

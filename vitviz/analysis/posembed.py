@@ -7,7 +7,8 @@ sequence of embeddings.
 
 Only models with a learned (or fixed) absolute position embedding have such a picture. Models that encode
 position inside attention (rotary embeddings, relative position bias) or not at all raise
-``PositionEmbeddingUnavailable`` with the reason, rather than showing noise.
+``PositionEmbeddingUnavailable`` with the reason, rather than showing noise. Models with both kinds (EVA-02:
+absolute embedding plus RoPE) show their absolute embedding, which is real but not the whole story.
 """
 from __future__ import annotations
 
@@ -91,7 +92,9 @@ def _array_patch_embeddings(pos_embed: Any, layout: Any) -> np.ndarray:
     for num_prefix in (prefix, 0):  # a square grid of another size, with or without prefix entries
         side = _square_side(tokens - num_prefix)
         if side is not None:
-            pe = resample_abs_pos_embed(pe, new_size=list(grid), old_size=[side, side], num_prefix_tokens=num_prefix)
+            pe = resample_abs_pos_embed(
+                pe, new_size=list(grid), old_size=[side, side], num_prefix_tokens=num_prefix
+            )  # (1, num_prefix + gh*gw, D)
             return pe[0, num_prefix:].numpy()  # (gh*gw, D)
     raise ValueError(f"cannot place {tokens} position embeddings on {layout.describe()}")
 

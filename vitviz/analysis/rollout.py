@@ -81,8 +81,8 @@ def discard_lowest(attn: Any, ratio: float, keep_column: int | None = None) -> n
 
     A row's own (diagonal) entry is never discarded, nor the ``keep_column`` entry (the class token's
     column in rollout, as in common practice, so that attention to the class token is never cut). In row
-    ``i`` with ``n`` discardable entries, the ``floor(ratio * n)`` smallest are zeroed (ties broken by
-    position). Rows are not re-normalised here.
+    ``i`` with ``n`` discardable entries, the ``floor(ratio * n)`` smallest are zeroed (entries tied at the
+    cut are chosen deterministically but in no documented order). Rows are not re-normalised here.
 
     Args:
         attn: (N, N) attention (heads already fused).
@@ -103,9 +103,12 @@ def discard_lowest(attn: Any, ratio: float, keep_column: int | None = None) -> n
         protected[:, keep_column] = True
     eligible = n - protected.sum(axis=1)  # (N,)
     count = np.floor(ratio * eligible + 1e-9).astype(int)  # (N,) entries to zero per row
-    order = np.argsort(np.where(protected, np.inf, attn), axis=1, kind="stable")  # (N, N) ascending per row
+    candidates = np.where(protected, np.inf, attn)  # (N, N): protected entries sort last
     drop = np.zeros((n, n), dtype=bool)
-    np.put_along_axis(drop, order, np.arange(n)[None, :] < count[:, None], axis=1)  # the count[i] smallest
+    for k in np.unique(count[count > 0]):  # one or two distinct counts: the class row and the others
+        rows = np.flatnonzero(count == k)
+        smallest = np.argpartition(candidates[rows], k - 1, axis=1)[:, :k]  # (rows, k), linear time per row
+        drop[rows[:, None], smallest] = True
     return np.where(drop, 0.0, attn)
 
 
@@ -160,7 +163,10 @@ def _collect(
     )
 
 
-def _rollout_steps(fused: Iterable[np.ndarray], discard_ratio: float, keep_column: int | None) -> Iterator[np.ndarray]:
+def _rollout_steps(
+    fused: Iterable[np.ndarray], discard_ratio: float, keep_column: int | None
+) -> Iterator[np.ndarray]:
+    """R after each layer: R_l = Â_l · R_{l-1} with Â from the fused (N, N) attention."""
     joint = None
     for attn in fused:  # (N, N) per layer
         if discard_ratio > 0:
@@ -171,6 +177,7 @@ def _rollout_steps(fused: Iterable[np.ndarray], discard_ratio: float, keep_colum
 
 
 def _gradient_steps(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+    """R after each layer: R ← R + Ā·R from R = I, with Ā from each layer's (attention, gradient) pair."""
     joint = None
     for attn, grad in pairs:  # (H, N, N) each
         weighted = np.clip(grad * attn, 0.0, None).mean(axis=0)  # Ā = E_h[(∇A ⊙ A)^+], (N, N)
@@ -182,7 +189,8 @@ def _gradient_steps(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[
 def _array_layers(attentions: Any) -> list:
     if hasattr(attentions, "ndim") and attentions.ndim != 4:
         raise ValueError(
-            f"expected one image's attention (L, H, N, N) or a list of (H, N, N), got shape {tuple(attentions.shape)}"
+            "expected one image's attention (L, H, N, N) or a list of (H, N, N), "
+            f"got shape {tuple(attentions.shape)}"
         )
     return list(attentions)
 

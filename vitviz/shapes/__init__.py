@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .generator import CLASSES, TEXTURES, Sample, generate, generate_batch, sample_rng, shape_mask
+from .generator import CLASSES, TEXTURES, Sample, Style, generate, generate_batch, sample_rng, shape_mask
 
 _LAZY = {
     'ShapesDataset': 'dataset',
@@ -41,7 +41,7 @@ _LAZY = {
     'relevance_maps': 'evaluation',
 }
 
-__all__ = sorted(['CLASSES', 'TEXTURES', 'Sample', 'generate', 'generate_batch', 'sample_rng', 'shape_mask',
+__all__ = sorted(['CLASSES', 'TEXTURES', 'Sample', 'Style', 'generate', 'generate_batch', 'sample_rng', 'shape_mask',
                   *_LAZY])
 
 

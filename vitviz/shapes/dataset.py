@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .generator import generate, generate_batch, sample_rng
+from .generator import Style, generate, generate_batch, sample_rng
 
 __all__ = ['ShapesDataset', 'TRAIN_SPLIT', 'EVAL_SPLIT', 'normalize', 'pregenerate']
 
@@ -44,8 +44,10 @@ class ShapesDataset(Dataset):
     """
 
     def __init__(self, seed: int, length: int, *, split: int = EVAL_SPLIT, image_size: int = 96,
-                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5)) -> None:
+                 style: Style = Style(), mean: Sequence[float] = (0.5, 0.5, 0.5),
+                 std: Sequence[float] = (0.5, 0.5, 0.5)) -> None:
         self.seed, self.length, self.split, self.image_size = seed, length, split, image_size
+        self.style = style
         self.mean, self.std = tuple(mean), tuple(std)
 
     def __len__(self) -> int:
@@ -54,19 +56,24 @@ class ShapesDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        sample = generate(sample_rng(self.seed, index, self.split), self.image_size)
+        sample = generate(sample_rng(self.seed, index, self.split), self.image_size, style=self.style)
         image = normalize(sample.image, self.mean, self.std)[0]  # (3, H, W)
         return image, sample.label, torch.from_numpy(sample.mask)
 
 
-def _chunk(args: tuple[int, int, int, int, int, bool]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    seed, split, start, count, image_size, keep_masks = args
-    images, masks, labels = generate_batch(seed, count, split=split, start=start, image_size=image_size)
+def _chunk(args: tuple) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    seed, split, start, count, image_size, keep_masks, style, mask_cell = args
+    images, masks, labels = generate_batch(seed, count, split=split, start=start, image_size=image_size,
+                                           style=style)
+    if keep_masks and mask_cell > 1:
+        n, h, w = masks.shape
+        cells = masks.reshape(n, h // mask_cell, mask_cell, w // mask_cell, mask_cell)  # (n, h/c, c, w/c, c)
+        masks = cells.sum(axis=(2, 4), dtype=np.int32).astype(np.uint8)  # (n, h/c, w/c) object pixels per cell
     return images, (masks if keep_masks else None), labels
 
 
 def pregenerate(seed: int, count: int, *, split: int = TRAIN_SPLIT, image_size: int = 96, workers: int = 1,
-                chunk: int = 500, keep_masks: bool = True,
+                chunk: int = 500, keep_masks: bool = True, style: Style = Style(), mask_cell: int = 1,
                 progress=None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Items ``0 .. count-1`` of data set ``(seed, split)`` in memory, made by ``workers`` processes.
 
@@ -80,12 +87,16 @@ def pregenerate(seed: int, count: int, *, split: int = TRAIN_SPLIT, image_size: 
         workers: processes to draw with (1: in this process).
         chunk: images per task.
         keep_masks: also return the masks (training does not need them).
+        style: image difficulty (see :class:`~vitviz.shapes.generator.Style`).
+        mask_cell: when above 1, each mask comes back as uint8 counts of object pixels per
+            ``mask_cell x mask_cell`` cell, ``(count, H/cell, W/cell)``, to save memory (cell <= 15).
         progress: optional callable receiving the number of images just finished.
 
     Returns:
         ``images (count, H, W, 3)`` uint8, ``masks (count, H, W)`` bool (or None), ``labels (count,)`` int64.
     """
-    tasks = [(seed, split, s, min(chunk, count - s), image_size, keep_masks) for s in range(0, count, chunk)]
+    tasks = [(seed, split, s, min(chunk, count - s), image_size, keep_masks, style, mask_cell)
+             for s in range(0, count, chunk)]
     parts = []
     if workers <= 1:
         for task in tasks:

@@ -29,6 +29,7 @@ mass on object
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from .dataset import EVAL_SPLIT, normalize, pregenerate
+from .generator import Style
 
 __all__ = [
     'METHODS',
@@ -202,7 +204,7 @@ def _localisation(maps: np.ndarray, masks: np.ndarray, patch_size: int) -> Local
 
 def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL_SEED, count: int = 2000,
              patch_sizes: Iterable[int] | None = None, methods: Iterable[str] = METHODS,
-             localise_count: int | None = None, batch_size: int = 100,
+             localise_count: int | None = None, batch_size: int = 100, style: Style = Style(),
              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Accuracy at every patch size and localisation of every method, on fresh images.
 
@@ -218,6 +220,7 @@ def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL
         methods: localisation methods, from :data:`METHODS`.
         localise_count: images for localisation (the first ones of the set); defaults to ``count``.
         batch_size: images per forward pass.
+        style: style of the evaluation images.
         progress: optional callable receiving the number of images just processed.
 
     Returns:
@@ -226,9 +229,11 @@ def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL
     """
     from vitviz.analysis import with_patch_size
 
+    start = time.perf_counter()
     patch_sizes = list(config['patch_sizes'] if patch_sizes is None else patch_sizes)
     localise_count = count if localise_count is None else min(localise_count, count)
-    images, masks, labels = pregenerate(seed, count, split=EVAL_SPLIT, image_size=config['model_args']['img_size'])
+    images, masks, labels = pregenerate(seed, count, split=EVAL_SPLIT, image_size=config['model_args']['img_size'],
+                                        style=style)
     x_all = normalize(images, config['mean'], config['std'])  # (count, 3, H, W)
     result: dict[str, Any] = {'eval_seed': seed, 'eval_split': EVAL_SPLIT, 'eval_count': count,
                               'localise_count': localise_count, 'accuracy': {}, 'localisation': {}}
@@ -248,4 +253,5 @@ def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL
         result['localisation'][str(p)] = {
             k: asdict(_localisation(np.concatenate(v), masks[:localise_count], p)) for k, v in maps.items()}
     result['position_locality'] = position_locality(model)
+    result['eval_seconds'] = round(time.perf_counter() - start)
     return result

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from timm.models.vision_transformer import VisionTransformer
 
-__all__ = ['flexi_forward', 'flexi_embed']
+__all__ = ['flexi_embed', 'flexi_features', 'flexi_forward']
 
 
 def flexi_embed(model: VisionTransformer, x: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -54,6 +54,17 @@ def flexi_embed(model: VisionTransformer, x: torch.Tensor, patch_size: int) -> t
     return model.pos_drop(tokens)
 
 
+def flexi_features(model: VisionTransformer, x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Final normalised tokens of ``model`` at ``patch_size`` (``forward_features`` of the re-patchified model).
+
+    Returns:
+        ``(B, num_prefix_tokens + gh * gw, D)``.
+    """
+    tokens = flexi_embed(model, x, patch_size)  # (B, N, D)
+    tokens = model.norm_pre(model.patch_drop(tokens))
+    return model.norm(model.blocks(tokens))  # (B, N, D)
+
+
 def flexi_forward(model: VisionTransformer, x: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Logits of ``model`` at ``patch_size``, resampling kernel and positions from the stored parameters.
 
@@ -68,7 +79,4 @@ def flexi_forward(model: VisionTransformer, x: torch.Tensor, patch_size: int) ->
     Returns:
         ``(B, num_classes)`` logits.
     """
-    tokens = flexi_embed(model, x, patch_size)  # (B, N, D)
-    tokens = model.norm_pre(model.patch_drop(tokens))
-    tokens = model.norm(model.blocks(tokens))  # (B, N, D)
-    return model.forward_head(tokens)  # (B, num_classes)
+    return model.forward_head(flexi_features(model, x, patch_size))  # (B, num_classes)

@@ -7,11 +7,16 @@ An image is built in layers, back to front:
 
 1. background: a two-colour linear gradient plus pixel noise;
 2. clutter: long random lines crossing the frame;
-3. distractors: small squiggles, irregular blobs and dashes, textured like the objects but smaller and
-   irregular, so none can pass for a class;
+3. distractors: small squiggles, irregular blobs and dashes, textured and outlined like the objects but
+   much smaller (radius at most ``MAX_DISTRACTOR_RADIUS``, under half the smallest object's) and
+   irregular, so none can pass for a class; they keep clear of the object's circumscribed circle;
 4. the object: one of :data:`CLASSES`, at a random position, scale and rotation, filled with a random
-   texture (solid, stripes, dots, gradient, checker). It is drawn last, so its mask is exact: every masked
-   pixel shows the object's texture and nothing else.
+   texture (solid, stripes, dots, gradient, checker) whose main colour contrasts with what lies behind,
+   and outlined in dark grey. It is drawn last, so its mask is exact: every masked pixel shows the object
+   and nothing else.
+
+:class:`Style` sets the difficulty (clutter level range, object size range, outline width); its defaults
+are what the shipped model was trained and evaluated on.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ __all__ = [
     'CLASSES',
     'TEXTURES',
     'Sample',
+    'Style',
     'generate',
     'generate_batch',
     'sample_rng',
@@ -38,11 +44,30 @@ CLASSES: tuple[str, ...] = (
 )
 TEXTURES: tuple[str, ...] = ('solid', 'stripes', 'dots', 'gradient', 'checker')
 
-# Object radius range as a fraction of the image side (radius 14..30 px at 96 px); distractors stay
+# Object radius range as a fraction of the image side (radius 17..35 px at 96 px); distractors stay
 # below MAX_DISTRACTOR_RADIUS so that size alone separates them from any object.
-MIN_RADIUS, MAX_RADIUS = 0.15, 0.31
+MIN_RADIUS, MAX_RADIUS = 0.18, 0.36
 MAX_DISTRACTOR_RADIUS = 0.085
 MIN_CONTRAST = 110.0  # minimum RGB distance between the object's main colour and the background behind it
+
+
+@dataclass(frozen=True)
+class Style:
+    """How hard the images are: clutter amount, object size, outlines.
+
+    Attributes:
+        clutter: range that each image's clutter level is drawn from; 1 is full clutter (noise, 2-8 lines,
+            2-6 distractors), 0 a plain gradient with the object alone; levels scale noise and counts.
+        radius: range of the object's circumscribed radius, as a fraction of the image side.
+        outline: width in pixels of a dark outline drawn just inside every object's and distractor's edge
+            (0: none). Part of the object: the mask covers it.
+        textures: fills that objects and distractors draw from.
+    """
+
+    clutter: tuple[float, float] = (0.5, 1.0)
+    radius: tuple[float, float] = (MIN_RADIUS, MAX_RADIUS)
+    outline: int = 2
+    textures: tuple[str, ...] = TEXTURES
 
 
 @dataclass(frozen=True)
@@ -106,10 +131,13 @@ _CROSS = np.array([(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3
                    (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3)], dtype=np.float64) * 0.95
 _ARROW = np.array([(-1, -0.22), (0.2, -0.22), (0.2, -0.6), (1, 0), (0.2, 0.6), (0.2, 0.22), (-1, 0.22)],
                   dtype=np.float64)
+_ARROW /= np.hypot(_ARROW[:, 0], _ARROW[:, 1]).max()  # (K, 2) inside the unit circle
 _T = np.linspace(0, 2 * np.pi, 48, endpoint=False)
 _HEART = np.stack([16 * np.sin(_T) ** 3,
                    -(13 * np.cos(_T) - 5 * np.cos(2 * _T) - 2 * np.cos(3 * _T) - np.cos(4 * _T)) - 2.5],
-                  axis=1) / 16.5
+                  axis=1)
+_HEART = (_HEART - (_HEART.max(0) + _HEART.min(0)) / 2)  # centre the bounding box
+_HEART /= np.hypot(_HEART[:, 0], _HEART[:, 1]).max()  # (48, 2) touching the unit circle
 
 
 def shape_mask(label: int, size: int, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
@@ -217,17 +245,17 @@ def texture(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, kind: str,
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Gradient + noise + crossing lines, float32 ``(size, size, 3)``."""
+def _background(rng: np.random.Generator, size: int, clutter: float = 1.0) -> np.ndarray:
+    """Gradient + noise + crossing lines, float32 ``(size, size, 3)``; ``clutter`` scales noise and lines."""
     c1, c2 = _random_colour(rng), _random_colour(rng)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)  # (S, S) each
     a = rng.uniform(0, 2 * np.pi)
     t = np.clip(0.5 + (xx - 0.5) * math.cos(a) + (yy - 0.5) * math.sin(a), 0, 1)[..., None]  # (S, S, 1)
     bg = c1 * (1 - t) + c2 * t  # (S, S, 3)
-    bg += rng.standard_normal(size=(size, size, 3), dtype=np.float32) * np.float32(rng.uniform(6, 22))
+    bg += rng.standard_normal(size=(size, size, 3), dtype=np.float32) * np.float32(rng.uniform(6, 22) * clutter)
     img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(2, 9))):
+    for _ in range(int(round(rng.integers(2, 9) * clutter))):
         p0, p1 = rng.uniform(-0.2, 1.2, size=2) * size, rng.uniform(-0.2, 1.2, size=2) * size
         draw.line([tuple(p0), tuple(p1)], fill=tuple(int(v) for v in _random_colour(rng)),
                   width=int(rng.integers(1, 3)))
@@ -260,27 +288,52 @@ def _distractor_mask(rng: np.random.Generator, size: int, cx: float, cy: float) 
     return np.asarray(img) > 127
 
 
-def _paint(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+def _erode(mask: np.ndarray, width: int) -> np.ndarray:
+    """Binary erosion by a ``width``-step 4-neighbourhood (pixels outside the image count as background)."""
+    out = mask.copy()
+    for _ in range(width):
+        inner = out.copy()
+        inner[1:] &= out[:-1]
+        inner[:-1] &= out[1:]
+        inner[:, 1:] &= out[:, :-1]
+        inner[:, :-1] &= out[:, 1:]
+        inner[0] = inner[-1] = False
+        inner[:, 0] = inner[:, -1] = False
+        out = inner
+    return out
+
+
+def _outline(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, width: int) -> None:
+    """Darken the ``width``-pixel rim just inside ``mask`` (in place)."""
+    if width > 0:
+        rim = mask & ~_erode(mask, width)
+        img[rim] = np.float32(rng.integers(0, 40))
+
+
+def _paint(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray,
+           textures: Sequence[str] = TEXTURES) -> tuple[str, np.ndarray, np.ndarray]:
     """Fill ``img[mask]`` in place with a random texture whose main colour contrasts with what it covers.
 
     Returns:
         The texture kind and its two colours.
     """
     ys, xs = np.nonzero(mask)
-    kind = TEXTURES[int(rng.integers(len(TEXTURES)))]
+    kind = textures[int(rng.integers(len(textures)))]
     c1 = _far_colour(rng, img[ys, xs].mean(axis=0), MIN_CONTRAST)
     c2 = _far_colour(rng, c1, 60.0)
     img[ys, xs] = texture(rng, ys, xs, kind, c1, c2)
     return kind, c1, c2
 
 
-def generate(rng: np.random.Generator | int, image_size: int = 96, label: int | None = None) -> Sample:
+def generate(rng: np.random.Generator | int, image_size: int = 96, label: int | None = None,
+             style: Style = Style()) -> Sample:
     """Draw one image with one object of a random (or given) class.
 
     Args:
         rng: random stream, or an int seed for ``numpy.random.default_rng``.
         image_size: side of the square image in pixels.
         label: force this class index instead of drawing one uniformly.
+        style: clutter, object size and outline ranges.
 
     Returns:
         The image, the object's exact mask and its label.
@@ -289,34 +342,37 @@ def generate(rng: np.random.Generator | int, image_size: int = 96, label: int | 
     s = image_size
     if label is None:
         label = int(rng.integers(len(CLASSES)))
-    r = rng.uniform(MIN_RADIUS, MAX_RADIUS) * s
+    r = rng.uniform(*style.radius) * s
     cx, cy = rng.uniform(r, s - r), rng.uniform(r, s - r)
     angle = rng.uniform(0, 2 * np.pi)
+    clutter = rng.uniform(*style.clutter)
 
-    img = _background(rng, s)  # (S, S, 3) float32
+    img = _background(rng, s, clutter)  # (S, S, 3) float32
     keep_out = r + MAX_DISTRACTOR_RADIUS * s + 2  # distractors never reach the object's circle
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(round(rng.integers(2, 7) * clutter))):
         dy, dx = rng.uniform(0, s, size=2)
         if math.hypot(dx - cx, dy - cy) > keep_out:
             dmask = _distractor_mask(rng, s, dx, dy)
             if dmask.any():
-                _paint(rng, img, dmask)
+                _paint(rng, img, dmask, style.textures)
+                _outline(rng, img, dmask, style.outline)
 
     mask = shape_mask(label, s, cx, cy, r, angle)
-    kind, c1, c2 = _paint(rng, img, mask)
+    kind, c1, c2 = _paint(rng, img, mask, style.textures)
+    _outline(rng, img, mask, style.outline)
     return Sample(image=img.astype(np.uint8), mask=mask, label=label, texture=kind,
                   colors=(tuple(int(v) for v in c1), tuple(int(v) for v in c2)),
                   center=(float(cy), float(cx)), radius=float(r), angle=float(angle))
 
 
-def generate_batch(seed: int, count: int, *, split: int = 0, start: int = 0,
-                   image_size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def generate_batch(seed: int, count: int, *, split: int = 0, start: int = 0, image_size: int = 96,
+                   style: Style = Style()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Images ``start .. start+count-1`` of data set ``(seed, split)``, stacked.
 
     Returns:
         ``images (count, H, W, 3)`` uint8, ``masks (count, H, W)`` bool and ``labels (count,)`` int64.
     """
-    samples = [generate(sample_rng(seed, start + i, split), image_size) for i in range(count)]
+    samples = [generate(sample_rng(seed, start + i, split), image_size, style=style) for i in range(count)]
     images = np.stack([smp.image for smp in samples])  # (count, H, W, 3)
     masks = np.stack([smp.mask for smp in samples])  # (count, H, W)
     labels = np.array([smp.label for smp in samples], dtype=np.int64)

@@ -35,7 +35,7 @@ STD = (0.5, 0.5, 0.5)
 
 
 def make_config(*, architecture: str = 'vit_tiny_patch16_224', image_size: int = 96, native_patch_size: int = 12,
-                patch_sizes: tuple[int, ...] = (8, 12, 16, 24), embed_dim: int = 128, depth: int = 6,
+                patch_sizes: tuple[int, ...] = (8, 12, 16, 24), embed_dim: int = 128, depth: int = 4,
                 num_heads: int = 4, mlp_ratio: float = 3.0, seed: int = 0) -> dict[str, Any]:
     """The config dict of a shapes ViT (the schema of ``shapes_vit.json``), with empty metrics.
 

@@ -1,12 +1,15 @@
 """FlexiViT-style training of the shapes ViT on the CPU, deterministic from a seed.
 
-Every step draws one patch size from ``patch_sizes`` and runs :func:`~vitviz.shapes.flexi.flexi_forward`,
+Every step draws one patch size from ``patch_sizes`` and runs :func:`~vitviz.shapes.flexi.flexi_features`,
 which resamples the stored native-size patch kernel and position embeddings with timm's own functions, so
 one set of weights learns to work at every patch size the app's slider offers.
 
-Recipe (small ViT, synthetic data): AdamW, linear warm-up then cosine decay, label smoothing, gradient
-clipping, no weight decay on biases, norms, position embeddings and the class token (timm's convention),
-and the 8 flips/rotations of the square as augmentation (every class is closed under them).
+Recipe (small ViT, synthetic data): cross-entropy on the class token plus token labelling (Jiang et al.
+2021: a temporary linear head on the patch tokens learns each patch's soft label, object class or
+background, from the exact masks; without it the ViT stayed at chance for thousands of steps), AdamW,
+linear warm-up then cosine decay, label smoothing, gradient clipping, no weight decay on biases, norms,
+position embeddings and the class token (timm's convention), and the 8 flips/rotations of the square as
+augmentation (every class is closed under them).
 """
 from __future__ import annotations
 
@@ -20,10 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from .dataset import TRAIN_SPLIT, normalize, pregenerate
-from .flexi import flexi_forward
+from .flexi import flexi_features
+from .generator import Style
 from .model import build_model, make_config
 
-__all__ = ['TrainConfig', 'TrainResult', 'dihedral', 'train']
+__all__ = ['TrainConfig', 'TrainResult', 'dihedral', 'model_config', 'token_targets', 'train']
+
+MASK_CELL = 4  # masks are kept as object-pixel counts per 4x4 cell (every trained patch size is a multiple)
 
 
 @dataclass(frozen=True)
@@ -32,12 +38,12 @@ class TrainConfig:
 
     seed: int = 0
     train_images: int = 60_000
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 0.05
-    warmup_steps: int = 300
+    warmup_steps: int = 200
     label_smoothing: float = 0.1
     grad_clip: float = 1.0
     image_size: int = 96
@@ -45,11 +51,20 @@ class TrainConfig:
     native_patch_size: int = 12
     architecture: str = 'vit_tiny_patch16_224'
     embed_dim: int = 128
-    depth: int = 6
+    depth: int = 4
     num_heads: int = 4
     mlp_ratio: float = 3.0
     threads: int = 2
     workers: int = 2
+    clutter: tuple[float, float] = Style.clutter
+    radius: tuple[float, float] = Style.radius
+    outline: int = Style.outline
+    token_label_weight: float = 0.5
+
+    @property
+    def style(self) -> Style:
+        """The training images' style."""
+        return Style(clutter=self.clutter, radius=self.radius, outline=self.outline)
 
     @property
     def steps(self) -> int:
@@ -66,6 +81,7 @@ class TrainResult:
     seconds: float
     generate_seconds: float
     losses: tuple[float, ...] = field(repr=False)
+    accuracies: tuple[float, ...] = field(repr=False)
 
 
 def dihedral(x: torch.Tensor, ops: torch.Tensor) -> torch.Tensor:
@@ -111,16 +127,45 @@ def model_config(cfg: TrainConfig) -> dict[str, Any]:
     return config
 
 
+def token_targets(cell_counts: torch.Tensor, labels: torch.Tensor, patch_size: int, cell: int,
+                  num_classes: int) -> torch.Tensor:
+    """Soft per-patch class targets from the object masks ("token labelling", Jiang et al. 2021).
+
+    A patch the object covers by a fraction ``c`` gets probability ``c`` for the image's class and ``1 - c``
+    for an extra background class (index ``num_classes``).
+
+    Args:
+        cell_counts: ``(B, H/cell, W/cell)`` object pixels per mask cell.
+        labels: ``(B,)`` classes.
+        patch_size: patch side; a multiple of ``cell``.
+        cell: mask cell side in pixels.
+        num_classes: number of object classes.
+
+    Returns:
+        ``(B, gh * gw, num_classes + 1)`` rows summing to 1.
+    """
+    k = patch_size // cell
+    cover = F.avg_pool2d(cell_counts[:, None].float(), k)[:, 0] / (cell * cell)  # (B, gh, gw) in [0, 1]
+    cover = cover.flatten(1)  # (B, gh*gw)
+    target = torch.zeros(*cover.shape, num_classes + 1, device=cover.device)  # (B, gh*gw, C+1)
+    target.scatter_(2, labels.view(-1, 1, 1).expand(-1, cover.shape[1], 1), cover[..., None])
+    target[..., num_classes] = 1 - cover
+    return target
+
+
 def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None] = print,
-          device: str = 'cpu', data: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
+          device: str = 'cpu') -> TrainResult:
     """Generate the training set and train a shapes ViT from scratch.
+
+    Each step: one patch size for the whole batch, the FlexiViT forward at that size, cross-entropy on the
+    class token's logits plus ``token_label_weight`` times the token-labelling loss of a temporary linear
+    head on the patch tokens (dropped afterwards: the returned model is a plain timm ViT).
 
     Args:
         cfg: the recipe.
         progress: show tqdm progress bars.
         log: where to write one-line summaries.
         device: where to train (the shipped weights come from the CPU; other devices give other numbers).
-        data: already generated ``(images, labels)`` of this config's training set, to share between runs.
 
     Returns:
         The trained model (on the CPU, eval mode) with its config dict.
@@ -131,56 +176,67 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
     torch.manual_seed(cfg.seed)
     config = model_config(cfg)
     model = build_model(config).to(device).train()
+    num_classes = config['model_args']['num_classes']
+    token_head = torch.nn.Linear(cfg.embed_dim, num_classes + 1).to(device)
     mean, std = config['mean'], config['std']
 
     t0 = time.perf_counter()
-    if data is None:
-        with tqdm(total=cfg.train_images, desc='generate', unit='img', disable=not progress) as bar:
-            images, _, labels = pregenerate(cfg.seed, cfg.train_images, split=TRAIN_SPLIT,
-                                            image_size=cfg.image_size, workers=cfg.workers, keep_masks=False,
+    with tqdm(total=cfg.train_images, desc='generate', unit='img', disable=not progress) as bar:
+        images, cells, labels = pregenerate(cfg.seed, cfg.train_images, split=TRAIN_SPLIT, image_size=cfg.image_size,
+                                            workers=cfg.workers, style=cfg.style, mask_cell=MASK_CELL,
                                             progress=bar.update)
-    else:
-        images, labels = data[0][:cfg.train_images], data[1][:cfg.train_images]
     gen_seconds = time.perf_counter() - t0
     log(f'generated {len(images)} training images in {gen_seconds:.0f} s')
-    images_t, labels_t = torch.from_numpy(images), torch.from_numpy(labels)
+    images_t, cells_t, labels_t = torch.from_numpy(images), torch.from_numpy(cells), torch.from_numpy(labels)
 
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+    params = _param_groups(model, cfg.weight_decay) + [{'params': list(token_head.parameters()), 'weight_decay': 0.0}]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999))
     gen = torch.Generator().manual_seed(cfg.seed)
     patch_rng = np.random.default_rng(cfg.seed)
     per_epoch = cfg.train_images // cfg.batch_size
+    prefix = model.num_prefix_tokens
     losses: list[float] = []
-    hits = {p: [0, 0] for p in cfg.patch_sizes}  # running train accuracy per patch size (last ~200 steps)
+    accuracies: list[float] = []
+    running = {p: [0.0, 0.0] for p in cfg.patch_sizes}  # decayed train accuracy per patch size
     t1 = time.perf_counter()
     bar = tqdm(total=cfg.steps, desc='train', unit='step', disable=not progress)
     for step in range(cfg.steps):
         if step % per_epoch == 0:
             order = torch.randperm(len(images_t), generator=gen)
         idx = order[(step % per_epoch) * cfg.batch_size:(step % per_epoch + 1) * cfg.batch_size]
-        x = normalize(images_t[idx], mean, std)  # (B, 3, H, W)
-        x = dihedral(x, torch.randint(0, 8, (len(idx),), generator=gen)).to(device)
+        ops = torch.randint(0, 8, (len(idx),), generator=gen)
+        x = dihedral(normalize(images_t[idx], mean, std), ops).to(device)  # (B, 3, H, W)
+        cell_counts = dihedral(cells_t[idx][:, None], ops)[:, 0].to(device)  # (B, H/cell, W/cell)
         y = labels_t[idx].to(device)
         p = int(patch_rng.choice(cfg.patch_sizes))
         for group in opt.param_groups:
             group['lr'] = _lr_at(step, cfg)
-        logits = flexi_forward(model, x, p)  # (B, num_classes)
+
+        tokens = flexi_features(model, x, p)  # (B, N, D)
+        logits = model.forward_head(tokens)  # (B, num_classes)
         loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if cfg.token_label_weight > 0:
+            patch_logits = token_head(tokens[:, prefix:])  # (B, gh*gw, C+1)
+            target = token_targets(cell_counts, y, p, MASK_CELL, num_classes)  # (B, gh*gw, C+1)
+            token_loss = -(target * patch_logits.log_softmax(-1)).sum(-1).mean()
+            loss = loss + cfg.token_label_weight * token_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+
         losses.append(loss.item())
-        h = hits[p]
-        h[0] = 0.98 * h[0] + float((logits.argmax(1) == y).float().mean())
-        h[1] = 0.98 * h[1] + 1.0
+        accuracies.append(float((logits.argmax(1) == y).float().mean()))
+        r = running[p]
+        r[0], r[1] = 0.95 * r[0] + accuracies[-1], 0.95 * r[1] + 1.0
         bar.update()
         if step % 20 == 0 or step == cfg.steps - 1:
             bar.set_postfix(loss=f'{np.mean(losses[-50:]):.3f}',
-                            **{f'acc{q}': f'{v[0] / v[1]:.2f}' for q, v in hits.items() if v[1]})
+                            **{f'acc{q}': f'{v[0] / v[1]:.2f}' for q, v in running.items() if v[1]})
     bar.close()
     seconds = time.perf_counter() - t1
     log(f'trained {cfg.steps} steps in {seconds:.0f} s; last loss {np.mean(losses[-50:]):.3f}')
     config['training'].update(train_seconds=round(seconds), generate_seconds=round(gen_seconds),
                               torch=torch.__version__)
     return TrainResult(model=model.cpu().eval(), config=config, seconds=seconds, generate_seconds=gen_seconds,
-                       losses=tuple(losses))
+                       losses=tuple(losses), accuracies=tuple(accuracies))

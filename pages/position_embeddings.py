@@ -6,6 +6,8 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz_app.views import filters_view, position_similarity_view
 
+ui.entry_point()
+
 ui.page_header(
     "Position embeddings",
     "Patches carry no position of their own: the model adds a learned **position embedding** to each. "

@@ -8,6 +8,8 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz_app import walkthrough as wt
 
+ui.entry_point()
+
 ui.page_header(
     "How a Vision Transformer works",
     "The whole forward pass on **your image**, in order. Every number below is recomputed by hand from "
@@ -70,8 +72,9 @@ with right:
                              persist_state="session"))
     token = layout.patch_index(row, col)
     tile = pixels[row * ph:(row + 1) * ph, col * pw:(col + 1) * pw]  # (ph, pw, 3)
-    big = np.kron(tile, np.ones((max(1, 160 // ph), max(1, 160 // pw), 1), dtype=np.uint8))  # nearest upscale
-    st.image(big, caption=f"Patch (row {row}, col {col}) = token {token} of the sequence", width=200)
+    factor = max(1, 192 // max(ph, pw))
+    big = np.kron(tile, np.ones((factor, factor, 1), dtype=np.uint8))  # (ph·f, pw·f, 3): crisp pixels
+    st.image(big, caption=f"Patch (row {row}, col {col}) = token {token} of the sequence", width=pw * factor)
 with left:
     grid_fig = patch_grid_figure(pixels, None, layout)
     grid_fig.update_layout(title=dict(text=f"What the model sees: {height}×{width} px, {gh}×{gw} patches",
@@ -174,7 +177,7 @@ st.latex(rf"\frac{{q \cdot k_\text{{{key_name(first).split(' =')[0]}}}}}{{\sqrt{
          rf"\frac{{{att.dots[first]:.3f}}}{{{sqrt_d:.3f}}} = {att.scaled[first]:.3f}, \qquad "
          rf"\mathrm{{softmax}} = \frac{{e^{{{att.scaled[first]:.3f}}}}}{{\sum_{{j=1}}^{{{layout.num_tokens}}} "
          rf"e^{{s_j}}}} = {att.weights[first]:.4f}")
-left, right = st.columns([2, 3], gap="large")
+left, right = st.columns([1.1, 1], gap="large")
 with left:
     st.dataframe(
         {"key": [key_name(k) for k in keys], "q·k": [att.dots[k] for k in keys],
@@ -183,7 +186,7 @@ with left:
         column_config={"q·k": st.column_config.NumberColumn(format="%.3f"),
                        "q·k/√d": st.column_config.NumberColumn(format="%.3f"),
                        "softmax weight": st.column_config.ProgressColumn(
-                           format="%.4f", min_value=0.0, max_value=float(att.weights.max()))},
+                           format="%.4f", min_value=0.0, max_value=ui.bar_max(att.weights))},
     )
     rest = 1.0 - float(att.weights[keys].sum())
     st.caption(f"These {len(keys)} keys take {1 - rest:.1%} of the attention; the other "

@@ -7,6 +7,8 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz_app.loaders import native_patch_size
 
+ui.entry_point()
+
 CANDIDATE_SIZES = (8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64)
 MAX_GRID_SIDE = 32  # at most 32×32 = 1024 patch tokens: the CPU stays responsive
 

@@ -6,6 +6,8 @@ import streamlit as st
 
 import vitviz_app as ui
 
+ui.entry_point()
+
 ui.page_header(
     "Attention",
     "In every layer each token (the **query**) mixes information from all tokens, weighted by its "
@@ -81,7 +83,7 @@ with right:
          "attention": [float(flat[i]) for i in top]},
         hide_index=True, width="stretch",
         column_config={"attention": st.column_config.ProgressColumn(
-            "attention", format="percent", min_value=0.0, max_value=float(max(flat.max(), 1e-12)))},
+            "attention", format="percent", min_value=0.0, max_value=ui.bar_max(flat))},
     )
     if head in ui.HEAD_FUSIONS and head != "mean":
         st.caption(f"With {head} fusion the values no longer sum to 1: each patch shows the {head} over "
@@ -92,11 +94,24 @@ normalize = st.toggle("Scale each tile to its own maximum", value=True, key="att
                       persist_state="session",
                       help="Late-layer heads often spread attention thinly; per-tile scaling shows their pattern.")
 maps = attention_grid(cap, query)  # (L, H, gh, gw)
+query_text = "the class token" if query_kind == "cls" else (
+    f"patch ({query[0]}, {query[1]})" if query_kind == "patch" else _query_label(query_kind).lower())
 grid_fig = ui.add_tile_targets(attention_grid_figure(
-    maps, normalize=normalize, title=f"Attention of {_query_label(query_kind).lower()}"
-    + (f" ({query[0]}, {query[1]})" if query_kind == "patch" else "") + " per layer (rows) and head (columns)"))
-ui.show_figure(grid_fig, key="attn.grid", filename="attention-layers-heads", height=max(420, 70 * cap.num_layers),
-               on_select=ui.click_to_state("attn.grid", "attn_layer", "attn_head", col_as=str))
+    maps, normalize=normalize, title=f"Attention of {query_text}: layers (rows) × heads (columns)"))
+# square tiles: a grid of few heads is narrow, so the text goes beside it; a wide one gets the full width
+narrow = cap.num_heads <= min(cap.num_layers, 6)
+grid_col, text_col = st.columns([0.55, 0.45], gap="large") if narrow else (st.container(), st.container())
+with text_col:
+    st.markdown(
+        "Each tile is one head of one layer, for the same query. Look for heads that attend **locally** "
+        "(a bright spot near the query), heads that attend to the **same place whatever the query** "
+        "(attention sinks), and how attention spreads out with depth. **Click a tile** to open that layer "
+        "and head above."
+    )
+with grid_col:
+    ui.show_figure(grid_fig, key="attn.grid", filename="attention-layers-heads",
+                   height=int(min(1100, max(420, 58 * cap.num_layers + 140))),
+                   on_select=ui.click_to_state("attn.grid", "attn_layer", "attn_head", col_as=str))
 
 ui.download_arrays(
     {"attention_heads": cap.attention_row(layer, amap.query)[0], "attention_map": amap.patches,

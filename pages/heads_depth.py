@@ -7,6 +7,8 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz_app.views import distance_view, token_norms_view
 
+ui.entry_point()
+
 ui.page_header(
     "Heads & depth",
     "The ViT paper measured, for every head, the **mean attention distance**: how far (in pixels) a query "
@@ -46,14 +48,11 @@ depth = st.slider("Hidden state", 0, cap.num_layers, value=cap.num_layers, key="
                   bind="query-params", persist_state="session",
                   help="0 = the embeddings entering block 0; i = the output of block i−1.")
 norms = token_norms_view(fwd.key, fwd)  # (L+1, N)
-a, b = st.columns(2, gap="large")
-with a:
-    ui.show_figure(token_norm_figure(norms, layout, int(depth)), key="heads.norms",
-                   filename=f"token-norms-{depth}", height=420)
-with b:
-    rgb = feature_pca(cap, layout, layer=int(depth))  # (gh, gw, 3)
-    ui.show_figure(feature_pca_figure(rgb, ctx.image, fwd.geometry, layout), key="heads.pca",
-                   filename=f"feature-pca-{depth}", height=420)
+ui.show_figure(token_norm_figure(norms, layout, int(depth)), key="heads.norms", filename=f"token-norms-{depth}",
+               height=440)
+rgb = feature_pca(cap, layout, layer=int(depth))  # (gh, gw, 3)
+ui.show_figure(feature_pca_figure(rgb, ctx.image, fwd.geometry, layout), key="heads.pca",
+               filename=f"feature-pca-{depth}", height=440)
 
 ui.download_arrays(
     {"mean_attention_distance": dist, "token_norms": norms, "feature_pca": rgb},

@@ -7,6 +7,8 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz_app.views import gradient_rollout_view, rollout_view
 
+ui.entry_point()
+
 ui.page_header(
     "Attention rollout",
     "One layer's attention only says where a token looks *in that layer*. **Rollout** (Abnar & Zuidema "
