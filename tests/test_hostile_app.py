@@ -383,7 +383,7 @@ def test_missing_bundled_weights_do_not_reveal_server_paths(offline_models, monk
     loaders.load.clear()
     at = new_session(model="ViT-S/16 (AugReg)")
     loaders.load.clear()
-    assert any("could not be loaded" in text for text in errors(at)), errors(at)
+    assert any("vitviz-shapes model is missing or damaged" in text for text in errors(at)), errors(at)
     assert_clean(at)
 
 

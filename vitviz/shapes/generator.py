@@ -10,12 +10,13 @@ An image is built in layers, back to front:
 3. distractors: small squiggles, irregular blobs and dashes, textured and outlined like the objects but
    much smaller (radius at most ``MAX_DISTRACTOR_RADIUS``, under half the smallest object's) and
    irregular, so none can pass for a class; they keep clear of the object's circumscribed circle;
-4. the object: one of :data:`CLASSES`, at a random position, scale and rotation, filled with a random
+4. the object: one of :data:`CLASSES`, at a random position and scale, turned by a random angle of at most
+   ``Style.rotation`` from its upright pose (15 degrees by default), filled with a random
    texture (solid, stripes, dots, gradient, checker) whose main colour contrasts with what lies behind,
    and outlined in dark grey. It is drawn last, so its mask is exact: every masked pixel shows the object
    and nothing else.
 
-:class:`Style` sets the difficulty (clutter level range, object size range, outline width); its defaults
+:class:`Style` sets the difficulty (clutter level, object size, rotation, outline width); its defaults
 are what the shipped model was trained and evaluated on.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from PIL import Image, ImageDraw
 __all__ = [
     'CLASSES',
     'TEXTURES',
+    'UPRIGHT',
     'Sample',
     'Style',
     'generate',
@@ -48,6 +50,13 @@ TEXTURES: tuple[str, ...] = ('solid', 'stripes', 'dots', 'gradient', 'checker')
 # below MAX_DISTRACTOR_RADIUS so that size alone separates them from any object.
 MIN_RADIUS, MAX_RADIUS = 0.18, 0.36
 MAX_DISTRACTOR_RADIUS = 0.085
+# Angle (radians, image y axis pointing down) at which each class stands upright: a triangle's and a star's
+# tip up, square and cross axis-aligned, a hexagon with flat top and bottom, the arrow pointing right,
+# the crescent opening to the right, the heart with its lobes up.
+UPRIGHT: dict[str, float] = {
+    'circle': 0.0, 'square': math.pi / 4, 'triangle': -math.pi / 2, 'star': -math.pi / 2, 'cross': 0.0,
+    'ring': 0.0, 'heart': 0.0, 'arrow': 0.0, 'crescent': 0.0, 'hexagon': 0.0,
+}
 MIN_CONTRAST = 110.0  # minimum RGB distance between the object's main colour and the background behind it
 
 
@@ -62,12 +71,15 @@ class Style:
         outline: width in pixels of a dark outline drawn just inside every object's and distractor's edge
             (0: none). Part of the object: the mask covers it.
         textures: fills that objects and distractors draw from.
+        rotation: largest turn, in degrees either way, away from the class's upright pose
+            (:data:`UPRIGHT`); 180 allows any orientation.
     """
 
     clutter: tuple[float, float] = (0.5, 1.0)
     radius: tuple[float, float] = (MIN_RADIUS, MAX_RADIUS)
     outline: int = 2
     textures: tuple[str, ...] = TEXTURES
+    rotation: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -344,7 +356,7 @@ def generate(rng: np.random.Generator | int, image_size: int = 96, label: int | 
         label = int(rng.integers(len(CLASSES)))
     r = rng.uniform(*style.radius) * s
     cx, cy = rng.uniform(r, s - r), rng.uniform(r, s - r)
-    angle = rng.uniform(0, 2 * np.pi)
+    angle = UPRIGHT[CLASSES[label]] + math.radians(style.rotation) * rng.uniform(-1.0, 1.0)
     clutter = rng.uniform(*style.clutter)
 
     img = _background(rng, s, clutter)  # (S, S, 3) float32
