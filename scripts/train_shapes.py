@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 CARD = ROOT / 'docs' / 'model_card.md'
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 GALLERY_CLASSES = ('star', 'heart', 'arrow', 'ring', 'crescent', 'cross')
-GALLERY_SEED, GALLERY_SPLIT = 7, 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,20 +104,16 @@ def update_card(card: Path, section: str) -> None:
 
 
 def write_gallery(folder: Path, image_size: int) -> list[Path]:
-    """One image per gallery class, the first of that class in a fixed gallery seed (no model involved)."""
+    """One image per gallery class, the first of that class in the fixed gallery data set (no model involved)."""
     from PIL import Image
 
-    from vitviz.shapes import CLASSES, generate, sample_rng
+    from vitviz.shapes.generator import gallery_samples
 
-    wanted, paths, index = {CLASSES.index(c) for c in GALLERY_CLASSES}, [], 0
-    while wanted:
-        sample = generate(sample_rng(GALLERY_SEED, index, GALLERY_SPLIT), image_size)
-        index += 1
-        if sample.label in wanted:
-            wanted.discard(sample.label)
-            path = folder / f'shapes_{sample.class_name}.png'
-            Image.fromarray(sample.image).save(path, optimize=True)
-            paths.append(path)
+    paths = []
+    for sample in gallery_samples(GALLERY_CLASSES, image_size):
+        path = folder / f'shapes_{sample.class_name}.png'
+        Image.fromarray(sample.image).save(path, optimize=True)
+        paths.append(path)
     return paths
 
 

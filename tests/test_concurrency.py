@@ -168,6 +168,7 @@ def test_repatching_the_shared_model_during_a_capture_copies_no_hooks(shared):
     try:
         worker.start()
         assert inside.wait(timeout=DEADLINE_S)
+        threading.Timer(1.0, release.set).start()  # with_patch_size waits for the capture's lock meanwhile
         copy = with_patch_size(model, 8)
     finally:
         release.set()

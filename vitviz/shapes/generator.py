@@ -35,6 +35,7 @@ __all__ = [
     'Sample',
     'Style',
     'generate',
+    'gallery_samples',
     'generate_batch',
     'sample_rng',
     'shape_mask',
@@ -389,3 +390,23 @@ def generate_batch(seed: int, count: int, *, split: int = 0, start: int = 0, ima
     masks = np.stack([smp.mask for smp in samples])  # (count, H, W)
     labels = np.array([smp.label for smp in samples], dtype=np.int64)
     return images, masks, labels
+
+
+GALLERY_SEED, GALLERY_SPLIT = 7, 2
+
+
+def gallery_samples(classes: Sequence[str], image_size: int = 96) -> list[Sample]:
+    """The first image of each of ``classes`` in the fixed gallery data set (seed 7, split 2), in that order.
+
+    These are the app's sample images ``vitviz/assets/samples/shapes_<class>.png``.
+    """
+    wanted = {CLASSES.index(name): name for name in classes}
+    found: dict[str, Sample] = {}
+    index = 0
+    while len(found) < len(wanted):
+        sample = generate(sample_rng(GALLERY_SEED, index, GALLERY_SPLIT), image_size)
+        index += 1
+        if sample.label in wanted and wanted[sample.label] not in found:
+            found[wanted[sample.label]] = sample
+    return [found[name] for name in classes]
+
