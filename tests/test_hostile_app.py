@@ -33,6 +33,7 @@ from safetensors.torch import save
 
 import vitviz.models as models
 from tests import _imagefactory as factory
+from tests import _payloads as payloads
 from vitviz.images import ImageError, load_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,24 +238,7 @@ def test_readme_states_the_upload_limit():
 # ----------------------------------------------------------------------------------- untrusted weights
 
 
-class _Touch:
-    """Unpickling this runs a shell command that creates ``marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch '{self.marker}'",)
-
-
-class _Exec:
-    """Unpickling this runs Python source that creates ``marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",)
+_Touch, _Exec = payloads.Touch, payloads.Exec
 
 
 def _torch_bytes(obj, **kwargs) -> bytes:

@@ -34,6 +34,7 @@ from safetensors.torch import save
 
 import vitviz.models as models
 from tests import _imagefactory as factory
+from tests import _payloads as payloads
 from vitviz.capture import capture
 from vitviz.images import ImageError, load_image, prepare_input
 from vitviz.models import ModelError, load_model
@@ -310,24 +311,7 @@ def test_3x5000_strip_gives_a_clear_message_or_a_real_input(tiny, crop_mode, ref
 # ---------------------------------------------------------------------------------- untrusted weights
 
 
-class _Touch:
-    """Unpickling this creates ``marker`` through ``os.system`` (a shell command)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch '{self.marker}'",)
-
-
-class _Exec:
-    """Unpickling this runs Python source through ``builtins.exec``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",)
+_Touch, _Exec = payloads.Touch, payloads.Exec
 
 
 def _tiny_state(seed: int = 0) -> dict:
