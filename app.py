@@ -58,9 +58,10 @@ def overview() -> None:
     )
 
 
-# Every page script in pages/ starts with ui.entry_point(): Streamlit runs a folder named pages/ next to the
-# entry point as a classic (v1) multipage app until st.navigation first runs, so a fresh server's first
-# visitor on a deep link (/attention) would otherwise get that page without this file and its sidebar.
+# Every page script in pages/ starts with ui.entry_point(), which looks for ui.mark_entry_point() below:
+# Streamlit runs a folder named pages/ next to the entry point as a classic (v1) multipage app until
+# st.navigation first runs, so a fresh server's first visitors on deep links (/attention) would otherwise
+# get their page without this file and its sidebar.
 PAGES = {
     "Explore": [
         st.Page(overview, title="Overview", icon=":material/visibility:", default=True),
@@ -75,6 +76,7 @@ PAGES = {
     ],
 }
 
+ui.mark_entry_point()
 st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide")
 page = st.navigation(PAGES)
 ui.sidebar()

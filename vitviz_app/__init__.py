@@ -8,7 +8,7 @@ from .clicks import add_cell_targets, add_tile_targets, click_to_state, clicked_
 from .export import download_arrays, npz_bytes, read_npz, show_figure
 from .loaders import Forward, forward_passes
 from .sidebar import AppContext, context, sidebar
-from .ui import HEAD_FUSIONS, bar_max, entry_point, head_label, model_facts, no_classifier_note, page_header
+from .ui import HEAD_FUSIONS, bar_max, entry_point, mark_entry_point, head_label, model_facts, no_classifier_note, page_header
 
 __all__ = [
     "AppContext",
@@ -23,6 +23,7 @@ __all__ = [
     "download_arrays",
     "entry_point",
     "forward_passes",
+    "mark_entry_point",
     "head_label",
     "model_facts",
     "no_classifier_note",

@@ -1,14 +1,23 @@
 """Small pieces of page furniture shared by the pages: headers, model facts, value formatting."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-__all__ = ["entry_point", "page_header", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
+__all__ = ["entry_point", "mark_entry_point", "page_header", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
+
+
+_RUN = threading.local()
+
+
+def mark_entry_point() -> None:
+    """Say that ``app.py`` is running in this script thread (called first thing in every run of app.py)."""
+    _RUN.entered = True
 
 
 def entry_point() -> None:
@@ -16,12 +25,16 @@ def entry_point() -> None:
 
     Streamlit treats a ``pages/`` folder next to the entry point as a classic (v1) multipage app until
     ``st.navigation`` has run once in the process; until then a deep link such as ``/attention`` runs the
-    page script alone. Switching the process to ``st.navigation`` mode and rerunning makes ``app.py`` run
-    first and route to the same page (both modes derive the page from its URL path).
+    page script alone, without ``app.py``. A page that finds no mark from ``app.py`` in its run switches the
+    process to ``st.navigation`` mode and reruns, so ``app.py`` runs first and routes to the same page (both
+    modes derive the page from its URL path). The mark is per script thread and consumed here, so several
+    sessions opening deep links at once each get routed.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    entered = getattr(_RUN, "entered", False)
+    _RUN.entered = False
+    if not entered:
         PagesManager.uses_pages_directory = False
         st.rerun()
 
