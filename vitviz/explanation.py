@@ -25,6 +25,7 @@ from vitviz.capture import Capture, capture
 from vitviz.figures._base import as_rgb_array
 from vitviz.images import InputGeometry, input_image, load_image, prepare_input
 from vitviz.layout import TokenLayout
+from vitviz.models import data_config as model_data_config
 
 __all__ = ["Explanation", "explain"]
 
@@ -208,11 +209,10 @@ def _resolve_model(model_or_name: Any, device: str | None) -> tuple[Any, dict, l
         loaded = model_or_name
         model = loaded.model if device is None else loaded.model.to(device)
         return model, dict(loaded.data_config), loaded.labels, loaded.name, loaded.notice
-    from timm.data import resolve_model_data_config
 
     model = model_or_name if device is None else model_or_name.to(device)
     name = str(getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__))
-    return model, dict(resolve_model_data_config(model)), analysis.imagenet_labels(model), name, ""
+    return model, model_data_config(model), analysis.imagenet_labels(model), name, ""
 
 
 def _resolve_image(image: Any) -> Image.Image:
@@ -226,23 +226,10 @@ def _resolve_image(image: Any) -> Image.Image:
     raise TypeError(f"cannot read an image from {type(image).__name__}")
 
 
-def _at_model_input_size(model: Any, data_config: dict) -> dict:
-    """The data config with the input size the model is built for.
-
-    ``timm.create_model(..., img_size=...)`` and ``set_input_size`` change ``patch_embed.img_size`` but
-    not the pretrained config that ``resolve_model_data_config`` reads.
-    """
-    img_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
-    if img_size is None:
-        return data_config
-    channels = data_config.get("input_size", (3,))[0]
-    return {**data_config, "input_size": (channels, *(int(v) for v in img_size))}
-
-
 def _repatched(model: Any, data_config: dict, patch_size: int | Sequence[int]) -> tuple[Any, dict]:
     """A copy of the model at ``patch_size`` and the data config for its (possibly new) input size."""
     model = analysis.with_patch_size(model, patch_size)
-    return model, _at_model_input_size(model, data_config)
+    return model, model_data_config(model, base=data_config)
 
 
 def _device_of(model: Any) -> Any:
@@ -278,7 +265,7 @@ def explain(
     if patch_size is not None:
         model, data_config = _repatched(model, data_config, patch_size)
     else:
-        data_config = _at_model_input_size(model, data_config)
+        data_config = model_data_config(model, base=data_config)
     x, geometry = prepare_input(picture, data_config)  # (1, 3, H, W)
     result = capture(model, x.to(_device_of(model)), target=target)
     num_classes = int(getattr(model, "num_classes", 0) or 0)

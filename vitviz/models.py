@@ -31,6 +31,7 @@ __all__ = [
     "LoadedModel",
     "ModelError",
     "ModelSpec",
+    "data_config",
     "default_device",
     "hub_reachable",
     "load_model",
@@ -454,17 +455,20 @@ def _check_fit(model, state: dict) -> None:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def _data_config(model) -> dict:
-    """timm's data config, with the input size the model was really built for.
+def data_config(model, base: dict | None = None) -> dict:
+    """timm's data config, with the input size the model is really built for.
 
     ``resolve_model_data_config`` reads the pretrained config, which keeps e.g. DINOv2's 518 px even when
-    the model was created with ``img_size=224``.
+    the model was created with ``img_size=224`` or re-sized by ``set_input_size``.
+
+    Args:
+        model: A timm model.
+        base: A config to keep (mean, std, crop, ...) with only the input size updated; by default timm's.
     """
     from timm.data import resolve_model_data_config
 
-    config = dict(resolve_model_data_config(model))
-    patch_embed = getattr(model, "patch_embed", None)
-    img_size = getattr(patch_embed, "img_size", None)
+    config = dict(resolve_model_data_config(model) if base is None else base)
+    img_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
     if img_size is not None:
         config["input_size"] = (config["input_size"][0], int(img_size[0]), int(img_size[1]))
     return config
@@ -534,7 +538,7 @@ def _bundled(device: str | None, requested: str, notice: str) -> LoadedModel:
         spec=CATALOGUE[BUNDLED_MODEL],
         source="bundled",
         notice=notice,
-        data_config=_data_config(model),
+        data_config=data_config(model),
         labels=list(config["classes"]),
         requested=requested,
         extra={"config": config},
@@ -621,7 +625,7 @@ def _loaded(model, timm_name, spec, source, notice, device, requested) -> Loaded
         spec=spec,
         source=source,
         notice=notice,
-        data_config=_data_config(model),
+        data_config=data_config(model),
         labels=labels,
         requested=requested,
     )

@@ -124,14 +124,6 @@ def native_patch_size(model) -> int:
     return int(model.patch_embed.patch_size[0])
 
 
-def _data_config_for(model, data_config: dict) -> dict:
-    """The loaded model's data config with the input size of ``model`` (a re-patched copy may differ)."""
-    height, width = (int(v) for v in model.patch_embed.img_size)
-    config = dict(data_config)
-    config["input_size"] = (3, height, width)
-    return config
-
-
 @st.cache_resource(max_entries=12, show_spinner=False)
 def forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, _loaded, _image) -> Forward:
     """Prepare the input, run the model once with attention capture, and take the top-5 predictions.
@@ -148,11 +140,12 @@ def forward(model_key: str, image_key: str, patch_size: int | None, target: int 
     from vitviz.analysis import top_k
     from vitviz.capture import capture
     from vitviz.images import prepare_input
+    from vitviz.models import data_config
 
     model = _loaded.model
     if patch_size is not None and patch_size != native_patch_size(model):
         model = repatched(model_key, patch_size, _loaded)
-    config = _data_config_for(model, _loaded.data_config)
+    config = data_config(model, base=_loaded.data_config)  # a re-patched copy may have another input size
     x, geometry = prepare_input(_image, config)
     with _COUNT_LOCK:
         FORWARD_PASSES["count"] += 1
