@@ -1,0 +1,100 @@
+"""Attention-based maps as attribution methods: raw attention, rollout, gradient-weighted rollout.
+
+They wrap the analyses in ``vitviz.analysis`` (which hold the maths and its tests) behind the common
+signature, reusing a Capture when the caller has one. The read-out row is the class token's, or the mean
+of the patch tokens' rows for a model without a class token (as ``vitviz.analysis.rollout`` does).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vitviz import analysis
+from vitviz.analysis._convert import to_numpy
+
+from .base import AttributionMethod, Relevance, resolve_target
+
+__all__ = ["GradientRollout", "RawAttention", "Rollout"]
+
+
+def _capture(model: Any, x: Any, capture: Any, target: int | None = None) -> Any:
+    """The caller's capture when it has what is needed, else a new one."""
+    from vitviz.capture import capture as run_capture
+
+    if capture is not None and (target is None or capture.target == (target,)):
+        return capture
+    return run_capture(model, x, target=target)
+
+
+class RawAttention(AttributionMethod):
+    """The last layer's attention of the read-out token over the patches, averaged over heads.
+
+    The "raw attention" row of Chefer et al. 2021 (CVPR), Table 1; it never reads the classifier head.
+    """
+
+    key = "attention"
+    title = "Raw attention (last layer)"
+    paper = "Dosovitskiy et al. 2021, ICLR (ViT), Sec. 4.5"
+    class_specific = False
+    reads_head = False
+    passes = "1 forward"
+
+    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+        cap = _capture(model, x, capture)
+        layout = cap.layout
+        last = cap.num_layers - 1
+        if layout.class_index is not None:
+            row = to_numpy(cap.attention_row(last, layout.class_index)[0]).mean(axis=0)  # (N,)
+        else:
+            fused = to_numpy(cap.fused_attention(last, "mean")[0])  # (N, N)
+            row = fused[layout.patch_slice].mean(axis=0)  # (N,)
+        patches, prefix = analysis.split_tokens(row, layout)
+        return Relevance(
+            patches=patches, method=self.key, target=None, layout=layout,
+            prefix=dict(zip(layout.prefix_names, map(float, prefix))),
+        )
+
+
+class Rollout(AttributionMethod):
+    """Attention rollout over every layer (Abnar & Zuidema 2020), mean head fusion, no discarding."""
+
+    key = "rollout"
+    title = "Attention rollout"
+    paper = "Abnar & Zuidema 2020, ACL, 'Quantifying Attention Flow in Transformers'"
+    class_specific = False
+    reads_head = False
+    passes = "1 forward"
+
+    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+        cap = _capture(model, x, capture)
+        result = analysis.rollout(cap)
+        return Relevance(
+            patches=np.asarray(result.final_map, dtype=np.float64), method=self.key, target=None,
+            layout=cap.layout, prefix=dict(zip(cap.layout.prefix_names, map(float, result.prefix[-1]))),
+        )
+
+
+class GradientRollout(AttributionMethod):
+    """Gradient-weighted rollout (Chefer, Gur & Wolf 2021, ICCV): attention times its gradient, positive
+    part, averaged over heads, accumulated as ``R ← R + Ā·R``."""
+
+    key = "gradient_rollout"
+    title = "Gradient-weighted rollout"
+    paper = ("Chefer, Gur & Wolf 2021, ICCV, 'Generic Attention-model Explainability for Interpreting "
+             "Bi-Modal and Encoder-Decoder Transformers'")
+    class_specific = True
+    reads_head = True
+    passes = "1 forward + 1 backward"
+
+    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+        output = None if capture is None else capture.output
+        target = resolve_target(model, x, target, output)
+        if target is None:
+            raise ValueError("gradient rollout needs a classifier: this model has no class scores")
+        cap = _capture(model, x, capture, target=target)
+        result = analysis.gradient_rollout(cap)
+        return Relevance(
+            patches=np.asarray(result.final_map, dtype=np.float64), method=self.key, target=target,
+            layout=cap.layout, prefix=dict(zip(cap.layout.prefix_names, map(float, result.prefix[-1]))),
+        )
