@@ -1,0 +1,572 @@
+"""Hub downloads: fetching weight files from the Hugging Face hub (or a mirror), with progress.
+
+One process-wide registry holds the downloads in flight, keyed by endpoint, cache, repository, revision
+and file names. A second caller that asks for the same file while it downloads joins that download and
+sees the same progress; it never starts a second one. Progress comes from huggingface_hub's own
+reporting (the ``tqdm_class`` hook of ``hf_hub_download``), not from watching the disk.
+
+The endpoint (``HF_ENDPOINT``, e.g. a mirror) and the cache (``HF_HUB_CACHE`` / ``HF_HOME``) are read from
+the environment on every call: huggingface_hub reads them only once, when it is imported.
+
+What a download guarantees:
+
+* **Resume.** A connection dropped in the middle of a file is resumed where it stopped, with an HTTP range
+  request (huggingface_hub retries up to 5 times, starting over only if the server ignores the range).
+* **Integrity.** A file that was just downloaded is hashed and compared with the checksum the hub
+  announced (its ETag: the SHA-256 of an LFS file, the git blob SHA-1 of a small file). A file that does
+  not match is removed from the cache and refused.
+* **A reason.** A failure raises :class:`DownloadError` saying what went wrong (no network, disk full, no
+  such repository or file, a damaged file) and leaves no partial file or broken entry in the cache.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import inspect
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+from tqdm import tqdm as _tqdm
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "Download",
+    "DownloadError",
+    "Progress",
+    "WeightsSource",
+    "cache_dir",
+    "cached_file",
+    "download",
+    "endpoint",
+    "fetch_weights",
+    "in_flight",
+    "start",
+    "weights_source",
+]
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+"""Weight files timm looks for in a hub repository, in its order of preference."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
+_CHECKSUM_NAMES = {"sha256": "SHA-256", "sha1": "git SHA-1"}
+
+
+class DownloadError(Exception):
+    """A download that failed, with a message meant for the user."""
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+def endpoint() -> str:
+    """The hub or mirror to download from: ``HF_ENDPOINT``, read now (without a trailing slash)."""
+    return (os.environ.get("HF_ENDPOINT", "").strip() or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def cache_dir() -> str:
+    """The Hugging Face hub cache, resolved from the environment now, as huggingface_hub would at import."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return os.path.expanduser(os.path.expandvars(explicit))
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "huggingface"
+    )
+    return os.path.join(os.path.expanduser(os.path.expandvars(home)), "hub")
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one download stands.
+
+    Attributes:
+        repo_id: Hub repository.
+        filename: File being fetched (the last one tried when several names are possible).
+        done: Bytes of the file on disk so far (a resumed download starts above 0).
+        total: Size of the file in bytes, or None until the hub has said.
+        elapsed_s: Seconds spent receiving the file (since the hub answered; 0 before).
+        received: Bytes received in that time (``done`` less what a resumed file started from).
+        finished: Whether the download has ended, successfully or not.
+    """
+
+    repo_id: str
+    filename: str
+    done: int = 0
+    total: int | None = None
+    elapsed_s: float = 0.0
+    received: int = 0
+    finished: bool = False
+
+    @property
+    def fraction(self) -> float | None:
+        """Share of the file done, in [0, 1], or None while the size is unknown."""
+        if not self.total:
+            return None
+        return min(max(self.done / self.total, 0.0), 1.0)
+
+    @property
+    def speed(self) -> float | None:
+        """Average bytes per second received so far, or None before the first bytes."""
+        if self.received <= 0 or self.elapsed_s <= 0:
+            return None
+        return self.received / self.elapsed_s
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the average speed, or None when unknown."""
+        speed = self.speed
+        if speed is None or not self.total:
+            return None
+        return max(self.total - self.done, 0) / speed
+
+    def describe(self) -> str:
+        """One line for a progress bar, e.g. ``'model.safetensors: 12.3 MB of 22.9 MB · 4.1 MB/s · 3 s left'``."""
+        if self.total is None and self.done == 0:
+            return f"{self.filename}: asking the hub…"
+        parts = [f"{self.filename}: {_size(self.done)}" + (f" of {_size(self.total)}" if self.total else "")]
+        if self.speed is not None:
+            parts.append(f"{_size(self.speed)}/s")
+        if self.eta_s is not None and not self.finished:
+            parts.append(f"{_duration(self.eta_s)} left")
+        return " · ".join(parts)
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class _Bar(_tqdm):
+    """The progress bar huggingface_hub creates for a file (``tqdm_class``), reporting to a :class:`Download`.
+
+    It never prints. ``update_transfer`` makes a Xet download report file bytes and network bytes on one bar.
+    Before the first byte, a file that cannot fit in the free space of the cache is refused.
+    """
+
+    download: Download  # set on the subclass made for each download
+
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        kwargs.pop("name", None)
+        super().__init__(*args, **kwargs)
+        self._done = int(kwargs.get("initial") or 0)
+        self.download._bar_opened(self._done, kwargs.get("total"))
+
+    def update(self, n: float | None = 1) -> bool | None:
+        self._done += int(n or 0)
+        self.download._bar_moved(self._done, getattr(self, "total", None), int(n or 0))
+        return None
+
+    def update_transfer(self, n: float | None = 1) -> None:
+        """Network bytes of a Xet download (file bytes arrive through :meth:`update`)."""
+
+    def set_transfer_postfix_str(self, *args, **kwargs) -> None:
+        """Xet's speed text for its transfer bar: the app computes its own."""
+
+
+# --------------------------------------------------------------------------------------------- downloads
+
+
+Observer = Callable[[Progress], None]
+
+
+class Download:
+    """One file being fetched into the hub cache by a background thread, shared by all who ask for it.
+
+    Use :func:`start` (or :func:`download`) rather than building one: they share downloads in flight.
+
+    Args:
+        repo_id: Hub repository, e.g. ``'timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k'``.
+        filenames: File names to try in order; the first the repository has is fetched.
+        revision: Branch, tag or commit; the default branch when None.
+    """
+
+    def __init__(self, repo_id: str, filenames: tuple[str, ...], revision: str | None = None):
+        self.repo_id = repo_id
+        self.filenames = tuple(filenames)
+        self.revision = revision
+        self.endpoint = endpoint()
+        self.cache_dir = cache_dir()
+        self.key = (self.endpoint, self.cache_dir, repo_id, revision or "main", self.filenames)
+        self._changed = threading.Condition()
+        self._observers: list[Observer] = []
+        self._progress = Progress(repo_id, self.filenames[0])
+        self._receiving_since: float | None = None  # when the hub answered with the current file
+        self._resumed_from = 0  # bytes the current file started from
+        self._bar_used = False
+        self._path: Path | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"vitviz-download-{repo_id}", daemon=True)
+
+    # ---------------------------------------------------------------- reading
+
+    def progress(self) -> Progress:
+        with self._changed:
+            return self._progress
+
+    @property
+    def finished(self) -> bool:
+        return self.progress().finished
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(progress)`` now and on every change (from the download thread, so keep it quick)."""
+        with self._changed:
+            self._observers.append(observer)
+            progress = self._progress
+        observer(progress)
+
+    def remove_observer(self, observer: Observer) -> None:
+        with self._changed:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the download ends or ``timeout`` seconds pass, or until the progress moves when
+        ``timeout`` is given; returns whether it has ended."""
+        with self._changed:
+            if not self._progress.finished:
+                self._changed.wait(timeout)
+            return self._progress.finished
+
+    def result(self, timeout: float | None = None) -> Path:
+        """The local path of the file, once downloaded.
+
+        Raises:
+            DownloadError: The download failed (with the reason), or ``timeout`` passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.wait(None if deadline is None else max(deadline - time.monotonic(), 0)):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DownloadError(f"{self.repo_id}: still downloading after {timeout:.0f} s.")
+        if self._error is not None:  # a fresh exception per waiter: several threads may raise it at once
+            raise DownloadError(str(self._error)) from self._error
+        assert self._path is not None
+        return self._path
+
+    # ---------------------------------------------------------------- the download thread
+
+    def _start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            path = self._fetch_first()
+            with self._changed:
+                self._path = path
+        except BaseException as exc:  # every failure is reported to the waiters, never lost in the thread
+            error = exc if isinstance(exc, DownloadError) else DownloadError(_reason(exc, self))
+            error.__cause__ = None if error is exc else exc
+            with self._changed:
+                self._error = error
+        finally:
+            _forget(self)
+            self._update(finished=True)
+
+    def _fetch_first(self) -> Path:
+        for index, filename in enumerate(self.filenames):
+            with self._changed:
+                self._receiving_since, self._resumed_from = None, 0
+            self._update(filename=filename, done=0, total=None)
+            try:
+                return self._fetch(filename)
+            except _remote_entry_not_found():  # the hub has no such file: try the next name
+                if index == len(self.filenames) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _fetch(self, filename: str) -> Path:
+        from huggingface_hub import hf_hub_download
+
+        bar = type("_DownloadBar", (_Bar,), {"download": self})
+        hooks = {"tqdm_class": bar} if "tqdm_class" in inspect.signature(hf_hub_download).parameters else {}
+        self._bar_used = False
+        path = Path(
+            hf_hub_download(
+                self.repo_id, filename, revision=self.revision, cache_dir=self.cache_dir, endpoint=self.endpoint,
+                **hooks,
+            )
+        )
+        if self._bar_used:  # fetched now, not found in the cache: check it before anyone reads it
+            _verify(path, filename, self.repo_id)
+        return path
+
+    def _bar_opened(self, initial: int, total: int | None) -> None:
+        self._bar_used = True
+        if total:
+            _check_free_space(total - initial, self.cache_dir)
+        with self._changed:
+            self._receiving_since, self._resumed_from = time.monotonic(), initial
+        self._update(done=initial, total=total)
+
+    def _bar_moved(self, done: int, total: int | None, step: int) -> None:
+        if step < 0:  # the server ignored a range request: the file starts over
+            with self._changed:
+                self._resumed_from = 0
+        self._update(done=done, total=total or self._progress.total)
+
+    def _update(self, **changes) -> None:
+        with self._changed:
+            fields = {**self._progress.__dict__, **changes}
+            if self._receiving_since is not None:
+                fields["elapsed_s"] = time.monotonic() - self._receiving_since
+                fields["received"] = max(fields["done"] - self._resumed_from, 0)
+            else:
+                fields["elapsed_s"], fields["received"] = 0.0, 0
+            self._progress = progress = Progress(**fields)
+            observers = list(self._observers)
+            self._changed.notify_all()
+        for observer in observers:
+            observer(progress)
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+
+_IN_FLIGHT: dict[tuple, Download] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def start(repo_id: str, filenames: str | tuple[str, ...], *, revision: str | None = None) -> Download:
+    """Start fetching a file into the hub cache, or join the download of it already in flight.
+
+    Args:
+        repo_id: Hub repository.
+        filenames: A file name, or names to try in order (the first the repository has is fetched).
+        revision: Branch, tag or commit; the default branch when None.
+    """
+    names = (filenames,) if isinstance(filenames, str) else tuple(filenames)
+    candidate = Download(repo_id, names, revision)
+    with _REGISTRY_LOCK:
+        running = _IN_FLIGHT.get(candidate.key)
+        if running is not None:
+            return running
+        _IN_FLIGHT[candidate.key] = candidate
+    candidate._start()
+    return candidate
+
+
+def _forget(job: Download) -> None:
+    with _REGISTRY_LOCK:
+        if _IN_FLIGHT.get(job.key) is job:
+            del _IN_FLIGHT[job.key]
+
+
+def in_flight() -> list[Download]:
+    """The downloads running now (for tests and diagnostics)."""
+    with _REGISTRY_LOCK:
+        return list(_IN_FLIGHT.values())
+
+
+def download(
+    repo_id: str,
+    filenames: str | tuple[str, ...],
+    *,
+    revision: str | None = None,
+    on_progress: Observer | None = None,
+    timeout: float | None = None,
+) -> Path:
+    """Fetch a file into the hub cache (joining a download in flight) and return its local path.
+
+    Args:
+        repo_id: Hub repository.
+        filenames: A file name, or names to try in order.
+        revision: Branch, tag or commit; the default branch when None.
+        on_progress: Called with a :class:`Progress` on every change (from the download thread).
+        timeout: Seconds to wait at most (the download goes on in the background after a timeout).
+
+    Raises:
+        DownloadError: The download failed, with the reason.
+    """
+    job = start(repo_id, filenames, revision=revision)
+    if on_progress is not None:
+        job.add_observer(on_progress)
+    try:
+        return job.result(timeout)
+    finally:
+        if on_progress is not None:
+            job.remove_observer(on_progress)
+
+
+def cached_file(repo_id: str, filenames: str | tuple[str, ...], *, revision: str | None = None) -> Path | None:
+    """The first of ``filenames`` already in the hub cache, without touching the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    names = (filenames,) if isinstance(filenames, str) else tuple(filenames)
+    for filename in names:
+        path = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir(), revision=revision)
+        if isinstance(path, str):
+            return Path(path)
+    return None
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+
+def _check_free_space(needed: int, directory: str) -> None:
+    here = Path(directory)
+    for path in (here, *here.parents):
+        try:
+            free = shutil.disk_usage(path).free
+        except OSError:
+            continue
+        if free < needed:
+            raise DownloadError(
+                f"Not enough disk space: the file needs {_size(needed)} but only {_size(free)} is free where the "
+                f"Hugging Face cache lives ({directory}). Free some space or point HF_HOME to a larger disk."
+            )
+        return
+
+
+def _file_digest(path: Path, kind: str) -> str:
+    size = path.stat().st_size
+    digest = hashlib.sha256() if kind == "sha256" else hashlib.sha1(b"blob %d\0" % size)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, filename: str, repo_id: str) -> None:
+    """Compare a freshly downloaded file with the hub's checksum (its cache blob is named by it); remove it
+    from the cache and raise when they differ."""
+    blob = Path(os.path.realpath(path))
+    expected = blob.name
+    kind = "sha256" if _SHA256.fullmatch(expected) else "sha1" if _GIT_SHA1.fullmatch(expected) else None
+    if kind is None:  # a cache without symlinks keeps no checksum to compare with
+        return
+    actual = _file_digest(blob, kind)
+    if actual == expected:
+        return
+    for leftover in (path, blob):
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            pass
+    raise DownloadError(
+        f"The downloaded {filename} of {repo_id} is damaged: its {_CHECKSUM_NAMES[kind]} checksum is {actual[:12]}…, but "
+        f"the hub announced {expected[:12]}…. The file was removed from the cache; try again (a mirror may "
+        "be serving a broken copy)."
+    )
+
+
+def _remote_entry_not_found() -> type[Exception]:
+    """The error for a file the hub does not have (``EntryNotFoundError`` before huggingface_hub 1.0)."""
+    from huggingface_hub import errors
+
+    return getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)
+
+
+def _reason(exc: BaseException, job: Download) -> str:
+    """Say in words why a download failed."""
+    from huggingface_hub import errors
+
+    host = urlparse(job.endpoint).netloc or job.endpoint
+    where = f"{job.repo_id} from {host}"
+    names = " or ".join(job.filenames)
+    if isinstance(exc, errors.GatedRepoError):
+        return f"{job.repo_id} is a gated repository on {host}: accept its terms on the hub and log in first."
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return (f"{host} has no model repository named {job.repo_id} (or it is private). Check the name; with "
+                "a mirror (HF_ENDPOINT), check that the mirror has it.")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return f"{job.repo_id} on {host} has no revision '{job.revision}'."
+    if isinstance(exc, _remote_entry_not_found()):
+        return f"{job.repo_id} on {host} has no weights file ({names})."
+    if isinstance(exc, errors.HfHubHTTPError):
+        status = getattr(getattr(exc, "response", None), "status_code", "?")
+        return f"{host} answered HTTP {status} while downloading {where}; try again later."
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return (f"The disk filled up while downloading {where}; the partial file was removed. Free some space "
+                "or point HF_HOME to a larger disk.")
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        return (f"The download of {where} ended early: the file arrived incomplete and was discarded. "
+                "Check the network and try again.")
+    return (f"Could not download {where}: the network failed ({type(exc).__name__}). Check the connection, "
+            "or set HF_ENDPOINT to a mirror you can reach, and try again.")
+
+
+# --------------------------------------------------------------------------------------------- timm models
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a timm model's pretrained weights live on the hub.
+
+    Attributes:
+        repo_id: Hub repository.
+        revision: Branch, tag or commit, or None for the default branch.
+        filenames: Weight file names to try, in order.
+        needs_config: Whether the repository's ``config.json`` is needed too (an ``hf-hub:`` model, whose
+            architecture it describes).
+    """
+
+    repo_id: str
+    revision: str | None
+    filenames: tuple[str, ...]
+    needs_config: bool = False
+
+    @property
+    def files(self) -> tuple[tuple[str, ...], ...]:
+        """What to download, in order: each entry is the file names to try for one file."""
+        return (("config.json",), self.filenames) if self.needs_config else (self.filenames,)
+
+
+def weights_source(timm_name: str) -> WeightsSource | None:
+    """The hub files holding a timm model's pretrained weights, or None when timm does not take them from
+    the hub (e.g. a model with no pretrained weights, or weights behind a plain URL)."""
+    if timm_name.startswith(("hf-hub:", "hf_hub:")):
+        repo, _, revision = timm_name.split(":", 1)[1].partition("@")
+        return WeightsSource(repo, revision or None, WEIGHT_FILES, needs_config=True)
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(timm_name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not hub_id:
+        return None
+    repo, _, revision = hub_id.partition("@")
+    filename = getattr(cfg, "hf_hub_filename", None)
+    return WeightsSource(repo, revision or None, (filename,) if filename else WEIGHT_FILES)
+
+
+def fetch_weights(timm_name: str, *, on_progress: Observer | None = None) -> Path | None:
+    """Download a timm model's pretrained weights (and ``config.json`` for an ``hf-hub:`` model) into the
+    hub cache, joining downloads in flight.
+
+    Returns:
+        The local weights file (an ``hf-hub:`` model's ``config.json`` is beside it), or None when timm does
+        not take this model's weights from the hub.
+
+    Raises:
+        DownloadError: A download failed, with the reason.
+    """
+    source = weights_source(timm_name)
+    if source is None:
+        return None
+    path = None
+    for names in source.files:
+        path = download(source.repo_id, names, revision=source.revision, on_progress=on_progress)
+    return path
