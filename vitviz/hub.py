@@ -45,7 +45,6 @@ __all__ = [
     "cached_file",
     "download",
     "endpoint",
-    "fetch_weights",
     "in_flight",
     "start",
     "weights_source",
@@ -551,22 +550,3 @@ def weights_source(timm_name: str) -> WeightsSource | None:
     filename = getattr(cfg, "hf_hub_filename", None)
     return WeightsSource(repo, revision or None, (filename,) if filename else WEIGHT_FILES)
 
-
-def fetch_weights(timm_name: str, *, on_progress: Observer | None = None) -> Path | None:
-    """Download a timm model's pretrained weights (and ``config.json`` for an ``hf-hub:`` model) into the
-    hub cache, joining downloads in flight.
-
-    Returns:
-        The local weights file (an ``hf-hub:`` model's ``config.json`` is beside it), or None when timm does
-        not take this model's weights from the hub.
-
-    Raises:
-        DownloadError: A download failed, with the reason.
-    """
-    source = weights_source(timm_name)
-    if source is None:
-        return None
-    path = None
-    for names in source.files:
-        path = download(source.repo_id, names, revision=source.revision, on_progress=on_progress)
-    return path

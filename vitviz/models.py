@@ -4,8 +4,8 @@ Weights are looked for in this order:
 
 1. a local weights file, when one is given (``.safetensors``; ``.pth``/``.bin`` only through
    ``torch.load(weights_only=True)``, never an unrestricted unpickle);
-2. the Hugging Face hub through timm (the default for users with a network), or the local hub cache when
-   the hub cannot be reached;
+2. the Hugging Face hub or the mirror in ``HF_ENDPOINT`` (the default for users with a network; fetched by
+   :mod:`vitviz.hub` with progress, then built by timm), or the local hub cache when it cannot be reached;
 3. the small ``vitviz-shapes`` model trained and shipped with vitviz, when the hub is out of reach and
    ``allow_fallback`` is set.
 
@@ -175,18 +175,19 @@ _HUB_LOCK = threading.Lock()
 _HUB_TTL_S = 300.0
 
 
-def _hub_host() -> str:
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    return urlparse(endpoint).hostname or "huggingface.co"
+def _hub_host() -> tuple[str, int]:
+    """Host and port of ``HF_ENDPOINT`` (a mirror, or a local hub in tests), read now."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co")
+    return endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
 
 
-def _connects(host: str, timeout: float) -> bool:
-    """One TCP connection to host:443, bounded in time (including name resolution)."""
+def _connects(address: tuple[str, int], timeout: float) -> bool:
+    """One TCP connection to (host, port), bounded in time (including name resolution)."""
     result: list[bool] = []
 
     def attempt() -> None:
         try:
-            with socket.create_connection((host, 443), timeout=timeout):
+            with socket.create_connection(address, timeout=timeout):
                 result.append(True)
         except OSError:
             result.append(False)
@@ -205,13 +206,13 @@ def hub_reachable(timeout: float = 2.0, *, refresh: bool = False) -> bool:
     for var in ("HF_HUB_OFFLINE", "VITVIZ_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
             return False
-    host = _hub_host()
+    host, port = _hub_host()
     with _HUB_LOCK:
-        cached = _HUB_CHECK.get(host)
+        cached = _HUB_CHECK.get(f"{host}:{port}")
         if cached and not refresh and time.monotonic() - cached[0] < _HUB_TTL_S:
             return cached[1]
-        ok = _connects(host, timeout)
-        _HUB_CHECK[host] = (time.monotonic(), ok)
+        ok = _connects((host, port), timeout)
+        _HUB_CHECK[f"{host}:{port}"] = (time.monotonic(), ok)
         return ok
 
 
@@ -300,8 +301,11 @@ def _check_size(timm_name: str, **kwargs) -> None:
     """Refuse a model too large for the server before allocating it (counted on the meta device)."""
     import timm
 
+    buildable = _offline_name(timm_name)
+    if buildable is None:
+        return  # an hf-hub: model whose config.json is not here yet: checked once it is downloaded
     try:
-        model = timm.create_model(timm_name, pretrained=False, device="meta", **kwargs)
+        model = timm.create_model(buildable, pretrained=False, device="meta", **kwargs)
     except Exception:
         return  # the real build reports what is wrong with the name or the arguments
     count = sum(p.numel() for p in model.parameters())
@@ -485,22 +489,47 @@ def _imagenet_labels(model) -> list[str] | None:
 
 
 def _cached_hub_file(timm_name: str) -> str | None:
-    """A weights file for ``timm_name`` already in the local Hugging Face cache, if any."""
-    from huggingface_hub import try_to_load_from_cache
-    from timm.models import get_pretrained_cfg
+    """A weights file for ``timm_name`` already in the local Hugging Face cache (``HF_HUB_CACHE`` read now)."""
+    from . import hub
 
-    if timm_name.startswith(("hf-hub:", "hf_hub:")):
-        repo = timm_name.split(":", 1)[1]
-    else:
-        cfg = get_pretrained_cfg(timm_name)
-        repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-    if not repo:
+    source = hub.weights_source(timm_name)
+    if source is None:
         return None
-    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
-        path = try_to_load_from_cache(repo, filename)
-        if isinstance(path, str):
-            return path
-    return None
+    path = hub.cached_file(source.repo_id, (*source.filenames, "open_clip_pytorch_model.bin"),
+                           revision=source.revision)
+    return None if path is None else str(path)
+
+
+def _offline_name(timm_name: str) -> str | None:
+    """A name timm builds without the network: an ``hf-hub:`` model's cached ``config.json`` folder as
+    ``local-dir:`` (None when it is not cached); any other name as it is."""
+    from . import hub
+
+    if not timm_name.startswith(("hf-hub:", "hf_hub:")):
+        return timm_name
+    source = hub.weights_source(timm_name)
+    config = hub.cached_file(source.repo_id, "config.json", revision=source.revision)
+    return None if config is None else f"local-dir:{config.parent}"
+
+
+def _create_from_hub(timm_name: str, **kwargs):
+    """Download the weights with :mod:`vitviz.hub` (progress, resume, checksum, ``HF_ENDPOINT`` read now),
+    then let timm build the model from the local files."""
+    from . import hub
+
+    source = hub.weights_source(timm_name)
+    if source is None:  # weights timm takes from elsewhere than the hub
+        return _create(timm_name, True, **kwargs)
+    try:
+        if source.needs_config:
+            hub.download(source.repo_id, "config.json", revision=source.revision)
+            _check_size(timm_name, **kwargs)
+        path = hub.download(source.repo_id, source.filenames, revision=source.revision)
+    except hub.DownloadError as exc:
+        raise ModelError(str(exc)) from exc
+    if source.needs_config:  # its config.json sits beside the weights
+        return _create(f"local-dir:{path.parent}", True, **kwargs)
+    return _create(timm_name, True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
 
 
 def _create(timm_name: str, pretrained: bool, **kwargs):
@@ -592,11 +621,11 @@ def load_model(
         return _loaded(model, timm_name, spec, "random", "Random weights (untrained): maps show structure only.",
                        device, name)
     if hub_reachable(hub_timeout):
-        model = _create(timm_name, True, **model_kwargs)
+        model = _create_from_hub(timm_name, **model_kwargs)
         return _loaded(model, timm_name, spec, "hub", "Pretrained weights from the Hugging Face hub.", device, name)
     cached = _cached_hub_file(timm_name)
     if cached is not None:
-        model = _create(timm_name, False, **model_kwargs)
+        model = _create(_offline_name(timm_name) or timm_name, False, **model_kwargs)
         load_state_dict(model, cached)
         return _loaded(model, timm_name, spec, "hub-cache",
                        "Pretrained hub weights from the local cache (the hub is unreachable).", device, name)

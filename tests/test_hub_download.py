@@ -1,0 +1,267 @@
+"""Hub downloads end to end, against a local hub on 127.0.0.1 (``tests/_localhub.py``), never the internet.
+
+The catalogue model served is ``ViT-Ti/16 (AugReg)``: timm's real ``vit_tiny_patch16_224`` architecture
+(5.7 M parameters, a 23 MB safetensors file) under the repository id timm expects for it, with seeded random
+weights generated here. It is the smallest catalogue entry, so the whole path runs unchanged: catalogue key
+→ timm's pretrained config → ``vitviz.hub`` → ``load_model``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests._localhub import LocalHub
+
+CATALOGUE_KEY = "ViT-Ti/16 (AugReg)"
+TIMM_NAME = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+REPO = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+HF_CHUNK = 10 * 2**20  # huggingface_hub writes (and so can resume) in 10 MiB chunks
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+def _weights(name: str, seed: int) -> tuple[bytes, bytes, dict]:
+    """(model.safetensors, config.json, state dict) of a seeded random timm model, as timm's own
+    ``save_for_hf`` (behind ``push_to_hf_hub``) writes a hub repository."""
+    import tempfile
+
+    import timm
+    import torch
+    from timm.models._hub import save_for_hf
+
+    torch.manual_seed(seed)
+    model = timm.create_model(name, pretrained=False)
+    with tempfile.TemporaryDirectory() as folder:
+        save_for_hf(model, folder, safe_serialization=True)
+        files = Path(folder)
+        return (files / "model.safetensors").read_bytes(), (files / "config.json").read_bytes(), {
+            k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def vit_tiny() -> tuple[bytes, bytes, dict]:
+    return _weights("vit_tiny_patch16_224", seed=0)
+
+
+@pytest.fixture
+def hub_env(monkeypatch, tmp_path):
+    """Online, with an empty hub cache in ``tmp_path``; the endpoint is set by :func:`serve`."""
+    from vitviz import models
+
+    for var in ("VITVIZ_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(models, "_HUB_CHECK", {})
+    return tmp_path / "hub"
+
+
+@pytest.fixture
+def serve(hub_env, monkeypatch, vit_tiny):
+    """``serve(**faults)``: a started :class:`LocalHub` holding the catalogue repo, at ``HF_ENDPOINT``."""
+    hubs: list[LocalHub] = []
+
+    def _serve(**faults) -> LocalHub:
+        local = LocalHub(**faults).start()
+        hubs.append(local)
+        weights, config, _ = vit_tiny
+        local.add(REPO, "model.safetensors", weights)
+        local.add(REPO, "config.json", config)
+        monkeypatch.setenv("HF_ENDPOINT", local.endpoint)
+        return local
+
+    yield _serve
+    for local in hubs:
+        local.stop()
+
+
+def _blobs(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.glob("models--*/blobs/*"))
+
+
+def _assert_weights(model, state: dict) -> None:
+    import torch
+
+    got = model.state_dict()
+    for key in ("cls_token", "pos_embed", "blocks.0.attn.qkv.weight", "head.weight"):
+        torch.testing.assert_close(got[key].cpu(), state[key], rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------ the catalogue model
+
+
+def test_catalogue_model_downloads_then_loads_from_the_cache_without_the_hub(serve, hub_env, vit_tiny):
+    import huggingface_hub.constants
+
+    from vitviz import models
+    from vitviz.models import load_model
+
+    local = serve()
+    assert huggingface_hub.constants.ENDPOINT != local.endpoint  # read at import: vitviz must pass it itself
+    loaded = load_model(CATALOGUE_KEY, device="cpu")
+    assert loaded.source == "hub" and loaded.name == TIMM_NAME
+    _assert_weights(loaded.model, vit_tiny[2])
+    assert len(local.seen("GET", "cdn")) == 1
+    assert [b.name for b in _blobs(hub_env)] == [local.sha256(REPO, "model.safetensors")]
+
+    again = load_model(CATALOGUE_KEY, device="cpu")  # cached: asks the hub, downloads nothing
+    assert again.source == "hub" and len(local.seen("GET", "cdn")) == 1
+
+    local.stop()
+    models._HUB_CHECK.clear()
+    assert models.hub_reachable(timeout=1.0) is False  # the endpoint's own port is closed now
+    offline = load_model(CATALOGUE_KEY, device="cpu", allow_fallback=False)
+    assert offline.source == "hub-cache"
+    _assert_weights(offline.model, vit_tiny[2])
+
+
+def test_progress_counts_bytes_up_to_the_size_of_the_file(serve, vit_tiny):
+    from vitviz import hub
+
+    serve()
+    seen: list[hub.Progress] = []
+    path = hub.download(REPO, "model.safetensors", on_progress=seen.append)
+    size = len(vit_tiny[0])
+    assert path.stat().st_size == size
+    sized = [p for p in seen if p.total is not None]
+    assert sized and all(p.total == size for p in sized)
+    done = [p.done for p in sized]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == size
+    assert seen[-1].finished and seen[-1].fraction == 1.0
+    assert f"of {size / 1e6:.1f} MB" in seen[-1].describe()
+
+
+def test_a_second_caller_joins_the_download_in_flight(serve):
+    """Two sessions asking for the same file at once: one download, both see its progress and its file."""
+    from vitviz import hub
+
+    local = serve(throttle_s=0.002)
+    first = hub.start(REPO, "model.safetensors")
+    second = hub.start(REPO, "model.safetensors")
+    assert second is first and hub.in_flight() == [first]
+    paths, views = [], []
+    threads = [threading.Thread(target=lambda: paths.append(hub.download(REPO, "model.safetensors",
+                                                                         on_progress=views.append)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert first.result(60) == paths[0] == paths[1]
+    assert len(local.seen("GET", "cdn")) == 1
+    assert hub.in_flight() == []
+
+
+def test_a_download_cut_halfway_resumes_with_a_range_request(serve, vit_tiny):
+    from vitviz import hub
+
+    size = len(vit_tiny[0])
+    assert size > HF_CHUNK + 2**20  # the cut falls after the first chunk huggingface_hub keeps
+    local = serve(cut_after={"model.safetensors": HF_CHUNK + 2**20})
+    path = hub.download(REPO, "model.safetensors")
+    gets = local.seen("GET", "cdn")
+    assert [g.range for g in gets] == [None, f"bytes={HF_CHUNK}-"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(vit_tiny[0]).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ failures
+
+
+def test_a_corrupted_file_is_refused_and_leaves_no_cache_entry(serve, hub_env, vit_tiny):
+    from vitviz import models
+    from vitviz.models import ModelError, load_model
+
+    local = serve(corrupt={"model.safetensors"})
+    with pytest.raises(ModelError, match="damaged.*SHA-256.*removed from the cache") as info:
+        load_model(CATALOGUE_KEY, device="cpu")
+    assert "Traceback" not in str(info.value)
+    assert _blobs(hub_env) == [] and models._cached_hub_file(TIMM_NAME) is None
+    assert not list(hub_env.glob("**/*.incomplete"))
+
+    local.corrupt.clear()  # the mirror is fixed: the next try downloads it afresh
+    loaded = load_model(CATALOGUE_KEY, device="cpu")
+    _assert_weights(loaded.model, vit_tiny[2])
+
+
+def test_a_repository_the_hub_does_not_have_is_named(serve):
+    from vitviz.models import ModelError, load_model
+
+    serve()
+    with pytest.raises(ModelError, match="no model repository named someone/nothing-here"):
+        load_model("hf-hub:someone/nothing-here", device="cpu")
+
+
+def test_a_network_failure_says_so_and_leaves_nothing(hub_env, monkeypatch):
+    import huggingface_hub.file_download
+
+    from vitviz import hub
+
+    # huggingface_hub retries a failed HEAD for 23 s (1+2+4+8+8) before giving up: skip the wait here
+    monkeypatch.setattr(huggingface_hub.file_download, "_DEFAULT_RETRY_ON_EXCEPTIONS", ())
+    local = LocalHub().start()
+    endpoint = local.endpoint
+    local.stop()  # nobody listens there now
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    with pytest.raises(hub.DownloadError, match="network failed.*HF_ENDPOINT"):
+        hub.download(REPO, "model.safetensors", timeout=60)
+    assert _blobs(hub_env) == []
+
+
+@pytest.mark.filterwarnings("ignore:Not enough free disk space")
+def test_a_file_larger_than_the_free_disk_is_refused_before_downloading(serve, hub_env, monkeypatch):
+    import shutil
+
+    from vitviz import hub
+
+    local = serve()
+    monkeypatch.setattr(hub.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 1000))
+    with pytest.raises(hub.DownloadError, match="Not enough disk space.*HF_HOME"):
+        hub.download(REPO, "model.safetensors")
+    assert _blobs(hub_env) == [] and not list(hub_env.glob("**/*.incomplete"))
+
+
+def test_an_hf_hub_model_downloads_its_config_and_weights(serve, hub_env):
+    """An ``hf-hub:`` name: config.json says which architecture, the weights fit it."""
+    from vitviz.models import load_model
+
+    local = serve()
+    weights, config, state = _weights("test_vit", seed=1)
+    local.add("someone/tiny-vit", "config.json", config)
+    local.add("someone/tiny-vit", "model.safetensors", weights)
+    loaded = load_model("hf-hub:someone/tiny-vit", device="cpu")
+    assert loaded.source == "hub"
+    _assert_weights(loaded.model, state)
+    heads = {(r.method, r.path.rsplit("/", 1)[-1]) for r in local.seen(server="hub")}
+    assert {("HEAD", "config.json"), ("HEAD", "model.safetensors")} <= heads
+
+
+# ------------------------------------------------------------------------------------------ units
+
+
+def test_progress_line_is_hand_checked():
+    from vitviz.hub import Progress
+
+    p = Progress("r", "model.safetensors", done=12_300_000, total=22_900_000, elapsed_s=3.0, received=12_300_000)
+    # 12.3 MB in 3 s = 4.1 MB/s; 10.6 MB left at 4.1 MB/s = 2.6 s
+    assert p.describe() == "model.safetensors: 12.3 MB of 22.9 MB · 4.1 MB/s · 3 s left"
+    assert Progress("r", "config.json").describe() == "config.json: asking the hub…"
+    resumed = Progress("r", "f", done=600, total=1000, elapsed_s=2.0, received=100)
+    assert resumed.speed == 50 and resumed.eta_s == 8 and resumed.fraction == 0.6
+
+
+def test_endpoint_and_cache_are_read_from_the_environment_now(monkeypatch, tmp_path):
+    from vitviz import hub, models
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example/")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    assert hub.endpoint() == "https://hf-mirror.example"
+    assert hub.cache_dir() == os.path.join(str(tmp_path), "hub")
+    assert models._hub_host() == ("hf-mirror.example", 443)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:8123")
+    assert models._hub_host() == ("127.0.0.1", 8123)
