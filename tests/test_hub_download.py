@@ -8,6 +8,7 @@ weights generated here. It is the smallest catalogue entry, so the whole path ru
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 import threading
 from pathlib import Path
@@ -97,7 +98,7 @@ def _assert_weights(model, state: dict) -> None:
 def test_catalogue_model_downloads_then_loads_from_the_cache_without_the_hub(serve, hub_env, vit_tiny):
     import huggingface_hub.constants
 
-    from vitviz import models
+    from vitviz import hub, models
     from vitviz.models import load_model
 
     local = serve()
@@ -108,8 +109,8 @@ def test_catalogue_model_downloads_then_loads_from_the_cache_without_the_hub(ser
     assert len(local.seen("GET", "cdn")) == 1
     assert [b.name for b in _blobs(hub_env)] == [local.sha256(REPO, "model.safetensors")]
 
-    again = load_model(CATALOGUE_KEY, device="cpu")  # cached: asks the hub, downloads nothing
-    assert again.source == "hub" and len(local.seen("GET", "cdn")) == 1
+    again = hub.download(REPO, "model.safetensors")  # cached: asks the hub, downloads nothing
+    assert again.stat().st_size == len(vit_tiny[0]) and len(local.seen("GET", "cdn")) == 1
 
     local.stop()
     models._HUB_CHECK.clear()
@@ -172,7 +173,7 @@ def test_a_download_cut_halfway_resumes_with_a_range_request(serve, vit_tiny):
 
 
 def test_a_corrupted_file_is_refused_and_leaves_no_cache_entry(serve, hub_env, vit_tiny):
-    from vitviz import models
+    from vitviz import hub, models
     from vitviz.models import ModelError, load_model
 
     local = serve(corrupt={"model.safetensors"})
@@ -183,8 +184,8 @@ def test_a_corrupted_file_is_refused_and_leaves_no_cache_entry(serve, hub_env, v
     assert not list(hub_env.glob("**/*.incomplete"))
 
     local.corrupt.clear()  # the mirror is fixed: the next try downloads it afresh
-    loaded = load_model(CATALOGUE_KEY, device="cpu")
-    _assert_weights(loaded.model, vit_tiny[2])
+    path = hub.download(REPO, "model.safetensors")
+    assert path.read_bytes() == vit_tiny[0] and len(local.seen("GET", "cdn")) == 2
 
 
 def test_a_repository_the_hub_does_not_have_is_named(serve):
@@ -265,3 +266,77 @@ def test_endpoint_and_cache_are_read_from_the_environment_now(monkeypatch, tmp_p
     assert models._hub_host() == ("hf-mirror.example", 443)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:8123")
     assert models._hub_host() == ("127.0.0.1", 8123)
+
+
+# ------------------------------------------------------------------------------------------ in the browser
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_app_shows_download_progress_and_a_second_session_joins_it(serve, hub_env, tmp_path):
+    """``streamlit run app.py`` against the local hub: opening ViT-Ti/16 shows a progress bar with bytes done
+    of the total; a second browser session opened meanwhile shows the same download (one GET), then both
+    show the model with hub weights."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from urllib.parse import quote
+
+    from tests.conftest import ROOT
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium_path = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium_path).exists():
+        pytest.skip(f"no Chromium at {chromium_path}")
+    local = serve(throttle_s=0.2)  # held slow until both sessions show the download
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("VITVIZ_OFFLINE", "HF_HUB_OFFLINE")}
+    env.update(HF_ENDPOINT=local.endpoint, HF_HUB_CACHE=str(hub_env), PYTHONUNBUFFERED="1")
+    log = tmp_path / "streamlit.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    progress = re.compile(r"Downloading ViT-Ti/16 \(AugReg\) from 127\.0\.0\.1:\d+: model\.safetensors: "
+                          rf"\d+(\.\d)? k?M?B of {len(local._repos[REPO]['model.safetensors'].data) / 1e6:.1f} MB")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.3)
+        url = f"http://127.0.0.1:{port}/?model={quote('ViT-Ti/16 (AugReg)')}"
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium_path, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            tabs = []
+            for _ in range(2):
+                tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                tab.goto(url)
+                tab.get_by_text(progress).wait_for(timeout=180_000)
+                tabs.append(tab)
+            SHOTS = ROOT / "artifacts" / "screenshots"
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            tabs[1].get_by_text(progress).scroll_into_view_if_needed()
+            tabs[1].screenshot(path=str(SHOTS / "hub_download_progress.png"))
+            local.throttle_s = 0.0  # let it finish
+            for tab in tabs:  # the sidebar's weights line: "Weights: pretrained, from the Hugging Face hub"
+                tab.get_by_text("pretrained, from the Hugging Face hub").wait_for(timeout=180_000)
+                assert tab.locator("[data-testid=stException]").count() == 0
+                assert tab.get_by_text(progress).count() == 0  # the bar is gone once done
+            tabs[0].screenshot(path=str(SHOTS / "hub_download_done.png"))
+            browser.close()
+        assert len(local.seen("GET", "cdn")) == 1  # the second session joined the first one's download
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -2,6 +2,9 @@
 
 Streamlit's caches decide how fast the app feels:
 
+* :func:`download_weights` fetches a hub model's weights before :func:`load` builds it, drawing a progress
+  bar per file (bytes, speed, time left). It runs outside the cache so that a second session asking for
+  the same model joins the download in flight (``vitviz.hub``) and shows the same progress.
 * :func:`load` keeps each model (``st.cache_resource``: one shared object, never pickled). Models are used
   read-only; :func:`vitviz.capture.capture` serialises passes on one model object, so sessions that share
   it never see each other's attention.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +30,7 @@ __all__ = [
     "FORWARD_PASSES",
     "Forward",
     "digest",
+    "download_weights",
     "load",
     "decode",
     "repatched",
@@ -83,6 +88,54 @@ class Forward:
     def layout(self):
         return self.capture.layout
 
+
+
+_PROGRESS_REDRAW_S = 0.25
+
+
+def download_weights(name: str, weights: bytes | None) -> None:
+    """Download the hub weights of model ``name`` (unless cached, offline, or ``weights`` is given) with a
+    progress bar per file, joining a download another session started.
+
+    Raises:
+        ModelError: Unknown model name, or a failed download (the reason: network, disk, repository, damage).
+    """
+    from vitviz import hub
+    from vitviz.models import BUNDLED_MODEL, hub_reachable, resolve_name
+
+    if weights is not None or (name or "").strip() == BUNDLED_MODEL or not hub_reachable():
+        return
+    timm_name, _ = resolve_name(name)
+    source = hub.weights_source(timm_name)
+    if source is None:
+        return
+    for names in source.files:
+        if hub.cached_file(source.repo_id, names, revision=source.revision) is None:
+            _follow(hub.start(source.repo_id, names, revision=source.revision), name)
+
+
+def _follow(job, name: str) -> None:
+    """Draw ``job``'s progress until it ends (the download itself runs in its own thread)."""
+    from urllib.parse import urlparse
+
+    from vitviz.hub import DownloadError
+    from vitviz.models import ModelError
+
+    host = urlparse(job.endpoint).netloc
+    st.toast(f"Downloading {name} from {host}: progress in the sidebar, under the model.", icon=":material/download:")
+    bar = st.empty()
+    while True:
+        finished = job.wait(_PROGRESS_REDRAW_S)
+        progress = job.progress()
+        bar.progress(progress.fraction or 0.0, text=f"Downloading {name} from {host}: {progress.describe()}")
+        if finished:
+            break
+        time.sleep(_PROGRESS_REDRAW_S / 2)  # at most a few redraws a second, however often bytes arrive
+    bar.empty()
+    try:
+        job.result()
+    except DownloadError as exc:
+        raise ModelError(str(exc)) from exc
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

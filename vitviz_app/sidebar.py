@@ -207,6 +207,7 @@ def _load(name: str, weights: bytes | None, weights_key: str | None, problems: l
     from vitviz.models import ModelError
 
     try:
+        loaders.download_weights(name, weights)  # a progress bar per file while hub weights download
         with st.spinner(f"Loading {name}…"):
             return loaders.load(name, weights_key, weights)
     except ModelError as exc:
