@@ -74,16 +74,22 @@ def test_names_resolve_from_catalogue_key_timm_name_and_hf_hub():
 
 
 def test_hub_is_the_default_when_reachable(monkeypatch):
-    calls = []
+    """Online, the weights are fetched by vitviz.hub from timm's repository, then timm builds from that file."""
+    from vitviz import hub
+
+    calls, fetched = [], []
     monkeypatch.setattr(models, "hub_reachable", lambda timeout=2.0: True)
+    monkeypatch.setattr(hub, "download", lambda repo, names, **kw: fetched.append((repo, names)) or
+                        Path("/cache/model.safetensors"))
 
     def fake_create(name, pretrained, **kwargs):
-        calls.append((name, pretrained))
+        calls.append((name, pretrained, kwargs.get("pretrained_cfg_overlay")))
         return timm.create_model("test_vit", pretrained=False)
 
     monkeypatch.setattr(models, "_create", fake_create)
     loaded = load_model("ViT-S/16 (AugReg)")
-    assert calls == [("vit_small_patch16_224.augreg_in21k_ft_in1k", True)]
+    assert fetched == [("timm/vit_small_patch16_224.augreg_in21k_ft_in1k", hub.WEIGHT_FILES)]
+    assert calls == [("vit_small_patch16_224.augreg_in21k_ft_in1k", True, {"file": "/cache/model.safetensors"})]
     assert loaded.source == "hub" and "hub" in loaded.notice
 
 

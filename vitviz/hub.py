@@ -37,6 +37,7 @@ from tqdm import tqdm as _tqdm
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "WEIGHT_FILES",
     "Download",
     "DownloadError",
     "Progress",
@@ -66,19 +67,24 @@ class DownloadError(Exception):
 
 
 def endpoint() -> str:
-    """The hub or mirror to download from: ``HF_ENDPOINT``, read now (without a trailing slash)."""
-    return (os.environ.get("HF_ENDPOINT", "").strip() or DEFAULT_ENDPOINT).rstrip("/")
+    """The hub or mirror to download from: ``HF_ENDPOINT`` read now (without a trailing slash), else
+    huggingface_hub's own setting."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT", "").strip() or constants.ENDPOINT or DEFAULT_ENDPOINT).rstrip("/")
 
 
 def cache_dir() -> str:
-    """The Hugging Face hub cache, resolved from the environment now, as huggingface_hub would at import."""
+    """The Hugging Face hub cache: ``HF_HUB_CACHE`` or ``HF_HOME`` read now, else huggingface_hub's own
+    setting."""
+    from huggingface_hub import constants
+
     explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
     if explicit:
         return os.path.expanduser(os.path.expandvars(explicit))
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "huggingface"
-    )
-    return os.path.join(os.path.expanduser(os.path.expandvars(home)), "hub")
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.path.expandvars(os.environ["HF_HOME"])), "hub")
+    return constants.HF_HUB_CACHE
 
 
 # --------------------------------------------------------------------------------------------- progress
