@@ -20,7 +20,6 @@ from tests._localhub import LocalHub
 CATALOGUE_KEY = "ViT-Ti/16 (AugReg)"
 TIMM_NAME = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 REPO = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
-HF_CHUNK = 10 * 2**20  # huggingface_hub writes (and so can resume) in 10 MiB chunks
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -160,12 +159,15 @@ def test_a_second_caller_joins_the_download_in_flight(serve):
 def test_a_download_cut_halfway_resumes_with_a_range_request(serve, vit_tiny):
     from vitviz import hub
 
-    size = len(vit_tiny[0])
-    assert size > HF_CHUNK + 2**20  # the cut falls after the first chunk huggingface_hub keeps
-    local = serve(cut_after={"model.safetensors": HF_CHUNK + 2**20})
-    path = hub.download(REPO, "model.safetensors")
+    chunk = hub.DOWNLOAD_CHUNK_BYTES  # huggingface_hub keeps (and so resumes from) whole chunks
+    cut = 7 * chunk + chunk // 2  # about a third of the file
+    assert len(vit_tiny[0]) > cut + chunk
+    local = serve(cut_after={"model.safetensors": cut})
+    seen: list[hub.Progress] = []
+    path = hub.download(REPO, "model.safetensors", on_progress=seen.append)
     gets = local.seen("GET", "cdn")
-    assert [g.range for g in gets] == [None, f"bytes={HF_CHUNK}-"]
+    assert [g.range for g in gets] == [None, f"bytes={7 * chunk}-"]
+    assert max(p.done for p in seen) == len(vit_tiny[0])  # the bar went on from where it stopped
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(vit_tiny[0]).hexdigest()
 
 

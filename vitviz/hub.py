@@ -10,8 +10,13 @@ the environment on every call: huggingface_hub reads them only once, when it is 
 
 What a download guarantees:
 
-* **Resume.** A connection dropped in the middle of a file is resumed where it stopped, with an HTTP range
-  request (huggingface_hub retries up to 5 times, starting over only if the server ignores the range).
+* **Steady progress.** huggingface_hub hands over bytes (and reports them) in chunks of
+  ``huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE``, 10 MiB by default: on a slow line the bar would stand
+  still for minutes. A download lowers it to :data:`DOWNLOAD_CHUNK_BYTES` (1 MiB) for the whole process.
+* **Resume.** A connection dropped in the middle of a file is resumed where it stopped (at the last whole
+  chunk), with an HTTP range request: huggingface_hub retries up to 5 times, and starts over only if the
+  server ignores the range. A download stopped with the process starts over: huggingface_hub keeps no
+  partial file between calls.
 * **Integrity.** A file that was just downloaded is hashed and compared with the checksum the hub
   announced (its ETag: the SHA-256 of an LFS file, the git blob SHA-1 of a small file). A file that does
   not match is removed from the cache and refused.
@@ -37,6 +42,7 @@ from tqdm import tqdm as _tqdm
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "DOWNLOAD_CHUNK_BYTES",
     "WEIGHT_FILES",
     "Download",
     "DownloadError",
@@ -52,6 +58,8 @@ __all__ = [
 ]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+DOWNLOAD_CHUNK_BYTES = 2**20
+"""Bytes huggingface_hub receives between two progress reports (and the granularity of a resume)."""
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """Weight files timm looks for in a hub repository, in its order of preference."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -306,6 +314,7 @@ class Download:
     def _fetch(self, filename: str) -> Path:
         from huggingface_hub import hf_hub_download
 
+        _report_every_chunk_of(DOWNLOAD_CHUNK_BYTES)
         bar = type("_DownloadBar", (_Bar,), {"download": self})
         hooks = {"tqdm_class": bar} if "tqdm_class" in inspect.signature(hf_hub_download).parameters else {}
         self._bar_used = False
@@ -346,6 +355,13 @@ class Download:
             self._changed.notify_all()
         for observer in observers:
             observer(progress)
+
+
+def _report_every_chunk_of(size: int) -> None:
+    from huggingface_hub import constants
+
+    if getattr(constants, "DOWNLOAD_CHUNK_SIZE", 0) > size:
+        constants.DOWNLOAD_CHUNK_SIZE = size
 
 
 # --------------------------------------------------------------------------------------------- registry
