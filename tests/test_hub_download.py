@@ -342,3 +342,22 @@ def test_the_app_shows_download_progress_and_a_second_session_joins_it(serve, hu
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_the_app_says_why_a_download_failed_and_stays_usable(serve):
+    """A damaged download: the sidebar says so in words (no traceback), and another model still works."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP, APP_TIMEOUT_S
+
+    serve(corrupt={"model.safetensors"})
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+    at.query_params["model"] = CATALOGUE_KEY
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    messages = [e.value for e in at.error]
+    assert any("damaged" in m and "removed from the cache" in m for m in messages), messages
+    at.selectbox(key="model").set_value("vitviz-shapes").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart")
