@@ -198,6 +198,15 @@ def test_a_repository_the_hub_does_not_have_is_named(serve):
         load_model("hf-hub:someone/nothing-here", device="cpu")
 
 
+def test_a_file_the_repository_lacks_is_named_after_trying_each_name(serve):
+    from vitviz import hub
+
+    local = serve()
+    with pytest.raises(hub.DownloadError, match=r"has no weights\.safetensors or weights\.bin\.$"):
+        hub.download(REPO, ("weights.safetensors", "weights.bin"))
+    assert [r.path.rsplit("/", 1)[-1] for r in local.seen("HEAD")] == ["weights.safetensors", "weights.bin"]
+
+
 def test_a_network_failure_says_so_and_leaves_nothing(hub_env, monkeypatch):
     import huggingface_hub.file_download
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import inspect
+import logging
 import os
 import re
 import shutil
@@ -65,6 +66,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 _CHECKSUM_NAMES = {"sha256": "SHA-256", "sha1": "git SHA-1"}
+_LOG = logging.getLogger(__name__)
 
 
 class DownloadError(Exception):
@@ -258,8 +260,8 @@ class Download:
                 self._observers.remove(observer)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the download ends or ``timeout`` seconds pass, or until the progress moves when
-        ``timeout`` is given; returns whether it has ended."""
+        """Block until the progress moves or the download ends (at most ``timeout`` seconds); return whether
+        it has ended. :meth:`result` waits for the end."""
         with self._changed:
             if not self._progress.finished:
                 self._changed.wait(timeout)
@@ -516,7 +518,7 @@ def _reason(exc: BaseException, job: Download) -> str:
     if isinstance(exc, errors.RevisionNotFoundError):
         return f"{job.repo_id} on {host} has no revision '{job.revision}'."
     if isinstance(exc, _remote_entry_not_found()):
-        return f"{job.repo_id} on {host} has no weights file ({names})."
+        return f"{job.repo_id} on {host} has no {names}."
     if isinstance(exc, errors.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         return f"{host} answered HTTP {status} while downloading {where}; try again later."
@@ -526,8 +528,11 @@ def _reason(exc: BaseException, job: Download) -> str:
     if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
         return (f"The download of {where} ended early: the file arrived incomplete and was discarded. "
                 "Check the network and try again.")
-    return (f"Could not download {where}: the network failed ({type(exc).__name__}). Check the connection, "
-            "or set HF_ENDPOINT to a mirror you can reach, and try again.")
+    if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3"):
+        return (f"Could not download {where}: the network failed ({type(exc).__name__}). Check the connection, "
+                "or set HF_ENDPOINT to a mirror you can reach, and try again.")
+    _LOG.error("downloading %s failed", where, exc_info=exc)
+    return f"Could not download {where} ({type(exc).__name__}); the server log has the details."
 
 
 # --------------------------------------------------------------------------------------------- timm models
