@@ -51,10 +51,13 @@ def vit_tiny() -> tuple[bytes, bytes, dict]:
 @pytest.fixture
 def hub_env(monkeypatch, tmp_path):
     """Online, with an empty hub cache in ``tmp_path``; the endpoint is set by :func:`serve`."""
+    import huggingface_hub.constants
+
     from vitviz import models
 
     for var in ("VITVIZ_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read when it was imported
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(models, "_HUB_CHECK", {})
     return tmp_path / "hub"
