@@ -8,8 +8,8 @@ weights generated here. It is the smallest catalogue entry, so the whole path ru
 from __future__ import annotations
 
 import hashlib
-import re
 import os
+import re
 import threading
 from pathlib import Path
 
