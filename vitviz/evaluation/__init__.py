@@ -21,8 +21,11 @@ from .faithfulness import (
     removal_order,
     removed_count,
 )
+from .sanity import FLAG_THRESHOLD, SanityCheck, sanity_check, spearman
 
 __all__ = [
+    "FLAG_THRESHOLD",
+    "SanityCheck",
     "DEFAULT_FRACTIONS",
     "ORDERS",
     "REMOVALS",
@@ -39,4 +42,6 @@ __all__ = [
     "random_baseline",
     "removal_order",
     "removed_count",
+    "sanity_check",
+    "spearman",
 ]
