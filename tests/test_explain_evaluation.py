@@ -85,3 +85,16 @@ def test_a_model_without_classifier_says_so():
         ex.faithfulness("attention")
     with pytest.raises(ValueError, match="no classifier"):
         ex.gradient_rollout()
+
+
+def test_figures_show_every_method_asked_for(ex):
+    keys = ["attention", "rollout", "random"]
+    maps = ex.fig_relevance(keys)
+    assert [t.type for t in maps.data].count("heatmap") == 3
+    curves = ex.fig_faithfulness(keys)
+    named = {t.name for t in curves.data}
+    assert {"Raw attention (last layer)", "Attention rollout", "Random (baseline)"} <= named
+    positive = next(t for t in curves.data if t.name == "Attention rollout")
+    np.testing.assert_allclose(positive.y, ex.faithfulness("rollout").positive.probabilities)
+    sanity = ex.fig_sanity(["attention"], steps=2)
+    assert list(sanity.data[0].x) == ["original", "head", "block 2"]

@@ -300,6 +300,37 @@ class Explanation:
         """Patch features coloured by their first three principal components, beside the photo."""
         return figures.feature_pca_figure(self.feature_pca(layer), self.image, self.geometry, self.layout)
 
+    def _method_keys(self, methods: Sequence[str] | None) -> list[str]:
+        """``methods``, or every registered method this model can run (class-specific ones need a head)."""
+        from vitviz.attribution import METHODS
+
+        if methods is not None:
+            return list(methods)
+        return [k for k, m in METHODS.items() if self.predictions or not m.class_specific]
+
+    def fig_relevance(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
+        """Every method's map over the photo, side by side (default: every registered method)."""
+        keys = self._method_keys(methods)
+        maps = {self._method(k).title: self.relevance(k, target) for k in keys}
+        return figures.relevance_maps_figure(maps, self.image, self.geometry, self.layout)
+
+    def fig_faithfulness(self, methods: Sequence[str] | None = None, removal: str = "tokens",
+                         target: int | None = None) -> go.Figure:
+        """Perturbation curves of each method beside the random band (see :meth:`faithfulness`)."""
+        target = self.target_class(target)
+        keys = self._method_keys(methods)
+        results = {self._method(k).title: self.faithfulness(k, removal, target) for k in keys}
+        bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
+        labels = analysis.imagenet_labels(self.model)
+        name = next((p.label for p in self.predictions if p.index == target), None) or (
+            labels[target] if labels else f"class {target}")
+        return figures.faithfulness_figure(results, bands, class_name=f"“{name}”")
+
+    def fig_sanity(self, methods: Sequence[str] | None = None, steps: int | None = None) -> go.Figure:
+        """Rank correlation with the original map under cascading randomisation (see :meth:`sanity`)."""
+        keys = self._method_keys(methods)
+        return figures.sanity_figure({self._method(k).title: self.sanity(k, steps=steps) for k in keys})
+
     def fig_predictions(self) -> go.Figure:
         """Top classes as a bar chart."""
         return figures.predictions_figure(self.predictions, title=f"Top predictions of {self.name}".strip())
