@@ -145,7 +145,8 @@ run_sanity = st.toggle("Run the sanity check", value=True, key="cmp_sanity",
                        help=f"Costs one map per step and method, on a copy of the model: up to {layers + 1} "
                        "steps.")
 if run_sanity:
-    steps = st.slider("Randomise from the top down to", 1, layers + 1, value=layers + 1, key="cmp_steps",
+    default_steps = layers + 1 if layers <= 6 else 4  # deep models: head + top 3 blocks first (cost)
+    steps = st.slider("Randomise from the top down to", 1, layers + 1, value=default_steps, key="cmp_steps",
                       format="%d steps", help="Step 1 re-initialises the classifier head, step 2 also the top "
                       "block, and so on down to block 0.")
     checks = {}
