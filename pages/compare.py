@@ -2,7 +2,6 @@
 sanity check."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
