@@ -130,10 +130,148 @@ def test_summary_means_paired_margin_and_dataset_miou_by_hand():
     diffs = np.array([-0.2, -0.1, -0.3])
     assert win["paired_sem"] == pytest.approx(diffs.std(ddof=1) / math.sqrt(3))
     assert s["winners"]["mask_iou"]["best"] == "good"
+    with_baseline = summarise(rows, ["good", "bad"], baselines=("good",))  # a baseline never wins
+    assert with_baseline["winners"]["pos_top1_pixels"] is None and with_baseline["baselines"] == ["good"]
     text = render_markdown(s)
     assert "| Good | **20.00 ± 5.77** |" in text
-    assert "**Good** (20.00) beats Bad (40.00) by 20.00 points" in text
+    assert "**Good (20.00)** beats Bad (40.00) by 20.00 points" in text
+    assert "pointing game: **Good (100.00)** beats Bad (33.33)" in text
     page = "intro\n<!-- evaluation:start -->\nold\n<!-- evaluation:end -->\nafter\n"
     assert insert_between_markers(page, text) == f"intro\n<!-- evaluation:start -->\n{text}<!-- evaluation:end -->\nafter\n"
     with pytest.raises(ValueError, match="block"):
         insert_between_markers("no markers", text)
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+METHODS = "attention,random"
+
+
+def _evaluate(out: Path, *extra: str) -> int:
+    import torch
+
+    from vitviz.evaluate import main
+
+    threads = torch.get_num_threads()
+    try:
+        return main(["--shapes", "3", "--seed", "11", "--methods", METHODS, "--threads", "1", "--no-progress",
+                     "--out", str(out), *extra])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _table(out: Path) -> list[dict]:
+    """results.csv without its one wall-clock column."""
+    with open(out / "results.csv", newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "attribute_ms"} for row in csv.DictReader(fh)]
+
+
+def _metrics(out: Path) -> dict:
+    summary = json.loads((out / "summary.json").read_text())
+    return {m: {k: v for k, v in cols.items() if k != "attribute_ms_median"} for m, cols in summary["metrics"].items()}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """3 shapes images x 2 methods, one uninterrupted process."""
+    os.environ.setdefault("VITVIZ_OFFLINE", "1")
+    out = tmp_path_factory.mktemp("uninterrupted")
+    assert _evaluate(out) == 0
+    return out
+
+
+def test_rows_agree_with_the_shapes_evaluation_and_the_protocol(reference_run):
+    import torch
+
+    from vitviz.models import load_model
+    from vitviz.shapes.dataset import EVAL_SPLIT, normalize, pregenerate
+    from vitviz.shapes.evaluation import pointing_hits, patch_coverage, relevance_maps, top_region_iou
+
+    rows = [json.loads(line) for line in (reference_run / "rows-r0.jsonl").read_text().splitlines()]
+    table = _table(reference_run)
+    assert [(r["index"], r["method"]) for r in table] == [(str(i), m) for i in range(3) for m in METHODS.split(",")]
+    attention = sorted((r for r in rows if r["method"] == "attention"), key=lambda r: r["index"])
+
+    # an independent path to the same maps: the shapes model's own evaluation (vitviz.analysis.attention_map)
+    loaded = load_model("vitviz-shapes")
+    images, masks, labels = pregenerate(11, 3, split=EVAL_SPLIT, image_size=96)
+    x = normalize(images, loaded.data_config["mean"], loaded.data_config["std"])
+    with torch.no_grad():
+        probs = loaded.model(x).softmax(-1)
+    predicted = probs.argmax(-1).tolist()
+    maps = relevance_maps(loaded.model, x, predicted, ["attention"])["attention"]
+    hits = pointing_hits(maps, patch_coverage(masks, 12))
+    iou = top_region_iou(maps, masks, 12)
+    for i, row in enumerate(attention):
+        assert row["label"] == int(labels[i])  # the shapes model knows the shapes classes
+        assert row["predicted"] == row["target"] == predicted[i]  # the top class is explained by default
+        assert row["probability"] == pytest.approx(float(probs[i, predicted[i]]), abs=1e-5)
+        assert row["pointing"] == bool(hits[i])
+        assert row["mask_iou"] == pytest.approx(iou[i], abs=1e-9)
+        for key, curve in row["curves"].items():  # step 0 is the unperturbed image
+            if key != "fractions":
+                assert curve[0] == pytest.approx(row["probability"], abs=1e-5)
+    for row in rows:  # the area under a 0/1 hit curve over steps of 0.1 is a multiple of 0.05, at most 0.9
+        for key in ("pos_top1_tokens", "neg_top1_tokens", "pos_top1_pixels", "neg_top1_pixels"):
+            assert 0 <= row[key] <= 0.9 + 1e-9 and abs(row[key] / 0.05 - round(row[key] / 0.05)) < 1e-6
+    # the most relevant tokens first must hurt more than the least relevant first (orders not swapped)
+    assert np.mean([r["pos_auc_tokens"] for r in attention]) < np.mean([r["neg_auc_tokens"] for r in attention])
+    random_rows = [r for r in rows if r["method"] == "random"]  # each image has its own random order
+    assert len({r["pos_auc_tokens"] for r in random_rows}) == 3
+
+
+def test_resumed_run_equals_one_uninterrupted_run(reference_run, tmp_path):
+    out = tmp_path / "resumed"
+    assert _evaluate(out, "--limit", "1") == 0  # stops after one image, as an interruption would
+    assert len((out / "rows-r0.jsonl").read_text().splitlines()) == 2
+    with open(out / "rows-r0.jsonl", "a") as fh:
+        fh.write('{"id": "shapes:11:1:1", "method": "attention", "pos_auc')  # killed in the middle of a write
+    assert _evaluate(out, "--limit", "1") == 0
+    assert _evaluate(out) == 0
+    assert len((out / "rows-r0.jsonl").read_text().splitlines()) == 6  # each pair computed exactly once
+    assert _table(out) == _table(reference_run)
+    assert _metrics(out) == _metrics(reference_run)
+    # a run with other settings in the same folder is refused, not mixed in
+    assert _evaluate(out, "--target", "label") == 2
+
+
+def test_a_crash_mid_run_loses_nothing_that_was_written(reference_run, tmp_path):
+    from vitviz.evaluation.datasets import ShapesEvalSet
+    from vitviz.evaluation.runner import evaluate_dataset
+    from vitviz.models import load_model
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_two(index: int) -> None:
+        if index == 1:
+            raise Crash
+
+    loaded = load_model("vitviz-shapes")
+    data = ShapesEvalSet(11, 3, 96, loaded.data_config["mean"], loaded.data_config["std"], labels=loaded.labels)
+    settings = json.loads((reference_run / "run.json").read_text())
+    kwargs = dict(settings=settings, mean=loaded.data_config["mean"], std=loaded.data_config["std"], progress=False)
+    with pytest.raises(Crash):
+        evaluate_dataset(loaded.model, data, METHODS.split(","), tmp_path, on_image=crash_after_two, **kwargs)
+    assert len((tmp_path / "rows-r0.jsonl").read_text().splitlines()) == 4
+    run = evaluate_dataset(loaded.model, data, METHODS.split(","), tmp_path, **kwargs)
+    assert run.computed == 1 and run.complete
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_give_the_one_process_table(reference_run, tmp_path):
+    out = tmp_path / "torchrun"
+    env = {**os.environ, "VITVIZ_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "vitviz.evaluate", "--shapes", "3", "--seed", "11", "--methods", METHODS, "--threads", "1",
+           "--no-progress", "--device", "cpu", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # 3 images on 2 ranks: DistributedSampler pads rank 1's shard with image 0, evaluated on both ranks
+    assert (out / "rows-r0.jsonl").is_file() and (out / "rows-r1.jsonl").is_file()
+    ids = [json.loads(line)["id"] for p in ("rows-r0.jsonl", "rows-r1.jsonl")
+           for line in (out / p).read_text().splitlines()]
+    assert len(ids) == 8 and len(set(ids)) == 3
+    assert _table(out) == _table(reference_run)  # the same numbers, bit for bit
+    assert _metrics(out) == _metrics(reference_run)
+    assert json.loads((out / "summary.json").read_text())["info"]["world_size"] == 2

@@ -9,7 +9,7 @@ Scales follow Chefer's table: AUCs and scores in percent. With the fractions 0.0
 most 90 (a curve that stays at 100 %).
 
 Winner of a column: the best mean over the methods (lowest for a positive-perturbation AUC, highest for
-everything else). Its margin over the runner-up is given with the standard error of the paired per-image
+everything else), the random baseline left out (it is the level a method must beat, shown beside). Its margin over the runner-up is given with the standard error of the paired per-image
 differences (both methods scored the same images), so a margin of less than about two standard errors is
 not a clear win.
 """
@@ -89,7 +89,8 @@ def _column_values(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
 
 
 def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
-              titles: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              titles: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None,
+              baselines: Sequence[str] = ("random",)) -> dict[str, Any]:
     """Per-method means and standard errors of every column, the winners, and the mean curves.
 
     Args:
@@ -97,6 +98,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
         methods: Registry keys, in table order.
         titles: Method key -> human name.
         info: What was evaluated (model, data, target rule, ...), copied into the summary.
+        baselines: Methods that are chance levels, not contenders: never a column's winner.
 
     Returns:
         A JSON-ready dict: ``methods``, ``titles``, ``images``, ``columns`` (key -> title, direction),
@@ -122,7 +124,9 @@ def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
         "images": len(images),
         "columns": {c.key: {"title": c.title, "lower_is_better": c.lower_is_better} for c in columns},
         "metrics": metrics,
-        "winners": {c.key: _winner(by_method, metrics, c) for c in columns if len(methods) > 1},
+        "baselines": [m for m in methods if m in baselines],
+        "winners": {c.key: _winner(by_method, {m: v for m, v in metrics.items() if m not in baselines}, c)
+                    for c in columns},
         "curves": _mean_curves(by_method),
         "chance_pointing": (float(np.mean([r["chance_pointing"] for r in rows if r.get("chance_pointing") is not None]))
                             if has_mask else None),
@@ -190,12 +194,16 @@ def _winner_lines(summary: Mapping[str, Any], keys: Sequence[str]) -> list[str]:
         t = summary["titles"]
         m = summary["metrics"]
         sem = win["paired_sem"]
+        best, second = (f"{t[w]} ({_pct(m[w][k]['mean'])})" for w in (win["best"], win["runner_up"]))
+        chance = "".join(f"; {t[b]}: {_pct(m[b][k]['mean'])}" for b in summary.get("baselines", ()) if k in m[b])
+        if win["difference"] == 0:
+            lines.append(f"- {summary['columns'][k]['title']}: **{best}** ties with {second}{chance}")
+            continue
         clear = abs(win["difference"]) > 2 * sem if not math.isnan(sem) else False
         lines.append(
-            f"- {summary['columns'][k]['title']}: **{t[win['best']]}** ({_pct(m[win['best']][k]['mean'])}) "
-            f"beats {t[win['runner_up']]} ({_pct(m[win['runner_up']][k]['mean'])}) by "
-            f"{_pct(abs(win['difference']))} points (paired standard error {_pct(sem)}; "
-            f"{'a clear margin' if clear else 'within two standard errors'})")
+            f"- {summary['columns'][k]['title']}: **{best}** beats {second} by {_pct(abs(win['difference']))} "
+            f"points (paired standard error {_pct(sem)}: "
+            f"{'a clear margin' if clear else 'within two standard errors'}){chance}")
     return lines
 
 
