@@ -7,14 +7,21 @@ app, the notebook API (``Explanation.relevance``) and the evaluation (``vitviz.e
 from __future__ import annotations
 
 from .attention import GradientRollout, RawAttention, Rollout
+from .attnlrp import AttnLRP
 from .base import AttributionMethod, Relevance, resolve_target
+from .gradcam import GradCAM
+from .input_gradient import InputGradient
+from .integrated_gradients import IntegratedGradients
 from .random import RandomMap
 
 __all__ = ["METHODS", "AttributionMethod", "Relevance", "attribute", "get_method", "resolve_target"]
 
 METHODS: dict[str, AttributionMethod] = {
     method.key: method
-    for method in (RawAttention(), Rollout(), GradientRollout(), RandomMap())
+    for method in (
+        RawAttention(), Rollout(), GradientRollout(), AttnLRP(), GradCAM(), InputGradient(),
+        IntegratedGradients(), RandomMap(),
+    )
 }
 
 

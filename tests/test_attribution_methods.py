@@ -1,0 +1,383 @@
+"""Gradient and LRP attribution methods: what each paper promises, on every token layout.
+
+Shared contract (every method x every layout): the map lies on the model's own patch grid, the model is
+left exactly as it was (logits, hooks, swapped forwards, parameter gradients), also after an injected
+error, class-specific maps depend on the target, and a call costs what ``passes`` says.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import timm
+import torch
+from torch import nn
+
+from vitviz.attribution import METHODS, get_method
+from vitviz.layout import TokenLayout
+
+GRADIENT_METHODS = ["attnlrp", "gradcam", "input_gradient", "integrated_gradients"]
+
+# Every token layout a well-known tool broke on: class token, registers, distillation token, no class
+# token (average pooling), non-square input.
+LAYOUTS = {
+    "cls": ("vit_tiny_patch16_224", dict(img_size=32)),
+    "registers": ("vit_tiny_patch16_224", dict(img_size=32, reg_tokens=4)),
+    "distilled": ("deit_tiny_distilled_patch16_224", dict(img_size=32)),
+    "avg_no_cls": ("vit_tiny_patch16_224", dict(img_size=32, class_token=False, global_pool="avg")),
+    "non_square": ("vit_tiny_patch16_224", dict(img_size=(32, 48))),
+}
+
+
+def make_model(layout: str, depth: int = 2, num_classes: int = 5, seed: int = 0) -> nn.Module:
+    name, kwargs = LAYOUTS[layout]
+    torch.manual_seed(seed)
+    return timm.create_model(name, pretrained=False, depth=depth, num_classes=num_classes, **kwargs).eval()
+
+
+def make_input(model: nn.Module, seed: int = 1, dtype=torch.float32) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 3, *model.patch_embed.img_size, generator=generator).to(dtype)
+
+
+@pytest.fixture(scope="module", params=sorted(LAYOUTS))
+def layout_model(request):
+    return request.param, make_model(request.param)
+
+
+def _model_state(model: nn.Module) -> list:
+    """Everything a method could leave behind: hooks, instance forwards, parameter gradients, flags."""
+    state = []
+    for name, module in model.named_modules():
+        state.append((name, len(module._forward_hooks), len(module._forward_pre_hooks),
+                      len(module._backward_hooks), len(getattr(module, "_backward_pre_hooks", {})),
+                      "forward" in module.__dict__, getattr(module, "fused_attn", None), module.training))
+    state.extend((name, p.grad is None, p.requires_grad) for name, p in model.named_parameters())
+    return state
+
+
+@pytest.mark.parametrize("key", GRADIENT_METHODS)
+def test_map_on_the_model_grid_and_model_untouched(layout_model, key):
+    layout_name, model = layout_model
+    x = make_input(model)
+    with torch.no_grad():
+        before = model(x)
+    state = _model_state(model)
+    relevance = get_method(key).attribute(model, x, target=3)
+    layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
+    assert relevance.patches.shape == layout.grid_size
+    assert relevance.layout == layout and relevance.target == 3 and relevance.method == key
+    assert np.isfinite(relevance.patches).all() and np.abs(relevance.patches).sum() > 0
+    if relevance.pixels is not None:
+        assert relevance.pixels.shape == tuple(x.shape[-2:])
+        (gh, gw), (ph, pw) = layout.grid_size, layout.patch_size
+        assert relevance.patches[-1, -1] == pytest.approx(relevance.pixels[-ph:, -pw:].sum())
+    assert _model_state(model) == state
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+
+
+@pytest.mark.parametrize("key", GRADIENT_METHODS)
+def test_map_depends_on_the_target_class(layout_model, key):
+    _, model = layout_model
+    x = make_input(model)
+    maps = [get_method(key).attribute(model, x, target=t).patches for t in (0, 1, 2)]
+    assert get_method(key).class_specific
+    assert not (np.allclose(maps[0], maps[1]) and np.allclose(maps[1], maps[2]))
+
+
+@pytest.mark.parametrize("key", GRADIENT_METHODS)
+def test_default_target_is_the_top_class_without_an_extra_pass(key):
+    model = make_model("cls")
+    x = make_input(model)
+    with torch.no_grad():
+        top = int(model(x)[0].argmax())
+    calls = []
+    handle = model.patch_embed.register_forward_pre_hook(lambda _m, args: calls.append(args[0].shape[0]))
+    try:
+        relevance = get_method(key).attribute(model, x)
+    finally:
+        handle.remove()
+    assert relevance.target == top
+    expected = get_method(key).steps + 1 if key == "integrated_gradients" else 1
+    assert sum(calls) == expected  # images through the network: one forward (IG: its path points)
+
+
+@pytest.mark.parametrize("key", GRADIENT_METHODS)
+def test_cost_is_one_forward_and_one_backward(key):
+    model = make_model("cls")
+    x = make_input(model)
+    forwards, backwards = [], []
+    handles = [
+        model.register_forward_pre_hook(lambda _m, args: forwards.append(args[0].shape[0])),
+        model.head.register_full_backward_hook(lambda _m, gin, gout: backwards.append(gout[0].shape[0])),
+    ]
+    try:
+        get_method(key).attribute(model, x, target=1)
+    finally:
+        for handle in handles:
+            handle.remove()
+    method = get_method(key)
+    if key == "integrated_gradients":
+        assert sum(forwards) == sum(backwards) == method.steps + 1
+        assert f"{method.steps + 1} forward" in method.passes
+    else:
+        assert forwards == backwards == [1]
+        assert method.passes.startswith("1 forward + 1 backward")
+
+
+@pytest.mark.parametrize("key", GRADIENT_METHODS)
+def test_everything_restored_after_an_injected_error(key):
+    model = make_model("registers")
+    x = make_input(model)
+    with torch.no_grad():
+        before = model(x)
+    state = _model_state(model)
+
+    def boom(_module, _args, _output):
+        raise RuntimeError("injected")
+
+    handle = model.blocks[-1].mlp.fc2.register_forward_hook(boom)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            get_method(key).attribute(model, x, target=0)
+    finally:
+        handle.remove()
+    assert _model_state(model) == state
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+
+
+@pytest.mark.parametrize("key", GRADIENT_METHODS)
+def test_clear_errors(key):
+    model = make_model("cls")
+    with pytest.raises(ValueError, match="one image"):
+        get_method(key).attribute(model, torch.zeros(2, 3, 32, 32), target=0)
+    with pytest.raises(ValueError, match="outside"):
+        get_method(key).attribute(model, make_input(model), target=99)
+    headless = make_model("cls", num_classes=0)
+    with pytest.raises(ValueError, match="classifier"):
+        get_method(key).attribute(headless, make_input(headless))
+
+
+# --- AttnLRP -------------------------------------------------------------------------------------------
+
+def _zero_biases(model: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.zero_()
+    return model
+
+
+@pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
+def test_attnlrp_conserves_the_logit_exactly_without_biases(layout_name):
+    """With every bias zero the CP-LRP network is linear in (pixels, position embedding, prefix tokens),
+    so gradient x input sums to the logit exactly (Euler): tolerance 1e-9 in float64."""
+    from vitviz.attribution.attnlrp import attnlrp_relevance
+
+    model = _zero_biases(make_model(layout_name)).double()
+    x = make_input(model, dtype=torch.float64)
+    for target in (0, 4):
+        result = attnlrp_relevance(model, x, target)
+        with torch.no_grad():
+            assert result.score == pytest.approx(float(model(x)[0, target]), abs=1e-12)
+        assert result.input_total == pytest.approx(result.score, rel=1e-9, abs=1e-12)
+        relevance = get_method("attnlrp").attribute(model, x, target)
+        assert relevance.total + result.position == pytest.approx(result.score, rel=1e-9, abs=1e-12)
+
+
+def test_attnlrp_conserves_the_logit_with_biases_counting_their_share():
+    """With biases, the bias terms hold the rest: Σ input + Σ bias ⊙ ∂logit/∂bias = logit (1e-9)."""
+    from vitviz.attribution.attnlrp import attnlrp_relevance, cp_lrp_rules
+
+    model = make_model("registers").double()
+    x = make_input(model, dtype=torch.float64)
+    result = attnlrp_relevance(model, x, 2)
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    with cp_lrp_rules(model), torch.enable_grad():
+        score = model(x)[0, 2]
+        grads = torch.autograd.grad(score, biases)
+    bias_share = sum(float((b.detach() * g).sum()) for b, g in zip(biases, grads))
+    assert result.input_total + bias_share == pytest.approx(result.score, rel=1e-9)
+
+
+def test_attnlrp_one_block_equals_a_hand_linearisation():
+    """One block, biases zero: relevance of the token sequence equals z ⊙ ∇ of the network written out by
+    hand with the attention matrix, LayerNorm scales and GELU ratios frozen at their forward values."""
+    from vitviz.attribution.attnlrp import cp_lrp_rules
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", img_size=32, depth=1, num_heads=2, embed_dim=8,
+                              num_classes=3, pretrained=False).eval().double()
+    _zero_biases(model)
+    x = make_input(model, dtype=torch.float64)
+    block, attn = model.blocks[0], model.blocks[0].attn
+    with torch.no_grad():
+        z = model._pos_embed(model.patch_embed(x))  # (1, N, D) sequence entering the block
+    n, d, heads = z.shape[1], z.shape[2], attn.num_heads
+
+    def std(t):
+        return torch.sqrt(t.var(-1, unbiased=False, keepdim=True) + 1e-6)
+
+    # Forward values, frozen.
+    h1 = (z - z.mean(-1, keepdim=True)) / std(z) * block.norm1.weight
+    q, k, _ = (h1 @ attn.qkv.weight.T).reshape(1, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+    probs = ((q @ k.transpose(-2, -1)) * attn.scale).softmax(-1)  # (1, H, N, N)
+    mid = z + block.attn(block.norm1(z))
+    s1, s_mid = std(z), std(mid)
+    h2 = (mid - mid.mean(-1, keepdim=True)) / s_mid * block.norm2.weight
+    pre = h2 @ block.mlp.fc1.weight.T
+    ratio = torch.nn.functional.gelu(pre) / pre
+    out = mid + block.mlp(block.norm2(mid))
+    s_out = std(out)
+
+    def linear_net(t):
+        c1 = (t - t.mean(-1, keepdim=True)) / s1 * block.norm1.weight
+        v = (c1 @ attn.qkv.weight.T).reshape(1, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)[2]
+        a = (probs @ v).transpose(1, 2).reshape(1, n, d) @ attn.proj.weight.T
+        m = t + a
+        c2 = (m - m.mean(-1, keepdim=True)) / s_mid * block.norm2.weight
+        o = m + ((c2 @ block.mlp.fc1.weight.T) * ratio) @ block.mlp.fc2.weight.T
+        c3 = (o - o.mean(-1, keepdim=True)) / s_out * model.norm.weight
+        return c3[:, 0] @ model.head.weight.T  # (1, classes)
+
+    leaf = z.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(linear_net(leaf)[0, 1], leaf)
+    with cp_lrp_rules(model), torch.enable_grad():
+        leaf2 = z.clone().requires_grad_(True)
+        hidden = model.norm(model.blocks(leaf2))
+        (actual,) = torch.autograd.grad(model.forward_head(hidden)[0, 1], leaf2)
+    torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
+    assert float((z * actual).sum()) == pytest.approx(float(linear_net(z)[0, 1]), rel=1e-10)
+
+
+def test_attnlrp_rules_keep_the_values_and_change_only_the_gradients():
+    from vitviz.attribution._rules import identity_rule_forward, layer_norm_cp_forward
+
+    torch.manual_seed(0)
+    norm = nn.LayerNorm(6).double()
+    nn.init.normal_(norm.weight)
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    y = layer_norm_cp_forward(norm)(x)
+    torch.testing.assert_close(y, norm(x))
+    g = torch.randn(4, 6, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(y, x, g)
+    s = torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + norm.eps)
+    wg = norm.weight * g
+    torch.testing.assert_close(grad, (wg - wg.mean(-1, keepdim=True)) / s)  # centring only, 1/std constant
+
+    act = nn.GELU()
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    y = identity_rule_forward(act)(x)
+    torch.testing.assert_close(y, act(x))
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(x * grad, act(x).detach())  # identity rule: relevance in = relevance out
+
+
+def test_attnlrp_refuses_models_its_rules_do_not_cover():
+    model = timm.create_model("test_vit3", pretrained=False).eval()  # attention pooling head
+    x = make_input(model)
+    with pytest.raises(ValueError, match="attention pooling"):
+        get_method("attnlrp").attribute(model, x, target=0)
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+# --- Grad-CAM --------------------------------------------------------------------------------------------
+
+def test_gradcam_map_hand_checked():
+    from vitviz.attribution.gradcam import gradcam_map
+
+    tokens = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 1.0]])  # 3 patches, 2 channels
+    grads = torch.tensor([[3.0, 0.0], [0.0, -3.0], [0.0, 0.0]])  # mean: w = (1, -1)
+    torch.testing.assert_close(gradcam_map(tokens, grads), torch.tensor([1.0, 0.0, 0.0]))  # ReLU(1, -2, -2)
+
+
+def test_gradcam_equals_a_manual_forward():
+    """Independent reference: the model's forward written out with the last block's norm1 output as a leaf."""
+    model = make_model("cls", depth=3)
+    x = make_input(model)
+    with torch.no_grad():
+        h = model.norm_pre(model._pos_embed(model.patch_embed(x)))
+        for block in model.blocks[:-1]:
+            h = block(h)
+    last = model.blocks[-1]
+    t = last.norm1(h).detach().requires_grad_(True)
+    mid = h + last.ls1(last.attn(t))
+    out = mid + last.ls2(last.mlp(last.norm2(mid)))
+    score = model.forward_head(model.norm(out))[0, 2]
+    (grad,) = torch.autograd.grad(score, t)
+    weights = grad[0, 1:].mean(0)
+    expected = torch.relu(t[0, 1:].detach() @ weights).reshape(2, 2).double().numpy()
+    relevance = get_method("gradcam").attribute(model, x, target=2)
+    np.testing.assert_allclose(relevance.patches, expected, rtol=1e-5, atol=1e-7)
+    assert (relevance.patches >= 0).all()
+
+
+# --- Input gradient ----------------------------------------------------------------------------------------
+
+def test_input_gradient_is_max_abs_gradient_summed_per_patch():
+    model = make_model("non_square")
+    x = make_input(model).requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x)[0, 4], x)
+    pixels = grad[0].abs().amax(0).double().numpy()  # (32, 48)
+    expected = pixels.reshape(2, 16, 3, 16).sum(axis=(1, 3))
+    relevance = get_method("input_gradient").attribute(model, x.detach(), target=4)
+    np.testing.assert_allclose(relevance.pixels, pixels, rtol=1e-6)
+    np.testing.assert_allclose(relevance.patches, expected, rtol=1e-6)
+
+
+# --- Integrated gradients --------------------------------------------------------------------------------
+
+def test_integrated_gradients_exact_on_a_linear_model():
+    """For f(x) = w·x the gradient is constant: IG = (x - x') ⊙ w whatever the step count."""
+    from vitviz.attribution.integrated_gradients import integrated_gradients
+
+    torch.manual_seed(0)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    x, baseline = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4)
+    result = integrated_gradients(linear, x, 1, baseline=baseline, steps=3)
+    expected = (x - baseline).double() * linear[1].weight[1].detach().double().view(1, 3, 4, 4)
+    torch.testing.assert_close(result.attributions, expected)
+    assert abs(result.completeness_gap) < 1e-5
+
+
+def test_integrated_gradients_completeness_on_a_vit():
+    """Σ IG = f(x) - f(black) up to the trapezoid error: ≤ 1 % at the default 32 steps, and shrinking."""
+    from vitviz.attribution.integrated_gradients import black_baseline, integrated_gradients
+
+    model = make_model("registers")
+    x = make_input(model)
+    gaps = []
+    for steps in (4, 32):
+        result = integrated_gradients(model, x, 3, steps=steps)
+        with torch.no_grad():
+            assert result.score == pytest.approx(float(model(x)[0, 3]), rel=1e-5)
+            assert result.baseline_score == pytest.approx(float(model(black_baseline(model, x))[0, 3]), rel=1e-5)
+        gaps.append(abs(result.completeness_gap))
+    assert gaps[1] <= 0.01 * abs(result.score - result.baseline_score)
+    assert gaps[1] < gaps[0]
+    relevance = get_method("integrated_gradients").attribute(model, x, target=3)
+    assert relevance.patches.sum() == pytest.approx(float(result.attributions.sum()), rel=1e-4)
+
+
+def test_black_baseline_is_zero_in_pixel_space():
+    from vitviz.attribution.integrated_gradients import black_baseline
+    from vitviz.models import data_config
+
+    model = make_model("cls")
+    config = data_config(model)
+    baseline = black_baseline(model, make_input(model))
+    pixels = baseline[0, :, 0, 0] * torch.tensor(config["std"]) + torch.tensor(config["mean"])
+    torch.testing.assert_close(pixels, torch.zeros(3))
+
+
+# --- Registry ------------------------------------------------------------------------------------------
+
+def test_registry_order_and_facts():
+    keys = list(METHODS)
+    assert keys[: 3] == ["attention", "rollout", "gradient_rollout"] and keys[-1] == "random"
+    for key in GRADIENT_METHODS:
+        method = METHODS[key]
+        assert method.key == key and method.title and method.paper and method.class_specific
+        assert method.reads_head
+    assert "32 trapezoid steps" in METHODS["integrated_gradients"].passes

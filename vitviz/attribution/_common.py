@@ -1,0 +1,83 @@
+"""Helpers shared by the gradient-based methods: one scored forward pass, pixels to patches, hooks.
+
+Every method here runs the model under ``vitviz.capture.model_lock`` (so it never meets a capture's hooks
+or flags on a model shared by several sessions), takes gradients with ``torch.autograd.grad`` (so no
+parameter's ``.grad`` is touched) and removes what it registered in ``finally``.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from vitviz.layout import TokenLayout
+
+from .base import Relevance, resolve_target
+
+__all__ = ["check_input", "pixel_relevance", "pixels_to_patches", "recorded_output", "scored_forward"]
+
+
+def check_input(x: torch.Tensor) -> None:
+    """Raise a clear error unless ``x`` is one image ``(1, C, H, W)``."""
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"attribution explains one image (1, C, H, W), got shape {tuple(x.shape)}")
+
+
+def class_target(model: Any, x: torch.Tensor, target: int | None, output: torch.Tensor, method: str) -> int:
+    """The class to explain, read from ``output`` when not given (no extra forward pass)."""
+    resolved = resolve_target(model, x, target, output)
+    if resolved is None:
+        raise ValueError(f"{method} explains a class score: this model has no classifier head")
+    if not 0 <= resolved < output.shape[-1]:
+        raise ValueError(f"target class {resolved} is outside the model's {output.shape[-1]} classes")
+    return resolved
+
+
+def scored_forward(model: Any, x: torch.Tensor, target: int | None, method: str):
+    """One forward pass with a graph from the input: ``(x_leaf, logits, target, score)``.
+
+    ``x_leaf`` is a detached copy of ``x`` that requires grad, ``score`` the target class's logit.
+    """
+    check_input(x)
+    x_leaf = x.detach().clone().requires_grad_(True)
+    logits = model(x_leaf)
+    target = class_target(model, x, target, logits, method)
+    return x_leaf, logits, target, logits[0, target]
+
+
+def pixels_to_patches(pixels: np.ndarray, layout: TokenLayout) -> np.ndarray:
+    """Sum per-pixel relevance ``(H, W)`` over each patch: ``(gh, gw)``.
+
+    Pixels beyond the last whole patch (which timm's patch embedding drops) are ignored.
+    """
+    (gh, gw), (ph, pw) = layout.grid_size, layout.patch_size
+    cropped = np.asarray(pixels, dtype=np.float64)[: gh * ph, : gw * pw]
+    return cropped.reshape(gh, ph, gw, pw).sum(axis=(1, 3))  # (gh, gw)
+
+
+def pixel_relevance(per_channel: torch.Tensor, layout: TokenLayout, method: str, target: int,
+                    reduce: str = "sum", prefix: dict[str, float] | None = None) -> Relevance:
+    """A Relevance from per-channel input relevance ``(1, C, H, W)``, reduced over channels."""
+    values = per_channel.detach()[0].double()  # (C, H, W)
+    pixels = (values.sum(0) if reduce == "sum" else values.amax(0)).cpu().numpy()  # (H, W)
+    return Relevance(patches=pixels_to_patches(pixels, layout), method=method, target=target,
+                     layout=layout, prefix=prefix, pixels=pixels)
+
+
+@contextmanager
+def recorded_output(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record ``module``'s outputs (with their graph) while inside; the hook is always removed.
+
+    Raises:
+        RuntimeError: On exit without error, when the hook never fired.
+    """
+    outputs: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _a, out: outputs.append(out))
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+    if not outputs:
+        raise RuntimeError(f"{type(module).__name__} never ran in the forward pass; cannot attribute")
