@@ -275,3 +275,49 @@ def test_two_processes_under_torchrun_give_the_one_process_table(reference_run, 
     assert _table(out) == _table(reference_run)  # the same numbers, bit for bit
     assert _metrics(out) == _metrics(reference_run)
     assert json.loads((out / "summary.json").read_text())["info"]["world_size"] == 2
+
+
+def test_markdown_into_pages_is_generated_and_idempotent(reference_run, tmp_path, capsys):
+    from vitviz.evaluate import main
+
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n\n<!-- evaluation:start -->\nstale\n<!-- evaluation:end -->\n\nDiscussion.\n")
+    assert main(["--markdown", str(reference_run), "--into", str(page)]) == 0
+    first = page.read_text()
+    assert "stale" not in first and first.endswith("<!-- evaluation:end -->\n\nDiscussion.\n")
+    summary = json.loads((reference_run / "summary.json").read_text())
+    mean = summary["metrics"]["attention"]["pos_top1_pixels"]["mean"]
+    assert f"| Raw attention (last layer) | {100 * mean:.2f}" in first.replace("**", "")
+    assert main(["--markdown", str(reference_run), "--into", str(page)]) == 0
+    assert page.read_text() == first
+    assert main(["--markdown", str(reference_run)]) == 0
+    assert "| method |" in capsys.readouterr().out
+    assert main(["--markdown", str(tmp_path / "nothing")]) == 2
+
+
+def test_cli_refuses_bad_input_with_a_message(tmp_path, capsys):
+    from vitviz.evaluate import main
+
+    assert main(["--out", str(tmp_path)]) == 2
+    assert main(["--shapes", "2", "--methods", "attention,nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "give an image folder or --shapes N" in err and "unknown attribution method 'nope'" in err
+
+
+def test_image_folder_end_to_end_labels_by_class_name(tmp_path):
+    from vitviz.evaluate import main
+    from vitviz.shapes.generator import CLASSES, generate
+
+    for i, label in enumerate((0, 3)):
+        sample = generate(100 + i, 96, label=label)
+        path = tmp_path / "data" / CLASSES[label] / f"{i}.png"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(sample.image).save(path)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "data"), "--methods", "rollout", "--threads", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    rows = _table(out)
+    assert [(r["id"], r["label"]) for r in rows] == [(f"{CLASSES[0]}/0.png", "0"), (f"{CLASSES[3]}/1.png", "3")]
+    assert all(r["pointing"] == "" and r["pos_top1_pixels"] != "" for r in rows)  # no masks, AUCs measured
+    summary = json.loads((out / "summary.json").read_text())
+    assert "pointing" not in summary["columns"] and summary["chance_pointing"] is None
