@@ -265,7 +265,7 @@ def evaluate_dataset(model: Any, dataset: Any, methods: Sequence[str], out_dir: 
     if world.is_root:
         check_run_record(out_dir, settings, write=True)
     world.barrier()
-    check_run_record(out_dir, settings, write=False)
+    check_run_record(out_dir, settings, write=True)  # another machine may not share rank 0's folder
     store = RowStore(out_dir, world.rank)
     mine = shard_indices(len(dataset), world)
     bar = _progress(len(mine), progress and world.is_root)
