@@ -101,6 +101,14 @@ def test_run_record_refuses_other_settings(tmp_path):
         check_run_record(tmp_path, {"model": "a", "patch_size": [8, 8]}, write=True)
 
 
+def test_shards_cover_every_image_and_padding_repeats_the_first():
+    from vitviz.evaluation.distributed import World, shard_indices
+
+    shards = [shard_indices(5, World(rank=r, size=2)) for r in range(2)]
+    assert shards == [[0, 2, 4], [1, 3, 0]]  # DistributedSampler(shuffle=False) pads with image 0
+    assert shard_indices(5, World()) == [0, 1, 2, 3, 4]
+
+
 # -------------------------------------------------------------------------------------------------- summary
 
 
