@@ -15,7 +15,7 @@ from torch import nn
 from vitviz.attribution import METHODS, get_method
 from vitviz.layout import TokenLayout
 
-GRADIENT_METHODS = ["attnlrp", "gradcam", "input_gradient", "integrated_gradients"]
+GRADIENT_METHODS = ["chefer2021", "attnlrp", "gradcam", "input_gradient", "integrated_gradients"]
 
 # Every token layout a well-known tool broke on: class token, registers, distillation token, no class
 # token (average pooling), non-square input.
@@ -248,7 +248,7 @@ def test_attnlrp_one_block_equals_a_hand_linearisation():
         hidden = model.norm(model.blocks(leaf2))
         (actual,) = torch.autograd.grad(model.forward_head(hidden)[0, 1], leaf2)
     torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
-    assert float((z * actual).sum()) == pytest.approx(float(linear_net(z)[0, 1]), rel=1e-10)
+    assert float((z * actual).sum()) == pytest.approx(float(linear_net(z)[0, 1].detach()), rel=1e-10)
 
 
 def test_attnlrp_rules_keep_the_values_and_change_only_the_gradients():
@@ -374,10 +374,97 @@ def test_black_baseline_is_zero_in_pixel_space():
 # --- Registry ------------------------------------------------------------------------------------------
 
 def test_registry_order_and_facts():
-    keys = list(METHODS)
-    assert keys[: 3] == ["attention", "rollout", "gradient_rollout"] and keys[-1] == "random"
+    assert list(METHODS) == ["attention", "rollout", "gradient_rollout", "chefer2021", "attnlrp", "gradcam",
+                             "input_gradient", "integrated_gradients", "random"]
     for key in GRADIENT_METHODS:
         method = METHODS[key]
         assert method.key == key and method.title and method.paper and method.class_specific
         assert method.reads_head
     assert "32 trapezoid steps" in METHODS["integrated_gradients"].passes
+
+
+# --- Chefer et al. 2021 ------------------------------------------------------------------------------------
+
+def test_lrp_linear_zplus_hand_checked():
+    from vitviz.attribution._lrp import linear_zplus
+
+    x = torch.tensor([1.0, -2.0])
+    weight = torch.tensor([[1.0, -1.0], [2.0, 3.0]])
+    # output 0: positive contributions x⁺w⁺ = 1·1 and x⁻w⁻ = (-2)(-1) = 2, z⁺ = 3; output 1 gets no relevance
+    torch.testing.assert_close(linear_zplus(x, weight, torch.tensor([1.0, 0.0])), torch.tensor([1 / 3, 2 / 3]))
+    # bias-free z⁺ ignores negative contributions: output 1 has x⁺w⁺ = 2 only (x⁻w⁺ = -6 is dropped)
+    torch.testing.assert_close(linear_zplus(x, weight, torch.tensor([0.0, 5.0])), torch.tensor([5.0, 0.0]))
+
+
+def test_lrp_add_split_hand_checked():
+    from vitviz.attribution._lrp import add_split
+
+    # c = a + b = (-1, 0); z rule gives a: -1, b: 2 (sum 1, not the 2 arriving: c₂ = 0 loses its share);
+    # renormalised to the absolute shares 1/3 and 2/3 of the total 2.
+    r_a, r_b = add_split(torch.tensor([1.0, 0.0]), torch.tensor([-2.0, 0.0]), torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(r_a, torch.tensor([2 / 3, 0.0]))
+    torch.testing.assert_close(r_b, torch.tensor([4 / 3, 0.0]))
+
+
+def test_lrp_matmul_z_is_halved_gradient_times_input():
+    """Independent reference: the z rule as x ⊙ ∂(Z · stop(R/Z))/∂x, by autograd, halved per operand."""
+    from vitviz.attribution._lrp import matmul_z
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 4, generator=generator, dtype=torch.float64).requires_grad_(True)
+    b = torch.randn(2, 4, 5, generator=generator, dtype=torch.float64).requires_grad_(True)
+    relevance = torch.randn(2, 3, 5, generator=generator, dtype=torch.float64)
+    z = a @ b
+    grad_a, grad_b = torch.autograd.grad(z, [a, b], relevance / z.detach())
+    r_a, r_b = matmul_z(a.detach(), b.detach(), relevance)
+    torch.testing.assert_close(r_a, a.detach() * grad_a / 2)
+    torch.testing.assert_close(r_b, b.detach() * grad_b / 2)
+    assert float(r_a.sum() + r_b.sum()) == pytest.approx(float(relevance.sum()))
+
+
+def test_chefer_aggregate_hand_checked():
+    from vitviz.attribution.chefer2021 import aggregate
+
+    grads = torch.ones(2, 2, 2, 2, dtype=torch.float64)
+    cams = torch.tensor([[[[1.0, -1.0], [0.0, 2.0]], [[3.0, 1.0], [0.0, 0.0]]],
+                         [[[0.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]], dtype=torch.float64)
+    first = torch.eye(2) + torch.tensor([[2.0, 0.5], [0.0, 1.0]])  # I + mean_h(relu)
+    second = first + torch.tensor([[0.0, 0.0], [1.0, 0.0]]) @ first  # R ← R + Ā·R
+    torch.testing.assert_close(aggregate(grads, cams), second.double())
+    # the gradient weighs the relevance: a negative gradient switches a head's positive relevance off
+    torch.testing.assert_close(aggregate(-grads[:1], cams[:1]), torch.eye(2, dtype=torch.float64)
+                               + torch.tensor([[0.0, 0.5], [0.0, 0.0]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
+def test_chefer_lrp_conserves_relevance_through_every_block(layout_name):
+    """Relevance 1 at the target logit reaches every block's input intact (αβ, z and addition rules all
+    conserve): tolerance 1e-6."""
+    from vitviz.attribution.chefer2021 import chefer_relevance
+
+    model = make_model(layout_name, depth=3)
+    result = chefer_relevance(model, make_input(model), 2)
+    np.testing.assert_allclose(result.input_totals, 1.0, atol=1e-6)
+    assert result.readout.sum() == pytest.approx(1.0, abs=1e-6)
+    assert (result.attention_totals != 0).all()
+
+
+def test_chefer_class_token_model_reads_the_class_token_row():
+    """With class-token pooling only the class token reaches the head: its LRP relevance is all 1 there, the
+    map is the class row of R (the authors' read-out), and the last block's attention relevance lies in the
+    class token's row only."""
+    from vitviz.attribution.chefer2021 import _Recorder, chefer_relevance, lrp_attention_relevance
+
+    model = make_model("cls", depth=3)
+    x = make_input(model)
+    result = chefer_relevance(model, x, 1)
+    expected_readout = np.zeros(5)
+    expected_readout[0] = 1.0
+    np.testing.assert_allclose(result.readout, expected_readout, atol=1e-9)
+    relevance = get_method("chefer2021").attribute(model, x, target=1)
+    np.testing.assert_allclose(relevance.patches.ravel(), result.joint[0, 1:], rtol=1e-12)
+    assert relevance.prefix["cls"] == pytest.approx(result.joint[0, 0])
+    with torch.no_grad(), _Recorder(model) as rec:
+        model(x)
+    cams, _, _ = lrp_attention_relevance(model, rec, 1)
+    assert cams[-1][:, 1:].abs().max() == 0 and cams[-1][:, 0].abs().max() > 0

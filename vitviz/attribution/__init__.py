@@ -9,6 +9,7 @@ from __future__ import annotations
 from .attention import GradientRollout, RawAttention, Rollout
 from .attnlrp import AttnLRP
 from .base import AttributionMethod, Relevance, resolve_target
+from .chefer2021 import Chefer2021
 from .gradcam import GradCAM
 from .input_gradient import InputGradient
 from .integrated_gradients import IntegratedGradients
@@ -19,7 +20,7 @@ __all__ = ["METHODS", "AttributionMethod", "Relevance", "attribute", "get_method
 METHODS: dict[str, AttributionMethod] = {
     method.key: method
     for method in (
-        RawAttention(), Rollout(), GradientRollout(), AttnLRP(), GradCAM(), InputGradient(),
+        RawAttention(), Rollout(), GradientRollout(), Chefer2021(), AttnLRP(), GradCAM(), InputGradient(),
         IntegratedGradients(), RandomMap(),
     )
 }
