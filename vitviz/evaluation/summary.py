@@ -248,8 +248,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     lines += _winner_lines(summary, chefer + prob)
     lines += _paper_lines(summary)
     cost = {m: summary["metrics"][m].get("attribute_ms_median") for m in summary["methods"]}
-    lines += ["", "Median time of one method call per image (ms, wall clock, "
-              f"{info.get('device', 'cpu')}, {info.get('threads', '?')} threads, a shared machine): "
+    lines += ["", "Median time of one method call per image (ms, wall clock on "
+              f"{info.get('device', 'cpu')} with torch threads: {info.get('threads', '?')}; a shared machine): "
               + ", ".join(f"{summary['titles'][m]} {v:.1f}" for m, v in cost.items() if v is not None) + "."]
     return "\n".join(lines) + "\n"
 
