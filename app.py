@@ -70,6 +70,7 @@ PAGES = {
         st.Page("pages/attention.py", title="Attention", icon=":material/center_focus_strong:"),
         st.Page("pages/rollout.py", title="Rollout", icon=":material/layers:"),
         st.Page("pages/heads_depth.py", title="Heads & depth", icon=":material/insights:"),
+        st.Page("pages/compare.py", title="Compare methods", icon=":material/compare:"),
     ],
     "Learn": [
         st.Page("pages/how_vit_works.py", title="How a ViT works", icon=":material/school:"),

@@ -6,7 +6,7 @@ import pytest
 import streamlit as st
 
 PAGES = ["pages/patches.py", "pages/position_embeddings.py", "pages/attention.py",
-         "pages/rollout.py", "pages/heads_depth.py", "pages/how_vit_works.py"]
+         "pages/rollout.py", "pages/heads_depth.py", "pages/how_vit_works.py", "pages/compare.py"]
 
 
 def _stand_in(name: str, **model_args):

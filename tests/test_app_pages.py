@@ -12,6 +12,7 @@ PAGES = {
     "pages/rollout.py": ("Attention rollout", "ro.download"),
     "pages/heads_depth.py": ("Heads & depth", "heads.download"),
     "pages/how_vit_works.py": ("How a Vision Transformer works", "how.download"),
+    "pages/compare.py": ("Compare methods", "cmp.download"),
 }
 
 

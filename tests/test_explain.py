@@ -294,13 +294,16 @@ def test_patch_size_runs_a_resampled_copy(vit):
     assert ex.patch_tiles().shape == (400, 8, 8, 3)
 
 
-def test_gradient_rollout_needs_a_target(vit, ex):
-    with pytest.raises(ValueError, match="target"):
-        ex.fig_rollout(gradient=True)
-    with_target = explain(vit, _photo(), target=ex.predictions[0].index)
-    fig = with_target.fig_rollout(gradient=True)
+def test_gradient_rollout_runs_its_gradient_pass_on_demand(vit, ex):
+    top = ex.predictions[0].index
+    fig = ex.fig_rollout(gradient=True)  # no target given to explain: the top class, computed now
     assert fig.layout.title.text.startswith("Gradient rollout, layers 0–5")
     assert len(fig.frames) == 6
+    with_target = explain(vit, SAMPLE, target=top)
+    np.testing.assert_allclose(ex.gradient_rollout().maps, with_target.gradient_rollout().maps, rtol=1e-6)
+    assert ex.capture_for(top) is ex.capture_for(top), "one gradient pass per class"
+    other = ex.predictions[1].index
+    assert not np.allclose(ex.gradient_rollout(target=other).maps, ex.gradient_rollout().maps)
 
 
 def test_image_inputs_agree(vit):

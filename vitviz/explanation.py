@@ -6,8 +6,14 @@
     >>> ex.fig_rollout()              # a plotly Figure; displays itself in Jupyter
     >>> ex.attention_map(layer=-1, head=3, query=(4, 5)).patches
 
-``explain`` runs the model once (plus one backward pass when ``target`` is given); every method of the
-returned ``Explanation`` works on that capture and never runs the model again.
+``explain`` runs the model once (plus one backward pass when ``target`` is given); the attention views of
+the returned ``Explanation`` work on that capture and never run the model again. What else a view needs
+(a gradient pass for another class, an attribution method's own passes, the perturbed inputs of a
+faithfulness test) is computed on demand, once, and kept on the Explanation:
+
+    >>> ex.relevance("gradient_rollout")           # (grid_h, grid_w) map for the top class
+    >>> ex.faithfulness("rollout", removal="tokens").positive_auc
+    >>> ex.sanity("attention").correlations       # cascading randomisation (Adebayo et al. 2018)
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class Explanation:
     data_config: dict = field(repr=False)
     name: str = ""
     notice: str = ""
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def __repr__(self) -> str:
         top = self.predictions[0] if self.predictions else None
@@ -95,11 +102,113 @@ class Explanation:
         """Attention rollout (Abnar & Zuidema 2020) of the capture."""
         return analysis.rollout(self.capture, head_fusion, discard_ratio, start_layer, end_layer)
 
-    def gradient_rollout(self, start_layer: int = 0, end_layer: int | None = None) -> analysis.RolloutResult:
-        """Gradient-weighted rollout (Chefer et al. 2021); needs ``explain(..., target=class_index)``."""
-        if self.capture.target is None:
-            raise ValueError("gradient rollout needs gradients: call vitviz.explain(..., target=class_index)")
-        return analysis.gradient_rollout(self.capture, start_layer=start_layer, end_layer=end_layer)
+    def gradient_rollout(
+        self, start_layer: int = 0, end_layer: int | None = None, target: int | None = None,
+    ) -> analysis.RolloutResult:
+        """Gradient-weighted rollout (Chefer et al. 2021) for ``target`` (default: the class given to
+        ``explain``, else the top class); the gradient pass runs on demand, once per class."""
+        if target is None and self.capture.target is not None:
+            target = self.capture.target[0]
+        return analysis.gradient_rollout(self.capture_for(target), start_layer=start_layer, end_layer=end_layer)
+
+    # ------------------------------------------------------------------ attribution and its evaluation
+
+    def _memo(self, key: tuple, compute: Any) -> Any:
+        """``compute()`` once per ``key``, kept on this Explanation."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def target_class(self, target: int | None = None) -> int:
+        """``target`` checked against the classifier, or the top class when None."""
+        num_classes = int(getattr(self.model, "num_classes", 0) or 0)
+        if not num_classes or self.capture.output.shape[-1] != num_classes:
+            raise ValueError("this model has no classifier head: there is no class to explain")
+        if target is None:
+            return int(self.capture.output[0].argmax())
+        target = int(target)
+        if not 0 <= target < num_classes:
+            raise ValueError(f"class index {target} is out of range: the model has {num_classes} classes")
+        return target
+
+    def capture_for(self, target: int | None = None) -> Capture:
+        """A capture with gradients for ``target`` (default the top class): the original one when it has
+        them, else one more forward + backward pass, run once per class."""
+        target = self.target_class(target)
+        if self.capture.target == (target,):
+            return self.capture
+        return self._memo(("capture", target), lambda: capture(self.model, self.input.to(_device_of(self.model)),
+                                                               target=target))
+
+    def _method(self, method: Any) -> Any:
+        from vitviz.attribution import get_method
+
+        return get_method(method) if isinstance(method, str) else method
+
+    def attribution(self, method: Any, target: int | None = None) -> Any:
+        """The ``vitviz.attribution.Relevance`` of ``method`` (a key of ``vitviz.analysis.METHODS`` or an
+        ``AttributionMethod``) for ``target``; class-specific methods default to the top class."""
+        method = self._method(method)
+        target = self.target_class(target) if method.class_specific else None
+        reuse = self._cache.get(("capture", target), self.capture)
+
+        def compute():
+            x = self.input.to(_device_of(self.model))
+            return method.attribute(self.model, x, target, capture=reuse)
+
+        return self._memo(("relevance", method.key, target), compute)
+
+    def relevance(self, method: Any, target: int | None = None) -> np.ndarray:
+        """(grid_h, grid_w) relevance of every patch by ``method`` for ``target`` (see :meth:`attribution`)."""
+        return self.attribution(method, target).patches
+
+    def faithfulness(self, method: Any, removal: str = "tokens", target: int | None = None) -> Any:
+        """Both perturbation curves of ``method``'s map (``vitviz.evaluation.faithfulness``).
+
+        The returned ``Faithfulness`` holds the fractions, the positive (most relevant removed first, lower
+        AUC is better) and negative (least relevant first, higher AUC is better) curves and both AUCs of
+        the probability of ``target`` (default the top class). ``removal`` is ``'tokens'`` (token
+        dropping) or ``'pixels'`` (Chefer's protocol).
+        """
+        from vitviz.evaluation import faithfulness
+
+        method = self._method(method)
+        target = self.target_class(target)
+
+        def compute():
+            relevance = self.attribution(method, target if method.class_specific else None)
+            return faithfulness(self.model, self.input, relevance, target, removal,
+                                mean=self.data_config.get("mean"), std=self.data_config.get("std"))
+
+        return self._memo(("faithfulness", method.key, removal, target), compute)
+
+    def random_baseline(self, removal: str = "tokens", order: str = "most", target: int | None = None,
+                        seeds: Sequence[int] = tuple(range(5))) -> Any:
+        """Perturbation curves of random orders as a band (``vitviz.evaluation.random_baseline``)."""
+        from vitviz.evaluation import random_baseline
+
+        target = self.target_class(target)
+        seeds = tuple(int(s) for s in seeds)
+        return self._memo(("random", removal, order, target, seeds), lambda: random_baseline(
+            self.model, self.input, target, removal=removal, order=order, seeds=seeds,
+            mean=self.data_config.get("mean"), std=self.data_config.get("std"),
+        ))
+
+    def sanity(self, method: Any, target: int | None = None, steps: int | None = None, seed: int = 0) -> Any:
+        """Cascading model randomisation of ``method`` (``vitviz.evaluation.sanity_check``, Adebayo et al.
+        2018): rank correlation with the original map as the head, then the blocks from the top, are
+        re-initialised on a copy of the model."""
+        from vitviz.evaluation import sanity_check
+
+        method = self._method(method)
+        target = self.target_class(target) if method.class_specific else None
+
+        def compute():
+            original = self.attribution(method, target)
+            return sanity_check(self.model, self.input.to(_device_of(self.model)), method, target, steps=steps,
+                                seed=seed, original=original)
+
+        return self._memo(("sanity", method.key, target, steps, seed), compute)
 
     def position_similarity(self) -> np.ndarray:
         """(gh, gw, gh, gw) cosine similarity of the position embeddings at this grid."""
@@ -252,7 +361,8 @@ def explain(
             ``device`` when one is given).
         image: A path, bytes, file object (decoded with ``vitviz.images.load_image``), PIL image or
             uint8 array.
-        target: Class index whose gradients are recorded (enables gradient rollout).
+        target: Class index whose gradients are recorded with the capture (gradient rollout for this class
+            needs no second pass; any other class is computed on demand).
         patch_size: Run at another patch size (FlexiViT-style resampled copy of the model,
             ``vitviz.analysis.with_patch_size``); the model passed in is left untouched.
         device: Device to load the model on (by name) or to move it to.

@@ -1,5 +1,7 @@
 """Pure analyses over captured arrays: patches, position embeddings, attention, rollout, distances.
 
+``METHODS`` names the attribution methods (the registry of ``vitviz.attribution``, read lazily).
+
 Every function takes numpy arrays or torch tensors (or a ``vitviz.capture.Capture``) and returns numpy
 arrays or frozen dataclasses; none draws, none touches a widget, and none needs every layer's full
 attention at once when given a Capture.
@@ -15,6 +17,7 @@ from .repatch import nearest_input_size, with_patch_size
 from .rollout import RolloutResult, discard_lowest, gradient_rollout, rollout
 
 __all__ = [
+    "METHODS",
     "AttentionMap",
     "EmbeddingFilters",
     "PatchGrid",
@@ -45,3 +48,13 @@ __all__ = [
     "top_k",
     "with_patch_size",
 ]
+
+
+def __getattr__(name: str):
+    """``METHODS``: the attribution registry of ``vitviz.attribution`` (method key -> method), imported on
+    first use because ``vitviz.attribution`` itself builds on these analyses."""
+    if name == "METHODS":
+        from vitviz.attribution import METHODS
+
+        return METHODS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

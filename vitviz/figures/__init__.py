@@ -6,6 +6,12 @@ Builders take plain arrays (numpy), the original image (PIL or uint8 array), an 
 """
 
 from vitviz.figures._base import MapExtent, map_extent, overlay_figure
+from vitviz.figures.attribution import (
+    faithfulness_figure,
+    relevance_maps_figure,
+    sanity_figure,
+    scaled_map,
+)
 from vitviz.figures.attention import (
     attention_distance_figure,
     attention_grid_figure,
@@ -36,6 +42,10 @@ __all__ = [
     "attention_distance_figure",
     "token_name",
     "rollout_figure",
+    "relevance_maps_figure",
+    "faithfulness_figure",
+    "sanity_figure",
+    "scaled_map",
     "token_norm_figure",
     "feature_pca_figure",
     "predictions_figure",
