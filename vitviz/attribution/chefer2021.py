@@ -20,7 +20,8 @@ weighted by their LRP relevance at the final norm (:attr:`CheferResult.readout`,
 class-token model that is exactly the class token's row, as in the authors' code; DeiT's two heads split
 the relevance between the class and distillation tokens (addition rule); average pooling spreads it over
 the patch tokens (z rule through the mean). Attention pooling is refused. The LRP pass uses the
-recorded tensors in float64; it costs about one backward pass.
+recorded tensors in the model's dtype (the aggregation in float64); each linear layer costs it four
+matrix products, about two backward passes' worth.
 """
 from __future__ import annotations
 
@@ -158,16 +159,16 @@ def _head_relevance(model: nn.Module, rec: _Recorder, target: int, tokens: torch
     heads = [(model.head, rec.heads["head"])]
     if getattr(model, "head_dist", None) is not None:
         heads.append((model.head_dist, rec.heads["head_dist"]))
-    inputs = [bucket[-1][0].double() for _, bucket in heads]  # each (D,)
-    one_hot = torch.zeros(model.head.out_features, dtype=torch.float64, device=tokens.device)
+    inputs = [bucket[-1][0] for _, bucket in heads]  # each (D,)
+    one_hot = torch.zeros(model.head.out_features, dtype=tokens.dtype, device=tokens.device)
     one_hot[target] = 1.0
     shares = [one_hot]
     if len(heads) == 2:  # DeiT: logits = (head(cls) + head_dist(dist)) / 2, split by the addition rule
-        parts = [(head.weight.double() @ x)[target] / 2 for (head, _), x in zip(heads, inputs)]
-        r_a, r_b = _lrp.add_split(parts[0].view(1), parts[1].view(1), torch.ones(1, dtype=torch.float64))
+        parts = [(head.weight @ x)[target] / 2 for (head, _), x in zip(heads, inputs)]
+        r_a, r_b = _lrp.add_split(parts[0].view(1), parts[1].view(1), torch.ones_like(parts[0].view(1)))
         shares = [one_hot * r_a.squeeze(), one_hot * r_b.squeeze()]
     relevance = torch.zeros_like(tokens)  # (N, D)
-    pooled = [_lrp.linear_zplus(x, head.weight.double(), r) for (head, _), x, r in zip(heads, inputs, shares)]
+    pooled = [_lrp.linear_zplus(x, head.weight, r) for (head, _), x, r in zip(heads, inputs, shares)]
     if model.global_pool == "avg":
         start = 0 if getattr(model, "pool_include_prefix", False) else model.num_prefix_tokens
         relevance[start:] = _lrp.mean_z(tokens[start:], pooled[0])  # fc_norm: identity rule
@@ -182,25 +183,25 @@ def _block_relevance(block: nn.Module, record: _BlockRecord, relevance: torch.Te
     attn = block.attn
 
     def get(name: str) -> torch.Tensor:
-        return record.get(name)[0].double()  # batch of one
+        return record.get(name)[0]  # batch of one
 
     # x_out = mid + mlp(norm2(mid)), mid = x_in + attn(norm1(x_in)); LayerScale and drop path: identity.
     branch2, branch1 = get("branch2"), get("branch1")
     mid = get("x_in") + branch1
     r_mid, r_mlp = _lrp.add_split(mid, branch2, relevance)
-    r_hidden = _lrp.linear_zplus(get("a"), block.mlp.fc2.weight.double(), r_mlp)  # act, drop, norm: identity
-    r_mid = r_mid + _lrp.linear_zplus(get("h2"), block.mlp.fc1.weight.double(), r_hidden)  # norm2: identity
+    r_hidden = _lrp.linear_zplus(get("a"), block.mlp.fc2.weight, r_mlp)  # act, drop, norm: identity
+    r_mid = r_mid + _lrp.linear_zplus(get("h2"), block.mlp.fc1.weight, r_hidden)  # norm2: identity
     r_in, r_attn = _lrp.add_split(get("x_in"), branch1, r_mid)
-    r_o = _lrp.linear_zplus(get("o"), attn.proj.weight.double(), r_attn)  # (N, H*d)
+    r_o = _lrp.linear_zplus(get("o"), attn.proj.weight, r_attn)  # (N, H*d)
     tokens, heads = r_o.shape[0], attn.num_heads
     r_o = r_o.reshape(tokens, heads, -1).transpose(0, 1)  # (H, N, d)
     qkv = get("qkv").reshape(tokens, 3, heads, -1)  # (N, 3, H, d)
     v = qkv[:, 2].transpose(0, 1)  # (H, N, d)
-    probs = record.get("probs")[0].detach().double()  # (H, N, N)
+    probs = record.get("probs")[0].detach()  # (H, N, N)
     r_probs, r_v = _lrp.matmul_z(probs, v, r_o)
     r_q, r_k_t = _lrp.matmul_z(get("q"), get("k").transpose(-2, -1), r_probs)  # softmax: identity
     r_qkv = torch.stack([r_q, r_k_t.transpose(-2, -1), r_v], dim=0).permute(2, 0, 1, 3)  # (N, 3, H, d)
-    r_h1 = _lrp.linear_zplus(get("h1"), attn.qkv.weight.double(), r_qkv.reshape(tokens, -1))  # norm1: identity
+    r_h1 = _lrp.linear_zplus(get("h1"), attn.qkv.weight, r_qkv.reshape(tokens, -1))  # norm1: identity
     return r_in + r_h1, r_probs
 
 
@@ -223,9 +224,10 @@ class CheferResult:
     attention_totals: np.ndarray
 
 
+@torch.no_grad()
 def lrp_attention_relevance(model: nn.Module, rec: _Recorder, target: int):
     """The LRP pass: ``(cams (L, H, N, N), input_totals (L,), readout (N,))`` from the recorded pass."""
-    tokens = rec.heads["tokens"][-1][0].double()  # (N, D) after the final norm
+    tokens = rec.heads["tokens"][-1][0]  # (N, D) after the final norm
     relevance = _head_relevance(model, rec, target, tokens)  # final norm: identity rule
     readout = relevance.sum(dim=-1)  # (N,)
     cams, totals = [], []
@@ -257,7 +259,7 @@ def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = Non
     with torch.no_grad():
         cams, totals, readout = lrp_attention_relevance(model, rec, target)
         grads = torch.stack([g[0] for g in grads]).double()  # (L, H, N, N)
-        joint = aggregate(grads, cams)
+        joint = aggregate(grads, cams.double())
     return CheferResult(joint=joint.cpu().numpy(), readout=readout.cpu().numpy(), target=target,
                         input_totals=totals,
                         attention_totals=cams.sum(dim=(1, 2, 3)).cpu().numpy())
@@ -272,7 +274,7 @@ class Chefer2021(AttributionMethod):
              "Visualization'")
     class_specific = True
     reads_head = True
-    passes = "1 forward + 1 backward + 1 LRP pass (from recorded activations, about a backward's cost)"
+    passes = "1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)"
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
