@@ -145,7 +145,8 @@ def test_summary_means_paired_margin_and_dataset_miou_by_hand():
     assert "**Good (20.00)** beats Bad (40.00) by 20.00 points" in text
     assert "pointing game: **Good (100.00)** beats Bad (33.33)" in text
     page = "intro\n<!-- evaluation:start -->\nold\n<!-- evaluation:end -->\nafter\n"
-    assert insert_between_markers(page, text) == f"intro\n<!-- evaluation:start -->\n{text}<!-- evaluation:end -->\nafter\n"
+    filled = f"intro\n<!-- evaluation:start -->\n{text}<!-- evaluation:end -->\nafter\n"
+    assert insert_between_markers(page, text) == filled
     with pytest.raises(ValueError, match="block"):
         insert_between_markers("no markers", text)
 

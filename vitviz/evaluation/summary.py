@@ -9,9 +9,9 @@ Scales follow Chefer's table: AUCs and scores in percent. With the fractions 0.0
 most 90 (a curve that stays at 100 %).
 
 Winner of a column: the best mean over the methods (lowest for a positive-perturbation AUC, highest for
-everything else), the random baseline left out (it is the level a method must beat, shown beside). Its margin over the runner-up is given with the standard error of the paired per-image
-differences (both methods scored the same images), so a margin of less than about two standard errors is
-not a clear win.
+everything else), the random baseline left out (it is the level a method must beat, shown beside). Its
+margin over the runner-up is given with the standard error of the paired per-image differences (both
+methods scored the same images), so a margin of less than about two standard errors is not a clear win.
 """
 from __future__ import annotations
 
@@ -112,9 +112,11 @@ def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
     columns = [c for c in COLUMNS if has_mask or not c.needs_mask]
     metrics: dict[str, dict[str, Any]] = {}
     for m, mrows in by_method.items():
-        metrics[m] = {c.key: _stats(_column_values(mrows, c.key)) for c in columns if _column_values(mrows, c.key).size}
+        values = {c.key: _column_values(mrows, c.key) for c in columns}
+        metrics[m] = {k: _stats(v) for k, v in values.items() if v.size}
         if has_mask and "seg_miou" in metrics[m]:
-            counts = np.asarray([[r[k] for k in SEGMENTATION_COUNTS] for r in mrows if r.get("seg_fg_union") is not None])
+            counts = np.asarray([[r[k] for k in SEGMENTATION_COUNTS] for r in mrows
+                                 if r.get("seg_fg_union") is not None])  # (n, 4)
             metrics[m]["seg_miou"]["mean"] = segmentation_miou(counts)  # Chefer: counts summed, then IoU
         metrics[m]["attribute_ms_median"] = float(np.median([r["attribute_ms"] for r in mrows])) if mrows else None
     return {
