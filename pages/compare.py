@@ -34,7 +34,7 @@ labels = ctx.loaded.labels
 
 # ------------------------------------------------------------------------------------------ controls
 
-c1, c2, c3 = st.columns([2.2, 1.0, 1.6])
+c1, c2, c3 = st.columns([2.0, 1.3, 1.5])
 chosen = c1.multiselect(
     "Methods", usable, default=fast, key="cmp_methods", format_func=lambda k: METHODS[k].title,
     help="Each method's cost: " + "; ".join(f"{METHODS[k].title}: {METHODS[k].passes}" for k in usable) + ".",
@@ -107,14 +107,14 @@ if has_classes:
         "method": METHODS[k].title,
         "positive perturbation AUC ↓": r.positive_auc,
         "negative perturbation AUC ↑": r.negative_auc,
-        "best": " · ".join(name for name, win in (("lowest positive", k == best_positive),
-                                                  ("highest negative", k == best_negative)) if win),
+        "best": " · ".join(name for name, win in (("★ positive", k == best_positive),
+                                                  ("★ negative", k == best_negative)) if win),
     } for k, r in results.items()]
     rows.append({
         "method": f"random orders (mean ± std of {len(bands['most'].seeds)})",
         "positive perturbation AUC ↓": bands["most"].auc_mean,
         "negative perturbation AUC ↑": bands["least"].auc_mean,
-        "best": f"± {bands['most'].auc_std:.3f} / ± {bands['least'].auc_std:.3f}",
+        "best": f"± {bands['most'].auc_std:.3f} / {bands['least'].auc_std:.3f}",
     })
     st.dataframe(rows, key="cmp_table", hide_index=True, width="stretch", column_config={
         "positive perturbation AUC ↓": st.column_config.NumberColumn(format="%.3f"),

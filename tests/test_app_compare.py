@@ -49,7 +49,8 @@ def test_the_page_shows_maps_table_curves_and_sanity_as_the_library_computes_the
     assert set(DEFAULT_METHODS) <= set(methods), "the fast methods are on by default"
     assert "cmp.download" in [d.key for d in at.download_button]
     maps = figure(at, "cmp.maps")
-    assert [a["text"] for a in maps["layout"]["annotations"]] == [METHODS[k].title for k in methods]
+    titles = [a["text"].replace("<br>", " ") for a in maps["layout"]["annotations"]]
+    assert titles == [METHODS[k].title for k in methods]
     assert len(_traces(maps, "heatmap")) == len(methods) == len(_traces(maps, "image"))
     _check_maps_and_table(at, figure, methods)
     _check_curves_and_sanity(at, figure, methods)
@@ -83,8 +84,10 @@ def _check_maps_and_table(at, figure, methods):
     assert table.iloc[-1]["positive perturbation AUC ↓"] == pytest.approx(band.auc_mean, rel=1e-5)
     winners = table["best"].tolist()[:-1]
     positives = table["positive perturbation AUC ↓"].tolist()[:-1]
-    assert "lowest positive" in winners[int(np.argmin(positives))], "the winner is marked"
-    assert sum("lowest positive" in w for w in winners) == 1
+    assert "★ positive" in winners[int(np.argmin(positives))], "the winner is marked"
+    assert sum("★ positive" in w for w in winners) == 1
+    negatives = table["negative perturbation AUC ↑"].tolist()[:-1]
+    assert "★ negative" in winners[int(np.argmax(negatives))] and sum("★ negative" in w for w in winners) == 1
 
 
 def _check_curves_and_sanity(at, figure, methods):

@@ -83,8 +83,10 @@ def relevance_maps_figure(
     rgb = as_rgb_array(image)
     first = np.asarray(maps[names[0]])
     extent = map_extent(geometry, rgb.shape[:2], first.shape if layout is None else layout)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.02,
-                        vertical_spacing=0.08 if rows > 1 else 0.0)
+    titles = [name.replace(" (", "<br>(", 1) for name in names]  # long names wrap, never overlap
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.1 if rows > 1 else 0.0)
+    fig.update_annotations(font_size=12)
     photo = photo_trace(rgb, max_side=SMALL_PHOTO_SIDE)
     for i, name in enumerate(names):
         row, col = i // columns + 1, i % columns + 1
