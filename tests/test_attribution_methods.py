@@ -39,6 +39,13 @@ def make_input(model: nn.Module, seed: int = 1, dtype=torch.float32) -> torch.Te
     return torch.randn(1, 3, *model.patch_embed.img_size, generator=generator).to(dtype)
 
 
+def fast_method(key: str):
+    """The registered method; integrated gradients with 4 steps where its step count does not matter."""
+    from vitviz.attribution.integrated_gradients import IntegratedGradients
+
+    return IntegratedGradients(steps=4) if key == "integrated_gradients" else get_method(key)
+
+
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))
 def layout_model(request):
     return request.param, make_model(request.param)
@@ -62,7 +69,7 @@ def test_map_on_the_model_grid_and_model_untouched(layout_model, key):
     with torch.no_grad():
         before = model(x)
     state = _model_state(model)
-    relevance = get_method(key).attribute(model, x, target=3)
+    relevance = fast_method(key).attribute(model, x, target=3)
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
     assert relevance.patches.shape == layout.grid_size
     assert relevance.layout == layout and relevance.target == 3 and relevance.method == key
@@ -80,7 +87,7 @@ def test_map_on_the_model_grid_and_model_untouched(layout_model, key):
 def test_map_depends_on_the_target_class(layout_model, key):
     _, model = layout_model
     x = make_input(model)
-    maps = [get_method(key).attribute(model, x, target=t).patches for t in (0, 1, 2)]
+    maps = [fast_method(key).attribute(model, x, target=t).patches for t in (0, 1, 2)]
     assert get_method(key).class_specific
     assert not (np.allclose(maps[0], maps[1]) and np.allclose(maps[1], maps[2]))
 
@@ -139,7 +146,7 @@ def test_everything_restored_after_an_injected_error(key):
     handle = model.blocks[-1].mlp.fc2.register_forward_hook(boom)
     try:
         with pytest.raises(RuntimeError, match="injected"):
-            get_method(key).attribute(model, x, target=0)
+            fast_method(key).attribute(model, x, target=0)
     finally:
         handle.remove()
     assert _model_state(model) == state
@@ -539,3 +546,32 @@ def test_chefer_one_block_equals_a_reference_written_from_the_paper():
         expected = (torch.eye(n, dtype=torch.float64) + a_bar)[0, 1:].reshape(2, 2).numpy()
     relevance = get_method("chefer2021").attribute(model, x, target=target)
     np.testing.assert_allclose(relevance.patches, expected, rtol=1e-7, atol=1e-12)
+
+
+def _catalogue_architectures() -> list[str]:
+    from vitviz.models import CATALOGUE
+
+    names = {spec.timm_name.split(".")[0] for spec in CATALOGUE.values()}
+    return sorted(name for name in names if timm.is_model(name))  # vitviz-shapes is vit_tiny underneath
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", _catalogue_architectures())
+def test_every_catalogue_architecture(arch):
+    """Each catalogue architecture (one block, a 2x2 grid, a 5-class head): every method gives a finite map
+    on its grid, and AttnLRP and Chefer conserve (float64)."""
+    from vitviz.attribution.attnlrp import attnlrp_relevance
+    from vitviz.attribution.chefer2021 import chefer_relevance
+
+    torch.manual_seed(0)
+    probe = timm.create_model(arch, pretrained=False, depth=1, num_classes=5)
+    size = 2 * probe.patch_embed.patch_size[0]
+    model = timm.create_model(arch, pretrained=False, depth=1, num_classes=5, img_size=size).eval().double()
+    x = make_input(model, dtype=torch.float64)
+    for key in ["chefer2021", "attnlrp", "gradcam", "input_gradient"]:
+        relevance = get_method(key).attribute(model, x, target=1)
+        assert relevance.patches.shape == (2, 2) and np.isfinite(relevance.patches).all()
+    np.testing.assert_allclose(chefer_relevance(model, x, 1).input_totals, 1.0, atol=1e-9)
+    _zero_biases(model)
+    result = attnlrp_relevance(model, x, 1)
+    assert result.input_total == pytest.approx(result.score, rel=1e-9, abs=1e-12)
