@@ -330,3 +330,18 @@ def test_image_folder_end_to_end_labels_by_class_name(tmp_path):
     assert all(r["pointing"] == "" and r["pos_top1_pixels"] != "" for r in rows)  # no masks, AUCs measured
     summary = json.loads((out / "summary.json").read_text())
     assert "pointing" not in summary["columns"] and summary["chance_pointing"] is None
+
+
+def test_patch_size_re_patchifies_the_model_and_the_mask_scores(tmp_path):
+    from vitviz.evaluate import main
+    from vitviz.shapes.dataset import EVAL_SPLIT
+    from vitviz.shapes.generator import generate, sample_rng
+
+    out = tmp_path / "p16"
+    assert main(["--shapes", "1", "--seed", "11", "--methods", "rollout", "--patch-size", "16", "--threads", "1",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["patch_size"] == [16, 16]
+    row = _table(out)[0]
+    mask = generate(sample_rng(11, 0, EVAL_SPLIT), 96).mask
+    overlapping = mask.reshape(6, 16, 6, 16).any(axis=(1, 3))  # (6, 6) patches of 16 px touching the object
+    assert float(row["chance_pointing"]) == pytest.approx(overlapping.mean())
