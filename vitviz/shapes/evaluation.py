@@ -14,7 +14,8 @@ Maps (all read out at the class token, over the patch grid):
 ``gradient_rollout``
     gradient-weighted rollout (Chefer et al. 2021) for the ground-truth class.
 
-Scores per image, against the object mask:
+Scores per image, against the object mask (the protocols live in :mod:`vitviz.evaluation.localisation`,
+which the data-set evaluation ``python -m vitviz.evaluate`` shares):
 
 pointing game
     the map's arg-max patch overlaps the object (the original pointing game accepts a hit within 15 px of
@@ -35,6 +36,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
+
+from vitviz.evaluation.localisation import patch_coverage, pointing_hits, top_region_iou
 
 from .dataset import EVAL_SPLIT, normalize, pregenerate
 from .generator import Style
@@ -73,63 +76,6 @@ class Localisation:
     mass: float
     chance_pointing: float
     chance_mass: float
-
-
-def patch_coverage(masks: np.ndarray, patch_size: int) -> np.ndarray:
-    """Fraction of each patch covered by the object.
-
-    Args:
-        masks: ``(B, H, W)`` bool; ``patch_size`` divides ``H`` and ``W``.
-        patch_size: square patch side in pixels.
-
-    Returns:
-        ``(B, gh, gw)`` float64 in [0, 1].
-    """
-    b, h, w = masks.shape
-    p = patch_size
-    tiles = masks.reshape(b, h // p, p, w // p, p)  # (B, gh, p, gw, p)
-    return tiles.mean(axis=(2, 4), dtype=np.float64)
-
-
-def pointing_hits(maps: np.ndarray, coverage: np.ndarray, min_cover: float = 0.0) -> np.ndarray:
-    """Whether each map's arg-max patch is object: coverage above ``min_cover`` (strictly above 0 by default).
-
-    Args:
-        maps: ``(B, gh, gw)`` relevance.
-        coverage: ``(B, gh, gw)`` from :func:`patch_coverage`.
-        min_cover: ``0.0`` for overlap, ``0.5`` for the strict variant (``>=``).
-
-    Returns:
-        ``(B,)`` bool.
-    """
-    b = maps.shape[0]
-    best = maps.reshape(b, -1).argmax(axis=1)  # (B,)
-    cover = coverage.reshape(b, -1)[np.arange(b), best]
-    return cover > 0 if min_cover <= 0 else cover >= min_cover
-
-
-def top_region_iou(maps: np.ndarray, masks: np.ndarray, patch_size: int) -> np.ndarray:
-    """IoU between the mask and the region of the map's ``k`` top patches (``k`` = object area in patches).
-
-    Args:
-        maps: ``(B, gh, gw)`` relevance.
-        masks: ``(B, H, W)`` bool.
-        patch_size: square patch side in pixels.
-
-    Returns:
-        ``(B,)`` float64.
-    """
-    b, gh, gw = maps.shape
-    p = patch_size
-    k = np.maximum(1, np.rint(masks.reshape(b, -1).sum(1) / (p * p))).astype(int)  # (B,)
-    order = np.argsort(-maps.reshape(b, -1), axis=1, kind='stable')  # (B, gh*gw)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(gh * gw)[None].repeat(b, 0), axis=1)
-    top = (ranks < k[:, None]).reshape(b, gh, gw)  # (B, gh, gw)
-    region = top.repeat(p, axis=1).repeat(p, axis=2)  # (B, H, W)
-    inter = (region & masks).sum(axis=(1, 2))
-    union = (region | masks).sum(axis=(1, 2))
-    return inter / np.maximum(union, 1)
 
 
 def relevance_maps(model: torch.nn.Module, x: torch.Tensor, labels: Iterable[int],

@@ -1,0 +1,201 @@
+"""``python -m vitviz.evaluate``: score every attribution method over a data set.
+
+Examples::
+
+    # 1,000 held-out shapes images with their masks, every registered method, the shipped model
+    python -m vitviz.evaluate --shapes 1000 --out runs/shapes
+    # a folder of images (class subfolders, or flat: then the predicted class is explained)
+    python -m vitviz.evaluate photos/ --model "ViT-S/16 (AugReg)" --methods rollout,attention --out runs/photos
+    # the same on 2 processes (or GPUs, or machines): one table whatever the world size
+    torchrun --nproc_per_node=2 -m vitviz.evaluate --shapes 1000 --out runs/shapes
+    # the tables as Markdown, into the docs between <!-- evaluation:start/end --> markers
+    python -m vitviz.evaluate --markdown runs/shapes --into docs/evaluation.md
+
+Per method it measures the perturbation AUCs (token dropping and Chefer's pixel protocol, most relevant
+removed first and least relevant first), and, where the images have object masks, the pointing game,
+top-region IoU and Chefer's segmentation mIoU (see :mod:`vitviz.evaluation`). Results are appended to the
+output folder as each image finishes; run the same command again after an interruption and it continues.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vitviz.evaluate",
+        description="Perturbation AUCs, pointing game and mask IoU of every attribution method over a data set.")
+    data = parser.add_argument_group("data (one of)")
+    data.add_argument("folder", nargs="?", help="image folder: class subfolders (labelled) or flat (unlabelled)")
+    data.add_argument("--shapes", type=int, metavar="N", help="N held-out shapes images with their object masks")
+    data.add_argument("--seed", type=int, default=None,
+                      help="seed of the shapes set (default: the model card's held-out seed)")
+    parser.add_argument("--model", default="vitviz-shapes",
+                        help="catalogue key, timm name or vitviz-shapes (default)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated method keys (default: every method in vitviz.attribution.METHODS)")
+    parser.add_argument("--patch-size", type=int, default=None, help="re-patchify the model (FlexiViT-style)")
+    parser.add_argument("--target", choices=("predicted", "label"), default="predicted",
+                        help="class to explain: the top class (Chefer's protocol, default) or the label")
+    parser.add_argument("--out", default="vitviz-evaluation", help="output folder; the same folder resumes")
+    parser.add_argument("--overwrite", action="store_true", help="discard earlier results in --out")
+    parser.add_argument("--batch-size", type=int, default=32, help="perturbed inputs per forward pass")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per process (numbers are bit-identical across runs only "
+                             "with the same thread count)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="evaluate at most this many new images per process, then stop (resume later)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--markdown", metavar="SUMMARY",
+                        help="render a summary.json (or the folder holding it) as Markdown and exit")
+    parser.add_argument("--into", nargs="+", metavar="PAGE",
+                        help="with --markdown: replace the <!-- evaluation:start/end --> block of these pages")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"vitviz.evaluate: {message}", file=sys.stderr)
+    return 2
+
+
+def _markdown(source: str, pages: Sequence[str] | None) -> int:
+    from vitviz.evaluation.summary import insert_between_markers, render_markdown
+
+    path = Path(source)
+    path = path / "summary.json" if path.is_dir() else path
+    if not path.is_file():
+        return _fail(f"no summary at {path}")
+    summary = json.loads(path.read_text())
+    summary.setdefault("info", {})["summary_path"] = path.as_posix()
+    block = render_markdown(summary)
+    if not pages:
+        sys.stdout.write(block)
+        return 0
+    for page in pages:
+        try:
+            Path(page).write_text(insert_between_markers(Path(page).read_text(), block))
+        except (OSError, ValueError) as exc:
+            return _fail(f"{page}: {exc}")
+        print(f"wrote the tables into {page}", file=sys.stderr)
+    return 0
+
+
+def _methods(text: str | None) -> list[str]:
+    from vitviz.attribution import METHODS, get_method
+
+    names = list(METHODS) if not text else [t.strip() for t in text.split(",") if t.strip()]
+    for name in names:
+        get_method(name)  # a clear error for an unknown key
+    if len(set(names)) != len(names):
+        raise ValueError(f"a method is listed twice in {text!r}")
+    return names
+
+
+def _dataset(args: argparse.Namespace, model: Any, loaded: Any, config: dict) -> tuple[Any, str]:
+    from vitviz.evaluation.datasets import ImageFolderSet, ShapesEvalSet
+
+    if args.shapes is not None:
+        from vitviz.shapes.evaluation import EVAL_SEED
+
+        h, w = (int(v) for v in model.patch_embed.img_size)
+        if h != w:
+            raise ValueError(f"the shapes set is square; this model's input is {h}x{w}")
+        seed = EVAL_SEED if args.seed is None else args.seed
+        data = ShapesEvalSet(seed, args.shapes, h, config["mean"], config["std"], labels=loaded.labels)
+        return data, f"held-out shapes, seed {seed}, split {data.split}, {h}x{w} px, with object masks"
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    try:
+        data = ImageFolderSet(args.folder, config, loaded.labels, num_classes)
+    except ValueError as exc:
+        if args.target == "label" or "class folders" not in str(exc):
+            raise
+        print(f"vitviz.evaluate: labels ignored ({exc})", file=sys.stderr)
+        data = ImageFolderSet(args.folder, config, loaded.labels, num_classes, use_labels=False)
+    kind = f"{len(data.class_names)} class folders" if data.class_names else "unlabelled"
+    return data, f"folder {args.folder}, {kind}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.markdown:
+        return _markdown(args.markdown, args.into)
+    if (args.folder is None) == (args.shapes is None):
+        return _fail("give an image folder or --shapes N (one of them)")
+    if args.into:
+        return _fail("--into goes with --markdown")
+
+    import torch
+
+    from vitviz.evaluation.distributed import init_world
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    world = init_world(args.device)
+    try:
+        return _run(args, world)
+    except (ValueError, OSError) as exc:  # ModelError, ImageError, RunMismatch are ValueErrors
+        return _fail(str(exc))
+    finally:
+        world.close()
+
+
+def _run(args: argparse.Namespace, world: Any) -> int:
+    import shutil
+
+    import torch
+
+    from vitviz.attribution import METHODS
+    from vitviz.evaluation.runner import evaluate_dataset, write_results
+    from vitviz.evaluation.summary import summarise
+    from vitviz.models import data_config, load_model
+
+    methods = _methods(args.methods)
+    loaded = load_model(args.model, device=world.device, allow_fallback=False)
+    model = loaded.model
+    if args.patch_size:
+        from vitviz.analysis import with_patch_size
+
+        model = with_patch_size(model, args.patch_size)
+    if not int(getattr(model, "num_classes", 0) or 0):
+        raise ValueError(f"{args.model} has no classifier: perturbation tests need class scores")
+    config = data_config(model, base=loaded.data_config)
+    dataset, data_text = _dataset(args, model, loaded, config)
+    out = Path(args.out)
+    if args.overwrite and world.is_root and out.exists():
+        shutil.rmtree(out)
+    world.barrier()
+    patch = tuple(int(v) for v in model.patch_embed.patch_size)
+    settings = {"model": loaded.name, "patch_size": list(patch), "data": dataset.describe(),
+                "target": args.target, "fractions": None}
+    run = evaluate_dataset(model, dataset, methods, out, settings=settings, world=world, target=args.target,
+                           batch_size=args.batch_size, mean=config["mean"], std=config["std"],
+                           limit=args.limit, progress=not args.no_progress)
+    if not world.is_root:
+        return 0
+    write_results(out, run.rows)
+    info = {"model": loaded.name, "patch_size": "x".join(map(str, patch)), "data": data_text,
+            "target": args.target, "device": str(world.device), "threads": torch.get_num_threads(),
+            "world_size": world.size, "torch": torch.__version__, "complete": run.complete,
+            "seconds_this_call": round(run.seconds, 1), "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    titles = {m: METHODS[m].title for m in methods}
+    summary = summarise(run.rows, methods, titles=titles, info=info)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n")
+    done = summary["images"]
+    if not run.complete:
+        print(f"stopped by --limit: {done} of {len(dataset)} images done; run the same command again to go on",
+              file=sys.stderr)
+    print(f"{done} images x {len(methods)} methods -> {out / 'results.csv'}, {out / 'summary.json'}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""Every method on every image of a data set: perturbation AUCs, localisation, one row per (image, method).
+
+:func:`evaluate_image` scores the maps of several methods on one image; :func:`evaluate_dataset` runs it
+over this process's shard of a data set, appends each image's rows to the output folder as soon as they
+are done (so an interrupted run resumes), and gathers every shard's rows on rank 0.
+
+Per (image, method) row (:class:`ImageScore`):
+
+- the class explained (``target``): the model's top class by default, as Chefer et al. do (their
+  ``--vis-class top``), or the label with ``target='label'`` where the image has one;
+- the four perturbation AUCs of :mod:`vitviz.evaluation.faithfulness` (token dropping and Chefer's pixel
+  protocol; positive = most relevant removed first, negative = least relevant first), as the area under the
+  target's probability, and as the area under the top-1 hit curve: whether the perturbed input's top class
+  is still the label (Chefer's accuracy; for an unlabelled image, still the class explained). A data set's
+  mean of the hit AUCs is the AUC of its accuracy curve, the number in Chefer's table;
+- where the image has an object mask: pointing game, top-region IoU and the counts of Chefer's
+  segmentation mIoU (:mod:`vitviz.evaluation.localisation`).
+
+Every number is a deterministic function of the model, the image and the method (the random baseline is
+seeded by the image's index), so a run split over any number of processes, or resumed after an
+interruption, gives the same table as one uninterrupted process with the same thread count; only
+``attribute_ms`` (wall time of the method's call) varies.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import localisation
+from .distributed import World, gather_to_root, shard_indices
+from .records import RowStore, check_run_record, write_csv
+
+__all__ = ["COLUMNS", "DatasetRun", "ImageScore", "evaluate_dataset", "evaluate_image", "method_for_image",
+           "write_results"]
+
+AUC_KEYS = tuple(f"{sign}_{kind}_{removal}" for kind in ("auc", "top1") for removal in ("tokens", "pixels")
+                 for sign in ("pos", "neg"))
+ORDER_SIGN = {"most": "pos", "least": "neg"}
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """One method's scores on one image.
+
+    Attributes:
+        id: Image id (see :class:`~vitviz.evaluation.datasets.EvalImage`).
+        index: Image position in the data set.
+        method: Registry key of the method.
+        label: The image's class, or None.
+        predicted: The model's top class on the unperturbed image.
+        target: The class explained and followed by the perturbation curves.
+        probability: Softmax probability of ``target`` on the unperturbed image.
+        pos_auc_tokens: Area under the target probability, most relevant tokens dropped first.
+        neg_auc_tokens: The same, least relevant first.
+        pos_auc_pixels: Area under the target probability, most relevant pixels set to 0 first (Chefer).
+        neg_auc_pixels: The same, least relevant first.
+        pos_top1_tokens: Area under the top-1 hit curve (0/1 per step), most relevant tokens first.
+        neg_top1_tokens: The same, least relevant first.
+        pos_top1_pixels: The same for Chefer's pixel removal, most relevant first.
+        neg_top1_pixels: The same, least relevant first.
+        pointing: Pointing game hit (None without a mask).
+        pointing_strict: Hit with the arg-max patch at least half object (None without a mask).
+        mask_iou: Top-region IoU with the mask (None without a mask).
+        seg_miou: This image's own segmentation mIoU (the data-set figure sums the counts instead).
+        seg_fg_inter: Foreground intersection of the thresholded map with the mask, in pixels.
+        seg_fg_union: Foreground union.
+        seg_bg_inter: Background intersection.
+        seg_bg_union: Background union.
+        chance_pointing: Share of patches overlapping the object (a random patch's hit rate).
+        attribute_ms: Wall time of the method's call, in milliseconds (the one non-deterministic column).
+        curves: ``'<pos|neg>_<tokens|pixels>'`` -> target probability per fraction removed, and
+            ``'fractions'`` -> those fractions (kept in the JSON log, not in the CSV).
+    """
+
+    id: str
+    index: int
+    method: str
+    label: int | None
+    predicted: int
+    target: int
+    probability: float
+    pos_auc_tokens: float
+    neg_auc_tokens: float
+    pos_auc_pixels: float
+    neg_auc_pixels: float
+    pos_top1_tokens: float
+    neg_top1_tokens: float
+    pos_top1_pixels: float
+    neg_top1_pixels: float
+    pointing: bool | None = None
+    pointing_strict: bool | None = None
+    mask_iou: float | None = None
+    seg_miou: float | None = None
+    seg_fg_inter: int | None = None
+    seg_fg_union: int | None = None
+    seg_bg_inter: int | None = None
+    seg_bg_union: int | None = None
+    chance_pointing: float | None = None
+    attribute_ms: float = 0.0
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+COLUMNS = tuple(f for f in ImageScore.__dataclass_fields__ if f != "curves")
+
+
+def method_for_image(name: str, index: int) -> Any:
+    """The registered method ``name``; the random baseline gets its own seed per image (its index), so
+    each image is perturbed in a different random order, the same in every process."""
+    from vitviz.attribution import get_method
+    from vitviz.attribution.random import RandomMap
+
+    method = get_method(name)
+    return RandomMap(seed=index) if isinstance(method, RandomMap) else method
+
+
+def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: str = "predicted",
+                   fractions: Sequence[float] | None = None, batch_size: int = 32,
+                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> list[ImageScore]:
+    """Score each method's map of one image.
+
+    Args:
+        model: A timm ViT-family classifier in eval mode.
+        image: An :class:`~vitviz.evaluation.datasets.EvalImage`.
+        methods: Registry keys (``vitviz.attribution.METHODS``).
+        target: ``'predicted'`` explains the top class; ``'label'`` the image's label where it has one.
+        fractions: Fractions removed at each perturbation step (default 0.0, 0.1, …, 0.9).
+        batch_size: Perturbed inputs per forward pass.
+        mean, std: Normalisation of the input (for Chefer's 0-in-[0, 1] pixels); default the model's.
+
+    Returns:
+        One :class:`ImageScore` per method, in the order of ``methods``.
+    """
+    import torch
+
+    from .faithfulness import REMOVALS, area_under_curve, perturbation_curves
+
+    device = next(model.parameters()).device
+    x = image.x.to(device)  # (1, 3, H, W)
+    with torch.no_grad():
+        probs = model(x).float().softmax(-1)[0]  # (C,)
+    predicted = int(probs.argmax())
+    explained = image.label if target == "label" and image.label is not None else predicted
+    reference = image.label if image.label is not None else explained  # whose top-1 the hit curve checks
+
+    maps, times = {}, {}
+    for name in methods:
+        start = time.perf_counter()
+        maps[name] = method_for_image(name, image.index).attribute(model, x, explained)
+        times[name] = (time.perf_counter() - start) * 1e3
+
+    scores: dict[str, dict[str, Any]] = {name: {"curves": {}} for name in methods}
+    for removal in REMOVALS:
+        curves = perturbation_curves(model, x, maps, explained, removal=removal, fractions=fractions,
+                                     batch_size=batch_size, mean=mean, std=std)
+        for (name, order), curve in curves.items():
+            key = f"{ORDER_SIGN[order]}_{removal}"
+            hits = (np.asarray(curve.predicted) == reference).astype(np.float64)  # (S,)
+            scores[name][key.replace("_", "_auc_", 1)] = float(curve.auc)
+            scores[name][key.replace("_", "_top1_", 1)] = area_under_curve(curve.fractions, hits)
+            scores[name]["curves"][key] = [float(p) for p in curve.probabilities]
+            scores[name]["curves"]["fractions"] = [float(f) for f in curve.fractions]
+    if image.mask is not None:
+        _localise(scores, maps, image.mask)
+    return [ImageScore(id=image.id, index=image.index, method=name, label=image.label, predicted=predicted,
+                       target=explained, probability=float(probs[explained]), attribute_ms=round(times[name], 3),
+                       **scores[name]) for name in methods]
+
+
+def _localise(scores: dict[str, dict[str, Any]], maps: dict[str, Any], mask: np.ndarray) -> None:
+    """Add the localisation scores of every map against the object ``mask`` (model-input pixels)."""
+    names = list(maps)
+    patch = maps[names[0]].layout.patch_size
+    grids = np.stack([np.asarray(maps[n].patches, dtype=np.float64) for n in names])  # (M, gh, gw)
+    masks = np.repeat(np.asarray(mask, dtype=bool)[None], len(names), axis=0)  # (M, H, W)
+    cover = localisation.patch_coverage(masks, patch)[:, : grids.shape[1], : grids.shape[2]]  # (M, gh, gw)
+    pointing = localisation.pointing_hits(grids, cover)
+    strict = localisation.pointing_hits(grids, cover, 0.5)
+    iou = localisation.top_region_iou(grids, masks, patch)
+    counts = localisation.segmentation_counts(grids, masks, patch)  # (M, 4)
+    for i, name in enumerate(names):
+        scores[name].update(
+            pointing=bool(pointing[i]), pointing_strict=bool(strict[i]), mask_iou=float(iou[i]),
+            seg_miou=localisation.segmentation_miou(counts[i]), chance_pointing=float((cover[i] > 0).mean()),
+            **dict(zip(localisation.SEGMENTATION_COUNTS, map(int, counts[i]))))
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    """A tqdm bar on stderr when tqdm is installed, else a plain counter every 5 %."""
+    try:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, disable=not enabled, unit="img", file=sys.stderr, dynamic_ncols=True)
+    except ImportError:
+        return _PlainProgress(total, enabled)
+
+
+class _PlainProgress:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.n, self._last = total, enabled, 0, -1
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        step = int(20 * self.n / max(self.total, 1))
+        if self.enabled and step != self._last:
+            self._last = step
+            print(f"{self.n}/{self.total} images", file=sys.stderr, flush=True)
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class DatasetRun:
+    """What :func:`evaluate_dataset` did.
+
+    Attributes:
+        rows: On rank 0, every (image, method) row of the data set, sorted by image index then method
+            order, one per pair whatever the world size; empty on other ranks.
+        complete: Whether every pair has a row (False after ``limit`` stopped a rank early).
+        computed: Images this rank evaluated in this call (the rest were already in the folder's logs).
+        seconds: Wall time of this call on this rank.
+    """
+
+    rows: list[dict[str, Any]]
+    complete: bool
+    computed: int
+    seconds: float
+
+
+def evaluate_dataset(model: Any, dataset: Any, methods: Sequence[str], out_dir: str | Path, *,
+                     settings: dict[str, Any], world: World = World(), target: str = "predicted",
+                     fractions: Sequence[float] | None = None, batch_size: int = 32,
+                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                     limit: int | None = None, progress: bool = True,
+                     on_image: Callable[[int], None] | None = None) -> DatasetRun:
+    """Evaluate this rank's shard of ``dataset``, resuming from ``out_dir``; gather every row on rank 0.
+
+    Args:
+        model: A timm ViT-family classifier in eval mode on this rank's device.
+        dataset: A data set of :class:`~vitviz.evaluation.datasets.EvalImage` (``len``, ``[i]``,
+            ``image_id(i)``).
+        methods: Registry keys to evaluate.
+        out_dir: Output folder (logs, ``run.json``); the same folder resumes.
+        settings: What decides every number (checked against the folder's ``run.json``).
+        world: The process group (:func:`~vitviz.evaluation.distributed.init_world`).
+        target, fractions, batch_size, mean, std: As for :func:`evaluate_image`.
+        limit: Evaluate at most this many new images on this rank, then stop (the rest is left for a
+            resumed run).
+        progress: Show a progress bar on rank 0.
+        on_image: Called with each image index this rank finishes (tests use it to simulate a crash).
+
+    Returns:
+        A :class:`DatasetRun`.
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    if world.is_root:
+        check_run_record(out_dir, settings, write=True)
+    world.barrier()
+    check_run_record(out_dir, settings, write=True)  # another machine may not share rank 0's folder
+    store = RowStore(out_dir, world.rank)
+    mine = shard_indices(len(dataset), world)
+    bar = _progress(len(mine), progress and world.is_root)
+    computed, stopped = 0, False
+    for index in mine:
+        image_id = dataset.image_id(index)
+        pending = [m for m in methods if not store.done(image_id, m)]
+        if pending and limit is not None and computed >= limit:
+            stopped = True
+            break
+        if pending:
+            scores = evaluate_image(model, dataset[index], pending, target=target, fractions=fractions,
+                                    batch_size=batch_size, mean=mean, std=std)
+            store.append(asdict(s) for s in scores)
+            computed += 1
+            if on_image is not None:
+                on_image(index)
+        bar.update(1)
+    bar.close()
+    local = store.select(dict.fromkeys(dataset.image_id(i) for i in mine), methods)
+    gathered = gather_to_root(local, world)
+    rows: list[dict[str, Any]] = []
+    complete = not stopped
+    if gathered is not None:
+        rows = _merge(gathered, methods)
+        complete = len(rows) == len(dataset) * len(methods)
+    world.barrier()
+    return DatasetRun(rows=rows, complete=complete, computed=computed, seconds=time.perf_counter() - start)
+
+
+def _merge(parts: Sequence[Sequence[dict[str, Any]]], methods: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per (image, method) from every rank's rows (the padded duplicates dropped), sorted."""
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
+    for part in parts:
+        for row in part:
+            unique.setdefault((row["id"], row["method"]), row)
+    order = {m: i for i, m in enumerate(methods)}
+    return sorted(unique.values(), key=lambda r: (r["index"], order[r["method"]]))
+
+
+def write_results(out_dir: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """``results.csv`` in ``out_dir`` (rank 0): the rows in :data:`COLUMNS` order."""
+    path = Path(out_dir) / "results.csv"
+    write_csv(path, rows, COLUMNS)
+    return path

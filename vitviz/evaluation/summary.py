@@ -1,0 +1,269 @@
+"""From per-image rows to one table per data set: means, standard errors, winners, and the Markdown page.
+
+:func:`summarise` turns the rows of :func:`vitviz.evaluation.runner.evaluate_dataset` into a JSON-ready
+summary; :func:`render_markdown` writes it as the tables of ``docs/evaluation.md`` (in the columns of
+Chefer, Gur & Wolf 2021, Table 1), and :func:`insert_between_markers` puts them into a page between
+``<!-- evaluation:start -->`` and ``<!-- evaluation:end -->``, so that no number is ever typed by hand.
+
+Scales follow Chefer's table: AUCs and scores in percent. With the fractions 0.0, 0.1, …, 0.9 an AUC is at
+most 90 (a curve that stays at 100 %).
+
+Winner of a column: the best mean over the methods (lowest for a positive-perturbation AUC, highest for
+everything else), the random baseline left out (it is the level a method must beat, shown beside). Its
+margin over the runner-up is given with the standard error of the paired per-image differences (both
+methods scored the same images), so a margin of less than about two standard errors is not a clear win.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .localisation import SEGMENTATION_COUNTS, segmentation_miou
+
+__all__ = ["CHEFER_2021", "COLUMNS", "Column", "insert_between_markers", "render_markdown", "summarise"]
+
+START, END = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A summary column.
+
+    Attributes:
+        key: Row field (per image) the column averages.
+        title: Header in the Markdown table.
+        lower_is_better: True for positive-perturbation AUCs.
+        needs_mask: Only defined where the images have object masks.
+    """
+
+    key: str
+    title: str
+    lower_is_better: bool = False
+    needs_mask: bool = False
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("pos_top1_pixels", "positive perturbation AUC, pixels (Chefer)", lower_is_better=True),
+    Column("neg_top1_pixels", "negative perturbation AUC, pixels (Chefer)"),
+    Column("pos_top1_tokens", "positive perturbation AUC, token dropping", lower_is_better=True),
+    Column("neg_top1_tokens", "negative perturbation AUC, token dropping"),
+    Column("seg_miou", "segmentation mIoU (Chefer)", needs_mask=True),
+    Column("mask_iou", "top-region IoU", needs_mask=True),
+    Column("pointing", "pointing game", needs_mask=True),
+    Column("pos_auc_pixels", "positive AUC of p(target), pixels", lower_is_better=True),
+    Column("neg_auc_pixels", "negative AUC of p(target), pixels"),
+    Column("pos_auc_tokens", "positive AUC of p(target), tokens", lower_is_better=True),
+    Column("neg_auc_tokens", "negative AUC of p(target), tokens"),
+)
+CHEFER_COLUMNS = ("pos_top1_pixels", "neg_top1_pixels", "seg_miou")
+
+CHEFER_2021: dict[str, tuple[float, float, float]] = {
+    # Chefer, Gur & Wolf 2021 (CVPR), Table 1, ViT-B/16 on ImageNet: positive perturbation AUC, negative
+    # perturbation AUC (top-1 accuracy, pixels set to 0), ImageNet-segmentation mIoU; as reprinted by the
+    # ReScience C 2022 reproduction. Keyed by our registry key where we have the method.
+    "attention": (23.99, 45.55, 46.37),
+    "rollout": (20.05, 53.1, 55.42),
+    "gradcam": (34.06, 41.52, 40.82),
+    "lrp": (41.94, 43.49, 32.89),
+    "partial_lrp": (19.64, 50.49, 57.94),
+    "chefer2021": (17.03, 54.16, 61.95),
+}
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan")
+    return {"mean": float(v.mean()), "sem": sem, "n": int(v.size)}
+
+
+def _column_values(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+    """Per-image values of ``key`` (booleans as 0/1; rows without it left out)."""
+    return np.asarray([float(r[key]) for r in rows if r.get(key) is not None], dtype=np.float64)
+
+
+def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
+              titles: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None,
+              baselines: Sequence[str] = ("random",)) -> dict[str, Any]:
+    """Per-method means and standard errors of every column, the winners, and the mean curves.
+
+    Args:
+        rows: One per (image, method), as :func:`~vitviz.evaluation.runner.evaluate_dataset` returns.
+        methods: Registry keys, in table order.
+        titles: Method key -> human name.
+        info: What was evaluated (model, data, target rule, ...), copied into the summary.
+        baselines: Methods that are chance levels, not contenders: never a column's winner.
+
+    Returns:
+        A JSON-ready dict: ``methods``, ``titles``, ``images``, ``columns`` (key -> title, direction),
+        ``metrics`` (method -> column -> mean/sem/n, in the rows' own scale: AUCs up to 0.9, scores in
+        [0, 1]), ``winners`` (column -> best, runner-up, paired difference), ``curves`` (method -> mean
+        target probability per fraction, per order and removal), ``chance_pointing``, and ``info``.
+    """
+    by_method = {m: [r for r in rows if r["method"] == m] for m in methods}
+    images = sorted({r["id"] for r in rows})
+    has_mask = any(r.get("pointing") is not None for r in rows)
+    columns = [c for c in COLUMNS if has_mask or not c.needs_mask]
+    metrics: dict[str, dict[str, Any]] = {}
+    for m, mrows in by_method.items():
+        values = {c.key: _column_values(mrows, c.key) for c in columns}
+        metrics[m] = {k: _stats(v) for k, v in values.items() if v.size}
+        if has_mask and "seg_miou" in metrics[m]:
+            counts = np.asarray([[r[k] for k in SEGMENTATION_COUNTS] for r in mrows
+                                 if r.get("seg_fg_union") is not None])  # (n, 4)
+            metrics[m]["seg_miou"]["mean"] = segmentation_miou(counts)  # Chefer: counts summed, then IoU
+        metrics[m]["attribute_ms_median"] = float(np.median([r["attribute_ms"] for r in mrows])) if mrows else None
+    return {
+        "info": dict(info or {}),
+        "methods": list(methods),
+        "titles": {m: (titles or {}).get(m, m) for m in methods},
+        "images": len(images),
+        "columns": {c.key: {"title": c.title, "lower_is_better": c.lower_is_better} for c in columns},
+        "metrics": metrics,
+        "baselines": [m for m in methods if m in baselines],
+        "winners": {c.key: _winner(by_method, {m: v for m, v in metrics.items() if m not in baselines}, c)
+                    for c in columns},
+        "curves": _mean_curves(by_method),
+        "chance_pointing": (float(np.mean([r["chance_pointing"] for r in rows if r.get("chance_pointing") is not None]))
+                            if has_mask else None),
+    }
+
+
+def _winner(by_method: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Mapping[str, Any],
+            column: Column) -> dict[str, Any] | None:
+    means = {m: v[column.key]["mean"] for m, v in metrics.items() if column.key in v}
+    if len(means) < 2:
+        return None
+    ranked = sorted(means, key=lambda m: means[m], reverse=not column.lower_is_better)
+    best, second = ranked[0], ranked[1]
+    a = {r["id"]: r[column.key] for r in by_method[best] if r.get(column.key) is not None}
+    b = {r["id"]: r[column.key] for r in by_method[second] if r.get(column.key) is not None}
+    diff = np.asarray([float(a[i]) - float(b[i]) for i in a if i in b], dtype=np.float64)
+    sem = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else float("nan")
+    return {"ranking": ranked, "best": best, "runner_up": second,
+            "difference": float(means[best] - means[second]), "paired_sem": sem}
+
+
+def _mean_curves(by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for m, mrows in by_method.items():
+        curves = [r["curves"] for r in mrows if r.get("curves")]
+        if not curves:
+            continue
+        out[m] = {k: np.mean([c[k] for c in curves], axis=0).tolist() for k in curves[0]}
+    return out
+
+
+# ------------------------------------------------------------------------------------------- Markdown
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+
+
+def _table(summary: Mapping[str, Any], keys: Sequence[str]) -> list[str]:
+    cols = summary["columns"]
+    keys = [k for k in keys if k in cols]
+    head = "| method | " + " | ".join(f"{cols[k]['title']} {'↓' if cols[k]['lower_is_better'] else '↑'}"
+                                       for k in keys) + " |"
+    lines = [head, "|---|" + "---|" * len(keys)]
+    for m in summary["methods"]:
+        cells = []
+        for k in keys:
+            stat = summary["metrics"][m].get(k)
+            if stat is None:
+                cells.append("–")
+                continue
+            text = f"{_pct(stat['mean'])} ± {_pct(stat['sem'])}" if k != "seg_miou" else _pct(stat["mean"])
+            win = (summary["winners"].get(k) or {}).get("best") == m
+            cells.append(f"**{text}**" if win else text)
+        lines.append(f"| {summary['titles'][m]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _winner_lines(summary: Mapping[str, Any], keys: Sequence[str]) -> list[str]:
+    lines = []
+    for k in keys:
+        win = summary["winners"].get(k)
+        if not win:
+            continue
+        t = summary["titles"]
+        m = summary["metrics"]
+        sem = win["paired_sem"]
+        best, second = (f"{t[w]} ({_pct(m[w][k]['mean'])})" for w in (win["best"], win["runner_up"]))
+        chance = "".join(f"; {t[b]}: {_pct(m[b][k]['mean'])}" for b in summary.get("baselines", ()) if k in m[b])
+        if win["difference"] == 0:
+            lines.append(f"- {summary['columns'][k]['title']}: **{best}** ties with {second}{chance}")
+            continue
+        clear = abs(win["difference"]) > 2 * sem if not math.isnan(sem) else False
+        lines.append(
+            f"- {summary['columns'][k]['title']}: **{best}** beats {second} by {_pct(abs(win['difference']))} "
+            f"points (paired standard error {_pct(sem)}: "
+            f"{'a clear margin' if clear else 'within two standard errors'}){chance}")
+    return lines
+
+
+def _paper_lines(summary: Mapping[str, Any]) -> list[str]:
+    shared = [m for m in summary["methods"] if m in CHEFER_2021]
+    if len(shared) < 2:
+        return []
+    t = summary["titles"]
+    lines = ["", f"Ranking against Chefer et al. 2021 (Table 1, ViT-B/16 on ImageNet), over the {len(shared)} "
+             "methods both evaluate, best first:", "", "| column | ours | paper |", "|---|---|---|"]
+    for i, k in enumerate(CHEFER_COLUMNS):
+        if k not in summary["columns"]:
+            continue
+        lower = summary["columns"][k]["lower_is_better"]
+        ours = sorted(shared, key=lambda m: summary["metrics"][m][k]["mean"], reverse=not lower)
+        paper = sorted(shared, key=lambda m: CHEFER_2021[m][i], reverse=not lower)
+        same = " (same order)" if ours == paper else ""
+        lines.append(f"| {summary['columns'][k]['title']} | {' > '.join(t[m] for m in ours)}{same} | "
+                     f"{' > '.join(t[m] for m in paper)} |")
+    return lines
+
+
+def render_markdown(summary: Mapping[str, Any]) -> str:
+    """The summary as Markdown: Chefer's columns, the probability AUCs, winners, ranking against the paper."""
+    info = summary.get("info", {})
+    chefer = ["pos_top1_pixels", "neg_top1_pixels", "pos_top1_tokens", "neg_top1_tokens", "seg_miou", "mask_iou",
+              "pointing"]
+    prob = ["pos_auc_pixels", "neg_auc_pixels", "pos_auc_tokens", "neg_auc_tokens"]
+    lines = [f"Generated by `python -m vitviz.evaluate --markdown` from `{info.get('summary_path', 'summary.json')}`: "
+             f"model **{info.get('model', '?')}**"
+             + (f" at patch size {info['patch_size']}" if info.get("patch_size") else "")
+             + f", {summary['images']} images ({info.get('data', '?')}), class explained: "
+             f"{info.get('target', 'predicted')}. Mean ± standard error over images, in percent; "
+             "bold marks each column's best.", ""]
+    lines += _table(summary, chefer)
+    if summary.get("chance_pointing") is not None:
+        lines += ["", f"Chance level of the pointing game (a uniformly random patch): "
+                  f"{_pct(summary['chance_pointing'])}."]
+    lines += ["", "Area under the target class's softmax probability instead of top-1 accuracy:", ""]
+    lines += _table(summary, prob)
+    lines += ["", "Winners (each column's best against its runner-up):", ""]
+    lines += _winner_lines(summary, chefer + prob)
+    lines += _paper_lines(summary)
+    cost = {m: summary["metrics"][m].get("attribute_ms_median") for m in summary["methods"]}
+    lines += ["", "Median time of one method call per image (ms, wall clock on "
+              f"{info.get('device', 'cpu')} with torch threads: {info.get('threads', '?')}; a shared machine): "
+              + ", ".join(f"{summary['titles'][m]} {v:.1f}" for m, v in cost.items() if v is not None) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def insert_between_markers(page: str, block: str) -> str:
+    """``page`` with the text between the evaluation markers replaced by ``block``.
+
+    Raises:
+        ValueError: the page lacks the markers.
+    """
+    if START not in page or END not in page or page.index(START) > page.index(END):
+        raise ValueError(f"the page has no {START} … {END} block to fill")
+    head, rest = page.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{block}{END}{tail}"
