@@ -19,7 +19,17 @@ from vitviz.figures._base import (
     tiled_heatmap_figure,
 )
 
-__all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name"]
+__all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name",
+           "head_colours"]
+
+
+def head_colours(num_heads: int) -> list[str]:
+    """One clearly different colour per head: Plotly's qualitative palettes (10, or up to 24 colours);
+    beyond 24 heads the colours repeat."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly if num_heads <= len(qualitative.Plotly) else qualitative.Dark24
+    return [palette[h % len(palette)] for h in range(num_heads)]
 
 
 def token_name(layout: Any, token: int) -> str:
@@ -132,7 +142,7 @@ def attention_distance_figure(
         title: figure title.
 
     Returns:
-        One scatter trace per head, each with ``L`` points.
+        One scatter trace per head, each with ``L`` points and its own colour (:func:`head_colours`).
     """
     dist = np.asarray(dist, dtype=np.float64)
     if dist.ndim != 2:
@@ -140,10 +150,10 @@ def attention_distance_figure(
     num_layers, num_heads = dist.shape
     layers = np.arange(num_layers) if layers is None else np.asarray(layers)
     fig = go.Figure()
-    for h in range(num_heads):
+    for h, colour in enumerate(head_colours(num_heads)):
         fig.add_trace(go.Scatter(
             x=layers, y=dist[:, h], mode="markers", name=f"head {h}",
-            marker=dict(size=7, opacity=0.8),
+            marker=dict(size=7, opacity=0.8, color=colour),
             hovertemplate=f"layer %{{x}}, head {h}: %{{y:.1f}} px<extra></extra>",
         ))
     fig.update_xaxes(title_text="network depth (layer)", dtick=1 if num_layers <= 24 else None)
