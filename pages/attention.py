@@ -46,15 +46,21 @@ query_kind = c3.segmented_control(
     "Query token", query_options, default=query_options[0], required=True, format_func=_query_label,
     key="attn_query", bind="query-params", persist_state="session",
 )
-if query_kind == "patch":
-    p1, p2, _ = st.columns([1, 1, 4])
-    row = p1.number_input("Patch row", 0, gh - 1, value=gh // 2, key="attn_row", bind="query-params",
-                          persist_state="session")
-    col = p2.number_input("Patch column", 0, gw - 1, value=gw // 2, key="attn_col", bind="query-params",
-                          persist_state="session")
-    query = (int(row), int(col))
-else:
-    query = query_kind
+
+
+def _query_a_patch() -> None:
+    st.session_state["attn_query"] = "patch"
+
+
+# The patch inputs are drawn whatever the query, so that a click on the image (which sets them and the query
+# in one callback) changes widgets that existed in the previous run: only those are written to the URL.
+p1, p2, _ = st.columns([1, 1, 4])
+row = p1.number_input("Patch row", 0, gh - 1, value=gh // 2, key="attn_row", bind="query-params",
+                      persist_state="session", on_change=_query_a_patch,
+                      help="The query patch; changing it makes a patch the query.")
+col = p2.number_input("Patch column", 0, gw - 1, value=gw // 2, key="attn_col", bind="query-params",
+                      persist_state="session", on_change=_query_a_patch)
+query = (int(row), int(col)) if query_kind == "patch" else query_kind
 
 from vitviz.analysis import attention_grid, attention_map
 from vitviz.figures import attention_grid_figure, attention_map_figure, map_extent
