@@ -78,7 +78,7 @@ with left:
                    on_select=ui.click_to_state("attn.map", "attn_row", "attn_col", attn_query="patch"))
 with right:
     st.markdown("**Share of this query's attention**")
-    shares = list(amap.prefix.items()) + [("all patches", float(amap.patches.sum()))]
+    shares = list(amap.shares().items())  # of the row's total: a max/min over heads is normalised to 1
     for column, (name, value) in zip(st.columns(len(shares)), shares):
         column.metric(_query_label(name) if name in prefix_names else name.capitalize(), f"{value:.1%}")
     flat = amap.patches.ravel()
@@ -93,7 +93,7 @@ with right:
     )
     if head in ui.HEAD_FUSIONS and head != "mean":
         st.caption(f"With {head} fusion the values no longer sum to 1: each patch shows the {head} over "
-                   f"the {cap.num_heads} heads.")
+                   f"the {cap.num_heads} heads; the shares above are of their total.")
 
 st.subheader("Every layer and head at once")
 normalize = st.toggle("Scale each tile to its own maximum", value=True, key="attn_norm", bind="query-params",

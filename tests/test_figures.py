@@ -449,6 +449,16 @@ def test_embedding_filters_rejects_mismatch():
 # ----------------------------------------------------------------------------------------- attention
 
 
+def test_attention_map_shares_of_a_max_fused_row_stay_shares(layout, photo):
+    rows = np.random.default_rng(9).dirichlet(np.ones(layout.num_tokens), size=4)  # (heads, N)
+    fused = rows.max(axis=0)  # sums above 1
+    fig = F.attention_map_figure(fused, photo, None, layout, query=layout.num_prefix_tokens, head="max")
+    subtitle = fig.layout.title.subtitle.text
+    assert "total" in subtitle
+    share = fused[layout.patch_slice].sum() / fused.sum()
+    assert f"all patches: {share:.3g}" in subtitle and share <= 1
+
+
 def test_attention_map_patch_query(layout, photo):
     geometry = centre_crop(ORIGINAL, layout.input_size)
     gh, gw = layout.grid_size

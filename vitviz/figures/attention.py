@@ -75,7 +75,9 @@ def attention_map_figure(
 
     Returns:
         Overlay traces ``[image, heatmap, grid lines]``; the colour scale spans 0..max over patches so a
-        large class-token share does not wash the map out.
+        large class-token share does not wash the map out. The subtitle gives each prefix token's and all
+        patches' share of the row's total: the attention itself for one head or the head mean, the fused
+        row normalised to 1 for a max or min over heads (whose values do not sum to 1).
     """
     (gh, gw), _, prefix = grid_spec(layout)
     prefix_values, patch_map = split_tokens(attention_row, layout)  # (P,), (gh, gw)
@@ -85,8 +87,12 @@ def attention_map_figure(
         title=f"{layer_text}{_head_name(head)}: attention of {token_name(layout, query)}",
         zmin=0.0, zmax=float(patch_map.max()) or 1.0, opacity=opacity, value_label="attention",
     )
-    shares = [prefix_summary(prefix, prefix_values), f"all patches: {patch_map.sum():.3g}"]
-    fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s))
+    total = float(prefix_values.sum() + patch_map.sum())  # 1 for one head or the mean; not for max / min
+    scale = 1.0 / total if np.isfinite(total) and total > 0 else 1.0
+    shares = [prefix_summary(prefix, prefix_values * scale), f"all patches: {patch_map.sum() * scale:.3g}"]
+    if abs(total - 1.0) > 1e-3:
+        shares.insert(0, "shares of the fused row's total:")
+    fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s).replace(": · ", ": "))
     if query >= len(prefix):
         row, col = divmod(query - len(prefix), gw)
         extent = map_extent(geometry, as_rgb_array(image).shape[:2], layout)
