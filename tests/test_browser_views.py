@@ -72,3 +72,28 @@ def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, serve
         assert figure_state(other, "attn.map") == after, "the link opens the same map"
     finally:
         other.context.close()
+
+
+def test_a_click_near_a_tiles_corner_selects_that_tile(page, server):
+    open_page(page, server, "position_embeddings")
+    before = figure_state(page, "pos.tile")
+    # the top-left cell of tile (row 1, col 2): far from the tile's centre, where its marker sits
+    point = page.evaluate(
+        """(sel) => {
+            const gd = document.querySelector(sel), L = gd._fullLayout, box = gd.getBoundingClientRect();
+            const heat = gd._fullData.find(t => t.type === 'heatmap');
+            const gw = heat.x.filter(v => v.startsWith('col 0 ')).length, gh = heat.y.filter(v => v.startsWith('row 0 ')).length;
+            const x = heat.x[2 * (gw + 1)], y = heat.y[1 * (gh + 1)];
+            const targets = gd._fullData.find(t => t.name === 'click targets');
+            const i = Array.from(targets.customdata).findIndex(c => c[0] === 1 && c[1] === 2);
+            const px = (v, ax) => ax._offset + ax.d2p(v);
+            return {x: box.left + px(x, L.xaxis), y: box.top + px(y, L.yaxis),
+                    cx: box.left + px(targets.x[i], L.xaxis), cy: box.top + px(targets.y[i], L.yaxis)};
+        }""",
+        _plot("pos.tiles"))
+    assert abs(point["x"] - point["cx"]) + abs(point["y"] - point["cy"]) > 20, point
+    page.mouse.move(point["x"], point["y"])
+    page.wait_for_timeout(300)
+    page.mouse.click(point["x"], point["y"])
+    after = wait_for_change(page, "pos.tile", before)
+    assert "(row 1, col 2)" in json.loads(after)[0]
