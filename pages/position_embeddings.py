@@ -1,6 +1,7 @@
 """Position embeddings: what the model learned about where each patch sits (ViT paper, Fig. 7)."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
@@ -12,8 +13,9 @@ ui.page_header(
     "Position embeddings",
     "Patches carry no position of their own: the model adds a learned **position embedding** to each. "
     "Each tile below shows how similar one position's embedding is to all others (cosine similarity; "
-    "ViT paper, Fig. 7 centre). Nearby positions, and positions in the same row or column, tend to be "
-    "similar: the model has learned the 2-D layout of the image. **Click a tile** to enlarge it.",
+    "ViT paper, Fig. 7 centre). In ImageNet-trained ViTs, nearby positions, and positions in the same row or "
+    "column, are similar: those models learn the 2-D layout of the image. Whether this model did is said "
+    "below the title. **Click a tile** to enlarge it.",
 )
 ctx = ui.context()
 ctx.require()
@@ -31,7 +33,23 @@ except PositionEmbeddingUnavailable as exc:
     sim = None
 
 
+def locality_sentence(sim) -> str:
+    """What this model's position embeddings show, in one sentence computed from ``sim``."""
+    from vitviz.analysis import near_far_similarity
+
+    near, far = near_far_similarity(sim)
+    numbers = (f"a position's embedding has a mean cosine similarity of **{near:.2f}** to its 4 neighbours and "
+               f"**{far:.2f}** to distant positions (half the grid or more away)")
+    if not (np.isfinite(near) and np.isfinite(far)):
+        return f"**This model:** the grid is too small to compare near and distant positions."
+    if near - far > 0.1:
+        return f"**This model:** {numbers}: nearby positions are more alike, as in the ViT paper."
+    return (f"**This model:** {numbers}: nearby positions are hardly more alike than distant ones, so this "
+            "model has not learned the 2-D layout the way ImageNet ViTs do.")
+
+
 if sim is not None:
+    st.markdown(locality_sentence(sim))
     data_range = st.toggle("Colour by the data's range instead of −1…1", key="pos_range",
                            bind="query-params", persist_state="session",
                            help="Learned embeddings are often all positively correlated; the data range "
