@@ -102,9 +102,9 @@ normalize = st.toggle("Scale each tile to its own maximum", value=True, key="att
 maps = attention_grid(cap, query)  # (L, H, gh, gw)
 query_text = "the class token" if query_kind == "cls" else (
     f"patch ({query[0]}, {query[1]})" if query_kind == "patch" else _query_label(query_kind).lower())
-grid_fig = ui.add_tile_targets(attention_grid_figure(
-    maps, normalize=normalize, title=f"Attention of {query_text}: layers (rows) × heads (columns)"),
-    label=ui.TILE_LAYER_HEAD)
+grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=f"Attention of {query_text}"),
+                               label=ui.TILE_LAYER_HEAD)
+grid_fig.update_layout(title_subtitle_text="layers (rows) × heads (columns)")  # short lines: narrow columns
 # square tiles: a grid of few heads is narrow, so the text goes beside it; a wide one gets the full width
 narrow = cap.num_heads <= min(cap.num_layers, 6)
 grid_col, text_col = st.columns([0.55, 0.45], gap="large") if narrow else (st.container(), st.container())

@@ -30,8 +30,8 @@ dist = distance_view(fwd.key, fwd)  # (L, H) input pixels
 def depth_sentence(dist: np.ndarray, uniform: float) -> str:
     """What this model's heads do with depth, in one sentence computed from ``dist`` (L, H) in pixels."""
     first, last = dist[0], dist[-1]
-    spread = (f"the heads of layer 0 look {first.min():.0f}–{first.max():.0f} px away, those of layer "
-              f"{len(dist) - 1} {last.min():.0f}–{last.max():.0f} px (uniform attention: {uniform:.0f} px)")
+    spread = (f"layer 0's heads look {first.min():.0f}–{first.max():.0f} px away on average, layer "
+              f"{len(dist) - 1}'s {last.min():.0f}–{last.max():.0f} px (uniform attention: {uniform:.0f} px)")
     grows = last.mean() > first.mean() + 0.1 * uniform
     mixed = first.max() - first.min() > 0.25 * uniform
     verdict = ("attention reaches further with depth" if grows else "attention does not reach further with depth")

@@ -35,17 +35,21 @@ except PositionEmbeddingUnavailable as exc:
 
 def locality_sentence(sim) -> str:
     """What this model's position embeddings show, in one sentence computed from ``sim``."""
-    from vitviz.analysis import near_far_similarity
+    from vitviz.analysis import position_locality
 
-    near, far = near_far_similarity(sim)
-    numbers = (f"a position's embedding has a mean cosine similarity of **{near:.2f}** to its 4 neighbours and "
-               f"**{far:.2f}** to distant positions (half the grid or more away)")
-    if not (np.isfinite(near) and np.isfinite(far)):
-        return f"**This model:** the grid is too small to compare near and distant positions."
-    if near - far > 0.1:
-        return f"**This model:** {numbers}: nearby positions are more alike, as in the ViT paper."
-    return (f"**This model:** {numbers}: nearby positions are hardly more alike than distant ones, so this "
-            "model has not learned the 2-D layout the way ImageNet ViTs do.")
+    loc = position_locality(sim)
+    numbers = (f"a position's mean similarity to its 4 neighbours is **{loc.neighbours:.2f}**, and the "
+               f"correlation of similarity with distance is **{loc.distance_correlation:.2f}**")
+    if not np.isfinite(loc.distance_correlation):
+        return "**This model:** its position embeddings are too uniform to say how they encode the layout."
+    if loc.distance_correlation < -0.5:
+        return f"**This model:** {numbers}: similarity falls with distance, as in ImageNet ViTs."
+    text = (f"**This model:** {numbers}: beyond the nearest neighbours, distant positions can be as alike as "
+            "near ones, unlike in ImageNet ViTs")
+    if loc.border_correlation < -0.5:
+        text += (f". It encodes mostly how far a patch is from the border (correlation with the difference "
+                 f"in distance to the border: **{loc.border_correlation:.2f}**)")
+    return text + "."
 
 
 if sim is not None:

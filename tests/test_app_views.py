@@ -53,30 +53,36 @@ def test_walkthrough_numbers_blocks_from_zero_with_whole_ticks(open_app):
 
 
 def test_position_intro_states_what_this_model_does(open_app):
-    from vitviz.analysis import near_far_similarity, position_similarity
+    from vitviz.analysis import position_locality, position_similarity
 
     at = open_app("pages/position_embeddings.py")
     fwd = app_capture(at)
-    near, far = near_far_similarity(position_similarity(fwd.model, fwd.layout))
+    loc = position_locality(position_similarity(fwd.model, fwd.layout))
     text = " ".join(m.value for m in at.markdown)
-    assert "ImageNet" in text, "the paper's finding is stated as what ImageNet ViTs do"
+    assert "ImageNet-trained ViTs" in text, "the paper's finding is stated as what ImageNet ViTs do"
     sentence = next(m.value for m in at.markdown if m.value.startswith("**This model:**"))
-    assert f"**{near:.2f}**" in sentence and f"**{far:.2f}**" in sentence
-    assert ("more alike, as in the ViT paper" in sentence) == (near - far > 0.1)
+    assert f"**{loc.neighbours:.2f}**" in sentence and f"**{loc.distance_correlation:.2f}**" in sentence
+    assert ("similarity falls with distance" in sentence) == (loc.distance_correlation < -0.5), sentence
 
 
-def test_near_far_similarity_hand_checked():
-    from vitviz.analysis import near_far_similarity
-
-    gh, gw = 4, 4
+def _grid_pairs(gh, gw):
     rows, cols = np.indices((gh, gw))
-    # similarity falls with distance: 1 - 0.1 · Chebyshev distance
-    cheb = np.maximum(np.abs(rows[:, :, None, None] - rows[None, None]), np.abs(cols[:, :, None, None] - cols[None, None]))
-    near, far = near_far_similarity(1 - 0.1 * cheb)
-    assert near == 0.9
-    far_values = (1 - 0.1 * cheb)[cheb >= 2]
-    assert far == far_values.mean() and far < near
-    assert near_far_similarity(np.ones((3, 3, 3, 3))) == (1.0, 1.0)
+    return rows[:, :, None, None] - rows[None, None], cols[:, :, None, None] - cols[None, None]  # (gh, gw, gh, gw)
+
+
+def test_position_locality_tells_a_layout_from_a_border_code():
+    from vitviz.analysis import position_locality
+
+    dr, dc = _grid_pairs(6, 6)
+    layout_like = np.exp(-np.hypot(dr, dc) / 2)  # similarity falls with distance
+    loc = position_locality(layout_like)
+    assert loc.neighbours == np.exp(-0.5) and loc.distance_correlation < -0.8
+    rows, cols = np.indices((6, 6))
+    border = np.minimum.reduce([rows, cols, 5 - rows, 5 - cols])  # (6, 6) steps to the border
+    ring_like = np.exp(-np.abs(border[:, :, None, None] - border[None, None]))  # only the ring matters
+    loc = position_locality(ring_like)
+    assert loc.distance_correlation > -0.5 and loc.border_correlation < -0.9
+    assert np.isnan(position_locality(np.ones((3, 3, 3, 3))).distance_correlation)
 
 
 def test_heads_intro_states_what_this_model_does(open_app):
@@ -87,9 +93,9 @@ def test_heads_intro_states_what_this_model_does(open_app):
     text = " ".join(m.value for m in at.markdown)
     assert "trained on ImageNet" in text
     sentence = next(m.value for m in at.markdown if m.value.startswith("**This model:**"))
-    assert f"layer 0 look {dist[0].min():.0f}–{dist[0].max():.0f} px" in sentence, sentence
+    assert f"layer 0's heads look {dist[0].min():.0f}–{dist[0].max():.0f} px away" in sentence, sentence
     last = len(dist) - 1
-    assert f"layer {last} {dist[-1].min():.0f}–{dist[-1].max():.0f} px" in sentence, sentence
+    assert f"layer {last}'s {dist[-1].min():.0f}–{dist[-1].max():.0f} px" in sentence, sentence
     assert any(re.search(r"Hidden state \d+: the (embeddings|output of block)", c.value) for c in at.caption)
 
 
