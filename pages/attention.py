@@ -46,15 +46,21 @@ query_kind = c3.segmented_control(
     "Query token", query_options, default=query_options[0], required=True, format_func=_query_label,
     key="attn_query", bind="query-params", persist_state="session",
 )
-if query_kind == "patch":
-    p1, p2, _ = st.columns([1, 1, 4])
-    row = p1.number_input("Patch row", 0, gh - 1, value=gh // 2, key="attn_row", bind="query-params",
-                          persist_state="session")
-    col = p2.number_input("Patch column", 0, gw - 1, value=gw // 2, key="attn_col", bind="query-params",
-                          persist_state="session")
-    query = (int(row), int(col))
-else:
-    query = query_kind
+
+
+def _query_a_patch() -> None:
+    st.session_state["attn_query"] = "patch"
+
+
+# The patch inputs are drawn whatever the query, so that a click on the image (which sets them and the query
+# in one callback) changes widgets that existed in the previous run: only those are written to the URL.
+p1, p2, _ = st.columns([1, 1, 4])
+row = p1.number_input("Patch row", 0, gh - 1, value=gh // 2, key="attn_row", bind="query-params",
+                      persist_state="session", on_change=_query_a_patch,
+                      help="The query patch; changing it makes a patch the query.")
+col = p2.number_input("Patch column", 0, gw - 1, value=gw // 2, key="attn_col", bind="query-params",
+                      persist_state="session", on_change=_query_a_patch)
+query = (int(row), int(col)) if query_kind == "patch" else query_kind
 
 from vitviz.analysis import attention_grid, attention_map
 from vitviz.figures import attention_grid_figure, attention_map_figure, map_extent
@@ -72,7 +78,7 @@ with left:
                    on_select=ui.click_to_state("attn.map", "attn_row", "attn_col", attn_query="patch"))
 with right:
     st.markdown("**Share of this query's attention**")
-    shares = list(amap.prefix.items()) + [("all patches", float(amap.patches.sum()))]
+    shares = list(amap.shares().items())  # of the row's total: a max/min over heads is normalised to 1
     for column, (name, value) in zip(st.columns(len(shares)), shares):
         column.metric(_query_label(name) if name in prefix_names else name.capitalize(), f"{value:.1%}")
     flat = amap.patches.ravel()
@@ -87,7 +93,7 @@ with right:
     )
     if head in ui.HEAD_FUSIONS and head != "mean":
         st.caption(f"With {head} fusion the values no longer sum to 1: each patch shows the {head} over "
-                   f"the {cap.num_heads} heads.")
+                   f"the {cap.num_heads} heads; the shares above are of their total.")
 
 st.subheader("Every layer and head at once")
 normalize = st.toggle("Scale each tile to its own maximum", value=True, key="attn_norm", bind="query-params",
@@ -96,8 +102,9 @@ normalize = st.toggle("Scale each tile to its own maximum", value=True, key="att
 maps = attention_grid(cap, query)  # (L, H, gh, gw)
 query_text = "the class token" if query_kind == "cls" else (
     f"patch ({query[0]}, {query[1]})" if query_kind == "patch" else _query_label(query_kind).lower())
-grid_fig = ui.add_tile_targets(attention_grid_figure(
-    maps, normalize=normalize, title=f"Attention of {query_text}: layers (rows) × heads (columns)"))
+grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=f"Attention of {query_text}"),
+                               label=ui.TILE_LAYER_HEAD)
+grid_fig.update_layout(title_subtitle_text="layers (rows) × heads (columns)")  # short lines: narrow columns
 # square tiles: a grid of few heads is narrow, so the text goes beside it; a wide one gets the full width
 narrow = cap.num_heads <= min(cap.num_layers, 6)
 grid_col, text_col = st.columns([0.55, 0.45], gap="large") if narrow else (st.container(), st.container())

@@ -12,8 +12,9 @@ ui.entry_point()
 ui.page_header(
     "Heads & depth",
     "The ViT paper measured, for every head, the **mean attention distance**: how far (in pixels) a query "
-    "patch looks on average, weighting each key patch by its attention (Fig. 7 right, Fig. 11). Early "
-    "layers mix local and global heads; deeper layers look globally. Here it is for your image.",
+    "patch looks on average, weighting each key patch by its attention (Fig. 7 right, Fig. 11). In ViTs "
+    "trained on ImageNet, early layers mix local and global heads and deeper layers look globally. Here it "
+    "is for this model and your image.",
 )
 ctx = ui.context()
 ctx.require()
@@ -24,6 +25,23 @@ from vitviz.analysis import feature_pca, patch_distances
 from vitviz.figures import attention_distance_figure, feature_pca_figure, token_norm_figure
 
 dist = distance_view(fwd.key, fwd)  # (L, H) input pixels
+
+
+def depth_sentence(dist: np.ndarray, uniform: float) -> str:
+    """What this model's heads do with depth, in one sentence computed from ``dist`` (L, H) in pixels."""
+    first, last = dist[0], dist[-1]
+    spread = (f"layer 0's heads look {first.min():.0f}–{first.max():.0f} px away on average, layer "
+              f"{len(dist) - 1}'s {last.min():.0f}–{last.max():.0f} px (uniform attention: {uniform:.0f} px)")
+    grows = last.mean() > first.mean() + 0.1 * uniform
+    mixed = first.max() - first.min() > 0.25 * uniform
+    verdict = ("attention reaches further with depth" if grows else "attention does not reach further with depth")
+    verdict += (", and the first layer mixes local and global heads, as in the ViT paper." if mixed and grows else
+                ", and the first layer mixes local and global heads." if mixed else
+                ", and the first layer's heads all look about as far.")
+    return f"**This model:** {spread}: {verdict}"
+
+
+st.markdown(depth_sentence(dist, float(patch_distances(layout).mean())))
 left, right = st.columns([3, 2], gap="large")
 with left:
     ui.show_figure(attention_distance_figure(dist), key="heads.distance", filename="mean-attention-distance",
@@ -47,6 +65,9 @@ st.markdown("Each block adds to the tokens it receives (the residual stream). So
 depth = st.slider("Hidden state", 0, cap.num_layers, value=cap.num_layers, key="heads_state",
                   bind="query-params", persist_state="session",
                   help="0 = the embeddings entering block 0; i = the output of block i−1.")
+from vitviz.figures.features import hidden_state_name
+
+st.caption(f"Hidden state {int(depth)}: the {hidden_state_name(int(depth), cap.num_layers + 1)}.")
 norms = token_norms_view(fwd.key, fwd)  # (L+1, N)
 ui.show_figure(token_norm_figure(norms, layout, int(depth)), key="heads.norms", filename=f"token-norms-{depth}",
                height=440)

@@ -200,10 +200,11 @@ with right:
 # 6 ------------------------------------------------------------------------------------ blocks
 step(6, "Repeat: transformer blocks",
      f"Attention and a small MLP, each with a LayerNorm before it and a residual connection around it, "
-     f"form one block; the model stacks {depth}. The token count and width never change, so every block "
-     "refines the same sequence.",
-     r"z'_\ell = \mathrm{MSA}(\mathrm{LN}(z_{\ell-1})) + z_{\ell-1}, \qquad "
-     r"z_\ell = \mathrm{MLP}(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 1 \dots " + str(depth),
+     f"form one block; the model stacks {depth}, numbered 0 to {depth - 1} as on every page. The token count "
+     f"and width never change, so every block refines the same sequence: $z_\\ell$ is the sequence entering "
+     f"block ℓ, so $z_0$ is the sequence of step 4 and $z_{{{depth}}}$ leaves the last block, {depth - 1}.",
+     r"z'_\ell = \mathrm{MSA}_\ell(\mathrm{LN}(z_\ell)) + z_\ell, \qquad "
+     r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
      f"({layout.num_tokens}, {dim}) → … → ({layout.num_tokens}, {dim}), {depth} times")
 norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
 depth_fig = go.Figure()
@@ -212,8 +213,10 @@ for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, f"patch (
 depth_fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
                                mode="lines", name="mean of all patches", line=dict(dash="dot", color="gray")))
 depth_fig.update_layout(title=dict(text="Token length ‖z‖ after each block"), height=300,
-                        xaxis_title="hidden state (0 = before block 0, i = after block i−1)",
+                        xaxis_title="hidden state: the embeddings z₀, then the output of each block",
                         yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
+depth_fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
+                       ticktext=["z₀ in"] + [f"block {i}" for i in range(depth)])
 ui.show_figure(depth_fig, key="how.blocks", filename="step6-token-norms")
 
 # 7 ------------------------------------------------------------------------------------ classifier

@@ -1,6 +1,8 @@
 """Patches: how the image is cut into patches, and what happens when the patch size changes."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import streamlit as st
 
@@ -36,11 +38,38 @@ native = native_patch_size(native_fwd.model)
 input_side = min(native_fwd.layout.input_size)
 options = patch_size_options(ctx.loaded, native, input_side)
 
+
+
+def size_label(p: int) -> str:
+    return f"{p} px" + (" (native)" if p == native else "")
+
+
+def patch_size_from_url(options: list[int]) -> str | None:
+    """Honour a link's ``?patch=8`` (or ``8 px``): the URL normally holds the slider's text ("8 px"), which
+    Streamlit reads itself; a bare size is set here, once per link. Returns a warning for a size this model
+    does not offer, else None."""
+    raw = st.query_params.get("patch")
+    if raw is None or raw in [size_label(p) for p in options] or st.session_state.get("_patch_url") == raw:
+        return None
+    st.session_state["_patch_url"] = raw
+    match = re.fullmatch(r"\s*(\d+)\s*(px)?\s*", raw)
+    if match and int(match.group(1)) in options:
+        st.session_state["patch"] = int(match.group(1))
+        return None
+    allowed = ", ".join(f"{p}" for p in options)
+    asked = f"{int(match.group(1))} px" if match else f"“{raw}”"
+    return (f"The link asks for patch size {asked}, which this model does not offer; it offers {allowed} px. "
+            f"Showing {native} px, its native size.")
+
+
+url_problem = patch_size_from_url(options)
+if url_problem:
+    st.warning(url_problem, icon=":material/link_off:")
 controls, facts = st.columns([2, 3], vertical_alignment="bottom")
 with controls:
     size = st.select_slider(
         "Patch size (pixels)", options=options, value=native, key="patch", bind="query-params",
-        persist_state="session", format_func=lambda p: f"{p} px" + (" (native)" if p == native else ""),
+        persist_state="session", format_func=size_label,
         help="The model was trained at the native size. Other sizes resample its patch-embedding weights "
         "and position embeddings (timm's set_input_size).",
     )

@@ -1,6 +1,7 @@
 """Position embeddings: what the model learned about where each patch sits (ViT paper, Fig. 7)."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
@@ -12,8 +13,9 @@ ui.page_header(
     "Position embeddings",
     "Patches carry no position of their own: the model adds a learned **position embedding** to each. "
     "Each tile below shows how similar one position's embedding is to all others (cosine similarity; "
-    "ViT paper, Fig. 7 centre). Nearby positions, and positions in the same row or column, tend to be "
-    "similar: the model has learned the 2-D layout of the image. **Click a tile** to enlarge it.",
+    "ViT paper, Fig. 7 centre). In ImageNet-trained ViTs, nearby positions, and positions in the same row or "
+    "column, are similar: those models learn the 2-D layout of the image. Whether this model did is said "
+    "below the title. **Click a tile** to enlarge it.",
 )
 ctx = ui.context()
 ctx.require()
@@ -31,7 +33,27 @@ except PositionEmbeddingUnavailable as exc:
     sim = None
 
 
+def locality_sentence(sim) -> str:
+    """What this model's position embeddings show, in one sentence computed from ``sim``."""
+    from vitviz.analysis import position_locality
+
+    loc = position_locality(sim)
+    numbers = (f"a position's mean similarity to its 4 neighbours is **{loc.neighbours:.2f}**, and the "
+               f"correlation of similarity with distance is **{loc.distance_correlation:.2f}**")
+    if not np.isfinite(loc.distance_correlation):
+        return "**This model:** its position embeddings are too uniform to say how they encode the layout."
+    if loc.distance_correlation < -0.5:
+        return f"**This model:** {numbers}: similarity falls with distance, as in ImageNet ViTs."
+    text = (f"**This model:** {numbers}: beyond the nearest neighbours, distant positions can be as alike as "
+            "near ones, unlike in ImageNet ViTs")
+    if loc.border_correlation < -0.5:
+        text += (f". It encodes mostly how far a patch is from the border (correlation with the difference "
+                 f"in distance to the border: **{loc.border_correlation:.2f}**)")
+    return text + "."
+
+
 if sim is not None:
+    st.markdown(locality_sentence(sim))
     data_range = st.toggle("Colour by the data's range instead of −1…1", key="pos_range",
                            bind="query-params", persist_state="session",
                            help="Learned embeddings are often all positively correlated; the data range "

@@ -43,7 +43,7 @@ left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Attention rollout")
     fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, start_layer=int(start),
-                         query=view.figure_query)
+                         query=view.figure_query, head_fusion=fusion, discard_ratio=float(discard))
     ui.show_figure(fig, key="ro.plain", filename=f"rollout-{fusion}-discard{discard:.2f}-start{start}",
                    height=560)
     if view.prefix.shape[1]:

@@ -55,6 +55,22 @@ def test_head_fusion(head, reduce):
         attention_map(attn, layer=0, head="median", layout=LAYOUT)
 
 
+@pytest.mark.parametrize("head", ["mean", "max", "min", 1])
+def test_shares_never_exceed_one(head):
+    attn = _random_attention(seed=3)
+    result = attention_map(attn, layer=0, head=head, query="cls", layout=LAYOUT)
+    shares = result.shares()
+    assert list(shares) == ["cls", "reg0", "all patches"]
+    assert sum(shares.values()) == pytest.approx(1.0) and max(shares.values()) <= 1.0
+    row = {"mean": attn[0, :, 0].mean(0), "max": attn[0, :, 0].max(0), "min": attn[0, :, 0].min(0)}.get(head)
+    row = attn[0, 1, 0] if row is None else row
+    # hand check: each share is the fused row's value over the fused row's total (max sums above 1)
+    assert shares["cls"] == pytest.approx(row[0] / row.sum())
+    assert shares["all patches"] == pytest.approx(row[2:].sum() / row.sum())
+    if head == "max":
+        assert row.sum() > 1.0, "the case that showed 247.6 %"
+
+
 def test_grid_of_layers_and_heads():
     attn = _random_attention(seed=2)
     grid = attention_grid(attn, query="reg0", layout=LAYOUT)

@@ -89,6 +89,57 @@ def test_tile_targets_name_the_tile_under_each_tick():
         assert z[y_labels.index(y), x_labels.index(x)] == pytest.approx(sim[int(r), int(c), k_row, k_col], abs=1e-6)
 
 
+def _tile_figures():
+    from vitviz.figures import attention_grid_figure, position_similarity_figure
+    from vitviz_app.clicks import TILE_LAYER_HEAD
+
+    rng = np.random.default_rng(1)
+    yield "position", add_tile_targets(position_similarity_figure(rng.uniform(-1, 1, size=(3, 4, 3, 4)))), (3, 4)
+    yield "attention", add_tile_targets(attention_grid_figure(rng.uniform(size=(4, 3, 5, 6))),
+                                        label=TILE_LAYER_HEAD), (4, 3)
+
+
+@pytest.mark.parametrize("name", ["position", "attention"])
+def test_a_click_anywhere_inside_a_tile_selects_that_tile(name):
+    """Plotly clicks the marker nearest the pointer (hoverdistance -1, equal-aspect category axes, one unit
+    per cell): every point inside a tile, corners included, must be nearest to that tile's marker."""
+    fig, (tiles_a, tiles_b) = next((f, shape) for n, f, shape in _tile_figures() if n == name)
+    heat = fig.data[0]
+    x_index = {label: i for i, label in enumerate(heat.x)}
+    y_index = {label: i for i, label in enumerate(heat.y)}
+    targets = next(t for t in fig.data if t.name == CLICK_TRACE_NAME)
+    markers = np.array([[x_index[x], y_index[y]] for x, y in zip(targets.x, targets.y)], dtype=float)  # (A·B, 2)
+    z = np.asarray(heat.z, dtype=float)
+    tile_of = {}
+    for (r, c), (mx, my) in zip(np.asarray(targets.customdata, dtype=int), markers):
+        tile_of[(int(mx), int(my))] = (r, c)
+    checked = 0
+    for yi in range(z.shape[0]):
+        for xi in range(z.shape[1]):
+            if np.isnan(z[yi, xi]):
+                continue  # a gap between tiles
+            # which tile this cell belongs to: gaps are one cell wide, tiles evenly spaced
+            tile_h = (z.shape[0] + 1) // tiles_a
+            tile_w = (z.shape[1] + 1) // tiles_b
+            expected = (yi // tile_h, xi // tile_w)
+            for dx in (-0.45, 0.0, 0.45):
+                for dy in (-0.45, 0.0, 0.45):
+                    d = np.hypot(markers[:, 0] - (xi + dx), markers[:, 1] - (yi + dy))
+                    nearest = tuple(np.asarray(targets.customdata, dtype=int)[int(np.argmin(d))])
+                    assert nearest == expected, (name, yi, xi, dx, dy)
+                    checked += 1
+    assert checked == 9 * np.isfinite(z).sum()
+    assert fig.layout.hoverdistance == -1, "the nearest marker wins however far the pointer is from it"
+    assert heat.hoverinfo == "skip", "inside a tile the heatmap must not take the hover (and the click)"
+
+
+def test_tile_hover_text_names_what_the_tile_is():
+    texts = {name: next(t for t in fig.data if t.name == CLICK_TRACE_NAME).hovertemplate
+             for name, fig, _ in _tile_figures()}
+    assert texts["attention"].startswith("layer %{customdata[0]}, head %{customdata[1]}")
+    assert texts["position"].startswith("position (row %{customdata[0]}, col %{customdata[1]})")
+
+
 @pytest.mark.parametrize(
     "event, cell",
     [

@@ -409,6 +409,10 @@ def test_position_tile_figure_enlarges_one_tile(layout):
     (outline,) = fig.layout.shapes
     assert (outline.x0, outline.x1, outline.y0, outline.y1) == (col - 0.5, col + 0.5, row - 0.5, row + 0.5)
     assert list(fig.layout.xaxis.range) == [-0.5, gw - 0.5] and list(fig.layout.yaxis.range) == [gh - 0.5, -0.5]
+    # the enlarged tile sits in a narrow column: a title that long was cut to "…to all position"
+    assert fig.layout.title.text == f"Position (row {row}, col {col})"
+    assert fig.layout.title.subtitle.text == "cosine similarity to every position"
+    assert max(len(fig.layout.title.text), len(fig.layout.title.subtitle.text)) <= 36
 
 
 def test_position_similarity_rejects_bad_shape():
@@ -447,6 +451,16 @@ def test_embedding_filters_rejects_mismatch():
 
 
 # ----------------------------------------------------------------------------------------- attention
+
+
+def test_attention_map_shares_of_a_max_fused_row_stay_shares(layout, photo):
+    rows = np.random.default_rng(9).dirichlet(np.ones(layout.num_tokens), size=4)  # (heads, N)
+    fused = rows.max(axis=0)  # sums above 1
+    fig = F.attention_map_figure(fused, photo, None, layout, query=layout.num_prefix_tokens, head="max")
+    subtitle = fig.layout.title.subtitle.text
+    assert "total" in subtitle
+    share = fused[layout.patch_slice].sum() / fused.sum()
+    assert f"all patches: {share:.3g}" in subtitle and share <= 1
 
 
 def test_attention_map_patch_query(layout, photo):
@@ -545,6 +559,20 @@ def test_rollout_title_can_be_left_out_or_name_the_method(photo):
     assert F.rollout_figure(maps, photo, None, title="").layout.title.text == ""
     fig = F.rollout_figure(maps, photo, None, query="mean_patches", method="gradient_rollout")
     assert fig.layout.title.text == "Gradient rollout, layers 0–1 (mean over patch queries)"
+
+
+def test_rollout_title_follows_the_slider_and_names_the_settings(photo):
+    maps = rng_map((4, 3, 3))
+    fig = F.rollout_figure(maps, photo, None, head_fusion="max", discard_ratio=0.5)
+    assert fig.layout.title.text == "Attention rollout, layers 0–3 (class-token row; max fusion, discard 0.50)"
+    frame_titles = [frame.layout.title.text for frame in fig.frames]
+    assert frame_titles[0] == "Attention rollout, layer 0 (class-token row; max fusion, discard 0.50)"
+    assert frame_titles[2].startswith("Attention rollout, layers 0–2 ")
+    assert frame_titles[-1] == fig.layout.title.text, "the figure opens on the last frame"
+    single = F.rollout_figure(maps[-1:], photo, None, start_layer=3, head_fusion="mean", discard_ratio=0.0)
+    assert single.layout.title.text == "Attention rollout, layer 3 (class-token row; mean fusion)"
+    fixed = F.rollout_figure(maps, photo, None, title="Gradient rollout for “cat”")
+    assert {frame.layout.title.text for frame in fixed.frames} == {"Gradient rollout for “cat”"}
 
 
 # ------------------------------------------------------------------------------------------ features

@@ -4,7 +4,7 @@ Unlike the ``vitviz`` library, this package imports Streamlit. Pages stay thin: 
 :class:`AppContext`, ask it for the cached forward pass, compute views with ``vitviz.analysis`` and draw
 them with ``vitviz.figures`` through :func:`show_figure`.
 """
-from .clicks import add_cell_targets, add_tile_targets, click_to_state, clicked_cell
+from .clicks import TILE_LAYER_HEAD, TILE_POSITION, add_cell_targets, add_tile_targets, click_to_state, clicked_cell
 from .export import download_arrays, npz_bytes, read_npz, show_figure
 from .loaders import Forward, forward_passes
 from .sidebar import AppContext, context, sidebar
@@ -14,6 +14,8 @@ __all__ = [
     "AppContext",
     "Forward",
     "HEAD_FUSIONS",
+    "TILE_LAYER_HEAD",
+    "TILE_POSITION",
     "add_cell_targets",
     "bar_max",
     "add_tile_targets",

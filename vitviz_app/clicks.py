@@ -13,7 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-__all__ = ["add_cell_targets", "add_tile_targets", "clicked_cell", "click_to_state", "CLICK_TRACE_NAME"]
+__all__ = ["add_cell_targets", "add_tile_targets", "clicked_cell", "click_to_state", "CLICK_TRACE_NAME",
+           "TILE_LAYER_HEAD", "TILE_POSITION"]
 
 CLICK_TRACE_NAME = "click targets"
 
@@ -60,12 +61,22 @@ def add_cell_targets(fig: go.Figure, extent: Any) -> go.Figure:
     return fig
 
 
-def add_tile_targets(fig: go.Figure) -> go.Figure:
-    """Make each tile of a tiled heatmap (``tiled_heatmap_figure``: category axes) clickable.
+TILE_POSITION = "position (row %{customdata[0]}, col %{customdata[1]})"
+TILE_LAYER_HEAD = "layer %{customdata[0]}, head %{customdata[1]}"
+
+
+def add_tile_targets(fig: go.Figure, label: str = TILE_POSITION) -> go.Figure:
+    """Make each tile of a tiled heatmap (``tiled_heatmap_figure``: category axes) clickable, all over.
 
     A marker sits on each tile's middle cell, which is where the axes put their ticks; the tick text is the
-    tile's index, so customdata is ``[tile row, tile col]``. Within Plotly's hover distance of a tile's
-    centre the marker is hovered (and clicked); elsewhere the heatmap keeps its own hover text.
+    tile's index, so customdata is ``[tile row, tile col]``. With ``hoverdistance=-1`` the marker nearest the
+    pointer is the one hovered and clicked: the tiles are equal and evenly spaced, so that is the marker of
+    the tile under the pointer anywhere inside it (not only near its centre); the heatmap's own hover is
+    skipped, or it would win inside the tiles.
+
+    Args:
+        fig: The tiled heatmap figure.
+        label: Hover text of a tile, a Plotly template over ``customdata`` (e.g. :data:`TILE_LAYER_HEAD`).
     """
     xaxis, yaxis = fig.layout.xaxis, fig.layout.yaxis
     xs, ys = list(xaxis.tickvals), list(yaxis.tickvals)
@@ -74,9 +85,12 @@ def add_tile_targets(fig: go.Figure) -> go.Figure:
     x = [xs[i] for i in grid_x.ravel()]
     y = [ys[i] for i in grid_y.ravel()]
     customdata = np.stack([np.asarray(row_ids)[grid_y.ravel()], np.asarray(col_ids)[grid_x.ravel()]], axis=1)
-    hovertemplate = "position (row %{customdata[0]}, col %{customdata[1]})<extra>click to enlarge</extra>"
-    fig.add_trace(_targets(x, y, customdata, hovertemplate))
-    fig.update_layout(hovermode="closest", clickmode="event+select", dragmode="pan")
+    heat = _first_heatmap(fig)
+    if heat is not None:
+        heat.hoverinfo = "skip"
+        heat.hovertemplate = None
+    fig.add_trace(_targets(x, y, customdata, f"{label}<extra>click to enlarge</extra>"))
+    fig.update_layout(hovermode="closest", hoverdistance=-1, clickmode="event+select", dragmode="pan")
     return fig
 
 

@@ -1,7 +1,11 @@
 """Showing figures and handing data out: PNG export from Plotly's toolbar, arrays as ``.npz`` + settings.
 
 Every figure in the app goes through :func:`show_figure`, so each one has the camera button of Plotly's
-toolbar set to save a PNG with a meaningful file name. :func:`download_arrays` offers the raw arrays of a
+toolbar set to save a PNG with a meaningful file name, and is drawn with the figure's own colours.
+Streamlit's front end treats ``#000001`` … ``#000040`` in a figure's JSON as placeholders of its chart
+theme and replaces them, whatever the theme; Inferno's first colour is ``#000004``, so every zero was drawn
+light pink (or purple without the theme). :func:`show_figure` therefore writes colour scales as ``rgb()``
+strings, draws with ``theme=None`` and a concrete template. :func:`download_arrays` offers the raw arrays of a
 view as one ``.npz`` file that also holds the view's settings as JSON (``settings`` entry), so a saved
 array always says which model, image, layer, head... it came from.
 """
@@ -16,12 +20,47 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-__all__ = ["plotly_config", "show_figure", "npz_bytes", "read_npz", "download_arrays", "slug"]
+__all__ = ["APP_TEMPLATE", "browser_safe_colours", "plotly_config", "show_figure", "npz_bytes", "read_npz", "download_arrays", "slug"]
 
 
 def slug(text: str) -> str:
     """A file-name-safe version of ``text``: ``'Layer 3, head 2'`` -> ``'layer-3-head-2'``."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "figure"
+
+
+def _app_template() -> go.layout.Template:
+    """Plotly's ``plotly_white`` with the app's text colour: a concrete template, free of the placeholder
+    colours (``#000001``...) of the template Streamlit installs as Plotly's default, which only its chart
+    theme would replace."""
+    import plotly.io as pio
+
+    template = go.layout.Template(pio.templates["plotly_white"])
+    template.layout.font = dict(color="#1f2430")
+    return template
+
+
+APP_TEMPLATE = _app_template()
+"""The template every figure is shown with (and exported as PNG with)."""
+
+_PLACEHOLDER = re.compile(r"#0000[0-4][0-9]", re.IGNORECASE)
+
+
+def _rgb(colour: str) -> str:
+    if isinstance(colour, str) and colour.startswith("#") and len(colour) == 7:
+        return "rgb({}, {}, {})".format(*(int(colour[i:i + 2], 16) for i in (1, 3, 5)))
+    return colour
+
+
+def browser_safe_colours(fig: go.Figure) -> go.Figure:
+    """Write every colour scale of ``fig`` (traces, markers, colour axes) as ``rgb()`` strings, so none of
+    its colours matches a placeholder that Streamlit's front end replaces (``#000001`` … ``#000040``)."""
+    holders = list(fig.data) + [getattr(t, "marker", None) for t in fig.data]
+    holders += [fig.layout[name] for name in fig.layout if name.startswith("coloraxis")]
+    for holder in holders:
+        scale = getattr(holder, "colorscale", None) if holder is not None else None
+        if scale and any(_PLACEHOLDER.fullmatch(str(colour)) for _, colour in scale):
+            holder.colorscale = [[position, _rgb(colour)] for position, colour in scale]
+    return fig
 
 
 def plotly_config(filename: str, *, clickable: bool = False) -> dict[str, Any]:
@@ -48,7 +87,8 @@ def show_figure(
     """Draw a Plotly figure with PNG export; with ``on_select`` the chart reports clicked points.
 
     Args:
-        fig: The figure (not modified except for its height when ``height`` is given).
+        fig: The figure (modified: its template becomes :data:`APP_TEMPLATE`, its colour scales
+            :func:`browser_safe_colours`, and its height ``height`` when given).
         key: Widget key (required so clicks survive reruns and tests can find the chart).
         filename: PNG file name for the toolbar's camera button.
         on_select: True reruns the page when the user clicks a point; a callable is called first (it reads
@@ -60,12 +100,14 @@ def show_figure(
     """
     if height is not None:
         fig.update_layout(height=height)
+    fig.update_layout(template=APP_TEMPLATE)
+    browser_safe_colours(fig)
     config = plotly_config(filename, clickable=bool(on_select))
     with st.container(key=f"fig-{slug(key)}"):  # a stable CSS class (st-key-fig-...) for browser tests
         if on_select:
             return st.plotly_chart(fig, key=key, on_select="rerun" if on_select is True else on_select,
-                                   selection_mode="points", config=config)
-        st.plotly_chart(fig, key=key, config=config)
+                                   selection_mode="points", config=config, theme=None)
+        st.plotly_chart(fig, key=key, config=config, theme=None)
     return None
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 from . import loaders
 from .samples import default_sample, list_samples, read_sample
 
-__all__ = ["AppContext", "sidebar", "context", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
+__all__ = ["AppContext", "Prompt", "sidebar", "context", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
 
 SOURCES = ("Sample", "Upload", "Camera")
 OTHER_MODEL = "Other timm model…"
@@ -38,6 +38,10 @@ _SOURCE_TEXT = {
     "bundled": "vitviz-shapes, shipped with vitviz (offline)",
     "random": "random (untrained)",
 }
+
+
+class Prompt(str):
+    """A message for an empty state (nothing uploaded or typed yet): shown as a neutral prompt, not an error."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +73,10 @@ class AppContext:
         if self.ready:
             return
         for problem in self.problems:
-            st.error(problem, icon=":material/error:")
+            if isinstance(problem, Prompt):
+                st.info(problem, icon=":material/arrow_back:")
+            else:
+                st.error(problem, icon=":material/error:")
         if not self.problems:
             st.info("Choose an image in the sidebar: a sample, your own upload, or the camera.",
                     icon=":material/image:")
@@ -134,12 +141,12 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
             help="JPEG, PNG, WebP, BMP, GIF or TIFF. The photo stays on this server only while you use it.",
         )
         if upload is None:
-            return None, "", ["Upload a photo in the sidebar (or pick a sample) to begin."]
+            return None, "", [Prompt("Upload a photo in the sidebar (or pick a sample) to begin.")]
         return upload.getvalue(), f"upload: {upload.name}", problems
     if source == "Camera":
         shot = st.camera_input("Take a photo", key="camera")
         if shot is None:
-            return None, "", ["Take a photo with the camera in the sidebar (or pick a sample) to begin."]
+            return None, "", [Prompt("Take a photo with the camera in the sidebar (or pick a sample) to begin.")]
         return shot.getvalue(), "camera photo", problems
     samples = list_samples()
     if not samples:
@@ -256,7 +263,7 @@ def sidebar() -> AppContext:
             weights = weights_key = None
         model_key = f"{name}|{weights_key or 'default'}"
         if not name:
-            problems.append("Type a timm model name in the sidebar, e.g. deit_tiny_patch16_224.fb_in1k.")
+            problems.append(Prompt("Type a timm model name in the sidebar, e.g. deit_tiny_patch16_224.fb_in1k."))
         else:
             loaded = _load(name, weights, weights_key, problems)
             if loaded is not None:

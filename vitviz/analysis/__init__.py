@@ -11,7 +11,13 @@ from .distance import mean_attention_distance, patch_distances
 from .features import feature_pca, token_norm_map, token_norms
 from .filters import EmbeddingFilters, embedding_filters
 from .patches import PatchGrid, patch_grid, patch_tiles, patchify
-from .posembed import PositionEmbeddingUnavailable, patch_position_embeddings, position_similarity
+from .posembed import (
+    PositionEmbeddingUnavailable,
+    PositionLocality,
+    patch_position_embeddings,
+    position_locality,
+    position_similarity,
+)
 from .predictions import Prediction, imagenet_labels, softmax, top_k
 from .repatch import nearest_input_size, with_patch_size
 from .rollout import RolloutResult, discard_lowest, gradient_rollout, rollout
@@ -34,6 +40,8 @@ __all__ = [
     "mean_attention_distance",
     "nearest_input_size",
     "patch_distances",
+    "PositionLocality",
+    "position_locality",
     "patch_grid",
     "patch_position_embeddings",
     "patch_tiles",

@@ -42,6 +42,19 @@ class AttentionMap:
     head: int | str
     query: int
 
+    def shares(self) -> dict[str, float]:
+        """Each prefix token's and ``'all patches'``' share of the row's total; the shares sum to 1.
+
+        For one head or the head mean these are the attention values themselves (the row sums to 1); a max
+        or min over heads does not sum to 1 and is normalised here, so a share never exceeds 100 %. NaN for
+        a row without a positive finite total.
+        """
+        values = {**{name: float(v) for name, v in self.prefix.items()}, "all patches": float(self.patches.sum())}
+        total = sum(values.values())
+        if not (np.isfinite(total) and total > 0):
+            return {name: float("nan") for name in values}
+        return {name: value / total for name, value in values.items()}
+
 
 def query_index(query: Any, layout: Any) -> int:
     """The sequence index of a query given as ``'cls'`` (or another prefix name), ``(row, col)`` or an index.

@@ -13,6 +13,7 @@ absolute embedding plus RoPE) show their absolute embedding, which is real but n
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,8 @@ from torch import nn
 
 from ._convert import to_numpy
 
-__all__ = ["PositionEmbeddingUnavailable", "patch_position_embeddings", "position_similarity"]
+__all__ = ["PositionEmbeddingUnavailable", "patch_position_embeddings", "position_similarity",
+           "PositionLocality", "position_locality"]
 
 
 class PositionEmbeddingUnavailable(ValueError):
@@ -150,3 +152,45 @@ def position_similarity(model_or_pos_embed: Any, layout: Any) -> np.ndarray:
     unit = emb / np.where(norms > 0, norms, 1.0)  # (N, D)
     sim = np.clip(unit @ unit.T, -1.0, 1.0)  # (N, N)
     return sim.reshape(*grid, *grid)  # (gh, gw, gh, gw)
+
+
+
+@dataclass(frozen=True)
+class PositionLocality:
+    """What a position similarity says about the 2-D layout, in three numbers.
+
+    Attributes:
+        neighbours: Mean cosine similarity of a position to its 4-neighbours.
+        distance_correlation: Pearson correlation, over all pairs of distinct positions, between their
+            similarity and their distance on the grid. Strongly negative (near −1) when similarity falls with
+            distance, as in ImageNet ViTs (ViT paper, Fig. 7 centre).
+        border_correlation: The same with the difference of the two positions' distances to the grid's
+            border: strongly negative when the embeddings mostly encode how far a patch is from the border.
+    """
+
+    neighbours: float
+    distance_correlation: float
+    border_correlation: float
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 2 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def position_locality(sim: np.ndarray) -> PositionLocality:
+    """Summarise a ``(gh, gw, gh, gw)`` position similarity (:func:`position_similarity`)."""
+    sim = np.asarray(sim, dtype=np.float64)
+    gh, gw = sim.shape[:2]
+    rows, cols = np.indices((gh, gw)).reshape(2, -1)  # (P,) each, P = gh*gw
+    dr, dc = np.abs(rows[:, None] - rows[None]), np.abs(cols[:, None] - cols[None])  # (P, P)
+    border = np.minimum.reduce([rows, cols, gh - 1 - rows, gw - 1 - cols])  # (P,) steps to the border
+    flat = sim.reshape(gh * gw, gh * gw)  # (P, P)
+    pairs = ~np.eye(gh * gw, dtype=bool)
+    near = flat[(dr + dc) == 1]
+    return PositionLocality(
+        neighbours=float(near.mean()) if near.size else float("nan"),
+        distance_correlation=_correlation(np.hypot(dr, dc)[pairs], flat[pairs]),
+        border_correlation=_correlation(np.abs(border[:, None] - border[None])[pairs], flat[pairs]),
+    )

@@ -19,7 +19,17 @@ from vitviz.figures._base import (
     tiled_heatmap_figure,
 )
 
-__all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name"]
+__all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name",
+           "head_colours"]
+
+
+def head_colours(num_heads: int) -> list[str]:
+    """One clearly different colour per head: Plotly's qualitative palettes (10, or up to 24 colours);
+    beyond 24 heads the colours repeat."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly if num_heads <= len(qualitative.Plotly) else qualitative.Dark24
+    return [palette[h % len(palette)] for h in range(num_heads)]
 
 
 def token_name(layout: Any, token: int) -> str:
@@ -65,7 +75,9 @@ def attention_map_figure(
 
     Returns:
         Overlay traces ``[image, heatmap, grid lines]``; the colour scale spans 0..max over patches so a
-        large class-token share does not wash the map out.
+        large class-token share does not wash the map out. The subtitle gives each prefix token's and all
+        patches' share of the row's total: the attention itself for one head or the head mean, the fused
+        row normalised to 1 for a max or min over heads (whose values do not sum to 1).
     """
     (gh, gw), _, prefix = grid_spec(layout)
     prefix_values, patch_map = split_tokens(attention_row, layout)  # (P,), (gh, gw)
@@ -75,8 +87,12 @@ def attention_map_figure(
         title=f"{layer_text}{_head_name(head)}: attention of {token_name(layout, query)}",
         zmin=0.0, zmax=float(patch_map.max()) or 1.0, opacity=opacity, value_label="attention",
     )
-    shares = [prefix_summary(prefix, prefix_values), f"all patches: {patch_map.sum():.3g}"]
-    fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s))
+    total = float(prefix_values.sum() + patch_map.sum())  # 1 for one head or the mean; not for max / min
+    scale = 1.0 / total if np.isfinite(total) and total > 0 else 1.0
+    shares = [prefix_summary(prefix, prefix_values * scale), f"all patches: {patch_map.sum() * scale:.3g}"]
+    if abs(total - 1.0) > 1e-3:
+        shares.insert(0, "shares of the fused row's total:")
+    fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s).replace(": · ", ": "))
     if query >= len(prefix):
         row, col = divmod(query - len(prefix), gw)
         extent = map_extent(geometry, as_rgb_array(image).shape[:2], layout)
@@ -132,7 +148,7 @@ def attention_distance_figure(
         title: figure title.
 
     Returns:
-        One scatter trace per head, each with ``L`` points.
+        One scatter trace per head, each with ``L`` points and its own colour (:func:`head_colours`).
     """
     dist = np.asarray(dist, dtype=np.float64)
     if dist.ndim != 2:
@@ -140,10 +156,10 @@ def attention_distance_figure(
     num_layers, num_heads = dist.shape
     layers = np.arange(num_layers) if layers is None else np.asarray(layers)
     fig = go.Figure()
-    for h in range(num_heads):
+    for h, colour in enumerate(head_colours(num_heads)):
         fig.add_trace(go.Scatter(
             x=layers, y=dist[:, h], mode="markers", name=f"head {h}",
-            marker=dict(size=7, opacity=0.8),
+            marker=dict(size=7, opacity=0.8, color=colour),
             hovertemplate=f"layer %{{x}}, head {h}: %{{y:.1f}} px<extra></extra>",
         ))
     fig.update_xaxes(title_text="network depth (layer)", dtick=1 if num_layers <= 24 else None)

@@ -71,10 +71,10 @@ def position_tile_figure(sim: np.ndarray, row: int, col: int, *, data_range: boo
     zmin, zmax = _color_range(sim[row, col], data_range)
     return grid_heatmap_figure(
         sim[row, col],  # (gh, gw)
-        title=f"Similarity of position (row {row}, col {col}) to all positions",
+        title=f"Position (row {row}, col {col})",
         value_label="cosine", value_format=".3f", colorscale=SIMILARITY_SCALE,
         zmin=zmin, zmax=zmax, outline=(row, col),
-    )
+    ).update_layout(title_subtitle_text="cosine similarity to every position")  # short lines: narrow columns
 
 
 def _to_uint8_tiles(tiles: np.ndarray) -> np.ndarray:

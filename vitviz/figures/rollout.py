@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from vitviz.figures._base import overlay_figure
 
-__all__ = ["rollout_figure"]
+__all__ = ["rollout_figure", "rollout_title"]
 
 HEATMAP_TRACE = 1  # overlay traces: [image, heatmap, grid lines]
 
@@ -25,6 +25,22 @@ def _query_text(query: str) -> str:
     return QUERY_NAMES.get(query, f"{query} row")
 
 
+def _layers_text(first: int, last: int) -> str:
+    return f"layer {first}" if first == last else f"layers {first}–{last}"
+
+
+def rollout_title(method: str, first: int, last: int, query: str, head_fusion: str | None = None,
+                  discard_ratio: float | None = None) -> str:
+    """``"Attention rollout, layers 0–3 (class-token row; max fusion, discard 0.50)"``."""
+    settings = []
+    if head_fusion is not None:
+        settings.append(f"{head_fusion} fusion")
+    if discard_ratio:
+        settings.append(f"discard {discard_ratio:.2f}")
+    details = "; ".join([_query_text(query)] + ([", ".join(settings)] if settings else []))
+    return f"{METHOD_NAMES.get(method, method)}, {_layers_text(first, last)} ({details})"
+
+
 def rollout_figure(
     maps: np.ndarray,
     image: Any,
@@ -36,11 +52,14 @@ def rollout_figure(
     method: str = "rollout",
     opacity: float = 0.6,
     title: str | None = None,
+    head_fusion: str | None = None,
+    discard_ratio: float | None = None,
 ) -> go.Figure:
     """Cumulative attention rollout drawn over the image, one animation frame per layer.
 
     Frame ``i`` shows the rollout through block ``start_layer + i``; the figure opens on the last layer.
-    Each frame has its own colour range (0..its maximum), since rollout concentrates with depth.
+    Each frame has its own colour range (0..its maximum), since rollout concentrates with depth, and its own
+    title (the layers it has rolled out), so the title follows the slider.
 
     Args:
         maps: ``(L', gh, gw)`` the rollout map after each layer (e.g. the class token's row of the
@@ -53,7 +72,10 @@ def rollout_figure(
             models without a class token) or another token's name.
         method: ``"rollout"`` (Abnar & Zuidema) or ``"gradient_rollout"`` (Chefer et al.), for the title.
         opacity: heatmap opacity.
-        title: figure title; ``None`` names the layers and the query, ``""`` leaves the title out.
+        title: figure title; ``None`` names the layers, the query and the settings (:func:`rollout_title`),
+            and follows the slider; ``""`` leaves the title out; any other text is kept on every frame.
+        head_fusion: how heads were fused (``"mean"``, ``"max"``, ``"min"``), for the title; ``None``: unsaid.
+        discard_ratio: fraction of weak links discarded, for the title (0 or ``None``: unsaid).
 
     Returns:
         Overlay traces ``[image, heatmap, grid lines]``, ``L'`` frames named by block index, a slider.
@@ -63,14 +85,14 @@ def rollout_figure(
         raise ValueError(f"expected (L, gh, gw) rollout maps, got shape {maps.shape}")
     layers = [start_layer + i for i in range(maps.shape[0])]
     top = [float(m.max()) or 1.0 for m in maps]
-    name = METHOD_NAMES.get(method, method)
-    if title is None:
-        title = f"{name}, layers {layers[0]}–{layers[-1]} ({_query_text(query)})"
-    fig = overlay_figure(maps[-1], image, geometry, layout, title=title, zmin=0.0, zmax=top[-1],
+    titles = [title] * len(layers) if title is not None else [
+        rollout_title(method, layers[0], layer, query, head_fusion, discard_ratio) for layer in layers]
+    fig = overlay_figure(maps[-1], image, geometry, layout, title=titles[-1], zmin=0.0, zmax=top[-1],
                          opacity=opacity, value_label="rollout")
     fig.frames = [
-        go.Frame(data=[go.Heatmap(z=m, zmin=0.0, zmax=zmax)], traces=[HEATMAP_TRACE], name=str(layer))
-        for m, zmax, layer in zip(maps, top, layers)
+        go.Frame(data=[go.Heatmap(z=m, zmin=0.0, zmax=zmax)], traces=[HEATMAP_TRACE], name=str(layer),
+                 layout=dict(title=dict(text=text)))
+        for m, zmax, layer, text in zip(maps, top, layers, titles)
     ]
     steps = [
         dict(method="animate", label=str(layer),
