@@ -302,6 +302,7 @@ class VVExplorer {
     el.status.textContent = this.statusText(tier);
     window.__vitvizExplorer = {
       drawCount: this.drawCount, query, layer, head, tier, payload: this.payload.header.id,
+      grid: [this.gh, this.gw], numPrefix: this.P, committed: this.data.committed,
       payloadBytes: this.payload.nbytes, values: values ? Array.from(values) : null,
       gridQuery: this.gridQuery, gridColumns: this.gridGeom ? this.gridGeom.cols.slice() : [],
       drawnAt: performance.now(),
