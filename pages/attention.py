@@ -100,6 +100,8 @@ def _commit(value: dict) -> None:
     st.session_state["attn_query"] = value["query"]
     if value["query"] == "patch":
         st.session_state["attn_row"], st.session_state["attn_col"] = int(value["row"]), int(value["col"])
+        # row and column inputs that are created in this run take the URL's values over the session's
+        st.query_params["attn_row"], st.query_params["attn_col"] = str(value["row"]), str(value["col"])
 
 
 explorer = attention_explorer(fwd, ctx.image, query_token=amap.query, layer=layer, head=head,
