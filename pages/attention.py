@@ -90,18 +90,16 @@ with right:
                    f"the {cap.num_heads} heads.")
 
 st.subheader("Point at a patch")
-from vitviz_app.components import attention_explorer
+from vitviz_app.components import attention_explorer, commit_updates
 
 
 def _commit(value: dict) -> None:
     """The explorer's click: the page's query (and the layer and head shown) follow it."""
-    st.session_state["attn_layer"] = int(value["layer"])
-    st.session_state["attn_head"] = str(value["head"])
-    st.session_state["attn_query"] = value["query"]
-    if value["query"] == "patch":
-        st.session_state["attn_row"], st.session_state["attn_col"] = int(value["row"]), int(value["col"])
-        # row and column inputs that are created in this run take the URL's values over the session's
-        st.query_params["attn_row"], st.query_params["attn_col"] = str(value["row"]), str(value["col"])
+    updates = commit_updates(value, "attn")
+    for key, item in updates.items():
+        st.session_state[key] = item
+    if "attn_row" in updates:  # row and column inputs created in this run take the URL's values over the session's
+        st.query_params["attn_row"], st.query_params["attn_col"] = str(updates["attn_row"]), str(updates["attn_col"])
 
 
 explorer = attention_explorer(fwd, ctx.image, query_token=amap.query, layer=layer, head=head,

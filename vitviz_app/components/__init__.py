@@ -3,6 +3,6 @@
 They receive plain arrays prepared by ``vitviz.export`` (never a model) and redraw in the browser, so a
 control that only changes the view costs no server rerun.
 """
-from .attention_explorer import attention_explorer, explorer_budget
+from .attention_explorer import attention_explorer, commit_updates, explorer_budget
 
-__all__ = ["attention_explorer", "explorer_budget"]
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget"]

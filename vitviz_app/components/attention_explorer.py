@@ -17,7 +17,7 @@ import streamlit as st
 
 from .payload import PAYLOAD_JS, payload_carrier
 
-__all__ = ["attention_explorer", "explorer_budget", "BUDGET_ENV"]
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "BUDGET_ENV"]
 
 _HERE = Path(__file__).parent
 BUDGET_ENV = "VITVIZ_BROWSER_BUDGET"
@@ -52,6 +52,18 @@ def _query_rows(fwd_key: str, token: int, _fwd: Any) -> str:
     from vitviz.export import query_rows_payload
 
     return base64.b64encode(query_rows_payload(_fwd.capture, [token])).decode()
+
+
+def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
+    """Session-state updates for a committed explorer value: ``{prefix}_query``, ``_row``, ``_col``, ``_layer``,
+    ``_head`` (the page's widget keys); empty when ``value`` is not a commit."""
+    if not isinstance(value, dict) or not value.get("query"):
+        return {}
+    updates = {f"{prefix}_query": str(value["query"])}
+    if value["query"] == "patch":
+        updates.update({f"{prefix}_row": int(value["row"]), f"{prefix}_col": int(value["col"])})
+    updates.update({f"{prefix}_layer": int(value["layer"]), f"{prefix}_head": str(value["head"])})
+    return updates
 
 
 def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, head: str,
