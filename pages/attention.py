@@ -98,8 +98,6 @@ def _commit(value: dict) -> None:
     updates = commit_updates(value, "attn")
     for key, item in updates.items():
         st.session_state[key] = item
-    if "attn_row" in updates:  # row and column inputs created in this run take the URL's values over the session's
-        st.query_params["attn_row"], st.query_params["attn_col"] = str(updates["attn_row"]), str(updates["attn_col"])
 
 
 explorer = attention_explorer(fwd, ctx.image, query_token=amap.query, layer=layer, head=head,

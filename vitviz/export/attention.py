@@ -149,7 +149,7 @@ def attention_payload(capture: Any, *, image_jpeg: bytes | None = None, budget: 
         if tier == "fused":
             header["fused_queries"] = list(range(capture.num_tokens))
             sections.update(_sections("fused", _fused_section(capture, item)))
-    if image_jpeg:
+    if image_jpeg and (tier != "none" or extra + 4096 <= budget):
         sections["image"] = image_jpeg
         header["image"] = {"mime": "image/jpeg", "height": layout.input_size[0], "width": layout.input_size[1]}
     blob, digest = _with_id(header, sections)
