@@ -54,7 +54,11 @@ def _server(tmp_path: Path, **env_extra: str):
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a busy machine: stop it the hard way
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
