@@ -119,12 +119,16 @@ def _hover(page, row: int, col: int) -> dict:
     return page.evaluate(EXPLORER)
 
 
-def _download(page) -> tuple[dict, dict]:
+def _download_from(page, container: str) -> tuple[dict, dict]:
     from vitviz_app.export import read_npz
 
     with page.expect_download(timeout=TIMEOUT_MS) as download:
-        page.locator(".st-key-attn-download").get_by_role("button", name="Download arrays (.npz)").click()
+        page.locator(container).get_by_role("button", name="Download arrays (.npz)").click()
     return read_npz(Path(download.value.path()).read_bytes())
+
+
+def _download(page) -> tuple[dict, dict]:
+    return _download_from(page, ".st-key-attn-download")
 
 
 def _half_steps(rows: np.ndarray) -> np.ndarray:
@@ -141,51 +145,83 @@ def _commit_click(page, row: int, col: int) -> None:
     _idle(page)
 
 
-def test_hovering_redraws_in_the_browser_and_matches_the_capture(browser, tmp_path):
-    with _server(tmp_path) as url:
-        page, frames = _open(browser, f"{url}/attention")
-        first = page.evaluate(EXPLORER)
-        assert first["tier"] == "heads"  # the bundled model is small: every head of every query is sent
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory):
+    with _server(tmp_path_factory.mktemp("server")) as url:
+        yield url
 
-        sent = frames.sent
-        a = _hover(page, 1, 1)
-        b = _hover(page, 5, 6)
-        assert a["query"] != b["query"] and a["drawCount"] < b["drawCount"]
-        assert not np.allclose(a["values"], b["values"])  # two different maps drawn
-        layer_input = page.locator(".vv-layer")
-        layer_input.focus()
-        page.keyboard.press("ArrowLeft")
-        page.wait_for_function(f"() => window.__vitvizExplorer.layer === {b['layer'] - 1}", timeout=10_000)
-        page.locator(".vv-head").select_option("2")
-        page.wait_for_function("() => window.__vitvizExplorer.head === '2'", timeout=10_000)
-        c = page.evaluate(EXPLORER)
-        assert c["query"] == b["query"] and not np.allclose(c["values"], b["values"])
-        page.wait_for_timeout(300)
-        assert frames.sent == sent, "hovering or changing layer/head in the explorer sent something to the server"
 
-        # a click commits: the page's query, layer and head follow; its download is the Capture's row
-        _commit_click(page, 5, 6)
-        arrays, settings = _download(page)
-        assert settings["query"] == [5, 6] and settings["layer"] == c["layer"] and settings["head"] == "2"
-        heads = arrays["attention_heads"].astype(np.float64)  # (H, N) from the Capture, full precision
-        drawn = page.evaluate(EXPLORER)
-        assert drawn["query"] == c["query"] and drawn["head"] == "2"
-        assert np.all(np.abs(np.asarray(drawn["values"]) - heads[2]) <= _half_steps(heads[2]) + 1e-6)
-        page.locator(".vv-head").select_option("mean")
-        page.wait_for_function("() => window.__vitvizExplorer.head === 'mean'", timeout=10_000)
-        mean = np.asarray(page.evaluate(EXPLORER)["values"])
-        assert np.all(np.abs(mean - heads.mean(0)) <= _half_steps(heads).max() + 1e-6)
-        # hover values of another query against the Capture too: the class token's row, via its button
-        page.locator(".vv-token").first.click()
-        page.wait_for_function("() => window.__vitvizExplorer.committed.token === 0", timeout=TIMEOUT_MS)
-        _idle(page)
-        arrays, settings = _download(page)
-        assert settings["query"] == "cls"
-        cls_heads = arrays["attention_heads"].astype(np.float64)
-        page.locator(".vv-head").select_option("max")
-        page.wait_for_function("() => window.__vitvizExplorer.head === 'max'", timeout=10_000)
-        drawn = np.asarray(page.evaluate(EXPLORER)["values"])
-        assert np.all(np.abs(drawn - cls_heads.max(0)) <= _half_steps(cls_heads).max() + 1e-6)
+def test_hovering_a_position_tile_shows_it_large_without_a_rerun(browser, default_server):
+    page = browser.new_page()
+    frames = Frames(page)
+    page.goto(f"{default_server}/position_embeddings", timeout=TIMEOUT_MS)
+    page.locator(".vt-tiles").wait_for(state="attached", timeout=TIMEOUT_MS)
+    page.locator(".vt-tiles").scroll_into_view_if_needed()
+    page.wait_for_function("() => window.__vitvizTiles && window.__vitvizTiles.drawCount > 0", timeout=TIMEOUT_MS)
+    _idle(page)
+    gh, gw = page.evaluate("() => window.__vitvizTiles.grid")
+    sent = frames.sent
+    drawn = {}
+    for row, col in ((1, 2), (5, 3)):
+        box = page.locator(".vt-tiles").bounding_box()
+        page.mouse.move(box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh)
+        page.wait_for_function(f"() => window.__vitvizTiles.index === {row * gw + col}", timeout=10_000)
+        drawn[row, col] = np.asarray(page.evaluate("() => window.__vitvizTiles.values")).reshape(gh, gw)
+    page.wait_for_timeout(300)
+    assert frames.sent == sent  # nothing went to the server
+    assert not np.allclose(drawn[1, 2], drawn[5, 3])
+    arrays, _ = _download_from(page, ".st-key-pos-download")
+    sim = arrays["position_similarity"].astype(np.float64)  # (gh, gw, gh, gw), the page's own values
+    for (row, col), values in drawn.items():
+        ref = sim[row, col]
+        assert np.all(np.abs(values - ref) <= (ref.max() - ref.min()) / 255 / 2 + 1e-6)
+
+
+def test_hovering_redraws_in_the_browser_and_matches_the_capture(browser, default_server):
+    url = default_server
+    page, frames = _open(browser, f"{url}/attention")
+    first = page.evaluate(EXPLORER)
+    assert first["tier"] == "heads"  # the bundled model is small: every head of every query is sent
+
+    sent = frames.sent
+    a = _hover(page, 1, 1)
+    b = _hover(page, 5, 6)
+    assert a["query"] != b["query"] and a["drawCount"] < b["drawCount"]
+    assert not np.allclose(a["values"], b["values"])  # two different maps drawn
+    layer_input = page.locator(".vv-layer")
+    layer_input.focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => window.__vitvizExplorer.layer === {b['layer'] - 1}", timeout=10_000)
+    page.locator(".vv-head").select_option("2")
+    page.wait_for_function("() => window.__vitvizExplorer.head === '2'", timeout=10_000)
+    c = page.evaluate(EXPLORER)
+    assert c["query"] == b["query"] and not np.allclose(c["values"], b["values"])
+    page.wait_for_timeout(300)
+    assert frames.sent == sent, "hovering or changing layer/head in the explorer sent something to the server"
+
+    # a click commits: the page's query, layer and head follow; its download is the Capture's row
+    _commit_click(page, 5, 6)
+    arrays, settings = _download(page)
+    assert settings["query"] == [5, 6] and settings["layer"] == c["layer"] and settings["head"] == "2"
+    heads = arrays["attention_heads"].astype(np.float64)  # (H, N) from the Capture, full precision
+    drawn = page.evaluate(EXPLORER)
+    assert drawn["query"] == c["query"] and drawn["head"] == "2"
+    assert np.all(np.abs(np.asarray(drawn["values"]) - heads[2]) <= _half_steps(heads[2]) + 1e-6)
+    page.locator(".vv-head").select_option("mean")
+    page.wait_for_function("() => window.__vitvizExplorer.head === 'mean'", timeout=10_000)
+    mean = np.asarray(page.evaluate(EXPLORER)["values"])
+    assert np.all(np.abs(mean - heads.mean(0)) <= _half_steps(heads).max() + 1e-6)
+    # hover values of another query against the Capture too: the class token's row, via its button
+    page.locator(".vv-token").first.click()
+    page.wait_for_function("() => window.__vitvizExplorer.committed.token === 0", timeout=TIMEOUT_MS)
+    _idle(page)
+    arrays, settings = _download(page)
+    assert settings["query"] == "cls"
+    cls_heads = arrays["attention_heads"].astype(np.float64)
+    page.locator(".vv-head").select_option("max")
+    page.wait_for_function("() => window.__vitvizExplorer.head === 'max'", timeout=10_000)
+    drawn = np.asarray(page.evaluate(EXPLORER)["values"])
+    assert np.all(np.abs(drawn - cls_heads.max(0)) <= _half_steps(cls_heads).max() + 1e-6)
 
 
 def test_a_huge_grid_falls_back_to_clicks_and_the_page_says_so(browser, tmp_path):

@@ -164,3 +164,17 @@ def test_input_view_is_the_crop_the_model_saw():
     assert view.size == (32, 32)
     r, g, b = np.asarray(view, dtype=float).reshape(-1, 3).mean(0)
     assert r > 200 and b < 50  # the crop shows the red half only
+
+
+def test_maps_payload_round_trip_and_fallback():
+    from vitviz.export import maps_payload, read_maps
+
+    maps = np.random.default_rng(3).uniform(-1, 1, (12, 3, 4))  # one map per position of a 3 × 4 grid
+    payload = maps_payload(maps, value_range=(-1.0, 1.0))
+    assert payload.tier == "maps"
+    decoded = read_maps(payload.blob)
+    steps = (maps.max((1, 2)) - maps.min((1, 2))) / 255
+    assert decoded.shape == maps.shape
+    assert np.all(np.abs(decoded - maps) <= steps[:, None, None] / 2 + FLOAT32_SLACK)
+    small = maps_payload(maps, budget=500)
+    assert small.tier == "none" and read_maps(small.blob) is None and small.nbytes < 500
