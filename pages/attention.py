@@ -95,6 +95,35 @@ with right:
         st.caption(f"With {head} fusion the values no longer sum to 1: each patch shows the {head} over "
                    f"the {cap.num_heads} heads; the shares above are of their total.")
 
+st.subheader("Point at a patch")
+from vitviz_app.components import attention_explorer, commit_updates
+
+
+def _commit(value: dict) -> None:
+    """The explorer's click: the page's query (and the layer and head shown) follow it."""
+    updates = commit_updates(value, "attn")
+    for key, item in updates.items():
+        st.session_state[key] = item
+
+
+explorer = attention_explorer(fwd, ctx.image, query_token=amap.query, layer=layer, head=head,
+                              labels={name: _query_label(name) for name in prefix_names},
+                              key="attn_explorer", on_commit=_commit)
+st.caption(
+    "Everything here is redrawn in your browser: **hover** a patch to make it the query, change the layer or "
+    "head, **click** a tile of the grid to open it, hold **Shift** to read values; **click** a patch (or a "
+    "prefix-token button) to make it the page's query. "
+    + {"heads": "Every layer, head and query is in the browser.",
+       "fused": f"This model's {cap.num_tokens} tokens × {cap.num_layers} layers × {cap.num_heads} heads are too "
+                "many to send every head of every query: the browser holds every query's head-fused maps (mean, "
+                "max, min) and every head of the prefix tokens; **click** a patch to see its single heads.",
+       "prefix": f"This model's {cap.num_tokens} tokens are too many to send every query's attention: the browser "
+                 "holds the prefix tokens' rows of every layer and head; **click** a patch to load its maps.",
+       "none": f"This model's {cap.num_tokens} tokens are too many to send attention to the browser: **click** a "
+               "patch to load its maps."}[explorer.tier]
+    + f" ({explorer.nbytes / 1e6:.2f} MB, sent once for this image.)"
+)
+
 st.subheader("Every layer and head at once")
 normalize = st.toggle("Scale each tile to its own maximum", value=True, key="attn_norm", bind="query-params",
                       persist_state="session",

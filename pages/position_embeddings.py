@@ -76,6 +76,26 @@ if sim is not None:
         st.caption(f"Mean similarity to its 4 neighbours: **{sum(near) / max(len(near), 1):.3f}**; "
                    f"to all positions: {sim[row, col].mean():.3f}.")
 
+if sim is not None:
+    st.subheader("Point at a position")
+    from vitviz.export import maps_payload
+    from vitviz_app.components import explorer_budget, tile_explorer
+
+    lo, hi = (float(sim.min()), float(sim.max())) if data_range else (-1.0, 1.0)
+    tiles_payload = maps_payload(sim.reshape(gh * gw, gh, gw), value_range=(lo, hi), budget=explorer_budget(),
+                                 kind="position_similarity")  # (gh*gw, gh, gw): one map per position
+    if tiles_payload.tier == "maps":
+
+        def _pick(r: int, c: int) -> None:
+            st.session_state["pos_row"], st.session_state["pos_col"] = r, c
+
+        tile_explorer(tiles_payload, committed=(int(row), int(col)), grid_width=gw, key="pos_explorer",
+                      caption="Hover a tile: its map is shown large at once (drawn in your browser). Click to keep it.",
+                      on_commit=_pick)
+    else:
+        st.caption(f"This grid's {gh * gw} positions are too many to send their {gh * gw}² similarities to the "
+                   "browser: click a tile in the figure above to enlarge it.")
+
 st.subheader("Patch-embedding filters")
 st.markdown("The first layer projects each flattened patch with a learned matrix. Its principal components "
             "(ViT paper, Fig. 7 left) look like the basis functions of a low-resolution image code: "

@@ -1,0 +1,231 @@
+"""In the browser: the attention explorer's hover, layer and head changes, and a committed click.
+
+Starts ``streamlit run app.py`` (offline, random-weight ViT-B/16 through the app's own loading path, see
+``bench/_app.py``), opens the Attention page in headless Chromium and measures, on the explorer:
+
+* **hover**: the pointer moves onto another patch; that patch's map must be redrawn;
+* **layer (explorer)**: arrow key on the explorer's own layer slider;
+* **head (explorer)**: arrow key on the explorer's head menu;
+* **patch click (commit)**: a click on the explorer's map; the page must be consistent again (the page's own
+  attention map, a Plotly figure drawn by the server, shows the clicked patch);
+* **layer slider (server)**: the page's own slider, as ``browser_latency.py`` measures today's round trip.
+
+Latency is taken from the input event's own timestamp (``event.timeStamp``, page clock) to the **first
+frame Chrome produced after the change** (CDP ``Page.startScreencast``: each frame's compositor timestamp;
+Chrome emits a frame only when the screen changed). The explorer's draw count and the Plotly figure tell
+which frame is the first changed one: the first screencast frame whose timestamp follows the moment the
+change was made in the page. Also reported: the first animation frame after the change (``rAF``). Bytes are
+the websocket payloads sent and received between the input and the page being idle again.
+
+Targets: hover median ≤ 50 ms, p90 ≤ 100 ms and 0 bytes sent; layer/head ≤ 50 ms; click ≤ 300 ms.
+Run: ``python bench/explorer_latency.py [--quick] [--out bench/results/explorer_latency.md]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
+from bench._timing import Table, add_common_args, machine, quantiles, report  # noqa: E402
+from bench.browser_latency import (_FINGERPRINT, CHROMIUM, CHROMIUM_ARGS, MAP, MODEL, FrameCounter,  # noqa: E402
+                                   wait_idle)
+
+__all__ = ["main"]
+
+TIMEOUT_MS = 600_000
+EXPLORER = "() => window.__vitvizExplorer || null"
+
+# One-shot probe: remembers the next input event's time, then watches every animation frame until `changed()`
+# holds; stores the input time, the time the change was seen in the page, and the first rAF after it.
+_ARM = """([kind, sel, before, target]) => {
+    const fingerprint = %s;
+    const changed = () => {
+        const e = window.__vitvizExplorer;
+        if (kind === 'commit') return e && e.committed.token === target && fingerprint(sel) !== before;
+        return e && e.drawCount !== before;
+    };
+    window.__vvProbe = null;
+    let input = null;
+    const mark = (e) => { if (input === null) input = e.timeStamp; };
+    for (const type of ['pointermove', 'keydown', 'mousedown']) window.addEventListener(type, mark, {capture: true, once: true});
+    const poll = (ts) => {
+        if (input !== null && changed()) {
+            const seen = performance.now();
+            requestAnimationFrame((next) => {
+                window.__vvProbe = {input, seen, raf: next, origin: performance.timeOrigin};
+            });
+            return;
+        }
+        requestAnimationFrame(poll);
+    };
+    requestAnimationFrame(poll);
+}""" % _FINGERPRINT
+
+
+class Screencast:
+    """Chrome's screencast through CDP: the compositor timestamp (epoch ms) of every frame produced."""
+
+    def __init__(self, page) -> None:
+        self.cdp = page.context.new_cdp_session(page)
+        self.frames: list[float] = []
+        self.cdp.on("Page.screencastFrame", self._frame)
+        self.cdp.send("Page.startScreencast", {"format": "jpeg", "quality": 5, "maxWidth": 320, "maxHeight": 320,
+                                               "everyNthFrame": 1})
+
+    def _frame(self, params) -> None:
+        self.frames.append(float(params["metadata"]["timestamp"]) * 1000.0)
+        self.cdp.send("Page.screencastFrameAck", {"sessionId": params["sessionId"]})
+
+    def first_after(self, epoch_ms: float) -> float | None:
+        later = [t for t in self.frames if t >= epoch_ms]
+        return min(later) if later else None
+
+
+def _cell(page, row: int, col: int) -> tuple[float, float]:
+    state = page.evaluate(EXPLORER)
+    gh, gw = state["grid"]
+    box = page.locator(".vv-map").bounding_box()
+    return box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh
+
+
+def measure(page, counter: FrameCounter, cast: Screencast, kind: str, action, target: int = -1) -> dict:
+    """Arm the probe, do ``action``, wait for the change and for the app to be idle; times in ms."""
+    state = page.evaluate(EXPLORER)
+    before = page.evaluate(f"(sel) => ({_FINGERPRINT})(sel)", MAP) if kind == "commit" else state["drawCount"]
+    page.evaluate(_ARM, [kind, MAP, before, target])
+    received, sent, _ = counter.snapshot()
+    action()
+    try:
+        page.wait_for_function("() => window.__vvProbe !== null", polling=10,
+                               timeout=TIMEOUT_MS if kind == "commit" else 30_000)
+    except Exception:  # the control did not change the view (e.g. a menu that ignores arrow keys)
+        return {}
+    probe = page.evaluate("() => window.__vvProbe")
+    if kind == "commit":
+        wait_idle(page, counter)
+    else:
+        page.wait_for_timeout(250)  # late frames and any (unexpected) websocket traffic
+    r2, s2, _ = counter.snapshot()
+    seen_epoch = probe["origin"] + probe["seen"]
+    # the change is made in an event handler before `seen`; the first frame at or after it shows it
+    first = cast.first_after(probe["origin"] + probe["input"])
+    frame_ms = None
+    if first is not None:
+        later = [t for t in cast.frames if t >= seen_epoch - 1.0]
+        frame_ms = (min(later) if later else first) - (probe["origin"] + probe["input"])
+    return {"screencast": frame_ms, "raf": probe["raf"] - probe["input"], "seen": probe["seen"] - probe["input"],
+            "received": r2 - received, "sent": s2 - sent}
+
+
+def run(url: str, rounds: int) -> dict[str, list[dict]]:
+    from playwright.sync_api import sync_playwright
+
+    names = ["hover", "layer (explorer)", "head (explorer)", "patch click (commit)", "layer slider (server)"]
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+        counter = FrameCounter(page)
+        page.goto(url, timeout=TIMEOUT_MS)
+        page.locator(".vv-map").wait_for(state="attached", timeout=TIMEOUT_MS)
+        page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.drawCount > 0",
+                               timeout=TIMEOUT_MS)
+        wait_idle(page, counter, quiet_s=1.0)
+        page.locator(".vv-map").scroll_into_view_if_needed()
+        cast = Screencast(page)
+        info = page.evaluate(EXPLORER)
+        gh, gw = info["grid"]
+        cells = [(r, c) for r in range(1, gh - 1, 2) for c in range(1, gw - 1, 3)]
+        layer_input, head_input = page.locator(".vv-layer"), page.locator(".vv-head")
+        slider = page.locator(".st-key-attn_layer input[type=range]")
+        for k in range(rounds):
+            row, col = cells[k % len(cells)]
+            point = _cell(page, row, col)
+            for step in range(3):  # hovers, each onto a new patch
+                r2, c2 = cells[(k * 3 + step + 5) % len(cells)]
+                p2 = _cell(page, r2, c2)
+                results["hover"].append(measure(page, counter, cast, "draw", lambda p2=p2: page.mouse.move(*p2)))
+            key = "ArrowLeft" if (k // 5) % 2 == 0 else "ArrowRight"
+
+            def explorer_key(locator, key=key):
+                locator.focus()
+                page.keyboard.press(key)
+
+            results["layer (explorer)"].append(
+                measure(page, counter, cast, "draw", lambda: explorer_key(layer_input)))
+            results["head (explorer)"].append(measure(
+                page, counter, cast, "draw",
+                lambda: explorer_key(head_input, "ArrowDown" if (k // 5) % 2 == 0 else "ArrowUp")))
+            if k % 2 == 0:
+                target = info["numPrefix"] + row * gw + col
+                page.mouse.move(*point)
+                page.wait_for_timeout(100)
+                results["patch click (commit)"].append(measure(
+                    page, counter, cast, "commit", lambda: page.mouse.click(*point), target=target))
+
+                def server_slider(key=key):
+                    slider.focus()
+                    page.keyboard.press(key)
+
+                # today's round trip, same probe: from the key to the page's own Plotly map changing
+                before_token = page.evaluate(EXPLORER)["committed"]["token"]
+                results["layer slider (server)"].append(measure(
+                    page, counter, cast, "commit", server_slider, target=before_token))
+                page.locator(".vv-map").scroll_into_view_if_needed()
+        browser.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    args = parser.parse_args(argv)
+    rounds = args.repeats or (2 if args.quick else 10)
+    random_hub_weights(MODEL[1])
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
+    server = start_server(port, app_env(threads=args.threads), log, timeout_s=600)
+    try:
+        url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}"
+        t0 = time.perf_counter()
+        results = run(url, rounds)
+        total_s = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    table = Table(
+        f"Attention explorer in the browser, {MODEL[0]} with random weights (headless Chromium)",
+        ["interaction", "n", "median ms (screencast)", "p90 ms", "p25–p75 ms", "median ms (rAF)",
+         "bytes sent (max)", "KiB received (median)"],
+    )
+    for name, rows in results.items():
+        rows = [r for r in rows if r]
+        if not rows:
+            continue
+        ms = [r["screencast"] if r["screencast"] is not None else r["raf"] for r in rows]
+        q1, q2, q3 = quantiles(ms)
+        p90 = statistics.quantiles(ms, n=10, method="inclusive")[-1] if len(ms) > 1 else ms[0]
+        table.add(name, len(rows), q2, p90, f"{q1:.0f}–{q3:.0f}", statistics.median(r["raf"] for r in rows),
+                  max(r["sent"] for r in rows), statistics.median(r["received"] for r in rows) / 1024)
+    table.notes += [
+        f"{rounds} rounds (3 hovers, one explorer layer and head change each; a commit and a server slider move "
+        f"every other round); {total_s:.0f} s including the first page load (model build + capture).",
+        "Latency: the input event's timestamp → the first screencast frame (CDP Page.startScreencast) produced "
+        "after the change was made in the page; rAF: → the first animation frame after it. Commit and server "
+        "slider: until the page's own Plotly attention map shows the new state (a server rerun).",
+        "Server, browser and the benchmark share the machine's CPUs.",
+    ]
+    report([table], machine(), args.out)
+    if args.out:
+        Path(args.out).with_suffix(".raw.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

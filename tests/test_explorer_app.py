@@ -1,0 +1,37 @@
+"""The Attention page's explorer section (AppTest): it states what the browser holds, falls back to clicks
+when the attention is too large to send, and its commit callback moves the page's query, layer and head."""
+from __future__ import annotations
+
+import pytest
+
+from vitviz_app.components.attention_explorer import BUDGET_ENV
+
+
+def _explorer_caption(at) -> str:
+    texts = [c.value for c in at.caption if "redrawn in your browser" in c.value]
+    assert len(texts) == 1, [c.value for c in at.caption]
+    return texts[0]
+
+
+@pytest.mark.parametrize("budget, says", [
+    (None, "Every layer, head and query is in the browser"),
+    ("12000", "too many to send every query's attention"),  # prefix rows only: clicks load a patch
+    ("300", "too many to send attention to the browser"),  # nothing fits
+])
+def test_the_page_says_what_the_browser_holds(open_app, monkeypatch, budget, says):
+    if budget is not None:
+        monkeypatch.setenv(BUDGET_ENV, budget)
+    at = open_app("pages/attention.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert says in _explorer_caption(at)
+
+
+def test_a_commit_becomes_the_pages_query_layer_and_head():
+    from vitviz_app.components import commit_updates
+
+    patch = {"query": "patch", "row": 3, "col": 5, "layer": 1, "head": "2", "at": 1}
+    assert commit_updates(patch, "attn") == {"attn_query": "patch", "attn_row": 3, "attn_col": 5, "attn_layer": 1,
+                                             "attn_head": "2"}
+    cls = {"query": "cls", "layer": 0, "head": "max"}
+    assert commit_updates(cls, "attn") == {"attn_query": "cls", "attn_layer": 0, "attn_head": "max"}
+    assert commit_updates({"layer": 0}, "attn") == {}  # not a commit

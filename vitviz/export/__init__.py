@@ -1,0 +1,28 @@
+"""Arrays prepared for the browser: compact payloads that browser components redraw from.
+
+Pure: numpy and a Capture in, bytes out. Nothing here imports streamlit; the components that read these
+payloads live in ``vitviz_app/components/``.
+"""
+from ._codec import QuantisedRows, pack, quantise_rows, unpack
+from .attention import (DEFAULT_BUDGET, FUSIONS, TIERS, AttentionPayload, PayloadReader, attention_payload,
+                        input_view_jpeg, payload_tier, query_rows_payload)
+from .maps import MapsPayload, maps_payload, read_maps
+
+__all__ = [
+    "AttentionPayload",
+    "DEFAULT_BUDGET",
+    "FUSIONS",
+    "MapsPayload",
+    "PayloadReader",
+    "QuantisedRows",
+    "TIERS",
+    "attention_payload",
+    "input_view_jpeg",
+    "maps_payload",
+    "pack",
+    "payload_tier",
+    "quantise_rows",
+    "read_maps",
+    "query_rows_payload",
+    "unpack",
+]

@@ -1,0 +1,9 @@
+"""Browser-side components: each one's JavaScript sits beside its Python wrapper.
+
+They receive plain arrays prepared by ``vitviz.export`` (never a model) and redraw in the browser, so a
+control that only changes the view costs no server rerun.
+"""
+from .attention_explorer import attention_explorer, commit_updates, explorer_budget
+from .tile_explorer import tile_explorer
+
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "tile_explorer"]

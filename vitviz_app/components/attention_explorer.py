@@ -1,0 +1,97 @@
+"""The attention explorer: hover a patch to see where it looks, in any layer and head, with no rerun.
+
+The page hands it a forward pass; the payload (``vitviz.export.attention_payload``) is made once per
+capture and cached, and delivered by the invisible carrier (``payload.py``). The explorer itself receives
+only small data: the payload's id, the page's committed query/layer/head and, when the payload does not
+hold them, the committed query's per-head rows. A click on a patch (or a prefix-token button) calls
+``on_commit`` with ``{'query': 'patch' | prefix name, 'row', 'col', 'layer', 'head'}`` before the rerun.
+"""
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from .payload import PAYLOAD_JS, payload_carrier
+
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "BUDGET_ENV"]
+
+_HERE = Path(__file__).parent
+BUDGET_ENV = "VITVIZ_BROWSER_BUDGET"
+
+_explorer = st.components.v2.component(
+    "vitviz.attention_explorer",
+    js=PAYLOAD_JS + "\n" + (_HERE / "attention_explorer.js").read_text(),
+    css=(_HERE / "attention_explorer.css").read_text(),
+)
+
+
+def explorer_budget() -> int:
+    """Bytes of attention a page may send per capture (``VITVIZ_BROWSER_BUDGET``, default 2 MB)."""
+    from vitviz.export import DEFAULT_BUDGET
+
+    try:
+        return int(os.environ.get(BUDGET_ENV, DEFAULT_BUDGET))
+    except ValueError:
+        return DEFAULT_BUDGET
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def explorer_payload(fwd_key: str, budget: int, _fwd: Any, _image: Any):
+    """The capture's attention payload with the model-input view, made once per forward pass and budget."""
+    from vitviz.export import attention_payload, input_view_jpeg
+
+    return attention_payload(_fwd.capture, image_jpeg=input_view_jpeg(_image, _fwd.geometry), budget=budget)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _query_rows(fwd_key: str, token: int, _fwd: Any) -> str:
+    from vitviz.export import query_rows_payload
+
+    return base64.b64encode(query_rows_payload(_fwd.capture, [token])).decode()
+
+
+def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
+    """Session-state updates for a committed explorer value: ``{prefix}_query``, ``_row``, ``_col``, ``_layer``,
+    ``_head`` (the page's widget keys); empty when ``value`` is not a commit."""
+    if not isinstance(value, dict) or not value.get("query"):
+        return {}
+    updates = {f"{prefix}_query": str(value["query"])}
+    if value["query"] == "patch":
+        updates.update({f"{prefix}_row": int(value["row"]), f"{prefix}_col": int(value["col"])})
+    updates.update({f"{prefix}_layer": int(value["layer"]), f"{prefix}_head": str(value["head"])})
+    return updates
+
+
+def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, head: str,
+                       labels: dict[str, str], key: str, on_commit: Callable[[dict], None]) -> Any:
+    """Mount the explorer for a forward pass; returns its ``AttentionPayload`` (tier, bytes).
+
+    Args:
+        fwd: The page's ``vitviz_app.Forward``.
+        image: The decoded photo (PIL) the pass was made from.
+        query_token, layer, head: The page's committed state (head: ``'mean'``, ``'max'``, ``'min'`` or
+            a head index as a string).
+        labels: Display names of the prefix tokens (``{'cls': 'Class token'}``).
+        key: Widget key; the carrier uses ``key + '.data'``.
+        on_commit: Called with the committed value when the user clicks a patch or a prefix token.
+    """
+    payload = explorer_payload(fwd.key, explorer_budget(), fwd, image)
+    holds = payload.tier == "heads" or (payload.tier != "none" and query_token < fwd.layout.num_prefix_tokens)
+    extra = None if holds else _query_rows(fwd.key, int(query_token), fwd)
+    payload_carrier(payload.blob, key=f"{key}.data")
+
+    def callback() -> None:
+        value = (st.session_state.get(key) or {}).get("commit")
+        if isinstance(value, dict) and value.get("query"):
+            on_commit(value)
+
+    _explorer(
+        data={"payload": payload.id, "extra": extra, "labels": labels,
+              "committed": {"token": int(query_token), "layer": int(layer), "head": str(head)}},
+        key=key, on_commit_change=callback,
+    )
+    return payload

@@ -1,0 +1,67 @@
+// Reads a vitviz payload (vitviz/export/_codec.py) and keeps it in the page, keyed by its id.
+//
+// Shared by the components: the Python wrapper puts this file in front of each component's own script.
+// Container: "VVZ1" | uint32 LE header length | header JSON | pad to 4 | sections (offsets after the pad).
+
+const VV_MAGIC = [86, 86, 90, 49]; // "VVZ1"
+const VV_KEEP = 4; // payloads kept per page (one per capture)
+
+function vvBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (data && data.buffer instanceof ArrayBuffer) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (typeof data === "string") {
+    const text = atob(data);
+    const out = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+    return out;
+  }
+  return null;
+}
+
+function vvDecode(data) {
+  const bytes = vvBytes(data);
+  if (!bytes || bytes.length < 8 || VV_MAGIC.some((b, i) => bytes[i] !== b)) return null;
+  // copy once so every typed-array view below is aligned to the start of its own buffer
+  const buffer = bytes.slice().buffer;
+  const length = new DataView(buffer).getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 8, length)));
+  const start = (8 + length + 3) & ~3;
+  const sections = {};
+  for (const [name, s] of Object.entries(header.sections)) {
+    const at = start + s.offset;
+    if (s.dtype === "uint8" || s.dtype === "bytes") sections[name] = new Uint8Array(buffer, at, s.nbytes);
+    else if (s.dtype === "float32") sections[name] = new Float32Array(buffer, at, s.nbytes / 4);
+    else throw new Error("vitviz payload: unknown dtype " + s.dtype);
+  }
+  return { header, sections, nbytes: bytes.length };
+}
+
+function vvStore() {
+  if (!window.__vitvizPayloads) window.__vitvizPayloads = new Map();
+  return window.__vitvizPayloads;
+}
+
+function vvRemember(payload) {
+  const store = vvStore();
+  if (store.has(payload.header.id)) return;
+  store.set(payload.header.id, payload);
+  while (store.size > VV_KEEP) store.delete(store.keys().next().value);
+  window.dispatchEvent(new CustomEvent("vitviz-payload", { detail: payload.header.id }));
+}
+
+// Calls back with the payload `id` now, or as soon as its carrier has delivered it.
+function vvWhenPayload(id, callback) {
+  const found = vvStore().get(id);
+  if (found) {
+    callback(found);
+    return () => {};
+  }
+  const listener = (event) => {
+    if (event.detail !== id) return;
+    window.removeEventListener("vitviz-payload", listener);
+    callback(vvStore().get(id));
+  };
+  window.addEventListener("vitviz-payload", listener);
+  return () => window.removeEventListener("vitviz-payload", listener);
+}
