@@ -38,6 +38,7 @@ def overview() -> None:
             ui.show_figure(bars, key="overview.predictions", filename="top5-predictions", height=250)
             best = fwd.predictions[0]
             st.caption(f"Most likely: **{best.label}** ({best.probability:.1%}).")
+            ui.shapes_note(ctx.loaded)
         else:
             ui.no_classifier_note()
     view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-__all__ = ["entry_point", "mark_entry_point", "page_header", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
+__all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
 
@@ -40,9 +40,31 @@ def entry_point() -> None:
 
 
 def page_header(title: str, intro: str) -> None:
-    """The page title and one or two sentences saying what the page shows and how to use it."""
+    """The page title, the offline-fallback notice when it applies, and what the page shows and how to use it."""
     st.title(title)
+    fallback_notice()
     st.markdown(intro)
+
+
+def fallback_notice() -> None:
+    """Say on the page, not only in the sidebar, that the model shown is not the one asked for, and why."""
+    from .sidebar import current_context
+
+    ctx = current_context()
+    loaded = getattr(ctx, "loaded", None)
+    if loaded is not None and getattr(loaded, "fallback", False):
+        st.warning(loaded.notice, icon=":material/wifi_off:")
+
+
+def shapes_note(loaded: Any) -> None:
+    """Under predictions of ``vitviz-shapes``: it knows only its shapes, and forces any photo into one."""
+    from vitviz.models import BUNDLED_MODEL
+
+    if loaded is None or loaded.name != BUNDLED_MODEL or not loaded.labels:
+        return
+    st.caption(f"vitviz-shapes knows only {len(loaded.labels)} shapes: {', '.join(loaded.labels)}. A photo is "
+               "always forced into one of them, so these percentages say which shape it resembles most, "
+               "not what it shows.")
 
 
 def head_label(head: str) -> str:
