@@ -78,7 +78,10 @@ PAGES = {
 }
 
 ui.mark_entry_point()
-st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide")
+# "auto": Streamlit collapses the sidebar on narrow screens; the pages' columns stack on their own (ui.py)
+st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide",
+                   initial_sidebar_state="auto")
+ui.responsive_layout()
 page = st.navigation(PAGES)
 ui.sidebar()
 page.run()
