@@ -24,7 +24,7 @@ _LAYOUT_PROBLEMS_JS = """() => {
     if (box.width < 0.9 * width) problems.push(`a chart is ${Math.round(box.width)} px wide of ${Math.round(width)}`);
     for (const title of chart.querySelectorAll('.gtitle')) {
       const t = title.getBoundingClientRect();
-      if (t.width && (t.left < box.left - 1 || t.right > box.right + 1 || t.top < box.top - 1))
+      if (t.width && (t.left < box.left - 1 || t.right > box.right + 1 || t.top < box.top - 10))  // text box > glyphs
         problems.push(`title "${title.textContent}" is cut`);
     }
   }
@@ -44,7 +44,13 @@ def _check(tab, server, width: int, name: str) -> list[str]:
     assert tab.locator("[data-testid=stException]").count() == 0, f"{name} shows an exception"
     problems = tab.evaluate(_LAYOUT_PROBLEMS_JS)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(SCREENSHOTS / f"narrow-{width}-{name}.png"), full_page=True)
+    viewport = tab.viewport_size
+    height = tab.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain] *')]"
+                          ".map(e => e.scrollHeight))")
+    tab.set_viewport_size({"width": width, "height": min(int(height) + 80, 12000)})
+    tab.wait_for_timeout(500)
+    tab.screenshot(path=str(SCREENSHOTS / f"narrow-{width}-{name}.png"))
+    tab.set_viewport_size(viewport)
     return [f"{name} at {width} px: {p}" for p in problems]
 
 
