@@ -59,10 +59,15 @@ def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
             cuts.append((i, sep))
         elif depth == 0 and char == " " and 0 < i <= limit:
             spaces.append((i, " "))
-    if not cuts and not spaces:
-        return text
     within = [c for c in cuts if c[0] <= limit]
-    i, sep = within[-1] if within else (cuts[0] if cuts and cuts[0][0] <= 2 * limit else spaces[-1] if spaces else cuts[0])
+    if within:
+        i, sep = within[-1]
+    elif cuts and (cuts[0][0] <= 2 * limit or not spaces):
+        i, sep = cuts[0]
+    elif spaces:
+        i, sep = spaces[-1]
+    else:
+        return text
     keep = sep.strip() if sep.strip() in (":", ",") else ""  # a colon or comma ends the first line
     return f"{text[:i]}{keep}<br>{text[i + len(sep):]}"
 
