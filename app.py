@@ -38,6 +38,7 @@ def overview() -> None:
             ui.show_figure(bars, key="overview.predictions", filename="top5-predictions", height=250)
             best = fwd.predictions[0]
             st.caption(f"Most likely: **{best.label}** ({best.probability:.1%}).")
+            ui.shapes_note(ctx.loaded)
         else:
             ui.no_classifier_note()
     view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
@@ -79,7 +80,10 @@ PAGES = {
 }
 
 ui.mark_entry_point()
-st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide")
+# "auto": Streamlit collapses the sidebar on narrow screens; the pages' columns stack on their own (ui.py)
+st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide",
+                   initial_sidebar_state="auto")
+ui.responsive_layout()
 page = st.navigation(PAGES)
 ui.sidebar()
 page.run()

@@ -79,7 +79,7 @@ with left:
 with right:
     st.markdown("**Share of this query's attention**")
     shares = list(amap.shares().items())  # of the row's total: a max/min over heads is normalised to 1
-    for column, (name, value) in zip(st.columns(len(shares)), shares):
+    for column, (name, value) in zip(st.container(key="metrics-shares").columns(len(shares)), shares):
         column.metric(_query_label(name) if name in prefix_names else name.capitalize(), f"{value:.1%}")
     flat = amap.patches.ravel()
     top = np.argsort(-flat, kind="stable")[:5]

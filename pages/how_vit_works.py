@@ -232,6 +232,7 @@ head_step = wt.classifier_numbers(model, cap)
 if has_head:
     ui.show_figure(predictions_figure(fwd.predictions, title="Top-5 probabilities"), key="how.predictions",
                    filename="step7-predictions", height=280)
+    ui.shapes_note(ctx.loaded)
 check(head_step.error, "the head's output equals the model's output")
 
 ui.download_arrays(

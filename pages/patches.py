@@ -104,6 +104,7 @@ with right:
             same = fwd.predictions[0].index == ref.index
             st.caption(f"At the native {native} px the top class is **{ref.label}** ({ref.probability:.1%})"
                        + (": the same answer." if same else ": the answer changed."))
+        ui.shapes_note(ctx.loaded)
     else:
         ui.no_classifier_note()
 

@@ -68,6 +68,7 @@ with right:
             help="Defaults to the top prediction. Type to search.",
         )
         st.caption(f"The model gives this class {fwd.probabilities[target]:.1%}.")
+        ui.shapes_note(ctx.loaded)
         grad_fwd = ctx.forward(target=int(target))
         grad_view = gradient_rollout_view(grad_fwd.key, int(start), grad_fwd)
         gfig = rollout_figure(grad_view.maps, ctx.image, fwd.geometry, fwd.layout, start_layer=int(start),

@@ -112,13 +112,49 @@ def test_offline_hub_model_falls_back_to_bundled_model_quickly(offline, tmp_path
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
     start = time.perf_counter()
-    loaded = load_model("ViT-S/16 (AugReg)")
+    with pytest.warns(models.FallbackWarning) as caught:
+        loaded = load_model("ViT-S/16 (AugReg)")
     assert time.perf_counter() - start < 3.0 + 5.0  # well under timm's ~47 s of retries, model build included
     assert loaded.source == "bundled" and loaded.name == BUNDLED_MODEL
-    assert loaded.requested == "ViT-S/16 (AugReg)"
+    assert loaded.requested == "ViT-S/16 (AugReg)" and loaded.fallback
     assert "unreachable" in loaded.notice and "offline" in loaded.notice
+    assert [str(w.message) for w in caught] == [loaded.notice], "the notebook user is told, with the app's words"
     with pytest.raises(ModelError, match="unreachable"):
         load_model("ViT-S/16 (AugReg)", allow_fallback=False)
+
+
+@pytest.mark.parametrize(
+    "name, timm_name",
+    [
+        ("DINO ViT-S/16", "vit_small_patch16_224.dino"),
+        ("DeiT-S distilled", "deit_small_distilled_patch16_224.fb_in1k"),
+        ("deit_tiny_patch16_224.fb_in1k", "deit_tiny_patch16_224.fb_in1k"),
+        ("hf-hub:timm/vit_base_patch32_224.augreg_in21k_ft_in1k", "hf-hub:timm/vit_base_patch32_224.augreg_in21k_ft_in1k"),
+    ],
+)
+def test_offline_fallback_names_the_model_that_was_asked_for(offline, monkeypatch, name, timm_name):
+    """The advice says how to get the model the user picked, never a fixed other model."""
+    monkeypatch.setattr(models, "_cached_hub_file", lambda name: None)
+    monkeypatch.setattr(models, "_bundled", lambda device, requested, notice, fallback=False: (notice, fallback))
+    with pytest.warns(models.FallbackWarning, match="You asked for"):
+        notice, fallback = load_model(name)
+    assert fallback
+    assert f"timm.create_model('{timm_name}', pretrained=True)" in notice
+    assert name in notice and "HF_ENDPOINT" in notice and "local weights file" in notice
+    if "augreg" not in name:
+        assert "augreg" not in notice
+    with pytest.raises(ModelError) as info:
+        load_model(name, allow_fallback=False)
+    assert f"'{timm_name}'" in str(info.value)
+
+
+def test_models_that_load_give_no_fallback_warning(offline):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", models.FallbackWarning)
+        loaded = load_model("test_vit", pretrained=False)
+    assert not loaded.fallback and loaded.requested == "test_vit"
 
 
 def test_offline_uses_the_local_hub_cache(offline, tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ _LAZY = {
     "AttentionRecorder": "capture",
     "CaptureError": "capture",
     "CATALOGUE": "models",
+    "FallbackWarning": "models",
     "LoadedModel": "models",
     "ModelError": "models",
     "load_model": "models",

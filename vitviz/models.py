@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from urllib.parse import urlparse
 __all__ = [
     "BUNDLED_MODEL",
     "CATALOGUE",
+    "FallbackWarning",
     "LoadedModel",
     "ModelError",
     "ModelSpec",
@@ -56,6 +58,14 @@ _EXAMPLES = "vit_small_patch16_224.augreg_in21k_ft_in1k, deit_small_patch16_224,
 
 class ModelError(ValueError):
     """A model or weights problem, with a message meant for the user."""
+
+
+class FallbackWarning(UserWarning):
+    """``load_model`` gave the bundled ``vitviz-shapes`` model instead of the one asked for (hub out of reach).
+
+    Turn it into an error with ``warnings.simplefilter("error", FallbackWarning)``, or pass
+    ``allow_fallback=False`` to ``load_model`` to get a :class:`ModelError` instead.
+    """
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,8 @@ class LoadedModel:
         data_config: timm's data config (input size, mean/std, crop) for preprocessing.
         labels: Class names, or None for a model without a classifier.
         requested: The name the user asked for (differs from ``name`` after an offline fallback).
+        fallback: Whether this is the bundled model standing in for ``requested`` (the hub was out of reach);
+            ``notice`` then says so and what to do.
     """
 
     model: Any
@@ -161,6 +173,7 @@ class LoadedModel:
     labels: list[str] | None
     requested: str = ""
     extra: dict = field(default_factory=dict)
+    fallback: bool = False
 
     @property
     def device(self):
@@ -550,7 +563,7 @@ def _finish(model, device: str | None):
     return model
 
 
-def _bundled(device: str | None, requested: str, notice: str) -> LoadedModel:
+def _bundled(device: str | None, requested: str, notice: str, fallback: bool = False) -> LoadedModel:
     from . import shapes
 
     try:
@@ -571,14 +584,26 @@ def _bundled(device: str | None, requested: str, notice: str) -> LoadedModel:
         labels=list(config["classes"]),
         requested=requested,
         extra={"config": config},
+        fallback=fallback,
     )
 
 
-_OFFLINE_HOWTO = (
-    "To explore ImageNet ViTs offline, download them once on a networked machine "
-    "(python -c \"import timm; timm.create_model('vit_small_patch16_224.augreg_in21k_ft_in1k', "
-    "pretrained=True)\") so they sit in the Hugging Face cache, or load a local .safetensors file."
-)
+def offline_howto(timm_name: str) -> str:
+    """What a user can do to get ``timm_name``'s pretrained weights while the hub is out of reach."""
+    return (
+        "To use it: connect to the internet; or download it once on a networked machine "
+        f"(python -c \"import timm; timm.create_model('{timm_name}', pretrained=True)\") so that it sits in "
+        "the Hugging Face cache; or load a local weights file; or set HF_ENDPOINT to a Hugging Face mirror."
+    )
+
+
+def _fallback_notice(requested: str, timm_name: str) -> str:
+    asked = requested if requested == timm_name else f"{requested} ({timm_name})"
+    return (
+        f"You asked for {asked}, but the Hugging Face hub is unreachable and its weights are not in the local "
+        f"cache, so the offline model vitviz-shapes (10 shapes, shipped with vitviz) is used instead. "
+        + offline_howto(timm_name)
+    )
 
 
 def load_model(
@@ -600,7 +625,8 @@ def load_model(
         pretrained: False gives random weights (for tests and benchmarks).
         device: ``'cuda'``, ``'mps'`` or ``'cpu'``; the best available by default.
         allow_fallback: When the hub is out of reach and the weights are not cached, load the bundled
-            ``vitviz-shapes`` model instead of raising.
+            ``vitviz-shapes`` model instead of raising; a :class:`FallbackWarning` says so, and the result
+            has ``fallback=True``. False raises a :class:`ModelError` instead (strict).
         hub_timeout: Seconds allowed for deciding whether the hub is reachable.
         **model_kwargs: Passed to ``timm.create_model`` (e.g. ``img_size``, ``dynamic_img_size``).
 
@@ -630,13 +656,10 @@ def load_model(
         return _loaded(model, timm_name, spec, "hub-cache",
                        "Pretrained hub weights from the local cache (the hub is unreachable).", device, name)
     if not allow_fallback:
-        raise ModelError(f"The Hugging Face hub is unreachable and '{name}' is not cached. {_OFFLINE_HOWTO}")
-    return _bundled(
-        device,
-        name,
-        f"The Hugging Face hub is unreachable, so '{name}' could not be downloaded: showing vitviz-shapes, "
-        f"the small ViT shipped with vitviz. {_OFFLINE_HOWTO}",
-    )
+        raise ModelError(f"The Hugging Face hub is unreachable and '{name}' is not cached. {offline_howto(timm_name)}")
+    notice = _fallback_notice(name, timm_name)
+    warnings.warn(notice, FallbackWarning, stacklevel=2)
+    return _bundled(device, name, notice, fallback=True)
 
 
 def _loaded(model, timm_name, spec, source, notice, device, requested) -> LoadedModel:

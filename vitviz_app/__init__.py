@@ -8,7 +8,8 @@ from .clicks import TILE_LAYER_HEAD, TILE_POSITION, add_cell_targets, add_tile_t
 from .export import download_arrays, npz_bytes, read_npz, show_figure
 from .loaders import Forward, forward_passes
 from .sidebar import AppContext, context, sidebar
-from .ui import HEAD_FUSIONS, bar_max, entry_point, mark_entry_point, head_label, model_facts, no_classifier_note, page_header
+from .ui import (HEAD_FUSIONS, bar_max, entry_point, fallback_notice, head_label, mark_entry_point, model_facts,
+                 no_classifier_note, page_header, responsive_layout, shapes_note)
 
 __all__ = [
     "AppContext",
@@ -23,6 +24,7 @@ __all__ = [
     "clicked_cell",
     "context",
     "download_arrays",
+    "fallback_notice",
     "entry_point",
     "forward_passes",
     "mark_entry_point",
@@ -32,6 +34,8 @@ __all__ = [
     "npz_bytes",
     "page_header",
     "read_npz",
+    "responsive_layout",
+    "shapes_note",
     "show_figure",
     "sidebar",
 ]

@@ -80,15 +80,49 @@ def plotly_config(filename: str, *, clickable: bool = False) -> dict[str, Any]:
     }
 
 
+TITLE_LINE_CHARS = 44
+"""Characters of a figure title that fit on one line of a phone-wide chart (about 360 px)."""
+_BREAKS = (": ", ", ", " · ", " — ", " – ")
+
+
+def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
+    """Break a title longer than ``limit`` characters onto two lines, never inside brackets: at its last
+    separator (``': '``, ``', '``, ``' · '``, dashes) within the limit, else its first one, else a space."""
+    if len(text) <= limit or "<br>" in text:
+        return text
+    depth, cuts, spaces = 0, [], []
+    for i, char in enumerate(text):
+        depth += (char in "([") - (char in ")]")
+        sep = next((b for b in _BREAKS if text.startswith(b, i)), None)
+        if depth == 0 and sep is not None and 0 < i < len(text) - len(sep):
+            cuts.append((i, sep))
+        elif depth == 0 and char == " " and 0 < i <= limit:
+            spaces.append((i, " "))
+    within = [c for c in cuts if c[0] <= limit]
+    if within:
+        i, sep = within[-1]
+    elif cuts and (cuts[0][0] <= 2 * limit or not spaces):
+        i, sep = cuts[0]
+    elif spaces:
+        i, sep = spaces[-1]
+    else:
+        return text
+    keep = sep.strip() if sep.strip() in (":", ",") else ""  # a colon or comma ends the first line
+    return f"{text[:i]}{keep}<br>{text[i + len(sep):]}"
+
+
 def show_figure(
     fig: go.Figure, *, key: str, filename: str, on_select: bool | Callable[[], None] = False,
     height: int | None = None,
 ):
     """Draw a Plotly figure with PNG export; with ``on_select`` the chart reports clicked points.
 
+    A long title is broken onto two lines (:func:`wrap_title`): Plotly never wraps one, and on a phone it
+    would be cut.
+
     Args:
         fig: The figure (modified: its template becomes :data:`APP_TEMPLATE`, its colour scales
-            :func:`browser_safe_colours`, and its height ``height`` when given).
+            :func:`browser_safe_colours`, its height ``height`` when given, and a long title's line break).
         key: Widget key (required so clicks survive reruns and tests can find the chart).
         filename: PNG file name for the toolbar's camera button.
         on_select: True reruns the page when the user clicks a point; a callable is called first (it reads
@@ -102,6 +136,11 @@ def show_figure(
         fig.update_layout(height=height)
     fig.update_layout(template=APP_TEMPLATE)
     browser_safe_colours(fig)
+    title = fig.layout.title.text
+    if title and wrap_title(title) != title:  # one more line: hang the title from the top, one line lower
+        top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
+        fig.update_layout(title=dict(text=wrap_title(title), y=1, yref="container", yanchor="top", pad_t=10),
+                          margin_t=top + 22)
     config = plotly_config(filename, clickable=bool(on_select))
     with st.container(key=f"fig-{slug(key)}"):  # a stable CSS class (st-key-fig-...) for browser tests
         if on_select:

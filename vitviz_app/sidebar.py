@@ -120,6 +120,11 @@ def _spinner_text(loaded, patch_size, target) -> str:
     return what + " on your image…"
 
 
+def current_context() -> AppContext | None:
+    """The sidebar's result if it was drawn in this run (None before), without drawing it."""
+    return st.session_state.get(_CONTEXT)
+
+
 def context() -> AppContext:
     """The sidebar's result for this run (drawn by ``app.py`` before the page)."""
     ctx = st.session_state.get(_CONTEXT)
@@ -162,7 +167,8 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     return data, f"sample: {name}", problems
 
 
-def _model_section(default_model: str) -> tuple[str, bytes | None, str | None]:
+def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, Any]:
+    """The model picker; also returns a placeholder where the model really running is described."""
     from vitviz.models import CATALOGUE
 
     st.markdown("**Model**")
@@ -178,9 +184,7 @@ def _model_section(default_model: str) -> tuple[str, bytes | None, str | None]:
             help="Any ViT-family model timm knows (vit_*, deit*, eva*, flexivit*), optionally with a "
             "pretrained tag after a dot.",
         ).strip()
-    else:
-        spec = CATALOGUE[choice]
-        st.caption(f"{spec.title}. {spec.description}")
+    description = st.empty()  # filled once the model is loaded: the offline fallback may run another one
     with st.expander("Local weights file", icon=":material/upload_file:"):
         weights = st.file_uploader(
             "Weights for the model above", type=WEIGHT_TYPES, key="weights",
@@ -188,18 +192,34 @@ def _model_section(default_model: str) -> tuple[str, bytes | None, str | None]:
             "architecture. Nothing is executed from the file.",
         )
     if weights is None:
-        return name, None, None
+        return name, None, None, description
     data = weights.getvalue()
-    return name, data, loaders.digest(data)
+    return name, data, loaders.digest(data), description
+
+
+def _describe(description, name: str, loaded) -> None:
+    """Describe the model that really runs: after an offline fallback, the bundled one, not the one picked."""
+    from vitviz.models import BUNDLED_MODEL, CATALOGUE
+
+    spec = CATALOGUE[BUNDLED_MODEL] if loaded is not None and loaded.fallback else CATALOGUE.get(name)
+    if spec is None:
+        description.empty()
+        return
+    with description.container():
+        if loaded is not None and loaded.fallback:
+            st.caption(f"Running instead: **{spec.key}**, {spec.title[0].lower()}{spec.title[1:]}. "
+                       f"{spec.description}")
+        else:
+            st.caption(f"{spec.title}. {spec.description}")
 
 
 def _weights_line(loaded) -> None:
     icon = _SOURCE_ICONS.get(loaded.source, ":material/info:")
     text = _SOURCE_TEXT.get(loaded.source, loaded.source)
-    fell_back = bool(loaded.requested) and loaded.requested not in (loaded.name, getattr(loaded.spec, "key", None))
     st.markdown(f"{icon} **Weights:** {text}")
-    if fell_back:
-        st.warning(loaded.notice, icon=":material/wifi_off:")
+    if loaded.fallback:
+        st.warning(f"The hub is unreachable, so {loaded.requested} could not be loaded: vitviz-shapes runs "
+                   "instead (the page says what to do).", icon=":material/wifi_off:")
     else:
         st.caption(loaded.notice)
     model = loaded.model
@@ -256,7 +276,7 @@ def sidebar() -> AppContext:
                 problems.append(f"That image cannot be used: {exc}")
                 st.error(str(exc), icon=":material/broken_image:")
         st.divider()
-        name, weights, weights_key = _model_section(default_model)
+        name, weights, weights_key, description = _model_section(default_model)
         if weights is not None and name == BUNDLED_MODEL:
             st.warning("vitviz-shapes always uses its shipped weights. To load your file, pick the "
                        "architecture it was saved from above (or type its timm name).", icon=":material/info:")
@@ -268,6 +288,7 @@ def sidebar() -> AppContext:
             loaded = _load(name, weights, weights_key, problems)
             if loaded is not None:
                 _weights_line(loaded)
+        _describe(description, name, loaded)
     ctx = AppContext(loaded, model_key, image, image_key if image is not None else None, image_label,
                      tuple(problems))
     st.session_state[_CONTEXT] = ctx

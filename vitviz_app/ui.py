@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-__all__ = ["entry_point", "mark_entry_point", "page_header", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
+__all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
 
@@ -39,10 +39,65 @@ def entry_point() -> None:
         st.rerun()
 
 
+STACK_BELOW_PX = 720
+"""Main-area width (sidebar excluded) under which side-by-side columns stack, as on a phone."""
+
+METRICS_KEY = "metrics"
+"""Key prefix of a container holding one row of metrics (``st.container(key="metrics-...")``): on a narrow
+screen such a row wraps instead of stacking."""
+_METRIC_ROW = f'[class*="st-key-{METRICS_KEY}-"] [data-testid="stHorizontalBlock"]'
+_RESPONSIVE_CSS = f"""<style>
+/* The main area is a size container: columns stack when *its* width is small, so an open sidebar on a
+   laptop-sized window counts, not only a phone's viewport. */
+[data-testid="stMainBlockContainer"] {{ container-type: inline-size; container-name: vitviz-main; }}
+@container vitviz-main (max-width: {STACK_BELOW_PX}px) {{
+  [data-testid="stHorizontalBlock"] {{ flex-direction: column; flex-wrap: nowrap; }}
+  [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{
+    width: 100% !important; min-width: 100% !important; flex: 1 1 auto !important; }}
+  /* a row of metrics wraps instead: each metric keeps its whole value */
+  {_METRIC_ROW} {{ flex-direction: row; flex-wrap: wrap; }}
+  {_METRIC_ROW} > [data-testid="stColumn"] {{
+    width: auto !important; min-width: 7.5rem !important; flex: 1 1 7.5rem !important; }}
+}}
+/* a map is never squeezed below a readable size, and nothing pushes the page sideways */
+[data-testid="stMain"] [data-testid="stPlotlyChart"] {{ min-width: min(300px, 100%); }}
+[data-testid="stMain"] img {{ max-width: 100%; height: auto; }}
+[data-testid="stMain"] .katex-display {{ overflow-x: auto; overflow-y: hidden; }}
+[data-testid="stMetricValue"] > div {{ overflow: visible; text-overflow: clip; white-space: normal; }}
+</style>"""
+
+
+def responsive_layout() -> None:
+    """Make the pages work from a phone (390 px) up: inject the layout CSS once per run (``app.py``)."""
+    st.html(_RESPONSIVE_CSS)
+
+
 def page_header(title: str, intro: str) -> None:
-    """The page title and one or two sentences saying what the page shows and how to use it."""
+    """The page title, the offline-fallback notice when it applies, and what the page shows and how to use it."""
     st.title(title)
+    fallback_notice()
     st.markdown(intro)
+
+
+def fallback_notice() -> None:
+    """Say on the page, not only in the sidebar, that the model shown is not the one asked for, and why."""
+    from .sidebar import current_context
+
+    ctx = current_context()
+    loaded = getattr(ctx, "loaded", None)
+    if loaded is not None and getattr(loaded, "fallback", False):
+        st.warning(loaded.notice, icon=":material/wifi_off:")
+
+
+def shapes_note(loaded: Any) -> None:
+    """Under predictions of ``vitviz-shapes``: it knows only its shapes, and forces any photo into one."""
+    from vitviz.models import BUNDLED_MODEL
+
+    if loaded is None or loaded.name != BUNDLED_MODEL or not loaded.labels:
+        return
+    st.caption(f"vitviz-shapes knows only {len(loaded.labels)} shapes: {', '.join(loaded.labels)}. A photo is "
+               "always forced into one of them, so these percentages say which shape it resembles most, "
+               "not what it shows.")
 
 
 def head_label(head: str) -> str:
@@ -53,7 +108,7 @@ def head_label(head: str) -> str:
 def model_facts(fwd: Any) -> None:
     """A row of metrics: tokens, layers, heads, patch size, input size."""
     layout, cap = fwd.layout, fwd.capture
-    cells = st.columns(5)
+    cells = st.container(key=f"{METRICS_KEY}-model-facts").columns(5)
     cells[0].metric("Tokens", layout.num_tokens, help=layout.describe())
     cells[1].metric("Layers", cap.num_layers)
     cells[2].metric("Heads per layer", cap.num_heads)

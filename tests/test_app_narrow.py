@@ -1,0 +1,37 @@
+"""Narrow windows, without a browser: long figure titles get a line break, the layout CSS reaches every page."""
+from __future__ import annotations
+
+import pytest
+
+from vitviz_app.export import TITLE_LINE_CHARS, wrap_title
+
+
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("Attention of the class token: layers (rows) × heads (columns)",
+         "Attention of the class token:<br>layers (rows) × heads (columns)"),
+        ("Layer 0, mean over heads: attention of patch (row 1, col 2)",
+         "Layer 0, mean over heads:<br>attention of patch (row 1, col 2)"),
+        ("Cosine similarity of position embeddings (row 0, col 1) to all positions",
+         "Cosine similarity of position embeddings<br>(row 0, col 1) to all positions"),
+        ("Layer 3, mean over heads: attention of cls", "Layer 3, mean over heads: attention of cls"),
+        ("x" * 80, "x" * 80),
+    ],
+)
+def test_long_titles_break_at_a_separator_outside_brackets(title, expected):
+    assert wrap_title(title) == expected
+    assert wrap_title(expected) == expected, "wrapping twice changes nothing"
+    if "<br>" in expected:
+        first, second = expected.split("<br>")
+        assert len(first) <= TITLE_LINE_CHARS
+        assert first.count("(") == first.count(")"), "never inside brackets"
+
+
+def test_show_figure_wraps_a_long_title_and_makes_room_for_it(open_app, figure):
+    at = open_app("pages/attention.py")
+    grid = figure(at, "attn.grid")["layout"]
+    assert grid["title"]["text"] == "Attention of the class token:<br>layers (rows) × heads (columns)"
+    assert grid["title"]["yanchor"] == "top" and grid["margin"]["t"] >= 60 + 22
+    css = [h.proto.body for h in at.get("html")]
+    assert any("@container vitviz-main" in body for body in css), "the layout CSS is on the page"
