@@ -28,10 +28,21 @@ def test_long_titles_break_at_a_separator_outside_brackets(title, expected):
         assert first.count("(") == first.count(")"), "never inside brackets"
 
 
-def test_show_figure_wraps_a_long_title_and_makes_room_for_it(open_app, figure):
-    at = open_app("pages/attention.py")
-    grid = figure(at, "attn.grid")["layout"]
-    assert grid["title"]["text"] == "Attention of the class token:<br>layers (rows) × heads (columns)"
-    assert grid["title"]["yanchor"] == "top" and grid["margin"]["t"] >= 60 + 22
-    css = [h.proto.body for h in at.get("html")]
-    assert any("@container vitviz-main" in body for body in css), "the layout CSS is on the page"
+def test_show_figure_wraps_a_long_title_and_makes_room_for_it(open_app):
+    import json
+
+    wrapped = 0
+    for page in ("pages/attention.py", "pages/rollout.py"):
+        at = open_app(page)
+        for chart in at.get("plotly_chart"):
+            layout = json.loads(chart.proto.spec)["layout"]
+            title = (layout.get("title") or {}).get("text") or ""
+            if "<br>" in title:
+                wrapped += 1
+                assert layout["title"]["yanchor"] == "top" and layout["margin"]["t"] >= 60 + 22, title
+                assert all(len(line) <= TITLE_LINE_CHARS for line in title.split("<br>")[:1]), title
+            else:
+                assert wrap_title(title) == title, f"a long title reached the browser unwrapped: {title!r}"
+        css = [h.proto.body for h in at.get("html")]
+        assert any("@container vitviz-main" in body for body in css), "the layout CSS is on the page"
+    assert wrapped, "no long title on these pages to check"
