@@ -122,8 +122,10 @@ def discard_lowest(attn: Any, ratio: float, keep_column: int | None = None) -> n
 
 def _with_residual(attn: np.ndarray) -> np.ndarray:
     """Â = 0.5·I + 0.5·A, rows re-normalised to sum to 1."""
-    mixed = 0.5 * np.eye(attn.shape[-1]) + 0.5 * attn  # (N, N)
-    return mixed / mixed.sum(axis=-1, keepdims=True)
+    mixed = 0.5 * attn  # (N, N), a new array: the input is never changed
+    mixed[np.diag_indices_from(mixed)] += 0.5
+    mixed /= mixed.sum(axis=-1, keepdims=True)
+    return mixed
 
 
 def _layer_range(num_layers: int, start_layer: int, end_layer: int | None) -> range:
