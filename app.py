@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz_app.views import rollout_view
+from vitviz_app.views import figure_view, rollout_view
 
 
 def overview() -> None:
@@ -43,7 +43,8 @@ def overview() -> None:
     view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
     with right:
         st.subheader("Attention rollout")
-        fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, query=view.figure_query)
+        fig = figure_view(("overview.rollout", fwd.key),
+                          lambda: rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, query=view.figure_query))
         ui.show_figure(fig, key="overview.rollout", filename="attention-rollout")
         st.caption("Bright patches feed the model's read-out the most. Drag the slider to see the rollout "
                    "build up layer by layer; tune it on the Rollout page.")
