@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz_app import warmup
 from vitviz_app.views import figure_view, rollout_view
 
 
@@ -80,5 +81,7 @@ PAGES = {
 ui.mark_entry_point()
 st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide")
 page = st.navigation(PAGES)
+warmup.start()  # once per server: heavy imports, default model and its first pass, in the background
+warmup.show_progress()  # the first visitor sees the steps instead of a blank page
 ui.sidebar()
 page.run()
