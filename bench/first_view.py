@@ -84,7 +84,8 @@ def _browse(url: str) -> dict[str, float]:
             for selector in FIGURES:
                 page.wait_for_selector(selector, timeout=TIMEOUT_MS)
             drawn = time.time()
-            title = page.locator(FIGURES[1]).first.inner_text(timeout=10_000)[:80]
+            title = page.eval_on_selector(".st-key-fig-overview-rollout .js-plotly-plot",
+                                          "gd => String(gd.layout.title && gd.layout.title.text)")[:80]
         finally:
             browser.close()
     return {"opened": opened, "shell": shell, "drawn": drawn, "title": title}
@@ -102,7 +103,7 @@ def first_view(app_dir: Path, env: dict[str, str], query: str = "") -> dict:
         proc.wait(timeout=60)
     steps = {m.group(1): float(m.group(2)) - healthy for m in _WARMUP.finditer(log.read_text())}
     return {"start→healthy": healthy - started, "healthy→shell": times["shell"] - healthy,
-            "healthy→Overview": times["drawn"] - healthy, "steps": steps, "log": str(log)}
+            "healthy→Overview": times["drawn"] - healthy, "steps": steps, "title": times["title"], "log": str(log)}
 
 
 def main(argv: list[str] | None = None) -> None:
