@@ -10,7 +10,7 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz_app import warmup
-from vitviz_app.views import figure_view, rollout_view
+from vitviz_app.views import overview_figures
 
 
 def overview() -> None:
@@ -25,7 +25,7 @@ def overview() -> None:
     ctx = ui.context()
     ctx.require()
     fwd = ctx.forward()
-    from vitviz.figures import predictions_figure, rollout_figure
+    view, fig, bars = overview_figures(fwd, ctx.image)
 
     left, right = st.columns([1.0, 1.2], gap="large")
     with left:
@@ -33,19 +33,14 @@ def overview() -> None:
         st.image(ctx.image, caption=f"{ctx.image_label} · {ctx.image.width}×{ctx.image.height} px",
                  width="stretch")
         st.subheader("Top-5 predictions")
-        if fwd.predictions:
-            bars = predictions_figure(fwd.predictions, title="")
-            bars.update_layout(margin=dict(t=10))  # the subheader above is its title
+        if bars is not None:
             ui.show_figure(bars, key="overview.predictions", filename="top5-predictions", height=250)
             best = fwd.predictions[0]
             st.caption(f"Most likely: **{best.label}** ({best.probability:.1%}).")
         else:
             ui.no_classifier_note()
-    view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
     with right:
         st.subheader("Attention rollout")
-        fig = figure_view(("overview.rollout", fwd.key),
-                          lambda: rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, query=view.figure_query))
         ui.show_figure(fig, key="overview.rollout", filename="attention-rollout")
         st.caption("Bright patches feed the model's read-out the most. Drag the slider to see the rollout "
                    "build up layer by layer; tune it on the Rollout page.")

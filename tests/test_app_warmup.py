@@ -32,7 +32,7 @@ def test_no_warmup_outside_a_server(fresh_warmup, monkeypatch):
 def test_warmup_fills_the_caches_the_first_overview_reads(fresh_warmup, open_app):
     """After the warm-up's default view, opening the Overview runs no forward pass of its own."""
     warmup._default_view()  # the thread's work, run here synchronously
-    assert set(warmup.STEPS) == {"model", "image", "capture"}
+    assert set(warmup.STEPS) == {"model", "image", "capture", "figures"}
     passes = loaders.forward_passes()
     at = open_app()
     assert not at.exception and not at.error

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 __all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "position_similarity_view",
-           "filters_view", "distance_view", "token_norms_view", "figure_view"]
+           "filters_view", "distance_view", "token_norms_view", "figure_view", "overview_figures"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,25 @@ def figure_view(key: tuple, _build: Callable):
     e.g. the Rollout page's 12-frame figures when the other map's settings move.
     """
     return _build()
+
+
+def overview_figures(fwd, image):
+    """The Overview's views of a forward pass: ``(rollout view, rollout figure, predictions figure or None)``.
+
+    One function for the page and for the server warm-up (``vitviz_app.warmup``), so that both fill the
+    same cache entries: the warm-up's figures are the ones the first visitor gets.
+    """
+    from vitviz.figures import predictions_figure, rollout_figure
+
+    view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
+    rollout = figure_view(("overview.rollout", fwd.key), lambda: rollout_figure(
+        view.maps, image, fwd.geometry, fwd.layout, query=view.figure_query))
+    bars = None
+    if fwd.predictions:
+        def build_bars():
+            fig = predictions_figure(fwd.predictions, title="")
+            fig.update_layout(margin=dict(t=10))  # the page's subheader is its title
+            return fig
+
+        bars = figure_view(("overview.predictions", fwd.key), build_bars)
+    return view, rollout, bars

@@ -3,7 +3,7 @@
 A fresh server spends most of its first view importing PyTorch and timm, building the model and running it.
 :func:`start` does that work once per process, in a daemon thread, as soon as the app's script first runs
 (``streamlit run`` runs no user code before a browser connects): the same calls the page makes, so their
-results land in the shared caches (``loaders.load``, ``loaders.decode``, ``loaders.forward``) and the
+results land in the shared caches (``loaders.load``, ``decode``, ``forward``, the Overview's views) and the
 page, asking for them, waits on the cache's lock instead of doing the work twice. While the imports are
 not done, :func:`show_progress` draws the steps with ``st.status`` so the first visitor sees what happens.
 
@@ -24,6 +24,7 @@ LABELS = {
     "model": "Loading the default model",
     "image": "Decoding the default image",
     "capture": "Running the model on it",
+    "figures": "Drawing the Overview",
 }
 """Warm-up steps in order, with what the progress box says about each."""
 
@@ -66,6 +67,7 @@ def _default_view() -> None:
     from . import loaders
     from .samples import default_sample, read_sample
     from .sidebar import _default_model
+    from .views import overview_figures
 
     name = _default_model()
     loaded = loaders.load(name, None)
@@ -77,8 +79,10 @@ def _default_view() -> None:
     image_key = loaders.digest(data)
     image = loaders.decode(image_key, data)
     _mark("image")
-    loaders.forward(f"{name}|default", image_key, None, None, loaded, image)
+    fwd = loaders.forward(f"{name}|default", image_key, None, None, loaded, image)
     _mark("capture")
+    overview_figures(fwd, image)  # also imports the Plotly classes and validators the figures use
+    _mark("figures")
 
 
 def _run() -> None:
