@@ -18,8 +18,10 @@ def fresh_warmup(monkeypatch):
     loaders.forward.clear()
 
 
-def test_no_warmup_outside_a_server(fresh_warmup, monkeypatch):
-    assert warmup.start() is None  # a bare import (and AppTest) has no Streamlit runtime: nothing starts
+def test_no_warmup_outside_a_server(fresh_warmup, monkeypatch, open_app):
+    assert warmup.start() is None  # a bare import has no Streamlit runtime: nothing starts
+    open_app()  # AppTest puts a mock runtime in place; the warm-up must not take it for a server
+    assert warmup.start() is None and not warmup.STEPS
     assert warmup.done("capture")  # nothing to wait for
     monkeypatch.setattr(warmup, "_enabled", lambda: True)
     monkeypatch.setenv("VITVIZ_WARMUP", "0")

@@ -41,7 +41,9 @@ def _enabled() -> bool:
         return False
     from streamlit import runtime
 
-    return runtime.exists()  # a served app, not AppTest or a bare import
+    # A served app: AppTest installs a mock in place of the runtime (a spec'd MagicMock, so only its exact
+    # type tells), and a bare import has none.
+    return runtime.exists() and type(runtime.Runtime.instance()) is runtime.Runtime
 
 
 def _mark(step: str) -> None:
