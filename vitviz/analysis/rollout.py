@@ -219,14 +219,6 @@ def _rollout_matrices(
         yield _with_residual(attn)  # (N, N)
 
 
-def _rollout_steps(matrices: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """R after each layer: R_l = Â_l · R_{l-1}, from the bottom layer's Â up."""
-    joint = None
-    for step in matrices:  # (N, N) per layer
-        joint = step if joint is None else step @ joint  # R_l = Â_l · R_{l-1}
-        yield joint
-
-
 def _gradient_matrices(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
     """I + Ā of each layer, in the order given, with Ā = E_h[(∇A ⊙ A)^+] from its (attention, gradient)."""
     for attn, grad in pairs:  # (H, N, N) each
@@ -235,11 +227,14 @@ def _gradient_matrices(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterat
         yield weighted
 
 
-def _gradient_steps(matrices: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """R after each layer: R ← R + Ā·R = (I + Ā)·R from R = I, from the bottom layer up."""
+def _cumulative_products(matrices: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """R after each layer, from the bottom layer's step matrix M up: R_l = M_l · R_{l-1} from R = I.
+
+    Rollout: M = Â. Gradient rollout: M = I + Ā, so R ← R + Ā·R.
+    """
     joint = None
-    for step in matrices:  # (N, N) per layer: I + Ā
-        joint = step if joint is None else step @ joint  # R ← (I + Ā)·R
+    for step in matrices:  # (N, N) per layer
+        joint = step if joint is None else step @ joint  # R_l = M_l · R_{l-1}
         yield joint
 
 
@@ -322,7 +317,7 @@ def rollout(
             return (_fuse(_checked(stack, i), head_fusion) for i in order)  # (N, N) each
     info = dict(method="rollout", head_fusion=head_fusion, discard_ratio=float(discard_ratio))
     if keep_joint or layout is None:
-        steps = _rollout_steps(_rollout_matrices(fused(layers), float(discard_ratio), keep_column))
+        steps = _cumulative_products(_rollout_matrices(fused(layers), float(discard_ratio), keep_column))
         return _collect(steps, layers, layout, keep_cumulative=not from_capture, **info)
     matrices = _rollout_matrices(fused(reversed(layers)), float(discard_ratio), keep_column)
     return _rows_result(_readout_rows(matrices, len(layers), _readout_vector(layout)), layers, layout, **info)
@@ -379,7 +374,7 @@ def gradient_rollout(
             return _aligned_pairs(stack, grad_stack, order)
     info = dict(method="gradient_rollout", head_fusion="mean", discard_ratio=0.0)
     if keep_joint or layout is None:
-        steps = _gradient_steps(_gradient_matrices(pairs(layers)))
+        steps = _cumulative_products(_gradient_matrices(pairs(layers)))
         return _collect(steps, layers, layout, keep_cumulative=not from_capture, **info)
     matrices = _gradient_matrices(pairs(reversed(layers)))
     return _rows_result(_readout_rows(matrices, len(layers), _readout_vector(layout)), layers, layout, **info)
