@@ -131,12 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     table = Table(f"First view after a fresh start ({args.model or 'default model'}; seconds, median of "
                   f"{rounds})", ["app", "start → healthy", "healthy → page shell", "healthy → Overview drawn",
                                  f"≤ {TARGET_S:.0f} s?", "warm-up steps after healthy (imports / model / "
-                                 "image / capture)"])
+                                 "image / capture / figures)"])
     for app, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in ("start→healthy", "healthy→shell",
                                                                     "healthy→Overview")}
         steps = [statistics.median(r["steps"][s] for r in runs) if all(s in r["steps"] for r in runs) else None
-                 for s in ("imports", "model", "image", "capture")]
+                 for s in ("imports", "model", "image", "capture", "figures")]
         step_text = " / ".join("—" if s is None else f"{s:.1f}" for s in steps)
         table.add(app, med["start→healthy"], med["healthy→shell"], med["healthy→Overview"],
                   "yes" if med["healthy→Overview"] <= TARGET_S else "no", step_text)
