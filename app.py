@@ -9,7 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz_app.views import rollout_view
+from vitviz_app import warmup
+from vitviz_app.views import overview_figures
 
 
 def overview() -> None:
@@ -24,7 +25,7 @@ def overview() -> None:
     ctx = ui.context()
     ctx.require()
     fwd = ctx.forward()
-    from vitviz.figures import predictions_figure, rollout_figure
+    view, fig, bars = overview_figures(fwd, ctx.image)
 
     left, right = st.columns([1.0, 1.2], gap="large")
     with left:
@@ -32,20 +33,15 @@ def overview() -> None:
         st.image(ctx.image, caption=f"{ctx.image_label} · {ctx.image.width}×{ctx.image.height} px",
                  width="stretch")
         st.subheader("Top-5 predictions")
-        if fwd.predictions:
-            bars = predictions_figure(fwd.predictions, title="")
-            bars.update_layout(margin=dict(t=10))  # the subheader above is its title
+        if bars is not None:
             ui.show_figure(bars, key="overview.predictions", filename="top5-predictions", height=250)
             best = fwd.predictions[0]
             st.caption(f"Most likely: **{best.label}** ({best.probability:.1%}).")
             ui.shapes_note(ctx.loaded)
         else:
             ui.no_classifier_note()
-    view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
     with right:
         st.subheader("Attention rollout")
-        fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, query=view.figure_query,
-                             head_fusion="mean")
         ui.show_figure(fig, key="overview.rollout", filename="attention-rollout")
         st.caption("Bright patches feed the model's read-out the most. Drag the slider to see the rollout "
                    "build up layer by layer; tune it on the Rollout page.")
@@ -85,5 +81,7 @@ st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layou
                    initial_sidebar_state="auto")
 ui.responsive_layout()
 page = st.navigation(PAGES)
+warmup.start()  # once per server: heavy imports, default model and its first pass, in the background
+warmup.show_progress()  # the first visitor sees the steps instead of a blank page
 ui.sidebar()
 page.run()

@@ -6,6 +6,9 @@ Cases, timed side by side on the same input and weights (random weights, ``pretr
 * ``plain (unfused)``: the same with ``fused_attn`` off: what any method that materialises the attention
   matrix pays before it stores anything.
 * ``capture auto`` / ``capture full`` / ``capture qk``: ``vitviz.capture.capture(model, x, storage=...)``.
+* ``capture full + views`` / ``capture qk + views``: the capture, then every layer's attention read once
+  (``Capture.attention(layer)``), what a page showing all layers costs on top: with ``qk`` storage each
+  view recomputes ``softmax(q·kᵀ)``, with ``full`` it is a lookup. The storage is chosen by this sum.
 * ``AttentionExtract hook`` / ``AttentionExtract fx``: ``timm.utils.AttentionExtract`` on a copy of the model
   whose attention modules run unfused (its hooks on ``attn_drop`` and its ``softmax`` graph nodes only exist
   on the unfused path), so it returns every layer's attention.
@@ -40,7 +43,7 @@ __all__ = ["METHODS", "MODELS", "ModelCase", "build", "check_agreement", "full_a
 
 BASELINE = "plain (fused)"
 METHODS = ("plain (fused)", "plain (unfused)", "capture auto", "capture full", "capture qk",
-           "AttentionExtract hook", "AttentionExtract fx")
+           "capture full + views", "capture qk + views", "AttentionExtract hook", "AttentionExtract fx")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ def build(case: ModelCase, methods=METHODS, device: str = "cpu", seed: int = 0) 
         "capture full": lambda: capture(model, x, storage="full"),
         "capture qk": lambda: capture(model, x, storage="qk"),
         "capture + gradients": lambda: capture(model, x, target=0),
+        "capture full + views": lambda: _view_all(capture(model, x, storage="full")),
+        "capture qk + views": lambda: _view_all(capture(model, x, storage="qk")),
     }
     if "AttentionExtract hook" in methods:
         hook = AttentionExtract(_unfused_copy(model), method="hook")
@@ -124,6 +129,13 @@ def build(case: ModelCase, methods=METHODS, device: str = "cpu", seed: int = 0) 
         fx = AttentionExtract(_unfused_copy(model), method="fx")
         fns["AttentionExtract fx"] = _no_grad(fx, x)
     return {name: fns[name] for name in methods}, model, x
+
+
+def _view_all(cap):
+    """Read every layer's attention once (as a page showing all layers does); returns the capture."""
+    for layer in range(cap.num_layers):
+        cap.attention(layer)
+    return cap
 
 
 def _no_grad(extractor, x):

@@ -14,6 +14,8 @@ bookkeeping included). The cases, in an order shuffled every round:
 * Rollout page: *fusion* and *discard ratio* (the rollout view cache cleared first, so the rollout is
   recomputed: the first time a setting is seen), *start layer*, and *recapture* (this page also runs the
   gradient pass for the class-specific rollout).
+* Position embeddings: *position* (row and column), *colour range*, *filter components*; Heads & depth:
+  *hidden state*; How a ViT works: *patch* (row and column), *layer*, *head* (``--pages`` picks pages).
 
 Target: a view change ≤ 100 ms for ViT-B/16. Run: ``python bench/view_change.py [--quick] [--out ...]``.
 """
@@ -120,6 +122,49 @@ def rollout_cases(at, num_layers: int) -> dict[str, Callable[[], None]]:
             "start layer": start, "recapture (forward + gradient pass)": loaders.forward.clear}
 
 
+def _step(at, kind: str, key: str, values) -> Callable[[], None]:
+    """A change that sets widget ``key`` to the next of ``values`` that differs from its current value."""
+    cycle = _cycle(values)
+
+    def change():
+        widget = getattr(at, kind)(key=key)
+        value = next(cycle)
+        widget.set_value(value if value != widget.value else next(cycle))
+
+    return change
+
+
+def _pair(at, rows: str, cols: str, cells) -> Callable[[], None]:
+    cycle = _cycle(cells)
+
+    def change():
+        row, col = next(cycle)
+        at.number_input(key=rows).set_value(row)
+        at.number_input(key=cols).set_value(col)
+
+    return change
+
+
+def other_cases(page: str, at, num_layers: int, num_heads: int, grid: tuple[int, int]) -> dict:
+    """Name → one untimed view change on the other pages (controls that never run the model)."""
+    cells = [(r, c) for r in range(1, grid[0], 3) for c in range(2, grid[1], 4)]
+    if page == "Position embeddings":
+        return {"position (row, col)": _pair(at, "pos_row", "pos_col", cells),
+                "colour range": _step(at, "toggle", "pos_range", [True, False]),
+                "filter components": _step(at, "slider", "pos_filters", [7, 14, 21, 28, 35, 42])}
+    if page == "Heads & depth":
+        return {"hidden state": _step(at, "slider", "heads_state", list(range(num_layers + 1)))}
+    if page == "How a ViT works":
+        return {"patch (row, col)": _pair(at, "how_row", "how_col", cells),
+                "layer": _step(at, "slider", "how_layer", list(range(num_layers))),
+                "head": _step(at, "selectbox", "how_head", list(range(num_heads)))}
+    raise ValueError(page)
+
+
+OTHER_PAGES = {"Position embeddings": "pages/position_embeddings.py", "Heads & depth": "pages/heads_depth.py",
+               "How a ViT works": "pages/how_vit_works.py"}
+
+
 def time_reruns(sessions: dict[str, tuple[object, dict]], rounds: int, budget_s: float | None, seed: int = 0) -> dict:
     """Rounds over every (page, case) in a shuffled order: change, then time ``at.run()`` (wall and CPU).
 
@@ -158,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--model", default="ViT-B/16 (AugReg)", choices=list(MODELS))
     parser.add_argument("--budget", type=float, default=150.0, help="seconds of timed rounds (at least 5)")
+    parser.add_argument("--pages", nargs="*", default=["Attention", "Rollout", *OTHER_PAGES],
+                        help="pages to time (default: all with view controls)")
     args = parser.parse_args(argv)
     use_random_hub([MODELS[args.model]])  # before huggingface_hub is imported
     threads = setup_threads(args.threads)
@@ -174,9 +221,14 @@ def main(argv: list[str] | None = None) -> None:
         "Attention": (attention, attention_cases(attention, num_layers, num_heads, grid)),
         "Rollout": (rollout, rollout_cases(rollout, num_layers)),
     }
+    for page, path in OTHER_PAGES.items():
+        if page in args.pages:
+            at = open_page(args.model, path)
+            sessions[page] = (at, other_cases(page, at, num_layers, num_heads, grid))
+    sessions = {page: session for page, session in sessions.items() if page in args.pages}
     rounds = args.repeats or (2 if args.quick else 30)
     times = time_reruns(sessions, rounds, None if args.quick or args.repeats else args.budget)
-    payload = {"Attention": _payload_kib(attention), "Rollout": _payload_kib(rollout)}
+    payload = {page: _payload_kib(at) for page, (at, _cases) in sessions.items()}
 
     table = Table(
         f"One app rerun per view change, {args.model} with random weights ({threads} torch thread(s), AppTest)",
@@ -184,14 +236,14 @@ def main(argv: list[str] | None = None) -> None:
          f"≤ {TARGET_MS:.0f} ms?", "figure JSON KiB"],
     )
     for page in sessions:
-        recapture = next(k for k in times["wall"] if k[0] == page and k[1].startswith("recapture"))
-        base = statistics.median(times["wall"][recapture])
+        recapture = next((k for k in times["wall"] if k[0] == page and k[1].startswith("recapture")), None)
+        base = statistics.median(times["wall"][recapture]) if recapture else float("nan")
         for key in (k for k in times["wall"] if k[0] == page):
             q1, q2, q3 = quantiles([t * 1e3 for t in times["wall"][key]])
             cpu = statistics.median(times["cpu"][key]) * 1e3
             verdict = "—" if key[1].startswith("recapture") else ("yes" if q2 <= TARGET_MS else "no")
-            table.add(page, key[1], q2, f"{q1:.0f}–{q3:.0f}", cpu, f"{q2 / 1e3 / base:.3f}", verdict,
-                      payload[page])
+            ratio = f"{q2 / 1e3 / base:.3f}" if recapture else "—"
+            table.add(page, key[1], q2, f"{q1:.0f}–{q3:.0f}", cpu, ratio, verdict, payload[page])
     table.notes += [
         f"{len(next(iter(times['wall'].values())))} interleaved rounds; the first run of the Attention page "
         f"(model load + capture + page) took {first_ms:,.0f} ms.",

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz_app.views import gradient_rollout_view, rollout_view
+from vitviz_app.views import figure_view, gradient_rollout_view, rollout_view
 
 ui.entry_point()
 
@@ -42,8 +42,10 @@ readout = "class token" if view.readout == "cls" else "mean over patch queries (
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Attention rollout")
-    fig = rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, start_layer=int(start),
-                         query=view.figure_query, head_fusion=fusion, discard_ratio=float(discard))
+    fig = figure_view(("ro.plain", fwd.key, fusion, float(discard), int(start)),
+                      lambda: rollout_figure(view.maps, ctx.image, fwd.geometry, fwd.layout, start_layer=int(start),
+                                             query=view.figure_query,
+                                             head_fusion=fusion, discard_ratio=float(discard)))
     ui.show_figure(fig, key="ro.plain", filename=f"rollout-{fusion}-discard{discard:.2f}-start{start}",
                    height=560)
     if view.prefix.shape[1]:
@@ -71,9 +73,10 @@ with right:
         ui.shapes_note(ctx.loaded)
         grad_fwd = ctx.forward(target=int(target))
         grad_view = gradient_rollout_view(grad_fwd.key, int(start), grad_fwd)
-        gfig = rollout_figure(grad_view.maps, ctx.image, fwd.geometry, fwd.layout, start_layer=int(start),
-                              query=grad_view.figure_query,
-                              title=f"Gradient rollout for “{labels[target] if labels else target}”")
+        gtitle = f"Gradient rollout for “{labels[target] if labels else target}”"
+        gfig = figure_view(("ro.gradient", grad_fwd.key, int(start), gtitle),
+                           lambda: rollout_figure(grad_view.maps, ctx.image, fwd.geometry, fwd.layout,
+                                                  start_layer=int(start), query=grad_view.figure_query, title=gtitle))
         ui.show_figure(gfig, key="ro.gradient", filename=f"gradient-rollout-class{target}", height=560)
         st.caption("Gradient × attention, positive part, mean over heads, accumulated as R ← R + Ā·R.")
 

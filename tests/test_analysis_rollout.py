@@ -56,7 +56,7 @@ def test_rollout_matches_loop_reference(fusion, ratio, start, end):
     attn = _random_attention()
     layers = range(4)[start:end]
     expected = _reference_rollout(attn, fusion, ratio, keep_column=0, layers=layers)
-    result = rollout(attn, fusion, ratio, start, end, layout=CLS_LAYOUT)
+    result = rollout(attn, fusion, ratio, start, end, layout=CLS_LAYOUT, keep_joint=True)
     assert result.layers == tuple(layers)
     np.testing.assert_allclose(result.cumulative, expected, atol=1e-12)
     np.testing.assert_allclose(result.joint, expected[-1], atol=1e-12)
@@ -66,17 +66,47 @@ def test_rollout_matches_loop_reference(fusion, ratio, start, end):
     np.testing.assert_allclose(result.cumulative.sum(axis=-1), 1.0, atol=1e-12)  # row-stochastic throughout
 
 
+@pytest.mark.parametrize("fusion, ratio", [("mean", 0.0), ("max", 0.5), ("min", 0.9)])
+@pytest.mark.parametrize("start, end", [(0, None), (1, 3), (-2, None), (2, 3)])
+@pytest.mark.parametrize("layout", [CLS_LAYOUT, REG_LAYOUT], ids=["cls", "no-cls"])
+def test_readout_rows_without_joint_match_loop_reference(fusion, ratio, start, end, layout):
+    """The default path forms no N x N product, only the read-out rows, top layer down: same maps."""
+    attn = _random_attention(seed=7)
+    layers = range(4)[start:end]
+    expected = _reference_rollout(attn, fusion, ratio, keep_column=layout.class_index, layers=layers)
+    rows = expected[:, 0] if layout.class_index is not None else expected[:, 1:].mean(axis=1)  # (L', N)
+    result = rollout(attn, fusion, ratio, start, end, layout=layout)
+    assert result.joint is None and result.cumulative is None and result.layers == tuple(layers)
+    np.testing.assert_allclose(result.maps, rows[:, 1:].reshape(-1, 2, 3), atol=1e-12)
+    np.testing.assert_allclose(result.prefix, rows[:, :1], atol=1e-12)
+    assert result.readout == ("cls" if layout.class_index is not None else "mean_patches")
+    with_joint = rollout(attn, fusion, ratio, start, end, layout=layout, keep_joint=True)
+    np.testing.assert_allclose(with_joint.maps, result.maps, atol=1e-12)
+    np.testing.assert_allclose(with_joint.prefix, result.prefix, atol=1e-12)
+
+
+def test_readout_rows_of_a_longer_model_match_the_joint_path():
+    """12 layers, 50 tokens: each step's row is its own chain, not the last layer's row repeated."""
+    layout = TokenLayout(("cls",), (7, 7), (16, 16), (112, 112))
+    attn = _random_attention(layers=12, heads=4, tokens=50, seed=8)
+    fast = rollout(attn, "max", 0.7, layout=layout)
+    slow = rollout(attn, "max", 0.7, layout=layout, keep_joint=True)
+    np.testing.assert_allclose(fast.maps, slow.maps, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(slow.cumulative[:, 0, 1:].reshape(-1, 7, 7), fast.maps, rtol=1e-10, atol=1e-14)
+    assert not np.allclose(fast.maps[0], fast.maps[-1])
+
+
 def test_torch_and_list_inputs_equal_numpy():
     attn = _random_attention(seed=1)
-    base = rollout(attn, layout=CLS_LAYOUT)
-    as_list = rollout([torch.from_numpy(a).float() for a in attn], layout=CLS_LAYOUT)
+    base = rollout(attn, layout=CLS_LAYOUT, keep_joint=True)
+    as_list = rollout([torch.from_numpy(a).float() for a in attn], layout=CLS_LAYOUT, keep_joint=True)
     np.testing.assert_allclose(as_list.joint, base.joint, atol=1e-6)
 
 
 def test_product_order_is_later_layer_on_the_left():
     attn = _random_attention(layers=2, seed=2)
     steps = [0.5 * np.eye(7) + 0.5 * a.mean(axis=0) for a in attn]
-    result = rollout(attn, layout=CLS_LAYOUT)
+    result = rollout(attn, layout=CLS_LAYOUT, keep_joint=True)
     np.testing.assert_allclose(result.joint, steps[1] @ steps[0], atol=1e-12)
     assert not np.allclose(result.joint, steps[0] @ steps[1])
 
@@ -84,15 +114,15 @@ def test_product_order_is_later_layer_on_the_left():
 def test_identity_attention_gives_identity_rollout():
     attn = np.broadcast_to(np.eye(7), (3, 2, 7, 7))
     for fusion in ("mean", "max", "min"):
-        result = rollout(attn, fusion, discard_ratio=0.5, layout=CLS_LAYOUT)
+        result = rollout(attn, fusion, discard_ratio=0.5, layout=CLS_LAYOUT, keep_joint=True)
         np.testing.assert_allclose(result.cumulative, np.broadcast_to(np.eye(7), (3, 7, 7)), atol=1e-15)
         assert np.all(result.maps == 0) and np.all(result.prefix == 1)
 
 
 def test_zero_discard_equals_plain_rollout():
     attn = _random_attention(seed=3)
-    plain = rollout(attn, "max", layout=CLS_LAYOUT)
-    zero = rollout(attn, "max", discard_ratio=0.0, layout=CLS_LAYOUT)
+    plain = rollout(attn, "max", layout=CLS_LAYOUT, keep_joint=True)
+    zero = rollout(attn, "max", discard_ratio=0.0, layout=CLS_LAYOUT, keep_joint=True)
     np.testing.assert_array_equal(plain.cumulative, zero.cumulative)
 
 
@@ -184,12 +214,24 @@ class _LayerByLayer:
 def test_rollout_from_capture_goes_layer_by_layer(model, image, storage):
     cap = capture(model, image, storage=storage)
     spy = _LayerByLayer(cap)
-    result = rollout(spy, "max", 0.3)
+    result = rollout(spy, "max", 0.3, keep_joint=True)
     assert spy.calls == [0, 1, 2] and result.cumulative is None
-    reference = rollout(capture(model, image, storage="full").attentions()[0], "max", 0.3, layout=cap.layout)
+    reference = rollout(capture(model, image, storage="full").attentions()[0], "max", 0.3, layout=cap.layout,
+                        keep_joint=True)
     np.testing.assert_allclose(result.joint, reference.joint, atol=1e-6)
     np.testing.assert_allclose(result.maps, reference.maps, atol=1e-6)
     assert result.maps.shape == (3, 3, 3)
+
+
+@pytest.mark.parametrize("storage", ["full", "qk"])
+def test_rollout_rows_from_capture_visit_each_layer_once(model, image, storage):
+    cap = capture(model, image, storage=storage)
+    spy = _LayerByLayer(cap)
+    result = rollout(spy, "mean", 0.5, start_layer=1)
+    assert sorted(spy.calls) == [1, 2] and result.joint is None  # top layer first, each layer once
+    reference = rollout(cap.attentions()[0], "mean", 0.5, start_layer=1, layout=cap.layout, keep_joint=True)
+    np.testing.assert_allclose(result.maps, reference.maps, atol=1e-6)
+    np.testing.assert_allclose(result.prefix, reference.prefix, atol=1e-6)
 
 
 def _attention_and_grads(model, x, target):
@@ -226,17 +268,33 @@ def test_gradient_rollout_matches_hand_computation(model, image):
     attns, grads = _attention_and_grads(model, image, target=2)
     expected = _reference_gradient_rollout(attns, grads)
     layout = TokenLayout.from_model(model)
-    from_arrays = gradient_rollout(attns, grads, layout=layout)
+    from_arrays = gradient_rollout(attns, grads, layout=layout, keep_joint=True)
     np.testing.assert_allclose(from_arrays.joint, expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(from_arrays.final_map, expected[0, 1:].reshape(3, 3), rtol=1e-9, atol=1e-12)
     assert from_arrays.method == "gradient_rollout" and from_arrays.readout == "cls"
     # the same from vitviz's own capture (float32 there, so a looser tolerance)
-    from_capture = gradient_rollout(capture(model, image, target=2))
+    from_capture = gradient_rollout(capture(model, image, target=2), keep_joint=True)
     np.testing.assert_allclose(from_capture.joint, expected, rtol=1e-4, atol=1e-6)
     # the first steps equal the reference truncated to the first layers: gradients stay with their layer
     np.testing.assert_allclose(from_arrays.cumulative[0], _reference_gradient_rollout(attns[:1], grads[:1]),
                                atol=1e-12)
-    assert not np.allclose(gradient_rollout(attns, grads[::-1], layout=layout).joint, expected)
+    assert not np.allclose(gradient_rollout(attns, grads[::-1], layout=layout, keep_joint=True).joint, expected)
+
+
+@pytest.mark.parametrize("start, end", [(0, None), (1, None), (0, 2)])
+def test_gradient_rollout_rows_match_hand_computation(model, image, start, end):
+    """Default (no joint): each step's map equals the reference's class-token row over the same layers."""
+    attns, grads = _attention_and_grads(model, image, target=2)
+    layout = TokenLayout.from_model(model)
+    layers = range(3)[start:end]
+    result = gradient_rollout(attns, grads, start, end, layout=layout)
+    assert result.joint is None and result.layers == tuple(layers)
+    for k, last in enumerate(layers):
+        expected = _reference_gradient_rollout(attns[layers[0]:last + 1], grads[layers[0]:last + 1])
+        np.testing.assert_allclose(result.maps[k], expected[0, 1:].reshape(3, 3), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(result.prefix[k], expected[0, :1], rtol=1e-9, atol=1e-12)
+    from_capture = gradient_rollout(capture(model, image, target=2), start_layer=start, end_layer=end)
+    np.testing.assert_allclose(from_capture.maps, result.maps, rtol=1e-4, atol=1e-6)
 
 
 def test_gradient_rollout_depends_on_target_class(model, image):

@@ -196,6 +196,24 @@ def test_photo_is_downscaled_jpeg_spanning_the_image():
     assert decoded[:, : small_w // 2 - 3].mean() > 240 and decoded[:, small_w // 2 + 3 :].mean() < 15
 
 
+def test_photo_is_encoded_once_per_image(monkeypatch):
+    calls = []
+    encode = _base.image_data_uri
+    monkeypatch.setattr(_base, "image_data_uri", lambda image, **kw: calls.append(1) or encode(image, **kw))
+    ramp = np.linspace(0, 255, 90, dtype=np.float32)[None, :, None] * np.ones((60, 1, 3), np.float32)
+    photo = Image.fromarray(ramp.astype(np.uint8))  # a smooth ramp, so JPEG keeps it close
+    first, again = _base.photo_trace(photo), _base.photo_trace(photo)
+    assert first.source == again.source and len(calls) == 1  # the same PIL image: encoded once
+    assert _base.photo_trace(np.asarray(photo)).source == first.source and len(calls) == 2  # an array: by content
+    assert _base.photo_trace(np.asarray(photo).copy()).source == first.source and len(calls) == 2
+    changed = np.asarray(photo).copy()
+    changed[:, :45] = 0
+    assert _base.photo_trace(changed).source != first.source and len(calls) == 3  # other pixels: encoded anew
+    other = photo.copy()  # equal pixels, another object: encoded again, never mixed up with a dead one
+    assert _base.photo_trace(other).source == first.source and len(calls) == 4
+    assert np.abs(decode_data_uri(first.source).astype(int) - np.asarray(photo)).mean() < 8  # the photo
+
+
 def test_rect_difference_hand_checked():
     assert rect_difference((0, 0, 10, 10), (2, 0, 8, 10)) == [(0, 0, 2, 10), (8, 0, 10, 10)]
     assert rect_difference((0, 0, 10, 10), (0, 0, 10, 10)) == []

@@ -305,6 +305,15 @@ class AttentionRecorder:
 
 
 def _choose_storage(model: nn.Module, layout: TokenLayout, batch: int, storage: str, target) -> str:
+    """The storage ``'auto'`` means, judged by what capturing *and* viewing cost.
+
+    Capturing costs the same either way within noise at 197 tokens (ViT-B/16, CPU time side by side: full
+    0.97×, qk 0.98× the fused forward; ``bench/README.md`` §1), but with ``qk`` every view recomputes
+    ``softmax(q·kᵀ)`` for its layer (capture + every layer viewed once: full 1.00×, qk 1.02×), and a page
+    views the same layers again on every rerun. So the whole tensor is kept while it fits
+    ``FULL_STORAGE_BUDGET``; beyond it only queries and keys are (the full tensor would not fit, and the
+    unfused forward alone costs ~1.5× the fused one at 1370 tokens).
+    """
     modules = attention_modules(model)
     full = _bytes_full(batch, len(modules), int(modules[0].num_heads), layout.num_tokens)
     if target is not None:

@@ -7,12 +7,13 @@ is instant; the arguments starting with ``_`` are the objects the keys stand for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import streamlit as st
 
 __all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "position_similarity_view",
-           "filters_view", "distance_view", "token_norms_view"]
+           "filters_view", "distance_view", "token_norms_view", "figure_view", "overview_figures"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,37 @@ def token_norms_view(fwd_key: str, _fwd) -> np.ndarray:
     from vitviz.analysis import token_norms
 
     return np.asarray(token_norms(_fwd.capture.hidden_states[0]))
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def figure_view(key: tuple, _build: Callable):
+    """A Plotly figure built once per ``key`` and shared, for figures whose building costs more than drawing.
+
+    ``key`` must name everything the figure shows (the forward pass's key, which stands for the model, the
+    image and the patch size, plus every setting and text). The figure object itself is kept
+    (``st.cache_resource``: not pickled), so a rerun that changes another control only serialises it again:
+    e.g. the Rollout page's 12-frame figures when the other map's settings move.
+    """
+    return _build()
+
+
+def overview_figures(fwd, image):
+    """The Overview's views of a forward pass: ``(rollout view, rollout figure, predictions figure or None)``.
+
+    One function for the page and for the server warm-up (``vitviz_app.warmup``), so that both fill the
+    same cache entries: the warm-up's figures are the ones the first visitor gets.
+    """
+    from vitviz.figures import predictions_figure, rollout_figure
+
+    view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
+    rollout = figure_view(("overview.rollout", fwd.key), lambda: rollout_figure(
+        view.maps, image, fwd.geometry, fwd.layout, query=view.figure_query, head_fusion="mean"))
+    bars = None
+    if fwd.predictions:
+        def build_bars():
+            fig = predictions_figure(fwd.predictions, title="")
+            fig.update_layout(margin=dict(t=10))  # the page's subheader is its title
+            return fig
+
+        bars = figure_view(("overview.predictions", fwd.key), build_bars)
+    return view, rollout, bars

@@ -15,6 +15,13 @@ The map is the class token's row of ``R`` over the patches; a model without a cl
 attention pooling) has no single read-out token, so the map is the mean of the patch tokens' rows instead,
 and the result says so. With a ``Capture`` the computation goes layer by layer
 (``capture.fused_attention``), never holding all layers' attention at once.
+
+The maps only need the read-out row ``r_l = e·M_l···M_s`` of each ``R_l`` (``e`` picks the class token, or
+averages the patch tokens; ``M`` is ``Â`` or ``I + Ā``), so by default no ``N × N`` product is formed:
+the layers are visited from the top down and every read-out row still being built is multiplied by the
+layer's step matrix, ``rows[l:] ← rows[l:] · M_l``. That costs ``O(L²·N²)`` (at most L rows times an
+``N × N`` matrix per layer) instead of the ``O(L·N³)`` of forming each ``R_l``, and holds ``(L, N)`` rows
+instead of ``N × N`` matrices. ``keep_joint=True`` forms ``R`` itself when it is wanted.
 """
 from __future__ import annotations
 
@@ -38,9 +45,10 @@ class RolloutResult:
     Attributes:
         maps: (L', gh, gw) read-out row over the patch tokens after each layer; None without a layout.
         prefix: (L', P) read-out row at the prefix tokens (class, registers, ...); None without a layout.
-        joint: (N, N) joint attention ``R`` after the last layer of the range.
-        cumulative: (L', N, N) ``R`` after each layer; kept for attention-array input only (a Capture is
-            processed layer by layer and keeps just ``joint``).
+        joint: (N, N) joint attention ``R`` after the last layer of the range; None unless asked for with
+            ``keep_joint=True`` (always formed without a layout, where it is the only result).
+        cumulative: (L', N, N) ``R`` after each layer; with ``keep_joint=True`` and attention-array input only
+            (a Capture is processed layer by layer and keeps just ``joint``).
         layers: Index of the last layer folded in at each step, e.g. ``(0, 1, ..., 11)``.
         readout: ``'cls'`` (the class token's row) or ``'mean_patches'`` (mean of the patch tokens' rows,
             for models without a class token); None without a layout.
@@ -51,7 +59,7 @@ class RolloutResult:
 
     maps: np.ndarray | None
     prefix: np.ndarray | None
-    joint: np.ndarray
+    joint: np.ndarray | None
     cumulative: np.ndarray | None
     layers: tuple[int, ...]
     readout: str | None
@@ -114,8 +122,10 @@ def discard_lowest(attn: Any, ratio: float, keep_column: int | None = None) -> n
 
 def _with_residual(attn: np.ndarray) -> np.ndarray:
     """Â = 0.5·I + 0.5·A, rows re-normalised to sum to 1."""
-    mixed = 0.5 * np.eye(attn.shape[-1]) + 0.5 * attn  # (N, N)
-    return mixed / mixed.sum(axis=-1, keepdims=True)
+    mixed = 0.5 * attn  # (N, N), a new array: the input is never changed
+    mixed[np.diag_indices_from(mixed)] += 0.5
+    mixed /= mixed.sum(axis=-1, keepdims=True)
+    return mixed
 
 
 def _layer_range(num_layers: int, start_layer: int, end_layer: int | None) -> range:
@@ -132,6 +142,42 @@ def _readout_row(joint: np.ndarray, layout: Any) -> np.ndarray:
     if layout.class_index is not None:
         return joint[layout.class_index]
     return joint[layout.patch_slice].mean(axis=0)
+
+
+def _readout_vector(layout: Any) -> np.ndarray:
+    """``e`` with ``e·R`` the read-out row: the class token's indicator, or 1/P on each patch token: (N,)."""
+    vector = np.zeros(layout.num_tokens)
+    if layout.class_index is not None:
+        vector[layout.class_index] = 1.0
+    else:
+        vector[layout.patch_slice] = 1.0 / layout.num_patches
+    return vector
+
+
+def _readout_rows(steps_top_down: Iterable[np.ndarray], count: int, readout: np.ndarray) -> np.ndarray:
+    """Read-out row of the product after each layer, from step matrices given from the top layer down.
+
+    With steps ``M_0 … M_{count-1}`` (bottom to top) visited as ``M_{count-1}, …, M_0``, row ``l`` of the
+    result is ``e·M_l·M_{l-1}···M_0``: when layer ``j`` is visited, row ``j`` starts as ``e`` and every row
+    ``≥ j`` is multiplied by ``M_j`` on the right.
+
+    Returns:
+        (count, N) float64.
+    """
+    rows = np.empty((count, readout.shape[0]))  # (L', N)
+    for j, step in zip(range(count - 1, -1, -1), steps_top_down):  # step: (N, N) of layer j
+        if step.shape[-1] != readout.shape[0]:
+            raise ValueError(f"attention over {step.shape[-1]} tokens does not match {readout.shape[0]} tokens")
+        rows[j] = readout
+        rows[j:] = rows[j:] @ step  # (L'-j, N) · (N, N)
+    return rows
+
+
+def _rows_result(rows: np.ndarray, layers: range, layout: Any, **info: Any) -> RolloutResult:
+    maps, prefix = split_tokens(rows, layout)  # (L', gh, gw), (L', P)
+    readout = "cls" if layout.class_index is not None else "mean_patches"
+    return RolloutResult(maps=maps, prefix=prefix, joint=None, cumulative=None, layers=tuple(layers),
+                         readout=readout, **info)
 
 
 def _collect(
@@ -163,26 +209,32 @@ def _collect(
     )
 
 
-def _rollout_steps(
+def _rollout_matrices(
     fused: Iterable[np.ndarray], discard_ratio: float, keep_column: int | None
 ) -> Iterator[np.ndarray]:
-    """R after each layer: R_l = Â_l · R_{l-1} with Â from the fused (N, N) attention."""
-    joint = None
+    """Â of each layer, in the order given: fused (N, N) attention, weakest links discarded, residual added."""
     for attn in fused:  # (N, N) per layer
         if discard_ratio > 0:
             attn = discard_lowest(attn, discard_ratio, keep_column)
-        step = _with_residual(attn)  # (N, N)
-        joint = step if joint is None else step @ joint  # R_l = Â_l · R_{l-1}
-        yield joint
+        yield _with_residual(attn)  # (N, N)
 
 
-def _gradient_steps(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
-    """R after each layer: R ← R + Ā·R from R = I, with Ā from each layer's (attention, gradient) pair."""
-    joint = None
+def _gradient_matrices(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+    """I + Ā of each layer, in the order given, with Ā = E_h[(∇A ⊙ A)^+] from its (attention, gradient)."""
     for attn, grad in pairs:  # (H, N, N) each
-        weighted = np.clip(grad * attn, 0.0, None).mean(axis=0)  # Ā = E_h[(∇A ⊙ A)^+], (N, N)
-        joint = np.eye(attn.shape[-1]) if joint is None else joint
-        joint = joint + weighted @ joint  # R ← R + Ā·R
+        weighted = np.clip(grad * attn, 0.0, None).mean(axis=0)  # Ā, (N, N)
+        weighted[np.diag_indices_from(weighted)] += 1.0  # I + Ā
+        yield weighted
+
+
+def _cumulative_products(matrices: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """R after each layer, from the bottom layer's step matrix M up: R_l = M_l · R_{l-1} from R = I.
+
+    Rollout: M = Â. Gradient rollout: M = I + Ā, so R ← R + Ā·R.
+    """
+    joint = None
+    for step in matrices:  # (N, N) per layer
+        joint = step if joint is None else step @ joint  # R_l = M_l · R_{l-1}
         yield joint
 
 
@@ -203,7 +255,7 @@ def _checked(stack: list, layer: int) -> np.ndarray:
     return attn
 
 
-def _aligned_pairs(stack: list, grad_stack: list, layers: range) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _aligned_pairs(stack: list, grad_stack: list, layers: Iterable[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for i in layers:
         attn, grad = _checked(stack, i), to_numpy(grad_stack[i])  # (H, N, N) each
         if grad.shape != attn.shape:
@@ -220,6 +272,7 @@ def rollout(
     *,
     layout: Any = None,
     item: int = 0,
+    keep_joint: bool = False,
 ) -> RolloutResult:
     """Attention rollout (Abnar & Zuidema 2020) over layers ``[start_layer, end_layer)``.
 
@@ -237,6 +290,9 @@ def rollout(
         layout: Token layout (taken from a Capture when omitted); without one there are no maps and no
             class-token column is protected from discarding.
         item: Batch item of a Capture.
+        keep_joint: Also form the joint attention ``R`` (``O(L·N³)``; with attention arrays, ``R`` after
+            every layer too). Without it only the read-out rows are computed (``O(L²·N²)``, see the module
+            docstring) and ``joint`` is None. Always on without a layout.
 
     Returns:
         The RolloutResult.
@@ -250,16 +306,21 @@ def rollout(
     keep_column = None if layout is None else layout.class_index
     if from_capture:
         layers = _layer_range(attentions.num_layers, start_layer, end_layer)
-        fused = (to_numpy(attentions.fused_attention(i, head_fusion)[item]) for i in layers)  # (N, N) each
+
+        def fused(order):
+            return (to_numpy(attentions.fused_attention(i, head_fusion)[item]) for i in order)  # (N, N) each
     else:
         stack = _array_layers(attentions)
         layers = _layer_range(len(stack), start_layer, end_layer)
-        fused = (_fuse(_checked(stack, i), head_fusion) for i in layers)  # (N, N) each
-    steps = _rollout_steps(fused, float(discard_ratio), keep_column)
-    return _collect(
-        steps, layers, layout, keep_cumulative=not from_capture,
-        method="rollout", head_fusion=head_fusion, discard_ratio=float(discard_ratio),
-    )
+
+        def fused(order):
+            return (_fuse(_checked(stack, i), head_fusion) for i in order)  # (N, N) each
+    info = dict(method="rollout", head_fusion=head_fusion, discard_ratio=float(discard_ratio))
+    if keep_joint or layout is None:
+        steps = _cumulative_products(_rollout_matrices(fused(layers), float(discard_ratio), keep_column))
+        return _collect(steps, layers, layout, keep_cumulative=not from_capture, **info)
+    matrices = _rollout_matrices(fused(reversed(layers)), float(discard_ratio), keep_column)
+    return _rows_result(_readout_rows(matrices, len(layers), _readout_vector(layout)), layers, layout, **info)
 
 
 def gradient_rollout(
@@ -270,6 +331,7 @@ def gradient_rollout(
     *,
     layout: Any = None,
     item: int = 0,
+    keep_joint: bool = False,
 ) -> RolloutResult:
     """Gradient-weighted attention rollout (Chefer, Gur & Wolf 2021) over layers ``[start_layer, end_layer)``.
 
@@ -285,6 +347,7 @@ def gradient_rollout(
         end_layer: Layer after the last one folded in; None for the last layer.
         layout: Token layout (taken from a Capture when omitted); without one there are no maps.
         item: Batch item of a Capture.
+        keep_joint: Also form the joint ``R`` (and, with arrays, ``R`` after every layer); see :func:`rollout`.
 
     Returns:
         The RolloutResult (``method='gradient_rollout'``).
@@ -295,9 +358,10 @@ def gradient_rollout(
             raise ValueError("a Capture carries its own gradients; pass grads only with attention arrays")
         layout = attentions.layout if layout is None else layout
         layers = _layer_range(attentions.num_layers, start_layer, end_layer)
-        pairs = (
-            (to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item])) for i in layers
-        )
+
+        def pairs(order):
+            return ((to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item]))
+                    for i in order)
     else:
         if grads is None:
             raise ValueError("gradient rollout needs the gradients of the attention (grads)")
@@ -305,8 +369,12 @@ def gradient_rollout(
         if len(stack) != len(grad_stack):
             raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
         layers = _layer_range(len(stack), start_layer, end_layer)
-        pairs = _aligned_pairs(stack, grad_stack, layers)
-    return _collect(
-        _gradient_steps(pairs), layers, layout, keep_cumulative=not from_capture,
-        method="gradient_rollout", head_fusion="mean", discard_ratio=0.0,
-    )
+
+        def pairs(order):
+            return _aligned_pairs(stack, grad_stack, order)
+    info = dict(method="gradient_rollout", head_fusion="mean", discard_ratio=0.0)
+    if keep_joint or layout is None:
+        steps = _cumulative_products(_gradient_matrices(pairs(layers)))
+        return _collect(steps, layers, layout, keep_cumulative=not from_capture, **info)
+    matrices = _gradient_matrices(pairs(reversed(layers)))
+    return _rows_result(_readout_rows(matrices, len(layers), _readout_vector(layout)), layers, layout, **info)

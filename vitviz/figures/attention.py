@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 
 from vitviz.figures._base import (
     MARGIN,
-    as_rgb_array,
     cell_outline,
     grid_spec,
+    image_size,
     map_extent,
     overlay_figure,
     prefix_summary,
@@ -95,7 +95,7 @@ def attention_map_figure(
     fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s).replace(": · ", ": "))
     if query >= len(prefix):
         row, col = divmod(query - len(prefix), gw)
-        extent = map_extent(geometry, as_rgb_array(image).shape[:2], layout)
+        extent = map_extent(geometry, image_size(image), layout)
         fig.add_shape(**cell_outline(extent, row, col))
     return fig
 

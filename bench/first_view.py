@@ -1,0 +1,152 @@
+"""First view: from a fresh ``streamlit run app.py`` being healthy to the first Overview fully drawn.
+
+For each app checkout given (this tree, and e.g. an older commit unpacked elsewhere, to compare side by
+side), in turn: start ``streamlit run app.py`` on a free port (offline, see ``bench/_app.py``), wait for
+``/_stcore/health``, then open the Overview in headless Chromium and wait until both of its Plotly figures
+(top-5 predictions and rollout) are drawn. Times, on the wall clock (epoch seconds, so the server's log
+lines and the browser's clock line up on this one machine):
+
+* **server start → healthy**: the Streamlit process starting (nothing of the app runs yet);
+* **healthy → page shell**: the browser connected and the page's first element (the sidebar) shown;
+* **healthy → Overview drawn**: what a first visitor waits for (the target: ≤ 8 s);
+* the warm-up's steps (``vitviz_app/warmup.py``, from the server log: imports, model, image, capture),
+  where the checkout has them.
+
+The model is the app's default (offline: the bundled vitviz-shapes), or ``--model`` (a catalogue key; the
+ViT-B/16 gets random weights in a private hub cache, as the other app benchmarks do).
+
+Run: ``python bench/first_view.py [--app DIR ...] [--repeats N] [--model KEY] [--out ...]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._app import app_env, free_port, random_hub_weights  # noqa: E402
+from bench._timing import REPO, Table, add_common_args, machine, report  # noqa: E402
+
+__all__ = ["main", "first_view"]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+FIGURES = (".st-key-fig-overview-predictions .js-plotly-plot .main-svg",
+           ".st-key-fig-overview-rollout .js-plotly-plot .main-svg")
+TARGET_S = 8.0
+TIMEOUT_MS = 600_000
+CATALOGUE_TIMM = {"ViT-B/16 (AugReg)": "vit_base_patch16_224.augreg_in21k_ft_in1k"}
+_WARMUP = re.compile(r"vitviz warm-up: (\w+) done at [\d.]+ s \(epoch ([\d.]+)\)")
+
+
+def _start(app_dir: Path, port: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float, float]:
+    """Start the server; return it with the epoch times of the start and of the first healthy answer."""
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    started = time.time()
+    proc = subprocess.Popen(cmd, cwd=app_dir, env={**os.environ, **env}, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + TIMEOUT_MS / 1e3
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, started, time.time()
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise TimeoutError(f"streamlit did not become healthy; see {log}")
+
+
+def _browse(url: str) -> dict[str, float]:
+    """Open ``url`` and return epoch times of the page shell and of both Overview figures drawn."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+            opened = time.time()
+            page.goto(url, timeout=TIMEOUT_MS)
+            page.wait_for_selector("[data-testid=stSidebar]", timeout=TIMEOUT_MS)
+            shell = time.time()
+            for selector in FIGURES:
+                page.wait_for_selector(selector, timeout=TIMEOUT_MS)
+            drawn = time.time()
+            title = page.eval_on_selector(".st-key-fig-overview-rollout .js-plotly-plot",
+                                          "gd => String(gd.layout.title && gd.layout.title.text)")[:80]
+        finally:
+            browser.close()
+    return {"opened": opened, "shell": shell, "drawn": drawn, "title": title}
+
+
+def first_view(app_dir: Path, env: dict[str, str], query: str = "") -> dict:
+    """One fresh server of ``app_dir``: times in seconds after it became healthy, plus its warm-up steps."""
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="vitviz-first-view-")) / "streamlit.log"
+    proc, started, healthy = _start(app_dir, port, env, log)
+    try:
+        times = _browse(f"http://127.0.0.1:{port}/{query}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not lose the measurement over a slow exit
+            proc.kill()
+            proc.wait(timeout=60)
+    steps = {m.group(1): float(m.group(2)) - healthy for m in _WARMUP.finditer(log.read_text())}
+    return {"start→healthy": healthy - started, "healthy→shell": times["shell"] - healthy,
+            "healthy→Overview": times["drawn"] - healthy, "steps": steps, "title": times["title"], "log": str(log)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--app", type=Path, nargs="*", default=[REPO],
+                        help="app checkouts to compare, each started fresh in turn (default: this tree)")
+    parser.add_argument("--model", default=None, choices=list(CATALOGUE_TIMM),
+                        help="open the Overview with this catalogue model (default: the app's default)")
+    args = parser.parse_args(argv)
+    rounds = args.repeats or (1 if args.quick else 3)
+    env = app_env(threads=args.threads)
+    query = ""
+    if args.model:
+        random_hub_weights(CATALOGUE_TIMM[args.model])
+        query = f"?model={quote(args.model)}"
+    results: dict[str, list[dict]] = {str(a): [] for a in args.app}
+    for _ in range(rounds):  # the checkouts alternate, so a change in the machine's load hits both
+        for app in args.app:
+            results[str(app)].append(first_view(app, env, query))
+            print(app, results[str(app)][-1], flush=True)
+    table = Table(f"First view after a fresh start ({args.model or 'default model'}; seconds, median of "
+                  f"{rounds})", ["app", "start → healthy", "healthy → page shell", "healthy → Overview drawn",
+                                 f"≤ {TARGET_S:.0f} s?", "warm-up steps after healthy (imports / model / "
+                                 "image / capture / figures)"])
+    for app, runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in ("start→healthy", "healthy→shell",
+                                                                    "healthy→Overview")}
+        steps = [statistics.median(r["steps"][s] for r in runs) if all(s in r["steps"] for r in runs) else None
+                 for s in ("imports", "model", "image", "capture", "figures")]
+        step_text = " / ".join("—" if s is None else f"{s:.1f}" for s in steps)
+        table.add(app, med["start→healthy"], med["healthy→shell"], med["healthy→Overview"],
+                  "yes" if med["healthy→Overview"] <= TARGET_S else "no", step_text)
+    table.notes += [
+        "Overview drawn: both Plotly figures (top-5 predictions, rollout) have their SVG in headless Chromium.",
+        "Warm-up steps: epoch time of the server's 'vitviz warm-up' log lines minus the healthy time.",
+        "Checkouts run in alternation; the machine is shared, so compare rows of one run only.",
+    ]
+    report([table], machine(), args.out)
+
+
+if __name__ == "__main__":
+    main()
