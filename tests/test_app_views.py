@@ -36,7 +36,9 @@ def test_overview_rollout_title_follows_its_slider(open_app):
     at = open_app()
     spec = chart_spec(at, "overview.rollout")
     frames = spec["frames"]
-    assert frames[0]["layout"]["title"]["text"].startswith("Attention rollout, layer 0 ")
+    first = frames[0]["layout"]["title"]["text"]
+    assert first.replace("<br>", " ").startswith("Attention rollout, layer 0 "), first
+    assert "<br>" in first, "a frame's long title is wrapped like the figure's own (narrow screens)"
     assert frames[-1]["layout"]["title"]["text"] == spec["layout"]["title"]["text"]
     assert spec["layout"]["sliders"][0]["currentvalue"]["prefix"] == "through layer "
 

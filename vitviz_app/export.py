@@ -141,6 +141,9 @@ def show_figure(
         top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
         fig.update_layout(title=dict(text=wrap_title(title), y=1, yref="container", yanchor="top", pad_t=10),
                           margin_t=top + 22)
+    for frame in fig.frames or ():  # a slider's frames carry their own titles: wrap them the same way
+        if frame.layout and frame.layout.title and frame.layout.title.text:
+            frame.layout.title.text = wrap_title(frame.layout.title.text)
     config = plotly_config(filename, clickable=bool(on_select))
     with st.container(key=f"fig-{slug(key)}"):  # a stable CSS class (st-key-fig-...) for browser tests
         if on_select:
