@@ -62,7 +62,7 @@ def attention_cp_forward(attn: nn.Module) -> Callable[..., torch.Tensor]:
         q, k = attn.q_norm(q), attn.k_norm(k)
         probs = ((q.detach() * attn.scale) @ k.detach().transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
         out = attn.attn_drop(probs) @ v  # (B, H, N, d)
-        out = attn.norm(out.transpose(1, 2).reshape(batch, tokens, attn.attn_dim))  # (B, N, H*d)
+        out = attn.norm(out.transpose(1, 2).reshape(batch, tokens, -1))  # (B, N, H*d); older timm Attention has no attn_dim
         return attn.proj_drop(attn.proj(out))
 
     return forward

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from ._registry import RuntimeComponent
 from .payload import PAYLOAD_JS, payload_carrier
 
 __all__ = ["attention_explorer", "commit_updates", "explorer_budget", "BUDGET_ENV"]
@@ -22,7 +23,7 @@ __all__ = ["attention_explorer", "commit_updates", "explorer_budget", "BUDGET_EN
 _HERE = Path(__file__).parent
 BUDGET_ENV = "VITVIZ_BROWSER_BUDGET"
 
-_explorer = st.components.v2.component(
+_explorer = RuntimeComponent(
     "vitviz.attention_explorer",
     js=PAYLOAD_JS + "\n" + (_HERE / "attention_explorer.js").read_text(),
     css=(_HERE / "attention_explorer.css").read_text(),

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import streamlit as st
+from ._registry import RuntimeComponent
 
 __all__ = ["payload_carrier", "PAYLOAD_JS"]
 
 PAYLOAD_JS = (Path(__file__).parent / "payload.js").read_text()
 
-_carrier = st.components.v2.component(
+_carrier = RuntimeComponent(
     "vitviz.payload",
     js=PAYLOAD_JS + "\nexport default function ({ data }) { const p = vvDecode(data); if (p) vvRemember(p); }\n",
 )

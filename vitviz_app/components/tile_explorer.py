@@ -10,13 +10,14 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from ._registry import RuntimeComponent
 from .payload import PAYLOAD_JS, payload_carrier
 
 __all__ = ["tile_explorer"]
 
 _HERE = Path(__file__).parent
 
-_tiles = st.components.v2.component(
+_tiles = RuntimeComponent(
     "vitviz.tile_explorer",
     js=PAYLOAD_JS + "\n" + (_HERE / "tile_explorer.js").read_text(),
     css=(_HERE / "tile_explorer.css").read_text(),
