@@ -27,7 +27,7 @@ def test_rollout_title_names_the_settings_and_a_single_layer(open_app):
     at.selectbox(key="ro_fusion").set_value("max")
     at.slider(key="ro_discard").set_value(0.5)
     at.slider(key="ro_start").set_value(last).run()
-    title = chart_spec(at, "ro.plain")["layout"]["title"]["text"]
+    title = chart_spec(at, "ro.plain")["layout"]["title"]["text"].replace("<br>", " ")
     assert f"layer {last} " in title and "–" not in title, title
     assert "max fusion" in title and "discard 0.50" in title, title
 

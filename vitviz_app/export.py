@@ -80,16 +80,15 @@ def plotly_config(filename: str, *, clickable: bool = False) -> dict[str, Any]:
     }
 
 
-TITLE_LINE_CHARS = 44
-"""Characters of a figure title that fit on one line of a phone-wide chart (about 360 px)."""
+TITLE_LINE_CHARS = 30
+"""Characters of a figure title that fit on one line of a phone-wide chart (about 330 px at Plotly's 17 px)."""
 _BREAKS = (": ", ", ", " · ", " — ", " – ")
 
 
-def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
-    """Break a title longer than ``limit`` characters onto two lines, never inside brackets: at its last
-    separator (``': '``, ``', '``, ``' · '``, dashes) within the limit, else its first one, else a space."""
-    if len(text) <= limit or "<br>" in text:
-        return text
+def _split_title(text: str, limit: int) -> tuple[str, str] | None:
+    """``(first line, rest)`` of a title, never inside brackets: at the last separator (``': '``, ``', '``,
+    ``' · '``, dashes) within ``limit``, else the last space within it, else the first separator; None when
+    there is nowhere to break."""
     depth, cuts, spaces = 0, [], []
     for i, char in enumerate(text):
         depth += (char in "([") - (char in ")]")
@@ -101,14 +100,31 @@ def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
     within = [c for c in cuts if c[0] <= limit]
     if within:
         i, sep = within[-1]
-    elif cuts and (cuts[0][0] <= 2 * limit or not spaces):
-        i, sep = cuts[0]
     elif spaces:
         i, sep = spaces[-1]
+    elif cuts:
+        i, sep = cuts[0]
     else:
+        return None
+    keep = sep.strip() if sep.strip() in (":", ",") else ""  # a colon or comma ends the line
+    return f"{text[:i]}{keep}", text[i + len(sep):]
+
+
+def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
+    """Break a title longer than ``limit`` characters into lines (``<br>``) that fit a phone-wide chart.
+
+    A title that already holds a line break is left as it is.
+    """
+    if "<br>" in text:
         return text
-    keep = sep.strip() if sep.strip() in (":", ",") else ""  # a colon or comma ends the first line
-    return f"{text[:i]}{keep}<br>{text[i + len(sep):]}"
+    lines = []
+    while len(text) > limit:
+        split = _split_title(text, limit)
+        if split is None:
+            break
+        first, text = split
+        lines.append(first)
+    return "<br>".join([*lines, text])
 
 
 def show_figure(
@@ -139,8 +155,9 @@ def show_figure(
     title = fig.layout.title.text
     if title and wrap_title(title) != title:  # one more line: hang the title from the top, one line lower
         top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
-        fig.update_layout(title=dict(text=wrap_title(title), y=1, yref="container", yanchor="top", pad_t=10),
-                          margin_t=top + 22)
+        wrapped = wrap_title(title)
+        fig.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top", pad_t=10),
+                          margin_t=top + 22 * wrapped.count("<br>"))
     for frame in fig.frames or ():  # a slider's frames carry their own titles: wrap them the same way
         if frame.layout and frame.layout.title and frame.layout.title.text:
             frame.layout.title.text = wrap_title(frame.layout.title.text)
