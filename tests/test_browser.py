@@ -219,7 +219,7 @@ def test_layer_slider_and_patch_click_change_the_attention_map(page, server):
 
     click_cell(page, "attn.map", 1, 2)
     after_click = wait_for_change(page, "attn.map", after_layer)
-    assert "patch (row 1, col 2)" in json.loads(after_click)[0]
+    assert "patch (row 1, col 2)" in json.loads(after_click)[0].replace("<br>", " ")
     assert page.locator(".st-key-attn_row input").input_value() == "1"
     assert page.locator(".st-key-attn_col input").input_value() == "2"
     screenshot(page, "attention-clicked")
