@@ -31,7 +31,7 @@ def overview() -> None:
     left, right = st.columns([1.0, 1.2], gap="large")
     with left:
         st.subheader(_("Your image"))
-        st.image(ctx.image, caption=f"{ctx.image_label} · {ctx.image.width}×{ctx.image.height} px",
+        st.image(ctx.image, caption=f"{ctx.image_title} · {ctx.image.width}×{ctx.image.height} px",
                  width="stretch")
         st.subheader(_("Top-5 predictions"))
         if bars is not None:

@@ -6,23 +6,24 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz.i18n import N_, _, ngettext
 from vitviz_app import walkthrough as wt
 
 ui.entry_point()
 
 ui.page_header(
-    "How a Vision Transformer works",
-    "The whole forward pass on **your image**, in order. Every number below is recomputed by hand from "
-    "the model's weights and checked against what the model really computed. **Click a patch** in step 1 "
-    "to follow it through the steps.",
+    _("How a Vision Transformer works"),
+    _("The whole forward pass on **your image**, in order. Every number below is recomputed by hand from "
+      "the model's weights and checked against what the model really computed. **Click a patch** in step 1 "
+      "to follow it through the steps."),
 )
 ctx = ui.context()
 ctx.require()
 fwd = ctx.forward()
 model, cap, layout = fwd.model, fwd.capture, fwd.layout
 if not wt.supports_walkthrough(model):
-    st.info(f"The step-by-step numbers need a standard timm VisionTransformer; {ctx.loaded.name} uses other "
-            "blocks. The other pages work for it.", icon=":material/info:")
+    st.info(_("The step-by-step numbers need a standard timm VisionTransformer; {model} uses other blocks. The "
+              "other pages work for it.").format(model=ctx.loaded.name), icon=":material/info:")
     st.stop()
 
 from vitviz.figures import attention_map_figure, map_extent, patch_grid_figure, predictions_figure
@@ -42,7 +43,7 @@ def step(number: int, title: str, text: str, formula: str, shapes: str) -> None:
     st.header(f"{number} · {title}", divider="gray")
     st.markdown(text)
     st.latex(formula)
-    st.markdown(f"**Shapes:** {shapes}")
+    st.markdown(_("**Shapes:** {shapes}").format(shapes=shapes))
 
 
 def fmt(values, n: int = 4) -> str:
@@ -53,32 +54,38 @@ def fmt(values, n: int = 4) -> str:
 def check(error: float, what: str) -> None:
     ok = error < 1e-3
     icon = ":material/check_circle:" if ok else ":material/warning:"
-    st.caption(f"{icon} Recomputed by hand: {what} (largest difference {error:.1e}).")
+    st.caption(_("{icon} Recomputed by hand: {what} (largest difference {error:.1e}).").format(
+        icon=icon, what=what, error=error))
 
 
 # 1 ------------------------------------------------------------------------------------ patches
-step(1, "Cut the image into patches",
-     f"The image is resized and cropped to {height}×{width} px, normalised, and cut into a {gh}×{gw} grid "
-     f"of {ph}×{pw} px patches. A transformer reads sequences, so the grid becomes a sequence of "
-     f"N = {layout.num_patches} patches, row by row.",
+step(1, _("Cut the image into patches"),
+     _("The image is resized and cropped to {height}×{width} px, normalised, and cut into a {gh}×{gw} grid "
+       "of {ph}×{pw} px patches. A transformer reads sequences, so the grid becomes a sequence of "
+       "N = {n} patches, row by row.").format(height=height, width=width, gh=gh, gw=gw, ph=ph, pw=pw,
+                                              n=layout.num_patches),
      rf"N = \frac{{H \cdot W}}{{P^2}} = \frac{{{height} \cdot {width}}}{{{ph}^2}} = {layout.num_patches}",
-     f"image `x` (1, 3, {height}, {width}) → {layout.num_patches} patches of (3, {ph}, {pw})")
+     _("image `x` (1, 3, {height}, {width}) → {n} patches of (3, {ph}, {pw})").format(
+         height=height, width=width, n=layout.num_patches, ph=ph, pw=pw))
 left, right = st.columns([3, 2], gap="large")
 with right:
     a, b = st.columns(2)
-    row = int(a.number_input("Patch row", 0, gh - 1, value=gh // 2, key="how_row", bind="query-params",
+    row = int(a.number_input(_("Patch row"), 0, gh - 1, value=gh // 2, key="how_row", bind="query-params",
                              persist_state="session"))
-    col = int(b.number_input("Patch column", 0, gw - 1, value=gw // 2, key="how_col", bind="query-params",
+    col = int(b.number_input(_("Patch column"), 0, gw - 1, value=gw // 2, key="how_col", bind="query-params",
                              persist_state="session"))
     token = layout.patch_index(row, col)
     tile = pixels[row * ph:(row + 1) * ph, col * pw:(col + 1) * pw]  # (ph, pw, 3)
     factor = max(1, 192 // max(ph, pw))
     big = np.kron(tile, np.ones((factor, factor, 1), dtype=np.uint8))  # (ph·f, pw·f, 3): crisp pixels
-    st.image(big, caption=f"Patch (row {row}, col {col}) = token {token} of the sequence", width=pw * factor)
+    st.image(big, caption=_("Patch (row {row}, col {col}) = token {token} of the sequence").format(
+        row=row, col=col, token=token), width=pw * factor)
 with left:
     grid_fig = patch_grid_figure(pixels, None, layout)
-    grid_fig.update_layout(title=dict(text=f"What the model sees: {height}×{width} px, {gh}×{gw} patches",
-                                      subtitle=dict(text="click a patch to follow it")))
+    grid_fig.update_layout(title=dict(
+        text=_("What the model sees: {height}×{width} px, {gh}×{gw} patches").format(height=height, width=width,
+                                                                                   gh=gh, gw=gw),
+        subtitle=dict(text=_("click a patch to follow it"))))
     ui.add_cell_targets(grid_fig, map_extent(None, (height, width), layout))
     extent = map_extent(None, (height, width), layout)
     x0, y0, x1, y1 = extent.cell_box(row, col)
@@ -88,71 +95,79 @@ with left:
 
 # 2 ------------------------------------------------------------------------------------ flatten
 embed = wt.embed_patch(model, fwd.x, layout, row, col)
-step(2, "Flatten each patch",
-     f"Each patch's {ph}·{pw} pixels × 3 colour channels become one vector of {embed.pixels.size} numbers "
-     "(the normalised pixel values, channel by channel). Position in the patch is kept only by the order.",
+step(2, _("Flatten each patch"),
+     _("Each patch's {ph}·{pw} pixels × 3 colour channels become one vector of {size} numbers (the normalised "
+       "pixel values, channel by channel). Position in the patch is kept only by the order.").format(
+         ph=ph, pw=pw, size=embed.pixels.size),
      rf"x_p^{{i}} \in \mathbb{{R}}^{{P^2 \cdot C}}, \quad P^2 \cdot C = {ph} \cdot {pw} \cdot 3 = {embed.pixels.size}",
-     f"{layout.num_patches} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = "
-     f"({layout.num_patches}, {embed.pixels.size})")
+     _("{n} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = ({n}, {size})").format(
+         n=layout.num_patches, ph=ph, pw=pw, size=embed.pixels.size))
 n_per_channel = ph * pw
 flat_fig = go.Figure([
     go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
-               y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=name,
+               y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=_(name),
                line=dict(color=color, width=1))
-    for c, (name, color) in enumerate((("red", "#d62728"), ("green", "#2ca02c"), ("blue", "#1f77b4")))
+    for c, (name, color) in enumerate(((N_("red"), "#d62728"), (N_("green"), "#2ca02c"), (N_("blue"), "#1f77b4")))
 ])
-flat_fig.update_layout(title=dict(text=f"Patch (row {row}, col {col}) flattened: x = {fmt(embed.pixels)}"),
-                       xaxis_title="index in the vector", yaxis_title="normalised value", height=280,
+flat_fig.update_layout(title=dict(text=_("Patch (row {row}, col {col}) flattened: x = {values}").format(
+                           row=row, col=col, values=fmt(embed.pixels))),
+                       xaxis_title=_("index in the vector"), yaxis_title=_("normalised value"), height=280,
                        margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
                                                                           xanchor="right", yanchor="bottom"))
 ui.show_figure(flat_fig, key="how.flat", filename="step2-flattened-patch")
 
 # 3 ------------------------------------------------------------------------------------ project
-step(3, "Project each patch to an embedding",
-     f"One learned matrix E maps every flattened patch to a D = {dim} dimensional **token**; the same E for "
-     "all patches (timm implements it as a convolution with stride P).",
+step(3, _("Project each patch to an embedding"),
+     _("One learned matrix E maps every flattened patch to a D = {dim} dimensional **token**; the same E for "
+       "all patches (timm implements it as a convolution with stride P).").format(dim=dim),
      rf"z^{{i}} = x_p^{{i}} E + b, \quad E \in \mathbb{{R}}^{{{embed.pixels.size} \times {dim}}}",
      f"({layout.num_patches}, {embed.pixels.size}) · ({embed.pixels.size}, {dim}) → ({layout.num_patches}, {dim})")
-emb_fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name="embedding"))
-emb_fig.update_layout(title=dict(text=f"Token of patch (row {row}, col {col}): z = {fmt(embed.embedding)}"),
-                      xaxis_title="embedding dimension", yaxis_title="value", height=260,
+emb_fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name=_("embedding")))
+emb_fig.update_layout(title=dict(text=_("Token of patch (row {row}, col {col}): z = {values}").format(
+                          row=row, col=col, values=fmt(embed.embedding))),
+                      xaxis_title=_("embedding dimension"), yaxis_title=_("value"), height=260,
                       margin=dict(l=10, r=10, t=50, b=10))
 ui.show_figure(emb_fig, key="how.embed", filename="step3-patch-embedding")
-check(embed.error, "x·E + b equals the model's patch-embedding output for this patch")
+check(embed.error, _("x·E + b equals the model's patch-embedding output for this patch"))
 
 # 4 ------------------------------------------------------------------------------------ prefix + positions
 tokens0, tokens_error = wt.first_tokens(model, fwd.x, cap)
-prefix_text = (f"{len(prefix)} prefix token(s) ({', '.join(prefix)}) are put in front: learned vectors "
-               "that belong to no patch; the class token will collect the answer. " if prefix else
-               "This model has no class token: it will average the patch tokens at the end. ")
-pos_text = ("A learned **position embedding** is added to every token, since attention itself ignores order."
+prefix_text = (ngettext("{count} prefix token ({names}) is put in front: a learned vector that belongs to no "
+                        "patch; the class token will collect the answer. ",
+                        "{count} prefix tokens ({names}) are put in front: learned vectors that belong to no "
+                        "patch; the class token will collect the answer. ", len(prefix)).format(
+                   count=len(prefix), names=", ".join(prefix)) if prefix else
+               _("This model has no class token: it will average the patch tokens at the end. "))
+pos_text = (_("A learned **position embedding** is added to every token, since attention itself ignores order.")
             if getattr(model, "pos_embed", None) is not None else
-            "This model adds no learned absolute position embedding.")
-step(4, "Add the class token and position embeddings", prefix_text + pos_text,
+            _("This model adds no learned absolute position embedding."))
+step(4, _("Add the class token and position embeddings"), prefix_text + pos_text,
      r"z_0 = [\,x_\text{class};\ x_p^1 E;\ \dots;\ x_p^N E\,] + E_\text{pos}",
      f"({layout.num_patches}, {dim}) → ({layout.num_tokens}, {dim}): {layout.describe()}")
 shown_dims = min(dim, 96)
 z_fig = go.Figure(go.Heatmap(
     z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
-    hovertemplate="token %{y}, dim %{x}: %{z:.3f}<extra></extra>", colorbar=dict(title="value", thickness=12)))
-z_fig.update_layout(title=dict(text=f"z₀: one row per token (first {shown_dims} of {dim} dimensions)"),
-                    xaxis_title="dimension", yaxis_title="token", yaxis_autorange="reversed", height=340,
+    hovertemplate=_("token %{y}, dim %{x}: %{z:.3f}") + "<extra></extra>",
+    colorbar=dict(title=_("value"), thickness=12)))
+z_fig.update_layout(title=dict(text=_("z₀: one row per token (first {shown} of {dim} dimensions)").format(
+                        shown=shown_dims, dim=dim)),
+                    xaxis_title=_("dimension"), yaxis_title=_("token"), yaxis_autorange="reversed", height=340,
                     margin=dict(l=10, r=10, t=50, b=10))
 ui.show_figure(z_fig, key="how.tokens", filename="step4-tokens")
-check(tokens_error, "the sequence equals the tokens entering the first block")
+check(tokens_error, _("the sequence equals the tokens entering the first block"))
 
 # 5 ------------------------------------------------------------------------------------ self-attention
-step(5, "Self-attention",
-     "Each token makes a query q, a key k and a value v (three learned projections, per head). A query's "
-     "weights over all keys are the softmax of the scaled dot products; its output is the weighted mix "
-     "of the values. Below: the real numbers for your patch as the query.",
+step(5, _("Self-attention"),
+     _("Each token makes a query q, a key k and a value v (three learned projections, per head). A query's "
+       "weights over all keys are the softmax of the scaled dot products; its output is the weighted mix "
+       "of the values. Below: the real numbers for your patch as the query."),
      r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right) V",
-     f"tokens ({layout.num_tokens}, {dim}) → Q, K, V ({cap.num_heads} heads, {layout.num_tokens}, "
-     f"{dim // cap.num_heads}) → attention ({cap.num_heads}, {layout.num_tokens}, {layout.num_tokens})")
+     _("tokens ({n}, {dim}) → Q, K, V ({heads} heads, {n}, {head_dim}) → attention ({heads}, {n}, {n})").format(
+         n=layout.num_tokens, dim=dim, heads=cap.num_heads, head_dim=dim // cap.num_heads))
 c1, c2 = st.columns(2)
-layer = int(c1.slider("Layer", 0, depth - 1, value=0, key="how_layer", bind="query-params",
+layer = int(c1.slider(_("Layer"), 0, depth - 1, value=0, key="how_layer", bind="query-params",
                       persist_state="session"))
-head = int(c2.selectbox("Head", list(range(cap.num_heads)), format_func=lambda h: f"Head {h}", key="how_head",
+head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=ui.head_label, key="how_head",
                         bind="query-params", persist_state="session"))
 att = wt.attention_numbers(model, cap, layer, head, token)
 order = np.argsort(-att.weights, kind="stable")
@@ -164,76 +179,80 @@ keys += [int(k) for k in order[:3]]
 keys = list(dict.fromkeys(keys))  # unique, in order
 
 
-def key_name(k: int) -> str:
+def key_name(k: int, mark_query: bool = True) -> str:
     if k < len(prefix):
         return prefix[k]
     r, c = layout.patch_position(k)
-    return f"patch ({r}, {c})" + (" = the query" if k == token else "")
+    name = _("patch ({row}, {col})").format(row=r, col=c)
+    return _("{patch} = the query").format(patch=name) if mark_query and k == token else name
 
 
 sqrt_d = float(np.sqrt(att.head_dim))
 first = keys[0]
-st.latex(rf"\frac{{q \cdot k_\text{{{key_name(first).split(' =')[0]}}}}}{{\sqrt{{{att.head_dim}}}}} = "
+st.latex(rf"\frac{{q \cdot k_\text{{{key_name(first, mark_query=False)}}}}}{{\sqrt{{{att.head_dim}}}}} = "
          rf"\frac{{{att.dots[first]:.3f}}}{{{sqrt_d:.3f}}} = {att.scaled[first]:.3f}, \qquad "
          rf"\mathrm{{softmax}} = \frac{{e^{{{att.scaled[first]:.3f}}}}}{{\sum_{{j=1}}^{{{layout.num_tokens}}} "
          rf"e^{{s_j}}}} = {att.weights[first]:.4f}")
 left, right = st.columns([1.1, 1], gap="large")
 with left:
+    weight_column = _("softmax weight")
     st.dataframe(
-        {"key": [key_name(k) for k in keys], "q·k": [att.dots[k] for k in keys],
-         "q·k/√d": [att.scaled[k] for k in keys], "softmax weight": [att.weights[k] for k in keys]},
+        {_("key"): [key_name(k) for k in keys], "q·k": [att.dots[k] for k in keys],
+         "q·k/√d": [att.scaled[k] for k in keys], weight_column: [att.weights[k] for k in keys]},
         hide_index=True, width="stretch",
         column_config={"q·k": st.column_config.NumberColumn(format="%.3f"),
                        "q·k/√d": st.column_config.NumberColumn(format="%.3f"),
-                       "softmax weight": st.column_config.ProgressColumn(
+                       weight_column: st.column_config.ProgressColumn(
                            format="%.4f", min_value=0.0, max_value=ui.bar_max(att.weights))},
     )
     rest = 1.0 - float(att.weights[keys].sum())
-    st.caption(f"These {len(keys)} keys take {1 - rest:.1%} of the attention; the other "
-               f"{layout.num_tokens - len(keys)} share the remaining {rest:.1%}. All weights sum to "
-               f"{att.weights.sum():.4f}.")
-    check(att.error, "the softmax row equals the attention the model computed")
+    st.caption(_("These {shown} keys take {share:.1%} of the attention; the other {others} share the remaining "
+                 "{rest:.1%}. All weights sum to {total:.4f}.").format(
+        shown=len(keys), share=1 - rest, others=layout.num_tokens - len(keys), rest=rest, total=att.weights.sum()))
+    check(att.error, _("the softmax row equals the attention the model computed"))
 with right:
     afig = attention_map_figure(att.weights, pixels, None, layout, query=token, layer=layer, head=head)
     ui.show_figure(afig, key="how.attention", filename=f"step5-attention-layer{layer}-head{head}", height=420)
 
 # 6 ------------------------------------------------------------------------------------ blocks
-step(6, "Repeat: transformer blocks",
-     f"Attention and a small MLP, each with a LayerNorm before it and a residual connection around it, "
-     f"form one block; the model stacks {depth}, numbered 0 to {depth - 1} as on every page. The token count "
-     f"and width never change, so every block refines the same sequence: $z_\\ell$ is the sequence entering "
-     f"block ℓ, so $z_0$ is the sequence of step 4 and $z_{{{depth}}}$ leaves the last block, {depth - 1}.",
+step(6, _("Repeat: transformer blocks"),
+     _("Attention and a small MLP, each with a LayerNorm before it and a residual connection around it, form "
+       "one block; the model stacks {depth}, numbered 0 to {last} as on every page. The token count and width "
+       "never change, so every block refines the same sequence: $z_\\ell$ is the sequence entering block ℓ, "
+       "so $z_0$ is the sequence of step 4 and $z_{{{depth}}}$ leaves the last block, {last}.").format(
+         depth=depth, last=depth - 1),
      r"z'_\ell = \mathrm{MSA}_\ell(\mathrm{LN}(z_\ell)) + z_\ell, \qquad "
      r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
-     f"({layout.num_tokens}, {dim}) → … → ({layout.num_tokens}, {dim}), {depth} times")
+     _("({n}, {dim}) → … → ({n}, {dim}), {depth} times").format(n=layout.num_tokens, dim=dim, depth=depth))
 norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
 depth_fig = go.Figure()
-for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, f"patch ({row}, {col})")]:
+for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, key_name(token, mark_query=False))]:
     depth_fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
 depth_fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
-                               mode="lines", name="mean of all patches", line=dict(dash="dot", color="gray")))
-depth_fig.update_layout(title=dict(text="Token length ‖z‖ after each block"), height=300,
-                        xaxis_title="hidden state: the embeddings z₀, then the output of each block",
+                               mode="lines", name=_("mean of all patches"), line=dict(dash="dot", color="gray")))
+depth_fig.update_layout(title=dict(text=_("Token length ‖z‖ after each block")), height=300,
+                        xaxis_title=_("hidden state: the embeddings z₀, then the output of each block"),
                         yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
 depth_fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
-                       ticktext=["z₀ in"] + [f"block {i}" for i in range(depth)])
+                       ticktext=[_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)])
 ui.show_figure(depth_fig, key="how.blocks", filename="step6-token-norms")
 
 # 7 ------------------------------------------------------------------------------------ classifier
 has_head = fwd.probabilities is not None
-readout = "the class token" if layout.global_pool == "token" else f"the tokens pooled by '{layout.global_pool}'"
-step(7, "Classify",
-     f"After a final LayerNorm, {readout} is read by a linear layer, giving one score (logit) per class; "
-     "the softmax turns scores into probabilities." if has_head else
-     "This model has no classifier: its output is the feature vector itself, used by other models.",
+readout = (_("the class token") if layout.global_pool == "token" else
+           _("the tokens pooled by '{pool}'").format(pool=layout.global_pool))
+step(7, _("Classify"),
+     _("After a final LayerNorm, {readout} is read by a linear layer, giving one score (logit) per class; the "
+       "softmax turns scores into probabilities.").format(readout=readout) if has_head else
+     _("This model has no classifier: its output is the feature vector itself, used by other models."),
      r"y = \mathrm{softmax}\big(W_\text{head}\, \mathrm{LN}(z_L^{0}) + b\big)",
      f"({layout.num_tokens}, {dim}) → ({dim},) → ({int(cap.output.shape[-1])},)")
 head_step = wt.classifier_numbers(model, cap)
 if has_head:
-    ui.show_figure(predictions_figure(fwd.predictions, title="Top-5 probabilities"), key="how.predictions",
+    ui.show_figure(predictions_figure(fwd.predictions, title=_("Top-5 probabilities")), key="how.predictions",
                    filename="step7-predictions", height=280)
     ui.shapes_note(ctx.loaded)
-check(head_step.error, "the head's output equals the model's output")
+check(head_step.error, _("the head's output equals the model's output"))
 
 ui.download_arrays(
     {"patch_pixels": embed.pixels, "patch_embedding": embed.embedding, "tokens_block0": tokens0,

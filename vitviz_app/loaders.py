@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from vitviz.i18n import _
+
 __all__ = [
     "FORWARD_PASSES",
     "Forward",
@@ -122,12 +124,14 @@ def _follow(job, name: str) -> None:
     from vitviz.models import ModelError
 
     host = urlparse(job.endpoint).netloc
-    st.toast(f"Downloading {name} from {host}: progress in the sidebar, under the model.", icon=":material/download:")
+    st.toast(_("Downloading {model} from {host}: progress in the sidebar, under the model.").format(
+        model=name, host=host), icon=":material/download:")
     bar = st.empty()
     while True:
         finished = job.wait(_PROGRESS_REDRAW_S)
         progress = job.progress()
-        bar.progress(progress.fraction or 0.0, text=f"Downloading {name} from {host}: {progress.describe()}")
+        bar.progress(progress.fraction or 0.0, text=_("Downloading {model} from {host}: {progress}").format(
+            model=name, host=host, progress=progress.describe()))
         if finished:
             break
         time.sleep(_PROGRESS_REDRAW_S / 2)  # at most a few redraws a second, however often bytes arrive

@@ -9,16 +9,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["SAMPLES_DIR", "LICENSES_FILE", "Sample", "list_samples", "read_sample", "default_sample"]
+from vitviz.i18n import N_, _
+
+__all__ = ["SAMPLES_DIR", "LICENSES_FILE", "Sample", "list_samples", "read_sample", "default_sample", "sample_title"]
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "vitviz" / "assets" / "samples"
 LICENSES_FILE = SAMPLES_DIR / "LICENSES.md"
 _SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _PHOTO_TITLES = {
-    "cat": "Cat (Chelsea)",
-    "coffee": "Coffee cup",
-    "astronaut": "Astronaut",
-    "rocket": "Rocket launch",
+    "cat": N_("Cat (Chelsea)"),
+    "coffee": N_("Coffee cup"),
+    "astronaut": N_("Astronaut"),
+    "rocket": N_("Rocket launch"),
 }
 
 
@@ -28,7 +30,8 @@ class Sample:
 
     Attributes:
         name: Stable identifier used in URLs, the file name without its suffix (``'cat'``, ``'shapes_star'``).
-        title: What the gallery shows, e.g. ``'Cat (Chelsea)'`` or ``'Shapes: star'``.
+        title: What the gallery shows, e.g. ``'Cat (Chelsea)'`` or ``'Shapes: star'`` (in English; shown
+            to users through :func:`sample_title`).
         path: The file.
         kind: ``'photo'`` or ``'shapes'`` (drawn for the bundled offline model).
     """
@@ -43,6 +46,15 @@ def _title(stem: str) -> str:
     if stem.startswith("shapes_"):
         return "Shapes: " + stem[len("shapes_"):].replace("_", " ")
     return _PHOTO_TITLES.get(stem, stem.replace("_", " ").capitalize())
+
+
+def sample_title(name: str) -> str:
+    """The title of sample ``name`` in the current language (shape names are class names: they stay English)."""
+    if name.startswith("shapes_"):
+        return _("Shapes: {shape}").format(shape=name[len("shapes_"):].replace("_", " "))
+    if name in _PHOTO_TITLES:
+        return _(_PHOTO_TITLES[name])
+    return name.replace("_", " ").capitalize()
 
 
 @lru_cache(maxsize=1)

@@ -13,13 +13,16 @@ from typing import Any
 
 import streamlit as st
 
-from . import language, loaders
-from .samples import default_sample, list_samples, read_sample
+from vitviz.i18n import N_, _
 
-__all__ = ["AppContext", "Prompt", "sidebar", "context", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
+from . import language, loaders
+from .samples import default_sample, list_samples, read_sample, sample_title
+
+__all__ = ["AppContext", "Prompt", "sidebar", "context", "describe_image", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
 
 SOURCES = ("Sample", "Upload", "Camera")
-OTHER_MODEL = "Other timm model…"
+OTHER_MODEL = N_("Other timm model…")
+"""The model picker's last option (its URL value stays English; only its display is translated)."""
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif", "svg"]
 WEIGHT_TYPES = ["safetensors", "pth", "pt", "bin"]
 _CONTEXT = "_vitviz_context"
@@ -32,12 +35,14 @@ _SOURCE_ICONS = {
     "random": ":material/casino:",
 }
 _SOURCE_TEXT = {
-    "hub": "pretrained, from the Hugging Face hub",
-    "hub-cache": "pretrained, from the local hub cache",
-    "local": "from your local file",
-    "bundled": "vitviz-shapes, shipped with vitviz (offline)",
-    "random": "random (untrained)",
+    "hub": N_("pretrained, from the Hugging Face hub"),
+    "hub-cache": N_("pretrained, from the local hub cache"),
+    "local": N_("from your local file"),
+    "bundled": N_("vitviz-shapes, shipped with vitviz (offline)"),
+    "random": N_("random (untrained)"),
 }
+_SOURCE_LABELS = {"Sample": N_("Sample"), "Upload": N_("Upload"), "Camera": N_("Camera"), "Draw": N_("Draw")}
+"""What the image-source switch shows for each of its (English, URL-bound) values."""
 
 
 class Prompt(str):
@@ -65,6 +70,11 @@ class AppContext:
     problems: tuple[str, ...] = field(default=())
 
     @property
+    def image_title(self) -> str:
+        """Where the image came from, in the user's language (``image_label`` stays English: it is data)."""
+        return describe_image(self.image_label)
+
+    @property
     def ready(self) -> bool:
         return self.loaded is not None and self.image is not None
 
@@ -78,7 +88,7 @@ class AppContext:
             else:
                 st.error(problem, icon=":material/error:")
         if not self.problems:
-            st.info("Choose an image in the sidebar: a sample, your own upload, or the camera.",
+            st.info(_("Choose an image in the sidebar: a sample, your own upload, or the camera."),
                     icon=":material/image:")
         st.stop()
 
@@ -91,11 +101,12 @@ class AppContext:
             try:
                 fwd = loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image)
             except (CaptureError, ValueError) as exc:
-                st.error(f"The model could not be run on this image: {exc}", icon=":material/error:")
+                st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
+                         icon=":material/error:")
                 st.stop()
         if not fwd.finite:
-            st.warning("The model's outputs contain NaN or infinite values (are the weights broken?): the maps "
-                       "below cannot mean anything.", icon=":material/warning:")
+            st.warning(_("The model's outputs contain NaN or infinite values (are the weights broken?): the "
+                         "maps below cannot mean anything."), icon=":material/warning:")
         return fwd
 
     def settings(self, **view: Any) -> dict[str, Any]:
@@ -112,12 +123,25 @@ class AppContext:
 
 
 def _spinner_text(loaded, patch_size, target) -> str:
-    what = f"Running {loaded.name}"
-    if patch_size is not None:
-        what += f" at patch size {patch_size}"
-    if target is not None:
-        what += " with gradients"
-    return what + " on your image…"
+    if patch_size is None:
+        text = _("Running {model} on your image…") if target is None else \
+            _("Running {model} with gradients on your image…")
+    else:
+        text = _("Running {model} at patch size {patch} on your image…") if target is None else \
+            _("Running {model} at patch size {patch} with gradients on your image…")
+    return text.format(model=loaded.name, patch=patch_size)
+
+
+def describe_image(label: str) -> str:
+    """What the user reads about an image label (``'sample: cat'``, ``'upload: a.jpg'``, ``'camera photo'``)."""
+    from .samples import sample_title
+
+    kind, _sep, name = label.partition(": ")
+    if kind == "sample" and name:
+        return _("Sample image: {title}").format(title=sample_title(name))
+    if kind == "upload" and name:
+        return _("Upload: {file}").format(file=name)
+    return {"camera photo": _("Camera photo"), "drawing": _("Drawing")}.get(label, label)
 
 
 def current_context() -> AppContext | None:
@@ -134,36 +158,36 @@ def context() -> AppContext:
 
 
 def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
-    st.markdown("**Image**")
+    st.markdown(_("**Image**"))
     source = st.segmented_control(
-        "Image source", SOURCES, default="Sample", required=True, key="source",
+        _("Image source"), SOURCES, default="Sample", required=True, key="source",
+        format_func=lambda value: _(_SOURCE_LABELS.get(value, value)),
         bind="query-params", persist_state="session", label_visibility="collapsed",
     )
     problems: list[str] = []
     if source == "Upload":
         upload = st.file_uploader(
-            "Upload a photo", type=IMAGE_TYPES, key="upload",
-            help="JPEG, PNG, WebP, BMP, GIF or TIFF. The photo stays on this server only while you use it.",
+            _("Upload a photo"), type=IMAGE_TYPES, key="upload",
+            help=_("JPEG, PNG, WebP, BMP, GIF or TIFF. The photo stays on this server only while you use it."),
         )
         if upload is None:
-            return None, "", [Prompt("Upload a photo in the sidebar (or pick a sample) to begin.")]
+            return None, "", [Prompt(_("Upload a photo in the sidebar (or pick a sample) to begin."))]
         return upload.getvalue(), f"upload: {upload.name}", problems
     if source == "Camera":
-        shot = st.camera_input("Take a photo", key="camera")
+        shot = st.camera_input(_("Take a photo"), key="camera")
         if shot is None:
-            return None, "", [Prompt("Take a photo with the camera in the sidebar (or pick a sample) to begin.")]
+            return None, "", [Prompt(_("Take a photo with the camera in the sidebar (or pick a sample) to begin."))]
         return shot.getvalue(), "camera photo", problems
     samples = list_samples()
     if not samples:
-        return None, "", ["No sample images were found in vitviz/assets/samples."]
+        return None, "", [_("No sample images were found in {folder}.").format(folder="vitviz/assets/samples")]
     names = [s.name for s in samples]
-    titles = {s.name: s.title for s in samples}
     default = default_sample(offline_model=offline) or names[0]
     # options are the file names, which is also what the URL holds (?image=cat)
-    name = st.selectbox("Sample image", names, index=names.index(default), key="image", bind="query-params",
+    name = st.selectbox(_("Sample image"), names, index=names.index(default), key="image", bind="query-params",
                         persist_state="session")
     data = read_sample(name)
-    st.image(data, caption=titles[name], width="stretch")
+    st.image(data, caption=sample_title(name), width="stretch")
     return data, f"sample: {name}", problems
 
 
@@ -171,25 +195,26 @@ def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, A
     """The model picker; also returns a placeholder where the model really running is described."""
     from vitviz.models import CATALOGUE
 
-    st.markdown("**Model**")
+    st.markdown(_("**Model**"))
     options = list(CATALOGUE) + [OTHER_MODEL]
     # options are the catalogue keys, which the URL holds (?model=ViT-S/16 (AugReg))
-    choice = st.selectbox("Model", options, index=options.index(default_model), key="model",
+    choice = st.selectbox(_("Model"), options, index=options.index(default_model), key="model",
+                          format_func=lambda value: _(OTHER_MODEL) if value == OTHER_MODEL else value,
                           bind="query-params", persist_state="session", label_visibility="collapsed")
     name = choice
     if choice == OTHER_MODEL:
         name = st.text_input(
-            "timm model name", key="timm", bind="query-params", persist_state="session",
-            placeholder="e.g. deit_tiny_patch16_224.fb_in1k",
-            help="Any ViT-family model timm knows (vit_*, deit*, eva*, flexivit*), optionally with a "
-            "pretrained tag after a dot.",
+            _("timm model name"), key="timm", bind="query-params", persist_state="session",
+            placeholder=_("e.g. {example}").format(example="deit_tiny_patch16_224.fb_in1k"),
+            help=_("Any ViT-family model timm knows (vit_*, deit*, eva*, flexivit*), optionally with a "
+                   "pretrained tag after a dot."),
         ).strip()
     description = st.empty()  # filled once the model is loaded: the offline fallback may run another one
-    with st.expander("Local weights file", icon=":material/upload_file:"):
+    with st.expander(_("Local weights file"), icon=":material/upload_file:"):
         weights = st.file_uploader(
-            "Weights for the model above", type=WEIGHT_TYPES, key="weights",
-            help="A .safetensors file, or a .pth/.pt/.bin state dict of plain tensors, saved from the same "
-            "architecture. Nothing is executed from the file.",
+            _("Weights for the model above"), type=WEIGHT_TYPES, key="weights",
+            help=_("A .safetensors file, or a .pth/.pt/.bin state dict of plain tensors, saved from the same "
+                   "architecture. Nothing is executed from the file."),
         )
     if weights is None:
         return name, None, None, description
@@ -207,26 +232,27 @@ def _describe(description, name: str, loaded) -> None:
         return
     with description.container():
         if loaded is not None and loaded.fallback:
-            st.caption(f"Running instead: **{spec.key}**, {spec.title[0].lower()}{spec.title[1:]}. "
-                       f"{spec.description}")
+            st.caption(_("Running instead: **{model}** ({title}). {description}").format(
+                model=spec.key, title=_(spec.title), description=_(spec.description)))
         else:
-            st.caption(f"{spec.title}. {spec.description}")
+            st.caption(_("{title}. {description}").format(title=_(spec.title), description=_(spec.description)))
 
 
 def _weights_line(loaded) -> None:
     icon = _SOURCE_ICONS.get(loaded.source, ":material/info:")
-    text = _SOURCE_TEXT.get(loaded.source, loaded.source)
-    st.markdown(f"{icon} **Weights:** {text}")
+    text = _(_SOURCE_TEXT[loaded.source]) if loaded.source in _SOURCE_TEXT else loaded.source
+    st.markdown(_("{icon} **Weights:** {source}").format(icon=icon, source=text))
     if loaded.fallback:
-        st.warning(f"The hub is unreachable, so {loaded.requested} could not be loaded: vitviz-shapes runs "
-                   "instead (the page says what to do).", icon=":material/wifi_off:")
+        st.warning(_("The hub is unreachable, so {model} could not be loaded: vitviz-shapes runs instead (the "
+                     "page says what to do).").format(model=loaded.requested), icon=":material/wifi_off:")
     else:
         st.caption(loaded.notice)
     model = loaded.model
     depth, heads = len(model.blocks), model.blocks[0].attn.num_heads
     height, width = (int(v) for v in model.patch_embed.img_size)
     patch = int(model.patch_embed.patch_size[0])
-    st.caption(f"`{loaded.name}` · {depth} layers × {heads} heads · {height}×{width} input · {patch} px patches")
+    st.caption(_("`{model}` · {depth} layers × {heads} heads · {height}×{width} input · {patch} px "
+                 "patches").format(model=loaded.name, depth=depth, heads=heads, height=height, width=width, patch=patch))
 
 
 def _load(name: str, weights: bytes | None, weights_key: str | None, problems: list[str]):
@@ -235,15 +261,15 @@ def _load(name: str, weights: bytes | None, weights_key: str | None, problems: l
 
     try:
         loaders.download_weights(name, weights)  # a progress bar per file while hub weights download
-        with st.spinner(f"Loading {name}…"):
+        with st.spinner(_("Loading {model}…").format(model=name)):
             return loaders.load(name, weights_key, weights)
     except ModelError as exc:
         message = str(exc)
     except Exception as exc:  # a UI boundary: say it in words; details (paths, traceback) go to the server log
         _LOG.exception("loading model %r failed", name)
-        message = (f"The model '{name}' could not be loaded ({type(exc).__name__}). If this is the bundled "
-                   "vitviz-shapes model, its files may be missing from this installation; the server log "
-                   "has the details.")
+        message = _("The model '{model}' could not be loaded ({error}). If this is the bundled vitviz-shapes "
+                    "model, its files may be missing from this installation; the server log has the "
+                    "details.").format(model=name, error=type(exc).__name__)
     problems.append(message)
     st.error(message, icon=":material/error:")
     return None
@@ -274,17 +300,18 @@ def sidebar() -> AppContext:
             try:
                 image = loaders.decode(image_key, data)
             except ImageError as exc:
-                problems.append(f"That image cannot be used: {exc}")
+                problems.append(_("That image cannot be used: {reason}").format(reason=exc))
                 st.error(str(exc), icon=":material/broken_image:")
         st.divider()
         name, weights, weights_key, description = _model_section(default_model)
         if weights is not None and name == BUNDLED_MODEL:
-            st.warning("vitviz-shapes always uses its shipped weights. To load your file, pick the "
-                       "architecture it was saved from above (or type its timm name).", icon=":material/info:")
+            st.warning(_("vitviz-shapes always uses its shipped weights. To load your file, pick the "
+                         "architecture it was saved from above (or type its timm name)."), icon=":material/info:")
             weights = weights_key = None
         model_key = f"{name}|{weights_key or 'default'}"
         if not name:
-            problems.append(Prompt("Type a timm model name in the sidebar, e.g. deit_tiny_patch16_224.fb_in1k."))
+            problems.append(Prompt(_("Type a timm model name in the sidebar, e.g. {example}.").format(
+                example="deit_tiny_patch16_224.fb_in1k")))
         else:
             loaded = _load(name, weights, weights_key, problems)
             if loaded is not None:

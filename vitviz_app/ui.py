@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from vitviz.i18n import N_, _
+
 __all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
+_FUSION_LABELS = {"mean": N_("Mean over heads"), "max": N_("Max over heads"), "min": N_("Min over heads")}
 
 
 _RUN = threading.local()
@@ -95,31 +98,31 @@ def shapes_note(loaded: Any) -> None:
 
     if loaded is None or loaded.name != BUNDLED_MODEL or not loaded.labels:
         return
-    st.caption(f"vitviz-shapes knows only {len(loaded.labels)} shapes: {', '.join(loaded.labels)}. A photo is "
-               "always forced into one of them, so these percentages say which shape it resembles most, "
-               "not what it shows.")
+    st.caption(_("vitviz-shapes knows only {count} shapes: {shapes}. A photo is always forced into one of them, "
+                 "so these percentages say which shape it resembles most, not what it shows.").format(
+        count=len(loaded.labels), shapes=", ".join(loaded.labels)))
 
 
 def head_label(head: str) -> str:
     """Selectbox text for a head option: ``'mean'`` -> ``'Mean over heads'``, ``'3'`` -> ``'Head 3'``."""
-    return f"{head.capitalize()} over heads" if head in HEAD_FUSIONS else f"Head {head}"
+    return _(_FUSION_LABELS[head]) if head in _FUSION_LABELS else _("Head {head}").format(head=head)
 
 
 def model_facts(fwd: Any) -> None:
     """A row of metrics: tokens, layers, heads, patch size, input size."""
     layout, cap = fwd.layout, fwd.capture
     cells = st.container(key=f"{METRICS_KEY}-model-facts").columns(5)
-    cells[0].metric("Tokens", layout.num_tokens, help=layout.describe())
-    cells[1].metric("Layers", cap.num_layers)
-    cells[2].metric("Heads per layer", cap.num_heads)
-    cells[3].metric("Patch size", f"{layout.patch_size[0]}×{layout.patch_size[1]} px")
-    cells[4].metric("Model input", f"{layout.input_size[0]}×{layout.input_size[1]} px")
+    cells[0].metric(_("Tokens"), layout.num_tokens, help=layout.describe())
+    cells[1].metric(_("Layers"), cap.num_layers)
+    cells[2].metric(_("Heads per layer"), cap.num_heads)
+    cells[3].metric(_("Patch size"), f"{layout.patch_size[0]}×{layout.patch_size[1]} px")
+    cells[4].metric(_("Model input"), f"{layout.input_size[0]}×{layout.input_size[1]} px")
 
 
 def no_classifier_note() -> None:
     st.info(
-        "This model has no classifier head (self-supervised features), so there are no class predictions. "
-        "Attention maps and rollout still show where it looks.",
+        _("This model has no classifier head (self-supervised features), so there are no class predictions. "
+          "Attention maps and rollout still show where it looks."),
         icon=":material/info:",
     )
 

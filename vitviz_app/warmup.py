@@ -17,16 +17,18 @@ import threading
 import time
 from typing import Callable
 
+from vitviz.i18n import N_, _
+
 __all__ = ["STEPS", "LABELS", "start", "done", "show_progress"]
 
 LABELS = {
-    "imports": "Loading PyTorch, timm and Plotly",
-    "model": "Loading the default model",
-    "image": "Decoding the default image",
-    "capture": "Running the model on it",
-    "figures": "Drawing the Overview",
+    "imports": N_("Loading PyTorch, timm and Plotly"),
+    "model": N_("Loading the default model"),
+    "image": N_("Decoding the default image"),
+    "capture": N_("Running the model on it"),
+    "figures": N_("Drawing the Overview"),
 }
-"""Warm-up steps in order, with what the progress box says about each."""
+"""Warm-up steps in order, with what the progress box says about each (in English: shown through ``_()``)."""
 
 STEPS: dict[str, float] = {}
 """Step → seconds after the warm-up started when it finished (``'failed'`` holds the time of an error)."""
@@ -130,15 +132,16 @@ def show_progress(wait_for: str = "imports", poll_s: float = 0.1, sleep: Callabl
     import streamlit as st
 
     placeholder = st.empty()
-    with placeholder.status("Starting vitviz…", expanded=True):
+    with placeholder.status(_("Starting vitviz…"), expanded=True):
         lines = {step: st.empty() for step in LABELS}
         drawn: dict[str, bool] = {}
         while True:
             for step, label in LABELS.items():
                 finished = step in STEPS
                 if drawn.get(step) != finished:
-                    lines[step].markdown(f":material/check: {label} ({STEPS[step]:.1f} s)" if finished
-                                         else f":material/hourglass_empty: {label}…")
+                    lines[step].markdown(
+                        ":material/check: " + _("{step} ({seconds:.1f} s)").format(step=_(label), seconds=STEPS[step])
+                        if finished else f":material/hourglass_empty: {_(label)}…")
                     drawn[step] = finished
             if done(wait_for):
                 break
