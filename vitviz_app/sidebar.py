@@ -133,15 +133,14 @@ def _spinner_text(loaded, patch_size, target) -> str:
 
 
 def describe_image(label: str) -> str:
-    """What the user reads about an image label (``'sample: cat'``, ``'upload: a.jpg'``, ``'camera photo'``)."""
-    from .samples import sample_title
-
+    """An image label (``'sample: cat'``, ``'upload: a.jpg'``, ``'camera photo'``) in the user's language (the
+    sample's name stays: it is the selector's option and the URL's value)."""
     kind, _sep, name = label.partition(": ")
     if kind == "sample" and name:
-        return _("Sample image: {title}").format(title=sample_title(name))
+        return _("sample: {name}").format(name=name)
     if kind == "upload" and name:
-        return _("Upload: {file}").format(file=name)
-    return {"camera photo": _("Camera photo"), "drawing": _("Drawing")}.get(label, label)
+        return _("upload: {file}").format(file=name)
+    return {"camera photo": _("camera photo"), "drawing": _("drawing")}.get(label, label)
 
 
 def current_context() -> AppContext | None:
