@@ -132,6 +132,7 @@ check(embed.error, _("x·E + b equals the model's patch-embedding output for thi
 
 # 4 ------------------------------------------------------------------------------------ prefix + positions
 tokens0, tokens_error = wt.first_tokens(model, fwd.x, cap)
+title4 = _("Add the class token and position embeddings")  # first: the heading introduces both terms
 prefix_text = (ngettext("{count} prefix token ({names}) is put in front: a learned vector that belongs to no "
                         "patch; the class token will collect the answer. ",
                         "{count} prefix tokens ({names}) are put in front: learned vectors that belong to no "
@@ -141,9 +142,10 @@ prefix_text = (ngettext("{count} prefix token ({names}) is put in front: a learn
 pos_text = (_("A learned **position embedding** is added to every token, since attention itself ignores order.")
             if getattr(model, "pos_embed", None) is not None else
             _("This model adds no learned absolute position embedding."))
-step(4, _("Add the class token and position embeddings"), prefix_text + pos_text,
+step(4, title4, prefix_text + pos_text,
      r"z_0 = [\,x_\text{class};\ x_p^1 E;\ \dots;\ x_p^N E\,] + E_\text{pos}",
-     f"({layout.num_patches}, {dim}) → ({layout.num_tokens}, {dim}): {layout.describe()}")
+     _("({n}, {dim}) → ({tokens}, {dim}): {layout}").format(n=layout.num_patches, tokens=layout.num_tokens,
+                                                            dim=dim, layout=layout.describe()))
 shown_dims = min(dim, 96)
 z_fig = go.Figure(go.Heatmap(
     z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,

@@ -1,0 +1,78 @@
+"""Switching the app's language (``?lang=zh`` / the sidebar switch) changes the texts, never the model's work.
+
+AppTest, in-process: the pass counter of ``vitviz_app.loaders`` proves that no control of the language runs
+the model again, and the values a user chose survive the switch although their labels change.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from vitviz_app.loaders import forward_passes
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _titles(at) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def _switch(at, code: str):
+    at.segmented_control(key="lang").set_value(code).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("page", [None, "pages/how_vit_works.py"], ids=["overview", "how_vit_works"])
+def test_switching_the_language_never_runs_the_model(open_app, page):
+    at = open_app(page)
+    english = _titles(at)
+    assert english and not CJK.search(english[0])
+    passes = forward_passes()
+
+    _switch(at, "zh")
+    chinese = _titles(at)
+    assert chinese != english and CJK.search(chinese[0]), chinese
+    _switch(at, "en")
+    assert _titles(at) == english
+    _switch(at, "zh")
+    assert _titles(at) == chinese
+    assert forward_passes() == passes, "a language switch must only change texts: the passes are cached"
+
+
+def test_the_choices_survive_a_language_switch(open_app):
+    at = open_app("pages/how_vit_works.py", query={"image": "coffee", "how_row": "1", "how_col": "2"})
+    at.slider(key="how_layer").set_value(1).run()
+    at.selectbox(key="how_head").set_value(1).run()
+    passes = forward_passes()
+    _switch(at, "zh")
+    assert at.selectbox(key="image").value == "coffee"
+    assert at.segmented_control(key="source").value == "Sample"  # the value stays English; its label does not
+    assert at.segmented_control(key="source").options[0] == "示例"
+    assert (at.number_input(key="how_row").value, at.number_input(key="how_col").value) == (1, 2)
+    assert (at.slider(key="how_layer").value, at.selectbox(key="how_head").value) == (1, 1)
+    assert at.selectbox(key="how_head").options[1] == "注意力头 1"
+    assert forward_passes() == passes
+
+
+def test_the_url_opens_the_app_in_chinese(open_app):
+    at = open_app(query={"lang": "zh"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert _titles(at) == ["Vision Transformer 如何看你的图像"]
+    metrics = [m.label for m in at.get("metric")]
+    assert metrics == ["词元数", "层数", "每层注意力头数", "图像块大小", "模型输入"]
+    # the caption under the image keeps the sample's name (the selector's option and the URL's value)
+    sample = at.selectbox(key="image").value
+    assert any(f"示例图像：{sample}" in c for image in at.main.image for c in image.captions)
+    assert at.selectbox(key="model").options[-1] == "其他 timm 模型…"
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert "**图像**" in sidebar and "**模型**" in sidebar and "**权重：**" in sidebar
+
+
+def test_english_is_untouched_by_the_catalogue(open_app):
+    """The texts in the code are the English: no English run may pick a Chinese string up."""
+    at = open_app("pages/how_vit_works.py", query={"lang": "en"})
+    texts = [h.value for h in at.header] + [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert texts and not [t for t in texts if CJK.search(t)]
+    assert [h.value for h in at.header][:2] == ["1 · Cut the image into patches", "2 · Flatten each patch"]
