@@ -237,7 +237,6 @@ def page_texts(at, where: str = "all") -> list[str]:
 
 
 def _class_names(at) -> set[str]:
-    from vitviz_app.sidebar import current_context
 
     names: set[str] = set()
     ctx = at.session_state["_vitviz_context"] if "_vitviz_context" in at.session_state else None
