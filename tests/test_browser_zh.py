@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from test_browser import SCREENSHOTS, browser, server, wait_until_idle  # noqa: F401 (fixtures)
+from test_browser import SCREENSHOTS, browser, server  # noqa: F401 (fixtures)
 from test_browser_narrow import _LAYOUT_PROBLEMS_JS
 
 pytestmark = pytest.mark.browser
@@ -23,6 +23,16 @@ PAGES = ["overview", "patches", "position_embeddings", "attention", "rollout", "
 NAVIGATION = ["总览", "图像块", "位置嵌入", "注意力", "注意力展开", "注意力头与深度", "比较归因方法", "ViT 如何工作"]
 """The navigation's page titles in Chinese, in order (``app.py``'s ``pages()``)."""
 CJK = re.compile(r"[\u4e00-\u9fff]")
+WAIT_MS = 300_000
+"""A page's first run (the server's warm-up, a model pass) on a loaded 2-core machine can take minutes."""
+
+
+def wait_until_idle(tab) -> None:
+    """Wait for the script run to finish and every figure to be drawn (``test_browser``'s, with more time)."""
+    tab.wait_for_selector("[data-testid=stMain] h1", timeout=WAIT_MS)
+    tab.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=WAIT_MS)
+    tab.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
+    tab.wait_for_timeout(600)
 
 
 def _cjk_fonts() -> list[str]:
@@ -50,7 +60,8 @@ def _title(tab) -> str:
 
 
 def _navigation(tab) -> list[str]:
-    return [t.strip() for t in tab.locator("[data-testid=stSidebarNav] a").all_inner_texts()]
+    links = tab.locator("[data-testid=stSidebarNav] a").all_inner_texts()
+    return [text.strip().splitlines()[-1].strip() for text in links]  # the icon's ligature name comes first
 
 
 def _shoot(tab, width: int, name: str) -> None:
@@ -68,6 +79,7 @@ def test_every_page_speaks_chinese_in_the_browser(browser, server):  # noqa: F81
     if not _cjk_fonts():
         pytest.skip("no CJK font (fc-list :lang=zh is empty): the pages would show tofu; install fonts-noto-cjk")
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+    context.set_default_timeout(WAIT_MS)  # the first visit waits for the server's warm-up on a busy machine
     tab = context.new_page()
     problems = []
     try:
@@ -90,6 +102,7 @@ def test_every_chinese_page_fits_a_phone(browser, server):  # noqa: F811
     if not _cjk_fonts():
         pytest.skip("no CJK font (fc-list :lang=zh is empty): the pages would show tofu; install fonts-noto-cjk")
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context.set_default_timeout(WAIT_MS)  # the first visit waits for the server's warm-up on a busy machine
     tab = context.new_page()
     problems = []
     try:
@@ -108,12 +121,13 @@ def test_every_chinese_page_fits_a_phone(browser, server):  # noqa: F811
 def _choose_language(tab, label: str) -> None:
     switch = tab.locator("[data-testid=stSidebar] .st-key-lang button", has_text=label)
     switch.click()
-    tab.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
+    tab.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=WAIT_MS)
     wait_until_idle(tab)
 
 
 def test_the_sidebar_switch_turns_the_texts_over(browser, server):  # noqa: F811
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+    context.set_default_timeout(WAIT_MS)  # the first visit waits for the server's warm-up on a busy machine
     tab = context.new_page()
     try:
         tab.goto(_url(server, "how_vit_works", "en"))
@@ -123,7 +137,7 @@ def test_the_sidebar_switch_turns_the_texts_over(browser, server):  # noqa: F811
         assert english == "How a Vision Transformer works"
         _choose_language(tab, "中文")
         tab.wait_for_function("() => /[\\u4e00-\\u9fff]/.test(document.querySelector('[data-testid=stMain] h1')"
-                              ".innerText)", timeout=120_000)
+                              ".innerText)", timeout=WAIT_MS)
         assert _title(tab) == "Vision Transformer 是如何工作的"
         assert _navigation(tab) == NAVIGATION
         sidebar = tab.locator("[data-testid=stSidebar]").inner_text()
@@ -133,7 +147,7 @@ def test_the_sidebar_switch_turns_the_texts_over(browser, server):  # noqa: F811
         assert "lang=zh" in tab.url
         _choose_language(tab, "English")
         tab.wait_for_function("() => document.querySelector('[data-testid=stMain] h1').innerText"
-                              ".startsWith('How a Vision')", timeout=120_000)
+                              ".startsWith('How a Vision')", timeout=WAIT_MS)
         assert _title(tab) == english
         assert _navigation(tab)[0] == "Overview"
     finally:

@@ -18,7 +18,8 @@ from vitviz.i18n import N_, _
 from . import language, loaders
 from .samples import default_sample, list_samples, read_sample, sample_title
 
-__all__ = ["AppContext", "Prompt", "sidebar", "context", "describe_image", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
+__all__ = ["AppContext", "Prompt", "sidebar", "context", "describe_image", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES",
+           "WEIGHT_TYPES"]
 
 SOURCES = ("Sample", "Upload", "Camera")
 OTHER_MODEL = N_("Other timm model…")
@@ -251,7 +252,8 @@ def _weights_line(loaded) -> None:
     height, width = (int(v) for v in model.patch_embed.img_size)
     patch = int(model.patch_embed.patch_size[0])
     st.caption(_("`{model}` · {depth} layers × {heads} heads · {height}×{width} input · {patch} px "
-                 "patches").format(model=loaded.name, depth=depth, heads=heads, height=height, width=width, patch=patch))
+                 "patches").format(model=loaded.name, depth=depth, heads=heads, height=height, width=width,
+                                   patch=patch))
 
 
 def _load(name: str, weights: bytes | None, weights_key: str | None, problems: list[str]):
