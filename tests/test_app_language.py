@@ -67,7 +67,7 @@ def test_the_url_opens_the_app_in_chinese(open_app):
     assert any(f"示例图像：{sample}" in c for image in at.main.image for c in image.captions)
     assert at.selectbox(key="model").options[-1] == "其他 timm 模型…"
     sidebar = " ".join(m.value for m in at.sidebar.markdown)
-    assert "**图像**" in sidebar and "**模型**" in sidebar and "**权重：**" in sidebar
+    assert "**图像**" in sidebar and "**模型**" in sidebar and "**权重**：" in sidebar
 
 
 def test_english_is_untouched_by_the_catalogue(open_app):
