@@ -61,7 +61,7 @@ def test_the_url_opens_the_app_in_chinese(open_app):
     assert not at.exception, [e.value for e in at.exception]
     assert _titles(at) == ["Vision Transformer 如何看你的图像"]
     metrics = [m.label for m in at.get("metric")]
-    assert metrics == ["词元数", "层数", "每层注意力头数", "图像块大小", "模型输入"]
+    assert metrics == ["词元（token）数", "层数", "每层注意力头数", "图像块大小", "模型输入"]
     # the caption under the image keeps the sample's name (the selector's option and the URL's value)
     sample = at.selectbox(key="image").value
     assert any(f"示例图像：{sample}" in c for image in at.main.image for c in image.captions)
