@@ -144,7 +144,13 @@ def test_the_sidebar_switch_turns_the_texts_over(browser, server):  # noqa: F811
         assert "图像" in sidebar and "模型" in sidebar and "示例" in sidebar, sidebar[:400]
         headers = tab.locator("[data-testid=stMain] h2").all_inner_texts()
         assert headers and all(CJK.search(h) for h in headers), headers
-        assert "lang=zh" in tab.url
+        url = tab.url  # the bound switch writes its label: ?lang=%E4%B8%AD%E6%96%87 (中文)
+        assert "lang=" in url
+        link = context.new_page()  # the link, opened elsewhere, shows the same language
+        link.goto(url)
+        wait_until_idle(link)
+        assert _title(link) == "Vision Transformer 是如何工作的"
+        link.close()
         _choose_language(tab, "English")
         tab.wait_for_function("() => document.querySelector('[data-testid=stMain] h1').innerText"
                               ".startsWith('How a Vision')", timeout=WAIT_MS)

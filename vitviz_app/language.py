@@ -25,9 +25,16 @@ def _browser_language() -> str | None:
         return None
 
 
+def _code(value) -> str | None:
+    """A language code from a code or locale tag (``'zh-CN'``) or from the switch's label (``'中文'``): the bound
+    switch writes its label into the URL, so a link copied after switching holds ``?lang=中文``."""
+    by_name = {name: code for code, name in LANGUAGES.items()}
+    return by_name.get(value) if value in by_name else match_language(value)
+
+
 def _requested() -> str:
     for value in (st.session_state.get(KEY), st.query_params.get(KEY)):
-        matched = match_language(value)
+        matched = _code(value)
         if matched is not None:
             return matched
     return _browser_language() or DEFAULT_LANGUAGE
