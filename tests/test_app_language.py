@@ -74,9 +74,31 @@ def test_the_url_opens_the_app_in_chinese(open_app):
     assert "**图像**" in sidebar and "**模型**" in sidebar and "**权重**：" in sidebar
 
 
+def test_a_link_copied_after_switching_opens_in_that_language(open_app):
+    """The bound switch writes its label into the URL (``?lang=中文``): such a link opens in Chinese too."""
+    at = open_app(query={"lang": "中文"})
+    assert not at.exception
+    assert _titles(at) == ["Vision Transformer 如何看你的图像"]
+
+
 def test_english_is_untouched_by_the_catalogue(open_app):
     """The texts in the code are the English: no English run may pick a Chinese string up."""
     at = open_app("pages/how_vit_works.py", query={"lang": "en"})
     texts = [h.value for h in at.header] + [m.value for m in at.markdown] + [c.value for c in at.caption]
     assert texts and not [t for t in texts if CJK.search(t)]
     assert [h.value for h in at.header][:2] == ["1 · Cut the image into patches", "2 · Flatten each patch"]
+
+
+@pytest.mark.parametrize("title", [
+    "注意力展开，第 0–3 层（类别词元所在行；平均融合）",
+    "第 0 层，注意力头 0：图像块（第 4 行，第 4 列）的注意力",
+    "模型看到的图像：96×96 像素，8×8 个图像块",
+])
+def test_a_chinese_figure_title_wraps_to_a_phone_wide_chart(title):
+    """Chinese has no spaces and its characters are twice as wide: a title still breaks within the width."""
+    from vitviz_app.export import TITLE_LINE_CHARS, _columns, wrap_title
+
+    lines = wrap_title(title).split("<br>")
+    assert len(lines) > 1 and all(_columns(line) <= TITLE_LINE_CHARS for line in lines), lines
+    assert "".join(lines).replace(" ", "") == title.replace(" ", "")  # nothing lost; a break eats a space only
+    assert not any(line.count("（") != line.count("）") for line in lines), "never inside brackets"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -82,43 +83,60 @@ def plotly_config(filename: str, *, clickable: bool = False) -> dict[str, Any]:
 
 TITLE_LINE_CHARS = 30
 """Characters of a figure title that fit on one line of a phone-wide chart (about 330 px at Plotly's 17 px)."""
-_BREAKS = (": ", ", ", " · ", " — ", " – ")
+_BREAKS = (": ", ", ", " · ", " — ", " – ", "：", "，", "；")
+_KEPT = (":", ",", "：", "，", "；")  # punctuation that ends its line when the title breaks there
+
+
+def _wide(char: str) -> bool:
+    """A character that takes two columns (Chinese, full-width punctuation)."""
+    return unicodedata.east_asian_width(char) in "WF"
+
+
+def _columns(text: str) -> int:
+    """The width of a text in columns of a Latin character: a Chinese character counts two."""
+    return sum(2 if _wide(char) else 1 for char in text)
 
 
 def _split_title(text: str, limit: int) -> tuple[str, str] | None:
     """``(first line, rest)`` of a title, never inside brackets: at the last separator (``': '``, ``', '``,
-    ``' · '``, dashes) within ``limit``, else the last space within it, else the first separator; None when
-    there is nowhere to break."""
-    depth, cuts, spaces = 0, [], []
+    ``' · '``, dashes, Chinese ``'：'``, ``'，'``) within ``limit`` columns, else the last space (or the last
+    place between two Chinese characters) within it, else the first separator; None when there is nowhere to
+    break."""
+    depth, width, cuts, spaces, brackets = 0, 0, [], [], []
     for i, char in enumerate(text):
-        depth += (char in "([") - (char in ")]")
+        depth += char in "（"  # a break before a Chinese bracket is allowed, inside it not
         sep = next((b for b in _BREAKS if text.startswith(b, i)), None)
         if depth == 0 and sep is not None and 0 < i < len(text) - len(sep):
-            cuts.append((i, sep))
-        elif depth == 0 and char == " " and 0 < i <= limit:
-            spaces.append((i, " "))
-    within = [c for c in cuts if c[0] <= limit]
+            cuts.append((width, i, sep))
+        elif depth <= (char == "（") and 0 < width <= limit and (
+                char == " " or (_wide(char) and _wide(text[i - 1]))):
+            spaces.append((i, " " if char == " " else ""))
+            if char == "（" or text[i - 1] == "）":  # between Chinese characters, beside a bracket reads best
+                brackets.append(spaces[-1])
+        depth += (char in "([") - (char in ")]）")
+        width += 2 if _wide(char) else 1
+    within = [(i, sep) for columns, i, sep in cuts if columns <= limit]
     if within:
         i, sep = within[-1]
     elif spaces:
-        i, sep = spaces[-1]
+        i, sep = (brackets or spaces)[-1]
     elif cuts:
-        i, sep = cuts[0]
+        i, sep = cuts[0][1:]
     else:
         return None
-    keep = sep.strip() if sep.strip() in (":", ",") else ""  # a colon or comma ends the line
+    keep = sep.strip() if sep.strip() in _KEPT else ""  # a colon or comma ends the line
     return f"{text[:i]}{keep}", text[i + len(sep):]
 
 
 def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
-    """Break a title longer than ``limit`` characters into lines (``<br>``) that fit a phone-wide chart.
+    """Break a title wider than ``limit`` columns (a Chinese character counts two) into lines (``<br>``) that fit a phone-wide chart.
 
     A title that already holds a line break is left as it is.
     """
     if "<br>" in text:
         return text
     lines = []
-    while len(text) > limit:
+    while _columns(text) > limit:
         split = _split_title(text, limit)
         if split is None:
             break
