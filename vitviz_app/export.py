@@ -174,8 +174,9 @@ def show_figure(
     if title and wrap_title(title) != title:  # one more line: hang the title from the top, one line lower
         top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
         wrapped = wrap_title(title)
-        fig.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top", pad_t=10),
-                          margin_t=top + 22 * wrapped.count("<br>"))
+        # pad 22 px: with less, Chromium cut the top of a three-line title's first line (seen at 390 px)
+        fig.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top", pad_t=22),
+                          margin_t=top + 12 + 22 * wrapped.count("<br>"))
     for frame in fig.frames or ():  # a slider's frames carry their own titles: wrap them the same way
         if frame.layout and frame.layout.title and frame.layout.title.text:
             frame.layout.title.text = wrap_title(frame.layout.title.text)
