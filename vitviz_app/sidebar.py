@@ -18,7 +18,7 @@ from .samples import default_sample, list_samples, read_sample
 
 __all__ = ["AppContext", "Prompt", "sidebar", "context", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
 
-SOURCES = ("Sample", "Upload", "Camera")
+SOURCES = ("Sample", "Upload", "Camera", "Draw")
 OTHER_MODEL = "Other timm model…"
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif", "svg"]
 WEIGHT_TYPES = ["safetensors", "pth", "pt", "bin"]
@@ -153,6 +153,8 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
         if shot is None:
             return None, "", [Prompt("Take a photo with the camera in the sidebar (or pick a sample) to begin.")]
         return shot.getvalue(), "camera photo", problems
+    if source == "Draw":
+        return _drawing()
     samples = list_samples()
     if not samples:
         return None, "", ["No sample images were found in vitviz/assets/samples."]
@@ -165,6 +167,24 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     data = read_sample(name)
     st.image(data, caption=titles[name], width="stretch")
     return data, f"sample: {name}", problems
+
+
+def _drawing() -> tuple[bytes | None, str, list[str]]:
+    """The drawing pad: its sketch (PNG bytes) once something is drawn, else a prompt; a bad payload says why."""
+    from .components.drawing_canvas import DrawingError, drawing_canvas, drawing_png
+
+    value = drawing_canvas(key="drawing", labels={
+        "pen": "Pen", "width": "Width", "background": "Background", "undo": "Undo", "clear": "Clear",
+        "canvas": "Drawing pad: draw a shape with the mouse, a pen or a finger",
+    })
+    try:
+        data = drawing_png(value)
+    except DrawingError as exc:
+        st.error(str(exc), icon=":material/broken_image:")
+        return None, "", [str(exc)]
+    if data is None:
+        return None, "", [Prompt("Draw a shape on the pad in the sidebar (or pick a sample) to begin.")]
+    return data, "drawing", []
 
 
 def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, Any]:

@@ -4,6 +4,7 @@ They receive plain arrays prepared by ``vitviz.export`` (never a model) and redr
 control that only changes the view costs no server rerun.
 """
 from .attention_explorer import attention_explorer, commit_updates, explorer_budget
+from .drawing_canvas import drawing_canvas, drawing_png
 from .tile_explorer import tile_explorer
 
-__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "tile_explorer"]
+__all__ = ["attention_explorer", "commit_updates", "drawing_canvas", "drawing_png", "explorer_budget", "tile_explorer"]
