@@ -139,8 +139,8 @@ def test_a_shape_drawn_with_the_mouse_is_explained(browser, server):  # noqa: F8
         page.wait_for_function("() => window.__vitvizDrawing", timeout=RERUN_TIMEOUT_MS)  # a new pad
         assert pad_state(page)["strokes"] == 1, "the new pad redraws the kept sketch"
         wait_for_answer(page)
-        page.locator("[data-testid=stSidebarNav] a[href$=attention]").click()  # another page keeps the sketch
-        page.wait_for_url("**/attention*", timeout=RERUN_TIMEOUT_MS)
+        page.locator("[data-testid=stSidebarNav] a[href$=patches]").click()  # another page keeps the sketch
+        page.wait_for_url("**/patches*", timeout=RERUN_TIMEOUT_MS)
         _idle(page)
         page.wait_for_selector(PAD, timeout=RERUN_TIMEOUT_MS)
         assert pad_state(page)["strokes"] == 1

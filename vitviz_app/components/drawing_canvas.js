@@ -3,8 +3,9 @@
 // clear or a new background), never on a pointer move. Every word shown comes from Python (data.labels).
 // What the pad holds is exposed on window.__vitvizDrawing for the browser test.
 
-const VD_MAX_POINTS = 4000; // per stroke: a longer scribble keeps its start (the payload stays small)
+const VD_MAX_POINTS = 20000; // in all strokes: ink beyond it is not taken (the payload stays small)
 const VD_MAX_STROKES = 500;
+const VD_MIN_STEP = 0.75; // PNG pixels between kept points (a fine pointer reports far more)
 
 function vdColour(value, fallback) {
   return typeof value === "string" && /^#[0-9a-fA-F]{6}$/.test(value) ? value.toLowerCase() : fallback;
@@ -102,8 +103,9 @@ class VDPad {
   }
 
   start(event) {
-    if (event.button !== undefined && event.button > 0) return; // only the main button, a pen or a finger
+    if (this.current || event.button > 0) return; // one pointer at a time: the main button, a pen or a finger
     event.preventDefault();
+    this.canvas.focus({ preventScroll: true }); // for Ctrl+Z
     this.canvas.setPointerCapture(event.pointerId);
     this.current = { c: vdColour(this.pen.value, "#000000"), w: Number(this.width.value) || 12, p: this.point(event) };
     this.pointerId = event.pointerId;
@@ -115,9 +117,11 @@ class VDPad {
     event.preventDefault();
     const from = this.current.p.length - 2;
     const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+    const p = this.current.p, room = 2 * VD_MAX_POINTS - this.points;
     for (const e of events.length ? events : [event]) {
-      if (this.current.p.length >= 2 * VD_MAX_POINTS) break;
-      this.current.p.push(...this.point(e));
+      if (p.length >= room) break;
+      const [x, y] = this.point(e);
+      if (Math.hypot(x - p[p.length - 2], y - p[p.length - 1]) >= VD_MIN_STEP) p.push(x, y);
     }
     this.paintTail(from);
   }
@@ -126,8 +130,7 @@ class VDPad {
     if (!this.current || event.pointerId !== this.pointerId) return;
     const stroke = this.current;
     this.current = null;
-    this.strokes.push(stroke);
-    if (this.strokes.length > VD_MAX_STROKES) this.strokes.shift();
+    if (this.strokes.length < VD_MAX_STROKES) this.strokes.push(stroke);
     this.commit();
   }
 
@@ -142,6 +145,10 @@ class VDPad {
     const scale = this.canvas.width / this.size;
     ctx.setTransform(scale, 0, 0, scale, 0, 0);
     return ctx;
+  }
+
+  get points() { // coordinates held by the finished strokes
+    return this.strokes.reduce((n, s) => n + s.p.length, 0);
   }
 
   redraw() {
