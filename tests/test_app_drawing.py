@@ -158,3 +158,11 @@ def test_a_bad_payload_shows_the_reason_not_a_traceback(open_app, payload, says)
         says = str(reason.value)
     assert any(says in message for message in shown), shown
     assert not at.get("plotly_chart"), "nothing is drawn for a bad drawing"
+
+
+def test_the_pad_speaks_the_users_language(open_app):
+    at = open_app(query={"source": "Draw", "lang": "zh"})
+    _clean(at)
+    assert any("画板上画一个形状" in i.value for i in at.info), [i.value for i in at.info]
+    at = _draw(at, {"png": "data:image/gif;base64,R0lGODlh"})
+    assert any("手绘图不是 PNG 图像（它标明为 image/gif）" in e.value for e in at.error), [e.value for e in at.error]

@@ -171,11 +171,13 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
 
 def _drawing() -> tuple[bytes | None, str, list[str]]:
     """The drawing pad: its sketch (PNG bytes) once something is drawn, else a prompt; a bad payload says why."""
+    from vitviz.i18n import _
+
     from .components.drawing_canvas import DrawingError, drawing_canvas, drawing_png
 
     value = drawing_canvas(key="drawing", labels={
-        "pen": "Pen", "width": "Width", "background": "Background", "undo": "Undo", "clear": "Clear",
-        "canvas": "Drawing pad: draw a shape with the mouse, a pen or a finger",
+        "pen": _("Pen"), "width": _("Thickness"), "background": _("Background"), "undo": _("Undo"), "clear": _("Clear"),
+        "canvas": _("Drawing pad: draw a shape with the mouse, a pen or a finger"),
     })
     try:
         data = drawing_png(value)
@@ -183,7 +185,7 @@ def _drawing() -> tuple[bytes | None, str, list[str]]:
         st.error(str(exc), icon=":material/broken_image:")
         return None, "", [str(exc)]
     if data is None:
-        return None, "", [Prompt("Draw a shape on the pad in the sidebar (or pick a sample) to begin.")]
+        return None, "", [Prompt(_("Draw a shape on the pad in the sidebar (or pick a sample) to begin."))]
     return data, "drawing", []
 
 

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import streamlit as st
 
+from vitviz.i18n import _
+
 from ._registry import RuntimeComponent
 
 __all__ = ["DrawingError", "DRAWING_SIZE", "MAX_DRAWING_BYTES", "MAX_DRAWING_SIDE", "drawing_canvas", "drawing_png",
@@ -59,39 +61,48 @@ def drawing_png(value: Any) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise DrawingError("The drawing arrived in a form this app does not understand; clear it and draw again.")
+        raise DrawingError(_("The drawing arrived in a form this app does not understand; clear it and draw again."))
     encoded = value.get("png")
     if encoded is None or encoded == "":
         return None
     if not isinstance(encoded, str):
-        raise DrawingError("The drawing is not a PNG image; clear it and draw again.")
+        raise DrawingError(_not_png())
     if len(encoded) > (MAX_DRAWING_BYTES * 4) // 3 + len(_DATA_URL) + 4:
-        raise DrawingError(f"The drawing is too large ({len(encoded) * 3 // 4 / 1e6:.1f} MB; at most "
-                           f"{MAX_DRAWING_BYTES / 1e6:.0f} MB): clear it and draw again.")
+        raise DrawingError(_too_large(len(encoded) * 3 // 4))
     if encoded.startswith("data:"):
         if not encoded.startswith(_DATA_URL):
             kind = encoded[5:].split(";", 1)[0].split(",", 1)[0][:40] or "unknown"
-            raise DrawingError(f"The drawing is not a PNG image (it says {kind}); clear it and draw again.")
+            raise DrawingError(_("The drawing is not a PNG image (it says {kind}); clear it and draw again.").format(
+                kind=kind))
         encoded = encoded[len(_DATA_URL):]
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise DrawingError("The drawing arrived damaged (it is not valid base64); clear it and draw again.") from None
+        raise DrawingError(_("The drawing arrived damaged (it is not valid base64); clear it and draw again.")) \
+            from None
     return _checked_png(data)
+
+
+def _not_png() -> str:
+    return _("The drawing is not a PNG image; clear it and draw again.")
+
+
+def _too_large(size: int) -> str:
+    return _("The drawing is too large ({size:.1f} MB; at most {limit:.0f} MB): clear it and draw again.").format(
+        size=size / 1e6, limit=MAX_DRAWING_BYTES / 1e6)
 
 
 def _checked_png(data: bytes) -> bytes:
     """``data`` if it starts like a PNG of at most :data:`MAX_DRAWING_SIDE` pixels a side (header only)."""
     if not data.startswith(_PNG_SIGNATURE):
-        raise DrawingError("The drawing is not a PNG image; clear it and draw again.")
+        raise DrawingError(_not_png())
     if len(data) > MAX_DRAWING_BYTES:
-        raise DrawingError(f"The drawing is too large ({len(data) / 1e6:.1f} MB; at most "
-                           f"{MAX_DRAWING_BYTES / 1e6:.0f} MB): clear it and draw again.")
+        raise DrawingError(_too_large(len(data)))
     if len(data) >= 24 and data[12:16] == b"IHDR":
         width, height = struct.unpack(">II", data[16:24])  # the first chunk: IHDR, width then height
         if max(width, height) > MAX_DRAWING_SIDE:
-            raise DrawingError(f"The drawing is too large ({width}×{height} px; at most {MAX_DRAWING_SIDE} px a "
-                               "side): clear it and draw again.")
+            raise DrawingError(_("The drawing is too large ({width}×{height} px; at most {side} px a side): clear "
+                                 "it and draw again.").format(width=width, height=height, side=MAX_DRAWING_SIDE))
     return data
 
 
