@@ -166,6 +166,7 @@ def test_a_shape_drawn_with_a_finger_on_a_phone_is_explained(browser, server):  
         assert page.evaluate("() => document.querySelector('[data-testid=stSidebarContent]').scrollTop") == scroll, \
             "drawing does not scroll the sidebar"
         wait_for_answer(page)
+        page.locator(".vd-tools").scroll_into_view_if_needed()  # the pad with its tools
         page.screenshot(path=str(SCREENSHOTS / "draw-390-pad.png"))
         page.keyboard.press("Escape")
         page.locator("[data-testid=stSidebarCollapseButton] button").click()

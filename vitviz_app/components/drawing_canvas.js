@@ -64,6 +64,7 @@ class VDPad {
     this.canvas.addEventListener("pointerdown", (e) => this.start(e));
     this.canvas.addEventListener("pointermove", (e) => this.move(e));
     for (const end of ["pointerup", "pointercancel"]) this.canvas.addEventListener(end, (e) => this.end(e));
+    this.canvas.addEventListener("blur", () => this.canvas.classList.remove("vd-quiet"));
     this.canvas.addEventListener("keydown", (e) => {
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); this.undo(); }
     });
@@ -105,6 +106,7 @@ class VDPad {
   start(event) {
     if (this.current || event.button > 0) return; // one pointer at a time: the main button, a pen or a finger
     event.preventDefault();
+    this.canvas.classList.add("vd-quiet"); // focused by drawing, not by Tab: no focus ring
     this.canvas.focus({ preventScroll: true }); // for Ctrl+Z
     this.canvas.setPointerCapture(event.pointerId);
     this.current = { c: vdColour(this.pen.value, "#000000"), w: Number(this.width.value) || 12, p: this.point(event) };
