@@ -37,7 +37,8 @@ def _png(pixels: np.ndarray) -> bytes:
 
 def _sent(data: bytes, prefix: str = "data:image/png;base64,") -> dict:
     """A payload as the pad sends it (one stroke)."""
-    return {"png": prefix + base64.b64encode(data).decode(), "strokes": [{"c": "#000000", "w": 12, "p": [10, 10, 40, 40]}],
+    return {"png": prefix + base64.b64encode(data).decode(),
+            "strokes": [{"c": "#000000", "w": 12, "p": [10, 10, 40, 40]}],
             "background": "#ffffff", "pen": "#000000", "width": 12}
 
 

@@ -34,7 +34,9 @@ def _square(n: int = 12) -> list[tuple[float, float]]:
 
 
 def _ring(n: int = 48) -> list[tuple[float, float]]:
-    return [(0.5 + 0.3 * math.cos(2 * math.pi * k / n), 0.5 + 0.3 * math.sin(2 * math.pi * k / n)) for k in range(n + 1)]
+    """A circle outline, one stroke, in pad fractions."""
+    angles = [2 * math.pi * k / n for k in range(n + 1)]
+    return [(0.5 + 0.3 * math.cos(a), 0.5 + 0.3 * math.sin(a)) for a in angles]
 
 
 def _on_pad(page, points):
@@ -89,6 +91,28 @@ def predictions(page) -> list[str]:
         return gd && gd.data ? Array.from(gd.data[0].y) : []; }""", _plot("overview.predictions"))
 
 
+_INK_BOX_JS = """async () => {  // the box of the dark pixels of the page's first image, in fractions of its size
+    const img = document.querySelector('[data-testid=stMain] [data-testid=stImage] img');
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    let x0 = c.width, y0 = c.height, x1 = -1, y1 = -1;
+    for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+        if (px[(y * c.width + x) * 4] >= 128) continue;
+        x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+    }
+    return [x0 / c.width, y0 / c.height, (x1 + 1) / c.width, (y1 + 1) / c.height];
+}"""
+
+
+def ink_box(page) -> list[float]:
+    """Where the image the app shows has ink: (left, top, right, bottom) as fractions."""
+    return page.evaluate(_INK_BOX_JS)
+
+
 def full_screenshot(page, name: str, width: int) -> None:
     height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain] *, "
                            "[data-testid=stSidebarContent] *')].map(e => e.scrollHeight))")
@@ -124,6 +148,9 @@ def test_a_shape_drawn_with_the_mouse_is_explained(browser, server):  # noqa: F8
         wait_for_answer(page)
         _answered(page)
         assert pad_state(page)["sent"] == 1, "one stroke sends one PNG, not one per pointer move"
+        half = 12 / 256 / 2  # half the default pen, in fractions of the 256 px PNG
+        assert ink_box(page) == pytest.approx([0.25 - half, 0.25 - half, 0.75 + half, 0.75 + half], abs=0.02), \
+            "the ink is where the mouse drew it"
         full_screenshot(page, "draw-1400", 1400)
 
         page.locator(".vd-undo").click()  # the pad is empty again: the prompt comes back

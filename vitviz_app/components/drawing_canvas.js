@@ -80,7 +80,9 @@ class VDPad {
     this.send = send;
     this.size = Number(data.size) || 256;
     const labels = data.labels || {};
-    for (const [sel, name] of Object.entries(this.labelled)) this.box.querySelector(sel).textContent = labels[name] || "";
+    for (const [sel, name] of Object.entries(this.labelled)) {
+      this.box.querySelector(sel).textContent = labels[name] || "";
+    }
     this.undoButton.textContent = labels.undo || "";
     this.clearButton.textContent = labels.clear || "";
     this.canvas.setAttribute("aria-label", labels.canvas || "");
@@ -99,8 +101,8 @@ class VDPad {
 
   point(event) { // pointer position in PNG pixels
     const box = this.canvas.getBoundingClientRect();
-    const x = ((event.clientX - box.left) / box.width) * this.size, y = ((event.clientY - box.top) / box.height) * this.size;
-    return [Math.round(Math.max(0, Math.min(this.size, x)) * 10) / 10, Math.round(Math.max(0, Math.min(this.size, y)) * 10) / 10];
+    const at = (v) => Math.round(Math.max(0, Math.min(this.size, v * this.size)) * 10) / 10; // 0.1 px steps
+    return [at((event.clientX - box.left) / box.width), at((event.clientY - box.top) / box.height)];
   }
 
   start(event) {
