@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -136,6 +137,25 @@ def test_the_drawing_survives_other_sources_and_pages(open_app):
     assert at.session_state["_vitviz_context"].image_label == "drawing"
 
 
+def _pad_data(at) -> dict:
+    """The data the app hands the pad in this run."""
+    pads = [e.proto for e in at.sidebar if getattr(e, "type", None) == "bidi_component"
+            and e.proto.component_name == "vitviz.drawing_canvas"]
+    assert len(pads) == 1, "one pad in the sidebar"
+    return json.loads(pads[0].json)
+
+
+def test_the_kept_sketch_goes_back_to_a_new_pad_without_its_png(open_app):
+    at = open_app(query={"source": "Draw"})
+    assert _pad_data(at)["initial"] == {}, "a new session's pad starts empty"
+    sent = _sent(_png(_ring()))
+    sent["background"] = "#ffeedd"
+    at = _draw(at, sent)
+    initial = _pad_data(at)["initial"]
+    assert initial == {name: sent[name] for name in ("strokes", "background", "pen", "width")}
+    assert _pad_data(at)["size"] == DRAWING_SIZE
+
+
 def test_clearing_the_pad_brings_back_the_prompt(open_app):
     at = _draw(open_app(query={"source": "Draw"}), _sent(_png(_ring())))
     at = _draw(at, {"png": None, "strokes": [], "background": "#ffffff"})
@@ -165,5 +185,6 @@ def test_the_pad_speaks_the_users_language(open_app):
     at = open_app(query={"source": "Draw", "lang": "zh"})
     _clean(at)
     assert any("画板上画一个形状" in i.value for i in at.info), [i.value for i in at.info]
+    assert _pad_data(at)["labels"]["undo"] == "撤销"  # the pad's own words come from the catalogue too
     at = _draw(at, {"png": "data:image/gif;base64,R0lGODlh"})
     assert any("手绘图不是 PNG 图像（它标明为 image/gif）" in e.value for e in at.error), [e.value for e in at.error]
