@@ -65,6 +65,7 @@ __all__ = [
     'TRAIN_FAMILIES',
     'TRAIN_MIX',
     'contours',
+    'family_gallery',
     'generate_family',
     'generate_mix',
     'silhouette',
@@ -349,7 +350,8 @@ def _draw_sketch(rng: np.random.Generator, size: int, label: int) -> tuple:
     polys = contours(label, *pose)
     hands = [_hand(rng, poly, pose[2]) for poly in polys]
     region = silhouette([w for w, _ in hands], size)
-    pen = np.array(PENS[int(rng.integers(len(PENS)))], np.float32) + rng.uniform(-15, 15, size=3)
+    pen = np.clip(np.rint(np.array(PENS[int(rng.integers(len(PENS)))]) + rng.uniform(-15, 15, size=3)), 0, 255)
+    pen = pen.astype(np.float32)
     choice = rng.random()
     kind = 'sketch'
     if choice < 0.22:  # hatched inside
@@ -471,3 +473,25 @@ def generate_mix(rng: np.random.Generator | int, mix: Sequence[tuple[str, float]
 def family_samples(family: str, seed: int, count: int, split: int, image_size: int = 96) -> list[Sample]:
     """Items ``0 .. count-1`` of data set ``(seed, split)`` drawn in one family."""
     return [generate_family(sample_rng(seed, i, split), family, image_size) for i in range(count)]
+
+
+GALLERY_SEED, GALLERY_SPLIT = 7, 2
+
+
+def family_gallery(pairs: Sequence[tuple[str, str]], image_size: int = 96) -> list[Sample]:
+    """One image per ``(class, family)`` pair: the first of that class in the family's gallery set (seed 7,
+    split 2) whose figure is at least a quarter of the frame across, so that it reads well as a sample.
+
+    These are the app's sample images ``vitviz/assets/samples/shapes_<class>_<family>.png``.
+    """
+    out = []
+    for name, family in pairs:
+        label = CLASSES.index(name)
+        index = 0
+        while True:
+            sample = generate_family(sample_rng(GALLERY_SEED, index, GALLERY_SPLIT), family, image_size, label)
+            index += 1
+            if sample.radius >= 0.25 * image_size:
+                break
+        out.append(sample)
+    return out

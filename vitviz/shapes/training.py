@@ -39,7 +39,7 @@ class TrainConfig:
     """Everything that determines the trained weights (with the torch version and thread count)."""
 
     seed: int = 0
-    train_images: int = 100_000
+    train_images: int = 90_000
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3
@@ -65,6 +65,7 @@ class TrainConfig:
     token_label_weight: float = 0.5
     augment: bool = False
     mix: tuple[tuple[str, float], ...] | None = TRAIN_MIX
+    init: str | None = None
 
     @property
     def style(self) -> Style:
@@ -185,7 +186,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     config = model_config(cfg)
-    model = build_model(config).to(device).train()
+    model = build_model(config)
+    if cfg.init:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(cfg.init).items()}, strict=True)
+        log(f'starting from the weights in {cfg.init}')
+    model = model.to(device).train()
     num_classes = config['model_args']['num_classes']
     token_head = torch.nn.Linear(cfg.embed_dim, num_classes + 1).to(device)
     mean, std = config['mean'], config['std']
