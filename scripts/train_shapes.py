@@ -1,12 +1,17 @@
 """Train, evaluate and ship vitviz-shapes: the small ViT that vitviz uses offline.
 
-    python scripts/train_shapes.py            # reproduce vitviz/assets/shapes_vit.* and docs/model_card.md
+    # version 2 (shipped) starts from version 1's weights, kept in git history:
+    git show 77d725f:vitviz/assets/shapes_vit.safetensors > /tmp/shapes_v1.safetensors
+    python scripts/train_shapes.py --init /tmp/shapes_v1.safetensors   # vitviz/assets/shapes_vit.*, model card
     python scripts/train_shapes.py --quick    # 1-minute smoke run into a temporary folder
+    python scripts/train_shapes.py --card-only  # rewrite the card's results from the shipped JSON's metrics
 
-The full run generates the training images from ``--seed``, trains FlexiViT-style over every patch size
-(``vitviz.shapes.training``), evaluates on a held-out seed (``vitviz.shapes.evaluation``), then writes the
-weights (safetensors), the config JSON with the metrics, a few gallery images, and the results section of
-the model card. Deterministic for a given seed, torch version and thread count.
+The full run generates the training images from ``--seed`` in the style-family mix
+(``vitviz.shapes.families.TRAIN_MIX``), trains FlexiViT-style over every patch size
+(``vitviz.shapes.training``), evaluates on a held-out seed (``vitviz.shapes.evaluation``): the mix at every
+patch size, then each style family on its own, held-out families included. It then writes the weights
+(safetensors), the config JSON with the metrics, the gallery images, and the results section of the model
+card. Deterministic for a given seed, init, torch version and thread count.
 """
 from __future__ import annotations
 
@@ -43,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     parser.add_argument('--eval-only', action='store_true',
                         help='skip training: evaluate the weights already in --out-dir and write the results')
+    parser.add_argument('--card-only', action='store_true',
+                        help='only rewrite the model card\'s results from the metrics in --out-dir\'s config JSON')
     parser.add_argument('--no-gallery', action='store_true', help='do not rewrite the sample images')
     parser.add_argument('--init', type=Path, default=None,
                         help='start from these safetensors weights instead of a random initialisation')
@@ -198,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     from vitviz.shapes.model import ASSETS_DIR, load_shapes_model, save_shapes_model
     from vitviz.shapes.training import TrainConfig, train
 
+    if args.card_only:
+        config = json.loads(((args.out_dir or ASSETS_DIR) / 'shapes_vit.json').read_text())
+        update_card(args.card or CARD, results_markdown(config))
+        print(f'updated {args.card or CARD}')
+        return 0
     start = time.perf_counter()
     cfg = TrainConfig(seed=args.seed, threads=args.threads, workers=args.workers,
                       init=str(args.init) if args.init else None)
