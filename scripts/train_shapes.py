@@ -30,8 +30,7 @@ CARD = ROOT / 'docs' / 'model_card.md'
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 GALLERY_CLASSES = ('star', 'heart', 'arrow', 'ring', 'crescent', 'cross')
 # new styles in the gallery: (class, family), saved as shapes_<class>_<family>.png
-FAMILY_GALLERY = (('triangle', 'photo'), ('heart', 'sketch'), ('cross', 'flat'), ('star', 'outline'),
-                  ('square', 'mixed'))
+FAMILY_GALLERY = (('triangle', 'photo'), ('heart', 'sketch'), ('cross', 'flat'), ('star', 'outline'))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
