@@ -261,8 +261,7 @@ def _sample(img: np.ndarray, mask: np.ndarray, label: int, kind: str, c1, c2, po
 # ---------------------------------------------------------------------------------------- clean families
 
 def _classic(rng: np.random.Generator, size: int, label: int) -> Sample:
-    s = generate(rng, size, label=label, style=Style())
-    return Sample(**{**s.__dict__, 'family': 'classic'})
+    return generate(rng, size, label=label, style=Style())  # Sample.family defaults to 'classic'
 
 
 def _flat(rng: np.random.Generator, size: int, label: int) -> Sample:
