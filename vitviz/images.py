@@ -182,6 +182,15 @@ def _supported_text() -> str:
     return _("Supported formats: {formats}.").format(formats=", ".join(SUPPORTED_FORMATS))
 
 
+def _sentences(*parts: str) -> str:
+    """Sentences one after the other, as the current language writes them (English: a space between)."""
+    text = parts[0]
+    for part in parts[1:]:
+        # TRANSLATORS: two sentences one after the other; Chinese needs no space between them.
+        text = _("{sentence} {next_sentence}").format(sentence=text, next_sentence=part)
+    return text
+
+
 def _apply_exif_orientation(image: Image.Image) -> None:
     """Turn ``image`` upright in place following its EXIF orientation tag (1 to 8), if any."""
     try:
@@ -258,8 +267,8 @@ def _too_large_message(pixels: int | None, size: tuple[int, int] | None = None, 
     else:
         message = _("This image is too large.")
     if limit:
-        message += " " + _("The limit is {megapixels:g} megapixels.").format(megapixels=limit / 1e6)
-    return message + " " + _("Please resize it to a smaller copy first.")
+        message = _sentences(message, _("The limit is {megapixels:g} megapixels.").format(megapixels=limit / 1e6))
+    return _sentences(message, _("Please resize it to a smaller copy first."))
 
 
 def _pixels_from_bomb_error(exc: Exception) -> int | None:
@@ -322,19 +331,20 @@ def _unreadable(data: bytes) -> ImageError:
         fmt, description = found
         message = _("This looks like {description}, which is not supported. Please convert it to JPEG or PNG.").format(
             description=description)
-        message += " " + _supported_text()
+        message = _sentences(message, _supported_text())
         return ImageError(message, "unsupported_format", detected_format=fmt)
     if _text_head(data).startswith(("<!doctype html", "<html")):
         message = _("This file is a web page (HTML), not an image. Save the image itself and try again.")
-        message += " " + _supported_text()
+        message = _sentences(message, _supported_text())
         return ImageError(message, "not_image", detected_format="HTML")
-    message = _("This file is not an image (or not one we can read).") + " " + _supported_text()
+    message = _sentences(_("This file is not an image (or not one we can read)."), _supported_text())
     return ImageError(message, "not_image")
 
 
 def _damaged(fmt: str) -> ImageError:
     """Error for a file that starts like a supported format but cannot be opened."""
-    message = _("This {format} file is damaged: its header cannot be read. Please try another copy.").format(format=fmt)
+    message = _("This {format} file is damaged: its header cannot be read. Please try another copy.").format(
+        format=fmt)
     return ImageError(message, "corrupt", detected_format=fmt)
 
 

@@ -272,6 +272,15 @@ def default_device() -> str:
 # --------------------------------------------------------------------------------------------- names
 
 
+def _sentences(*parts: str) -> str:
+    """Sentences one after the other, as the current language writes them (English: a space between)."""
+    text = parts[0]
+    for part in parts[1:]:
+        # TRANSLATORS: two sentences one after the other; Chinese needs no space between them.
+        text = _("{sentence} {next_sentence}").format(sentence=text, next_sentence=part)
+    return text
+
+
 def _supported_names() -> list[str]:
     import timm
 
@@ -303,7 +312,8 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
         close = difflib.get_close_matches(arch, _supported_names(), n=3, cutoff=0.6)
         hint = (_("Did you mean {names}?").format(names=", ".join(close)) if close
                 else _("Try for example {examples}.").format(examples=_EXAMPLES))
-        raise ModelError(_("Unknown model '{name}': timm has no such architecture.").format(name=name) + " " + hint)
+        unknown = _("Unknown model '{name}': timm has no such architecture.").format(name=name)
+        raise ModelError(_sentences(unknown, hint))
     module = model_entrypoint(arch).__module__
     if module not in _SUPPORTED_MODULES:
         family = module.rsplit(".", 1)[-1].replace("_", " ")
@@ -338,7 +348,7 @@ def _check_tag(name: str, arch: str, tag: str) -> None:
         known = (_("Its weights are: {tags}.").format(tags=", ".join(tags[:6])) if tags
                  else _("timm has no pretrained weights for it."))
         message = _("'{name}': timm knows {arch} but no weights tagged '{tag}'.").format(name=name, arch=arch, tag=tag)
-        raise ModelError(message + " " + known)
+        raise ModelError(_sentences(message, known))
 
 
 def _check_size(timm_name: str, **kwargs) -> None:
@@ -701,7 +711,7 @@ def load_model(
                        name)
     if not allow_fallback:
         message = _("The Hugging Face hub is unreachable and '{name}' is not cached.").format(name=name)
-        raise ModelError(message + " " + offline_howto(timm_name))
+        raise ModelError(_sentences(message, offline_howto(timm_name)))
     notice = _fallback_notice(name, timm_name)
     warnings.warn(str(notice), FallbackWarning, stacklevel=2)
     return _bundled(device, name, notice, fallback=True)
@@ -713,7 +723,8 @@ def _loaded(model, timm_name, spec, source, notice, device, requested) -> Loaded
     try:
         attention_modules(model)  # fails early for an attention module vitviz cannot record
     except CaptureError as exc:
-        raise ModelError(_("'{name}' cannot be explained by vitviz: {error}").format(name=requested, error=exc)) from exc
+        raise ModelError(_("'{name}' cannot be explained by vitviz: {error}").format(
+            name=requested, error=exc)) from exc
     model = _finish(model, device)
     labels = _imagenet_labels(model) if getattr(model, "num_classes", 0) else None
     return LoadedModel(

@@ -125,7 +125,7 @@ def _band_traces(band: Any, *, row: int, col: int, fig: go.Figure, show_legend: 
 
 def _removed_hover() -> str:
     """Hover ``"30% removed: 0.412"`` of a perturbation curve (Plotly template fields filled in)."""
-    return _("{percent}% removed: {probability}").format(percent="%{x:.0f}", probability="%{y:.3f}")
+    return _("{removed} removed: {probability}").format(removed="%{x:.0f}%", probability="%{y:.3f}")
 
 
 def faithfulness_figure(
@@ -199,7 +199,8 @@ def sanity_figure(checks: Mapping[str, Any], *, title: str | None = None) -> go.
     for name, check in checks.items():
         steps = [_("original"), *(_step_name(step) for step in check.steps)]
         values = np.concatenate([[1.0], check.correlations])
-        label = name + (_(" (flagged)") if check.flagged else "") + ("" if check.reads_head else _(" · never reads head"))
+        label = name + (_(" (flagged)") if check.flagged else "")
+        label += "" if check.reads_head else _(" · never reads head")
         fig.add_trace(go.Scatter(
             x=steps, y=values, mode="lines+markers", name=label,
             line=dict(color=colors[name], dash="dash" if check.flagged else "solid"),
@@ -208,7 +209,8 @@ def sanity_figure(checks: Mapping[str, Any], *, title: str | None = None) -> go.
             + f"<extra>{name}</extra>",
         ))
     fig.add_hline(y=threshold, line=dict(color="crimson", dash="dot", width=1),
-                  annotation_text=_("flag above ρ = {threshold:g} (after head + top block)").format(threshold=threshold),
+                  annotation_text=_("flag above ρ = {threshold:g} (after head + top block)").format(
+                      threshold=threshold),
                   annotation_position="bottom right")
     fig.update_xaxes(title_text=_("randomised from the top down to"), type="category")
     fig.update_yaxes(title_text=_("Spearman rank correlation with the original map"), range=[-1.05, 1.05])
