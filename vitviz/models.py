@@ -512,7 +512,7 @@ def _check_fit(model, state: dict) -> None:
     raise ModelError(_(
         "These weights do not fit {arch}: {problems}. Pick the model these weights were trained "
         "for, or weights saved from this architecture."
-    ).format(arch=arch, problems="; ".join(parts)))
+    ).format(arch=arch, problems=_("; ").join(parts)))
 
 
 # --------------------------------------------------------------------------------------------- loading
