@@ -54,6 +54,15 @@ def scaled_map(values: Any) -> np.ndarray:
     return np.clip((np.nan_to_num(values, nan=low) - low) / (high - low), 0.0, 1.0)
 
 
+def _wrap_name(name: str) -> str:
+    """A method's name with a line break before its parenthesis (``"Grad-CAM<br>(last block)"``; Chinese
+    names use the full-width one)."""
+    for opening in (" (", "（"):
+        if opening in name:
+            return name.replace(opening, "<br>" + opening.strip(), 1)
+    return name
+
+
 def relevance_maps_figure(
     maps: Mapping[str, Any],
     image: Any,
@@ -86,7 +95,7 @@ def relevance_maps_figure(
     rgb = as_rgb_array(image)
     first = np.asarray(maps[names[0]])
     extent = map_extent(geometry, rgb.shape[:2], first.shape if layout is None else layout)
-    titles = [name.replace(" (", "<br>(", 1) for name in names]  # long names wrap, never overlap
+    titles = [_wrap_name(name) for name in names]  # long names wrap, never overlap
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.1 if rows > 1 else 0.0)
     fig.update_annotations(font_size=12)
