@@ -364,10 +364,10 @@ def _check_size(timm_name: str, **kwargs) -> None:
         return  # the real build reports what is wrong with the name or the arguments
     count = sum(p.numel() for p in model.parameters())
     if count > MAX_PARAMETERS:
-        raise ModelError(
-            f"'{timm_name}' has {count / 1e6:,.0f} M parameters; vitviz builds models up to "
-            f"{MAX_PARAMETERS / 1e6:,.0f} M parameters (ViT-H) so one user cannot exhaust the server's memory."
-        )
+        raise ModelError(_(
+            "'{name}' has {count:,.0f} M parameters; vitviz builds models up to {limit:,.0f} M parameters (ViT-H) "
+            "so one user cannot exhaust the server's memory."
+        ).format(name=timm_name, count=count / 1e6, limit=MAX_PARAMETERS / 1e6))
 
 
 # --------------------------------------------------------------------------------------------- weights
