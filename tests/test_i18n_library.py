@@ -176,7 +176,6 @@ def test_image_errors_are_chinese_with_their_values_filled_in():
         html = _image_error(b"<!DOCTYPE html><html></html>")
         large = _image_error(_png(300, 200), max_pixels=10_000)
         damaged = _image_error(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
-        strip = images.input_geometry  # noqa: F841  (the aspect message is checked below through its helper)
         thin = images._extreme_aspect_message((3, 9000))
     assert empty == "文件是空的（0 字节）。请选择一个图像文件。"
     assert pdf.startswith("这看起来是 PDF 文档，不受支持。") and "支持的格式：JPEG, PNG" in pdf
