@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from vitviz.figures._base import (
+    MAP_SCALE,
     MARGIN,
     cell_outline,
     grid_spec,
@@ -131,7 +132,7 @@ def attention_grid_figure(
         rows=(layers, "layer {t}, row {k}", "{t}"),
         cols=(heads, "head {t}, col {k}", "{t}"),
         value_label="fraction of max" if normalize else "attention",
-        colorscale="Inferno", zmin=0.0, zmax=1.0 if normalize else None,
+        colorscale=MAP_SCALE, zmin=0.0, zmax=1.0 if normalize else None,
         title="Attention per layer and head" if title is None else title,
         x_title="head", y_title="layer",
     )

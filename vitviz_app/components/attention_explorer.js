@@ -7,18 +7,7 @@
 // window.__vitvizExplorer for tests and benchmarks.
 
 const VV_FUSIONS = ["mean", "max", "min"];
-const VV_STOPS = [ // viridis, 9 stops
-  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
-];
-const VV_LUT = (() => {
-  const lut = new Uint8ClampedArray(256 * 3);
-  for (let i = 0; i < 256; i++) {
-    const x = (i / 255) * (VV_STOPS.length - 1), k = Math.min(Math.floor(x), VV_STOPS.length - 2), f = x - k;
-    for (let c = 0; c < 3; c++) lut[i * 3 + c] = VV_STOPS[k][c] * (1 - f) + VV_STOPS[k + 1][c] * f;
-  }
-  return lut;
-})();
+// Colours: the stops of the server figures' scale (vitviz.figures.MAP_SCALE), sent by attention_explorer.py.
 const VV_MAP_SIDE = 420; // css px of the map's longer side
 
 const VV_HTML = `
@@ -77,6 +66,7 @@ class VVExplorer {
   update(data, commit) {
     this.commit = commit;
     this.data = data;
+    if (data.colours && data.colours !== this.colours) { this.colours = data.colours; this.lut = vvLut(data.colours); }
     this.extra = data.extra ? vvDecode(data.extra) : null;
     const c = data.committed;
     const key = JSON.stringify(c);
@@ -275,7 +265,7 @@ class VVExplorer {
         const v = values[this.P + r * this.gw + c];
         const k = Math.max(0, Math.min(255, Math.round(((v - lo) / span) * 255))) * 3;
         const at = ((y0 + r) * width + x0 + c) * 4;
-        target[at] = VV_LUT[k]; target[at + 1] = VV_LUT[k + 1]; target[at + 2] = VV_LUT[k + 2]; target[at + 3] = 255;
+        target[at] = this.lut[k]; target[at + 1] = this.lut[k + 1]; target[at + 2] = this.lut[k + 2]; target[at + 3] = 255;
       }
     }
   }
@@ -305,7 +295,7 @@ class VVExplorer {
       grid: [this.gh, this.gw], numPrefix: this.P, committed: this.data.committed,
       payloadBytes: this.payload.nbytes, values: values ? Array.from(values) : null,
       gridQuery: this.gridQuery, gridColumns: this.gridGeom ? this.gridGeom.cols.slice() : [],
-      drawnAt: performance.now(),
+      drawnAt: performance.now(), colourEnds: [Array.from(this.lut.slice(0, 3)), Array.from(this.lut.slice(765))],
     };
   }
 
@@ -375,7 +365,7 @@ class VVExplorer {
     const c = this.el.scale, ctx = c.getContext("2d"), img = ctx.createImageData(c.width, 1);
     for (let x = 0; x < c.width; x++) {
       const k = Math.round((x / (c.width - 1)) * 255) * 3;
-      img.data.set([VV_LUT[k], VV_LUT[k + 1], VV_LUT[k + 2], 255], x * 4);
+      img.data.set([this.lut[k], this.lut[k + 1], this.lut[k + 2], 255], x * 4);
     }
     for (let y = 0; y < c.height; y++) ctx.putImageData(img, 0, y);
     this.el["scale-text"].textContent = ` ${lo.toPrecision(2)} … ${hi.toPrecision(3)}`;

@@ -18,7 +18,7 @@ import streamlit as st
 from ._registry import RuntimeComponent
 from .payload import PAYLOAD_JS, payload_carrier
 
-__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "BUDGET_ENV"]
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "map_colours", "BUDGET_ENV"]
 
 _HERE = Path(__file__).parent
 BUDGET_ENV = "VITVIZ_BROWSER_BUDGET"
@@ -53,6 +53,14 @@ def _query_rows(fwd_key: str, token: int, _fwd: Any) -> str:
     from vitviz.export import query_rows_payload
 
     return base64.b64encode(query_rows_payload(_fwd.capture, [token])).decode()
+
+
+def map_colours() -> list[list[float]]:
+    """Colour stops of the server's attention and rollout maps (``vitviz.figures.MAP_SCALE``)."""
+    from vitviz.export import colour_stops
+    from vitviz.figures import MAP_SCALE
+
+    return colour_stops(MAP_SCALE)
 
 
 def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
@@ -91,7 +99,7 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
             on_commit(value)
 
     _explorer(
-        data={"payload": payload.id, "extra": extra, "labels": labels,
+        data={"payload": payload.id, "extra": extra, "labels": labels, "colours": map_colours(),
               "committed": {"token": int(query_token), "layer": int(layer), "head": str(head)}},
         key=key, on_commit_change=callback,
     )
