@@ -61,11 +61,11 @@ def rollout_payload(results: Mapping[str, Any], *, prefix_names: list[str] | tup
     if not fusions:
         raise ValueError(f"no rollout for any of the fusions {FUSIONS}")
     first = results[fusions[0]]
+    if any(tuple(results[f].layers) != tuple(first.layers) for f in fusions):
+        raise ValueError("every fusion's rollout must cover the same layers")
     maps = np.stack([np.asarray(results[f].maps, dtype=np.float64) for f in fusions])  # (F, L', gh, gw)
     prefix = np.stack([np.asarray(results[f].prefix, dtype=np.float64) for f in fusions])  # (F, L', P)
     num_fusions, num_maps, gh, gw = maps.shape
-    if any(tuple(results[f].layers) != tuple(first.layers) for f in fusions):
-        raise ValueError("every fusion's rollout must cover the same layers")
     extra = len(image_jpeg or b"")
     fits = rollout_payload_bytes(num_fusions, num_maps, gh * gw, prefix.shape[-1]) + extra + 4096 <= budget
     header = {"kind": "rollout", "version": 1, "tier": "maps" if fits else "none", "budget": int(budget),
