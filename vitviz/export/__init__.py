@@ -9,12 +9,15 @@ from .attention import (DEFAULT_BUDGET, FUSIONS, TIERS, AttentionPayload, Payloa
 from .colours import colour_at, colour_stops
 from .maps import MapsPayload, maps_payload, read_maps
 from .rollout import RolloutPayload, read_rollout, rollout_payload, rollout_payload_bytes
+from .walkthrough import PARTS, PatchStepsPayload, patch_steps_payload, read_patch_steps
 
 __all__ = [
     "AttentionPayload",
     "DEFAULT_BUDGET",
     "FUSIONS",
     "MapsPayload",
+    "PARTS",
+    "PatchStepsPayload",
     "PayloadReader",
     "QuantisedRows",
     "RolloutPayload",
@@ -25,9 +28,11 @@ __all__ = [
     "input_view_jpeg",
     "maps_payload",
     "pack",
+    "patch_steps_payload",
     "payload_tier",
     "quantise_rows",
     "read_maps",
+    "read_patch_steps",
     "read_rollout",
     "rollout_payload",
     "rollout_payload_bytes",
