@@ -96,15 +96,22 @@ def token_norms_view(fwd_key: str, _fwd) -> np.ndarray:
     return np.asarray(token_norms(_fwd.capture.hidden_states[0]))
 
 
-@st.cache_resource(max_entries=24, show_spinner=False)
-def figure_view(key: tuple, _build: Callable):
-    """A Plotly figure built once per ``key`` and shared, for figures whose building costs more than drawing.
+def figure_view(key: tuple, build: Callable):
+    """A Plotly figure built once per ``key`` and language, and shared, for figures whose building costs more
+    than drawing.
 
     ``key`` must name everything the figure shows (the forward pass's key, which stands for the model, the
-    image and the patch size, plus every setting and text). The figure object itself is kept
-    (``st.cache_resource``: not pickled), so a rerun that changes another control only serialises it again:
+    image and the patch size, plus every setting and text); the language of its texts is added here. The
+    figure object itself is kept (``st.cache_resource``: not pickled), so a rerun that changes another control only serialises it again:
     e.g. the Rollout page's 12-frame figures when the other map's settings move.
     """
+    from vitviz.i18n import get_language
+
+    return _figure_view((*key, get_language()), build)
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _figure_view(key: tuple, _build: Callable):
     return _build()
 
 
