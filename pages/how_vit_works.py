@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz.i18n import _
 from vitviz_app import walkthrough as wt
 
 ui.entry_point()
@@ -155,12 +156,12 @@ with step1_left:  # filled now that step 5 has its layer and head
     follower = patch_follower(
         fwd, pixels, layer=layer, head=head,
         committed=(row, col), key="how_follow", on_commit=_follow,
-        text={"tip": "row {row}, column {col} = token {token} · click to follow it through the steps",
-              "title": "Patch (row {row}, col {col}) = token {token}",
-              "pixels": "2 · flattened: {n} numbers", "embedding": "3 · its token: {n} dimensions",
-              "attention": "5 · where it looks: layer {layer}, head {head}",
-              "norms": "6 · its length ‖z‖ per block (dotted: mean of all patches)",
-              "missing": "(too large to send: click the patch to see this step)"})
+        text={"tip": _("row {row}, column {col} = token {token} · click to follow it through the steps"),
+              "title": _("Patch (row {row}, col {col}) = token {token}"),
+              "pixels": _("2 · flattened: {n} numbers"), "embedding": _("3 · its token: {n} dimensions"),
+              "attention": _("5 · where it looks: layer {layer}, head {head}"),
+              "norms": _("6 · its length ‖z‖ per block (dotted: mean of all patches)"),
+              "missing": _("(too large to send: click the patch to see this step)")})
     if follower.tier == "none":
         grid_fig = patch_grid_figure(pixels, None, layout)
         grid_fig.update_layout(title=dict(text=f"What the model sees: {height}×{width} px, {gh}×{gw} patches",
@@ -171,14 +172,18 @@ with step1_left:  # filled now that step 5 has its layer and head
         grid_fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="#00e5ff", width=3))
         ui.show_figure(grid_fig, key="how.grid", filename="step1-patches", height=460,
                        on_select=ui.click_to_state("how.grid", "how_row", "how_col"))
-        st.caption("This model's patches are too many to send their numbers to the browser: click a patch.")
+        st.caption(_("This model's patches are too many to send their numbers to the browser: click a patch."))
     else:
         missing = [name for name in ("embeddings", "attention") if name not in follower.holds]
-        st.caption(f"What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
-                   "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
-                   "**Click** it to follow it through every step below."
-                   + (" Too many patches to send every step's numbers: click a patch for its "
-                      + " and ".join(missing) + "." if missing else ""))
+        st.caption(_("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
+                     "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
+                     "**Click** it to follow it through every step below.").format(height=height, width=width,
+                                                                                     gh=gh, gw=gw))
+        if missing:
+            st.caption({("embeddings", "attention"): _("Too many patches to send every step's numbers: click a patch "
+                                                       "for its token and its attention."),
+                        ("attention",): _("Too many patches to send every step's numbers: click a patch for its "
+                                          "attention.")}[tuple(missing)])
 
 att = wt.attention_numbers(model, cap, layer, head, token)
 order = np.argsort(-att.weights, kind="stable")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from test_app_controls import heat, values
-from test_app_layouts import swap_bundled  # noqa: F401  (fixture)
 from vitviz.export import FUSIONS, read_patch_steps, read_rollout
 from vitviz_app.components.attention_explorer import BUDGET_ENV
 
@@ -120,7 +119,7 @@ def test_patch_follower_holds_every_patch_and_matches_the_steps(open_app):
     [("test_vit2", {"num_classes": 10}), ("test_vit3", {"num_classes": 10}), ("test_vit", {"num_classes": 0})],
     ids=["registers-avg-pool", "attention-pool", "no-head"],
 )
-def test_both_work_for_other_token_layouts(open_app, swap_bundled, name, model_args):  # noqa: F811
+def test_both_work_for_other_token_layouts(open_app, swap_bundled, name, model_args):
     swap_bundled(name, **model_args)
     at = open_app("pages/rollout.py")
     assert not at.exception, [e.value for e in at.exception]
