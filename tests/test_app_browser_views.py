@@ -142,3 +142,23 @@ def test_a_small_budget_falls_back_to_the_figures_and_says_so(open_app, monkeypa
     assert "vitviz.patch_follower" not in _components(at)
     assert at.main.get_by_key("fig-how-grid") is not None, "the click-only figure is back"
     assert any("too many to send their numbers" in c.value for c in at.caption)
+
+
+def test_every_text_the_attention_explorer_shows_comes_from_python():
+    import re
+    from pathlib import Path
+
+    from vitviz.i18n import language
+    from vitviz_app.components.attention_explorer import explorer_text
+
+    js = (Path(__file__).resolve().parents[1] / "vitviz_app/components/attention_explorer.js").read_text()
+    names = set(re.findall(r'this\.t\("(\w+)"', js)) - {"option_", "fusion_", "status_"}
+    names |= {f"{kind}_{v}" for kind in ("option", "fusion") for v in ("mean", "max", "min")}
+    names |= {f"status_{tier}" for tier in ("heads", "fused", "prefix", "none")}
+    text = explorer_text()
+    assert names <= set(text), names - set(text)
+    code = re.sub(r"//[^\n]*", "", js)  # comments may stay English
+    assert not re.search(r"over heads|Attention of|click to|Share of|Loading", code), "no English left in the JS"
+    with language("zh"):
+        chinese = explorer_text()
+    assert chinese["map_title"] != text["map_title"] and "{token}" in chinese["map_title"]

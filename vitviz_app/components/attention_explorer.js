@@ -13,8 +13,8 @@ const VV_MAP_SIDE = 420; // css px of the map's longer side
 const VV_HTML = `
 <div class="vv-explorer">
   <div class="vv-controls">
-    <label>Layer <input class="vv-layer" type="range" min="0" step="1"> <b class="vv-layer-value"></b></label>
-    <label>Head <select class="vv-head"></select></label>
+    <label><span class="vv-layer-label"></span> <input class="vv-layer" type="range" min="0" step="1"> <b class="vv-layer-value"></b></label>
+    <label><span class="vv-head-label"></span> <select class="vv-head"></select></label>
     <span class="vv-prefix"></span>
   </div>
   <div class="vv-body">
@@ -41,7 +41,7 @@ class VVExplorer {
     holder.innerHTML = VV_HTML;
     root.appendChild(holder.firstElementChild);
     this.el = {};
-    for (const name of ["layer", "layer-value", "head", "prefix", "map-title", "map", "legend", "scale",
+    for (const name of ["layer", "layer-label", "layer-value", "head", "head-label", "prefix", "map-title", "map", "legend", "scale",
                         "scale-text", "shares", "grid-title", "grid", "status"]) {
       this.el[name] = vvEl(root, ".vv-" + name);
     }
@@ -75,7 +75,7 @@ class VVExplorer {
       this.state = { query: c.token, layer: c.layer, head: String(c.head) };
     }
     this.waiting();
-    this.el.status.textContent = "Loading the attention…";
+    this.el.status.textContent = this.t("loading");
     this.waiting = vvWhenPayload(data.payload, (payload) => this.setPayload(payload));
   }
 
@@ -103,13 +103,14 @@ class VVExplorer {
 
   buildControls() {
     const el = this.el, labels = this.data.labels || {};
+    el["layer-label"].textContent = this.t("layer"); el["head-label"].textContent = this.t("head_label");
     el.layer.max = String(this.L - 1);
     const heads = VV_FUSIONS.concat(Array.from({ length: this.H }, (_, i) => String(i)));
     if (el.head.options.length !== heads.length) {
       el.head.innerHTML = "";
       for (const h of heads) {
         const o = document.createElement("option");
-        o.value = h; o.textContent = VV_FUSIONS.includes(h) ? `${h[0].toUpperCase() + h.slice(1)} over heads` : `Head ${h}`;
+        o.value = h; o.textContent = VV_FUSIONS.includes(h) ? this.t("option_" + h) : this.t("option_head", { head: h });
         el.head.appendChild(o);
       }
     }
@@ -118,7 +119,7 @@ class VVExplorer {
       const b = document.createElement("button");
       b.type = "button"; b.className = "vv-token"; b.dataset.token = String(token);
       b.textContent = labels[name] || name;
-      b.title = "Make this token the query (commits it to the page)";
+      b.title = this.t("token_button");
       b.addEventListener("click", () => { this.state.query = token; this.draw(); this.sendCommit(); });
       el.prefix.appendChild(b);
     });
@@ -179,10 +180,12 @@ class VVExplorer {
       return (this.data.labels || {})[name] || name;
     }
     const p = token - this.P;
-    return `patch (${Math.floor(p / this.gw)}, ${p % this.gw})`;
+    return this.t("patch", { row: Math.floor(p / this.gw), col: p % this.gw });
   }
 
-  headName(head) { return VV_FUSIONS.includes(head) ? `${head} over heads` : `head ${head}`; }
+  headName(head) { return VV_FUSIONS.includes(head) ? this.t("fusion_" + head) : this.t("head", { head }); }
+
+  t(name, fields) { return vvFormat((this.data.text || {})[name] || name, fields || {}); }
 
   // ---- events -----------------------------------------------------------------------------------------
   onMapMove(event) {
@@ -195,9 +198,13 @@ class VVExplorer {
       this.draw();
     }
     const v = this.drawn && this.drawn.values ? this.drawn.values[token] : null;
-    const text = `row ${cell[0]}, column ${cell[1]}` + (v === null || v === undefined ? "" :
-      ` · ${event.shiftKey ? "attention from " + this.tokenName(this.state.query) : "to itself"}: ${v.toPrecision(3)}`);
-    this.showTip(0, event, text + (event.shiftKey ? "" : " · click to commit, Shift to read values"));
+    const at = { row: cell[0], col: cell[1] };
+    let text = this.t("tip_cell", at);
+    if (v !== null && v !== undefined) {
+      text += event.shiftKey ? this.t("tip_from", { token: this.tokenName(this.state.query), value: v.toPrecision(3) })
+        : this.t("tip_self", { value: v.toPrecision(3) });
+    }
+    this.showTip(0, event, text + (event.shiftKey ? "" : this.t("tip_hint")));
   }
 
   onMapClick(event) {
@@ -227,8 +234,8 @@ class VVExplorer {
     if (!hit) { this.hideTip(1); return; }
     const values = this.gridValues && this.gridValues.get(`${hit.layer}:${hit.head}`);
     const v = values ? values[this.P + hit.r * this.gw + hit.c] : null;
-    this.showTip(1, event, `layer ${hit.layer}, ${this.headName(hit.head)} · row ${hit.r}, column ${hit.c}` +
-      (v === null || v === undefined ? "" : `: ${v.toPrecision(3)}`) + " · click to open");
+    this.showTip(1, event, this.t("grid_tip", { layer: hit.layer, head: this.headName(hit.head), row: hit.r, col: hit.c }) +
+      (v === null || v === undefined ? "" : `: ${v.toPrecision(3)}`) + this.t("grid_hint"));
   }
 
   onGridClick(event) {
@@ -243,7 +250,7 @@ class VVExplorer {
     const value = { layer: this.state.layer, head: this.state.head, at: Date.now() };
     if (q < P) value.query = this.payload.header.prefix_names[q];
     else Object.assign(value, { query: "patch", row: Math.floor((q - P) / this.gw), col: (q - P) % this.gw });
-    this.el.status.textContent = `Committing ${this.tokenName(q)} to the page…`;
+    this.el.status.textContent = this.t("committing", { token: this.tokenName(q) });
     this.commit(value);
   }
 
@@ -300,15 +307,7 @@ class VVExplorer {
   }
 
   statusText(tier) {
-    const t = {
-      heads: "The browser holds every layer, head and query: the map and the grid follow the pointer.",
-      fused: "The browser holds every query's head-fused maps (mean, max, min) and every head of the prefix " +
-        "tokens; a single head of a patch appears when you click the patch.",
-      prefix: "This model has too many tokens to send every query: the browser holds the prefix tokens' rows; " +
-        "click a patch to load its maps.",
-      none: "Too many tokens to send any attention to the browser: click a patch to load its maps.",
-    }[tier] || "";
-    return t;
+    return this.t("status_" + tier);
   }
 
   drawMap(values) {
@@ -326,13 +325,13 @@ class VVExplorer {
     ctx.clearRect(0, 0, w, h);
     if (this.image) { ctx.globalAlpha = 1; ctx.drawImage(this.image, 0, 0, w, h); }
     const { query, layer, head } = this.state;
-    el["map-title"].textContent = `Attention of ${this.tokenName(query)} · layer ${layer} · ${this.headName(head)}`;
+    el["map-title"].textContent = this.t("map_title", { token: this.tokenName(query), layer, head: this.headName(head) });
     this.drawn = { values };
     if (!values) {
       ctx.fillStyle = "rgba(255,255,255,0.75)"; ctx.fillRect(0, 0, w, h);
       ctx.fillStyle = "#222"; ctx.font = "14px sans-serif"; ctx.textAlign = "center";
-      ctx.fillText(`${this.headName(head)} of ${this.tokenName(query)}:`, w / 2, h / 2 - 10);
-      ctx.fillText("not in the browser — click the patch to load it", w / 2, h / 2 + 12);
+      ctx.fillText(this.t("missing_what", { head: this.headName(head), token: this.tokenName(query) }), w / 2, h / 2 - 10);
+      ctx.fillText(this.t("missing_hint"), w / 2, h / 2 + 12);
       el.shares.textContent = "";
       el["scale-text"].textContent = "";
       return;
@@ -356,9 +355,9 @@ class VVExplorer {
     let patchSum = 0;
     for (let k = this.P; k < this.N; k++) patchSum += values[k];
     const parts = this.payload.header.prefix_names.map((name, i) =>
-      `${(this.data.labels || {})[name] || name} ${(100 * values[i]).toFixed(1)}%`);
-    parts.push(`all patches ${(100 * patchSum).toFixed(1)}%`);
-    el.shares.textContent = "Share of this query's attention: " + parts.join(" · ");
+      this.t("share", { name: (this.data.labels || {})[name] || name, percent: (100 * values[i]).toFixed(1) }));
+    parts.push(this.t("share_patches", { percent: (100 * patchSum).toFixed(1) }));
+    el.shares.textContent = this.t("shares", { shares: parts.join(" · ") });
   }
 
   drawScale(lo, hi) {
@@ -381,9 +380,7 @@ class VVExplorer {
     this.gridQuery = gridQuery;
     const title = this.el["grid-title"];
     if (!cols) { title.textContent = ""; this.el.grid.width = 0; this.gridGeom = null; return; }
-    title.textContent = `${this.tokenName(gridQuery)}: layers (rows) × ` +
-      (cols[0] === "mean" ? "head fusions mean, max, min (columns; single heads: click the patch)" : "heads (columns)") +
-      "; each tile scaled to its own maximum";
+    title.textContent = this.t(cols[0] === "mean" ? "grid_title_fused" : "grid_title_heads", { token: this.tokenName(gridQuery) });
     const gh = this.gh, gw = this.gw, L = this.L, C = cols.length;
     const cell = Math.max(1, Math.floor(Math.min(72, 380 / C) / Math.max(gh, gw)));
     const gap = 3, left = 22, top = 14;

@@ -121,8 +121,9 @@ class VTExplorer {
     b.lineWidth = 2; b.strokeStyle = "#fff";
     b.strokeRect(c * (w / gw) + 1, r * (h / gh) + 1, w / gw - 2, h / gh - 2);
     const [lo, hi] = this.mapRange(values);
-    this.title.textContent = `Position (${r}, ${c}): similarity to every position`;
-    this.note.textContent = `colour: ${lo.toFixed(2)} … ${hi.toFixed(2)} · hover the tiles, click one to keep it`;
+    const text = this.data.text || {};
+    this.title.textContent = vvFormat(text.title, { row: r, col: c });
+    this.note.textContent = vvFormat(text.note, { lo: lo.toFixed(2), hi: hi.toFixed(2) });
     this.drawCount += 1;
     window.__vitvizTiles = { index: k, grid: [gh, gw], values: Array.from(values), drawCount: this.drawCount,
                              committed: this.data.committed };
@@ -135,7 +136,7 @@ class VTExplorer {
     const r = Math.floor(((event.clientY - box.top) / box.height) * this.gh);
     if (r < 0 || c < 0 || r >= this.gh || c >= this.gw) return;
     const n = this.gh * this.gw, v = this.maps[this.index * n + r * this.gw + c];
-    this.tip.textContent = `row ${r}, column ${c}: ${v.toFixed(3)}`;
+    this.tip.textContent = vvFormat((this.data.text || {}).tip, { row: r, col: c, value: v.toFixed(3) });
     const stage = this.tip.parentElement.getBoundingClientRect();
     Object.assign(this.tip.style, { display: "block", left: `${event.clientX - stage.left + 12}px`,
                                      top: `${event.clientY - stage.top + 14}px` });
