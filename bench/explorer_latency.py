@@ -350,8 +350,10 @@ def main(argv: list[str] | None = None) -> None:
         table.add(name, len(rows), q2, p90, f"{q1:.0f}–{q3:.0f}", statistics.median(r["raf"] for r in rows),
                   max(r["sent"] for r in rows), statistics.median(r["received"] for r in rows) / 1024)
     table.notes += [
-        f"{rounds} rounds (3 hovers, one explorer layer and head change each; a commit and a server slider move "
-        f"every other round); {total_s:.0f} s including the first page load (model build + capture).",
+        f"{rounds} rounds; pages {', '.join(pages)}. Attention: 3 hovers, one explorer layer and head change each, "
+        "a commit and a server slider move every other round. Rollout: 3 layer keys and 3 fusion clicks per round. "
+        "How a ViT works: 3 hovers per round, a commit every third hover. "
+        f"{total_s:.0f} s including the first page loads (model build + capture).",
         "Latency: the input event's timestamp → the first screencast frame (CDP Page.startScreencast) produced "
         "after the change was made in the page; rAF: → the first animation frame after it. Commit and server "
         "slider: until the page's own Plotly attention map shows the new state (a server rerun); follow a patch "
