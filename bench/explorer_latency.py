@@ -88,11 +88,15 @@ _ARM_VIEW = """([name, kind, sel, before, target]) => {
     window.__vvProbe = null;
     let input = null;
     const mark = (e) => { if (input === null) input = e.timeStamp; };
-    for (const type of ['pointermove', 'keydown', 'mousedown']) window.addEventListener(type, mark, {capture: true, once: true});
+    for (const type of ['pointermove', 'keydown', 'mousedown']) {
+        window.addEventListener(type, mark, {capture: true, once: true});
+    }
     const poll = () => {
         if (input !== null && changed()) {
             const seen = performance.now();
-            requestAnimationFrame((next) => { window.__vvProbe = {input, seen, raf: next, origin: performance.timeOrigin}; });
+            requestAnimationFrame((next) => {
+                window.__vvProbe = {input, seen, raf: next, origin: performance.timeOrigin};
+            });
             return;
         }
         requestAnimationFrame(poll);

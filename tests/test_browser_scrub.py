@@ -69,8 +69,8 @@ def test_scrubbing_and_switching_fusion_redraw_in_the_browser(browser, server): 
     assert tip.startswith("row ") and "column" in tip and ":" in tip
     for fusion in ("mean", "min"):
         page.goto(f"{server}/rollout?ro_fusion={fusion.capitalize()}", timeout=TIMEOUT_MS)
-        page.wait_for_function(f"() => window.__vitvizRollout && window.__vitvizRollout.committed.fusion === '{fusion}'",
-                               timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            f"() => window.__vitvizRollout && window.__vitvizRollout.committed.fusion === '{fusion}'", timeout=TIMEOUT_MS)
         _idle(page)
         arrays, settings = _download_from(page, ".st-key-ro-download")
         assert settings["head_fusion"] == fusion

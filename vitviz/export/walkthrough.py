@@ -100,5 +100,6 @@ def read_patch_steps(blob: bytes) -> dict[str, np.ndarray]:
         if name == "norms":
             out[name] = np.asarray(sections[name])
         else:
-            out[name] = sections[f"{name}_lo"][:, None] + sections[name].astype(np.float32) * sections[f"{name}_step"][:, None]
+            lo, step = sections[f"{name}_lo"][:, None], sections[f"{name}_step"][:, None]  # (Np, 1) each
+            out[name] = lo + sections[name].astype(np.float32) * step
     return out

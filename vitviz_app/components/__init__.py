@@ -8,4 +8,5 @@ from .patch_follower import patch_follower
 from .rollout_explorer import rollout_explorer
 from .tile_explorer import tile_explorer
 
-__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "map_colours", "patch_follower", "rollout_explorer", "tile_explorer"]
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "map_colours", "patch_follower", "rollout_explorer",
+           "tile_explorer"]

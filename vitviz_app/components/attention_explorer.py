@@ -131,7 +131,8 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
             on_commit(value)
 
     _explorer(
-        data={"payload": payload.id, "extra": extra, "labels": labels, "colours": map_colours(), "text": explorer_text(),
+        data={"payload": payload.id, "extra": extra, "labels": labels, "colours": map_colours(),
+              "text": explorer_text(),
               "committed": {"token": int(query_token), "layer": int(layer), "head": str(head)}},
         key=key, on_commit_change=callback,
     )
