@@ -64,7 +64,7 @@ step(1, "Cut the image into patches",
      f"N = {layout.num_patches} patches, row by row.",
      rf"N = \frac{{H \cdot W}}{{P^2}} = \frac{{{height} \cdot {width}}}{{{ph}^2}} = {layout.num_patches}",
      f"image `x` (1, 3, {height}, {width}) → {layout.num_patches} patches of (3, {ph}, {pw})")
-step1_left, right = st.columns([3, 2], gap="large")
+step1_left, right = st.columns([2, 1], gap="large")
 with right:
     a, b = st.columns(2)
     row = int(a.number_input("Patch row", 0, gh - 1, value=gh // 2, key="how_row", bind="query-params",

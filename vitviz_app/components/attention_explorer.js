@@ -318,7 +318,7 @@ class VVExplorer {
     const h = aspect >= 1 ? Math.round(VV_MAP_SIDE / aspect) : VV_MAP_SIDE;
     const ratio = window.devicePixelRatio || 1;
     const canvas = el.map;
-    if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
+    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
     canvas.style.width = `${w}px`; canvas.style.height = `${h}px`;
     const ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);

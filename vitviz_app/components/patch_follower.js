@@ -6,12 +6,12 @@
 // from the payload carrier (payload.js, vitviz/export/walkthrough.py). What is drawn is exposed on
 // window.__vitvizFollow.
 
-const VF_SIDE = 380; // css px of the image's longer side
+const VF_SIDE = 300; // css px of the image's longer side
 const VF_CHANNELS = ["#d62728", "#2ca02c", "#1f77b4"]; // as the page's step-2 figure: red, green, blue
 
 function vfCanvas(canvas, w, h) {
   const ratio = window.devicePixelRatio || 1;
-  if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
+  if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
   canvas.style.width = `${w}px`; canvas.style.height = `${h}px`;
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
@@ -153,18 +153,18 @@ class VFFollower {
     ctx.strokeRect(c * cw, r * ch, cw, ch);
     el.title.textContent = vvFormat(t.title, { row: r, col: c, token });
     // step 1: the patch itself, pixel for pixel
-    const side = 112, pctx = vfCanvas(el.patch, side, Math.round((side * this.ph) / this.pw));
+    const side = 92, pctx = vfCanvas(el.patch, side, Math.round((side * this.ph) / this.pw));
     pctx.imageSmoothingEnabled = false;
     if (this.image) pctx.drawImage(this.image, c * this.pw, r * this.ph, this.pw, this.ph, 0, 0, side, Math.round((side * this.ph) / this.pw));
     // step 2: flattened vector, channel by channel
     const pixels = this.row("pixels", k), per = this.ph * this.pw;
     el["pixels-label"].textContent = vvFormat(t.pixels, { n: pixels ? pixels.length : 0 });
-    if (pixels) vfChart(el.pixels, 250, 80, VF_CHANNELS.map((colour, ch3) => ({ values: pixels.subarray(ch3 * per, (ch3 + 1) * per), colour })));
+    if (pixels) vfChart(el.pixels, 176, 80, VF_CHANNELS.map((colour, ch3) => ({ values: pixels.subarray(ch3 * per, (ch3 + 1) * per), colour })));
     // step 3: embedding
     const emb = this.row("embeddings", k);
     el["embedding-label"].textContent = emb ? vvFormat(t.embedding, { n: emb.length }) : t.missing;
-    if (emb) vfChart(el.embedding, 380, 70, [{ values: emb, colour: "#3b5bdb" }], true);
-    else vfCanvas(el.embedding, 380, 0);
+    if (emb) vfChart(el.embedding, 280, 70, [{ values: emb, colour: "#3b5bdb" }], true);
+    else vfCanvas(el.embedding, 280, 0);
     // step 5: attention row of this patch as the query, over the patches
     const att = this.row("attention", k);
     el["attention-label"].textContent = att ? vvFormat(t.attention, { layer: this.payload.header.layer, head: this.payload.header.head }) : t.missing;
@@ -181,7 +181,7 @@ class VFFollower {
         mean[l] = sum / (this.N - this.P);
       }
       el["norms-label"].textContent = t.norms;
-      vfChart(el.norms, 190, 110, [{ values: mean, colour: "#888", dash: true }, { values: mine, colour: "#e4572e" }]);
+      vfChart(el.norms, 148, 100, [{ values: mean, colour: "#888", dash: true }, { values: mine, colour: "#e4572e" }]);
     }
     this.drawCount += 1;
     window.__vitvizFollow = { drawCount: this.drawCount, patch: k, row: r, col: c, token, grid: [gh, gw],
@@ -192,7 +192,7 @@ class VFFollower {
   }
 
   drawAttention(att) {
-    const gh = this.gh, gw = this.gw, side = 190;
+    const gh = this.gh, gw = this.gw, side = 120;
     const w = gw >= gh ? side : Math.round((side * gw) / gh), h = gw >= gh ? Math.round((side * gh) / gw) : side;
     const ctx = vfCanvas(this.el.attention, att ? w : 0, att ? h : 0);
     if (!att) return;

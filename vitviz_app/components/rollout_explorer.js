@@ -103,7 +103,7 @@ class VRExplorer {
     const info = this.payload.header.image, aspect = info ? info.width / info.height : gw / gh;
     const w = aspect >= 1 ? VR_SIDE : Math.round(VR_SIDE * aspect), h = aspect >= 1 ? Math.round(VR_SIDE / aspect) : VR_SIDE;
     const ratio = window.devicePixelRatio || 1, canvas = el.map;
-    if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
+    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
     canvas.style.width = `${w}px`; canvas.style.height = `${h}px`;
     const ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);

@@ -99,7 +99,7 @@ class VTExplorer {
     const gh = this.gh, gw = this.gw, n = gh * gw, k = this.index, side = 380;
     const w = gw >= gh ? side : Math.round((side * gw) / gh), h = gw >= gh ? Math.round((side * gh) / gw) : side;
     for (const [canvas, cw, ch] of [[this.tiles, w, h], [this.big, w, h]]) {
-      if (canvas.width !== cw) { canvas.width = cw; canvas.height = ch; }
+      if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
     }
     const t = this.tiles.getContext("2d");
     t.imageSmoothingEnabled = false;
