@@ -45,16 +45,16 @@ def test_scrubbing_and_switching_fusion_redraw_in_the_browser(browser, server): 
     slider = page.locator(".vr-layer")
     slider.focus()
     page.keyboard.press("Home")  # the first layer of the range
-    page.wait_for_function("() => window.__vitvizRollout.step === 0", timeout=10_000)
+    page.wait_for_function("() => window.__vitvizRollout.step === 0", timeout=60_000)
     drawn["mean", 0] = page.evaluate(ROLLOUT)
     for fusion in ("max", "min"):
         page.locator(f".vr-fusion[data-fusion={fusion}]").click()
-        page.wait_for_function(f"() => window.__vitvizRollout.fusion === '{fusion}'", timeout=10_000)
+        page.wait_for_function(f"() => window.__vitvizRollout.fusion === '{fusion}'", timeout=60_000)
         drawn[fusion, 0] = page.evaluate(ROLLOUT)
     slider.focus()
     page.keyboard.press("End")
     last = first["step"]
-    page.wait_for_function(f"() => window.__vitvizRollout.step === {last}", timeout=10_000)
+    page.wait_for_function(f"() => window.__vitvizRollout.step === {last}", timeout=60_000)
     drawn["min", last] = page.evaluate(ROLLOUT)
     page.wait_for_timeout(300)
     assert frames.sent == sent, "scrubbing or switching the fusion sent something to the server"
@@ -90,7 +90,7 @@ def test_pointing_at_patches_follows_them_without_a_rerun(browser, server):  # n
     for row, col in ((1, 1), (gh - 2, gw - 3)):
         box = page.locator(".vf-image").bounding_box()
         page.mouse.move(box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh)
-        page.wait_for_function(f"() => window.__vitvizFollow.patch === {row * gw + col}", timeout=10_000)
+        page.wait_for_function(f"() => window.__vitvizFollow.patch === {row * gw + col}", timeout=60_000)
         seen[row, col] = page.evaluate(FOLLOW)
     page.wait_for_timeout(300)
     assert frames.sent == sent, "pointing at a patch sent something to the server"
