@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from ._common import check_input, class_target, pixel_relevance
@@ -108,7 +109,7 @@ class IntegratedGradients(AttributionMethod):
     """
 
     key = "integrated_gradients"
-    title = "Integrated gradients"
+    title = N_("Integrated gradients")
     paper = "Sundararajan, Taly & Yan 2017, ICML, 'Axiomatic Attribution for Deep Networks'"
     class_specific = True
     reads_head = True
