@@ -1,7 +1,8 @@
 // Attention explorer: hover a patch to make it the query; layer, head and the layers × heads grid follow
 // with no server round trip. A click (or a prefix-token button) commits the query to the page.
 //
-// Data (from attention_explorer.py): {payload, committed: {token, layer, head}, extra, labels, title}.
+// Data (from attention_explorer.py): {payload, committed: {token, layer, head}, extra, labels, text}; `text`
+// holds every text shown, in the page's language, with {name} fields (vvFormat).
 // The attention rows come from the payload carrier (payload.js); `extra` (base64, same container) adds the
 // committed query's per-head rows when the payload does not hold them. What is drawn is exposed on
 // window.__vitvizExplorer for tests and benchmarks.
@@ -24,8 +25,8 @@ const VV_MAP_SIDE = 420; // css px of the map's longer side
 const VV_HTML = `
 <div class="vv-explorer">
   <div class="vv-controls">
-    <label>Layer <input class="vv-layer" type="range" min="0" step="1"> <b class="vv-layer-value"></b></label>
-    <label>Head <select class="vv-head"></select></label>
+    <label><span class="vv-layer-label"></span> <input class="vv-layer" type="range" min="0" step="1"> <b class="vv-layer-value"></b></label>
+    <label><span class="vv-head-label"></span> <select class="vv-head"></select></label>
     <span class="vv-prefix"></span>
   </div>
   <div class="vv-body">
@@ -52,7 +53,8 @@ class VVExplorer {
     holder.innerHTML = VV_HTML;
     root.appendChild(holder.firstElementChild);
     this.el = {};
-    for (const name of ["layer", "layer-value", "head", "prefix", "map-title", "map", "legend", "scale",
+    for (const name of ["layer", "layer-label", "layer-value", "head", "head-label", "prefix", "map-title", "map",
+                        "legend", "scale",
                         "scale-text", "shares", "grid-title", "grid", "status"]) {
       this.el[name] = vvEl(root, ".vv-" + name);
     }
@@ -84,8 +86,10 @@ class VVExplorer {
       this.committedSeen = key;
       this.state = { query: c.token, layer: c.layer, head: String(c.head) };
     }
+    this.el["layer-label"].textContent = this.text("layer");
+    this.el["head-label"].textContent = this.text("head");
     this.waiting();
-    this.el.status.textContent = "Loading the attention…";
+    this.el.status.textContent = this.text("loading");
     this.waiting = vvWhenPayload(data.payload, (payload) => this.setPayload(payload));
   }
 
@@ -115,24 +119,25 @@ class VVExplorer {
     const el = this.el, labels = this.data.labels || {};
     el.layer.max = String(this.L - 1);
     const heads = VV_FUSIONS.concat(Array.from({ length: this.H }, (_, i) => String(i)));
-    if (el.head.options.length !== heads.length) {
-      el.head.innerHTML = "";
-      for (const h of heads) {
-        const o = document.createElement("option");
-        o.value = h; o.textContent = VV_FUSIONS.includes(h) ? `${h[0].toUpperCase() + h.slice(1)} over heads` : `Head ${h}`;
-        el.head.appendChild(o);
-      }
+    el.head.innerHTML = ""; // rebuilt on every update: the texts follow the page's language
+    for (const h of heads) {
+      const o = document.createElement("option");
+      o.value = h;
+      o.textContent = VV_FUSIONS.includes(h) ? this.text("fusion_option_" + h) : this.text("head_option", { head: h });
+      el.head.appendChild(o);
     }
     el.prefix.innerHTML = "";
     this.payload.header.prefix_names.forEach((name, token) => {
       const b = document.createElement("button");
       b.type = "button"; b.className = "vv-token"; b.dataset.token = String(token);
       b.textContent = labels[name] || name;
-      b.title = "Make this token the query (commits it to the page)";
+      b.title = this.text("prefix_button");
       b.addEventListener("click", () => { this.state.query = token; this.draw(); this.sendCommit(); });
       el.prefix.appendChild(b);
     });
   }
+
+  text(name, values) { return vvFormat((this.data.text || {})[name], values); }
 
   // ---- rows -------------------------------------------------------------------------------------------
   headRows(query, layer) { // (H × N) Float32Array rows, or null
@@ -189,10 +194,10 @@ class VVExplorer {
       return (this.data.labels || {})[name] || name;
     }
     const p = token - this.P;
-    return `patch (${Math.floor(p / this.gw)}, ${p % this.gw})`;
+    return this.text("patch", { row: Math.floor(p / this.gw), col: p % this.gw });
   }
 
-  headName(head) { return VV_FUSIONS.includes(head) ? `${head} over heads` : `head ${head}`; }
+  headName(head) { return VV_FUSIONS.includes(head) ? this.text("fusion_" + head) : this.text("head_name", { head }); }
 
   // ---- events -----------------------------------------------------------------------------------------
   onMapMove(event) {
@@ -205,9 +210,14 @@ class VVExplorer {
       this.draw();
     }
     const v = this.drawn && this.drawn.values ? this.drawn.values[token] : null;
-    const text = `row ${cell[0]}, column ${cell[1]}` + (v === null || v === undefined ? "" :
-      ` · ${event.shiftKey ? "attention from " + this.tokenName(this.state.query) : "to itself"}: ${v.toPrecision(3)}`);
-    this.showTip(0, event, text + (event.shiftKey ? "" : " · click to commit, Shift to read values"));
+    const at = { row: cell[0], col: cell[1] };
+    let text = this.text("cell", at);
+    if (v !== null && v !== undefined) {
+      const value = v.toPrecision(3);
+      text = event.shiftKey ? this.text("cell_from", { ...at, token: this.tokenName(this.state.query), value })
+        : this.text("cell_self", { ...at, value });
+    }
+    this.showTip(0, event, text + (event.shiftKey ? "" : this.text("map_hint")));
   }
 
   onMapClick(event) {
@@ -237,8 +247,9 @@ class VVExplorer {
     if (!hit) { this.hideTip(1); return; }
     const values = this.gridValues && this.gridValues.get(`${hit.layer}:${hit.head}`);
     const v = values ? values[this.P + hit.r * this.gw + hit.c] : null;
-    this.showTip(1, event, `layer ${hit.layer}, ${this.headName(hit.head)} · row ${hit.r}, column ${hit.c}` +
-      (v === null || v === undefined ? "" : `: ${v.toPrecision(3)}`) + " · click to open");
+    const at = { layer: hit.layer, head: this.headName(hit.head), row: hit.r, col: hit.c };
+    this.showTip(1, event, (v === null || v === undefined ? this.text("grid_cell", at)
+      : this.text("grid_cell_value", { ...at, value: v.toPrecision(3) })) + this.text("grid_hint"));
   }
 
   onGridClick(event) {
@@ -253,7 +264,7 @@ class VVExplorer {
     const value = { layer: this.state.layer, head: this.state.head, at: Date.now() };
     if (q < P) value.query = this.payload.header.prefix_names[q];
     else Object.assign(value, { query: "patch", row: Math.floor((q - P) / this.gw), col: (q - P) % this.gw });
-    this.el.status.textContent = `Committing ${this.tokenName(q)} to the page…`;
+    this.el.status.textContent = this.text("committing", { token: this.tokenName(q) });
     this.commit(value);
   }
 
@@ -309,17 +320,7 @@ class VVExplorer {
     };
   }
 
-  statusText(tier) {
-    const t = {
-      heads: "The browser holds every layer, head and query: the map and the grid follow the pointer.",
-      fused: "The browser holds every query's head-fused maps (mean, max, min) and every head of the prefix " +
-        "tokens; a single head of a patch appears when you click the patch.",
-      prefix: "This model has too many tokens to send every query: the browser holds the prefix tokens' rows; " +
-        "click a patch to load its maps.",
-      none: "Too many tokens to send any attention to the browser: click a patch to load its maps.",
-    }[tier] || "";
-    return t;
-  }
+  statusText(tier) { return this.text("status_" + tier); }
 
   drawMap(values) {
     const el = this.el, gh = this.gh, gw = this.gw;
@@ -336,13 +337,13 @@ class VVExplorer {
     ctx.clearRect(0, 0, w, h);
     if (this.image) { ctx.globalAlpha = 1; ctx.drawImage(this.image, 0, 0, w, h); }
     const { query, layer, head } = this.state;
-    el["map-title"].textContent = `Attention of ${this.tokenName(query)} · layer ${layer} · ${this.headName(head)}`;
+    el["map-title"].textContent = this.text("map_title", { token: this.tokenName(query), layer, head: this.headName(head) });
     this.drawn = { values };
     if (!values) {
       ctx.fillStyle = "rgba(255,255,255,0.75)"; ctx.fillRect(0, 0, w, h);
       ctx.fillStyle = "#222"; ctx.font = "14px sans-serif"; ctx.textAlign = "center";
-      ctx.fillText(`${this.headName(head)} of ${this.tokenName(query)}:`, w / 2, h / 2 - 10);
-      ctx.fillText("not in the browser — click the patch to load it", w / 2, h / 2 + 12);
+      ctx.fillText(this.text("missing_what", { head: this.headName(head), token: this.tokenName(query) }), w / 2, h / 2 - 10);
+      ctx.fillText(this.text("missing"), w / 2, h / 2 + 12);
       el.shares.textContent = "";
       el["scale-text"].textContent = "";
       return;
@@ -366,9 +367,9 @@ class VVExplorer {
     let patchSum = 0;
     for (let k = this.P; k < this.N; k++) patchSum += values[k];
     const parts = this.payload.header.prefix_names.map((name, i) =>
-      `${(this.data.labels || {})[name] || name} ${(100 * values[i]).toFixed(1)}%`);
-    parts.push(`all patches ${(100 * patchSum).toFixed(1)}%`);
-    el.shares.textContent = "Share of this query's attention: " + parts.join(" · ");
+      this.text("share", { name: (this.data.labels || {})[name] || name, percent: (100 * values[i]).toFixed(1) }));
+    parts.push(this.text("share", { name: this.text("all_patches"), percent: (100 * patchSum).toFixed(1) }));
+    el.shares.textContent = this.text("shares", { shares: parts.join(" · ") });
   }
 
   drawScale(lo, hi) {
@@ -391,9 +392,8 @@ class VVExplorer {
     this.gridQuery = gridQuery;
     const title = this.el["grid-title"];
     if (!cols) { title.textContent = ""; this.el.grid.width = 0; this.gridGeom = null; return; }
-    title.textContent = `${this.tokenName(gridQuery)}: layers (rows) × ` +
-      (cols[0] === "mean" ? "head fusions mean, max, min (columns; single heads: click the patch)" : "heads (columns)") +
-      "; each tile scaled to its own maximum";
+    title.textContent = this.text(cols[0] === "mean" ? "grid_title_fused" : "grid_title",
+                                  { token: this.tokenName(gridQuery) });
     const gh = this.gh, gw = this.gw, L = this.L, C = cols.length;
     const cell = Math.max(1, Math.floor(Math.min(72, 380 / C) / Math.max(gh, gw)));
     const gap = 3, left = 22, top = 14;

@@ -15,10 +15,12 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from vitviz.i18n import _
+
 from ._registry import RuntimeComponent
 from .payload import PAYLOAD_JS, payload_carrier
 
-__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "BUDGET_ENV"]
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "explorer_texts", "BUDGET_ENV"]
 
 _HERE = Path(__file__).parent
 BUDGET_ENV = "VITVIZ_BROWSER_BUDGET"
@@ -55,6 +57,44 @@ def _query_rows(fwd_key: str, token: int, _fwd: Any) -> str:
     return base64.b64encode(query_rows_payload(_fwd.capture, [token])).decode()
 
 
+def explorer_texts() -> dict[str, str]:
+    """Every text the explorer shows, in the current language; ``{name}`` fields are filled in the browser."""
+    return {
+        "layer": _("Layer"), "head": _("Head"),
+        "fusion_option_mean": _("Mean over heads"), "fusion_option_max": _("Max over heads"),
+        "fusion_option_min": _("Min over heads"), "head_option": _("Head {head}"),
+        "fusion_mean": _("mean over heads"), "fusion_max": _("max over heads"), "fusion_min": _("min over heads"),
+        "head_name": _("head {head}"),
+        "patch": _("patch ({row}, {col})"),
+        "prefix_button": _("Make this token the query (commits it to the page)"),
+        "loading": _("Loading the attention…"),
+        "committing": _("Committing {token} to the page…"),
+        "cell": _("row {row}, column {col}"),
+        "cell_self": _("row {row}, column {col} · to itself: {value}"),
+        "cell_from": _("row {row}, column {col} · attention from {token}: {value}"),
+        "map_hint": _(" · click to commit, Shift to read values"),
+        "grid_cell": _("layer {layer}, {head} · row {row}, column {col}"),
+        "grid_cell_value": _("layer {layer}, {head} · row {row}, column {col}: {value}"),
+        "grid_hint": _(" · click to open"),
+        "map_title": _("Attention of {token} · layer {layer} · {head}"),
+        "missing_what": _("{head} of {token}:"),
+        "missing": _("not in the browser — click the patch to load it"),
+        "share": _("{name} {percent}%"),
+        "all_patches": _("all patches"),
+        "shares": _("Share of this query's attention: {shares}"),
+        "grid_title": _("{token}: layers (rows) × heads (columns); each tile scaled to its own maximum"),
+        "grid_title_fused": _("{token}: layers (rows) × head fusions mean, max, min (columns; single heads: click "
+                              "the patch); each tile scaled to its own maximum"),
+        "status_heads": _("The browser holds every layer, head and query: the map and the grid follow the "
+                          "pointer."),
+        "status_fused": _("The browser holds every query's head-fused maps (mean, max, min) and every head of the "
+                          "prefix tokens; a single head of a patch appears when you click the patch."),
+        "status_prefix": _("This model has too many tokens to send every query: the browser holds the prefix "
+                           "tokens' rows; click a patch to load its maps."),
+        "status_none": _("Too many tokens to send any attention to the browser: click a patch to load its maps."),
+    }
+
+
 def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
     """Session-state updates for a committed explorer value: ``{prefix}_query``, ``_row``, ``_col``, ``_layer``,
     ``_head`` (the page's widget keys); empty when ``value`` is not a commit."""
@@ -76,7 +116,7 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
         image: The decoded photo (PIL) the pass was made from.
         query_token, layer, head: The page's committed state (head: ``'mean'``, ``'max'``, ``'min'`` or
             a head index as a string).
-        labels: Display names of the prefix tokens (``{'cls': 'Class token'}``).
+        labels: Display names of the prefix tokens (``{'cls': 'Class token'}``), in the page's language.
         key: Widget key; the carrier uses ``key + '.data'``.
         on_commit: Called with the committed value when the user clicks a patch or a prefix token.
     """
@@ -91,7 +131,7 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
             on_commit(value)
 
     _explorer(
-        data={"payload": payload.id, "extra": extra, "labels": labels,
+        data={"payload": payload.id, "extra": extra, "labels": labels, "text": explorer_texts(),
               "committed": {"token": int(query_token), "layer": int(layer), "head": str(head)}},
         key=key, on_commit_change=callback,
     )

@@ -1,6 +1,7 @@
 // Tile explorer: a grid of small maps, one per grid position; hovering a tile shows its map large, with no
 // server round trip; a click commits the position to the page. Maps come from the payload carrier
-// (payload.js, vitviz/export/maps.py). What is drawn is exposed on window.__vitvizTiles.
+// (payload.js, vitviz/export/maps.py); its texts come in `data.text`, in the page's language. What is drawn is
+// exposed on window.__vitvizTiles.
 
 const VT_STOPS = [[68, 1, 84], [59, 81, 139], [33, 144, 141], [92, 200, 99], [253, 231, 37]];
 
@@ -65,6 +66,8 @@ class VTExplorer {
     this.draw();
   }
 
+  text(name, values) { return vvFormat((this.data.text || {})[name], values); } // the page's language
+
   tileAt(event) {
     if (!this.maps) return null;
     const box = this.tiles.getBoundingClientRect();
@@ -126,8 +129,8 @@ class VTExplorer {
     b.lineWidth = 2; b.strokeStyle = "#fff";
     b.strokeRect(c * (w / gw) + 1, r * (h / gh) + 1, w / gw - 2, h / gh - 2);
     const [lo, hi] = this.mapRange(values);
-    this.title.textContent = `Position (${r}, ${c}): similarity to every position`;
-    this.note.textContent = `colour: ${lo.toFixed(2)} … ${hi.toFixed(2)} · hover the tiles, click one to keep it`;
+    this.title.textContent = this.text("title", { row: r, col: c });
+    this.note.textContent = this.text("note", { low: lo.toFixed(2), high: hi.toFixed(2) });
     this.drawCount += 1;
     window.__vitvizTiles = { index: k, grid: [gh, gw], values: Array.from(values), drawCount: this.drawCount,
                              committed: this.data.committed };
@@ -140,7 +143,7 @@ class VTExplorer {
     const r = Math.floor(((event.clientY - box.top) / box.height) * this.gh);
     if (r < 0 || c < 0 || r >= this.gh || c >= this.gw) return;
     const n = this.gh * this.gw, v = this.maps[this.index * n + r * this.gw + c];
-    this.tip.textContent = `row ${r}, column ${c}: ${v.toFixed(3)}`;
+    this.tip.textContent = this.text("cell", { row: r, col: c, value: v.toFixed(3) });
     const stage = this.tip.parentElement.getBoundingClientRect();
     Object.assign(this.tip.style, { display: "block", left: `${event.clientX - stage.left + 12}px`,
                                      top: `${event.clientY - stage.top + 14}px` });

@@ -10,10 +10,12 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from vitviz.i18n import _
+
 from ._registry import RuntimeComponent
 from .payload import PAYLOAD_JS, payload_carrier
 
-__all__ = ["tile_explorer"]
+__all__ = ["tile_explorer", "tile_texts"]
 
 _HERE = Path(__file__).parent
 
@@ -24,6 +26,16 @@ _tiles = RuntimeComponent(
 )
 
 
+def tile_texts() -> dict[str, str]:
+    """Every text the explorer shows besides the caption, in the current language (``{name}`` filled in the
+    browser)."""
+    return {
+        "title": _("Position ({row}, {col}): similarity to every position"),
+        "note": _("colour: {low} … {high} · hover the tiles, click one to keep it"),
+        "cell": _("row {row}, column {col}: {value}"),
+    }
+
+
 def tile_explorer(payload: Any, *, committed: tuple[int, int], grid_width: int, caption: str, key: str,
                   on_commit: Callable[[int, int], None]) -> None:
     """Mount the explorer of a ``vitviz.export.MapsPayload`` (tier ``'maps'``).
@@ -32,7 +44,7 @@ def tile_explorer(payload: Any, *, committed: tuple[int, int], grid_width: int, 
         payload: The maps, one per grid position (row-major).
         committed: The page's selected (row, col).
         grid_width: Columns of the grid (to turn (row, col) into the map index).
-        caption: Text above the tiles.
+        caption: Text above the tiles (in the page's language).
         key: Widget key; the carrier uses ``key + '.data'``.
         on_commit: Called with (row, col) when the user clicks a tile.
     """
@@ -44,5 +56,6 @@ def tile_explorer(payload: Any, *, committed: tuple[int, int], grid_width: int, 
             on_commit(int(value["row"]), int(value["col"]))
 
     index = int(committed[0]) * int(grid_width) + int(committed[1])
-    _tiles(data={"payload": payload.id, "committed": index, "caption": caption}, key=key,
+    _tiles(data={"payload": payload.id, "committed": index, "caption": caption,
+                 "text": tile_texts()}, key=key,
            on_commit_change=callback)
