@@ -134,7 +134,7 @@ if has_classes:
     how = (_("the removed patch tokens are left out of the sequence") if removal == "tokens" else
            _("the removed pixels are set to 0 in [0, 1] space, ranked on the bilinearly upsampled map"))
     st.caption(_(
-        "Steps of 10 % from 0 % to 90 %; {how}. AUC: area under the probability curve over the fraction "
+        "Steps of 10 %, from 0 % to 90 %; {how}. AUC: area under the probability curve over the fraction "
         "removed (at most 0.9; ×100 for the scale of Chefer et al.'s table, which averages top-1 accuracy "
         "over ImageNet instead of one image's probability). Positive perturbation removes the most relevant "
         "patches first (lower is better), negative the least relevant first (higher is better). "
