@@ -102,3 +102,47 @@ def test_switching_the_language_keeps_the_view(open_app, figure):
 
 def _title(spec: dict) -> str:
     return spec["layout"]["title"]["text"].replace("<br>", " ")
+
+
+MY_SOURCES = ("pages/patches.py", "pages/position_embeddings.py", "pages/attention.py", "pages/rollout.py",
+              "pages/heads_depth.py", "pages/compare.py", "vitviz_app/clicks.py", "vitviz_app/export.py",
+              "vitviz_app/components/")
+
+
+def _flanking(text: str, at: int) -> tuple[bool, bool]:
+    """Whether the ``**`` at ``at`` can open / close emphasis (CommonMark's left- and right-flanking rules)."""
+    import unicodedata
+
+    def punct(char: str) -> bool:
+        return unicodedata.category(char)[0] in "PS"
+
+    before = text[at - 1] if at > 0 else " "
+    after = text[at + 2] if at + 2 < len(text) else " "
+    opens = not after.isspace() and (not punct(after) or before.isspace() or punct(before))
+    closes = not before.isspace() and (not punct(before) or after.isspace() or punct(after))
+    return opens, closes
+
+
+def test_chinese_bold_text_opens_and_closes():
+    """Markdown bold next to full-width punctuation: ``**本模型：**它`` is never closed (a closing ``**`` after
+    punctuation must be followed by a space or punctuation), so the page would show the asterisks."""
+    import re
+
+    from babel.messages.pofile import read_po
+
+    from vitviz.i18n import catalogue_path
+
+    with catalogue_path("zh").open("rb") as handle:
+        catalog = read_po(handle)
+    checked = 0
+    for message in catalog:
+        if not message.id or not any(path.startswith(MY_SOURCES) for path, _ in message.locations):
+            continue
+        text = re.sub(r"\{[^{}]*\}", "x", message.string)  # a field's value starts and ends with a letter or digit
+        marks = [m.start() for m in re.finditer(r"\*\*", text)]
+        assert len(marks) % 2 == 0, message.string
+        for i, at in enumerate(marks):
+            opens, closes = _flanking(text, at)
+            assert (opens if i % 2 == 0 else closes), f"{'opening' if i % 2 == 0 else 'closing'} ** at {at}: {text}"
+        checked += len(marks)
+    assert checked > 20
