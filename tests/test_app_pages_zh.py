@@ -10,11 +10,11 @@ ZH = {"lang": "zh"}
 
 # page -> (title, a piece of its intro that gives a glossary term with the English at its first use)
 PAGES = {
-    "pages/patches.py": ("图像块", "**图像块**（patch）"),
-    "pages/position_embeddings.py": ("位置嵌入", "**位置嵌入**（position embedding）"),
+    "pages/patches.py": ("图像块", "**图像块（patch）**"),
+    "pages/position_embeddings.py": ("位置嵌入", "**位置嵌入（position embedding）**"),
     "pages/attention.py": ("注意力", "每个词元（token）都作为**查询**"),
-    "pages/rollout.py": ("注意力展开", "**注意力展开**（attention rollout，Abnar & Zuidema 2020）"),
-    "pages/heads_depth.py": ("注意力头与深度", "**平均注意力距离**"),
+    "pages/rollout.py": ("注意力展开", "**注意力展开（attention rollout）**（Abnar & Zuidema 2020）"),
+    "pages/heads_depth.py": ("注意力头与深度", "注意力（attention）加权"),
     "pages/compare.py": ("比较归因方法", "注意力（attention）并不等于解释"),
 }
 

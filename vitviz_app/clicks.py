@@ -18,12 +18,14 @@ from vitviz.i18n import N_, _
 __all__ = ["add_cell_targets", "add_tile_targets", "clicked_cell", "click_to_state", "CLICK_TRACE_NAME",
            "TILE_LAYER_HEAD", "TILE_POSITION"]
 
-CLICK_TRACE_NAME = "click targets"
+CLICK_TRACE_NAME = N_("click targets")
+"""The click-target trace's name in English; the trace is named in the page's language (``_(CLICK_TRACE_NAME)``).
+Its hover texts always name their own box, so the name is never shown, but it is a trace's name all the same."""
 
 
 def _targets(x, y, customdata, hovertemplate: str | None) -> go.Scatter:
     return go.Scatter(
-        x=x, y=y, customdata=customdata, mode="markers", name=CLICK_TRACE_NAME, showlegend=False,
+        x=x, y=y, customdata=customdata, mode="markers", name=_(CLICK_TRACE_NAME), showlegend=False,
         marker=dict(size=6, color="rgba(0,0,0,0)", line=dict(width=0)),
         selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
         hovertemplate=hovertemplate, hoverinfo=None if hovertemplate else "none",
