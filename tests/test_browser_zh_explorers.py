@@ -29,7 +29,7 @@ def test_the_attention_explorer_speaks_chinese(browser, server):
     tip = _text(page, ".vv-tip")
     assert tip.startswith("第 1 行，第 2 列 · 对自身："), tip
     value = float(re.search(r"对自身：([-0-9.e]+)", tip).group(1))
-    assert value == pytest.approx(state["values"][state["query"]], rel=2e-3)  # the field holds the drawn value
+    assert value == pytest.approx(state["values"][state["query"]], rel=5e-3)  # the drawn value, to 3 significant digits
     assert _text(page, ".vv-map-title").startswith("图像块 (1, 2)的注意力 · 第 ")
     assert _text(page, ".vv-layer-label") == "层" and _text(page, ".vv-head-label") == "注意力头"
     assert "注意力头平均" in [o.strip() for o in page.locator(".vv-head option").all_text_contents()]
