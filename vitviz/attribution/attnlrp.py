@@ -27,7 +27,6 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from ._common import pixel_relevance, recorded_output, scored_forward
@@ -160,12 +159,12 @@ class AttnLRP(AttributionMethod):
     """AttnLRP (CP-LRP form): gradient × input with detached q/k, constant norm scale, identity GELU."""
 
     key = "attnlrp"
-    title = N_("AttnLRP (CP-LRP)")
+    title = "AttnLRP (CP-LRP)"
     paper = ("Achtibat et al. 2024, ICML, 'AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for "
              "Transformers'")
     class_specific = True
     reads_head = True
-    passes = N_("1 forward + 1 backward")
+    passes = "1 forward + 1 backward"
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         result = attnlrp_relevance(model, x, target)

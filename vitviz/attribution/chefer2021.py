@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from . import _lrp
@@ -270,12 +269,12 @@ class Chefer2021(AttributionMethod):
     """LRP relevance of the attention times its gradient, aggregated over blocks (see the module docstring)."""
 
     key = "chefer2021"
-    title = N_("Chefer et al. 2021 (LRP × gradient)")
+    title = "Chefer et al. 2021 (LRP × gradient)"
     paper = ("Chefer, Gur & Wolf 2021, CVPR, 'Transformer Interpretability Beyond Attention "
              "Visualization'")
     class_specific = True
     reads_head = True
-    passes = N_("1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)")
+    passes = "1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)"
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))

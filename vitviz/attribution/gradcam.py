@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from ._common import recorded_output, scored_forward
@@ -49,11 +48,11 @@ class GradCAM(AttributionMethod):
     """Grad-CAM on the patch tokens entering the last block (see the module docstring)."""
 
     key = "gradcam"
-    title = N_("Grad-CAM (last block)")
+    title = "Grad-CAM (last block)"
     paper = "Selvaraju et al. 2017, ICCV, 'Grad-CAM: Visual Explanations from Deep Networks'"
     class_specific = True
     reads_head = True
-    passes = N_("1 forward + 1 backward (down to the last block)")
+    passes = "1 forward + 1 backward (down to the last block)"
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         from vitviz.capture import model_lock

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from ._common import check_input, class_target, pixel_relevance
@@ -109,7 +108,7 @@ class IntegratedGradients(AttributionMethod):
     """
 
     key = "integrated_gradients"
-    title = N_("Integrated gradients")
+    title = "Integrated gradients"
     paper = "Sundararajan, Taly & Yan 2017, ICML, 'Axiomatic Attribution for Deep Networks'"
     class_specific = True
     reads_head = True
