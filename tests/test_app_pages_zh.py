@@ -77,7 +77,7 @@ def test_the_tile_explorer_gets_its_texts_in_chinese(open_app):
     at = open_app("pages/position_embeddings.py", ZH)
     data = component_data(at, "tile_explorer")
     assert data["text"]["cell"] == "第 {row} 行，第 {col} 列：{value}"
-    assert data["text"]["title"].startswith("位置 ({row}, {col})")
+    assert data["text"]["title"].startswith("位置（{row}, {col}）")
     assert data["caption"].startswith("悬停在小图上")
 
 
@@ -97,7 +97,7 @@ def test_switching_the_language_keeps_the_view(open_app, figure):
     assert at.selectbox(key="attn_head").value == "max"
     assert at.segmented_control(key="attn_query").value == "patch"
     assert (at.number_input(key="attn_row").value, at.number_input(key="attn_col").value) == (1, 2)
-    assert "图像块 (1, 2) 的注意力" in _title(figure(at, "attn.grid"))  # the grid's title comes from the page
+    assert "图像块（1, 2）的注意力" in _title(figure(at, "attn.grid"))  # the grid's title comes from the page
 
 
 def _title(spec: dict) -> str:

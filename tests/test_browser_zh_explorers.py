@@ -30,7 +30,7 @@ def test_the_attention_explorer_speaks_chinese(browser, server):
     assert tip.startswith("第 1 行，第 2 列 · 对自身："), tip
     value = float(re.search(r"对自身：([-0-9.e]+)", tip).group(1))
     assert value == pytest.approx(state["values"][state["query"]], rel=5e-3)  # the drawn value, to 3 significant digits
-    assert _text(page, ".vv-map-title").startswith("图像块 (1, 2)的注意力 · 第 ")
+    assert _text(page, ".vv-map-title").startswith("图像块（1, 2）的注意力 · 第 ")
     assert _text(page, ".vv-layer-label") == "层" and _text(page, ".vv-head-label") == "注意力头"
     assert "注意力头平均" in [o.strip() for o in page.locator(".vv-head option").all_text_contents()]
     assert _text(page, ".vv-shares").startswith("该查询的注意力分配：")
@@ -54,7 +54,7 @@ def test_the_tile_explorer_speaks_chinese(browser, server):
     page.mouse.move(box["x"] + 2.5 * box["width"] / gw, box["y"] + 1.5 * box["height"] / gh)  # cell (1, 2)
     tip = _text(page, ".vt-tip")
     assert tip.startswith("第 1 行，第 2 列："), tip
-    assert re.fullmatch(r"位置 \(\d+, \d+\)：与每个位置的相似度", _text(page, ".vt-title"))
+    assert re.fullmatch(r"位置（\d+, \d+）：与每个位置的相似度", _text(page, ".vt-title"))
     assert _text(page, ".vt-note").startswith("颜色：")
     assert _text(page, ".vt-caption").startswith("悬停在小图上")
     assert not _ENGLISH.search(page.locator(".vt-explorer").first.inner_text())
