@@ -32,7 +32,7 @@ def test_the_attention_explorer_speaks_chinese(browser, server):
     assert value == pytest.approx(state["values"][state["query"]], rel=5e-3)  # the drawn value, to 3 significant digits
     assert _text(page, ".vv-map-title").startswith("图像块（1, 2）的注意力 · 第 ")
     assert _text(page, ".vv-layer-label") == "层" and _text(page, ".vv-head-label") == "注意力头"
-    assert "注意力头平均" in [o.strip() for o in page.locator(".vv-head option").all_text_contents()]
+    assert "各注意力头的平均" in [o.strip() for o in page.locator(".vv-head option").all_text_contents()]
     assert _text(page, ".vv-shares").startswith("该查询的注意力分配：")
     grid = page.locator(".vv-grid").bounding_box()
     page.mouse.move(grid["x"] + 30, grid["y"] + 20)  # over the first tile of the layers × heads grid
