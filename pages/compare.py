@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz.i18n import N_, _
+from vitviz.i18n import N_, _, keep_language
 from vitviz_app.evaluation_views import faithfulness_view, random_band_view, relevance_view, sanity_view
 
 ui.entry_point()
@@ -43,13 +43,13 @@ def title(key: str) -> str:
 
 c1, c2, c3 = st.columns([2.0, 1.3, 1.5])
 chosen = c1.multiselect(
-    _("Methods"), usable, default=fast, key="cmp_methods", format_func=title,
+    _("Methods"), usable, default=fast, key="cmp_methods", format_func=keep_language(title),
     help=_("Each method's cost: {costs}.").format(costs=_("; ").join(f"{title(k)}: {_(METHODS[k].passes)}"
                                                                      for k in usable)),
 )
 removal = c2.segmented_control(
     _("Removal"), list(REMOVALS), default="tokens", key="cmp_removal", required=True,
-    format_func=lambda r: _(REMOVAL_LABELS[r]),
+    format_func=keep_language(lambda r: _(REMOVAL_LABELS[r])),
     help=_("Drop tokens: removed patches are not fed to the model at all (Jain et al. 2022). Zero pixels: "
            "Chefer et al.'s protocol, the removed pixels are set to black."),
 )
@@ -59,7 +59,8 @@ if has_classes:
                                                      if i not in {p.index for p in fwd.predictions}]
     target = int(c3.selectbox(
         _("Explain the class"), ranked, index=0, key="cmp_class",
-        format_func=lambda i: f"{labels[i] if labels else _('class')} (#{i}, {fwd.probabilities[i]:.1%})",
+        format_func=keep_language(
+            lambda i: f"{labels[i] if labels else _('class')} (#{i}, {fwd.probabilities[i]:.1%})"),
         help=_("The top-5 predictions come first; type to find any other class."),
     ))
 else:

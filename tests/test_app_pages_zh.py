@@ -51,6 +51,25 @@ def test_every_explore_page_speaks_chinese(open_app, page):
                                    "segmented_control") for w in at.main.get(kind)]
     assert labels and all(_has_han(label) for label in labels), labels
     assert all(_has_han(d.proto.label) for d in at.main.get("download_button"))
+    # a second run formats the widgets' values again from the test's thread, where no language is set: the
+    # format functions keep the language of the run that drew them (vitviz.i18n.keep_language)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == [title]
+
+
+def test_a_kept_language_holds_in_another_thread():
+    import threading
+
+    from vitviz.i18n import _, keep_language, language
+
+    with language("zh"):
+        label = keep_language(lambda: _("Class token"))
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(label()))
+    worker.start()
+    worker.join()
+    assert seen == ["类别词元"] and label() == "类别词元" and _("Class token") == "Class token"
 
 
 def test_the_attention_explorer_gets_its_texts_in_chinese(open_app):
