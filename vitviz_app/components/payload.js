@@ -6,6 +6,12 @@
 const VV_MAGIC = [86, 86, 90, 49]; // "VVZ1"
 const VV_KEEP = 4; // payloads kept per page (one per capture)
 
+// A text of the component's data (written in Python, in the page's language) with its {name} fields filled.
+function vvFormat(template, values) {
+  return String(template === undefined || template === null ? "" : template)
+    .replace(/\{(\w+)\}/g, (field, name) => (values && name in values ? String(values[name]) : field));
+}
+
 function vvBytes(data) {
   if (data instanceof Uint8Array) return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
@@ -80,7 +86,3 @@ function vvLut(stops) {
   return lut;
 }
 
-// Fills a text template's {name} fields (templates come from Python, so they can be translated).
-function vvFormat(template, fields) {
-  return String(template || "").replace(/\{(\w+)\}/g, (m, name) => (name in fields ? String(fields[name]) : m));
-}
