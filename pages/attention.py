@@ -5,16 +5,17 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz.i18n import N_, _, keep_language
 
 ui.entry_point()
 
 ui.page_header(
-    "Attention",
-    "In every layer each token (the **query**) mixes information from all tokens, weighted by its "
-    "attention: softmax(q·k/√d) over the keys. Pick a layer, a head (or fuse all heads) and a query; "
-    "**click a patch on the image** to make it the query, or click a tile of the layers × heads grid to "
-    "jump to that layer and head. Attention to prefix tokens (class, distillation, registers) has no "
-    "place on the image, so it is listed apart.",
+    _("Attention"),
+    _("In every layer each token (the **query**) mixes information from all tokens, weighted by its "
+      "attention: softmax(q·k/√d) over the keys. Pick a layer, a head (or fuse all heads) and a query; "
+      "**click a patch on the image** to make it the query, or click a tile of the layers × heads grid to "
+      "jump to that layer and head. Attention to prefix tokens (class, distillation, registers) has no "
+      "place on the image, so it is listed apart."),
 )
 ctx = ui.context()
 ctx.require()
@@ -24,26 +25,27 @@ gh, gw = layout.grid_size
 prefix_names = list(layout.prefix_names)
 query_options = prefix_names + ["patch"]
 head_options = list(ui.HEAD_FUSIONS) + [str(h) for h in range(cap.num_heads)]
-PREFIX_LABELS = {"cls": "Class token", "dist": "Distillation token"}
+PREFIX_LABELS = {"cls": N_("Class token"), "dist": N_("Distillation token")}
+FUSION_NAMES = {"max": N_("maximum"), "min": N_("minimum")}
 
 
 def _query_label(option: str) -> str:
     if option == "patch":
-        return "A patch"
+        return _("A patch")
     if option.startswith("reg"):
-        return f"Register {option[3:]}"
-    return PREFIX_LABELS.get(option, option)
+        return _("Register {index}").format(index=option[3:])
+    return _(PREFIX_LABELS[option]) if option in PREFIX_LABELS else option
 
 
 c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="bottom")
-layer = c1.slider("Layer", 0, cap.num_layers - 1, value=cap.num_layers - 1, key="attn_layer",
+layer = c1.slider(_("Layer"), 0, cap.num_layers - 1, value=cap.num_layers - 1, key="attn_layer",
                   bind="query-params", persist_state="session",
-                  help="Block index, 0 = first. Early layers mix locally, late layers globally.")
-head = c2.selectbox("Head", head_options, format_func=ui.head_label, key="attn_head", bind="query-params",
-                    persist_state="session",
-                    help="One head, or the heads fused by their mean, maximum or minimum (head fusion).")
+                  help=_("Block index, 0 = first. Early layers mix locally, late layers globally."))
+head = c2.selectbox(_("Head"), head_options, format_func=keep_language(ui.head_label), key="attn_head",
+                    bind="query-params", persist_state="session",
+                    help=_("One head, or the heads fused by their mean, maximum or minimum (head fusion)."))
 query_kind = c3.segmented_control(
-    "Query token", query_options, default=query_options[0], required=True, format_func=_query_label,
+    _("Query token"), query_options, default=query_options[0], required=True, format_func=keep_language(_query_label),
     key="attn_query", bind="query-params", persist_state="session",
 )
 
@@ -54,11 +56,11 @@ def _query_a_patch() -> None:
 
 # The patch inputs are drawn whatever the query, so that a click on the image (which sets them and the query
 # in one callback) changes widgets that existed in the previous run: only those are written to the URL.
-p1, p2, _ = st.columns([1, 1, 4])
-row = p1.number_input("Patch row", 0, gh - 1, value=gh // 2, key="attn_row", bind="query-params",
+p1, p2, _spare = st.columns([1, 1, 4])
+row = p1.number_input(_("Patch row"), 0, gh - 1, value=gh // 2, key="attn_row", bind="query-params",
                       persist_state="session", on_change=_query_a_patch,
-                      help="The query patch; changing it makes a patch the query.")
-col = p2.number_input("Patch column", 0, gw - 1, value=gw // 2, key="attn_col", bind="query-params",
+                      help=_("The query patch; changing it makes a patch the query."))
+col = p2.number_input(_("Patch column"), 0, gw - 1, value=gw // 2, key="attn_col", bind="query-params",
                       persist_state="session", on_change=_query_a_patch)
 query = (int(row), int(col)) if query_kind == "patch" else query_kind
 
@@ -77,25 +79,27 @@ with left:
     ui.show_figure(fig, key="attn.map", filename=f"attention-layer{layer}-{head}", height=560,
                    on_select=ui.click_to_state("attn.map", "attn_row", "attn_col", attn_query="patch"))
 with right:
-    st.markdown("**Share of this query's attention**")
+    st.markdown(_("**Share of this query's attention**"))
     shares = list(amap.shares().items())  # of the row's total: a max/min over heads is normalised to 1
     for column, (name, value) in zip(st.container(key="metrics-shares").columns(len(shares)), shares):
-        column.metric(_query_label(name) if name in prefix_names else name.capitalize(), f"{value:.1%}")
+        column.metric(_query_label(name) if name in prefix_names else _("All patches"), f"{value:.1%}")
     flat = amap.patches.ravel()
     top = np.argsort(-flat, kind="stable")[:5]
-    st.markdown("**Patches it attends to most**")
+    st.markdown(_("**Patches it attends to most**"))
+    attention_header = _("attention")
     st.dataframe(
-        {"row": [int(i // gw) for i in top], "column": [int(i % gw) for i in top],
-         "attention": [float(flat[i]) for i in top]},
+        {_("row"): [int(i // gw) for i in top], _("column"): [int(i % gw) for i in top],
+         attention_header: [float(flat[i]) for i in top]},
         hide_index=True, width="stretch",
-        column_config={"attention": st.column_config.ProgressColumn(
-            "attention", format="percent", min_value=0.0, max_value=ui.bar_max(flat))},
+        column_config={attention_header: st.column_config.ProgressColumn(
+            attention_header, format="percent", min_value=0.0, max_value=ui.bar_max(flat))},
     )
     if head in ui.HEAD_FUSIONS and head != "mean":
-        st.caption(f"With {head} fusion the values no longer sum to 1: each patch shows the {head} over "
-                   f"the {cap.num_heads} heads; the shares above are of their total.")
+        st.caption(_("With {fusion} fusion the values no longer sum to 1: each patch shows the {fusion} over "
+                     "the {heads} heads; the shares above are of their total.").format(
+            fusion=_(FUSION_NAMES[head]), heads=cap.num_heads))
 
-st.subheader("Point at a patch")
+st.subheader(_("Point at a patch"))
 from vitviz_app.components import attention_explorer, commit_updates
 
 
@@ -110,40 +114,45 @@ explorer = attention_explorer(fwd, ctx.image, query_token=amap.query, layer=laye
                               labels={name: _query_label(name) for name in prefix_names},
                               key="attn_explorer", on_commit=_commit)
 st.caption(
-    "Everything here is redrawn in your browser: **hover** a patch to make it the query, change the layer or "
-    "head, **click** a tile of the grid to open it, hold **Shift** to read values; **click** a patch (or a "
-    "prefix-token button) to make it the page's query. "
-    + {"heads": "Every layer, head and query is in the browser.",
-       "fused": f"This model's {cap.num_tokens} tokens × {cap.num_layers} layers × {cap.num_heads} heads are too "
-                "many to send every head of every query: the browser holds every query's head-fused maps (mean, "
-                "max, min) and every head of the prefix tokens; **click** a patch to see its single heads.",
-       "prefix": f"This model's {cap.num_tokens} tokens are too many to send every query's attention: the browser "
-                 "holds the prefix tokens' rows of every layer and head; **click** a patch to load its maps.",
-       "none": f"This model's {cap.num_tokens} tokens are too many to send attention to the browser: **click** a "
-               "patch to load its maps."}[explorer.tier]
-    + f" ({explorer.nbytes / 1e6:.2f} MB, sent once for this image.)"
+    _("Everything here is redrawn in your browser: **hover** a patch to make it the query, change the layer or "
+      "head, **click** a tile of the grid to open it, hold **Shift** to read values; **click** a patch (or a "
+      "prefix-token button) to make it the page's query.")
+    + " "
+    + {"heads": _("Every layer, head and query is in the browser."),
+       "fused": _("This model's {tokens} tokens × {layers} layers × {heads} heads are too many to send every head "
+                  "of every query: the browser holds every query's head-fused maps (mean, max, min) and every head "
+                  "of the prefix tokens; **click** a patch to see its single heads."),
+       "prefix": _("This model's {tokens} tokens are too many to send every query's attention: the browser holds "
+                   "the prefix tokens' rows of every layer and head; **click** a patch to load its maps."),
+       "none": _("This model's {tokens} tokens are too many to send attention to the browser: **click** a patch "
+                 "to load its maps.")}[explorer.tier].format(tokens=cap.num_tokens, layers=cap.num_layers,
+                                                             heads=cap.num_heads)
+    + " "
+    + _("({megabytes:.2f} MB, sent once for this image.)").format(megabytes=explorer.nbytes / 1e6)
 )
 
-st.subheader("Every layer and head at once")
-normalize = st.toggle("Scale each tile to its own maximum", value=True, key="attn_norm", bind="query-params",
+st.subheader(_("Every layer and head at once"))
+normalize = st.toggle(_("Scale each tile to its own maximum"), value=True, key="attn_norm", bind="query-params",
                       persist_state="session",
-                      help="Late-layer heads often spread attention thinly; per-tile scaling shows their pattern.")
+                      help=_("Late-layer heads often spread attention thinly; per-tile scaling shows their "
+                             "pattern."))
 maps = attention_grid(cap, query)  # (L, H, gh, gw)
-query_text = "the class token" if query_kind == "cls" else (
-    f"patch ({query[0]}, {query[1]})" if query_kind == "patch" else _query_label(query_kind).lower())
-grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=f"Attention of {query_text}"),
+grid_title = _("Attention of the class token") if query_kind == "cls" else (
+    _("Attention of patch ({row}, {col})").format(row=query[0], col=query[1]) if query_kind == "patch" else
+    _("Attention of {token}").format(token=_query_label(query_kind).lower()))
+grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=grid_title),
                                label=ui.TILE_LAYER_HEAD)
-grid_fig.update_layout(title_subtitle_text="layers (rows) × heads (columns)")  # short lines: narrow columns
+grid_fig.update_layout(title_subtitle_text=_("layers (rows) × heads (columns)"))  # short lines: narrow columns
 # square tiles: a grid of few heads is narrow, so the text goes beside it; a wide one gets the full width
 narrow = cap.num_heads <= min(cap.num_layers, 6)
 grid_col, text_col = st.columns([0.55, 0.45], gap="large") if narrow else (st.container(), st.container())
 with text_col:
-    st.markdown(
+    st.markdown(_(
         "Each tile is one head of one layer, for the same query. Look for heads that attend **locally** "
         "(a bright spot near the query), heads that attend to the **same place whatever the query** "
         "(attention sinks), and how attention spreads out with depth. **Click a tile** to open that layer "
         "and head above."
-    )
+    ))
 with grid_col:
     ui.show_figure(grid_fig, key="attn.grid", filename="attention-layers-heads",
                    height=int(min(1100, max(420, 58 * cap.num_layers + 140))),

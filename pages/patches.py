@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz.i18n import _, keep_language
 from vitviz_app.loaders import native_patch_size
 
 ui.entry_point()
@@ -25,11 +26,11 @@ def patch_size_options(loaded, native: int, input_side: int) -> list[int]:
 
 
 ui.page_header(
-    "Patches",
-    "A ViT reads an image as a sequence of square **patches** (Dosovitskiy et al. 2021: \"an image is worth "
-    "16×16 words\"). Change the patch size to re-run the model FlexiViT-style (Beyer et al. 2023): its "
-    "patch-embedding weights are resized with the pseudo-inverse resize and its position embeddings "
-    "resampled to the new grid, so the *same* weights read coarser or finer patches.",
+    _("Patches"),
+    _("A ViT reads an image as a sequence of square **patches** (Dosovitskiy et al. 2021: \"an image is worth "
+      "16×16 words\"). Change the patch size to re-run the model FlexiViT-style (Beyer et al. 2023): its "
+      "patch-embedding weights are resized with the pseudo-inverse resize and its position embeddings "
+      "resampled to the new grid, so the *same* weights read coarser or finer patches."),
 )
 ctx = ui.context()
 ctx.require()
@@ -41,7 +42,7 @@ options = patch_size_options(ctx.loaded, native, input_side)
 
 
 def size_label(p: int) -> str:
-    return f"{p} px" + (" (native)" if p == native else "")
+    return _("{size} px (native)").format(size=p) if p == native else f"{p} px"
 
 
 def patch_size_from_url(options: list[int]) -> str | None:
@@ -52,14 +53,14 @@ def patch_size_from_url(options: list[int]) -> str | None:
     if raw is None or raw in [size_label(p) for p in options] or st.session_state.get("_patch_url") == raw:
         return None
     st.session_state["_patch_url"] = raw
-    match = re.fullmatch(r"\s*(\d+)\s*(px)?\s*", raw)
+    match = re.fullmatch(r"\s*(\d+)\s*(px)?\s*(\(.*\)|（.*）)?\s*", raw)  # "16 px (native)" in any language
     if match and int(match.group(1)) in options:
         st.session_state["patch"] = int(match.group(1))
         return None
     allowed = ", ".join(f"{p}" for p in options)
     asked = f"{int(match.group(1))} px" if match else f"“{raw}”"
-    return (f"The link asks for patch size {asked}, which this model does not offer; it offers {allowed} px. "
-            f"Showing {native} px, its native size.")
+    return _("The link asks for patch size {asked}, which this model does not offer; it offers {allowed} px. "
+             "Showing {native} px, its native size.").format(asked=asked, allowed=allowed, native=native)
 
 
 url_problem = patch_size_from_url(options)
@@ -68,24 +69,27 @@ if url_problem:
 controls, facts = st.columns([2, 3], vertical_alignment="bottom")
 with controls:
     size = st.select_slider(
-        "Patch size (pixels)", options=options, value=native, key="patch", bind="query-params",
-        persist_state="session", format_func=size_label,
-        help="The model was trained at the native size. Other sizes resample its patch-embedding weights "
-        "and position embeddings (timm's set_input_size).",
+        _("Patch size (pixels)"), options=options, value=native, key="patch", bind="query-params",
+        persist_state="session", format_func=keep_language(size_label),
+        help=_("The model was trained at the native size. Other sizes resample its patch-embedding weights "
+               "and position embeddings (timm's set_input_size)."),
     )
 fwd = native_fwd if size == native else ctx.forward(patch_size=size)
 layout, geometry = fwd.layout, fwd.geometry
 with facts:
     gh, gw = layout.grid_size
     st.markdown(
-        f"**{gh}×{gw} = {layout.num_patches} patches** of {size}×{size} px from a "
-        f"{layout.input_size[0]}×{layout.input_size[1]} px input, plus "
-        f"{layout.num_prefix_tokens} prefix token(s): **{layout.num_tokens} tokens** in all. "
-        f"Attention costs grow with the square: {layout.num_tokens ** 2:,} query–key pairs per head."
+        _("**{gh}×{gw} = {patches} patches** of {size}×{size} px from a {height}×{width} px input, plus "
+          "{prefix} prefix token(s): **{tokens} tokens** in all. Attention costs grow with the square: "
+          "{pairs:,} query–key pairs per head.").format(
+            gh=gh, gw=gw, patches=layout.num_patches, size=size, height=layout.input_size[0],
+            width=layout.input_size[1], prefix=layout.num_prefix_tokens, tokens=layout.num_tokens,
+            pairs=layout.num_tokens ** 2)
     )
     if layout.input_size != native_fwd.layout.input_size:
-        st.caption(f"{size} px does not divide {native_fwd.layout.input_size[0]} px, so the input becomes "
-                   f"{layout.input_size[0]}×{layout.input_size[1]} px, the nearest multiple.")
+        st.caption(_("{size} px does not divide {side} px, so the input becomes {height}×{width} px, the nearest "
+                     "multiple.").format(size=size, side=native_fwd.layout.input_size[0],
+                                         height=layout.input_size[0], width=layout.input_size[1]))
 
 from vitviz.analysis import patch_tiles
 from vitviz.figures import patch_grid_figure, patch_sequence_figure, predictions_figure
@@ -97,23 +101,25 @@ with left:
                    filename=f"patch-grid-{size}px")
 with right:
     if fwd.predictions:
-        ui.show_figure(predictions_figure(fwd.predictions, title=f"Top-5 at {size} px patches"),
+        ui.show_figure(predictions_figure(fwd.predictions, title=_("Top-5 at {size} px patches").format(size=size)),
                        key="patches.predictions", filename=f"predictions-{size}px", height=300)
         if size != native:
             ref = native_fwd.predictions[0]
             same = fwd.predictions[0].index == ref.index
-            st.caption(f"At the native {native} px the top class is **{ref.label}** ({ref.probability:.1%})"
-                       + (": the same answer." if same else ": the answer changed."))
+            st.caption((_("At the native {native} px the top class is **{label}** ({probability:.1%}): the same "
+                          "answer.") if same else
+                        _("At the native {native} px the top class is **{label}** ({probability:.1%}): the answer "
+                          "changed.")).format(native=native, label=ref.label, probability=ref.probability))
         ui.shapes_note(ctx.loaded)
     else:
         ui.no_classifier_note()
 
 pixels = input_image(fwd.x, fwd.data_config)  # (H, W, 3) uint8, what the model sees
 tiles = patch_tiles(pixels, layout.patch_size)  # (N, p, p, 3)
-st.subheader("The patch sequence")
-st.markdown("The model never sees the grid: it receives the patches as one sequence, row by row, after its "
-            "prefix tokens. Each patch is flattened to a vector of "
-            f"{size}·{size}·3 = {size * size * 3} numbers and projected to one token.")
+st.subheader(_("The patch sequence"))
+st.markdown(_("The model never sees the grid: it receives the patches as one sequence, row by row, after its "
+              "prefix tokens. Each patch is flattened to a vector of {size}·{size}·3 = {numbers} numbers and "
+              "projected to one token.").format(size=size, numbers=size * size * 3))
 ui.show_figure(patch_sequence_figure(tiles, layout), key="patches.sequence", filename=f"patch-sequence-{size}px")
 
 ui.download_arrays(

@@ -5,17 +5,18 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz.i18n import _
 from vitviz_app.views import filters_view, position_similarity_view
 
 ui.entry_point()
 
 ui.page_header(
-    "Position embeddings",
-    "Patches carry no position of their own: the model adds a learned **position embedding** to each. "
-    "Each tile below shows how similar one position's embedding is to all others (cosine similarity; "
-    "ViT paper, Fig. 7 centre). In ImageNet-trained ViTs, nearby positions, and positions in the same row or "
-    "column, are similar: those models learn the 2-D layout of the image. Whether this model did is said "
-    "below the title. **Click a tile** to enlarge it.",
+    _("Position embeddings"),
+    _("Patches carry no position of their own: the model adds a learned **position embedding** to each. "
+      "Each tile below shows how similar one position's embedding is to all others (cosine similarity; "
+      "ViT paper, Fig. 7 centre). In ImageNet-trained ViTs, nearby positions, and positions in the same row or "
+      "column, are similar: those models learn the 2-D layout of the image. Whether this model did is said "
+      "below the title. **Click a tile** to enlarge it."),
 )
 ctx = ui.context()
 ctx.require()
@@ -29,7 +30,7 @@ from vitviz.figures import embedding_filters_figure, position_similarity_figure,
 try:
     sim = position_similarity_view(fwd.key, fwd)  # (gh, gw, gh, gw)
 except PositionEmbeddingUnavailable as exc:
-    st.info(f"No position-similarity view for this model: {exc}", icon=":material/info:")
+    st.info(_("No position-similarity view for this model: {reason}").format(reason=exc), icon=":material/info:")
     sim = None
 
 
@@ -38,26 +39,29 @@ def locality_sentence(sim) -> str:
     from vitviz.analysis import position_locality
 
     loc = position_locality(sim)
-    numbers = (f"a position's mean similarity to its 4 neighbours is **{loc.neighbours:.2f}**, and the "
-               f"correlation of similarity with distance is **{loc.distance_correlation:.2f}**")
+    numbers = _("a position's mean similarity to its 4 neighbours is **{neighbours:.2f}**, and the correlation "
+                "of similarity with distance is **{correlation:.2f}**").format(
+        neighbours=loc.neighbours, correlation=loc.distance_correlation)
     if not np.isfinite(loc.distance_correlation):
-        return "**This model:** its position embeddings are too uniform to say how they encode the layout."
+        return _("**This model:** its position embeddings are too uniform to say how they encode the layout.")
     if loc.distance_correlation < -0.5:
-        return f"**This model:** {numbers}: similarity falls with distance, as in ImageNet ViTs."
-    text = (f"**This model:** {numbers}: beyond the nearest neighbours, distant positions can be as alike as "
-            "near ones, unlike in ImageNet ViTs")
+        return _("**This model:** {numbers}: similarity falls with distance, as in ImageNet ViTs.").format(
+            numbers=numbers)
     if loc.border_correlation < -0.5:
-        text += (f". It encodes mostly how far a patch is from the border (correlation with the difference "
-                 f"in distance to the border: **{loc.border_correlation:.2f}**)")
-    return text + "."
+        return _("**This model:** {numbers}: beyond the nearest neighbours, distant positions can be as alike as "
+                 "near ones, unlike in ImageNet ViTs. It encodes mostly how far a patch is from the border "
+                 "(correlation with the difference in distance to the border: **{border:.2f}**).").format(
+            numbers=numbers, border=loc.border_correlation)
+    return _("**This model:** {numbers}: beyond the nearest neighbours, distant positions can be as alike as "
+             "near ones, unlike in ImageNet ViTs.").format(numbers=numbers)
 
 
 if sim is not None:
     st.markdown(locality_sentence(sim))
-    data_range = st.toggle("Colour by the data's range instead of −1…1", key="pos_range",
+    data_range = st.toggle(_("Colour by the data's range instead of −1…1"), key="pos_range",
                            bind="query-params", persist_state="session",
-                           help="Learned embeddings are often all positively correlated; the data range "
-                           "shows their structure better.")
+                           help=_("Learned embeddings are often all positively correlated; the data range "
+                                  "shows their structure better."))
     left, right = st.columns([3, 2], gap="large")
     with left:
         tiles_fig = ui.add_tile_targets(position_similarity_figure(sim, data_range=data_range))
@@ -65,19 +69,20 @@ if sim is not None:
                        on_select=ui.click_to_state("pos.tiles", "pos_row", "pos_col"))
     with right:
         a, b = st.columns(2)
-        row = a.number_input("Position row", 0, gh - 1, value=gh // 2, key="pos_row", bind="query-params",
+        row = a.number_input(_("Position row"), 0, gh - 1, value=gh // 2, key="pos_row", bind="query-params",
                              persist_state="session")
-        col = b.number_input("Position column", 0, gw - 1, value=gw // 2, key="pos_col",
+        col = b.number_input(_("Position column"), 0, gw - 1, value=gw // 2, key="pos_col",
                              bind="query-params", persist_state="session")
         tile = position_tile_figure(sim, int(row), int(col), data_range=data_range)
         ui.show_figure(tile, key="pos.tile", filename=f"position-{row}-{col}", height=480)
         near = [sim[row, col, r, c] for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
                 if 0 <= r < gh and 0 <= c < gw]
-        st.caption(f"Mean similarity to its 4 neighbours: **{sum(near) / max(len(near), 1):.3f}**; "
-                   f"to all positions: {sim[row, col].mean():.3f}.")
+        st.caption(_("Mean similarity to its 4 neighbours: **{neighbours:.3f}**; to all positions: "
+                     "{everywhere:.3f}.").format(neighbours=sum(near) / max(len(near), 1),
+                                                 everywhere=sim[row, col].mean()))
 
 if sim is not None:
-    st.subheader("Point at a position")
+    st.subheader(_("Point at a position"))
     from vitviz.export import maps_payload
     from vitviz_app.components import explorer_budget, tile_explorer
 
@@ -90,17 +95,18 @@ if sim is not None:
             st.session_state["pos_row"], st.session_state["pos_col"] = r, c
 
         tile_explorer(tiles_payload, committed=(int(row), int(col)), grid_width=gw, key="pos_explorer",
-                      caption="Hover a tile: its map is shown large at once (drawn in your browser). Click to keep it.",
+                      caption=_("Hover a tile: its map is shown large at once (drawn in your browser). Click to "
+                                "keep it."),
                       on_commit=_pick)
     else:
-        st.caption(f"This grid's {gh * gw} positions are too many to send their {gh * gw}² similarities to the "
-                   "browser: click a tile in the figure above to enlarge it.")
+        st.caption(_("This grid's {n} positions are too many to send their {n}² similarities to the browser: "
+                     "click a tile in the figure above to enlarge it.").format(n=gh * gw))
 
-st.subheader("Patch-embedding filters")
-st.markdown("The first layer projects each flattened patch with a learned matrix. Its principal components "
-            "(ViT paper, Fig. 7 left) look like the basis functions of a low-resolution image code: "
-            "colour blobs, edges and gratings.")
-n_filters = st.slider("Components", 7, 42, value=28, step=7, key="pos_filters", bind="query-params",
+st.subheader(_("Patch-embedding filters"))
+st.markdown(_("The first layer projects each flattened patch with a learned matrix. Its principal components "
+              "(ViT paper, Fig. 7 left) look like the basis functions of a low-resolution image code: "
+              "colour blobs, edges and gratings."))
+n_filters = st.slider(_("Components"), 7, 42, value=28, step=7, key="pos_filters", bind="query-params",
                       persist_state="session")
 filters = filters_view(fwd.key, n_filters, fwd)
 ui.show_figure(embedding_filters_figure(filters.tiles, filters.explained_variance_ratio),

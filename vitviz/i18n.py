@@ -31,10 +31,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 __all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "DOMAIN", "LOCALE_DIR", "N_", "_", "catalogue_path", "get_language",
-           "language", "match_language", "ngettext", "set_language", "translations"]
+           "keep_language", "language", "match_language", "ngettext", "set_language", "translations"]
 
 LANGUAGES = {"en": "English", "zh": "中文"}
 """Language codes the app speaks, with each language's name in itself (for the switch)."""
@@ -81,6 +81,25 @@ def language(code: str) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+_Result = TypeVar("_Result")
+
+
+def keep_language(func: Callable[..., _Result]) -> Callable[..., _Result]:
+    """``func``, always called in the language of the context that wraps it, wherever it is called later.
+
+    For callbacks whose texts are made after the script run that defines them: a widget's ``format_func``
+    (Streamlit's ``AppTest`` formats a widget's value again from the test's own thread, where the session's
+    language is not set) or a cached builder.
+    """
+    code = get_language()
+
+    def in_language(*args, **kwargs) -> _Result:
+        with language(code):
+            return func(*args, **kwargs)
+
+    return in_language
 
 
 def catalogue_path(code: str) -> Path:

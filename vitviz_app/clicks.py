@@ -13,15 +13,19 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from vitviz.i18n import N_, _
+
 __all__ = ["add_cell_targets", "add_tile_targets", "clicked_cell", "click_to_state", "CLICK_TRACE_NAME",
            "TILE_LAYER_HEAD", "TILE_POSITION"]
 
-CLICK_TRACE_NAME = "click targets"
+CLICK_TRACE_NAME = N_("click targets")
+"""The click-target trace's name in English; the trace is named in the page's language (``_(CLICK_TRACE_NAME)``).
+Its hover texts always name their own box, so the name is never shown, but it is a trace's name all the same."""
 
 
 def _targets(x, y, customdata, hovertemplate: str | None) -> go.Scatter:
     return go.Scatter(
-        x=x, y=y, customdata=customdata, mode="markers", name=CLICK_TRACE_NAME, showlegend=False,
+        x=x, y=y, customdata=customdata, mode="markers", name=_(CLICK_TRACE_NAME), showlegend=False,
         marker=dict(size=6, color="rgba(0,0,0,0)", line=dict(width=0)),
         selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
         hovertemplate=hovertemplate, hoverinfo=None if hovertemplate else "none",
@@ -47,12 +51,13 @@ def add_cell_targets(fig: go.Figure, extent: Any) -> go.Figure:
     x = extent.left + (cols.ravel() + 0.5) * extent.cell_width
     y = extent.top + (rows.ravel() + 0.5) * extent.cell_height
     heat = _first_heatmap(fig)
-    hovertemplate = "row %{customdata[0]}, col %{customdata[1]}<extra>click to choose</extra>"
+    cell = _("row {row}, col {col}").format(row="%{customdata[0]}", col="%{customdata[1]}")
+    hovertemplate = "{}<extra>{}</extra>".format(cell, _("click to choose"))
     values = np.zeros(gh * gw)
     if heat is not None and heat.z is not None and np.shape(heat.z) == (gh, gw):
         values = np.asarray(heat.z, dtype=np.float64).ravel()
-        label = heat.name or "value"
-        hovertemplate = f"row %{{customdata[0]}}, col %{{customdata[1]}}: %{{customdata[2]:.3g}}<extra>{label}</extra>"
+        label = heat.name or _("value")
+        hovertemplate = f"{cell}: %{{customdata[2]:.3g}}<extra>{label}</extra>"
         heat.hoverinfo = "skip"
         heat.hovertemplate = None
     customdata = np.stack([rows.ravel(), cols.ravel(), values], axis=1)  # (gh*gw, 3)
@@ -61,8 +66,8 @@ def add_cell_targets(fig: go.Figure, extent: Any) -> go.Figure:
     return fig
 
 
-TILE_POSITION = "position (row %{customdata[0]}, col %{customdata[1]})"
-TILE_LAYER_HEAD = "layer %{customdata[0]}, head %{customdata[1]}"
+TILE_POSITION = N_("position (row %{customdata[0]}, col %{customdata[1]})")
+TILE_LAYER_HEAD = N_("layer %{customdata[0]}, head %{customdata[1]}")
 
 
 def add_tile_targets(fig: go.Figure, label: str = TILE_POSITION) -> go.Figure:
@@ -76,7 +81,8 @@ def add_tile_targets(fig: go.Figure, label: str = TILE_POSITION) -> go.Figure:
 
     Args:
         fig: The tiled heatmap figure.
-        label: Hover text of a tile, a Plotly template over ``customdata`` (e.g. :data:`TILE_LAYER_HEAD`).
+        label: Hover text of a tile, a Plotly template over ``customdata`` (e.g. :data:`TILE_LAYER_HEAD`),
+            looked up in the catalogue.
     """
     xaxis, yaxis = fig.layout.xaxis, fig.layout.yaxis
     xs, ys = list(xaxis.tickvals), list(yaxis.tickvals)
@@ -89,7 +95,7 @@ def add_tile_targets(fig: go.Figure, label: str = TILE_POSITION) -> go.Figure:
     if heat is not None:
         heat.hoverinfo = "skip"
         heat.hovertemplate = None
-    fig.add_trace(_targets(x, y, customdata, f"{label}<extra>click to enlarge</extra>"))
+    fig.add_trace(_targets(x, y, customdata, "{}<extra>{}</extra>".format(_(label), _("click to enlarge"))))
     fig.update_layout(hovermode="closest", hoverdistance=-1, clickmode="event+select", dragmode="pan")
     return fig
 

@@ -21,6 +21,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from vitviz.i18n import _
+
 __all__ = ["APP_TEMPLATE", "browser_safe_colours", "plotly_config", "show_figure", "npz_bytes", "read_npz", "download_arrays", "slug"]
 
 
@@ -228,16 +230,20 @@ def _jsonable(value: Any) -> Any:
 
 def download_arrays(
     arrays: Mapping[str, Any], settings: Mapping[str, Any], *, filename: str, key: str,
-    label: str = "Download arrays (.npz)",
+    label: str | None = None,
 ) -> None:
-    """A download button for the view's raw arrays (built only when clicked) and its settings JSON."""
+    """A download button for the view's raw arrays (built only when clicked) and its settings JSON.
+
+    The label defaults to "Download arrays (.npz)" in the current language; the file's name and its settings'
+    keys stay English (they are data).
+    """
     st.download_button(
-        label,
+        _("Download arrays (.npz)") if label is None else label,
         data=lambda: npz_bytes(arrays, settings),
         file_name=f"{slug(filename)}.npz",
         mime="application/octet-stream",
         key=key,
         on_click="ignore",
         icon=":material/download:",
-        help="NumPy archive: np.load(file) gives each array plus 'settings', the view's settings as JSON.",
+        help=_("NumPy archive: np.load(file) gives each array plus 'settings', the view's settings as JSON."),
     )

@@ -21,7 +21,7 @@ from .samples import default_sample, list_samples, read_sample, sample_title
 __all__ = ["AppContext", "Prompt", "sidebar", "context", "describe_image", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES",
            "WEIGHT_TYPES"]
 
-SOURCES = ("Sample", "Upload", "Camera")
+SOURCES = ("Sample", "Upload", "Camera", "Draw")
 OTHER_MODEL = N_("Other timm model…")
 """The model picker's last option (its URL value stays English; only its display is translated)."""
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif", "svg"]
@@ -178,6 +178,8 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
         if shot is None:
             return None, "", [Prompt(_("Take a photo with the camera in the sidebar (or pick a sample) to begin."))]
         return shot.getvalue(), "camera photo", problems
+    if source == "Draw":
+        return _drawing()
     samples = list_samples()
     if not samples:
         return None, "", [_("No sample images were found in {folder}.").format(folder="vitviz/assets/samples")]
@@ -189,6 +191,26 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     data = read_sample(name)
     st.image(data, caption=sample_title(name), width="stretch")
     return data, f"sample: {name}", problems
+
+
+def _drawing() -> tuple[bytes | None, str, list[str]]:
+    """The drawing pad: its sketch (PNG bytes) once something is drawn, else a prompt; a bad payload says why."""
+    from vitviz.i18n import _
+
+    from .components.drawing_canvas import DrawingError, drawing_canvas, drawing_png
+
+    value = drawing_canvas(key="drawing", labels={
+        "pen": _("Pen"), "width": _("Thickness"), "background": _("Background"), "undo": _("Undo"), "clear": _("Clear"),
+        "canvas": _("Drawing pad: draw a shape with the mouse, a pen or a finger"),
+    })
+    try:
+        data = drawing_png(value)
+    except DrawingError as exc:
+        st.error(str(exc), icon=":material/broken_image:")
+        return None, "", [str(exc)]
+    if data is None:
+        return None, "", [Prompt(_("Draw a shape on the pad in the sidebar (or pick a sample) to begin."))]
+    return data, "drawing", []
 
 
 def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, Any]:
