@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz.i18n import N_, _, ngettext
+from vitviz.i18n import N_, _, keep_language, ngettext
 from vitviz_app import walkthrough as wt
 
 ui.entry_point()
@@ -156,7 +156,8 @@ step(5, _("Self-attention"),
 c1, c2 = st.columns(2)
 layer = int(c1.slider(_("Layer"), 0, depth - 1, value=0, key="how_layer", bind="query-params",
                       persist_state="session"))
-head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=ui.head_label, key="how_head",
+head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=keep_language(ui.head_label),
+                        key="how_head",
                         bind="query-params", persist_state="session"))
 from vitviz_app.components import patch_follower
 
