@@ -7,6 +7,7 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz_app import walkthrough as wt
+from vitviz_app.views import figure_view
 
 ui.entry_point()
 
@@ -95,17 +96,25 @@ step(2, "Flatten each patch",
      f"{layout.num_patches} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = "
      f"({layout.num_patches}, {embed.pixels.size})")
 n_per_channel = ph * pw
-flat_fig = go.Figure([
-    go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
-               y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=name,
-               line=dict(color=color, width=1))
-    for c, (name, color) in enumerate((("red", "#d62728"), ("green", "#2ca02c"), ("blue", "#1f77b4")))
-])
-flat_fig.update_layout(title=dict(text=f"Patch (row {row}, col {col}) flattened: x = {fmt(embed.pixels)}"),
-                       xaxis_title="index in the vector", yaxis_title="normalised value", height=280,
-                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
-                                                                          xanchor="right", yanchor="bottom"))
-ui.show_figure(flat_fig, key="how.flat", filename="step2-flattened-patch")
+
+
+def flat_figure() -> go.Figure:
+    fig = go.Figure([
+        go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
+                   y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=name,
+                   line=dict(color=color, width=1))
+        for c, (name, color) in enumerate((("red", "#d62728"), ("green", "#2ca02c"), ("blue", "#1f77b4")))
+    ])
+    fig.update_layout(title=dict(text=f"Patch (row {row}, col {col}) flattened: x = {fmt(embed.pixels)}"),
+                      xaxis_title="index in the vector", yaxis_title="normalised value", height=280,
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
+                                                                         xanchor="right", yanchor="bottom"))
+    return fig
+
+
+# each figure is built once per forward pass and what it shows (vitviz_app.views.figure_view)
+ui.show_figure(figure_view(("how.flat", fwd.key, row, col), flat_figure), key="how.flat",
+               filename="step2-flattened-patch")
 
 # 3 ------------------------------------------------------------------------------------ project
 step(3, "Project each patch to an embedding",
@@ -113,11 +122,18 @@ step(3, "Project each patch to an embedding",
      "all patches (timm implements it as a convolution with stride P).",
      rf"z^{{i}} = x_p^{{i}} E + b, \quad E \in \mathbb{{R}}^{{{embed.pixels.size} \times {dim}}}",
      f"({layout.num_patches}, {embed.pixels.size}) · ({embed.pixels.size}, {dim}) → ({layout.num_patches}, {dim})")
-emb_fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name="embedding"))
-emb_fig.update_layout(title=dict(text=f"Token of patch (row {row}, col {col}): z = {fmt(embed.embedding)}"),
+
+
+def embedding_figure() -> go.Figure:
+    fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name="embedding"))
+    fig.update_layout(title=dict(text=f"Token of patch (row {row}, col {col}): z = {fmt(embed.embedding)}"),
                       xaxis_title="embedding dimension", yaxis_title="value", height=260,
                       margin=dict(l=10, r=10, t=50, b=10))
-ui.show_figure(emb_fig, key="how.embed", filename="step3-patch-embedding")
+    return fig
+
+
+ui.show_figure(figure_view(("how.embed", fwd.key, row, col), embedding_figure), key="how.embed",
+               filename="step3-patch-embedding")
 check(embed.error, "x·E + b equals the model's patch-embedding output for this patch")
 
 # 4 ------------------------------------------------------------------------------------ prefix + positions
@@ -132,13 +148,19 @@ step(4, "Add the class token and position embeddings", prefix_text + pos_text,
      r"z_0 = [\,x_\text{class};\ x_p^1 E;\ \dots;\ x_p^N E\,] + E_\text{pos}",
      f"({layout.num_patches}, {dim}) → ({layout.num_tokens}, {dim}): {layout.describe()}")
 shown_dims = min(dim, 96)
-z_fig = go.Figure(go.Heatmap(
-    z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
-    hovertemplate="token %{y}, dim %{x}: %{z:.3f}<extra></extra>", colorbar=dict(title="value", thickness=12)))
-z_fig.update_layout(title=dict(text=f"z₀: one row per token (first {shown_dims} of {dim} dimensions)"),
-                    xaxis_title="dimension", yaxis_title="token", yaxis_autorange="reversed", height=340,
-                    margin=dict(l=10, r=10, t=50, b=10))
-ui.show_figure(z_fig, key="how.tokens", filename="step4-tokens")
+
+
+def tokens_figure() -> go.Figure:
+    fig = go.Figure(go.Heatmap(
+        z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
+        hovertemplate="token %{y}, dim %{x}: %{z:.3f}<extra></extra>", colorbar=dict(title="value", thickness=12)))
+    fig.update_layout(title=dict(text=f"z₀: one row per token (first {shown_dims} of {dim} dimensions)"),
+                      xaxis_title="dimension", yaxis_title="token", yaxis_autorange="reversed", height=340,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+ui.show_figure(figure_view(("how.tokens", fwd.key), tokens_figure), key="how.tokens", filename="step4-tokens")
 check(tokens_error, "the sequence equals the tokens entering the first block")
 
 # 5 ------------------------------------------------------------------------------------ self-attention
@@ -194,7 +216,8 @@ with left:
                f"{att.weights.sum():.4f}.")
     check(att.error, "the softmax row equals the attention the model computed")
 with right:
-    afig = attention_map_figure(att.weights, pixels, None, layout, query=token, layer=layer, head=head)
+    afig = figure_view(("how.attention", fwd.key, layer, head, token), lambda: attention_map_figure(
+        att.weights, pixels, None, layout, query=token, layer=layer, head=head))
     ui.show_figure(afig, key="how.attention", filename=f"step5-attention-layer{layer}-head{head}", height=420)
 
 # 6 ------------------------------------------------------------------------------------ blocks
@@ -207,17 +230,24 @@ step(6, "Repeat: transformer blocks",
      r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
      f"({layout.num_tokens}, {dim}) → … → ({layout.num_tokens}, {dim}), {depth} times")
 norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
-depth_fig = go.Figure()
-for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, f"patch ({row}, {col})")]:
-    depth_fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
-depth_fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
-                               mode="lines", name="mean of all patches", line=dict(dash="dot", color="gray")))
-depth_fig.update_layout(title=dict(text="Token length ‖z‖ after each block"), height=300,
-                        xaxis_title="hidden state: the embeddings z₀, then the output of each block",
-                        yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
-depth_fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
-                       ticktext=["z₀ in"] + [f"block {i}" for i in range(depth)])
-ui.show_figure(depth_fig, key="how.blocks", filename="step6-token-norms")
+
+
+def depth_figure() -> go.Figure:
+    fig = go.Figure()
+    for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, f"patch ({row}, {col})")]:
+        fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
+    fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
+                             mode="lines", name="mean of all patches", line=dict(dash="dot", color="gray")))
+    fig.update_layout(title=dict(text="Token length ‖z‖ after each block"), height=300,
+                      xaxis_title="hidden state: the embeddings z₀, then the output of each block",
+                      yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
+                     ticktext=["z₀ in"] + [f"block {i}" for i in range(depth)])
+    return fig
+
+
+ui.show_figure(figure_view(("how.blocks", fwd.key, row, col), depth_figure), key="how.blocks",
+               filename="step6-token-norms")
 
 # 7 ------------------------------------------------------------------------------------ classifier
 has_head = fwd.probabilities is not None
@@ -230,8 +260,8 @@ step(7, "Classify",
      f"({layout.num_tokens}, {dim}) → ({dim},) → ({int(cap.output.shape[-1])},)")
 head_step = wt.classifier_numbers(model, cap)
 if has_head:
-    ui.show_figure(predictions_figure(fwd.predictions, title="Top-5 probabilities"), key="how.predictions",
-                   filename="step7-predictions", height=280)
+    ui.show_figure(figure_view(("how.predictions", fwd.key), lambda: predictions_figure(
+        fwd.predictions, title="Top-5 probabilities")), key="how.predictions", filename="step7-predictions", height=280)
     ui.shapes_note(ctx.loaded)
 check(head_step.error, "the head's output equals the model's output")
 

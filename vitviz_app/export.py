@@ -145,6 +145,24 @@ def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
     return "<br>".join([*lines, text])
 
 
+def _prepare(fig: go.Figure, height: int | None) -> None:
+    """What :func:`show_figure` does to a figure before drawing it: height, template, colours, wrapped titles."""
+    if height is not None:
+        fig.update_layout(height=height)
+    apply_template(fig)
+    browser_safe_colours(fig)
+    title = fig.layout.title.text
+    if title and wrap_title(title) != title:  # one more line: hang the title from the top, one line lower
+        top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
+        wrapped = wrap_title(title)
+        fig.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top", pad_t=10),
+                          margin_t=top + 22 * wrapped.count("<br>"))
+    for frame in fig.frames or ():  # a slider's frames carry their own titles: wrap them the same way
+        if frame.layout and frame.layout.title and frame.layout.title.text:
+            frame.layout.title.text = wrap_title(frame.layout.title.text)
+    fig._vitviz_shown_at = height  # shown once with this height: a cached figure needs no second pass
+
+
 def show_figure(
     fig: go.Figure, *, key: str, filename: str, on_select: bool | Callable[[], None] = False,
     height: int | None = None,
@@ -163,22 +181,14 @@ def show_figure(
             the click from ``st.session_state[key]``, before the page draws its widgets again).
         height: Figure height in pixels.
 
+    A figure already prepared for the same height (a cached one, ``vitviz_app.views.figure_view``) is drawn
+    as it is: the steps above are done once per figure, not on every rerun.
+
     Returns:
         The selection event (``event.selection.points``) when ``on_select``, else None.
     """
-    if height is not None:
-        fig.update_layout(height=height)
-    apply_template(fig)
-    browser_safe_colours(fig)
-    title = fig.layout.title.text
-    if title and wrap_title(title) != title:  # one more line: hang the title from the top, one line lower
-        top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
-        wrapped = wrap_title(title)
-        fig.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top", pad_t=10),
-                          margin_t=top + 22 * wrapped.count("<br>"))
-    for frame in fig.frames or ():  # a slider's frames carry their own titles: wrap them the same way
-        if frame.layout and frame.layout.title and frame.layout.title.text:
-            frame.layout.title.text = wrap_title(frame.layout.title.text)
+    if getattr(fig, "_vitviz_shown_at", False) != height:  # a cached figure (views.figure_view) is done once
+        _prepare(fig, height)
     config = plotly_config(filename, clickable=bool(on_select))
     with st.container(key=f"fig-{slug(key)}"):  # a stable CSS class (st-key-fig-...) for browser tests
         if on_select:

@@ -13,7 +13,11 @@ import numpy as np
 import streamlit as st
 
 __all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "position_similarity_view",
-           "filters_view", "distance_view", "token_norms_view", "figure_view", "overview_figures"]
+           "filters_view", "distance_view", "token_norms_view", "feature_pca_view",
+           "figure_view", "overview_figures"]
+
+FILTERS_KEPT = 64
+"""Components of the patch-embedding filters decomposed once per model; more than any slider offers."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,36 @@ def position_similarity_view(fwd_key: str, _fwd) -> np.ndarray:
     return position_similarity(_fwd.model, _fwd.layout).astype(np.float32)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def filters_view(fwd_key: str, n: int, _fwd):
-    """Principal components of the patch-embedding filters (``vitviz.analysis.embedding_filters``)."""
+def _model_key(fwd) -> str:
+    """The part of a forward pass's key that names the model at its patch size (not the image or target)."""
+    model_key, _image, patch_size, _target = fwd.key.rsplit("|", 3)
+    return f"{model_key}|{patch_size}"
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _all_filters(model_key: str, _model):
+    """The first :data:`FILTERS_KEPT` principal components of a model's patch-embedding filters.
+
+    One SVD per model (a quarter of a second for ViT-B/16's 768 × 768 filters): every other number of
+    components is a slice of it, since each component is computed on its own from the same decomposition.
+    """
     from vitviz.analysis import embedding_filters
 
-    return embedding_filters(_fwd.model, n=n)
+    return embedding_filters(_model, n=FILTERS_KEPT)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def filters_view(fwd_key: str, n: int, _fwd):
+    """Principal components of the patch-embedding filters (``vitviz.analysis.embedding_filters``).
+
+    Sliced from one decomposition per model (:func:`_all_filters`), so the values equal
+    ``embedding_filters(model, n)`` and changing ``n`` never runs the SVD again.
+    """
+    from vitviz.analysis import embedding_filters
+
+    if n > FILTERS_KEPT:
+        return embedding_filters(_fwd.model, n=n)
+    return _all_filters(_model_key(_fwd), _fwd.model).first(n)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -96,7 +124,15 @@ def token_norms_view(fwd_key: str, _fwd) -> np.ndarray:
     return np.asarray(token_norms(_fwd.capture.hidden_states[0]))
 
 
-@st.cache_resource(max_entries=24, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)
+def feature_pca_view(fwd_key: str, layer: int, _fwd) -> np.ndarray:
+    """The first three principal components of hidden state ``layer``'s patch tokens as RGB, (gh, gw, 3)."""
+    from vitviz.analysis import feature_pca
+
+    return feature_pca(_fwd.capture, _fwd.layout, layer=layer)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
 def figure_view(key: tuple, _build: Callable):
     """A Plotly figure built once per ``key`` and shared, for figures whose building costs more than drawing.
 

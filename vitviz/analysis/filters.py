@@ -34,6 +34,12 @@ class EmbeddingFilters:
     components: np.ndarray
     explained_variance_ratio: np.ndarray
 
+    def first(self, n: int) -> "EmbeddingFilters":
+        """The first ``n`` components (all when there are fewer): equal to ``embedding_filters(..., n=n)``
+        of the same weight, since each component is scaled and sign-fixed on its own."""
+        n = max(0, int(n))
+        return EmbeddingFilters(self.tiles[:n], self.components[:n], self.explained_variance_ratio[:n])
+
 
 def _patch_weight(model_or_weight: Any) -> np.ndarray:
     if isinstance(model_or_weight, nn.Module):
