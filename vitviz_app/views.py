@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import streamlit as st
 
-__all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "position_similarity_view",
+__all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "rollout_steps_view", "gradient_rollout_steps_view", "position_similarity_view",
            "filters_view", "distance_view", "token_norms_view", "feature_pca_view",
            "figure_view", "overview_figures"]
 
@@ -47,13 +47,45 @@ def _view(result) -> RolloutView:
                        result.readout)
 
 
+STEPS_BUDGET = 48 * 2**20
+"""Most bytes of rollout step matrices (L·N² float64) kept per setting: ViT-B/16 at 224 needs 3.7 MB; a
+model at 1,370 tokens would need 180 MB, so its steps are formed again for each rollout instead."""
+
+
+def _steps_fit(fwd) -> bool:
+    n = fwd.layout.num_tokens
+    return fwd.capture.num_layers * n * n * 8 <= STEPS_BUDGET
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def rollout_steps_view(fwd_key: str, head_fusion: str, discard_ratio: float, _fwd):
+    """Every layer's rollout step matrix for these settings (``vitviz.analysis.rollout_steps``), or None when
+    they would take more than :data:`STEPS_BUDGET`: a new start layer then only multiplies them again."""
+    from vitviz.analysis import rollout_steps
+
+    return rollout_steps(_fwd.capture, head_fusion, discard_ratio) if _steps_fit(_fwd) else None
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def gradient_rollout_steps_view(fwd_key: str, _fwd):
+    """Every layer's gradient-rollout step matrix (``vitviz.analysis.gradient_rollout_steps``), or None."""
+    from vitviz.analysis import gradient_rollout_steps
+
+    return gradient_rollout_steps(_fwd.capture) if _steps_fit(_fwd) else None
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def rollout_view(fwd_key: str, head_fusion: str, discard_ratio: float, start_layer: int, _fwd) -> RolloutView:
-    """Attention rollout (Abnar & Zuidema 2020) of a forward pass from ``start_layer`` to the last layer."""
+    """Attention rollout (Abnar & Zuidema 2020) of a forward pass from ``start_layer`` to the last layer.
+
+    The step matrices are kept per setting (:func:`rollout_steps_view`), so another start layer does not read
+    the attention again; the maps are the same as ``vitviz.analysis.rollout``'s.
+    """
     from vitviz.analysis import rollout
 
+    steps = rollout_steps_view(fwd_key, head_fusion, discard_ratio, _fwd)
     return _view(rollout(_fwd.capture, head_fusion=head_fusion, discard_ratio=discard_ratio,
-                         start_layer=start_layer))
+                         start_layer=start_layer, steps=steps))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -61,7 +93,8 @@ def gradient_rollout_view(fwd_key: str, start_layer: int, _fwd) -> RolloutView:
     """Gradient-weighted rollout (Chefer et al. 2021) of a forward pass captured with a target class."""
     from vitviz.analysis import gradient_rollout
 
-    return _view(gradient_rollout(_fwd.capture, start_layer=start_layer))
+    steps = gradient_rollout_steps_view(fwd_key, _fwd)
+    return _view(gradient_rollout(_fwd.capture, start_layer=start_layer, steps=steps))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
