@@ -82,3 +82,33 @@ def chart_spec(at, key: str) -> dict:
 def figure() -> Callable[[Any, str], dict]:
     """``figure(at, key)``: the figure dict shown by ``show_figure(..., key=key)`` on the current page."""
     return chart_spec
+
+
+def _layout_stand_in(name: str, **model_args):
+    def load_shapes_model(device: str = "cpu", **_):
+        import timm
+        import torch
+
+        torch.manual_seed(0)
+        model = timm.create_model(name, pretrained=False, **model_args).eval()
+        classes = [f"shape {i}" for i in range(model.num_classes)] if model.num_classes else []
+        return model, {"classes": classes, "patch_sizes": [8, 16], "native_patch_size": 16}
+
+    return load_shapes_model
+
+
+@pytest.fixture
+def swap_bundled(monkeypatch, app_model):
+    """Run the app with another network behind the bundled model's name (caches cleared around the test)."""
+    import streamlit as st
+
+    import vitviz.shapes
+
+    def swap(name: str, **model_args) -> None:
+        monkeypatch.setattr(vitviz.shapes, "load_shapes_model", _layout_stand_in(name, **model_args), raising=False)
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield swap
+    st.cache_resource.clear()
+    st.cache_data.clear()

@@ -3,38 +3,9 @@ pooling, no classifier head. The bundled model is swapped for timm's tiny test m
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 
 PAGES = ["pages/patches.py", "pages/position_embeddings.py", "pages/attention.py",
          "pages/rollout.py", "pages/heads_depth.py", "pages/how_vit_works.py", "pages/compare.py"]
-
-
-def _stand_in(name: str, **model_args):
-    def load_shapes_model(device: str = "cpu", **_):
-        import timm
-        import torch
-
-        torch.manual_seed(0)
-        model = timm.create_model(name, pretrained=False, **model_args).eval()
-        classes = [f"shape {i}" for i in range(model.num_classes)] if model.num_classes else []
-        return model, {"classes": classes, "patch_sizes": [8, 16], "native_patch_size": 16}
-
-    return load_shapes_model
-
-
-@pytest.fixture
-def swap_bundled(monkeypatch, app_model):
-    """Run the app with another network behind the bundled model's name (caches cleared around the test)."""
-    import vitviz.shapes
-
-    def swap(name: str, **model_args) -> None:
-        monkeypatch.setattr(vitviz.shapes, "load_shapes_model", _stand_in(name, **model_args), raising=False)
-
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield swap
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 @pytest.mark.parametrize(

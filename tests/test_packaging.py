@@ -39,7 +39,7 @@ def test_pyproject_declares_what_the_library_imports():
     imported = set()
     for path in (ROOT / "vitviz").rglob("*.py"):
         imported |= set(re.findall(r"^\s*(?:import|from) (torch|torchvision|timm|plotly|PIL|numpy|safetensors|"
-                                   r"huggingface_hub|streamlit)\b", path.read_text(), re.M))
+                                   r"huggingface_hub|streamlit|babel)\b", path.read_text(), re.M))
     names = {"PIL": "pillow", "huggingface_hub": "huggingface-hub"}
     assert "streamlit" not in imported, "the library never imports streamlit"
     assert {names.get(m, m) for m in imported} <= declared

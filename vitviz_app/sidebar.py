@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from . import loaders
+from . import language, loaders
 from .samples import default_sample, list_samples, read_sample
 
 __all__ = ["AppContext", "Prompt", "sidebar", "context", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
@@ -266,6 +266,7 @@ def sidebar() -> AppContext:
     problems: list[str] = []
     loaded = image = image_key = None
     with st.sidebar:
+        language.switch()
         data, image_label, image_problems = _image_section(offline=default_model == BUNDLED_MODEL)
         problems += image_problems
         if data is not None:

@@ -165,15 +165,24 @@ def feature_pca_view(fwd_key: str, layer: int, _fwd) -> np.ndarray:
     return feature_pca(_fwd.capture, _fwd.layout, layer=layer)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def figure_view(key: tuple, _build: Callable):
-    """A Plotly figure built once per ``key`` and shared, for figures whose building costs more than drawing.
+def figure_view(key: tuple, build: Callable):
+    """A Plotly figure built once per ``key`` and language, and shared, for figures whose building costs more
+    than drawing.
 
     ``key`` must name everything the figure shows (the forward pass's key, which stands for the model, the
-    image and the patch size, plus every setting and text). The figure object itself is kept
-    (``st.cache_resource``: not pickled), so a rerun that changes another control only serialises it again:
-    e.g. the Rollout page's 12-frame figures when the other map's settings move.
+    image and the patch size, plus every setting and text); the language of its texts is added here. The
+    figure object itself is kept (``st.cache_resource``: not pickled), so a rerun that changes another control
+    only serialises it again (``vitviz_app.show_figure`` prepares a cached figure once): e.g. the Rollout
+    page's 12-frame figures when the other map's settings move, or a view control that another figure of the
+    page does not depend on.
     """
+    from vitviz.i18n import get_language
+
+    return _figure_view((*key, get_language()), build)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _figure_view(key: tuple, _build: Callable):
     return _build()
 
 
