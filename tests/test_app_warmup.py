@@ -68,3 +68,45 @@ def test_progress_waits_until_the_imports_are_done(fresh_warmup):
     at = AppTest.from_function(script).run()
     assert not at.exception
     assert "waited 1" in [m.value for m in at.markdown]
+
+
+_SERVE = """
+import asyncio, sys, threading
+import streamlit
+import app
+loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('vitviz', 'vitviz_app', 'torch', 'timm', 'plotly'))
+assert isinstance(app.app, streamlit.App), type(app.app)
+
+async def serve():
+    async with app.warm_up_at_start(app.app):
+        pass
+
+asyncio.run(serve())
+for thread in threading.enumerate():
+    if thread.name == 'vitviz-warmup-start':
+        thread.join(120)
+print(loaded, 'vitviz_app.warmup' in sys.modules)
+"""
+
+
+def test_streamlit_run_imports_app_py_light_and_warms_up_from_its_lifespan():
+    """Streamlit with ``st.App``: ``streamlit run app.py`` finds ``app`` in the file (static discovery) and imports
+    it; the import loads nothing of vitviz, torch or Plotly (the server answers at once), and the lifespan hook
+    starts the warm-up in a thread."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import streamlit
+
+    if not hasattr(streamlit, "App"):
+        pytest.skip("this Streamlit has no st.App: the warm-up starts at the first script run")
+    from streamlit.web.server.app_discovery import discover_asgi_app
+
+    repo = Path(__file__).resolve().parents[1]
+    assert discover_asgi_app(repo / "app.py").import_string == "app:app"
+    out = subprocess.run([sys.executable, "-c", _SERVE], cwd=repo, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "VITVIZ_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[] True", out.stdout

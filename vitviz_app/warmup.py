@@ -6,24 +6,23 @@ results land in the shared caches (``loaders.load``, ``decode``, ``forward``, th
 page, asking for them, waits on the cache's lock instead of doing the work twice. While the imports are
 not done, :func:`show_progress` draws the steps with ``st.status`` so the first visitor sees what happens.
 
-When does it start? With Streamlit's ``st.App`` (Streamlit 1.5x and later), ``streamlit run app.py`` imports
-``app.py`` to find the ASGI app it defines and calls its :func:`lifespan` as the server starts, before any
-browser connects: the warm-up then runs while nobody waits. Older Streamlit versions run no user code before
-the first session, so there it starts at the app script's first run (``app.py`` calls :func:`start` on every
-run; only the first call starts the thread).
+When does it start? With Streamlit's ``st.App`` (Streamlit 1.67 here), ``streamlit run app.py`` imports
+``app.py`` to find the ASGI app it defines and runs its lifespan hook (``app.warm_up_at_start``) as the
+server starts, before any browser connects: the warm-up then runs while nobody waits. Older Streamlit
+versions run no user code before the first session, so there it starts at the app script's first run
+(``app.py`` calls :func:`start` on every run; only the first call starts the thread).
 
 Only under a real Streamlit server (never in ``AppTest`` or a plain import); ``VITVIZ_WARMUP=0`` turns it
 off. Each step's time since the thread started is kept in :data:`STEPS` and written to the server log.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Callable
 
-__all__ = ["STEPS", "LABELS", "start", "done", "show_progress", "lifespan"]
+__all__ = ["STEPS", "LABELS", "start", "done", "show_progress"]
 
 LABELS = {
     "imports": "Loading PyTorch, timm and Plotly",
@@ -150,11 +149,3 @@ def show_progress(wait_for: str = "imports", poll_s: float = 0.1, sleep: Callabl
                 break
             sleep(poll_s)
     placeholder.empty()  # the page takes its place
-
-
-@contextlib.asynccontextmanager
-async def lifespan(_app: Any) -> AsyncIterator[None]:
-    """The ``st.App`` lifespan hook: start the warm-up when the server starts (the thread does the work, so the
-    server answers at once)."""
-    start()
-    yield
