@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -145,6 +146,9 @@ def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
     return "<br>".join([*lines, text])
 
 
+_PREPARE_LOCK = threading.Lock()
+
+
 def _prepare(fig: go.Figure, height: int | None) -> None:
     """What :func:`show_figure` does to a figure before drawing it: height, template, colours, wrapped titles."""
     if height is not None:
@@ -187,8 +191,9 @@ def show_figure(
     Returns:
         The selection event (``event.selection.points``) when ``on_select``, else None.
     """
-    if getattr(fig, "_vitviz_shown_at", False) != height:  # a cached figure (views.figure_view) is done once
-        _prepare(fig, height)
+    with _PREPARE_LOCK:  # a cached figure is shared by every session: prepared once, by one of them
+        if getattr(fig, "_vitviz_shown_at", False) != height:
+            _prepare(fig, height)
     config = plotly_config(filename, clickable=bool(on_select))
     with st.container(key=f"fig-{slug(key)}"):  # a stable CSS class (st-key-fig-...) for browser tests
         if on_select:
