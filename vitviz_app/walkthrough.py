@@ -36,7 +36,8 @@ __all__ = [
 
 MODEL_CALLS = {"count": 0}
 """How many times the model's own modules were run here (memo misses only)."""
-MEMO_SIZE = 32
+MEMO_SIZE = 24
+"""Entries kept: one layer's queries and keys are 1.2 MB for ViT-B/16 at 224."""
 _MEMO: "OrderedDict[tuple, tuple[tuple, Any]]" = OrderedDict()  # key → (weak references, value)
 _MEMO_LOCK = threading.Lock()
 
@@ -56,6 +57,8 @@ def _memo(name: str, objects: tuple, args: tuple, compute: Callable[[], Any]) ->
     value = compute()
     with _MEMO_LOCK:
         MODEL_CALLS["count"] += 1
+        for stale in [k for k, (refs, _) in _MEMO.items() if any(ref() is None for ref in refs)]:
+            del _MEMO[stale]  # its model, input or capture is gone: never asked for again
         _MEMO[key] = (tuple(weakref.ref(o) for o in objects), value)
         while len(_MEMO) > MEMO_SIZE:
             _MEMO.popitem(last=False)
