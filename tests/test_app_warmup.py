@@ -74,7 +74,7 @@ _SERVE = """
 import asyncio, sys, threading
 import streamlit
 import app
-loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('vitviz', 'vitviz_app', 'torch', 'timm', 'plotly'))
+loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('vitviz', 'vitviz_app', 'torch', 'timm'))
 assert isinstance(app.app, streamlit.App), type(app.app)
 
 async def serve():
@@ -91,7 +91,7 @@ print(loaded, 'vitviz_app.warmup' in sys.modules)
 
 def test_streamlit_run_imports_app_py_light_and_warms_up_from_its_lifespan():
     """Streamlit with ``st.App``: ``streamlit run app.py`` finds ``app`` in the file (static discovery) and imports
-    it; the import loads nothing of vitviz, torch or Plotly (the server answers at once), and the lifespan hook
+    it; the import loads nothing of vitviz, torch or timm (the server answers at once), and the lifespan hook
     starts the warm-up in a thread."""
     import os
     import subprocess
