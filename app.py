@@ -3,25 +3,15 @@
 Run with ``streamlit run app.py``. This file is the entry point and the Overview page: it draws the shared
 sidebar (image and model), registers the pages with ``st.navigation`` and, on the Overview, shows the image,
 the top-5 predictions and the attention rollout at one glance.
-
-Streamlit runs this file as a script (``__name__ == "__main__"``) for every session and rerun. Streamlit
-versions with ``st.App`` also *import* it when ``streamlit run app.py`` starts, find ``app`` below and serve
-it: its lifespan hook starts the warm-up (``vitviz_app.warmup``) as the server starts, before any browser
-connects. Older versions never import it, and the warm-up starts at the first script run instead.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib
-import threading
-
 import streamlit as st
 
-if __name__ == "__main__":  # a run of the app (see the end of the file): its own imports
-    import vitviz_app as ui
-    from vitviz.i18n import _
-    from vitviz_app import language, warmup
-    from vitviz_app.views import overview_figures
+import vitviz_app as ui
+from vitviz.i18n import _
+from vitviz_app import language, warmup
+from vitviz_app.views import overview_figures
 
 
 def overview() -> None:
@@ -91,34 +81,14 @@ def pages() -> dict[str, list]:
     }
 
 
-def main() -> None:
-    """One run of the app: language, page settings, navigation, the sidebar, then the chosen page."""
-    ui.mark_entry_point()
-    language.choose()  # first: every text below, the library's figures included, is made in this language
-    # "auto": Streamlit collapses the sidebar on narrow screens; the pages' columns stack on their own (ui.py)
-    st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide",
-                       initial_sidebar_state="auto")
-    ui.responsive_layout()
-    page = st.navigation(pages())
-    warmup.start()  # once per server (a no-op when the server's start already began it), in the background
-    warmup.show_progress()  # the first visitor sees the steps instead of a blank page
-    ui.sidebar()
-    page.run()
-
-
-@contextlib.asynccontextmanager
-async def warm_up_at_start(_app):
-    """``st.App``'s lifespan hook: start the warm-up (``vitviz_app.warmup``) as the server starts.
-
-    Everything, the import of ``vitviz_app`` included, happens in a thread, so the server answers at once;
-    importing it here, after the server's runtime exists, also gives its caches the server's storage.
-    """
-    threading.Thread(target=lambda: importlib.import_module("vitviz_app.warmup").start(),
-                     name="vitviz-warmup-start", daemon=True).start()
-    yield
-
-
-if __name__ == "__main__":  # Streamlit runs the app: every session, every rerun
-    main()
-elif hasattr(st, "App"):  # `streamlit run app.py` imports this file to serve it (Streamlit with st.App)
-    app = st.App(__file__, lifespan=warm_up_at_start)  # the warm-up starts with the server, before any visitor
+ui.mark_entry_point()
+language.choose()  # first: every text below, the library's figures included, is made in this language
+# "auto": Streamlit collapses the sidebar on narrow screens; the pages' columns stack on their own (ui.py)
+st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide",
+                   initial_sidebar_state="auto")
+ui.responsive_layout()
+page = st.navigation(pages())
+warmup.start()  # once per server: heavy imports, default model and its first pass, in the background
+warmup.show_progress()  # the first visitor sees the steps instead of a blank page
+ui.sidebar()
+page.run()

@@ -1,16 +1,11 @@
 """Warm the server up: the heavy imports, the default model and its first view, in a background thread.
 
 A fresh server spends most of its first view importing PyTorch and timm, building the model and running it.
-:func:`start` does that work once per process, in a daemon thread: the same calls the page makes, so their
+:func:`start` does that work once per process, in a daemon thread, as soon as the app's script first runs
+(``streamlit run`` runs no user code before a browser connects): the same calls the page makes, so their
 results land in the shared caches (``loaders.load``, ``decode``, ``forward``, the Overview's views) and the
 page, asking for them, waits on the cache's lock instead of doing the work twice. While the imports are
 not done, :func:`show_progress` draws the steps with ``st.status`` so the first visitor sees what happens.
-
-When does it start? With Streamlit's ``st.App`` (Streamlit 1.67 here), ``streamlit run app.py`` imports
-``app.py`` to find the ASGI app it defines and runs its lifespan hook (``app.warm_up_at_start``) as the
-server starts, before any browser connects: the warm-up then runs while nobody waits. Older Streamlit
-versions run no user code before the first session, so there it starts at the app script's first run
-(``app.py`` calls :func:`start` on every run; only the first call starts the thread).
 
 Only under a real Streamlit server (never in ``AppTest`` or a plain import); ``VITVIZ_WARMUP=0`` turns it
 off. Each step's time since the thread started is kept in :data:`STEPS` and written to the server log.
