@@ -149,3 +149,40 @@ def test_a_cached_figure_is_prepared_once_and_shown_the_same(open_app, figure):
     assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
     assert after["layout"]["template"]["layout"]["font"]["color"] == "#1f2430"
     assert after["layout"]["height"] == 460
+
+
+def test_small_models_capture_on_one_thread_and_the_count_is_restored():
+    import threading
+
+    import timm
+    import torch
+
+    from vitviz_app import loaders
+
+    small = timm.create_model("test_vit", pretrained=False).eval()
+    large = torch.nn.Linear(4000, 3000)  # 12 M parameters
+    before = torch.get_num_threads()
+    seen = []
+    with loaders.one_thread_if_small(small):
+        seen.append(torch.get_num_threads())
+        with loaders.one_thread_if_small(small):  # overlapping passes (another session)
+            seen.append(torch.get_num_threads())
+        seen.append(torch.get_num_threads())  # the inner one ended: still one thread for the outer
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+    with loaders.one_thread_if_small(large):
+        assert torch.get_num_threads() == before
+    errors = []
+
+    def small_pass():
+        try:
+            with loaders.one_thread_if_small(small):
+                small(torch.randn(1, 3, *small.patch_embed.img_size))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=small_pass) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and torch.get_num_threads() == before
