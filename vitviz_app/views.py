@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 import streamlit as st
 
-__all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "rollout_steps_view", "gradient_rollout_steps_view", "position_similarity_view",
-           "filters_view", "distance_view", "token_norms_view", "feature_pca_view",
+__all__ = ["RolloutView", "rollout_view", "gradient_rollout_view", "rollout_steps_view", "gradient_rollout_steps_view",
+           "position_similarity_view", "filters_view", "distance_view", "token_norms_view", "feature_pca_view",
            "figure_view", "overview_figures"]
 
 FILTERS_KEPT = 64

@@ -33,7 +33,8 @@ import numpy as np
 from ._convert import is_capture, to_numpy
 from .attention import split_tokens
 
-__all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "gradient_rollout_steps", "rollout", "rollout_steps"]
+__all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "gradient_rollout_steps", "rollout",
+           "rollout_steps"]
 
 _FUSIONS = ("mean", "max", "min")
 
