@@ -136,3 +136,15 @@ def _heat(spec: dict) -> dict:
 
 def _photo(spec: dict) -> str:
     return next(t["source"] for t in spec["data"] if t["type"] == "image")
+
+
+@pytest.mark.parametrize("sample,expected", [("shapes_triangle_photo", "triangle"), ("shapes_cross_flat", "cross"),
+                                             ("shapes_heart_sketch", "heart"), ("shapes_star_outline", "star")])
+def test_new_style_samples_are_recognised_by_the_offline_model(open_app, figure, app_model, sample, expected):
+    """The gallery's drawn and photographed shapes (issue 13): the shipped model names them on the Overview."""
+    if app_model != "vitviz-shapes":
+        pytest.skip("needs the shipped vitviz-shapes weights")
+    at = open_app(query={"model": "vitviz-shapes", "image": sample})
+    assert not at.exception
+    bars = figure(at, "overview.predictions")["data"][0]
+    assert bars["customdata"][0] == expected

@@ -323,7 +323,8 @@ def test_name_goes_through_load_model(monkeypatch, vit):
 
     def fake_load_model(name, *, device=None, **kwargs):
         calls.append((name, device))
-        return models.LoadedModel(model=vit, name="test_vit", spec=None, source="random", notice="Random weights.",
+        return models.LoadedModel(model=vit, name="test_vit", spec=None, source="random",
+                                  message=models.Notice("Random weights."),
                                   data_config=resolve_model_data_config(vit), labels=[f"L{i}" for i in range(1000)])
 
     monkeypatch.setattr(models, "load_model", fake_load_model)

@@ -138,6 +138,7 @@ def test_offline_fallback_names_the_model_that_was_asked_for(offline, monkeypatc
     monkeypatch.setattr(models, "_bundled", lambda device, requested, notice, fallback=False: (notice, fallback))
     with pytest.warns(models.FallbackWarning, match="You asked for"):
         notice, fallback = load_model(name)
+    notice = str(notice)  # a models.Notice: its sentence in the current language
     assert fallback
     assert f"timm.create_model('{timm_name}', pretrained=True)" in notice
     assert name in notice and "HF_ENDPOINT" in notice and "local weights file" in notice

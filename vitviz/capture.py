@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .i18n import _
 from .layout import TokenLayout
 
 __all__ = [
@@ -72,18 +73,18 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     """
     blocks = getattr(model, "blocks", None)
     if blocks is None or len(blocks) == 0:
-        raise CaptureError(
-            f"{type(model).__name__} has no transformer blocks; vitviz captures ViT-family models "
+        raise CaptureError(_(
+            "{model} has no transformer blocks; vitviz captures ViT-family models "
             "(vit_*, deit*, eva*, flexivit_*, DINO/DINOv2)."
-        )
+        ).format(model=type(model).__name__))
     modules = []
     for i, block in enumerate(blocks):
         attn = getattr(block, "attn", None)
         if attn is None or not hasattr(attn, "attn_drop") or not hasattr(attn, "fused_attn"):
-            raise CaptureError(
-                f"block {i} uses {type(attn).__name__}, an attention module vitviz cannot record "
+            raise CaptureError(_(
+                "block {index} uses {module}, an attention module vitviz cannot record "
                 "(it needs timm's Attention/EvaAttention with an unfused path through attn_drop)."
-            )
+            ).format(index=i, module=type(attn).__name__))
         modules.append(attn)
     return modules
 
@@ -202,7 +203,7 @@ class AttentionRecorder:
         self.keep_graph = keep_graph
         self.modules = attention_modules(model)
         if storage == "qk" and not all(_supports_qk(m) for m in self.modules):
-            raise CaptureError("storage='qk' needs timm's plain Attention module in every block")
+            raise CaptureError(_("storage='qk' needs timm's plain Attention module in every block"))
         self._lock = model_lock(model)
         self._handles: list = []
         self._saved_flags: list[bool] = []
@@ -298,10 +299,10 @@ class AttentionRecorder:
         buckets = self.probs if self.storage == "full" else self.queries
         for i, bucket in enumerate(buckets):
             if len(bucket) != passes:
-                raise CaptureError(
-                    f"the attention hook of layer {i} ({type(self.modules[i]).__name__}) fired "
-                    f"{len(bucket)} times in {passes} forward pass(es); its attention cannot be trusted"
-                )
+                raise CaptureError(_(
+                    "the attention hook of layer {layer} ({module}) fired {fired} times in {passes} forward "
+                    "pass(es); its attention cannot be trusted"
+                ).format(layer=i, module=type(self.modules[i]).__name__, fired=len(bucket), passes=passes))
 
 
 def _choose_storage(model: nn.Module, layout: TokenLayout, batch: int, storage: str, target) -> str:
@@ -320,11 +321,11 @@ def _choose_storage(model: nn.Module, layout: TokenLayout, batch: int, storage: 
         if storage == "qk":
             raise ValueError("gradients need storage='full' (or 'auto')")
         if full > FULL_STORAGE_BUDGET:
-            raise CaptureError(
-                f"class-specific maps need every layer's attention and its gradient, {2 * full / 2**20:,.0f} MB "
-                f"of memory for {layout.num_tokens} tokens: too large (the limit is "
-                f"{2 * FULL_STORAGE_BUDGET / 2**20:,.0f} MB). Use a smaller input size or a smaller model."
-            )
+            raise CaptureError(_(
+                "class-specific maps need every layer's attention and its gradient, {needed:,.0f} MB "
+                "of memory for {tokens} tokens: too large (the limit is {limit:,.0f} MB). Use a smaller input "
+                "size or a smaller model."
+            ).format(needed=2 * full / 2**20, tokens=layout.num_tokens, limit=2 * FULL_STORAGE_BUDGET / 2**20))
         return "full"
     if storage != "auto":
         return storage
@@ -390,10 +391,10 @@ def capture(
 def _build(recorder: AttentionRecorder, layout: TokenLayout, output, grads, targets) -> Capture:
     hidden_states = recorder.hidden[0].cpu()  # (B, L+1, N, D)
     if hidden_states.shape[2] != layout.num_tokens:
-        raise CaptureError(
-            f"the model produced {hidden_states.shape[2]} tokens but its layout says "
-            f"{layout.describe()}; vitviz cannot place the tokens on the image"
-        )
+        raise CaptureError(_(
+            "the model produced {count} tokens but its layout says {layout}; vitviz cannot place the tokens on "
+            "the image"
+        ).format(count=hidden_states.shape[2], layout=layout.describe()))
     modules = recorder.modules
     fields = dict(
         layout=layout,

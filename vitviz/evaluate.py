@@ -18,6 +18,9 @@ output folder as each image finishes; run the same command again after an interr
 """
 from __future__ import annotations
 
+# A command-line tool for maintainers: its output and the Markdown it writes into docs/ are reports and stay
+# English (not translated; the app's texts go through vitviz.i18n).
+
 import argparse
 import json
 import sys

@@ -29,6 +29,7 @@ from PIL import Image
 from vitviz import analysis, figures
 from vitviz.capture import Capture, capture
 from vitviz.figures._base import as_rgb_array
+from vitviz.i18n import _
 from vitviz.images import InputGeometry, input_image, load_image, prepare_input
 from vitviz.layout import TokenLayout
 from vitviz.models import data_config as model_data_config
@@ -123,12 +124,13 @@ class Explanation:
         """``target`` checked against the classifier, or the top class when None."""
         num_classes = int(getattr(self.model, "num_classes", 0) or 0)
         if not num_classes or self.capture.output.shape[-1] != num_classes:
-            raise ValueError("this model has no classifier head: there is no class to explain")
+            raise ValueError(_("this model has no classifier head: there is no class to explain"))
         if target is None:
             return int(self.capture.output[0].argmax())
         target = int(target)
         if not 0 <= target < num_classes:
-            raise ValueError(f"class index {target} is out of range: the model has {num_classes} classes")
+            raise ValueError(_("class index {target} is out of range: the model has {count} classes").format(
+                target=target, count=num_classes))
         return target
 
     def capture_for(self, target: int | None = None) -> Capture:
@@ -272,7 +274,7 @@ class Explanation:
     def fig_attention_grid(self, query: Any = None, normalize: bool = False) -> go.Figure:
         """Layers × heads grid of one query's attention."""
         index = self._query(query)
-        title = f"Attention of {figures.token_name(self.layout, index)}, per layer and head"
+        title = _("Attention of {token}, per layer and head").format(token=figures.token_name(self.layout, index))
         return figures.attention_grid_figure(self.attention_grid(index), normalize=normalize, title=title)
 
     def fig_attention_distance(self) -> go.Figure:
@@ -311,7 +313,7 @@ class Explanation:
     def fig_relevance(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
         """Every method's map over the photo, side by side (default: every registered method)."""
         keys = self._method_keys(methods)
-        maps = {self._method(k).title: self.relevance(k, target) for k in keys}
+        maps = {self._method(k).display_title: self.relevance(k, target) for k in keys}
         return figures.relevance_maps_figure(maps, self.image, self.geometry, self.layout)
 
     def fig_faithfulness(self, methods: Sequence[str] | None = None, removal: str = "tokens",
@@ -319,21 +321,22 @@ class Explanation:
         """Perturbation curves of each method beside the random band (see :meth:`faithfulness`)."""
         target = self.target_class(target)
         keys = self._method_keys(methods)
-        results = {self._method(k).title: self.faithfulness(k, removal, target) for k in keys}
+        results = {self._method(k).display_title: self.faithfulness(k, removal, target) for k in keys}
         bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
         labels = analysis.imagenet_labels(self.model)
         name = next((p.label for p in self.predictions if p.index == target), None) or (
-            labels[target] if labels else f"class {target}")
+            labels[target] if labels else _("class {index}").format(index=target))
         return figures.faithfulness_figure(results, bands, class_name=f"“{name}”")
 
     def fig_sanity(self, methods: Sequence[str] | None = None, steps: int | None = None) -> go.Figure:
         """Rank correlation with the original map under cascading randomisation (see :meth:`sanity`)."""
         keys = self._method_keys(methods)
-        return figures.sanity_figure({self._method(k).title: self.sanity(k, steps=steps) for k in keys})
+        return figures.sanity_figure({self._method(k).display_title: self.sanity(k, steps=steps) for k in keys})
 
     def fig_predictions(self) -> go.Figure:
         """Top classes as a bar chart."""
-        return figures.predictions_figure(self.predictions, title=f"Top predictions of {self.name}".strip())
+        title = _("Top predictions of {model}").format(model=self.name)
+        return figures.predictions_figure(self.predictions, title=title)
 
 
 # ------------------------------------------------------------------------------------------- explain

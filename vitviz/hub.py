@@ -41,6 +41,9 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm as _tqdm
 
+from vitviz.i18n import N_, _
+from vitviz.models import Notice
+
 __all__ = [
     "DEFAULT_ENDPOINT",
     "DOWNLOAD_CHUNK_BYTES",
@@ -70,7 +73,15 @@ _LOG = logging.getLogger(__name__)
 
 
 class DownloadError(Exception):
-    """A download that failed, with a message meant for the user."""
+    """A download that failed, with a message meant for the user.
+
+    The message is kept as a :class:`~vitviz.models.Notice` (``notice``) when it was made in the download
+    thread, so that each waiter re-raises it in its own language (:meth:`Download.result`).
+    """
+
+    def __init__(self, message: "str | Notice") -> None:
+        super().__init__(str(message))
+        self.notice = message if isinstance(message, Notice) else None
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -147,12 +158,17 @@ class Progress:
     def describe(self) -> str:
         """One line for a progress bar, e.g. ``'model.safetensors: 12.3 MB of 22.9 MB · 4.1 MB/s · 3 s left'``."""
         if self.total is None and self.done == 0:
-            return f"{self.filename}: asking the hub…"
-        parts = [f"{self.filename}: {_size(self.done)}" + (f" of {_size(self.total)}" if self.total else "")]
+            return _("{file}: asking the hub…").format(file=self.filename)
+        if self.total:
+            done = _("{file}: {done} of {total}").format(file=self.filename, done=_size(self.done),
+                                                         total=_size(self.total))
+        else:
+            done = f"{self.filename}: {_size(self.done)}"
+        parts = [done]
         if self.speed is not None:
             parts.append(f"{_size(self.speed)}/s")
         if self.eta_s is not None and not self.finished:
-            parts.append(f"{_duration(self.eta_s)} left")
+            parts.append(_("{duration} left").format(duration=_duration(self.eta_s)))
         return " · ".join(parts)
 
 
@@ -276,9 +292,11 @@ class Download:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.wait(None if deadline is None else max(deadline - time.monotonic(), 0)):
             if deadline is not None and time.monotonic() >= deadline:
-                raise DownloadError(f"{self.repo_id}: still downloading after {timeout:.0f} s.")
-        if self._error is not None:  # a fresh exception per waiter: several threads may raise it at once
-            raise DownloadError(str(self._error)) from self._error
+                raise DownloadError(_("{repo}: still downloading after {seconds:.0f} s.").format(
+                    repo=self.repo_id, seconds=timeout))
+        if self._error is not None:  # a fresh exception per waiter (several threads may raise it at once),
+            # in the waiter's language when the download thread kept the message as a Notice
+            raise DownloadError(self._error.notice or str(self._error)) from self._error
         assert self._path is not None
         return self._path
 
@@ -457,10 +475,10 @@ def _check_free_space(needed: int, directory: str) -> None:
         except OSError:
             continue
         if free < needed:
-            raise DownloadError(
-                f"Not enough disk space: the file needs {_size(needed)} but only {_size(free)} is free where the "
-                f"Hugging Face cache lives ({directory}). Free some space or point HF_HOME to a larger disk."
-            )
+            raise DownloadError(Notice(N_(
+                "Not enough disk space: the file needs {needed} but only {free} is free where the "
+                "Hugging Face cache lives ({directory}). Free some space or point HF_HOME to a larger disk."
+            ), (("needed", _size(needed)), ("free", _size(free)), ("directory", directory))))
         return
 
 
@@ -489,11 +507,12 @@ def _verify(path: Path, filename: str, repo_id: str) -> None:
             leftover.unlink()
         except FileNotFoundError:
             pass
-    raise DownloadError(
-        f"The downloaded {filename} of {repo_id} is damaged: its {_CHECKSUM_NAMES[kind]} checksum is {actual[:12]}…, but "
-        f"the hub announced {expected[:12]}…. The file was removed from the cache; try again (a mirror may "
+    raise DownloadError(Notice(N_(
+        "The downloaded {file} of {repo} is damaged: its {checksum} checksum is {actual}…, but "
+        "the hub announced {expected}…. The file was removed from the cache; try again (a mirror may "
         "be serving a broken copy)."
-    )
+    ), (("file", filename), ("repo", repo_id), ("checksum", _CHECKSUM_NAMES[kind]), ("actual", actual[:12]),
+        ("expected", expected[:12]))))
 
 
 def _remote_entry_not_found() -> type[Exception]:
@@ -503,36 +522,39 @@ def _remote_entry_not_found() -> type[Exception]:
     return getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)
 
 
-def _reason(exc: BaseException, job: Download) -> str:
-    """Say in words why a download failed."""
+def _reason(exc: BaseException, job: Download) -> Notice:
+    """Say in words why a download failed (a :class:`Notice`: each waiter reads it in its own language)."""
     from huggingface_hub import errors
 
     host = urlparse(job.endpoint).netloc or job.endpoint
-    where = f"{job.repo_id} from {host}"
-    names = " or ".join(job.filenames)
+    values = (("repo", job.repo_id), ("host", host), ("error", type(exc).__name__))
     if isinstance(exc, errors.GatedRepoError):
-        return f"{job.repo_id} is a gated repository on {host}: accept its terms on the hub and log in first."
+        return Notice(N_("{repo} is a gated repository on {host}: accept its terms on the hub and log in first."),
+                      values)
     if isinstance(exc, errors.RepositoryNotFoundError):
-        return (f"{host} has no model repository named {job.repo_id} (or it is private). Check the name; with "
-                "a mirror (HF_ENDPOINT), check that the mirror has it.")
+        return Notice(N_("{host} has no model repository named {repo} (or it is private). Check the name; with "
+                         "a mirror (HF_ENDPOINT), check that the mirror has it."), values)
     if isinstance(exc, errors.RevisionNotFoundError):
-        return f"{job.repo_id} on {host} has no revision '{job.revision}'."
+        return Notice(N_("{repo} on {host} has no revision '{revision}'."), values + (("revision", job.revision),))
     if isinstance(exc, _remote_entry_not_found()):
-        return f"{job.repo_id} on {host} has no {names}."
+        names = job.filenames[0] if len(job.filenames) == 1 else Notice(
+            N_("{first} or {last}"), (("first", ", ".join(job.filenames[:-1])), ("last", job.filenames[-1])))
+        return Notice(N_("{repo} on {host} has no {files}."), values + (("files", names),))
     if isinstance(exc, errors.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", "?")
-        return f"{host} answered HTTP {status} while downloading {where}; try again later."
+        return Notice(N_("{host} answered HTTP {status} while downloading {repo} from {host}; try again later."),
+                      values + (("status", status),))
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return (f"The disk filled up while downloading {where}; the partial file was removed. Free some space "
-                "or point HF_HOME to a larger disk.")
+        return Notice(N_("The disk filled up while downloading {repo} from {host}; the partial file was removed. "
+                         "Free some space or point HF_HOME to a larger disk."), values)
     if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
-        return (f"The download of {where} ended early: the file arrived incomplete and was discarded. "
-                "Check the network and try again.")
+        return Notice(N_("The download of {repo} from {host} ended early: the file arrived incomplete and was "
+                         "discarded. Check the network and try again."), values)
     if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3"):
-        return (f"Could not download {where}: the network failed ({type(exc).__name__}). Check the connection, "
-                "or set HF_ENDPOINT to a mirror you can reach, and try again.")
-    _LOG.error("downloading %s failed", where, exc_info=exc)
-    return f"Could not download {where} ({type(exc).__name__}); the server log has the details."
+        return Notice(N_("Could not download {repo} from {host}: the network failed ({error}). Check the "
+                         "connection, or set HF_ENDPOINT to a mirror you can reach, and try again."), values)
+    _LOG.error("downloading %s from %s failed", job.repo_id, host, exc_info=exc)
+    return Notice(N_("Could not download {repo} from {host} ({error}); the server log has the details."), values)
 
 
 # --------------------------------------------------------------------------------------------- timm models
@@ -565,7 +587,7 @@ def weights_source(timm_name: str) -> WeightsSource | None:
     """The hub files holding a timm model's pretrained weights, or None when timm does not take them from
     the hub (e.g. a model with no pretrained weights, or weights behind a plain URL)."""
     if timm_name.startswith(("hf-hub:", "hf_hub:")):
-        repo, _, revision = timm_name.split(":", 1)[1].partition("@")
+        repo, _at, revision = timm_name.split(":", 1)[1].partition("@")
         return WeightsSource(repo, revision or None, WEIGHT_FILES, needs_config=True)
     from timm.models import get_pretrained_cfg
 
@@ -573,7 +595,7 @@ def weights_source(timm_name: str) -> WeightsSource | None:
     hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     if not hub_id:
         return None
-    repo, _, revision = hub_id.partition("@")
+    repo, _at, revision = hub_id.partition("@")
     filename = getattr(cfg, "hf_hub_filename", None)
     return WeightsSource(repo, revision or None, (filename,) if filename else WEIGHT_FILES)
 

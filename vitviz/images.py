@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vitviz.i18n import N_, _
+
 if TYPE_CHECKING:
     import torch
 
@@ -52,7 +54,6 @@ _PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 _FORMAT_NAMES = {
     "JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF",
 }
-_SUPPORTED_TEXT = "Supported formats: " + ", ".join(SUPPORTED_FORMATS) + "."
 
 # A resize inside the transform may make at most this many times the model input's pixels
 # (an extreme strip resized on its short side would otherwise need gigabytes).
@@ -104,7 +105,7 @@ def load_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int | None 
     """
     data = _read_bytes(source)
     if not data:
-        raise ImageError("The file is empty (0 bytes). Please choose an image file.", "empty")
+        raise ImageError(_("The file is empty (0 bytes). Please choose an image file."), "empty")
     image = _open(data, max_pixels)
     try:
         _check_size(image, max_pixels)
@@ -142,9 +143,10 @@ def _open(data: bytes, max_pixels: int | None) -> Image.Image:
 def _check_size(image: Image.Image, max_pixels: int | None) -> None:
     """Refuse degenerate or absurd sizes using the header alone."""
     width, height = image.size
-    fmt = _FORMAT_NAMES.get(image.format or "", "image")
+    fmt = _format_name(image)
     if width < 1 or height < 1:
-        message = f"This {fmt} file says it has no pixels ({width}×{height})."
+        message = _("This {format} file says it has no pixels ({width}×{height}).").format(
+            format=fmt, width=width, height=height)
         raise ImageError(message, "too_small", detected_format=fmt)
     if max_pixels is not None and width * height > max_pixels:
         message = _too_large_message(width * height, (width, height), max_pixels)
@@ -153,20 +155,40 @@ def _check_size(image: Image.Image, max_pixels: int | None) -> None:
 
 def _decode(image: Image.Image) -> None:
     """Decode every pixel of the current frame; truncation and damage become ``ImageError``."""
-    fmt = _FORMAT_NAMES.get(image.format or "", "image")
+    fmt = _format_name(image)
     try:
         image.load()
     except MemoryError:
         raise
     except Exception as exc:  # PIL's decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
         if "truncated" in str(exc) or isinstance(exc, EOFError):
-            message = (
-                f"This {fmt} file is incomplete: it ends before all of its pixels (it was probably cut off "
+            message = _(
+                "This {format} file is incomplete: it ends before all of its pixels (it was probably cut off "
                 "while downloading or copying). Please try the original file again."
-            )
+            ).format(format=fmt)
             raise ImageError(message, "truncated", detected_format=fmt) from exc
-        message = f"This {fmt} file is damaged and its pixels cannot be decoded. Please try another copy."
+        message = _("This {format} file is damaged and its pixels cannot be decoded. Please try another copy.").format(
+            format=fmt)
         raise ImageError(message, "corrupt", detected_format=fmt) from exc
+
+
+def _format_name(image: Image.Image) -> str:
+    """The image's format as shown to users (``'JPEG'``, ``'WebP'``), or "image" in the user's language."""
+    return _FORMAT_NAMES.get(image.format or "") or _("image")
+
+
+def _supported_text() -> str:
+    """``"Supported formats: JPEG, PNG, …"`` in the current language."""
+    return _("Supported formats: {formats}.").format(formats=", ".join(SUPPORTED_FORMATS))
+
+
+def _sentences(*parts: str) -> str:
+    """Sentences one after the other, as the current language writes them (English: a space between)."""
+    text = parts[0]
+    for part in parts[1:]:
+        # TRANSLATORS: two sentences one after the other; Chinese needs no space between them.
+        text = _("{sentence} {next_sentence}").format(sentence=text, next_sentence=part)
+    return text
 
 
 def _apply_exif_orientation(image: Image.Image) -> None:
@@ -208,7 +230,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     try:
         return image.convert("RGB")
     except ValueError as exc:
-        message = f"This image uses a colour mode ({mode}) that cannot be shown as RGB."
+        message = _("This image uses a colour mode ({mode}) that cannot be shown as RGB.").format(mode=mode)
         raise ImageError(message, "unsupported_mode") from exc
 
 
@@ -237,10 +259,16 @@ def _gray_to_rgb(gray: np.ndarray) -> Image.Image:
 
 def _too_large_message(pixels: int | None, size: tuple[int, int] | None = None, limit: int | None = None) -> str:
     """Message for an image whose header claims too many pixels."""
-    shown = f"{size[0]}×{size[1]} pixels, " if size else ""
-    amount = f" ({shown}{pixels / 1e6:,.0f} megapixels)" if pixels else ""
-    limit_text = f" The limit is {limit / 1e6:g} megapixels." if limit else ""
-    return f"This image is too large{amount}.{limit_text} Please resize it to a smaller copy first."
+    if pixels and size:
+        message = _("This image is too large ({width}×{height} pixels, {megapixels:,.0f} megapixels).").format(
+            width=size[0], height=size[1], megapixels=pixels / 1e6)
+    elif pixels:
+        message = _("This image is too large ({megapixels:,.0f} megapixels).").format(megapixels=pixels / 1e6)
+    else:
+        message = _("This image is too large.")
+    if limit:
+        message = _sentences(message, _("The limit is {megapixels:g} megapixels.").format(megapixels=limit / 1e6))
+    return _sentences(message, _("Please resize it to a smaller copy first."))
 
 
 def _pixels_from_bomb_error(exc: Exception) -> int | None:
@@ -263,15 +291,15 @@ _SUPPORTED_MAGIC = (
 
 # Magic numbers of formats we recognise but do not accept: (prefix, short name, description).
 _OTHER_MAGIC = (
-    (b"%PDF-", "PDF", "a PDF document"),
-    (b"%!PS", "PostScript", "a PostScript/EPS document"),
-    (b"8BPS", "PSD", "a Photoshop (PSD) file"),
-    (b"\x00\x00\x01\x00", "ICO", "a Windows icon (ICO)"),
-    (b"\xff\x0a", "JPEG XL", "a JPEG XL image"),
-    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL", "a JPEG XL image"),
-    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000", "a JPEG 2000 image"),
-    (b"\xffO\xffQ", "JPEG 2000", "a JPEG 2000 image"),
-    (b"PK\x03\x04", "ZIP", "a ZIP archive (or an Office document)"),
+    (b"%PDF-", "PDF", N_("a PDF document")),
+    (b"%!PS", "PostScript", N_("a PostScript/EPS document")),
+    (b"8BPS", "PSD", N_("a Photoshop (PSD) file")),
+    (b"\x00\x00\x01\x00", "ICO", N_("a Windows icon (ICO)")),
+    (b"\xff\x0a", "JPEG XL", N_("a JPEG XL image")),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL", N_("a JPEG XL image")),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000", N_("a JPEG 2000 image")),
+    (b"\xffO\xffQ", "JPEG 2000", N_("a JPEG 2000 image")),
+    (b"PK\x03\x04", "ZIP", N_("a ZIP archive (or an Office document)")),
 )
 
 # Sizes of the BMP info header that follows the 14-byte file header (BITMAPCOREHEADER .. BITMAPV5HEADER).
@@ -280,12 +308,13 @@ _BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
 # ISO base media file brands (the 'ftyp' box): HEIC/HEIF photos, AVIF images, MP4/QuickTime video.
 _FTYP_BRANDS = {
     **dict.fromkeys((b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"),
-                    ("HEIC", "a HEIC/HEIF photo (the default format of iPhone cameras)")),
-    **dict.fromkeys((b"avif", b"avis"), ("AVIF", "an AVIF image")),
+                    ("HEIC", N_("a HEIC/HEIF photo (the default format of iPhone cameras)"))),
+    **dict.fromkeys((b"avif", b"avis"), ("AVIF", N_("an AVIF image"))),
 }
 
 # What PIL's other plugins call formats, as shown to users.
-_PIL_DESCRIPTIONS = {"ICO": "a Windows icon (ICO)", "PSD": "a Photoshop (PSD) file", "AVIF": "an AVIF image"}
+_PIL_DESCRIPTIONS = {"ICO": N_("a Windows icon (ICO)"), "PSD": N_("a Photoshop (PSD) file"),
+                     "AVIF": N_("an AVIF image")}
 
 
 def _unreadable(data: bytes) -> ImageError:
@@ -300,33 +329,36 @@ def _unreadable(data: bytes) -> ImageError:
     found = _recognise_other(data)
     if found is not None:
         fmt, description = found
-        message = f"This looks like {description}, which is not supported. Please convert it to JPEG or PNG."
-        message += " " + _SUPPORTED_TEXT
+        message = _("This looks like {description}, which is not supported. Please convert it to JPEG or PNG.").format(
+            description=description)
+        message = _sentences(message, _supported_text())
         return ImageError(message, "unsupported_format", detected_format=fmt)
     if _text_head(data).startswith(("<!doctype html", "<html")):
-        message = "This file is a web page (HTML), not an image. Save the image itself and try again."
-        message += " " + _SUPPORTED_TEXT
+        message = _("This file is a web page (HTML), not an image. Save the image itself and try again.")
+        message = _sentences(message, _supported_text())
         return ImageError(message, "not_image", detected_format="HTML")
-    message = f"This file is not an image (or not one we can read). {_SUPPORTED_TEXT}"
+    message = _sentences(_("This file is not an image (or not one we can read)."), _supported_text())
     return ImageError(message, "not_image")
 
 
 def _damaged(fmt: str) -> ImageError:
     """Error for a file that starts like a supported format but cannot be opened."""
-    message = f"This {fmt} file is damaged: its header cannot be read. Please try another copy."
+    message = _("This {format} file is damaged: its header cannot be read. Please try another copy.").format(
+        format=fmt)
     return ImageError(message, "corrupt", detected_format=fmt)
 
 
 def _recognise_other(data: bytes) -> tuple[str, str] | None:
-    """(short name, description) of a recognisable unsupported format, else None."""
+    """(short name, description in the current language) of a recognisable unsupported format, else None."""
     for prefix, fmt, description in _OTHER_MAGIC:
         if data.startswith(prefix):
-            return fmt, description
+            return fmt, _(description)
     if data[4:8] == b"ftyp":
-        return _FTYP_BRANDS.get(data[8:12], ("video", "a video or other media file (MP4/QuickTime)"))
+        fmt, description = _FTYP_BRANDS.get(data[8:12], ("video", N_("a video or other media file (MP4/QuickTime)")))
+        return fmt, _(description)
     head = _text_head(data)
     if "<svg" in head and not head.startswith(("<!doctype html", "<html")):
-        return "SVG", "an SVG drawing (vector graphics)"
+        return "SVG", _("an SVG drawing (vector graphics)")
     return _identify_with_pil(data)
 
 
@@ -337,7 +369,9 @@ def _identify_with_pil(data: bytes) -> tuple[str, str] | None:
             fmt = image.format or "unknown"
     except Exception:  # not an image PIL knows at all
         return None
-    return fmt, _PIL_DESCRIPTIONS.get(fmt, f"a {fmt} image")
+    if fmt in _PIL_DESCRIPTIONS:
+        return fmt, _(_PIL_DESCRIPTIONS[fmt])
+    return fmt, _("a {format} image").format(format=fmt)
 
 
 def _text_head(data: bytes) -> str:
@@ -472,7 +506,7 @@ def input_geometry(
     """
     original = (int(original_size[0]), int(original_size[1]))
     config = _transform_config(original, data_config, keep_aspect, patch_size, max_patches)
-    _, geometry = _plan(_create_transform(config).transforms, original, _input_area(config))
+    _steps, geometry = _plan(_create_transform(config).transforms, original, _input_area(config))
     return geometry
 
 
@@ -569,10 +603,10 @@ def _keep_aspect_config(
 def _extreme_aspect_message(original_size: tuple[int, int]) -> str:
     """Message for an image too long and thin to preprocess."""
     height, width = original_size
-    return (
-        f"This image is too long and thin ({width}×{height} pixels) to show to the model. "
+    return _(
+        "This image is too long and thin ({width}×{height} pixels) to show to the model. "
         "Please crop it closer to a square and try again."
-    )
+    ).format(width=width, height=height)
 
 
 # A step maps its input frame to its output frame by  out = scale * in + offset  on each axis (exact ratios).

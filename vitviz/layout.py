@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vitviz.i18n import _
+
 __all__ = ["TokenLayout"]
 
 
@@ -68,11 +70,12 @@ class TokenLayout:
         return slice(self.num_prefix_tokens, self.num_tokens)
 
     def token_name(self, token: int) -> str:
-        """Human-readable name of a token: a prefix name or ``'patch (r, c)'``."""
+        """Human-readable name of a token: a prefix name (``'cls'``, ``'reg0'``: names, never translated) or
+        ``'patch (r, c)'`` in the current language."""
         if token < self.num_prefix_tokens:
             return self.prefix_names[token]
         row, col = self.patch_position(token)
-        return f"patch ({row}, {col})"
+        return _("patch ({row}, {col})").format(row=row, col=col)
 
     def patch_index(self, row: int, col: int) -> int:
         """Sequence index of the patch token at grid position ``(row, col)``."""
@@ -107,16 +110,16 @@ class TokenLayout:
         return values.reshape(*values.shape[:-1], *self.grid_size)
 
     def describe(self) -> str:
-        """One line such as ``'cls + 4 registers + 16×16 patches'``."""
+        """One line such as ``'cls + 4 registers + 16×16 patches = 261 tokens'``, in the current language."""
         parts = []
         if self.has_class_token:
             parts.append("cls")
         if self.has_dist_token:
             parts.append("dist")
         if self.num_registers:
-            parts.append(f"{self.num_registers} registers")
-        parts.append(f"{self.grid_size[0]}×{self.grid_size[1]} patches")
-        return " + ".join(parts) + f" = {self.num_tokens} tokens"
+            parts.append(_("{count} registers").format(count=self.num_registers))
+        parts.append(_("{rows}×{cols} patches").format(rows=self.grid_size[0], cols=self.grid_size[1]))
+        return _("{parts} = {count} tokens").format(parts=" + ".join(parts), count=self.num_tokens)
 
     @classmethod
     def from_model(cls, model, input_size: tuple[int, int] | int | None = None) -> "TokenLayout":

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from vitviz.i18n import N_, _
+
 __all__ = [
     "BUNDLED_MODEL",
     "CATALOGUE",
@@ -33,6 +35,7 @@ __all__ = [
     "LoadedModel",
     "ModelError",
     "ModelSpec",
+    "Notice",
     "data_config",
     "default_device",
     "hub_reachable",
@@ -73,13 +76,13 @@ class ModelSpec:
     """A curated catalogue entry.
 
     Attributes:
-        key: Friendly name shown in the app.
-        title: One-line description.
+        key: Friendly name shown in the app (a name: never translated).
+        title: One-line description, in English (marked ``N_()``: show it with ``_(spec.title)``).
         timm_name: timm model name with its pretrained tag.
         patch_size: Patch size in pixels.
         input_size: Native square input size in pixels.
-        tokens: Token layout, e.g. ``'cls + 14×14 patches'``.
-        description: What this model is good for.
+        tokens: Token layout, e.g. ``'cls + 14×14 patches'``, in English (show it with ``_(spec.tokens)``).
+        description: What this model is good for, in English (show it with ``_(spec.description)``).
         imagenet: Whether its head predicts ImageNet-1k classes.
     """
 
@@ -99,52 +102,72 @@ def _spec(key, title, timm_name, patch, size, tokens, description, imagenet=True
 
 CATALOGUE: dict[str, ModelSpec] = dict(
     [
-        _spec("ViT-S/16 (AugReg)", "ViT-Small, 16 px patches, ImageNet-21k → 1k",
-              "vit_small_patch16_224.augreg_in21k_ft_in1k", 16, 224, "cls + 14×14 patches",
-              "The classic ViT at a laptop-friendly size (Steiner et al. 2021, 'How to train your ViT')."),
-        _spec("ViT-Ti/16 (AugReg)", "ViT-Tiny, 16 px patches, ImageNet-21k → 1k",
-              "vit_tiny_patch16_224.augreg_in21k_ft_in1k", 16, 224, "cls + 14×14 patches",
-              "Smallest AugReg ViT: 3 heads per layer, quick to explore."),
-        _spec("ViT-S/32 (AugReg)", "ViT-Small, 32 px patches, ImageNet-21k → 1k",
-              "vit_small_patch32_224.augreg_in21k_ft_in1k", 32, 224, "cls + 7×7 patches",
-              "Coarse 7×7 grid: compare with S/16 to see what patch size changes."),
-        _spec("ViT-B/16 (AugReg)", "ViT-Base, 16 px patches, ImageNet-21k → 1k",
-              "vit_base_patch16_224.augreg_in21k_ft_in1k", 16, 224, "cls + 14×14 patches",
-              "The ViT paper's reference model: 12 layers × 12 heads."),
-        _spec("ViT-B/32 (AugReg)", "ViT-Base, 32 px patches, ImageNet-21k → 1k",
-              "vit_base_patch32_224.augreg_in21k_ft_in1k", 32, 224, "cls + 7×7 patches",
-              "ViT-Base with a 7×7 grid."),
-        _spec("DeiT-S", "DeiT-Small, ImageNet-1k only",
-              "deit_small_patch16_224.fb_in1k", 16, 224, "cls + 14×14 patches",
-              "Data-efficient ViT trained on ImageNet-1k alone (Touvron et al. 2021)."),
-        _spec("DeiT-S distilled", "DeiT-Small with a distillation token",
-              "deit_small_distilled_patch16_224.fb_in1k", 16, 224, "cls + dist + 14×14 patches",
-              "Two prefix tokens: class and distillation; the head averages both."),
-        _spec("DeiT-III-S", "DeiT III Small, ImageNet-1k",
-              "deit3_small_patch16_224.fb_in1k", 16, 224, "cls + 14×14 patches",
-              "DeiT III recipe (Touvron et al. 2022) with LayerScale."),
-        _spec("DINO ViT-S/8", "Self-supervised DINO, 8 px patches (no classifier)",
-              "vit_small_patch8_224.dino", 8, 224, "cls + 28×28 patches",
-              "DINO's famous attention maps that segment objects (Caron et al. 2021). Features only.", False),
-        _spec("DINO ViT-S/16", "Self-supervised DINO, 16 px patches (no classifier)",
-              "vit_small_patch16_224.dino", 16, 224, "cls + 14×14 patches",
-              "DINO at 16 px: compare its class-token attention with the supervised ViT-S/16.", False),
-        _spec("DINOv2-S/14", "DINOv2 Small, 14 px patches (no classifier)",
-              "vit_small_patch14_dinov2.lvd142m", 14, 518, "cls + 37×37 patches",
-              "DINOv2 (Oquab et al. 2023); shows high-norm artifact tokens in its attention.", False),
-        _spec("DINOv2-S/14 + registers", "DINOv2 Small with 4 register tokens (no classifier)",
-              "vit_small_patch14_reg4_dinov2.lvd142m", 14, 518, "cls + 4 registers + 37×37 patches",
-              "'Vision Transformers Need Registers' (Darcet et al. 2024): the artifacts move to registers.",
+        _spec("ViT-S/16 (AugReg)", N_("ViT-Small, 16 px patches, ImageNet-21k → 1k"),
+              "vit_small_patch16_224.augreg_in21k_ft_in1k", 16, 224, N_("cls + 14×14 patches"),
+              N_("The classic ViT at a laptop-friendly size (Steiner et al. 2021, 'How to train your ViT').")),
+        _spec("ViT-Ti/16 (AugReg)", N_("ViT-Tiny, 16 px patches, ImageNet-21k → 1k"),
+              "vit_tiny_patch16_224.augreg_in21k_ft_in1k", 16, 224, N_("cls + 14×14 patches"),
+              N_("Smallest AugReg ViT: 3 heads per layer, quick to explore.")),
+        _spec("ViT-S/32 (AugReg)", N_("ViT-Small, 32 px patches, ImageNet-21k → 1k"),
+              "vit_small_patch32_224.augreg_in21k_ft_in1k", 32, 224, N_("cls + 7×7 patches"),
+              N_("Coarse 7×7 grid: compare with S/16 to see what patch size changes.")),
+        _spec("ViT-B/16 (AugReg)", N_("ViT-Base, 16 px patches, ImageNet-21k → 1k"),
+              "vit_base_patch16_224.augreg_in21k_ft_in1k", 16, 224, N_("cls + 14×14 patches"),
+              N_("The ViT paper's reference model: 12 layers × 12 heads.")),
+        _spec("ViT-B/32 (AugReg)", N_("ViT-Base, 32 px patches, ImageNet-21k → 1k"),
+              "vit_base_patch32_224.augreg_in21k_ft_in1k", 32, 224, N_("cls + 7×7 patches"),
+              N_("ViT-Base with a 7×7 grid.")),
+        _spec("DeiT-S", N_("DeiT-Small, ImageNet-1k only"),
+              "deit_small_patch16_224.fb_in1k", 16, 224, N_("cls + 14×14 patches"),
+              N_("Data-efficient ViT trained on ImageNet-1k alone (Touvron et al. 2021).")),
+        _spec("DeiT-S distilled", N_("DeiT-Small with a distillation token"),
+              "deit_small_distilled_patch16_224.fb_in1k", 16, 224, N_("cls + dist + 14×14 patches"),
+              N_("Two prefix tokens: class and distillation; the head averages both.")),
+        _spec("DeiT-III-S", N_("DeiT III Small, ImageNet-1k"),
+              "deit3_small_patch16_224.fb_in1k", 16, 224, N_("cls + 14×14 patches"),
+              N_("DeiT III recipe (Touvron et al. 2022) with LayerScale.")),
+        _spec("DINO ViT-S/8", N_("Self-supervised DINO, 8 px patches (no classifier)"),
+              "vit_small_patch8_224.dino", 8, 224, N_("cls + 28×28 patches"),
+              N_("DINO's famous attention maps that segment objects (Caron et al. 2021). Features only."), False),
+        _spec("DINO ViT-S/16", N_("Self-supervised DINO, 16 px patches (no classifier)"),
+              "vit_small_patch16_224.dino", 16, 224, N_("cls + 14×14 patches"),
+              N_("DINO at 16 px: compare its class-token attention with the supervised ViT-S/16."), False),
+        _spec("DINOv2-S/14", N_("DINOv2 Small, 14 px patches (no classifier)"),
+              "vit_small_patch14_dinov2.lvd142m", 14, 518, N_("cls + 37×37 patches"),
+              N_("DINOv2 (Oquab et al. 2023); shows high-norm artifact tokens in its attention."), False),
+        _spec("DINOv2-S/14 + registers", N_("DINOv2 Small with 4 register tokens (no classifier)"),
+              "vit_small_patch14_reg4_dinov2.lvd142m", 14, 518, N_("cls + 4 registers + 37×37 patches"),
+              N_("'Vision Transformers Need Registers' (Darcet et al. 2024): the artifacts move to registers."),
               False),
-        _spec("FlexiViT-S", "FlexiViT Small, trained for many patch sizes",
-              "flexivit_small.1200ep_in1k", 16, 240, "cls + 15×15 patches",
-              "Made for the patch-size slider (Beyer et al. 2023): good predictions from 8 to 48 px."),
-        _spec(BUNDLED_MODEL, "vitviz shapes ViT, shipped with vitviz (works offline)",
-              BUNDLED_MODEL, 0, 0, "cls + patches (several patch sizes)",
-              "A small ViT we trained on generated shapes: attention you can check against the object.",
+        _spec("FlexiViT-S", N_("FlexiViT Small, trained for many patch sizes"),
+              "flexivit_small.1200ep_in1k", 16, 240, N_("cls + 15×15 patches"),
+              N_("Made for the patch-size slider (Beyer et al. 2023): good predictions from 8 to 48 px.")),
+        _spec(BUNDLED_MODEL, N_("vitviz shapes ViT, shipped with vitviz (works offline)"),
+              BUNDLED_MODEL, 0, 0, N_("cls + patches (several patch sizes)"),
+              N_("A small ViT we trained on generated shapes: attention you can check against the object."),
               False),
     ]
 )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A sentence for the user kept as its English text and values, so that whoever reads it gets it in their
+    own language: ``str(notice)`` looks the text up in the current language's catalogue and fills it in.
+
+    A loaded model is shared by every session (whatever their language), so its notice cannot be a finished
+    sentence. A value may itself be a :class:`Notice` (translated too).
+
+    Attributes:
+        text: The English text, marked for extraction where it is written (``N_()``), with ``{placeholders}``.
+        values: ``(name, value)`` pairs for the placeholders.
+    """
+
+    text: str
+    values: tuple[tuple[str, Any], ...] = ()
+
+    def __str__(self) -> str:
+        return _(self.text).format(**{name: str(value) for name, value in self.values})
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,7 +179,8 @@ class LoadedModel:
         name: timm model name (or ``'vitviz-shapes'``).
         spec: Catalogue entry, if the model is one.
         source: ``'hub'``, ``'hub-cache'``, ``'local'``, ``'bundled'`` or ``'random'``.
-        notice: A sentence for the UI saying which weights are in use.
+        message: Which weights are in use, as a :class:`Notice` (:attr:`notice` is its sentence in the current
+            language).
         data_config: timm's data config (input size, mean/std, crop) for preprocessing.
         labels: Class names, or None for a model without a classifier.
         requested: The name the user asked for (differs from ``name`` after an offline fallback).
@@ -168,12 +192,17 @@ class LoadedModel:
     name: str
     spec: ModelSpec | None
     source: str
-    notice: str
+    message: Notice
     data_config: dict
     labels: list[str] | None
     requested: str = ""
     extra: dict = field(default_factory=dict)
     fallback: bool = False
+
+    @property
+    def notice(self) -> str:
+        """A sentence for the UI saying which weights are in use, in the current language."""
+        return str(self.message)
 
     @property
     def device(self):
@@ -243,6 +272,15 @@ def default_device() -> str:
 # --------------------------------------------------------------------------------------------- names
 
 
+def _sentences(*parts: str) -> str:
+    """Sentences one after the other, as the current language writes them (English: a space between)."""
+    text = parts[0]
+    for part in parts[1:]:
+        # TRANSLATORS: two sentences one after the other; Chinese needs no space between them.
+        text = _("{sentence} {next_sentence}").format(sentence=text, next_sentence=part)
+    return text
+
+
 def _supported_names() -> list[str]:
     import timm
 
@@ -260,7 +298,7 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
 
     name = (name or "").strip()
     if not name:
-        raise ModelError("No model name given.")
+        raise ModelError(_("No model name given."))
     if name in CATALOGUE:
         return CATALOGUE[name].timm_name, CATALOGUE[name]
     for spec in CATALOGUE.values():
@@ -269,19 +307,20 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
     if name.startswith(("hf-hub:", "hf_hub:")):
         _check_hub_id(name.split(":", 1)[1])
         return name, None
-    arch, _, tag = name.partition(".")
+    arch, _dot, tag = name.partition(".")
     if not timm.is_model(arch):
         close = difflib.get_close_matches(arch, _supported_names(), n=3, cutoff=0.6)
-        hint = f" Did you mean {', '.join(close)}?" if close else f" Try for example {_EXAMPLES}."
-        raise ModelError(f"Unknown model '{name}': timm has no such architecture.{hint}")
+        hint = (_("Did you mean {names}?").format(names=", ".join(close)) if close
+                else _("Try for example {examples}.").format(examples=_EXAMPLES))
+        unknown = _("Unknown model '{name}': timm has no such architecture.").format(name=name)
+        raise ModelError(_sentences(unknown, hint))
     module = model_entrypoint(arch).__module__
     if module not in _SUPPORTED_MODULES:
         family = module.rsplit(".", 1)[-1].replace("_", " ")
-        raise ModelError(
-            f"'{name}' is a {family} model, not a plain Vision Transformer: vitviz explains ViT-family "
-            f"models with global self-attention ({', '.join(_SUPPORTED_MODULES.values())}). "
-            f"Try for example {_EXAMPLES}."
-        )
+        raise ModelError(_(
+            "'{name}' is a {family} model, not a plain Vision Transformer: vitviz explains ViT-family "
+            "models with global self-attention ({supported}). Try for example {examples}."
+        ).format(name=name, family=family, supported=", ".join(_SUPPORTED_MODULES.values()), examples=_EXAMPLES))
     if "." in name:
         _check_tag(name, arch, tag)
     return name, None
@@ -295,10 +334,10 @@ def _check_hub_id(repo_id: str) -> None:
         if repo_id.count("/") != 1:
             raise HFValidationError("expected owner/name")
     except HFValidationError as exc:
-        raise ModelError(
-            f"'hf-hub:{repo_id}' is not a Hugging Face model id: write it as hf-hub:owner/name, "
+        raise ModelError(_(
+            "'hf-hub:{repo_id}' is not a Hugging Face model id: write it as hf-hub:owner/name, "
             "e.g. hf-hub:timm/vit_small_patch16_224.augreg_in21k_ft_in1k."
-        ) from exc
+        ).format(repo_id=repo_id)) from exc
 
 
 def _check_tag(name: str, arch: str, tag: str) -> None:
@@ -306,8 +345,10 @@ def _check_tag(name: str, arch: str, tag: str) -> None:
 
     tags = sorted(t.partition(".")[2] for t in timm.list_models(arch, pretrained=True) if t.startswith(arch + "."))
     if tag not in tags:
-        known = f"Its weights are: {', '.join(tags[:6])}." if tags else "timm has no pretrained weights for it."
-        raise ModelError(f"'{name}': timm knows {arch} but no weights tagged '{tag}'. {known}")
+        known = (_("Its weights are: {tags}.").format(tags=", ".join(tags[:6])) if tags
+                 else _("timm has no pretrained weights for it."))
+        message = _("'{name}': timm knows {arch} but no weights tagged '{tag}'.").format(name=name, arch=arch, tag=tag)
+        raise ModelError(_sentences(message, known))
 
 
 def _check_size(timm_name: str, **kwargs) -> None:
@@ -323,10 +364,10 @@ def _check_size(timm_name: str, **kwargs) -> None:
         return  # the real build reports what is wrong with the name or the arguments
     count = sum(p.numel() for p in model.parameters())
     if count > MAX_PARAMETERS:
-        raise ModelError(
-            f"'{timm_name}' has {count / 1e6:,.0f} M parameters; vitviz builds models up to "
-            f"{MAX_PARAMETERS / 1e6:,.0f} M parameters (ViT-H) so one user cannot exhaust the server's memory."
-        )
+        raise ModelError(_(
+            "'{name}' has {count:,.0f} M parameters; vitviz builds models up to {limit:,.0f} M parameters (ViT-H) "
+            "so one user cannot exhaust the server's memory."
+        ).format(name=timm_name, count=count / 1e6, limit=MAX_PARAMETERS / 1e6))
 
 
 # --------------------------------------------------------------------------------------------- weights
@@ -340,14 +381,15 @@ def _read_weights(source: str | Path | bytes) -> dict:
     path = None if data is not None else Path(source)
     if path is not None:
         if not path.is_file():
-            raise ModelError(f"Weights file '{path.name}' does not exist.")
+            raise ModelError(_("Weights file '{file}' does not exist.").format(file=path.name))
         size = path.stat().st_size
     else:
         size = len(data)
     if size == 0:
-        raise ModelError("The weights file is empty.")
+        raise ModelError(_("The weights file is empty."))
     if size > MAX_WEIGHTS_BYTES:
-        raise ModelError(f"The weights file is {size / 2**30:.1f} GB; vitviz accepts at most 2 GB.")
+        raise ModelError(_("The weights file is {size:.1f} GB; vitviz accepts at most {limit:.0f} GB.").format(
+            size=size / 2**30, limit=MAX_WEIGHTS_BYTES / 2**30))
     head = data[:16] if data is not None else path.open("rb").read(16)
     if _looks_like_safetensors(head, size):
         return _read_safetensors(data if data is not None else path)
@@ -370,14 +412,13 @@ def _check_inflated_size(source: bytes | Path) -> None:
         with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ModelError("The weights file could not be read: it is a damaged zip archive.") from exc
+        raise ModelError(_("The weights file could not be read: it is a damaged zip archive.")) from exc
     inflated = sum(entry.file_size for entry in entries)
     if any(entry.compress_type != zipfile.ZIP_STORED for entry in entries) or inflated > MAX_WEIGHTS_BYTES:
-        raise ModelError(
+        raise ModelError(_(
             "Refused: this .pth holds compressed records (PyTorch never writes those) or unpacks to more than "
-            f"{MAX_WEIGHTS_BYTES / 2**30:.0f} GB; vitviz accepts weights of at most "
-            f"{MAX_WEIGHTS_BYTES / 2**30:.0f} GB."
-        )
+            "{limit:.0f} GB; vitviz accepts weights of at most {limit:.0f} GB."
+        ).format(limit=MAX_WEIGHTS_BYTES / 2**30))
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -393,18 +434,20 @@ def _read_safetensors(source: bytes | Path) -> dict:
     try:
         return load(bytes(source)) if isinstance(source, (bytes, bytearray)) else load_file(str(source))
     except Exception as exc:
-        raise ModelError(f"The .safetensors file is corrupt or truncated ({type(exc).__name__}).") from exc
+        raise ModelError(_("The .safetensors file is corrupt or truncated ({error}).").format(
+            error=type(exc).__name__)) from exc
 
 
 def _torch_load_message(exc: Exception) -> str:
     text = str(exc)
     if "Unsupported global" in text or "GLOBAL" in text:
-        return (
+        return _(
             "Refused: this .pth/.bin file contains Python objects, not just tensors, and loading it could "
             "run code. vitviz only loads plain tensors (torch.load(weights_only=True)); save the weights "
             "with safetensors or as a plain state dict."
         )
-    return f"The weights file could not be read: it is not a valid .safetensors or PyTorch file ({type(exc).__name__})."
+    return _("The weights file could not be read: it is not a valid .safetensors or PyTorch file ({error}).").format(
+        error=type(exc).__name__)
 
 
 def _unwrap(state: Any) -> dict:
@@ -417,7 +460,7 @@ def _unwrap(state: Any) -> dict:
                 state = state[key]
                 break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError("The weights file does not hold a dictionary of tensors (a state dict).")
+        raise ModelError(_("The weights file does not hold a dictionary of tensors (a state dict)."))
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -457,16 +500,19 @@ def _check_fit(model, state: dict) -> None:
         return
     parts = []
     if wrong:
-        parts.append(f"{len(wrong)} tensors have the wrong shape (e.g. {'; '.join(wrong[:3])})")
+        parts.append(_("{count} tensors have the wrong shape (e.g. {examples})").format(
+            count=len(wrong), examples="; ".join(wrong[:3])))
     if missing:
-        parts.append(f"{len(missing)} are missing (e.g. {', '.join(missing[:3])})")
+        parts.append(_("{count} are missing (e.g. {examples})").format(
+            count=len(missing), examples=", ".join(missing[:3])))
     if unexpected:
-        parts.append(f"{len(unexpected)} are not part of this model (e.g. {', '.join(unexpected[:3])})")
+        parts.append(_("{count} are not part of this model (e.g. {examples})").format(
+            count=len(unexpected), examples=", ".join(unexpected[:3])))
     arch = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
-    raise ModelError(
-        f"These weights do not fit {arch}: {'; '.join(parts)}. Pick the model these weights were trained "
+    raise ModelError(_(
+        "These weights do not fit {arch}: {problems}. Pick the model these weights were trained "
         "for, or weights saved from this architecture."
-    )
+    ).format(arch=arch, problems=_("; ").join(parts)))
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -539,7 +585,7 @@ def _create_from_hub(timm_name: str, **kwargs):
             _check_size(timm_name, **kwargs)
         path = hub.download(source.repo_id, source.filenames, revision=source.revision)
     except hub.DownloadError as exc:
-        raise ModelError(str(exc)) from exc
+        raise ModelError(str(exc)) from exc  # DownloadError: already in the user's language
     if source.needs_config:  # its config.json sits beside the weights
         return _create(f"local-dir:{path.parent}", True, **kwargs)
     return _create(timm_name, True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
@@ -552,7 +598,8 @@ def _create(timm_name: str, pretrained: bool, **kwargs):
         return timm.create_model(timm_name, pretrained=pretrained, **kwargs)
     except RuntimeError as exc:
         if "pretrained" in str(exc).lower() or "No pretrained" in str(exc):
-            raise ModelError(f"timm has no pretrained weights for '{timm_name}': {exc}") from exc
+            raise ModelError(_("timm has no pretrained weights for '{name}': {error}").format(
+                name=timm_name, error=exc)) from exc
         raise
 
 
@@ -563,23 +610,23 @@ def _finish(model, device: str | None):
     return model
 
 
-def _bundled(device: str | None, requested: str, notice: str, fallback: bool = False) -> LoadedModel:
+def _bundled(device: str | None, requested: str, notice: Notice, fallback: bool = False) -> LoadedModel:
     from . import shapes
 
     try:
         model, config = shapes.load_shapes_model(device="cpu")
     except (OSError, KeyError, ValueError) as exc:
-        raise ModelError(
+        raise ModelError(_(
             "The bundled vitviz-shapes model is missing or damaged in this installation "
-            f"({type(exc).__name__}); reinstall vitviz or run scripts/train_shapes.py."
-        ) from exc
+            "({error}); reinstall vitviz or run scripts/train_shapes.py."
+        ).format(error=type(exc).__name__)) from exc
     model = _finish(model, device)
     return LoadedModel(
         model=model,
         name=BUNDLED_MODEL,
         spec=CATALOGUE[BUNDLED_MODEL],
         source="bundled",
-        notice=notice,
+        message=notice,
         data_config=data_config(model),
         labels=list(config["classes"]),
         requested=requested,
@@ -588,22 +635,26 @@ def _bundled(device: str | None, requested: str, notice: str, fallback: bool = F
     )
 
 
-def offline_howto(timm_name: str) -> str:
-    """What a user can do to get ``timm_name``'s pretrained weights while the hub is out of reach."""
-    return (
+def _offline_howto_notice(timm_name: str) -> Notice:
+    return Notice(N_(
         "To use it: connect to the internet; or download it once on a networked machine "
-        f"(python -c \"import timm; timm.create_model('{timm_name}', pretrained=True)\") so that it sits in "
+        "(python -c \"import timm; timm.create_model('{timm_name}', pretrained=True)\") so that it sits in "
         "the Hugging Face cache; or load a local weights file; or set HF_ENDPOINT to a Hugging Face mirror."
-    )
+    ), (("timm_name", timm_name),))
 
 
-def _fallback_notice(requested: str, timm_name: str) -> str:
+def offline_howto(timm_name: str) -> str:
+    """What a user can do to get ``timm_name``'s pretrained weights while the hub is out of reach (in the
+    current language)."""
+    return str(_offline_howto_notice(timm_name))
+
+
+def _fallback_notice(requested: str, timm_name: str) -> Notice:
     asked = requested if requested == timm_name else f"{requested} ({timm_name})"
-    return (
-        f"You asked for {asked}, but the Hugging Face hub is unreachable and its weights are not in the local "
-        f"cache, so the offline model vitviz-shapes (10 shapes, shipped with vitviz) is used instead. "
-        + offline_howto(timm_name)
-    )
+    return Notice(N_(
+        "You asked for {asked}, but the Hugging Face hub is unreachable and its weights are not in the local "
+        "cache, so the offline model vitviz-shapes (10 shapes, shipped with vitviz) is used instead. {howto}"
+    ), (("asked", asked), ("howto", _offline_howto_notice(timm_name))))
 
 
 def load_model(
@@ -635,30 +686,34 @@ def load_model(
             without fallback.
     """
     if (name or "").strip() == BUNDLED_MODEL:
-        return _bundled(device, name, "Using vitviz-shapes, the small ViT shipped with vitviz (offline).")
+        return _bundled(device, name, Notice(N_("Using vitviz-shapes, the small ViT shipped with vitviz (offline).")))
     timm_name, spec = resolve_name(name)
     _check_size(timm_name, **model_kwargs)
     if weights is not None:
         model = _create(timm_name, False, **model_kwargs)
         load_state_dict(model, weights)
-        return _loaded(model, timm_name, spec, "local", "Using weights from your local file.", device, name)
+        return _loaded(model, timm_name, spec, "local", Notice(N_("Using weights from your local file.")), device,
+                       name)
     if not pretrained:
         model = _create(timm_name, False, **model_kwargs)
-        return _loaded(model, timm_name, spec, "random", "Random weights (untrained): maps show structure only.",
-                       device, name)
+        return _loaded(model, timm_name, spec, "random",
+                       Notice(N_("Random weights (untrained): maps show structure only.")), device, name)
     if hub_reachable(hub_timeout):
         model = _create_from_hub(timm_name, **model_kwargs)
-        return _loaded(model, timm_name, spec, "hub", "Pretrained weights from the Hugging Face hub.", device, name)
+        return _loaded(model, timm_name, spec, "hub", Notice(N_("Pretrained weights from the Hugging Face hub.")),
+                       device, name)
     cached = _cached_hub_file(timm_name)
     if cached is not None:
         model = _create(_offline_name(timm_name) or timm_name, False, **model_kwargs)
         load_state_dict(model, cached)
         return _loaded(model, timm_name, spec, "hub-cache",
-                       "Pretrained hub weights from the local cache (the hub is unreachable).", device, name)
+                       Notice(N_("Pretrained hub weights from the local cache (the hub is unreachable).")), device,
+                       name)
     if not allow_fallback:
-        raise ModelError(f"The Hugging Face hub is unreachable and '{name}' is not cached. {offline_howto(timm_name)}")
+        message = _("The Hugging Face hub is unreachable and '{name}' is not cached.").format(name=name)
+        raise ModelError(_sentences(message, offline_howto(timm_name)))
     notice = _fallback_notice(name, timm_name)
-    warnings.warn(notice, FallbackWarning, stacklevel=2)
+    warnings.warn(str(notice), FallbackWarning, stacklevel=2)
     return _bundled(device, name, notice, fallback=True)
 
 
@@ -668,7 +723,8 @@ def _loaded(model, timm_name, spec, source, notice, device, requested) -> Loaded
     try:
         attention_modules(model)  # fails early for an attention module vitviz cannot record
     except CaptureError as exc:
-        raise ModelError(f"'{requested}' cannot be explained by vitviz: {exc}") from exc
+        raise ModelError(_("'{name}' cannot be explained by vitviz: {error}").format(
+            name=requested, error=exc)) from exc
     model = _finish(model, device)
     labels = _imagenet_labels(model) if getattr(model, "num_classes", 0) else None
     return LoadedModel(
@@ -676,7 +732,7 @@ def _loaded(model, timm_name, spec, source, notice, device, requested) -> Loaded
         name=timm_name,
         spec=spec,
         source=source,
-        notice=notice,
+        message=notice,
         data_config=data_config(model),
         labels=labels,
         requested=requested,

@@ -39,9 +39,20 @@ class Sample:
     kind: str
 
 
+# how the drawing styles of ``shapes_<class>_<family>.png`` read in the gallery
+_STYLE_TITLES = {
+    "flat": "plain solid",
+    "mixed": "mixed style",
+    "outline": "outline only",
+    "sketch": "pen sketch",
+    "photo": "photographed drawing",
+}
+
+
 def _title(stem: str) -> str:
     if stem.startswith("shapes_"):
-        return "Shapes: " + stem[len("shapes_"):].replace("_", " ")
+        name, _, style = stem[len("shapes_"):].partition("_")
+        return f"Shapes: {name} ({_STYLE_TITLES.get(style, style.replace('_', ' '))})" if style else f"Shapes: {name}"
     return _PHOTO_TITLES.get(stem, stem.replace("_", " ").capitalize())
 
 

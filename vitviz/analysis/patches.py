@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..i18n import _
 from ._convert import to_numpy
 
 __all__ = ["PatchGrid", "patch_grid", "patchify", "patch_tiles"]
@@ -77,13 +78,21 @@ class PatchGrid:
         return np.concatenate([np.stack([top.ravel(), left.ravel()], axis=1), sizes], axis=1)  # (N, 4)
 
     def describe(self) -> str:
-        """One line such as ``'14×14 patches of 16×16 px; 4 px rows and 0 px columns cropped'``."""
-        text = f"{self.grid_size[0]}×{self.grid_size[1]} patches of {self.patch_size[0]}×{self.patch_size[1]} px"
+        """One line such as ``'14×14 patches of 16×16 px; 4 px rows and 0 px columns cropped at the
+        bottom/right'``, in the current language."""
+        values = dict(rows=self.grid_size[0], cols=self.grid_size[1], height=self.patch_size[0],
+                      width=self.patch_size[1])
         if self.exact:
-            return text + "; the patch size divides the image"
-        rows, cols = self.crop if self.mode == "crop" else self.pad
-        verb = "cropped at the bottom/right" if self.mode == "crop" else "padded with zeros at the bottom/right"
-        return text + f"; {rows} px rows and {cols} px columns {verb}"
+            return _("{rows}×{cols} patches of {height}×{width} px; the patch size divides the image").format(
+                **values)
+        if self.mode == "crop":
+            text = _("{rows}×{cols} patches of {height}×{width} px; {cut_rows} px rows and {cut_cols} px columns "
+                     "cropped at the bottom/right")
+        else:
+            text = _("{rows}×{cols} patches of {height}×{width} px; {cut_rows} px rows and {cut_cols} px columns "
+                     "padded with zeros at the bottom/right")
+        cut_rows, cut_cols = self.crop if self.mode == "crop" else self.pad
+        return text.format(cut_rows=cut_rows, cut_cols=cut_cols, **values)
 
 
 def patch_grid(

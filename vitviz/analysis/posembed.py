@@ -21,6 +21,7 @@ import torch
 from timm.layers import resample_abs_pos_embed, resample_abs_pos_embed_nhwc
 from torch import nn
 
+from ..i18n import _
 from ._convert import to_numpy
 
 __all__ = ["PositionEmbeddingUnavailable", "patch_position_embeddings", "position_similarity",
@@ -35,16 +36,19 @@ def _why_missing(model: nn.Module) -> str:
     name = type(model).__name__
     kinds = {type(m).__name__.lower() for m in model.modules()}
     if getattr(model, "rope", None) is not None or any("rotary" in k or "rope" in k for k in kinds):
-        how = ("encodes position with rotary embeddings (RoPE) that rotate queries and keys inside every "
-               "attention layer")
+        why = _("{model} encodes position with rotary embeddings (RoPE) that rotate queries and keys inside every "
+                "attention layer; it has no learned absolute position embedding per patch, so there is no "
+                "position-embedding similarity to show")
     elif any("relpos" in k or "relativeposition" in k for k in kinds) or any(
-        n.endswith("rel_pos") for n, _ in model.named_modules()
+        n.endswith("rel_pos") for n, _module in model.named_modules()
     ):
-        how = "encodes position with a relative position bias added inside every attention layer"
+        why = _("{model} encodes position with a relative position bias added inside every attention layer; it "
+                "has no learned absolute position embedding per patch, so there is no position-embedding "
+                "similarity to show")
     else:
-        how = "has no position embedding at all (pos_embed is None)"
-    return (f"{name} {how}; it has no learned absolute position embedding per patch, so there is no "
-            "position-embedding similarity to show")
+        why = _("{model} has no position embedding at all (pos_embed is None); it has no learned absolute "
+                "position embedding per patch, so there is no position-embedding similarity to show")
+    return why.format(model=name)
 
 
 def _model_patch_embeddings(model: nn.Module, grid_size: tuple[int, int]) -> torch.Tensor:

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from vitviz.i18n import _
 from vitviz.layout import TokenLayout
 
 from .base import Relevance, resolve_target
@@ -29,9 +30,10 @@ def class_target(model: Any, x: torch.Tensor, target: int | None, output: torch.
     """The class to explain, read from ``output`` when not given (no extra forward pass)."""
     resolved = resolve_target(model, x, target, output)
     if resolved is None:
-        raise ValueError(f"{method} explains a class score: this model has no classifier head")
+        raise ValueError(_("{method} explains a class score: this model has no classifier head").format(method=method))
     if not 0 <= resolved < output.shape[-1]:
-        raise ValueError(f"target class {resolved} is outside the model's {output.shape[-1]} classes")
+        raise ValueError(_("target class {target} is outside the model's {count} classes").format(
+            target=resolved, count=output.shape[-1]))
     return resolved
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from vitviz import analysis
 from vitviz.analysis._convert import to_numpy
+from vitviz.i18n import N_, _
 
 from .base import AttributionMethod, Relevance, resolve_target
 
@@ -34,11 +35,11 @@ class RawAttention(AttributionMethod):
     """
 
     key = "attention"
-    title = "Raw attention (last layer)"
+    title = N_("Raw attention (last layer)")
     paper = "Dosovitskiy et al. 2021, ICLR (ViT), Sec. 4.5"
     class_specific = False
     reads_head = False
-    passes = "1 forward"
+    passes = N_("1 forward")
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         cap = _capture(model, x, capture)
@@ -60,11 +61,11 @@ class Rollout(AttributionMethod):
     """Attention rollout over every layer (Abnar & Zuidema 2020), mean head fusion, no discarding."""
 
     key = "rollout"
-    title = "Attention rollout"
+    title = N_("Attention rollout")
     paper = "Abnar & Zuidema 2020, ACL, 'Quantifying Attention Flow in Transformers'"
     class_specific = False
     reads_head = False
-    passes = "1 forward"
+    passes = N_("1 forward")
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         cap = _capture(model, x, capture)
@@ -80,18 +81,18 @@ class GradientRollout(AttributionMethod):
     part, averaged over heads, accumulated as ``R ← R + Ā·R``."""
 
     key = "gradient_rollout"
-    title = "Gradient-weighted rollout"
+    title = N_("Gradient-weighted rollout")
     paper = ("Chefer, Gur & Wolf 2021, ICCV, 'Generic Attention-model Explainability for Interpreting "
              "Bi-Modal and Encoder-Decoder Transformers'")
     class_specific = True
     reads_head = True
-    passes = "1 forward + 1 backward"
+    passes = N_("1 forward + 1 backward")
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         output = None if capture is None else capture.output
         target = resolve_target(model, x, target, output)
         if target is None:
-            raise ValueError("gradient rollout needs a classifier: this model has no class scores")
+            raise ValueError(_("gradient rollout needs a classifier: this model has no class scores"))
         cap = _capture(model, x, capture, target=target)
         result = analysis.gradient_rollout(cap)
         return Relevance(

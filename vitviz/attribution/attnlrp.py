@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from ._common import pixel_relevance, recorded_output, scored_forward
@@ -84,15 +85,18 @@ def _check_structure(model: nn.Module) -> None:
 
     blocks = getattr(model, "blocks", None)
     if not blocks:
-        raise ValueError(f"AttnLRP needs a timm ViT with transformer blocks; {type(model).__name__} has none")
+        raise ValueError(_("AttnLRP needs a timm ViT with transformer blocks; {model} has none").format(
+            model=type(model).__name__))
     if getattr(model, "attn_pool", None) is not None:
-        raise ValueError("AttnLRP rules are not implemented for attention pooling heads (global_pool='map')")
+        raise ValueError(_("AttnLRP rules are not implemented for attention pooling heads (global_pool='map')"))
     for i, block in enumerate(blocks):
         attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
         if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
-            raise ValueError(f"block {i}: AttnLRP rules cover timm's plain Attention, not {type(attn).__name__}")
+            raise ValueError(_("block {index}: AttnLRP rules cover timm's plain Attention, not {module}").format(
+                index=i, module=type(attn).__name__))
         if type(mlp) is not Mlp:
-            raise ValueError(f"block {i}: AttnLRP rules cover timm's Mlp, not {type(mlp).__name__}")
+            raise ValueError(_("block {index}: AttnLRP rules cover timm's Mlp, not {module}").format(
+                index=i, module=type(mlp).__name__))
 
 
 @contextmanager
@@ -139,7 +143,7 @@ def attnlrp_relevance(model: nn.Module, x: torch.Tensor, target: int | None = No
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
     with model_lock(model), torch.enable_grad(), cp_lrp_rules(model):
         with recorded_output(model.patch_embed) as embedded, recorded_output(_sequence_module(model)) as seq:
-            x_leaf, _, target, score = scored_forward(model, x, target, "AttnLRP")
+            x_leaf, _logits, target, score = scored_forward(model, x, target, "AttnLRP")
         tokens = seq[-1]  # (1, N, D)
         grad_x, grad_tokens = torch.autograd.grad(score, [x_leaf, tokens])
     patch_tokens = embedded[-1].detach().reshape(1, layout.num_patches, -1)  # (1, P, D)
@@ -159,12 +163,12 @@ class AttnLRP(AttributionMethod):
     """AttnLRP (CP-LRP form): gradient × input with detached q/k, constant norm scale, identity GELU."""
 
     key = "attnlrp"
-    title = "AttnLRP (CP-LRP)"
+    title = N_("AttnLRP (CP-LRP)")
     paper = ("Achtibat et al. 2024, ICML, 'AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for "
              "Transformers'")
     class_specific = True
     reads_head = True
-    passes = "1 forward + 1 backward"
+    passes = N_("1 forward + 1 backward")
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         result = attnlrp_relevance(model, x, target)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vitviz.layout import TokenLayout
+from vitviz.i18n import _
 
 __all__ = ["AttributionMethod", "Relevance", "resolve_target"]
 
@@ -53,12 +54,14 @@ class AttributionMethod:
 
     Class attributes:
         key: Registry key, e.g. ``'rollout'``.
-        title: Human name for figures and tables, e.g. ``'Attention rollout'``.
+        title: Human name for figures and tables, e.g. ``'Attention rollout'``, in English (marked ``N_()``;
+            :attr:`display_title` gives it in the current language).
         paper: Citation of the method's paper (shown in the app and the docs).
         class_specific: True when the map depends on the target class.
         reads_head: True when the map depends on the classifier head's weights (a sanity check that
             randomises the head can only change such maps).
-        passes: What one call costs, e.g. ``'1 forward'`` or ``'1 forward + 1 backward'``.
+        passes: What one call costs, e.g. ``'1 forward'`` or ``'1 forward + 1 backward'``, in English
+            (:attr:`cost` gives it in the current language).
     """
 
     key: ClassVar[str] = ""
@@ -83,6 +86,16 @@ class AttributionMethod:
             The Relevance over the model's own patch grid.
         """
         raise NotImplementedError
+
+    @property
+    def display_title(self) -> str:
+        """:attr:`title` in the current language (for figures, tables and widgets)."""
+        return _(self.title)
+
+    @property
+    def cost(self) -> str:
+        """:attr:`passes` in the current language."""
+        return _(self.passes)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r}>"

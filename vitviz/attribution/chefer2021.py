@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from . import _lrp
@@ -62,16 +63,19 @@ def _check_structure(model: nn.Module) -> None:
 
     blocks = getattr(model, "blocks", None)
     if not blocks:
-        raise ValueError(f"Chefer 2021 needs a timm ViT with transformer blocks; {type(model).__name__} has none")
+        raise ValueError(_("Chefer 2021 needs a timm ViT with transformer blocks; {model} has none").format(
+            model=type(model).__name__))
     if getattr(model, "attn_pool", None) is not None or getattr(model, "global_pool", "token") not in ("token", "avg"):
-        raise ValueError("Chefer 2021 LRP covers class-token and average pooling, not "
-                         f"global_pool={getattr(model, 'global_pool', None)!r}")
+        raise ValueError(_("Chefer 2021 LRP covers class-token and average pooling, not global_pool={pool}").format(
+            pool=repr(getattr(model, "global_pool", None))))
     for i, block in enumerate(blocks):
         attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
         if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
-            raise ValueError(f"block {i}: Chefer 2021 LRP covers timm's plain Attention, not {type(attn).__name__}")
+            raise ValueError(_("block {index}: Chefer 2021 LRP covers timm's plain Attention, not {module}").format(
+                index=i, module=type(attn).__name__))
         if type(mlp) is not Mlp or not hasattr(block, "ls1"):
-            raise ValueError(f"block {i}: Chefer 2021 LRP covers timm's Block with Mlp, not {type(mlp).__name__}")
+            raise ValueError(_("block {index}: Chefer 2021 LRP covers timm's Block with Mlp, not {module}").format(
+                index=i, module=type(mlp).__name__))
 
 
 class _Recorder:
@@ -269,12 +273,12 @@ class Chefer2021(AttributionMethod):
     """LRP relevance of the attention times its gradient, aggregated over blocks (see the module docstring)."""
 
     key = "chefer2021"
-    title = "Chefer et al. 2021 (LRP × gradient)"
+    title = N_("Chefer et al. 2021 (LRP × gradient)")
     paper = ("Chefer, Gur & Wolf 2021, CVPR, 'Transformer Interpretability Beyond Attention "
              "Visualization'")
     class_specific = True
     reads_head = True
-    passes = "1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)"
+    passes = N_("1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)")
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from ._common import recorded_output, scored_forward
@@ -40,7 +41,8 @@ def gradcam_map(tokens: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
 def _target_layer(model: Any) -> torch.nn.Module:
     blocks = getattr(model, "blocks", None)
     if not blocks or not hasattr(blocks[-1], "norm1"):
-        raise ValueError(f"Grad-CAM needs a ViT with transformer blocks; {type(model).__name__} has none")
+        raise ValueError(_("Grad-CAM needs a ViT with transformer blocks; {model} has none").format(
+            model=type(model).__name__))
     return blocks[-1].norm1
 
 
@@ -48,11 +50,11 @@ class GradCAM(AttributionMethod):
     """Grad-CAM on the patch tokens entering the last block (see the module docstring)."""
 
     key = "gradcam"
-    title = "Grad-CAM (last block)"
+    title = N_("Grad-CAM (last block)")
     paper = "Selvaraju et al. 2017, ICCV, 'Grad-CAM: Visual Explanations from Deep Networks'"
     class_specific = True
     reads_head = True
-    passes = "1 forward + 1 backward (down to the last block)"
+    passes = N_("1 forward + 1 backward (down to the last block)")
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         from vitviz.capture import model_lock
@@ -60,7 +62,7 @@ class GradCAM(AttributionMethod):
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         with model_lock(model), torch.enable_grad():
             with recorded_output(_target_layer(model)) as outputs:
-                _, _, target, score = scored_forward(model, x, target, self.key)
+                _leaf, _logits, target, score = scored_forward(model, x, target, self.key)
             tokens = outputs[-1]  # (1, N, D)
             if tokens.shape[1] != layout.num_tokens:
                 raise ValueError(f"the last block sees {tokens.shape[1]} tokens, the layout says "

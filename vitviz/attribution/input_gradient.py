@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from ._common import pixel_relevance, scored_forward
@@ -22,12 +23,12 @@ class InputGradient(AttributionMethod):
     """``max_c |∂ logit_target / ∂ x_c|`` per pixel, summed over each patch."""
 
     key = "input_gradient"
-    title = "Input gradient (saliency)"
+    title = N_("Input gradient (saliency)")
     paper = ("Simonyan, Vedaldi & Zisserman 2014, ICLR workshop, 'Deep Inside Convolutional Networks: "
              "Visualising Image Classification Models and Saliency Maps'")
     class_specific = True
     reads_head = True
-    passes = "1 forward + 1 backward"
+    passes = N_("1 forward + 1 backward")
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         from vitviz.capture import model_lock

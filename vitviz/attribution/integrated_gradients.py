@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from ._common import check_input, class_target, pixel_relevance
@@ -100,6 +101,9 @@ def integrated_gradients(model: Any, x: torch.Tensor, target: int | None = None,
                     score=scores[steps], baseline_score=scores[0])
 
 
+_PASSES = N_("{passes} forward + {passes} backward ({steps} trapezoid steps)")
+
+
 class IntegratedGradients(AttributionMethod):
     """Integrated gradients from a black image, summed over channels, then over each patch.
 
@@ -108,15 +112,20 @@ class IntegratedGradients(AttributionMethod):
     """
 
     key = "integrated_gradients"
-    title = "Integrated gradients"
+    title = N_("Integrated gradients")
     paper = "Sundararajan, Taly & Yan 2017, ICML, 'Axiomatic Attribution for Deep Networks'"
     class_specific = True
     reads_head = True
-    passes = f"{DEFAULT_STEPS + 1} forward + {DEFAULT_STEPS + 1} backward ({DEFAULT_STEPS} trapezoid steps)"
+    passes = _PASSES.format(passes=DEFAULT_STEPS + 1, steps=DEFAULT_STEPS)
 
     def __init__(self, steps: int = DEFAULT_STEPS) -> None:
         self.steps = int(steps)
-        self.passes = f"{self.steps + 1} forward + {self.steps + 1} backward ({self.steps} trapezoid steps)"
+        self.passes = _PASSES.format(passes=self.steps + 1, steps=self.steps)
+
+    @property
+    def cost(self) -> str:
+        """:attr:`passes` in the current language."""
+        return _(_PASSES).format(passes=self.steps + 1, steps=self.steps)
 
     def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
         from vitviz.capture import model_lock

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from .base import AttributionMethod, Relevance
@@ -20,11 +21,11 @@ class RandomMap(AttributionMethod):
     """
 
     key = "random"
-    title = "Random (baseline)"
+    title = N_("Random (baseline)")
     paper = "baseline of the perturbation tests in Samek et al. 2017, IEEE TNNLS"
     class_specific = False
     reads_head = False
-    passes = "none"
+    passes = N_("none")
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)

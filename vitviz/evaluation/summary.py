@@ -15,6 +15,10 @@ methods scored the same images), so a margin of less than about two standard err
 """
 from __future__ import annotations
 
+# The Markdown tables and sentences written here are a report for docs/ (``python -m vitviz.evaluate``): they stay
+# English and are not translated. The app's own texts about the evaluation live in the pages and in
+# vitviz.figures.attribution.
+
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence

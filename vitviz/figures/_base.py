@@ -30,6 +30,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
+from vitviz.i18n import _
+
 __all__ = [
     "MapExtent",
     "as_rgb_array",
@@ -42,6 +44,7 @@ __all__ = [
     "photo_data_uri",
     "photo_trace",
     "grid_lines_trace",
+    "cell_hover",
     "map_heatmap",
     "cell_outline",
     "style_image_axes",
@@ -208,7 +211,7 @@ def map_extent(geometry: Any, image_size: tuple[int, int], layout_or_grid: Any) 
         image_size: original image (height, width), used when ``geometry`` is ``None``.
         layout_or_grid: see :func:`grid_spec`.
     """
-    grid, patch, _ = grid_spec(layout_or_grid)
+    grid, patch, _prefix = grid_spec(layout_or_grid)
     if geometry is None:
         top, left, box_h, box_w = 0.0, 0.0, float(image_size[0]), float(image_size[1])
         # TokenLayout.input_size, or PatchGrid.image_size (a grid cut from the image's own pixels)
@@ -226,7 +229,7 @@ def map_extent(geometry: Any, image_size: tuple[int, int], layout_or_grid: Any) 
 
 def split_tokens(values: np.ndarray, layout: Any) -> tuple[np.ndarray, np.ndarray]:
     """Split a per-token vector ``(N,)`` into prefix values ``(P,)`` and a patch map ``(gh, gw)``."""
-    (gh, gw), _, prefix = grid_spec(layout)
+    (gh, gw), _patch_size, prefix = grid_spec(layout)
     values = np.asarray(values, dtype=np.float64).reshape(-1)  # (N,)
     num_prefix = len(prefix)
     if values.size != num_prefix + gh * gw:
@@ -258,7 +261,7 @@ def photo_trace(image: Any, *, max_side: int | None = MAX_PHOTO_SIDE) -> go.Imag
     return go.Image(
         source=source,
         x0=dx / 2, y0=dy / 2, dx=dx, dy=dy,
-        hoverinfo="skip", name="image",
+        hoverinfo="skip", name=_("image"),
     )
 
 
@@ -277,8 +280,13 @@ def grid_lines_trace(extent: MapExtent, *, color: str = "rgba(255,255,255,0.45)"
         ys += [extent.top, extent.bottom, None]
     return go.Scatter(
         x=xs, y=ys, mode="lines", line=dict(color=color, width=1),
-        hoverinfo="skip", showlegend=False, name="patch grid",
+        hoverinfo="skip", showlegend=False, name=_("patch grid"),
     )
+
+
+def cell_hover(row: str, col: str, value: str) -> str:
+    """Hover text ``"row r, col c: value"`` in the current language; arguments are Plotly template fields."""
+    return _("row {row}, col {col}: {value}").format(row=row, col=col, value=value)
 
 
 def _row_col_customdata(grid: tuple[int, int]) -> np.ndarray:
@@ -295,11 +303,15 @@ def map_heatmap(
     zmax: float | None = None,
     opacity: float = 0.6,
     colorbar_title: str | None = None,
-    value_label: str = "value",
+    value_label: str | None = None,
     value_format: str = VALUE_FORMAT,
     showscale: bool = True,
 ) -> go.Heatmap:
-    """A ``(gh, gw)`` map as a heatmap in original-pixel coordinates; hover ``row r, col c: value``."""
+    """A ``(gh, gw)`` map as a heatmap in original-pixel coordinates; hover ``row r, col c: value``.
+
+    ``value_label`` defaults to "value" in the current language.
+    """
+    value_label = _("value") if value_label is None else value_label
     values = np.asarray(values, dtype=np.float32)
     if values.shape != extent.grid_size:
         raise ValueError(f"map shape {values.shape} does not match grid {extent.grid_size}")
@@ -308,8 +320,8 @@ def map_heatmap(
         x0=extent.left + extent.cell_width / 2, dx=extent.cell_width,
         y0=extent.top + extent.cell_height / 2, dy=extent.cell_height,
         customdata=_row_col_customdata(extent.grid_size),
-        hovertemplate=f"row %{{customdata[0]}}, col %{{customdata[1]}}: %{{z:{value_format}}}"
-        f"<extra>{value_label}</extra>",
+        hovertemplate=cell_hover("%{customdata[0]}", "%{customdata[1]}", f"%{{z:{value_format}}}")
+        + f"<extra>{value_label}</extra>",
         colorscale=colorscale, zmin=zmin, zmax=zmax, opacity=opacity, hoverongaps=False,
         showscale=showscale, colorbar=dict(title=dict(text=colorbar_title or value_label), thickness=14),
         name=value_label,
@@ -333,9 +345,9 @@ def style_image_axes(
         x_lo, x_hi = min(x_lo, extent.left), max(x_hi, extent.right)
         y_lo, y_hi = min(y_lo, extent.top), max(y_hi, extent.bottom)
     fig.update_xaxes(range=[x_lo, x_hi], showgrid=False, zeroline=False, constrain="domain",
-                     title_text="x (px)", row=row, col=col)
+                     title_text=_("x (px)"), row=row, col=col)
     fig.update_yaxes(range=[y_hi, y_lo], showgrid=False, zeroline=False, constrain="domain",
-                     title_text="y (px)", row=row, col=col)
+                     title_text=_("y (px)"), row=row, col=col)
     _equal_aspect(fig, row=row, col=col)
 
 
@@ -358,7 +370,7 @@ def overlay_figure(
     zmin: float | None = None,
     zmax: float | None = None,
     opacity: float = 0.6,
-    value_label: str = "value",
+    value_label: str | None = None,
     value_format: str = VALUE_FORMAT,
     grid_lines: bool = True,
 ) -> go.Figure:
@@ -372,7 +384,7 @@ def overlay_figure(
         layout: ``TokenLayout`` (or patch grid / ``(gh, gw)`` tuple); defaults to the map's shape.
         title: figure title.
         colorscale, zmin, zmax, opacity: heatmap colouring.
-        value_label: what the values are (colour bar title, hover).
+        value_label: what the values are (colour bar title, hover); default "value" in the current language.
         value_format: d3 format of the value in the hover text.
         grid_lines: draw the patch grid.
 
@@ -396,7 +408,7 @@ def grid_heatmap_figure(
     values: np.ndarray,
     *,
     title: str | None = None,
-    value_label: str = "value",
+    value_label: str | None = None,
     value_format: str = VALUE_FORMAT,
     colorscale: Any = "Viridis",
     zmin: float | None = None,
@@ -409,18 +421,20 @@ def grid_heatmap_figure(
     Args:
         values: the map, ``(gh, gw)``.
         outline: ``(row, col)`` of a cell to outline (e.g. the query position).
+        value_label: what the values are (colour bar title, hover); default "value" in the current language.
     """
+    value_label = _("value") if value_label is None else value_label
     values = np.asarray(values, dtype=np.float32)
     gh, gw = values.shape
     fig = go.Figure(go.Heatmap(
         z=values, x0=0, dx=1, y0=0, dy=1,
-        hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:{value_format}}}<extra>{value_label}</extra>",
+        hovertemplate=cell_hover("%{y}", "%{x}", f"%{{z:{value_format}}}") + f"<extra>{value_label}</extra>",
         colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid, hoverongaps=False,
         colorbar=dict(title=dict(text=value_label), thickness=14), name=value_label,
     ))
-    fig.update_xaxes(range=[-0.5, gw - 0.5], title_text="patch column", showgrid=False, zeroline=False,
+    fig.update_xaxes(range=[-0.5, gw - 0.5], title_text=_("patch column"), showgrid=False, zeroline=False,
                      constrain="domain")
-    fig.update_yaxes(range=[gh - 0.5, -0.5], title_text="patch row", showgrid=False, zeroline=False,
+    fig.update_yaxes(range=[gh - 0.5, -0.5], title_text=_("patch row"), showgrid=False, zeroline=False,
                      constrain="domain")
     _equal_aspect(fig)
     if outline is not None:
@@ -439,7 +453,7 @@ def mosaic(tiles: np.ndarray, columns: int, *, gap: int = 1, fill: int = 255) ->
         ``((i // columns)*(h+gap), (i % columns)*(w+gap))``.
     """
     tiles = np.asarray(tiles, dtype=np.uint8)
-    n, h, w, _ = tiles.shape
+    n, h, w = tiles.shape[:3]
     rows = max(1, math.ceil(n / columns))
     out = np.full((rows * (h + gap), columns * (w + gap), 3), fill, dtype=np.uint8)
     for i in range(n):
@@ -458,7 +472,7 @@ def mosaic_traces(
         ``(image trace, hover heatmap trace, (mosaic height, mosaic width))``.
     """
     tiles = np.asarray(tiles, dtype=np.uint8)
-    n, h, w, _ = tiles.shape
+    n, h, w = tiles.shape[:3]
     rows = max(1, math.ceil(n / columns))
     picture = mosaic(tiles, columns, gap=gap)
     text = np.full(rows * columns, "", dtype=object)
@@ -466,12 +480,12 @@ def mosaic_traces(
     present = np.full(rows * columns, np.nan, dtype=np.float32)
     present[:n] = 0
     image = go.Image(source=image_data_uri(picture, max_side=None, fmt=fmt), x0=0.5, y0=0.5,
-                     hoverinfo="skip", name="tiles")
+                     hoverinfo="skip", name=_("tiles"))
     heatmap = go.Heatmap(
         z=present.reshape(rows, columns),  # (rows, columns)
         x0=w / 2, dx=w + gap, y0=h / 2, dy=h + gap, text=text.reshape(rows, columns).tolist(),
         hovertemplate="%{text}<extra></extra>", hoverongaps=False, showscale=False,
-        colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], name="hover",
+        colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], name=_("hover"),
     )
     return image, heatmap, picture.shape[:2]
 
@@ -538,7 +552,7 @@ def tiled_heatmap_figure(
     cols: tuple[Sequence[int], str, str],
     *,
     hover_header: str = "",
-    value_label: str = "value",
+    value_label: str | None = None,
     value_format: str = VALUE_FORMAT,
     colorscale: Any = "Viridis",
     zmin: float | None = None,
@@ -555,8 +569,10 @@ def tiled_heatmap_figure(
         rows: ``(outer indices (A,), cell format, tick format)`` for the y axis, see :func:`tile_labels`.
         cols: the same for the x axis (``B`` indices).
         hover_header: first hover line.
-        value_label, value_format: hover line ``"{value_label} {z}"`` and colour bar title.
+        value_label, value_format: hover line ``"{value_label} {z}"`` and colour bar title (default "value"
+            in the current language).
     """
+    value_label = _("value") if value_label is None else value_label
     tiles = np.asarray(tiles)
     a, b, h, w = tiles.shape
     y_labels, y_ticks, y_text = tile_labels(rows[0], h, rows[1], rows[2])

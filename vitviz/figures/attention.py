@@ -18,9 +18,14 @@ from vitviz.figures._base import (
     split_tokens,
     tiled_heatmap_figure,
 )
+from vitviz.i18n import N_, _
 
 __all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name",
            "head_colours"]
+
+
+FUSION_TITLES = {"mean": N_("mean over heads"), "max": N_("max over heads"), "min": N_("min over heads")}
+"""How the title names each head fusion (the keys are the values the analysis takes)."""
 
 
 def head_colours(num_heads: int) -> list[str]:
@@ -34,19 +39,23 @@ def head_colours(num_heads: int) -> list[str]:
 
 def token_name(layout: Any, token: int) -> str:
     """``"cls"``, ``"reg0"``, … for a prefix token, ``"patch (row r, col c)"`` for a patch token."""
-    (gh, gw), _, prefix = grid_spec(layout)
+    (gh, gw), _patch_size, prefix = grid_spec(layout)
     if not 0 <= token < len(prefix) + gh * gw:
         raise IndexError(f"token {token} out of range for {len(prefix) + gh * gw} tokens")
     if token < len(prefix):
         return prefix[token]
     row, col = divmod(token - len(prefix), gw)
-    return f"patch (row {row}, col {col})"
+    return _("patch (row {row}, col {col})").format(row=row, col=col)
 
 
 def _head_name(head: int | str | None) -> str:
     if head is None:
-        return "mean over heads"
-    return f"head {head}" if isinstance(head, (int, np.integer)) else f"{head} over heads"
+        return _(FUSION_TITLES["mean"])
+    if isinstance(head, (int, np.integer)):
+        return _("head {head}").format(head=head)
+    if str(head) in FUSION_TITLES:
+        return _(FUSION_TITLES[str(head)])
+    return _("{fusion} over heads").format(fusion=head)
 
 
 def attention_map_figure(
@@ -79,19 +88,24 @@ def attention_map_figure(
         patches' share of the row's total: the attention itself for one head or the head mean, the fused
         row normalised to 1 for a max or min over heads (whose values do not sum to 1).
     """
-    (gh, gw), _, prefix = grid_spec(layout)
+    (gh, gw), _patch_size, prefix = grid_spec(layout)
     prefix_values, patch_map = split_tokens(attention_row, layout)  # (P,), (gh, gw)
-    layer_text = "" if layer is None else f"Layer {layer}, "
+    heads_text, query_text = _head_name(head), token_name(layout, query)
+    if layer is None:
+        title = _("{heads}: attention of {query}").format(heads=heads_text, query=query_text)
+    else:
+        title = _("Layer {layer}, {heads}: attention of {query}").format(layer=layer, heads=heads_text,
+                                                                          query=query_text)
     fig = overlay_figure(
-        patch_map, image, geometry, layout,
-        title=f"{layer_text}{_head_name(head)}: attention of {token_name(layout, query)}",
-        zmin=0.0, zmax=float(patch_map.max()) or 1.0, opacity=opacity, value_label="attention",
+        patch_map, image, geometry, layout, title=title,
+        zmin=0.0, zmax=float(patch_map.max()) or 1.0, opacity=opacity, value_label=_("attention"),
     )
     total = float(prefix_values.sum() + patch_map.sum())  # 1 for one head or the mean; not for max / min
     scale = 1.0 / total if np.isfinite(total) and total > 0 else 1.0
-    shares = [prefix_summary(prefix, prefix_values * scale), f"all patches: {patch_map.sum() * scale:.3g}"]
+    shares = [prefix_summary(prefix, prefix_values * scale),
+              _("all patches: {share:.3g}").format(share=patch_map.sum() * scale)]
     if abs(total - 1.0) > 1e-3:
-        shares.insert(0, "shares of the fused row's total:")
+        shares.insert(0, _("shares of the fused row's total:"))
     fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s).replace(": · ", ": "))
     if query >= len(prefix):
         row, col = divmod(query - len(prefix), gw)
@@ -128,12 +142,12 @@ def attention_grid_figure(
     heads = list(range(num_heads)) if heads is None else list(heads)
     return tiled_heatmap_figure(
         maps,
-        rows=(layers, "layer {t}, row {k}", "{t}"),
-        cols=(heads, "head {t}, col {k}", "{t}"),
-        value_label="fraction of max" if normalize else "attention",
+        rows=(layers, _("layer {t}, row {k}"), "{t}"),
+        cols=(heads, _("head {t}, col {k}"), "{t}"),
+        value_label=_("fraction of max") if normalize else _("attention"),
         colorscale="Inferno", zmin=0.0, zmax=1.0 if normalize else None,
-        title="Attention per layer and head" if title is None else title,
-        x_title="head", y_title="layer",
+        title=_("Attention per layer and head") if title is None else title,
+        x_title=_("head"), y_title=_("layer"),
     )
 
 
@@ -158,12 +172,13 @@ def attention_distance_figure(
     fig = go.Figure()
     for h, colour in enumerate(head_colours(num_heads)):
         fig.add_trace(go.Scatter(
-            x=layers, y=dist[:, h], mode="markers", name=f"head {h}",
+            x=layers, y=dist[:, h], mode="markers", name=_("head {head}").format(head=h),
             marker=dict(size=7, opacity=0.8, color=colour),
-            hovertemplate=f"layer %{{x}}, head {h}: %{{y:.1f}} px<extra></extra>",
+            hovertemplate=_("layer {layer}, head {head}: {distance} px").format(
+                layer="%{x}", head=h, distance="%{y:.1f}") + "<extra></extra>",
         ))
-    fig.update_xaxes(title_text="network depth (layer)", dtick=1 if num_layers <= 24 else None)
-    fig.update_yaxes(title_text="mean attention distance (pixels)", rangemode="tozero")
-    fig.update_layout(title=dict(text="Mean attention distance" if title is None else title), margin=MARGIN,
-                      legend=dict(title=dict(text="head")))
+    fig.update_xaxes(title_text=_("network depth (layer)"), dtick=1 if num_layers <= 24 else None)
+    fig.update_yaxes(title_text=_("mean attention distance (pixels)"), rangemode="tozero")
+    fig.update_layout(title=dict(text=_("Mean attention distance") if title is None else title), margin=MARGIN,
+                      legend=dict(title=dict(text=_("head"))))
     return fig

@@ -22,11 +22,14 @@ from vitviz.figures._base import (
     photo_trace,
     style_image_axes,
 )
+from vitviz.i18n import N_, _
 
 __all__ = ["faithfulness_figure", "method_colors", "relevance_maps_figure", "sanity_figure", "scaled_map"]
 
 PALETTE = qualitative.D3
 BAND_FILL = "rgba(140,140,140,0.25)"
+SANITY_STEPS = {"head": N_("classifier head"), "embeddings": N_("embeddings"), "original": N_("original")}
+"""Display names of the sanity check's randomisation steps other than ``"block i"``."""
 SMALL_PHOTO_SIDE = 320  # px of each small multiple's photo (the page shows several side by side)
 
 
@@ -49,6 +52,15 @@ def scaled_map(values: Any) -> np.ndarray:
     if high <= low:
         return np.zeros_like(values)
     return np.clip((np.nan_to_num(values, nan=low) - low) / (high - low), 0.0, 1.0)
+
+
+def _wrap_name(name: str) -> str:
+    """A method's name with a line break before its parenthesis (``"Grad-CAM<br>(last block)"``; Chinese
+    names use the full-width one)."""
+    for opening in (" (", "（"):
+        if opening in name:
+            return name.replace(opening, "<br>" + opening.strip(), 1)
+    return name
 
 
 def relevance_maps_figure(
@@ -83,7 +95,7 @@ def relevance_maps_figure(
     rgb = as_rgb_array(image)
     first = np.asarray(maps[names[0]])
     extent = map_extent(geometry, rgb.shape[:2], first.shape if layout is None else layout)
-    titles = [name.replace(" (", "<br>(", 1) for name in names]  # long names wrap, never overlap
+    titles = [_wrap_name(name) for name in names]  # long names wrap, never overlap
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.1 if rows > 1 else 0.0)
     fig.update_annotations(font_size=12)
@@ -92,7 +104,7 @@ def relevance_maps_figure(
         row, col = i // columns + 1, i % columns + 1
         fig.add_trace(photo, row=row, col=col)
         heat = map_heatmap(scaled_map(maps[name]), extent, zmin=0.0, zmax=1.0, opacity=opacity,
-                           value_label=name, colorbar_title="relevance (0–1 per map)", showscale=i == 0)
+                           value_label=name, colorbar_title=_("relevance (0–1 per map)"), showscale=i == 0)
         fig.add_trace(heat, row=row, col=col)
         fig.add_trace(grid_lines_trace(extent, color="rgba(255,255,255,0.25)"), row=row, col=col)
         style_image_axes(fig, rgb.shape[:2], extent, row=row, col=col)
@@ -108,21 +120,28 @@ def _band_traces(band: Any, *, row: int, col: int, fig: go.Figure, show_legend: 
     count = len(band.seeds)
     fig.add_trace(go.Scatter(
         x=np.concatenate([x, x[::-1]]), y=np.concatenate([band.high, band.low[::-1]]), fill="toself",
-        fillcolor=BAND_FILL, line=dict(width=0), hoverinfo="skip", name=f"random orders (min–max of {count})",
+        fillcolor=BAND_FILL, line=dict(width=0), hoverinfo="skip",
+        name=_("random orders (min–max of {count})").format(count=count),
         legendgroup="random", showlegend=show_legend,
     ), row=row, col=col)
     fig.add_trace(go.Scatter(
         x=x, y=band.mean, mode="lines", line=dict(color="gray", dash="dash"), legendgroup="random",
-        name=f"random (mean of {count}, AUC {band.auc_mean:.3f})" if show_legend else "random (mean)",
-        showlegend=show_legend, hovertemplate="%{x:.0f}% removed: %{y:.3f}<extra>random mean</extra>",
+        name=_("random (mean of {count}, AUC {auc:.3f})").format(count=count, auc=band.auc_mean)
+        if show_legend else _("random (mean)"),
+        showlegend=show_legend, hovertemplate=_removed_hover() + "<extra>{}</extra>".format(_("random mean")),
     ), row=row, col=col)
+
+
+def _removed_hover() -> str:
+    """Hover ``"30% removed: 0.412"`` of a perturbation curve (Plotly template fields filled in)."""
+    return _("{removed} removed: {probability}").format(removed="%{x:.0f}%", probability="%{y:.3f}")
 
 
 def faithfulness_figure(
     results: Mapping[str, Any],
     bands: Mapping[str, Any] | None = None,
     *,
-    class_name: str = "the class",
+    class_name: str | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """Perturbation curves of every method: positive perturbation on the left, negative on the right.
@@ -130,15 +149,16 @@ def faithfulness_figure(
     Args:
         results: Method title -> ``vitviz.evaluation.Faithfulness`` (all of one removal and target).
         bands: ``'most'`` / ``'least'`` -> ``PerturbationBand`` of random orders, drawn under the curves.
-        class_name: Name of the target class, for the axis title.
+        class_name: Name of the target class, for the axis title (default: "the class", translated).
         title: Figure title.
     """
     if not results:
         raise ValueError("no curves to draw")
+    class_name = _("the class") if class_name is None else class_name
     colors = method_colors(results)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06, subplot_titles=(
-        "Positive perturbation: most relevant first (lower AUC is better)",
-        "Negative perturbation: least relevant first (higher AUC is better)",
+        _("Positive perturbation: most relevant first (lower AUC is better)"),
+        _("Negative perturbation: least relevant first (higher AUC is better)"),
     ))
     for col, order in ((1, "most"), (2, "least")):
         if bands and bands.get(order) is not None:
@@ -148,17 +168,24 @@ def faithfulness_figure(
             fig.add_trace(go.Scatter(
                 x=100 * np.asarray(curve.fractions), y=curve.probabilities, mode="lines+markers",
                 line=dict(color=colors[name]), marker=dict(size=5), legendgroup=name, showlegend=col == 1,
-                name=name, hovertemplate=f"%{{x:.0f}}% removed: %{{y:.3f}}<extra>{name} · AUC {curve.auc:.3f}"
-                "</extra>",
+                name=name, hovertemplate=_removed_hover() + f"<extra>{name} · AUC {curve.auc:.3f}</extra>",
             ), row=1, col=col)
     removal = next(iter(results.values())).removal
-    unit = "patch tokens dropped" if removal == "tokens" else "pixels set to 0"
-    fig.update_xaxes(title_text=f"% of {unit}", range=[0, 100 * max(
+    unit = _("% of patch tokens dropped") if removal == "tokens" else _("% of pixels set to 0")
+    fig.update_xaxes(title_text=unit, range=[0, 100 * max(
         float(r.fractions[-1]) for r in results.values())], ticksuffix="%")
-    fig.update_yaxes(title_text=f"probability of {class_name}", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(title_text=_("probability of {class_name}").format(class_name=class_name), range=[0, 1.02],
+                     row=1, col=1)
     fig.update_layout(title=dict(text=title), margin=dict(MARGIN, b=40), height=420,
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
+
+
+def _step_name(step: str) -> str:
+    """A randomisation step (``"head"``, ``"block 11"``, ``"embeddings"``) in the current language."""
+    if step.startswith("block "):
+        return _("block {index}").format(index=step[len("block "):])
+    return _(SANITY_STEPS.get(step, step))
 
 
 def sanity_figure(checks: Mapping[str, Any], *, title: str | None = None) -> go.Figure:
@@ -179,20 +206,23 @@ def sanity_figure(checks: Mapping[str, Any], *, title: str | None = None) -> go.
     fig = go.Figure()
     threshold = next(iter(checks.values())).threshold
     for name, check in checks.items():
-        steps = ["original", *check.steps]
+        steps = [_("original"), *(_step_name(step) for step in check.steps)]
         values = np.concatenate([[1.0], check.correlations])
-        label = name + (" (flagged)" if check.flagged else "") + ("" if check.reads_head else " · never reads head")
+        label = name + (_(" (flagged)") if check.flagged else "")
+        label += "" if check.reads_head else _(" · never reads head")
         fig.add_trace(go.Scatter(
             x=steps, y=values, mode="lines+markers", name=label,
             line=dict(color=colors[name], dash="dash" if check.flagged else "solid"),
             marker=dict(symbol="x" if check.flagged else "circle", size=8),
-            hovertemplate=f"randomised up to %{{x}}: ρ = %{{y:.3f}}<extra>{name}</extra>",
+            hovertemplate=_("randomised up to {step}: ρ = {rho}").format(step="%{x}", rho="%{y:.3f}")
+            + f"<extra>{name}</extra>",
         ))
     fig.add_hline(y=threshold, line=dict(color="crimson", dash="dot", width=1),
-                  annotation_text=f"flag above ρ = {threshold:g} (after head + top block)",
+                  annotation_text=_("flag above ρ = {threshold:g} (after head + top block)").format(
+                      threshold=threshold),
                   annotation_position="bottom right")
-    fig.update_xaxes(title_text="randomised from the top down to", type="category")
-    fig.update_yaxes(title_text="Spearman rank correlation with the original map", range=[-1.05, 1.05])
+    fig.update_xaxes(title_text=_("randomised from the top down to"), type="category")
+    fig.update_yaxes(title_text=_("Spearman rank correlation with the original map"), range=[-1.05, 1.05])
     fig.update_layout(title=dict(text=title), margin=dict(MARGIN, b=40), height=420,
                       legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig

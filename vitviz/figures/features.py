@@ -13,6 +13,7 @@ from vitviz.figures._base import (
     MARGIN,
     VALUE_FORMAT,
     as_rgb_array,
+    cell_hover,
     grid_spec,
     image_size,
     map_extent,
@@ -20,6 +21,7 @@ from vitviz.figures._base import (
     split_tokens,
     style_image_axes,
 )
+from vitviz.i18n import _
 
 __all__ = ["token_norm_figure", "feature_pca_figure", "hidden_state_name"]
 
@@ -27,7 +29,7 @@ __all__ = ["token_norm_figure", "feature_pca_figure", "hidden_state_name"]
 def hidden_state_name(index: int, num_states: int) -> str:
     """Name hidden state ``index`` of ``num_states`` (``L+1``): the embeddings or a block's output."""
     index = index % num_states
-    return "embeddings (before block 0)" if index == 0 else f"output of block {index - 1}"
+    return _("embeddings (before block 0)") if index == 0 else _("output of block {block}").format(block=index - 1)
 
 
 def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Figure:
@@ -47,30 +49,31 @@ def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Fig
     norms = np.asarray(norms, dtype=np.float64)
     if norms.ndim != 2:
         raise ValueError(f"expected (L+1, N) norms, got shape {norms.shape}")
-    (gh, gw), _, prefix = grid_spec(layout)
+    (gh, gw), _patch_size, prefix = grid_spec(layout)
     prefix_values, patch_map = split_tokens(norms[layer], layout)  # (P,), (gh, gw)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.12,
-                        subplot_titles=("patch tokens", "prefix tokens vs patches"))
+                        subplot_titles=(_("patch tokens"), _("prefix tokens vs patches")))
     fig.add_trace(go.Heatmap(
         z=patch_map.astype(np.float32), x0=0, dx=1, y0=0, dy=1, colorscale="Viridis",
-        hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:{VALUE_FORMAT}}}<extra>norm</extra>",
-        colorbar=dict(title=dict(text="norm"), thickness=14, x=fig.layout.xaxis.domain[1] + 0.01,
+        hovertemplate=cell_hover("%{y}", "%{x}", f"%{{z:{VALUE_FORMAT}}}") + "<extra>{}</extra>".format(_("norm")),
+        colorbar=dict(title=dict(text=_("norm")), thickness=14, x=fig.layout.xaxis.domain[1] + 0.01,
                       xanchor="left"),
-        name="patch norms",
+        name=_("patch norms"),
     ), row=1, col=1)
-    names = [*prefix, "patch mean", "patch max"]
+    names = [*prefix, _("patch mean"), _("patch max")]
     values = [*prefix_values, patch_map.mean(), patch_map.max()]
     colors = ["#d62728"] * len(prefix) + ["#7f7f7f"] * 2
     fig.add_trace(go.Bar(
-        x=names, y=values, marker_color=colors, name="norms",
+        x=names, y=values, marker_color=colors, name=_("norms"),
         hovertemplate=f"%{{x}}: %{{y:{VALUE_FORMAT}}}<extra></extra>", showlegend=False,
     ), row=1, col=2)
-    fig.update_xaxes(range=[-0.5, gw - 0.5], title_text="patch column", showgrid=False, zeroline=False,
+    fig.update_xaxes(range=[-0.5, gw - 0.5], title_text=_("patch column"), showgrid=False, zeroline=False,
                      constrain="domain", row=1, col=1)
-    fig.update_yaxes(range=[gh - 0.5, -0.5], title_text="patch row", showgrid=False, zeroline=False,
+    fig.update_yaxes(range=[gh - 0.5, -0.5], title_text=_("patch row"), showgrid=False, zeroline=False,
                      constrain="domain", scaleanchor="x", scaleratio=1, row=1, col=1)
-    fig.update_yaxes(title_text="norm", rangemode="tozero", row=1, col=2)
-    fig.update_layout(title=dict(text=f"Token norms, {hidden_state_name(layer, norms.shape[0])}"),
+    fig.update_yaxes(title_text=_("norm"), rangemode="tozero", row=1, col=2)
+    title = _("Token norms, {state}").format(state=hidden_state_name(layer, norms.shape[0]))
+    fig.update_layout(title=dict(text=title),
                       margin=MARGIN)
     return fig
 
@@ -96,17 +99,18 @@ def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any =
     if layout is not None and grid_spec(layout)[0] != grid:
         raise ValueError(f"colour map {grid} does not match layout grid {grid_spec(layout)[0]}")
     extent = map_extent(geometry, size, grid if layout is None else layout)
-    rows, cols = np.indices(grid)  # (gh, gw) each
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=("image", "features (PCA)"))
+    cell_name = _("row {row}, col {col}")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=(_("image"), _("features (PCA)")))
     fig.add_trace(photo_trace(photo), row=1, col=1)
     fig.add_trace(go.Image(
         z=colors, x0=extent.left + extent.cell_width / 2, dx=extent.cell_width,
         y0=extent.top + extent.cell_height / 2, dy=extent.cell_height,
-        text=np.char.add(np.char.add("row ", rows.astype(str)), np.char.add(", col ", cols.astype(str))).tolist(),
-        hovertemplate="%{text}: PC rgb %{z}<extra></extra>", name="PCA colours",
+        text=[[cell_name.format(row=r, col=c) for c in range(grid[1])] for r in range(grid[0])],
+        hovertemplate=_("{patch}: PC rgb {rgb}").format(patch="%{text}", rgb="%{z}") + "<extra></extra>",
+        name=_("PCA colours"),
     ), row=1, col=2)
     for col in (1, 2):
         style_image_axes(fig, size, extent, row=1, col=col)
-    fig.update_layout(title=dict(text="Patch features, first three principal components as RGB"),
+    fig.update_layout(title=dict(text=_("Patch features, first three principal components as RGB")),
                       margin=MARGIN)
     return fig

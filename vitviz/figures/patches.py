@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from vitviz.figures._base import (
     MARGIN,
     as_rgb_array,
+    cell_hover,
     grid_lines_trace,
     grid_spec,
     map_extent,
@@ -17,6 +18,7 @@ from vitviz.figures._base import (
     photo_trace,
     style_image_axes,
 )
+from vitviz.i18n import _
 
 __all__ = ["patch_grid_figure", "patch_sequence_figure", "rect_difference"]
 
@@ -73,8 +75,9 @@ def patch_grid_figure(image: Any, geometry: Any, layout_or_grid: Any) -> go.Figu
         x0=extent.left + extent.cell_width / 2, dx=extent.cell_width,
         y0=extent.top + extent.cell_height / 2, dy=extent.cell_height,
         customdata=np.stack([rows, cols, token], axis=-1),  # (gh, gw, 3)
-        hovertemplate="row %{customdata[0]}, col %{customdata[1]}: token %{customdata[2]}<extra></extra>",
-        colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False, name="patches",
+        hovertemplate=cell_hover("%{customdata[0]}", "%{customdata[1]}",
+                                 _("token {index}").format(index="%{customdata[2]}")) + "<extra></extra>",
+        colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False, name=_("patches"),
     ))
     fig.add_trace(grid_lines_trace(extent, color="rgba(255,255,255,0.8)"))
     grid_rect = (extent.left, extent.top, extent.right, extent.bottom)
@@ -83,12 +86,13 @@ def patch_grid_figure(image: Any, geometry: Any, layout_or_grid: Any) -> go.Figu
     shapes += _shade(rect_difference(grid_rect, image_rect), PADDED_FILL)
     fig.update_layout(shapes=shapes)
     style_image_axes(fig, (height, width), extent)
-    patch_text = "" if patch is None else f" of {patch[0]}×{patch[1]} px"
+    if patch is None:
+        title = _("{rows}×{cols} = {count} patches").format(rows=gh, cols=gw, count=gh * gw)
+    else:
+        title = _("{rows}×{cols} = {count} patches of {height}×{width} px").format(
+            rows=gh, cols=gw, count=gh * gw, height=patch[0], width=patch[1])
     fig.update_layout(
-        title=dict(
-            text=f"{gh}×{gw} = {gh * gw} patches{patch_text}",
-            subtitle=dict(text="dark: not seen by the model · orange: padding"),
-        ),
+        title=dict(text=title, subtitle=dict(text=_("dark: not seen by the model · orange: padding"))),
         margin=MARGIN,
     )
     return fig
@@ -107,7 +111,7 @@ def patch_sequence_figure(patches: np.ndarray, layout: Any, *, columns: int | No
         Traces ``[image, hover heatmap]``; one annotation per prefix token.
     """
     patches = np.asarray(patches)
-    (gh, gw), _, prefix = grid_spec(layout)
+    (gh, gw), _patch_size, prefix = grid_spec(layout)
     if patches.ndim != 4 or patches.shape[0] != gh * gw:
         raise ValueError(f"expected ({gh * gw}, ph, pw, 3) patches, got {patches.shape}")
     patches = np.stack([as_rgb_array(p) for p in patches])  # (n, ph, pw, 3) uint8
@@ -115,15 +119,17 @@ def patch_sequence_figure(patches: np.ndarray, layout: Any, *, columns: int | No
     boxes = np.full((len(prefix), ph, pw, 3), 190, dtype=np.uint8)  # (P, ph, pw, 3)
     tokens = np.concatenate([boxes, patches])  # (P + n, ph, pw, 3)
     columns = columns or min(2 * gw, 32)
-    hover = [f"token {t}: {name}" for t, name in enumerate(prefix)]
-    hover += [f"token {len(prefix) + i}: patch row {i // gw}, col {i % gw}" for i in range(gh * gw)]
+    prefix_hover, patch_hover = _("token {index}: {name}"), _("token {index}: patch row {row}, col {col}")
+    hover = [prefix_hover.format(index=t, name=name) for t, name in enumerate(prefix)]
+    hover += [patch_hover.format(index=len(prefix) + i, row=i // gw, col=i % gw) for i in range(gh * gw)]
     fig = mosaic_figure(tokens, columns, hover, fmt="JPEG")
     for t, name in enumerate(prefix):
         y, x = (t // columns) * (ph + 1), (t % columns) * (pw + 1)
         fig.add_annotation(x=x + pw / 2, y=y + ph / 2, text=name, showarrow=False,
                            font=dict(size=9, color="black"))
     fig.update_layout(title=dict(
-        text=f"Token sequence: {len(prefix)} prefix + {gh * gw} patch tokens",
-        subtitle=dict(text=f"read left to right, {columns} tokens per row"),
+        text=_("Token sequence: {prefix} prefix + {patches} patch tokens").format(prefix=len(prefix),
+                                                                                  patches=gh * gw),
+        subtitle=dict(text=_("read left to right, {columns} tokens per row").format(columns=columns)),
     ))
     return fig

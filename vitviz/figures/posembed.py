@@ -14,6 +14,7 @@ from vitviz.figures._base import (
     style_mosaic_axes,
     tiled_heatmap_figure,
 )
+from vitviz.i18n import _
 
 __all__ = ["position_similarity_figure", "position_tile_figure", "embedding_filters_figure"]
 
@@ -52,16 +53,19 @@ def position_similarity_figure(
     sy, sx = auto_stride(gh, max_tiles), auto_stride(gw, max_tiles)
     rows, cols = list(range(0, gh, sy)), list(range(0, gw, sx))
     zmin, zmax = _color_range(sim, data_range)
-    stride_note = "" if sy == sx == 1 else f" (every {sy}th row, {sx}th column)"
+    if title is None and sy == sx == 1:
+        title = _("Position embedding similarity")
+    elif title is None:
+        title = _("Position embedding similarity (every {row_step}th row, {col_step}th column)").format(
+            row_step=sy, col_step=sx)
     return tiled_heatmap_figure(
         sim[::sy, ::sx],  # (A, B, gh, gw)
-        rows=(rows, "row {t} ↔ row {k}", "{t}"),
-        cols=(cols, "col {t} ↔ col {k}", "{t}"),
-        hover_header="position ↔ other position",
-        value_label="cosine", value_format=".3f",
-        colorscale=SIMILARITY_SCALE, zmin=zmin, zmax=zmax,
-        title=f"Position embedding similarity{stride_note}" if title is None else title,
-        x_title="input patch column", y_title="input patch row",
+        rows=(rows, _("row {t} ↔ row {k}"), "{t}"),
+        cols=(cols, _("col {t} ↔ col {k}"), "{t}"),
+        hover_header=_("position ↔ other position"),
+        value_label=_("cosine"), value_format=".3f",
+        colorscale=SIMILARITY_SCALE, zmin=zmin, zmax=zmax, title=title,
+        x_title=_("input patch column"), y_title=_("input patch row"),
     )
 
 
@@ -71,10 +75,10 @@ def position_tile_figure(sim: np.ndarray, row: int, col: int, *, data_range: boo
     zmin, zmax = _color_range(sim[row, col], data_range)
     return grid_heatmap_figure(
         sim[row, col],  # (gh, gw)
-        title=f"Position (row {row}, col {col})",
-        value_label="cosine", value_format=".3f", colorscale=SIMILARITY_SCALE,
+        title=_("Position (row {row}, col {col})").format(row=row, col=col),
+        value_label=_("cosine"), value_format=".3f", colorscale=SIMILARITY_SCALE,
         zmin=zmin, zmax=zmax, outline=(row, col),
-    ).update_layout(title_subtitle_text="cosine similarity to every position")  # short lines: narrow columns
+    ).update_layout(title_subtitle_text=_("cosine similarity to every position"))  # short lines: narrow columns
 
 
 def _to_uint8_tiles(tiles: np.ndarray) -> np.ndarray:
@@ -110,26 +114,28 @@ def embedding_filters_figure(
     if ratio.size != n:
         raise ValueError(f"{n} tiles but {ratio.size} explained-variance values")
     columns = min(columns, n)
-    hover = [f"component {k}: {ratio[k]:.1%} of variance" for k in range(n)]
+    component = _("component {index}: {share:.1%} of variance")
+    hover = [component.format(index=k, share=ratio[k]) for k in range(n)]
     image, hover_map, size = mosaic_traces(tiles, columns, hover, fmt="PNG")
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.08,
-                        subplot_titles=("components", "explained variance"))
+                        subplot_titles=(_("components"), _("explained variance")))
     fig.add_trace(image, row=1, col=1)
     fig.add_trace(hover_map, row=1, col=1)
     fig.add_trace(go.Bar(
-        x=np.arange(n), y=ratio, name="per component",
-        hovertemplate="component %{x}: %{y:.1%}<extra></extra>",
+        x=np.arange(n), y=ratio, name=_("per component"),
+        hovertemplate=_("component {index}: {share}").format(index="%{x}", share="%{y:.1%}") + "<extra></extra>",
     ), row=1, col=2)
     fig.add_trace(go.Scatter(
-        x=np.arange(n), y=np.cumsum(ratio), mode="lines+markers", name="cumulative",
-        hovertemplate="components 0..%{x}: %{y:.1%}<extra></extra>",
+        x=np.arange(n), y=np.cumsum(ratio), mode="lines+markers", name=_("cumulative"),
+        hovertemplate=_("components 0..{index}: {share}").format(index="%{x}", share="%{y:.1%}")
+        + "<extra></extra>",
     ), row=1, col=2)
     style_mosaic_axes(fig, size, row=1, col=1)
-    fig.update_xaxes(title_text="component", row=1, col=2)
-    fig.update_yaxes(title_text="fraction of variance", tickformat=".0%", rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(title_text=_("component"), row=1, col=2)
+    fig.update_yaxes(title_text=_("fraction of variance"), tickformat=".0%", rangemode="tozero", row=1, col=2)
     fig.update_layout(
-        title=dict(text=f"Patch-embedding filters: first {n} principal components "
-                        f"({ratio.sum():.0%} of variance)"),
+        title=dict(text=_("Patch-embedding filters: first {count} principal components ({share:.0%} of variance)")
+                   .format(count=n, share=ratio.sum())),
         margin=MARGIN, plot_bgcolor="white", legend=dict(orientation="h", y=-0.15),
     )
     return fig

@@ -7,6 +7,7 @@ from typing import Any, Iterable
 import plotly.graph_objects as go
 
 from vitviz.figures._base import MARGIN
+from vitviz.i18n import _
 
 __all__ = ["predictions_figure"]
 
@@ -19,28 +20,29 @@ def _label_and_probability(prediction: Any) -> tuple[str, float]:
     return str(label), float(probability)
 
 
-def predictions_figure(predictions: Iterable[Any], *, title: str = "Top predictions") -> go.Figure:
+def predictions_figure(predictions: Iterable[Any], *, title: str | None = None) -> go.Figure:
     """Horizontal bars of the top-k classes, most probable on top, probability printed on each bar.
 
     Args:
         predictions: ``Prediction`` objects (``label``, ``probability``) or ``(label, probability)``
             pairs, most probable first.
-        title: figure title.
+        title: figure title; default "Top predictions" in the current language.
 
     Returns:
         One bar trace; bars sit at y = 0, 1, … (rank) with the labels as tick text, so repeated labels
         (ImageNet has two "crane" classes) stay separate bars.
     """
+    title = _("Top predictions") if title is None else title
     pairs = [_label_and_probability(p) for p in predictions]
-    labels = [label for label, _ in pairs]
-    probs = [prob for _, prob in pairs]
+    labels = [label for label, _prob in pairs]
+    probs = [prob for _label, prob in pairs]
     ranks = list(range(len(pairs)))
     fig = go.Figure(go.Bar(
         x=probs, y=ranks, orientation="h", text=[f"{p:.1%}" for p in probs], textposition="auto",
-        customdata=labels, hovertemplate="%{customdata}: %{x:.2%}<extra></extra>", name="probability",
+        customdata=labels, hovertemplate="%{customdata}: %{x:.2%}<extra></extra>", name=_("probability"),
         marker_color="#1f77b4",
     ))
-    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text=_("probability"))
     fig.update_yaxes(tickmode="array", tickvals=ranks, ticktext=labels, autorange="reversed",
                      title_text=None)
     fig.update_layout(title=dict(text=title), margin=MARGIN, bargap=0.25,

@@ -8,25 +8,37 @@ import numpy as np
 import plotly.graph_objects as go
 
 from vitviz.figures._base import overlay_figure
+from vitviz.i18n import N_, _
 
 __all__ = ["rollout_figure", "rollout_title"]
 
 HEATMAP_TRACE = 1  # overlay traces: [image, heatmap, grid lines]
 
 QUERY_NAMES = {
-    "cls": "class-token row",
-    "mean": "mean over patch queries",
-    "mean_patches": "mean over patch queries",  # vitviz.analysis.RolloutResult.readout
+    "cls": N_("class-token row"),
+    "mean": N_("mean over patch queries"),
+    "mean_patches": N_("mean over patch queries"),  # vitviz.analysis.RolloutResult.readout
 }
-METHOD_NAMES = {"rollout": "Attention rollout", "gradient_rollout": "Gradient rollout"}
+METHOD_NAMES = {"rollout": N_("Attention rollout"), "gradient_rollout": N_("Gradient rollout")}
+FUSION_NAMES = {"mean": N_("mean fusion"), "max": N_("max fusion"), "min": N_("min fusion")}
 
 
 def _query_text(query: str) -> str:
-    return QUERY_NAMES.get(query, f"{query} row")
+    if query in QUERY_NAMES:
+        return _(QUERY_NAMES[query])
+    return _("{token} row").format(token=query)
 
 
 def _layers_text(first: int, last: int) -> str:
-    return f"layer {first}" if first == last else f"layers {first}–{last}"
+    if first == last:
+        return _("layer {layer}").format(layer=first)
+    return _("layers {first}–{last}").format(first=first, last=last)
+
+
+def _fusion_text(head_fusion: str) -> str:
+    if head_fusion in FUSION_NAMES:
+        return _(FUSION_NAMES[head_fusion])
+    return _("{fusion} fusion").format(fusion=head_fusion)
 
 
 def rollout_title(method: str, first: int, last: int, query: str, head_fusion: str | None = None,
@@ -34,11 +46,13 @@ def rollout_title(method: str, first: int, last: int, query: str, head_fusion: s
     """``"Attention rollout, layers 0–3 (class-token row; max fusion, discard 0.50)"``."""
     settings = []
     if head_fusion is not None:
-        settings.append(f"{head_fusion} fusion")
+        settings.append(_fusion_text(head_fusion))
     if discard_ratio:
-        settings.append(f"discard {discard_ratio:.2f}")
-    details = "; ".join([_query_text(query)] + ([", ".join(settings)] if settings else []))
-    return f"{METHOD_NAMES.get(method, method)}, {_layers_text(first, last)} ({details})"
+        settings.append(_("discard {ratio:.2f}").format(ratio=discard_ratio))
+    details = _("; ").join([_query_text(query)] + ([_(", ").join(settings)] if settings else []))
+    name = _(METHOD_NAMES[method]) if method in METHOD_NAMES else method
+    return _("{method}, {layers} ({details})").format(method=name, layers=_layers_text(first, last),
+                                                    details=details)
 
 
 def rollout_figure(
@@ -88,7 +102,7 @@ def rollout_figure(
     titles = [title] * len(layers) if title is not None else [
         rollout_title(method, layers[0], layer, query, head_fusion, discard_ratio) for layer in layers]
     fig = overlay_figure(maps[-1], image, geometry, layout, title=titles[-1], zmin=0.0, zmax=top[-1],
-                         opacity=opacity, value_label="rollout")
+                         opacity=opacity, value_label=_("rollout"))
     fig.frames = [
         go.Frame(data=[go.Heatmap(z=m, zmin=0.0, zmax=zmax)], traces=[HEATMAP_TRACE], name=str(layer),
                  layout=dict(title=dict(text=text)))
@@ -101,7 +115,7 @@ def rollout_figure(
         for layer in layers
     ]
     fig.update_layout(sliders=[dict(
-        active=len(layers) - 1, steps=steps, currentvalue=dict(prefix="through layer "),
+        active=len(layers) - 1, steps=steps, currentvalue=dict(prefix=_("through layer ")),
         pad=dict(t=30), len=1.0,
     )])
     return fig

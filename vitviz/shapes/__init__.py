@@ -6,25 +6,29 @@ ten shapes on cluttered backgrounds. Because every image comes with its object m
 its attention maps point at the object (see ``docs/model_card.md``).
 
 - :mod:`.generator`: ``generate`` one image + mask + label from a seed (numpy + PIL only);
+- :mod:`.families`: named style families (flat, outline, sketch, photographed sheet, ...) and the training mix;
+- :mod:`.painter`: an independent drawing routine for the held-out families;
 - :mod:`.dataset`: ``ShapesDataset`` and in-memory ``pregenerate``;
 - :mod:`.flexi`: ``flexi_forward``, the training forward at any patch size;
 - :mod:`.model`: ``load_shapes_model`` (the shipped weights), ``build_model``, ``save_shapes_model``;
 - :mod:`.training`: ``TrainConfig`` and ``train`` (used by ``scripts/train_shapes.py``);
 - :mod:`.evaluation`: accuracy and localisation metrics through ``vitviz.capture`` / ``vitviz.analysis``.
 
-``import vitviz.shapes`` pulls in only the generator; the torch-side names load on first use.
+``import vitviz.shapes`` pulls in only the generator and the families (numpy + PIL); the torch-side names load on first use.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+from .families import FAMILIES, HELD_OUT_FAMILIES, TRAIN_FAMILIES, TRAIN_MIX, generate_family, generate_mix
 from .generator import CLASSES, TEXTURES, Sample, Style, generate, generate_batch, sample_rng, shape_mask
 
 _LAZY = {
     'ShapesDataset': 'dataset',
     'normalize': 'dataset',
     'pregenerate': 'dataset',
+    'mix_batch': 'dataset',
     'flexi_embed': 'flexi',
     'flexi_forward': 'flexi',
     'CONFIG_PATH': 'model',
@@ -42,6 +46,7 @@ _LAZY = {
 }
 
 __all__ = sorted(['CLASSES', 'TEXTURES', 'Sample', 'Style', 'generate', 'generate_batch', 'sample_rng', 'shape_mask',
+                  'FAMILIES', 'HELD_OUT_FAMILIES', 'TRAIN_FAMILIES', 'TRAIN_MIX', 'generate_family', 'generate_mix',
                   *_LAZY])
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from .generator import Style, generate, generate_batch, sample_rng
 
-__all__ = ['ShapesDataset', 'TRAIN_SPLIT', 'EVAL_SPLIT', 'normalize', 'pregenerate']
+__all__ = ['ShapesDataset', 'TRAIN_SPLIT', 'EVAL_SPLIT', 'Mix', 'mix_batch', 'normalize', 'pregenerate']
 
 TRAIN_SPLIT = 0
 EVAL_SPLIT = 1
@@ -61,10 +61,32 @@ class ShapesDataset(Dataset):
         return image, sample.label, torch.from_numpy(sample.mask)
 
 
+Mix = tuple[tuple[str, float], ...]
+
+
+def mix_batch(seed: int, count: int, mix: Mix, *, split: int = 0, start: int = 0,
+              image_size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like :func:`~vitviz.shapes.generator.generate_batch`, each image drawn in a family picked from ``mix``.
+
+    Args:
+        mix: ``(family, weight)`` pairs (see :mod:`vitviz.shapes.families`); one pair for a single family.
+    """
+    from .families import generate_mix
+
+    samples = [generate_mix(sample_rng(seed, start + i, split), mix, image_size) for i in range(count)]
+    images = np.stack([smp.image for smp in samples])  # (count, H, W, 3)
+    masks = np.stack([smp.mask for smp in samples])  # (count, H, W)
+    labels = np.array([smp.label for smp in samples], dtype=np.int64)
+    return images, masks, labels
+
+
 def _chunk(args: tuple) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    seed, split, start, count, image_size, keep_masks, style, mask_cell = args
-    images, masks, labels = generate_batch(seed, count, split=split, start=start, image_size=image_size,
-                                           style=style)
+    seed, split, start, count, image_size, keep_masks, style, mask_cell, mix = args
+    if mix is None:
+        images, masks, labels = generate_batch(seed, count, split=split, start=start, image_size=image_size,
+                                               style=style)
+    else:
+        images, masks, labels = mix_batch(seed, count, mix, split=split, start=start, image_size=image_size)
     if keep_masks and mask_cell > 1:
         n, h, w = masks.shape
         cells = masks.reshape(n, h // mask_cell, mask_cell, w // mask_cell, mask_cell)  # (n, h/c, c, w/c, c)
@@ -74,7 +96,7 @@ def _chunk(args: tuple) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
 
 def pregenerate(seed: int, count: int, *, split: int = TRAIN_SPLIT, image_size: int = 96, workers: int = 1,
                 chunk: int = 500, keep_masks: bool = True, style: Style = Style(), mask_cell: int = 1,
-                progress=None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                progress=None, mix: Mix | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Items ``0 .. count-1`` of data set ``(seed, split)`` in memory, made by ``workers`` processes.
 
     The result does not depend on ``workers`` or ``chunk`` (each item has its own random stream).
@@ -91,11 +113,14 @@ def pregenerate(seed: int, count: int, *, split: int = TRAIN_SPLIT, image_size: 
         mask_cell: when above 1, each mask comes back as uint8 counts of object pixels per
             ``mask_cell x mask_cell`` cell, ``(count, H/cell, W/cell)``, to save memory (cell <= 15).
         progress: optional callable receiving the number of images just finished.
+        mix: draw each image in a style family picked from these ``(family, weight)`` pairs
+            (:mod:`vitviz.shapes.families`) instead of the classic generator with ``style``.
 
     Returns:
         ``images (count, H, W, 3)`` uint8, ``masks (count, H, W)`` bool (or None), ``labels (count,)`` int64.
     """
-    tasks = [(seed, split, s, min(chunk, count - s), image_size, keep_masks, style, mask_cell)
+    mix = None if mix is None else tuple((str(f), float(w)) for f, w in mix)
+    tasks = [(seed, split, s, min(chunk, count - s), image_size, keep_masks, style, mask_cell, mix)
              for s in range(0, count, chunk)]
     parts = []
     if workers <= 1:

@@ -151,7 +151,8 @@ def _localisation(maps: np.ndarray, masks: np.ndarray, patch_size: int) -> Local
 def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL_SEED, count: int = 2000,
              patch_sizes: Iterable[int] | None = None, methods: Iterable[str] = METHODS,
              localise_count: int | None = None, batch_size: int = 100, style: Style = Style(),
-             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[int], None] | None = None,
+             mix: tuple[tuple[str, float], ...] | None = None) -> dict[str, Any]:
     """Accuracy at every patch size and localisation of every method, on fresh images.
 
     Each patch size runs on a copy made by ``vitviz.analysis.with_patch_size`` (timm's ``set_input_size``),
@@ -166,7 +167,9 @@ def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL
         methods: localisation methods, from :data:`METHODS`.
         localise_count: images for localisation (the first ones of the set); defaults to ``count``.
         batch_size: images per forward pass.
-        style: style of the evaluation images.
+        style: style of the evaluation images (classic generator).
+        mix: draw the images in style families instead: ``(family, weight)`` pairs
+            (:mod:`vitviz.shapes.families`); ``(('paint_solid', 1.0),)`` for one family.
         progress: optional callable receiving the number of images just processed.
 
     Returns:
@@ -179,7 +182,7 @@ def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL
     patch_sizes = list(config['patch_sizes'] if patch_sizes is None else patch_sizes)
     localise_count = count if localise_count is None else min(localise_count, count)
     images, masks, labels = pregenerate(seed, count, split=EVAL_SPLIT, image_size=config['model_args']['img_size'],
-                                        style=style)
+                                        style=style, mix=mix)
     x_all = normalize(images, config['mean'], config['std'])  # (count, 3, H, W)
     result: dict[str, Any] = {'eval_seed': seed, 'eval_split': EVAL_SPLIT, 'eval_count': count,
                               'localise_count': localise_count, 'accuracy': {}, 'localisation': {}}

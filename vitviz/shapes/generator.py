@@ -96,6 +96,7 @@ class Sample:
         center: object centre ``(y, x)`` in pixels.
         radius: radius of the object's circumscribed circle in pixels.
         angle: rotation in radians.
+        family: the style family that drew it (see :mod:`vitviz.shapes.families`).
     """
 
     image: np.ndarray
@@ -106,6 +107,7 @@ class Sample:
     center: tuple[float, float]
     radius: float
     angle: float
+    family: str = 'classic'
 
     @property
     def class_name(self) -> str:

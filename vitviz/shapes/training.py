@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .dataset import TRAIN_SPLIT, normalize, pregenerate
 from .flexi import flexi_features
+from .families import TRAIN_MIX
 from .generator import Style
 from .model import build_model, make_config
 
@@ -38,7 +39,7 @@ class TrainConfig:
     """Everything that determines the trained weights (with the torch version and thread count)."""
 
     seed: int = 0
-    train_images: int = 100_000
+    train_images: int = 90_000
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3
@@ -63,6 +64,8 @@ class TrainConfig:
     rotation: float = Style.rotation
     token_label_weight: float = 0.5
     augment: bool = False
+    mix: tuple[tuple[str, float], ...] | None = TRAIN_MIX
+    init: str | None = None
 
     @property
     def style(self) -> Style:
@@ -126,8 +129,13 @@ def model_config(cfg: TrainConfig) -> dict[str, Any]:
                          native_patch_size=cfg.native_patch_size, patch_sizes=cfg.patch_sizes,
                          embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
                          mlp_ratio=cfg.mlp_ratio, seed=cfg.seed)
-    config['training'] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+    config['training'] = {k: json_ready(v) for k, v in asdict(cfg).items()}
     return config
+
+
+def json_ready(value: Any) -> Any:
+    """Tuples (nested too) as lists, as they come back from JSON."""
+    return [json_ready(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def token_targets(cell_counts: torch.Tensor, labels: torch.Tensor, patch_size: int, cell: int,
@@ -178,7 +186,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     config = model_config(cfg)
-    model = build_model(config).to(device).train()
+    model = build_model(config)
+    if cfg.init:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(cfg.init).items()}, strict=True)
+        log(f'starting from the weights in {cfg.init}')
+    model = model.to(device).train()
     num_classes = config['model_args']['num_classes']
     token_head = torch.nn.Linear(cfg.embed_dim, num_classes + 1).to(device)
     mean, std = config['mean'], config['std']
@@ -187,7 +201,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
     with tqdm(total=cfg.train_images, desc='generate', unit='img', disable=not progress) as bar:
         images, cells, labels = pregenerate(cfg.seed, cfg.train_images, split=TRAIN_SPLIT, image_size=cfg.image_size,
                                             workers=cfg.workers, style=cfg.style, mask_cell=MASK_CELL,
-                                            progress=bar.update)
+                                            progress=bar.update, mix=cfg.mix)
     gen_seconds = time.perf_counter() - t0
     log(f'generated {len(images)} training images in {gen_seconds:.0f} s')
     images_t, cells_t, labels_t = torch.from_numpy(images), torch.from_numpy(cells), torch.from_numpy(labels)
