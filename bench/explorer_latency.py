@@ -1,4 +1,5 @@
-"""In the browser: the attention explorer's hover, layer and head changes, and a committed click.
+"""In the browser: the attention explorer's hover, layer and head changes, and a committed click; the rollout
+explorer's layer scrubber and head fusion; following a patch on "How a ViT works".
 
 Starts ``streamlit run app.py`` (offline, random-weight ViT-B/16 through the app's own loading path, see
 ``bench/_app.py``), opens the Attention page in headless Chromium and measures, on the explorer:
@@ -10,6 +11,11 @@ Starts ``streamlit run app.py`` (offline, random-weight ViT-B/16 through the app
   attention map, a Plotly figure drawn by the server, shows the clicked patch);
 * **layer slider (server)**: the page's own slider, as ``browser_latency.py`` measures today's round trip.
 
+Then the Rollout page (``--pages rollout``): **rollout layer (browser)**, an arrow key on the explorer's layer
+scrubber, and **rollout fusion (browser)**, a click on another head-fusion button; and "How a ViT works"
+(``--pages how``): **follow a patch (hover)**, the pointer onto another patch in step 1, and **follow a patch
+(commit)**, a click, until the page's step-3 figure shows the clicked patch (a server rerun).
+
 Latency is taken from the input event's own timestamp (``event.timeStamp``, page clock) to the **first
 frame Chrome produced after the change** (CDP ``Page.startScreencast``: each frame's compositor timestamp;
 Chrome emits a frame only when the screen changed). The explorer's draw count and the Plotly figure tell
@@ -18,7 +24,7 @@ change was made in the page. Also reported: the first animation frame after the 
 the websocket payloads sent and received between the input and the page being idle again.
 
 Targets: hover median ≤ 50 ms, p90 ≤ 100 ms and 0 bytes sent; layer/head ≤ 50 ms; click ≤ 300 ms.
-Run: ``python bench/explorer_latency.py [--quick] [--out bench/results/explorer_latency.md]``.
+Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--out FILE.md]``.
 """
 from __future__ import annotations
 
@@ -57,6 +63,35 @@ _ARM = """([kind, sel, before, target]) => {
     const mark = (e) => { if (input === null) input = e.timeStamp; };
     for (const type of ['pointermove', 'keydown', 'mousedown']) window.addEventListener(type, mark, {capture: true, once: true});
     const poll = (ts) => {
+        if (input !== null && changed()) {
+            const seen = performance.now();
+            requestAnimationFrame((next) => {
+                window.__vvProbe = {input, seen, raf: next, origin: performance.timeOrigin};
+            });
+            return;
+        }
+        requestAnimationFrame(poll);
+    };
+    requestAnimationFrame(poll);
+}""" % _FINGERPRINT
+
+
+# The same probe for the other pages' components: `name` is the window global a component publishes
+# (drawCount, committed); a commit is seen when `committed` matches `target` and the server figure `sel` changed.
+_ARM_VIEW = """([name, kind, sel, before, target]) => {
+    const fingerprint = %s;
+    const changed = () => {
+        const e = window[name];
+        if (kind === 'commit') return e && JSON.stringify(e.committed) === target && fingerprint(sel) !== before;
+        return e && e.drawCount !== before;
+    };
+    window.__vvProbe = null;
+    let input = null;
+    const mark = (e) => { if (input === null) input = e.timeStamp; };
+    for (const type of ['pointermove', 'keydown', 'mousedown']) {
+        window.addEventListener(type, mark, {capture: true, once: true});
+    }
+    const poll = () => {
         if (input !== null && changed()) {
             const seen = performance.now();
             requestAnimationFrame((next) => {
@@ -184,9 +219,111 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
     return results
 
 
+def _idle_on(page, counter: FrameCounter, selector: str, quiet_s: float = 0.4) -> None:
+    """Until no script run is shown, ``selector`` is there and the websocket has been quiet for ``quiet_s``."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=TIMEOUT_MS)
+    page.wait_for_selector(selector, state="attached", timeout=TIMEOUT_MS)
+    while time.monotonic() - counter.last < quiet_s:
+        page.wait_for_timeout(50)
+
+
+def measure_view(page, counter: FrameCounter, cast: Screencast, name: str, kind: str, action,
+                 sel: str = "", target: str = "") -> dict:
+    """:func:`measure` for a component publishing ``window[name]``; a commit waits for ``sel`` to change."""
+    before = page.evaluate(f"(sel) => ({_FINGERPRINT})(sel)", sel) if kind == "commit" else \
+        page.evaluate(f"() => window.{name}.drawCount")
+    page.evaluate(_ARM_VIEW, [name, kind, sel, before, target])
+    received, sent, _ = counter.snapshot()
+    action()
+    try:
+        page.wait_for_function("() => window.__vvProbe !== null", polling=10,
+                               timeout=TIMEOUT_MS if kind == "commit" else 30_000)
+    except Exception:
+        return {}
+    probe = page.evaluate("() => window.__vvProbe")
+    if kind == "commit":
+        _idle_on(page, counter, sel)
+    else:
+        page.wait_for_timeout(250)
+    r2, s2, _ = counter.snapshot()
+    input_epoch, seen_epoch = probe["origin"] + probe["input"], probe["origin"] + probe["seen"]
+    later = [t for t in cast.frames if t >= seen_epoch - 1.0]
+    frame_ms = min(later) - input_epoch if later else None
+    return {"screencast": frame_ms, "raf": probe["raf"] - probe["input"], "seen": probe["seen"] - probe["input"],
+            "received": r2 - received, "sent": s2 - sent}
+
+
+def _open_view(page, url: str, selector: str, name: str):
+    counter = FrameCounter(page)
+    page.goto(url, timeout=TIMEOUT_MS)
+    page.locator(selector).wait_for(state="attached", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => window.{name} && window.{name}.drawCount > 0", timeout=TIMEOUT_MS)
+    _idle_on(page, counter, selector, quiet_s=1.0)
+    page.locator(selector).scroll_into_view_if_needed()
+    return counter, Screencast(page)
+
+
+def run_views(base: str, rounds: int, pages: list[str]) -> dict[str, list[dict]]:
+    """The Rollout page's scrubber and fusion buttons, and the walk-through's patch follower."""
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, list[dict]] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        if "rollout" in pages:
+            page = context.new_page()
+            counter, cast = _open_view(page, base.replace("/attention", "/rollout"), ".vr-map", "__vitvizRollout")
+            layer, fusions = page.locator(".vr-layer"), ["max", "min", "mean"]
+            for name in ("rollout layer (browser)", "rollout fusion (browser)"):
+                results[name] = []
+            for k in range(rounds * 3):
+                key = "ArrowLeft" if (k // 5) % 2 == 0 else "ArrowRight"
+
+                def scrub(key=key):
+                    layer.focus()
+                    page.keyboard.press(key)
+
+                results["rollout layer (browser)"].append(
+                    measure_view(page, counter, cast, "__vitvizRollout", "draw", scrub))
+                button = page.locator(f".vr-fusion[data-fusion={fusions[k % 3]}]")
+                results["rollout fusion (browser)"].append(
+                    measure_view(page, counter, cast, "__vitvizRollout", "draw", button.click))
+            page.close()
+        if "how" in pages:
+            page = context.new_page()
+            counter, cast = _open_view(page, base.replace("/attention", "/how_vit_works"), ".vf-image",
+                                       "__vitvizFollow")
+            gh, gw = page.evaluate("() => window.__vitvizFollow.grid")
+            cells = [(r, c) for r in range(1, gh - 1, 2) for c in range(1, gw - 1, 3)]
+            results["follow a patch (hover)"], results["follow a patch (commit)"] = [], []
+
+            def point(row, col):
+                box = page.locator(".vf-image").bounding_box()
+                return box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh
+
+            for k in range(rounds * 3):
+                r, c = cells[(k * 5) % len(cells)]
+                results["follow a patch (hover)"].append(measure_view(
+                    page, counter, cast, "__vitvizFollow", "draw", lambda r=r, c=c: page.mouse.move(*point(r, c))))
+                if k % 3 == 0:
+                    xy = point(r, c)
+                    results["follow a patch (commit)"].append(measure_view(
+                        page, counter, cast, "__vitvizFollow", "commit", lambda xy=xy: page.mouse.click(*xy),
+                        sel=".st-key-fig-how-embed .js-plotly-plot", target=json.dumps({"row": r, "col": c},
+                                                                                       separators=(",", ":"))))
+                    page.locator(".vf-image").scroll_into_view_if_needed()
+            page.close()
+        browser.close()
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--pages", default="attention,rollout,how",
+                        help="comma-separated: attention (the explorer), rollout, how (the walk-through)")
     args = parser.parse_args(argv)
+    pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     rounds = args.repeats or (2 if args.quick else 10)
     random_hub_weights(MODEL[1])
     port = free_port()
@@ -195,13 +332,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}"
         t0 = time.perf_counter()
-        results = run(url, rounds)
+        results = run(url, rounds) if "attention" in pages else {}
+        results.update(run_views(url, rounds, pages))
         total_s = time.perf_counter() - t0
     finally:
         server.terminate()
         server.wait(timeout=30)
     table = Table(
-        f"Attention explorer in the browser, {MODEL[0]} with random weights (headless Chromium)",
+        f"Browser components (attention explorer, rollout explorer, patch follower), {MODEL[0]} with random "
+        "weights (headless Chromium)",
         ["interaction", "n", "median ms (screencast)", "p90 ms", "p25–p75 ms", "median ms (rAF)",
          "bytes sent (max)", "KiB received (median)"],
     )
@@ -215,11 +354,14 @@ def main(argv: list[str] | None = None) -> None:
         table.add(name, len(rows), q2, p90, f"{q1:.0f}–{q3:.0f}", statistics.median(r["raf"] for r in rows),
                   max(r["sent"] for r in rows), statistics.median(r["received"] for r in rows) / 1024)
     table.notes += [
-        f"{rounds} rounds (3 hovers, one explorer layer and head change each; a commit and a server slider move "
-        f"every other round); {total_s:.0f} s including the first page load (model build + capture).",
+        f"{rounds} rounds; pages {', '.join(pages)}. Attention: 3 hovers, one explorer layer and head change each, "
+        "a commit and a server slider move every other round. Rollout: 3 layer keys and 3 fusion clicks per round. "
+        "How a ViT works: 3 hovers per round, a commit every third hover. "
+        f"{total_s:.0f} s including the first page loads (model build + capture).",
         "Latency: the input event's timestamp → the first screencast frame (CDP Page.startScreencast) produced "
         "after the change was made in the page; rAF: → the first animation frame after it. Commit and server "
-        "slider: until the page's own Plotly attention map shows the new state (a server rerun).",
+        "slider: until the page's own Plotly attention map shows the new state (a server rerun); follow a patch "
+        "(commit): until the step-3 figure shows the clicked patch.",
         "Server, browser and the benchmark share the machine's CPUs.",
     ]
     report([table], machine(), args.out)

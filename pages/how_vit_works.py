@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz.i18n import _
 from vitviz_app import walkthrough as wt
 from vitviz_app.views import figure_view
 
@@ -64,7 +65,7 @@ step(1, "Cut the image into patches",
      f"N = {layout.num_patches} patches, row by row.",
      rf"N = \frac{{H \cdot W}}{{P^2}} = \frac{{{height} \cdot {width}}}{{{ph}^2}} = {layout.num_patches}",
      f"image `x` (1, 3, {height}, {width}) → {layout.num_patches} patches of (3, {ph}, {pw})")
-left, right = st.columns([3, 2], gap="large")
+step1_left, right = st.columns([2, 1], gap="large")
 with right:
     a, b = st.columns(2)
     row = int(a.number_input("Patch row", 0, gh - 1, value=gh // 2, key="how_row", bind="query-params",
@@ -76,17 +77,6 @@ with right:
     factor = max(1, 192 // max(ph, pw))
     big = np.kron(tile, np.ones((factor, factor, 1), dtype=np.uint8))  # (ph·f, pw·f, 3): crisp pixels
     st.image(big, caption=f"Patch (row {row}, col {col}) = token {token} of the sequence", width=pw * factor)
-with left:
-    grid_fig = patch_grid_figure(pixels, None, layout)
-    grid_fig.update_layout(title=dict(text=f"What the model sees: {height}×{width} px, {gh}×{gw} patches",
-                                      subtitle=dict(text="click a patch to follow it")))
-    ui.add_cell_targets(grid_fig, map_extent(None, (height, width), layout))
-    extent = map_extent(None, (height, width), layout)
-    x0, y0, x1, y1 = extent.cell_box(row, col)
-    grid_fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="#00e5ff", width=3))
-    ui.show_figure(grid_fig, key="how.grid", filename="step1-patches", height=460,
-                   on_select=ui.click_to_state("how.grid", "how_row", "how_col"))
-
 # 2 ------------------------------------------------------------------------------------ flatten
 embed = wt.embed_patch(model, fwd.x, layout, row, col)
 step(2, "Flatten each patch",
@@ -176,6 +166,47 @@ layer = int(c1.slider("Layer", 0, depth - 1, value=0, key="how_layer", bind="que
                       persist_state="session"))
 head = int(c2.selectbox("Head", list(range(cap.num_heads)), format_func=lambda h: f"Head {h}", key="how_head",
                         bind="query-params", persist_state="session"))
+from vitviz_app.components import patch_follower
+
+
+def _follow(r: int, c: int) -> None:
+    st.session_state["how_row"], st.session_state["how_col"] = r, c
+
+
+with step1_left:  # filled now that step 5 has its layer and head
+    # the steps' numbers of every patch, in the browser: pointing at a patch redraws them with no rerun
+    follower = patch_follower(
+        fwd, pixels, layer=layer, head=head,
+        committed=(row, col), key="how_follow", on_commit=_follow,
+        text={"tip": _("row {row}, column {col} = token {token} · click to follow it through the steps"),
+              "title": _("Patch (row {row}, col {col}) = token {token}"),
+              "pixels": _("2 · flattened: {n} numbers"), "embedding": _("3 · its token: {n} dimensions"),
+              "attention": _("5 · where it looks: layer {layer}, head {head}"),
+              "norms": _("6 · its length ‖z‖ per block (dotted: mean of all patches)"),
+              "missing": _("(too large to send: click the patch to see this step)")})
+    if follower.tier == "none":
+        grid_fig = patch_grid_figure(pixels, None, layout)
+        grid_fig.update_layout(title=dict(text=f"What the model sees: {height}×{width} px, {gh}×{gw} patches",
+                                          subtitle=dict(text="click a patch to follow it")))
+        ui.add_cell_targets(grid_fig, map_extent(None, (height, width), layout))
+        extent = map_extent(None, (height, width), layout)
+        x0, y0, x1, y1 = extent.cell_box(row, col)
+        grid_fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="#00e5ff", width=3))
+        ui.show_figure(grid_fig, key="how.grid", filename="step1-patches", height=460,
+                       on_select=ui.click_to_state("how.grid", "how_row", "how_col"))
+        st.caption(_("This model's patches are too many to send their numbers to the browser: click a patch."))
+    else:
+        missing = [name for name in ("embeddings", "attention") if name not in follower.holds]
+        st.caption(_("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
+                     "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
+                     "**Click** it to follow it through every step below.").format(height=height, width=width,
+                                                                                     gh=gh, gw=gw))
+        if missing:
+            st.caption({("embeddings", "attention"): _("Too many patches to send every step's numbers: click a patch "
+                                                       "for its token and its attention."),
+                        ("attention",): _("Too many patches to send every step's numbers: click a patch for its "
+                                          "attention.")}[tuple(missing)])
+
 att = wt.attention_numbers(model, cap, layer, head, token)
 order = np.argsort(-att.weights, kind="stable")
 keys = list(range(len(prefix))) + [token]

@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
+from vitviz.i18n import _
 from vitviz_app.views import figure_view, gradient_rollout_view, rollout_view
 
 ui.entry_point()
@@ -79,6 +80,29 @@ with right:
                                                   start_layer=int(start), query=grad_view.figure_query, title=gtitle))
         ui.show_figure(gfig, key="ro.gradient", filename=f"gradient-rollout-class{target}", height=560)
         st.caption("Gradient × attention, positive part, mean over heads, accumulated as R ← R + Ā·R.")
+
+st.subheader(_("Scrub through the layers in your browser"))
+from vitviz.figures.rollout import rollout_title
+from vitviz_app.components import rollout_explorer
+
+views = {f: rollout_view(fwd.key, f, float(discard), int(start), fwd) for f in ui.HEAD_FUSIONS}
+token_labels = {"cls": _("class token"), "dist": _("distillation token")}
+explorer = rollout_explorer(
+    fwd, ctx.image, views, fusion=fusion, discard_ratio=float(discard), start_layer=int(start),
+    titles={f: [rollout_title("rollout", v.layers[0], layer, v.figure_query, f, float(discard)) for layer in v.layers]
+            for f, v in views.items()},
+    text={"layer": _("Through layer"), "fusion": _("Head fusion:"), "tip": _("row {row}, column {col}: {value}"),
+          "prefix": _("Rolled-out share of the prefix tokens: {shares}")},
+    fusion_names={"mean": _("Mean"), "max": _("Max"), "min": _("Min")},
+    prefix_labels={n: token_labels.get(n, n) for n in fwd.layout.prefix_names}, key="ro_explorer",
+)
+if explorer.tier == "maps":
+    st.caption(_("Drag the layer slider or switch the head fusion: the map is redrawn in your browser, with no "
+                 "round trip to the server. The discard ratio and the start layer above need new rollouts, so they "
+                 "reload it ({size:.0f} KB for this image and these settings).").format(size=explorer.nbytes / 1e3))
+else:
+    st.caption(_("This model's rollout maps are too large to send to the browser: use the slider under the map "
+                 "above and the head-fusion control."))
 
 arrays = {"rollout_maps": view.maps, "rollout_prefix": view.prefix, "layers": np.asarray(view.layers)}
 settings = dict(view="rollout", head_fusion=fusion, discard_ratio=float(discard), start_layer=int(start),

@@ -28,6 +28,7 @@ __all__ = [
     "ClassifierStep",
     "supports_walkthrough",
     "embed_patch",
+    "embed_patches",
     "first_tokens",
     "attention_numbers",
     "classifier_numbers",
@@ -103,6 +104,23 @@ def embed_patch(model, x: torch.Tensor, layout, row: int, col: int) -> Embedding
     reference = _memo("patch_embed", (model, x), (), lambda: model.patch_embed(x))  # (1, N, D) or (1, gh, gw, D)
     reference = reference.reshape(reference.shape[0], -1, reference.shape[-1])[0, index]  # (D,)
     return EmbeddingStep(vectors[index].numpy(), embedding.numpy(), float((embedding - reference).abs().max()))
+
+
+@torch.no_grad()
+def embed_patches(model, x: torch.Tensor, layout) -> tuple[np.ndarray, np.ndarray]:
+    """Every patch of input ``x`` (1, 3, H, W), flattened and projected as :func:`embed_patch` does for one.
+
+    Returns:
+        ``(pixels (N, C·ph·pw), embeddings (N, D))``, float32, patches row-major.
+    """
+    from vitviz.analysis import patchify
+
+    vectors = torch.from_numpy(patchify(x[0], layout.patch_size)).float()  # (N, C·ph·pw)
+    proj = model.patch_embed.proj
+    weight = proj.weight.reshape(proj.weight.shape[0], -1)  # (D, C·ph·pw)
+    embeddings = vectors @ weight.T + (proj.bias if proj.bias is not None else 0.0)  # (N, D)
+    embeddings = model.patch_embed.norm(embeddings)  # Identity for most ViTs
+    return vectors.numpy(), embeddings.numpy()
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ Builders take plain arrays (numpy), the original image (PIL or uint8 array), an 
 ``.show()`` and never import streamlit.
 """
 
-from vitviz.figures._base import MapExtent, map_extent, overlay_figure
+from vitviz.figures._base import MAP_SCALE, MapExtent, map_extent, overlay_figure
 from vitviz.figures.attribution import (
     faithfulness_figure,
     relevance_maps_figure,
@@ -21,6 +21,7 @@ from vitviz.figures.attention import (
 from vitviz.figures.features import feature_pca_figure, token_norm_figure
 from vitviz.figures.patches import patch_grid_figure, patch_sequence_figure
 from vitviz.figures.posembed import (
+    SIMILARITY_SCALE,
     embedding_filters_figure,
     position_similarity_figure,
     position_tile_figure,
@@ -29,11 +30,13 @@ from vitviz.figures.predictions import predictions_figure
 from vitviz.figures.rollout import rollout_figure
 
 __all__ = [
+    "MAP_SCALE",
     "MapExtent",
     "map_extent",
     "overlay_figure",
     "patch_grid_figure",
     "patch_sequence_figure",
+    "SIMILARITY_SCALE",
     "position_similarity_figure",
     "position_tile_figure",
     "embedding_filters_figure",

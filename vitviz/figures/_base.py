@@ -33,6 +33,7 @@ from PIL import Image
 from vitviz.i18n import _
 
 __all__ = [
+    "MAP_SCALE",
     "MapExtent",
     "as_rgb_array",
     "image_data_uri",
@@ -59,6 +60,8 @@ __all__ = [
     "style_mosaic_axes",
     "auto_stride",
 ]
+
+MAP_SCALE = "Inferno"  # attention and rollout maps; browser components draw with the same stops
 
 MAX_PHOTO_SIDE = 512
 JPEG_QUALITY = 70  # under a 60 % opaque map; 80 made the photo ~1.4x the bytes for no visible gain
@@ -298,7 +301,7 @@ def map_heatmap(
     values: np.ndarray,
     extent: MapExtent,
     *,
-    colorscale: Any = "Inferno",
+    colorscale: Any = MAP_SCALE,
     zmin: float | None = None,
     zmax: float | None = None,
     opacity: float = 0.6,
@@ -366,7 +369,7 @@ def overlay_figure(
     layout: Any = None,
     *,
     title: str | None = None,
-    colorscale: Any = "Inferno",
+    colorscale: Any = MAP_SCALE,
     zmin: float | None = None,
     zmax: float | None = None,
     opacity: float = 0.6,

@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from vitviz.figures._base import (
+    MAP_SCALE,
     MARGIN,
     cell_outline,
     grid_spec,
@@ -145,7 +146,7 @@ def attention_grid_figure(
         rows=(layers, _("layer {t}, row {k}"), "{t}"),
         cols=(heads, _("head {t}, col {k}"), "{t}"),
         value_label=_("fraction of max") if normalize else _("attention"),
-        colorscale="Inferno", zmin=0.0, zmax=1.0 if normalize else None,
+        colorscale=MAP_SCALE, zmin=0.0, zmax=1.0 if normalize else None,
         title=_("Attention per layer and head") if title is None else title,
         x_title=_("head"), y_title=_("layer"),
     )

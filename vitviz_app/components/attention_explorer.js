@@ -7,25 +7,14 @@
 // window.__vitvizExplorer for tests and benchmarks.
 
 const VV_FUSIONS = ["mean", "max", "min"];
-const VV_STOPS = [ // viridis, 9 stops
-  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
-];
-const VV_LUT = (() => {
-  const lut = new Uint8ClampedArray(256 * 3);
-  for (let i = 0; i < 256; i++) {
-    const x = (i / 255) * (VV_STOPS.length - 1), k = Math.min(Math.floor(x), VV_STOPS.length - 2), f = x - k;
-    for (let c = 0; c < 3; c++) lut[i * 3 + c] = VV_STOPS[k][c] * (1 - f) + VV_STOPS[k + 1][c] * f;
-  }
-  return lut;
-})();
+// Colours: the stops of the server figures' scale (vitviz.figures.MAP_SCALE), sent by attention_explorer.py.
 const VV_MAP_SIDE = 420; // css px of the map's longer side
 
 const VV_HTML = `
 <div class="vv-explorer">
   <div class="vv-controls">
-    <label>Layer <input class="vv-layer" type="range" min="0" step="1"> <b class="vv-layer-value"></b></label>
-    <label>Head <select class="vv-head"></select></label>
+    <label><span class="vv-layer-label"></span> <input class="vv-layer" type="range" min="0" step="1"> <b class="vv-layer-value"></b></label>
+    <label><span class="vv-head-label"></span> <select class="vv-head"></select></label>
     <span class="vv-prefix"></span>
   </div>
   <div class="vv-body">
@@ -52,7 +41,7 @@ class VVExplorer {
     holder.innerHTML = VV_HTML;
     root.appendChild(holder.firstElementChild);
     this.el = {};
-    for (const name of ["layer", "layer-value", "head", "prefix", "map-title", "map", "legend", "scale",
+    for (const name of ["layer", "layer-label", "layer-value", "head", "head-label", "prefix", "map-title", "map", "legend", "scale",
                         "scale-text", "shares", "grid-title", "grid", "status"]) {
       this.el[name] = vvEl(root, ".vv-" + name);
     }
@@ -77,6 +66,7 @@ class VVExplorer {
   update(data, commit) {
     this.commit = commit;
     this.data = data;
+    if (data.colours && data.colours !== this.colours) { this.colours = data.colours; this.lut = vvLut(data.colours); }
     this.extra = data.extra ? vvDecode(data.extra) : null;
     const c = data.committed;
     const key = JSON.stringify(c);
@@ -85,7 +75,7 @@ class VVExplorer {
       this.state = { query: c.token, layer: c.layer, head: String(c.head) };
     }
     this.waiting();
-    this.el.status.textContent = "Loading the attention…";
+    this.el.status.textContent = this.t("loading");
     this.waiting = vvWhenPayload(data.payload, (payload) => this.setPayload(payload));
   }
 
@@ -113,13 +103,14 @@ class VVExplorer {
 
   buildControls() {
     const el = this.el, labels = this.data.labels || {};
+    el["layer-label"].textContent = this.t("layer"); el["head-label"].textContent = this.t("head_label");
     el.layer.max = String(this.L - 1);
     const heads = VV_FUSIONS.concat(Array.from({ length: this.H }, (_, i) => String(i)));
     if (el.head.options.length !== heads.length) {
       el.head.innerHTML = "";
       for (const h of heads) {
         const o = document.createElement("option");
-        o.value = h; o.textContent = VV_FUSIONS.includes(h) ? `${h[0].toUpperCase() + h.slice(1)} over heads` : `Head ${h}`;
+        o.value = h; o.textContent = VV_FUSIONS.includes(h) ? this.t("option_" + h) : this.t("option_head", { head: h });
         el.head.appendChild(o);
       }
     }
@@ -128,7 +119,7 @@ class VVExplorer {
       const b = document.createElement("button");
       b.type = "button"; b.className = "vv-token"; b.dataset.token = String(token);
       b.textContent = labels[name] || name;
-      b.title = "Make this token the query (commits it to the page)";
+      b.title = this.t("token_button");
       b.addEventListener("click", () => { this.state.query = token; this.draw(); this.sendCommit(); });
       el.prefix.appendChild(b);
     });
@@ -189,10 +180,12 @@ class VVExplorer {
       return (this.data.labels || {})[name] || name;
     }
     const p = token - this.P;
-    return `patch (${Math.floor(p / this.gw)}, ${p % this.gw})`;
+    return this.t("patch", { row: Math.floor(p / this.gw), col: p % this.gw });
   }
 
-  headName(head) { return VV_FUSIONS.includes(head) ? `${head} over heads` : `head ${head}`; }
+  headName(head) { return VV_FUSIONS.includes(head) ? this.t("fusion_" + head) : this.t("head", { head }); }
+
+  t(name, fields) { return vvFormat((this.data.text || {})[name] || name, fields || {}); }
 
   // ---- events -----------------------------------------------------------------------------------------
   onMapMove(event) {
@@ -205,9 +198,13 @@ class VVExplorer {
       this.draw();
     }
     const v = this.drawn && this.drawn.values ? this.drawn.values[token] : null;
-    const text = `row ${cell[0]}, column ${cell[1]}` + (v === null || v === undefined ? "" :
-      ` · ${event.shiftKey ? "attention from " + this.tokenName(this.state.query) : "to itself"}: ${v.toPrecision(3)}`);
-    this.showTip(0, event, text + (event.shiftKey ? "" : " · click to commit, Shift to read values"));
+    const at = { row: cell[0], col: cell[1] };
+    let text = this.t("tip_cell", at);
+    if (v !== null && v !== undefined) {
+      text += event.shiftKey ? this.t("tip_from", { token: this.tokenName(this.state.query), value: v.toPrecision(3) })
+        : this.t("tip_self", { value: v.toPrecision(3) });
+    }
+    this.showTip(0, event, text + (event.shiftKey ? "" : this.t("tip_hint")));
   }
 
   onMapClick(event) {
@@ -237,8 +234,8 @@ class VVExplorer {
     if (!hit) { this.hideTip(1); return; }
     const values = this.gridValues && this.gridValues.get(`${hit.layer}:${hit.head}`);
     const v = values ? values[this.P + hit.r * this.gw + hit.c] : null;
-    this.showTip(1, event, `layer ${hit.layer}, ${this.headName(hit.head)} · row ${hit.r}, column ${hit.c}` +
-      (v === null || v === undefined ? "" : `: ${v.toPrecision(3)}`) + " · click to open");
+    this.showTip(1, event, this.t("grid_tip", { layer: hit.layer, head: this.headName(hit.head), row: hit.r, col: hit.c }) +
+      (v === null || v === undefined ? "" : `: ${v.toPrecision(3)}`) + this.t("grid_hint"));
   }
 
   onGridClick(event) {
@@ -253,7 +250,7 @@ class VVExplorer {
     const value = { layer: this.state.layer, head: this.state.head, at: Date.now() };
     if (q < P) value.query = this.payload.header.prefix_names[q];
     else Object.assign(value, { query: "patch", row: Math.floor((q - P) / this.gw), col: (q - P) % this.gw });
-    this.el.status.textContent = `Committing ${this.tokenName(q)} to the page…`;
+    this.el.status.textContent = this.t("committing", { token: this.tokenName(q) });
     this.commit(value);
   }
 
@@ -275,7 +272,7 @@ class VVExplorer {
         const v = values[this.P + r * this.gw + c];
         const k = Math.max(0, Math.min(255, Math.round(((v - lo) / span) * 255))) * 3;
         const at = ((y0 + r) * width + x0 + c) * 4;
-        target[at] = VV_LUT[k]; target[at + 1] = VV_LUT[k + 1]; target[at + 2] = VV_LUT[k + 2]; target[at + 3] = 255;
+        target[at] = this.lut[k]; target[at + 1] = this.lut[k + 1]; target[at + 2] = this.lut[k + 2]; target[at + 3] = 255;
       }
     }
   }
@@ -305,20 +302,12 @@ class VVExplorer {
       grid: [this.gh, this.gw], numPrefix: this.P, committed: this.data.committed,
       payloadBytes: this.payload.nbytes, values: values ? Array.from(values) : null,
       gridQuery: this.gridQuery, gridColumns: this.gridGeom ? this.gridGeom.cols.slice() : [],
-      drawnAt: performance.now(),
+      drawnAt: performance.now(), colourEnds: [Array.from(this.lut.slice(0, 3)), Array.from(this.lut.slice(765))],
     };
   }
 
   statusText(tier) {
-    const t = {
-      heads: "The browser holds every layer, head and query: the map and the grid follow the pointer.",
-      fused: "The browser holds every query's head-fused maps (mean, max, min) and every head of the prefix " +
-        "tokens; a single head of a patch appears when you click the patch.",
-      prefix: "This model has too many tokens to send every query: the browser holds the prefix tokens' rows; " +
-        "click a patch to load its maps.",
-      none: "Too many tokens to send any attention to the browser: click a patch to load its maps.",
-    }[tier] || "";
-    return t;
+    return this.t("status_" + tier);
   }
 
   drawMap(values) {
@@ -329,20 +318,20 @@ class VVExplorer {
     const h = aspect >= 1 ? Math.round(VV_MAP_SIDE / aspect) : VV_MAP_SIDE;
     const ratio = window.devicePixelRatio || 1;
     const canvas = el.map;
-    if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
+    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
     canvas.style.width = `${w}px`; canvas.style.height = `${h}px`;
     const ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, w, h);
     if (this.image) { ctx.globalAlpha = 1; ctx.drawImage(this.image, 0, 0, w, h); }
     const { query, layer, head } = this.state;
-    el["map-title"].textContent = `Attention of ${this.tokenName(query)} · layer ${layer} · ${this.headName(head)}`;
+    el["map-title"].textContent = this.t("map_title", { token: this.tokenName(query), layer, head: this.headName(head) });
     this.drawn = { values };
     if (!values) {
       ctx.fillStyle = "rgba(255,255,255,0.75)"; ctx.fillRect(0, 0, w, h);
       ctx.fillStyle = "#222"; ctx.font = "14px sans-serif"; ctx.textAlign = "center";
-      ctx.fillText(`${this.headName(head)} of ${this.tokenName(query)}:`, w / 2, h / 2 - 10);
-      ctx.fillText("not in the browser — click the patch to load it", w / 2, h / 2 + 12);
+      ctx.fillText(this.t("missing_what", { head: this.headName(head), token: this.tokenName(query) }), w / 2, h / 2 - 10);
+      ctx.fillText(this.t("missing_hint"), w / 2, h / 2 + 12);
       el.shares.textContent = "";
       el["scale-text"].textContent = "";
       return;
@@ -366,16 +355,16 @@ class VVExplorer {
     let patchSum = 0;
     for (let k = this.P; k < this.N; k++) patchSum += values[k];
     const parts = this.payload.header.prefix_names.map((name, i) =>
-      `${(this.data.labels || {})[name] || name} ${(100 * values[i]).toFixed(1)}%`);
-    parts.push(`all patches ${(100 * patchSum).toFixed(1)}%`);
-    el.shares.textContent = "Share of this query's attention: " + parts.join(" · ");
+      this.t("share", { name: (this.data.labels || {})[name] || name, percent: (100 * values[i]).toFixed(1) }));
+    parts.push(this.t("share_patches", { percent: (100 * patchSum).toFixed(1) }));
+    el.shares.textContent = this.t("shares", { shares: parts.join(" · ") });
   }
 
   drawScale(lo, hi) {
     const c = this.el.scale, ctx = c.getContext("2d"), img = ctx.createImageData(c.width, 1);
     for (let x = 0; x < c.width; x++) {
       const k = Math.round((x / (c.width - 1)) * 255) * 3;
-      img.data.set([VV_LUT[k], VV_LUT[k + 1], VV_LUT[k + 2], 255], x * 4);
+      img.data.set([this.lut[k], this.lut[k + 1], this.lut[k + 2], 255], x * 4);
     }
     for (let y = 0; y < c.height; y++) ctx.putImageData(img, 0, y);
     this.el["scale-text"].textContent = ` ${lo.toPrecision(2)} … ${hi.toPrecision(3)}`;
@@ -391,9 +380,7 @@ class VVExplorer {
     this.gridQuery = gridQuery;
     const title = this.el["grid-title"];
     if (!cols) { title.textContent = ""; this.el.grid.width = 0; this.gridGeom = null; return; }
-    title.textContent = `${this.tokenName(gridQuery)}: layers (rows) × ` +
-      (cols[0] === "mean" ? "head fusions mean, max, min (columns; single heads: click the patch)" : "heads (columns)") +
-      "; each tile scaled to its own maximum";
+    title.textContent = this.t(cols[0] === "mean" ? "grid_title_fused" : "grid_title_heads", { token: this.tokenName(gridQuery) });
     const gh = this.gh, gw = this.gw, L = this.L, C = cols.length;
     const cell = Math.max(1, Math.floor(Math.min(72, 380 / C) / Math.max(gh, gw)));
     const gap = 3, left = 22, top = 14;

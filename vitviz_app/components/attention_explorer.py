@@ -18,7 +18,7 @@ import streamlit as st
 from ._registry import RuntimeComponent
 from .payload import PAYLOAD_JS, payload_carrier
 
-__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "BUDGET_ENV"]
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "map_colours", "BUDGET_ENV"]
 
 _HERE = Path(__file__).parent
 BUDGET_ENV = "VITVIZ_BROWSER_BUDGET"
@@ -53,6 +53,46 @@ def _query_rows(fwd_key: str, token: int, _fwd: Any) -> str:
     from vitviz.export import query_rows_payload
 
     return base64.b64encode(query_rows_payload(_fwd.capture, [token])).decode()
+
+
+def explorer_text() -> dict[str, str]:
+    """Every text the explorer shows, in the current language (``{name}`` fields are filled in the browser)."""
+    from vitviz.i18n import _
+
+    return {
+        "layer": _("Layer"), "head_label": _("Head"), "loading": _("Loading the attention…"),
+        "option_mean": _("Mean over heads"), "option_max": _("Max over heads"), "option_min": _("Min over heads"),
+        "option_head": _("Head {head}"),
+        "fusion_mean": _("mean over heads"), "fusion_max": _("max over heads"), "fusion_min": _("min over heads"),
+        "head": _("head {head}"), "patch": _("patch ({row}, {col})"),
+        "token_button": _("Make this token the query (commits it to the page)"),
+        "tip_cell": _("row {row}, column {col}"), "tip_self": _(" · to itself: {value}"),
+        "tip_from": _(" · attention from {token}: {value}"),
+        "tip_hint": _(" · click to commit, Shift to read values"),
+        "grid_tip": _("layer {layer}, {head} · row {row}, column {col}"), "grid_hint": _(" · click to open"),
+        "committing": _("Committing {token} to the page…"),
+        "map_title": _("Attention of {token} · layer {layer} · {head}"),
+        "missing_what": _("{head} of {token}:"), "missing_hint": _("not in the browser — click the patch to load it"),
+        "share": _("{name} {percent}%"), "share_patches": _("all patches {percent}%"),
+        "shares": _("Share of this query's attention: {shares}"),
+        "grid_title_heads": _("{token}: layers (rows) × heads (columns); each tile scaled to its own maximum"),
+        "grid_title_fused": _("{token}: layers (rows) × head fusions mean, max, min (columns; single heads: click "
+                              "the patch); each tile scaled to its own maximum"),
+        "status_heads": _("The browser holds every layer, head and query: the map and the grid follow the pointer."),
+        "status_fused": _("The browser holds every query's head-fused maps (mean, max, min) and every head of the "
+                          "prefix tokens; a single head of a patch appears when you click the patch."),
+        "status_prefix": _("This model has too many tokens to send every query: the browser holds the prefix "
+                           "tokens' rows; click a patch to load its maps."),
+        "status_none": _("Too many tokens to send any attention to the browser: click a patch to load its maps."),
+    }
+
+
+def map_colours() -> list[list[float]]:
+    """Colour stops of the server's attention and rollout maps (``vitviz.figures.MAP_SCALE``)."""
+    from vitviz.export import colour_stops
+    from vitviz.figures import MAP_SCALE
+
+    return colour_stops(MAP_SCALE)
 
 
 def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
@@ -91,7 +131,8 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
             on_commit(value)
 
     _explorer(
-        data={"payload": payload.id, "extra": extra, "labels": labels,
+        data={"payload": payload.id, "extra": extra, "labels": labels, "colours": map_colours(),
+              "text": explorer_text(),
               "committed": {"token": int(query_token), "layer": int(layer), "head": str(head)}},
         key=key, on_commit_change=callback,
     )

@@ -65,3 +65,22 @@ function vvWhenPayload(id, callback) {
   window.addEventListener("vitviz-payload", listener);
   return () => window.removeEventListener("vitviz-payload", listener);
 }
+
+// A 256-entry RGB lookup table from colour stops [[t, r, g, b], ...] (vitviz/export/colours.py): the
+// server figure's own colour scale, interpolated linearly in RGB as Plotly does.
+function vvLut(stops) {
+  const lut = new Uint8ClampedArray(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const t = i / 255;
+    let k = 0;
+    while (k < stops.length - 2 && t > stops[k + 1][0]) k++;
+    const [t0, t1] = [stops[k][0], stops[k + 1][0]], f = t1 > t0 ? Math.min(1, Math.max(0, (t - t0) / (t1 - t0))) : 0;
+    for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(stops[k][c + 1] * (1 - f) + stops[k + 1][c + 1] * f);
+  }
+  return lut;
+}
+
+// Fills a text template's {name} fields (templates come from Python, so they can be translated).
+function vvFormat(template, fields) {
+  return String(template || "").replace(/\{(\w+)\}/g, (m, name) => (name in fields ? String(fields[name]) : m));
+}

@@ -2,13 +2,7 @@
 // server round trip; a click commits the position to the page. Maps come from the payload carrier
 // (payload.js, vitviz/export/maps.py). What is drawn is exposed on window.__vitvizTiles.
 
-const VT_STOPS = [[68, 1, 84], [59, 81, 139], [33, 144, 141], [92, 200, 99], [253, 231, 37]];
-
-function vtColour(t) {
-  const x = Math.max(0, Math.min(1, t)) * (VT_STOPS.length - 1), k = Math.min(Math.floor(x), VT_STOPS.length - 2);
-  const f = x - k;
-  return VT_STOPS[k].map((v, c) => v * (1 - f) + VT_STOPS[k + 1][c] * f);
-}
+// Colours: the stops of the server figure's scale (vitviz.figures.SIMILARITY_SCALE), sent by tile_explorer.py.
 
 class VTExplorer {
   constructor(root) {
@@ -44,6 +38,7 @@ class VTExplorer {
   update(data, commit) {
     this.commit = commit;
     this.data = data;
+    if (data.colours && data.colours !== this.colours) { this.colours = data.colours; this.lut = vvLut(data.colours); }
     if (data.committed !== this.committedSeen) { this.committedSeen = data.committed; this.index = data.committed; }
     this.waiting();
     this.waiting = vvWhenPayload(data.payload, (payload) => this.setPayload(payload));
@@ -83,8 +78,8 @@ class VTExplorer {
   paint(values, image, width, x0, y0) {
     const [lo, hi] = this.mapRange(values), span = hi > lo ? hi - lo : 1;
     for (let r = 0; r < this.gh; r++) for (let c = 0; c < this.gw; c++) {
-      const rgb = vtColour((values[r * this.gw + c] - lo) / span), at = ((y0 + r) * width + x0 + c) * 4;
-      image.data[at] = rgb[0]; image.data[at + 1] = rgb[1]; image.data[at + 2] = rgb[2]; image.data[at + 3] = 255;
+      const k3 = Math.max(0, Math.min(255, Math.round(((values[r * this.gw + c] - lo) / span) * 255))) * 3, at = ((y0 + r) * width + x0 + c) * 4;
+      image.data[at] = this.lut[k3]; image.data[at + 1] = this.lut[k3 + 1]; image.data[at + 2] = this.lut[k3 + 2]; image.data[at + 3] = 255;
     }
   }
 
@@ -104,7 +99,7 @@ class VTExplorer {
     const gh = this.gh, gw = this.gw, n = gh * gw, k = this.index, side = 380;
     const w = gw >= gh ? side : Math.round((side * gw) / gh), h = gw >= gh ? Math.round((side * gh) / gw) : side;
     for (const [canvas, cw, ch] of [[this.tiles, w, h], [this.big, w, h]]) {
-      if (canvas.width !== cw) { canvas.width = cw; canvas.height = ch; }
+      if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
     }
     const t = this.tiles.getContext("2d");
     t.imageSmoothingEnabled = false;
@@ -126,8 +121,9 @@ class VTExplorer {
     b.lineWidth = 2; b.strokeStyle = "#fff";
     b.strokeRect(c * (w / gw) + 1, r * (h / gh) + 1, w / gw - 2, h / gh - 2);
     const [lo, hi] = this.mapRange(values);
-    this.title.textContent = `Position (${r}, ${c}): similarity to every position`;
-    this.note.textContent = `colour: ${lo.toFixed(2)} … ${hi.toFixed(2)} · hover the tiles, click one to keep it`;
+    const text = this.data.text || {};
+    this.title.textContent = vvFormat(text.title, { row: r, col: c });
+    this.note.textContent = vvFormat(text.note, { lo: lo.toFixed(2), hi: hi.toFixed(2) });
     this.drawCount += 1;
     window.__vitvizTiles = { index: k, grid: [gh, gw], values: Array.from(values), drawCount: this.drawCount,
                              committed: this.data.committed };
@@ -140,7 +136,7 @@ class VTExplorer {
     const r = Math.floor(((event.clientY - box.top) / box.height) * this.gh);
     if (r < 0 || c < 0 || r >= this.gh || c >= this.gw) return;
     const n = this.gh * this.gw, v = this.maps[this.index * n + r * this.gw + c];
-    this.tip.textContent = `row ${r}, column ${c}: ${v.toFixed(3)}`;
+    this.tip.textContent = vvFormat((this.data.text || {}).tip, { row: r, col: c, value: v.toFixed(3) });
     const stage = this.tip.parentElement.getBoundingClientRect();
     Object.assign(this.tip.style, { display: "block", left: `${event.clientX - stage.left + 12}px`,
                                      top: `${event.clientY - stage.top + 14}px` });

@@ -44,5 +44,14 @@ def tile_explorer(payload: Any, *, committed: tuple[int, int], grid_width: int, 
             on_commit(int(value["row"]), int(value["col"]))
 
     index = int(committed[0]) * int(grid_width) + int(committed[1])
-    _tiles(data={"payload": payload.id, "committed": index, "caption": caption}, key=key,
+    from vitviz.export import colour_stops
+    from vitviz.figures import SIMILARITY_SCALE
+    from vitviz.i18n import _
+
+    text = {"title": _("Position ({row}, {col}): similarity to every position"),
+            "note": _("colour: {lo} … {hi} · hover the tiles, click one to keep it"),
+            "tip": _("row {row}, column {col}: {value}")}
+
+    _tiles(data={"payload": payload.id, "committed": index, "caption": caption,
+                 "colours": colour_stops(SIMILARITY_SCALE), "text": text}, key=key,
            on_commit_change=callback)
