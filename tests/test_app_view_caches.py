@@ -37,15 +37,16 @@ def test_rollout_start_layer_reuses_the_step_matrices(open_app, figure, monkeypa
     at = open_app("pages/rollout.py")
     fwd = app_capture(at)
     passes = forward_passes()
-    assert len(steps) == 1 and len(grad_steps) == (1 if fwd.predictions else 0)
+    fusions = len(set(call[0] for call in steps))  # the page's fusion, and every fusion for the browser explorer
+    assert len(steps) == fusions and len(grad_steps) == (1 if fwd.predictions else 0)
     for start in (1, 2):
         at.slider(key="ro_start").set_value(start).run()
         expected = vitviz.analysis.rollout(fwd.capture, "mean", 0.0, start_layer=start)  # no cache, no steps
         np.testing.assert_allclose(heat(figure(at, "ro.plain")), expected.maps[-1], rtol=1e-6, atol=1e-9)
-    assert len(steps) == 1, "a new start layer only multiplies the kept step matrices again"
+    assert len(steps) == fusions, "a new start layer only multiplies the kept step matrices again"
     assert len(grad_steps) == (1 if fwd.predictions else 0)
     at.slider(key="ro_discard").set_value(0.5).run()
-    assert len(steps) == 2, "a new discard ratio forms its own steps"
+    assert len(steps) == 2 * fusions, "a new discard ratio forms its own steps, once per fusion"
     expected = vitviz.analysis.rollout(fwd.capture, "mean", 0.5, start_layer=2)
     np.testing.assert_allclose(heat(figure(at, "ro.plain")), expected.maps[-1], rtol=1e-6, atol=1e-9)
     assert forward_passes() == passes
