@@ -99,18 +99,22 @@ def attention_cases(at, num_layers: int, num_heads: int, grid: tuple[int, int]) 
 def rollout_cases(at, num_layers: int) -> dict[str, Callable[[], None]]:
     """Name → one untimed change on the Rollout page."""
     from vitviz_app import loaders
-    from vitviz_app.views import rollout_view
+    from vitviz_app.views import rollout_steps_view, rollout_view
 
     fusions = _cycle(["max", "min", "mean"])
     ratios = _cycle([round(0.05 * k, 2) for k in range(1, 20)])
     starts = _cycle(list(range(num_layers)))
 
-    def fusion():
+    def first_time():  # the rollout and its step matrices, as if the setting had never been seen
         rollout_view.clear()
+        rollout_steps_view.clear()
+
+    def fusion():
+        first_time()
         at.selectbox(key="ro_fusion").set_value(next(fusions))
 
     def discard():
-        rollout_view.clear()
+        first_time()
         at.slider(key="ro_discard").set_value(next(ratios))
 
     def start():

@@ -6,7 +6,7 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz.i18n import _
-from vitviz_app.views import distance_view, token_norms_view
+from vitviz_app.views import distance_view, feature_pca_view, figure_view, token_norms_view
 
 ui.entry_point()
 
@@ -22,7 +22,7 @@ ctx.require()
 fwd = ctx.forward()
 cap, layout = fwd.capture, fwd.layout
 
-from vitviz.analysis import feature_pca, patch_distances
+from vitviz.analysis import patch_distances
 from vitviz.figures import attention_distance_figure, feature_pca_figure, token_norm_figure
 
 dist = distance_view(fwd.key, fwd)  # (L, H) input pixels
@@ -48,8 +48,8 @@ def depth_sentence(dist: np.ndarray, uniform: float) -> str:
 st.markdown(depth_sentence(dist, float(patch_distances(layout).mean())))
 left, right = st.columns([3, 2], gap="large")
 with left:
-    ui.show_figure(attention_distance_figure(dist), key="heads.distance", filename="mean-attention-distance",
-                   height=460)
+    ui.show_figure(figure_view(("heads.distance", fwd.key), lambda: attention_distance_figure(dist)),
+                   key="heads.distance", filename="mean-attention-distance", height=460)
 with right:
     st.markdown(_("**Per layer** (input pixels)"))
     headers = (_("min head"), _("mean"), _("max head"))
@@ -76,10 +76,11 @@ from vitviz.figures.features import hidden_state_name
 st.caption(_("Hidden state {index}: the {name}.").format(index=int(depth),
                                                         name=hidden_state_name(int(depth), cap.num_layers + 1)))
 norms = token_norms_view(fwd.key, fwd)  # (L+1, N)
-ui.show_figure(token_norm_figure(norms, layout, int(depth)), key="heads.norms", filename=f"token-norms-{depth}",
-               height=440)
-rgb = feature_pca(cap, layout, layer=int(depth))  # (gh, gw, 3)
-ui.show_figure(feature_pca_figure(rgb, ctx.image, fwd.geometry, layout), key="heads.pca",
+ui.show_figure(figure_view(("heads.norms", fwd.key, int(depth)), lambda: token_norm_figure(norms, layout, int(depth))),
+               key="heads.norms", filename=f"token-norms-{depth}", height=440)
+rgb = feature_pca_view(fwd.key, int(depth), fwd)  # (gh, gw, 3)
+ui.show_figure(figure_view(("heads.pca", fwd.key, int(depth)),
+                           lambda: feature_pca_figure(rgb, ctx.image, fwd.geometry, layout)), key="heads.pca",
                filename=f"feature-pca-{depth}", height=440)
 
 ui.download_arrays(

@@ -8,6 +8,7 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz.i18n import N_, _, keep_language, ngettext
 from vitviz_app import walkthrough as wt
+from vitviz_app.views import figure_view
 
 ui.entry_point()
 
@@ -90,18 +91,26 @@ step(2, _("Flatten each patch"),
      _("{n} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = ({n}, {size})").format(
          n=layout.num_patches, ph=ph, pw=pw, size=embed.pixels.size))
 n_per_channel = ph * pw
-flat_fig = go.Figure([
-    go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
-               y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=_(name),
-               line=dict(color=color, width=1))
-    for c, (name, color) in enumerate(((N_("red"), "#d62728"), (N_("green"), "#2ca02c"), (N_("blue"), "#1f77b4")))
-])
-flat_fig.update_layout(title=dict(text=_("Patch (row {row}, col {col}) flattened: x = {values}").format(
-                           row=row, col=col, values=fmt(embed.pixels))),
-                       xaxis_title=_("index in the vector"), yaxis_title=_("normalised value"), height=280,
-                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
-                                                                          xanchor="right", yanchor="bottom"))
-ui.show_figure(flat_fig, key="how.flat", filename="step2-flattened-patch")
+
+
+def flat_figure() -> go.Figure:
+    fig = go.Figure([
+        go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
+                   y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=_(name),
+                   line=dict(color=color, width=1))
+        for c, (name, color) in enumerate(((N_("red"), "#d62728"), (N_("green"), "#2ca02c"), (N_("blue"), "#1f77b4")))
+    ])
+    fig.update_layout(title=dict(text=_("Patch (row {row}, col {col}) flattened: x = {values}").format(
+                          row=row, col=col, values=fmt(embed.pixels))),
+                      xaxis_title=_("index in the vector"), yaxis_title=_("normalised value"), height=280,
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
+                                                                         xanchor="right", yanchor="bottom"))
+    return fig
+
+
+# each figure is built once per forward pass, what it shows and language (vitviz_app.views.figure_view)
+ui.show_figure(figure_view(("how.flat", fwd.key, row, col), flat_figure), key="how.flat",
+               filename="step2-flattened-patch")
 
 # 3 ------------------------------------------------------------------------------------ project
 step(3, _("Project each patch to an embedding"),
@@ -109,12 +118,19 @@ step(3, _("Project each patch to an embedding"),
        "all patches (timm implements it as a convolution with stride P).").format(dim=dim),
      rf"z^{{i}} = x_p^{{i}} E + b, \quad E \in \mathbb{{R}}^{{{embed.pixels.size} \times {dim}}}",
      f"({layout.num_patches}, {embed.pixels.size}) · ({embed.pixels.size}, {dim}) → ({layout.num_patches}, {dim})")
-emb_fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name=_("embedding")))
-emb_fig.update_layout(title=dict(text=_("Token of patch (row {row}, col {col}): z = {values}").format(
+
+
+def embedding_figure() -> go.Figure:
+    fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name=_("embedding")))
+    fig.update_layout(title=dict(text=_("Token of patch (row {row}, col {col}): z = {values}").format(
                           row=row, col=col, values=fmt(embed.embedding))),
                       xaxis_title=_("embedding dimension"), yaxis_title=_("value"), height=260,
                       margin=dict(l=10, r=10, t=50, b=10))
-ui.show_figure(emb_fig, key="how.embed", filename="step3-patch-embedding")
+    return fig
+
+
+ui.show_figure(figure_view(("how.embed", fwd.key, row, col), embedding_figure), key="how.embed",
+               filename="step3-patch-embedding")
 check(embed.error, _("x·E + b equals the model's patch-embedding output for this patch"))
 
 # 4 ------------------------------------------------------------------------------------ prefix + positions
@@ -134,15 +150,21 @@ step(4, title4, prefix_text + pos_text,
      _("({n}, {dim}) → ({tokens}, {dim}): {layout}").format(n=layout.num_patches, tokens=layout.num_tokens,
                                                             dim=dim, layout=layout.describe()))
 shown_dims = min(dim, 96)
-z_fig = go.Figure(go.Heatmap(
-    z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
-    hovertemplate=_("token %{y}, dim %{x}: %{z:.3f}") + "<extra></extra>",
-    colorbar=dict(title=_("value"), thickness=12)))
-z_fig.update_layout(title=dict(text=_("z₀: one row per token (first {shown} of {dim} dimensions)").format(
-                        shown=shown_dims, dim=dim)),
-                    xaxis_title=_("dimension"), yaxis_title=_("token"), yaxis_autorange="reversed", height=340,
-                    margin=dict(l=10, r=10, t=50, b=10))
-ui.show_figure(z_fig, key="how.tokens", filename="step4-tokens")
+
+
+def tokens_figure() -> go.Figure:
+    fig = go.Figure(go.Heatmap(
+        z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
+        hovertemplate=_("token %{y}, dim %{x}: %{z:.3f}") + "<extra></extra>",
+        colorbar=dict(title=_("value"), thickness=12)))
+    fig.update_layout(title=dict(text=_("z₀: one row per token (first {shown} of {dim} dimensions)").format(
+                          shown=shown_dims, dim=dim)),
+                      xaxis_title=_("dimension"), yaxis_title=_("token"), yaxis_autorange="reversed", height=340,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+ui.show_figure(figure_view(("how.tokens", fwd.key), tokens_figure), key="how.tokens", filename="step4-tokens")
 check(tokens_error, _("the sequence equals the tokens entering the first block"))
 
 # 5 ------------------------------------------------------------------------------------ self-attention
@@ -244,7 +266,8 @@ with left:
         shown=len(keys), share=1 - rest, others=layout.num_tokens - len(keys), rest=rest, total=att.weights.sum()))
     check(att.error, _("the softmax row equals the attention the model computed"))
 with right:
-    afig = attention_map_figure(att.weights, pixels, None, layout, query=token, layer=layer, head=head)
+    afig = figure_view(("how.attention", fwd.key, layer, head, token), lambda: attention_map_figure(
+        att.weights, pixels, None, layout, query=token, layer=layer, head=head))
     ui.show_figure(afig, key="how.attention", filename=f"step5-attention-layer{layer}-head{head}", height=420)
 
 # 6 ------------------------------------------------------------------------------------ blocks
@@ -258,17 +281,24 @@ step(6, _("Repeat: transformer blocks"),
      r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
      _("({n}, {dim}) → … → ({n}, {dim}), {depth} times").format(n=layout.num_tokens, dim=dim, depth=depth))
 norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
-depth_fig = go.Figure()
-for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, key_name(token, mark_query=False))]:
-    depth_fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
-depth_fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
-                               mode="lines", name=_("mean of all patches"), line=dict(dash="dot", color="gray")))
-depth_fig.update_layout(title=dict(text=_("Token length ‖z‖ after each block")), height=300,
-                        xaxis_title=_("hidden state: the embeddings z₀, then the output of each block"),
-                        yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
-depth_fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
-                       ticktext=[_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)])
-ui.show_figure(depth_fig, key="how.blocks", filename="step6-token-norms")
+
+
+def depth_figure() -> go.Figure:
+    fig = go.Figure()
+    for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, key_name(token, mark_query=False))]:
+        fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
+    fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
+                             mode="lines", name=_("mean of all patches"), line=dict(dash="dot", color="gray")))
+    fig.update_layout(title=dict(text=_("Token length ‖z‖ after each block")), height=300,
+                      xaxis_title=_("hidden state: the embeddings z₀, then the output of each block"),
+                      yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
+                     ticktext=[_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)])
+    return fig
+
+
+ui.show_figure(figure_view(("how.blocks", fwd.key, row, col), depth_figure), key="how.blocks",
+               filename="step6-token-norms")
 
 # 7 ------------------------------------------------------------------------------------ classifier
 has_head = fwd.probabilities is not None
@@ -282,8 +312,9 @@ step(7, _("Classify"),
      f"({layout.num_tokens}, {dim}) → ({dim},) → ({int(cap.output.shape[-1])},)")
 head_step = wt.classifier_numbers(model, cap)
 if has_head:
-    ui.show_figure(predictions_figure(fwd.predictions, title=_("Top-5 probabilities")), key="how.predictions",
-                   filename="step7-predictions", height=280)
+    ui.show_figure(figure_view(("how.predictions", fwd.key), lambda: predictions_figure(
+        fwd.predictions, title=_("Top-5 probabilities"))), key="how.predictions", filename="step7-predictions",
+        height=280)
     ui.shapes_note(ctx.loaded)
 check(head_step.error, _("the head's output equals the model's output"))
 

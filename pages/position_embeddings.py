@@ -6,7 +6,7 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz.i18n import _
-from vitviz_app.views import filters_view, position_similarity_view
+from vitviz_app.views import figure_view, filters_view, position_similarity_view
 
 ui.entry_point()
 
@@ -64,7 +64,8 @@ if sim is not None:
                                   "shows their structure better."))
     left, right = st.columns([3, 2], gap="large")
     with left:
-        tiles_fig = ui.add_tile_targets(position_similarity_figure(sim, data_range=data_range))
+        tiles_fig = figure_view(("pos.tiles", fwd.key, data_range),
+                                lambda: ui.add_tile_targets(position_similarity_figure(sim, data_range=data_range)))
         ui.show_figure(tiles_fig, key="pos.tiles", filename="position-similarity", height=640,
                        on_select=ui.click_to_state("pos.tiles", "pos_row", "pos_col"))
     with right:
@@ -73,7 +74,8 @@ if sim is not None:
                              persist_state="session")
         col = b.number_input(_("Position column"), 0, gw - 1, value=gw // 2, key="pos_col",
                              bind="query-params", persist_state="session")
-        tile = position_tile_figure(sim, int(row), int(col), data_range=data_range)
+        tile = figure_view(("pos.tile", fwd.key, int(row), int(col), data_range),
+                           lambda: position_tile_figure(sim, int(row), int(col), data_range=data_range))
         ui.show_figure(tile, key="pos.tile", filename=f"position-{row}-{col}", height=480)
         near = [sim[row, col, r, c] for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
                 if 0 <= r < gh and 0 <= c < gw]
@@ -109,7 +111,8 @@ st.markdown(_("The first layer projects each flattened patch with a learned matr
 n_filters = st.slider(_("Components"), 7, 42, value=28, step=7, key="pos_filters", bind="query-params",
                       persist_state="session")
 filters = filters_view(fwd.key, n_filters, fwd)
-ui.show_figure(embedding_filters_figure(filters.tiles, filters.explained_variance_ratio),
+ui.show_figure(figure_view(("pos.filters", fwd.key, n_filters),
+                           lambda: embedding_filters_figure(filters.tiles, filters.explained_variance_ratio)),
                key="pos.filters", filename="embedding-filters")
 
 arrays = {"filter_tiles": filters.tiles, "filter_explained_variance": filters.explained_variance_ratio}

@@ -91,3 +91,15 @@ def test_non_finite_weights_give_nan_not_an_exception():
     result = embedding_filters(weight, n=5)
     assert result.tiles.shape == (5, P, P, 3) and np.isnan(result.tiles).all()
     assert np.isnan(result.explained_variance_ratio).all()
+
+
+def test_first_components_equal_a_smaller_decomposition():
+    """The app decomposes once and slices (``EmbeddingFilters.first``): the same numbers as asking for fewer."""
+    weight = torch.randn(40, 3, 4, 4, generator=torch.Generator().manual_seed(3))
+    many = embedding_filters(weight, n=30)
+    assert len(many.first(50).tiles) == 30, "never more than were decomposed"
+    for n in (0, 1, 7, 30):
+        few, sliced = embedding_filters(weight, n=n), many.first(n)
+        np.testing.assert_array_equal(sliced.tiles, few.tiles)
+        np.testing.assert_array_equal(sliced.components, few.components)
+        np.testing.assert_array_equal(sliced.explained_variance_ratio, few.explained_variance_ratio)

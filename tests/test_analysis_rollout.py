@@ -313,3 +313,43 @@ def test_gradient_rollout_checks_alignment(model, image):
         gradient_rollout(attns)
     with pytest.raises(ValueError, match="no gradients"):
         gradient_rollout(capture(model, image))  # captured without a target
+
+
+@pytest.mark.parametrize("fusion, ratio", [("mean", 0.0), ("max", 0.5), ("min", 0.3)])
+def test_precomputed_steps_give_the_same_rollout_without_reading_attention(model, image, fusion, ratio):
+    """``rollout_steps`` once, then any layer range from them: the same maps, and no layer read again."""
+    from vitviz.analysis import rollout_steps
+
+    cap = capture(model, image)
+    spy = _LayerByLayer(cap)
+    steps = rollout_steps(spy, fusion, ratio)
+    assert sorted(spy.calls) == [0, 1, 2]
+    for start, end in [(0, None), (1, None), (2, None), (0, 2)]:
+        expected = rollout(cap, fusion, ratio, start, end)
+        reused = rollout(spy, fusion, ratio, start, end, steps=steps)
+        np.testing.assert_array_equal(reused.maps, expected.maps)
+        np.testing.assert_array_equal(reused.prefix, expected.prefix)
+        assert reused.layers == expected.layers
+        joint = rollout(spy, fusion, ratio, start, end, steps=steps, keep_joint=True)
+        np.testing.assert_allclose(joint.joint, rollout(cap, fusion, ratio, start, end, keep_joint=True).joint,
+                                   rtol=1e-12)
+    assert sorted(spy.calls) == [0, 1, 2], "rolling out again from the steps reads no attention"
+    with pytest.raises(ValueError, match="2 step matrices for 3 layers"):
+        rollout(cap, fusion, ratio, steps=steps[:2])
+
+
+def test_precomputed_gradient_steps_give_the_same_rollout(model, image):
+    from vitviz.analysis import gradient_rollout_steps
+
+    cap = capture(model, image, target=2)
+    steps = gradient_rollout_steps(cap)
+    assert len(steps) == 3 and all(s.shape == (10, 10) for s in steps)
+    attns, grads = _attention_and_grads(model, image, target=2)
+    np.testing.assert_allclose(steps[1], _reference_gradient_rollout(attns[1:2], grads[1:2]), rtol=1e-4, atol=1e-6)
+    for start, end in [(0, None), (1, None), (0, 2)]:
+        expected = gradient_rollout(cap, start_layer=start, end_layer=end)
+        reused = gradient_rollout(cap, start_layer=start, end_layer=end, steps=steps)
+        np.testing.assert_array_equal(reused.maps, expected.maps)
+        np.testing.assert_array_equal(reused.prefix, expected.prefix)
+    from_arrays = gradient_rollout_steps(attns, grads)
+    np.testing.assert_allclose(from_arrays[2], steps[2], rtol=1e-4, atol=1e-6)

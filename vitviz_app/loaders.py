@@ -17,11 +17,12 @@ Streamlit's caches decide how fast the app feels:
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import streamlit as st
@@ -93,6 +94,40 @@ class Forward:
 
 
 _PROGRESS_REDRAW_S = 0.25
+
+SMALL_MODEL_PARAMETERS = 10_000_000
+"""Models with fewer parameters (the bundled vitviz-shapes has 0.7 M, ViT-Ti/16 5.7 M) run their captured pass
+on one torch thread. Measured side by side (``bench/threads.py``, 2 cores, load ≈ 6): the bundled model's
+pass took 14 ms on one thread and 128 ms on torch's default two (its matrices are too small to share, and a
+descheduled thread stalls the other at every barrier). Larger models keep torch's default."""
+_THREADS_LOCK = threading.Lock()
+_SMALL_PASSES = {"running": 0, "restore": None}
+
+
+@contextlib.contextmanager
+def one_thread_if_small(model) -> Iterator[None]:
+    """Run the block on one torch thread when ``model`` is small (:data:`SMALL_MODEL_PARAMETERS`).
+
+    Torch's thread count is process-wide: the first of overlapping small passes sets it to 1 and the last one
+    to finish puts the previous count back.
+    """
+    import torch
+
+    if sum(p.numel() for p in model.parameters()) >= SMALL_MODEL_PARAMETERS:
+        yield
+        return
+    with _THREADS_LOCK:
+        if _SMALL_PASSES["running"] == 0:
+            _SMALL_PASSES["restore"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _SMALL_PASSES["running"] += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _SMALL_PASSES["running"] -= 1
+            if _SMALL_PASSES["running"] == 0:
+                torch.set_num_threads(_SMALL_PASSES["restore"])
 
 
 def download_weights(name: str, weights: bytes | None) -> None:
@@ -206,7 +241,8 @@ def forward(model_key: str, image_key: str, patch_size: int | None, target: int 
     x, geometry = prepare_input(_image, config)
     with _COUNT_LOCK:
         FORWARD_PASSES["count"] += 1
-    cap = capture(model, x, target=target)
+    with one_thread_if_small(model):
+        cap = capture(model, x, target=target)
     probabilities = predictions = None
     if getattr(model, "num_classes", 0):
         probabilities = torch.softmax(cap.output[0].double(), dim=-1).numpy()

@@ -4,10 +4,20 @@ Each step is computed by hand (patch flattening, the linear projection, the dot 
 its keys, the softmax, the classifier) and checked against what the real forward pass produced (the
 ``Capture``), so the page can show the formula, the real numbers and the proof that they are the ones the
 model used. Pure torch/numpy: no Streamlit here.
+
+The page asks for these on every rerun, while a control moves: the model's intermediate results they compare
+with (the patch embedding of the whole input, the tokens entering block 0, one layer's queries and keys) are
+kept per model, input and capture (:func:`_memo`, a small LRU that holds weak references), so moving the
+query patch, the layer or the head recomputes only the step it changes. :data:`MODEL_CALLS` counts the
+model-module calls for tests.
 """
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,7 +32,38 @@ __all__ = [
     "first_tokens",
     "attention_numbers",
     "classifier_numbers",
+    "MODEL_CALLS",
 ]
+
+MODEL_CALLS = {"count": 0}
+"""How many times the model's own modules were run here (memo misses only)."""
+MEMO_SIZE = 24
+"""Entries kept: one layer's queries and keys are 1.2 MB for ViT-B/16 at 224."""
+_MEMO: "OrderedDict[tuple, tuple[tuple, Any]]" = OrderedDict()  # key → (weak references, value)
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo(name: str, objects: tuple, args: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept for the same ``objects`` (by identity, while they live) and ``args``.
+
+    The objects (model, input tensor, capture) are held by weak reference, so an entry never keeps them alive
+    and an object that died cannot be mistaken for a new one at the same address.
+    """
+    key = (name, tuple(id(o) for o in objects), args)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and all(ref() is o for ref, o in zip(hit[0], objects)):
+            _MEMO.move_to_end(key)
+            return hit[1]
+    value = compute()
+    with _MEMO_LOCK:
+        MODEL_CALLS["count"] += 1
+        for stale in [k for k, (refs, _) in _MEMO.items() if any(ref() is None for ref in refs)]:
+            del _MEMO[stale]  # its model, input or capture is gone: never asked for again
+        _MEMO[key] = (tuple(weakref.ref(o) for o in objects), value)
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return value
 
 
 def supports_walkthrough(model) -> bool:
@@ -60,7 +101,7 @@ def embed_patch(model, x: torch.Tensor, layout, row: int, col: int) -> Embedding
     weight = proj.weight.reshape(proj.weight.shape[0], -1)  # (D, C·ph·pw)
     embedding = vectors[index] @ weight.T + (proj.bias if proj.bias is not None else 0.0)  # (D,)
     embedding = model.patch_embed.norm(embedding[None])[0]  # Identity for most ViTs
-    reference = model.patch_embed(x)  # (1, N, D) or (1, gh, gw, D)
+    reference = _memo("patch_embed", (model, x), (), lambda: model.patch_embed(x))  # (1, N, D) or (1, gh, gw, D)
     reference = reference.reshape(reference.shape[0], -1, reference.shape[-1])[0, index]  # (D,)
     return EmbeddingStep(vectors[index].numpy(), embedding.numpy(), float((embedding - reference).abs().max()))
 
@@ -90,9 +131,12 @@ def first_tokens(model, x: torch.Tensor, capture) -> tuple[np.ndarray, float]:
         ``(tokens (N, D), error)``: the sequence made by the model's own ``_pos_embed`` (and ``norm_pre``),
         and its largest difference to the tokens the capture recorded entering block 0.
     """
-    tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))[0]  # (N, D)
-    recorded = capture.hidden_states[0, 0]  # (N, D)
-    return tokens.numpy(), float((tokens - recorded).abs().max())
+    def compute():
+        tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))[0]  # (N, D)
+        recorded = capture.hidden_states[0, 0]  # (N, D)
+        return tokens.numpy(), float((tokens - recorded).abs().max())
+
+    return _memo("first_tokens", (model, x, capture), (), compute)
 
 
 @dataclass(frozen=True)
@@ -118,16 +162,22 @@ class AttentionStep:
     error: float
 
 
-@torch.no_grad()
-def attention_numbers(model, capture, layer: int, head: int, query: int) -> AttentionStep:
-    """Recompute softmax(q·k/√d) for one query from the tokens entering ``layer`` (``supports_walkthrough``)."""
+def _queries_keys(model, capture, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every token's query and key in ``layer``, from the tokens entering it: ``(q, k)``, (1, H, N, d) each."""
     block = model.blocks[layer]
     attn = block.attn
     tokens = capture.hidden_states[:1, layer]  # (1, N, D) entering the block
     n = tokens.shape[1]
     qkv = attn.qkv(block.norm1(tokens))  # (1, N, 3·H·d)
     qkv = qkv.reshape(1, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)  # (3, 1, H, N, d)
-    q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])  # (1, H, N, d) each
+    return attn.q_norm(qkv[0]), attn.k_norm(qkv[1])  # (1, H, N, d) each
+
+
+@torch.no_grad()
+def attention_numbers(model, capture, layer: int, head: int, query: int) -> AttentionStep:
+    """Recompute softmax(q·k/√d) for one query from the tokens entering ``layer`` (``supports_walkthrough``)."""
+    attn = model.blocks[layer].attn
+    q, k = _memo("queries_keys", (model, capture), (layer,), lambda: _queries_keys(model, capture, layer))
     dots = k[0, head] @ q[0, head, query]  # (N,)
     scaled = dots * attn.scale  # scale = d ** -0.5
     weights = scaled.softmax(dim=-1)  # (N,)

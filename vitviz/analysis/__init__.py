@@ -20,7 +20,7 @@ from .posembed import (
 )
 from .predictions import Prediction, imagenet_labels, softmax, top_k
 from .repatch import nearest_input_size, with_patch_size
-from .rollout import RolloutResult, discard_lowest, gradient_rollout, rollout
+from .rollout import RolloutResult, discard_lowest, gradient_rollout, gradient_rollout_steps, rollout, rollout_steps
 
 __all__ = [
     "METHODS",
@@ -36,6 +36,7 @@ __all__ = [
     "embedding_filters",
     "feature_pca",
     "gradient_rollout",
+    "gradient_rollout_steps",
     "imagenet_labels",
     "mean_attention_distance",
     "nearest_input_size",
@@ -49,6 +50,7 @@ __all__ = [
     "position_similarity",
     "query_index",
     "rollout",
+    "rollout_steps",
     "softmax",
     "split_tokens",
     "token_norm_map",

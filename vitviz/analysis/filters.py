@@ -34,6 +34,12 @@ class EmbeddingFilters:
     components: np.ndarray
     explained_variance_ratio: np.ndarray
 
+    def first(self, n: int) -> "EmbeddingFilters":
+        """The first ``n`` components (all when there are fewer): equal to ``embedding_filters(..., n=n)``
+        of the same weight, since each component is scaled and sign-fixed on its own."""
+        n = max(0, int(n))
+        return EmbeddingFilters(self.tiles[:n], self.components[:n], self.explained_variance_ratio[:n])
+
 
 def _patch_weight(model_or_weight: Any) -> np.ndarray:
     if isinstance(model_or_weight, nn.Module):
@@ -82,7 +88,7 @@ def embedding_filters(model_or_weight: Any, n: int = 28) -> EmbeddingFilters:
     components = _sign_fix(vt[:n])  # (n, C*ph*pw)
     ratio = variance[:n] / total if total > 0 else np.zeros(n)
     components = components.reshape(n, c, ph, pw)  # (n, C, ph, pw)
-    peak = np.abs(components).reshape(n, -1).max(axis=1)  # (n,)
+    peak = np.abs(components).reshape(n, c * ph * pw).max(axis=1, initial=0.0)  # (n,)
     scaled = components / np.where(peak > 0, peak, 1.0)[:, None, None, None]  # (n, C, ph, pw) in [-1, 1]
     tiles = 0.5 + 0.5 * scaled.transpose(0, 2, 3, 1)  # (n, ph, pw, C)
     if c == 1:

@@ -26,14 +26,15 @@ instead of ``N × N`` matrices. ``keep_joint=True`` forms ``R`` itself when it i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ._convert import is_capture, to_numpy
 from .attention import split_tokens
 
-__all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "rollout"]
+__all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "gradient_rollout_steps", "rollout",
+           "rollout_steps"]
 
 _FUSIONS = ("mean", "max", "min")
 
@@ -273,6 +274,7 @@ def rollout(
     layout: Any = None,
     item: int = 0,
     keep_joint: bool = False,
+    steps: Sequence[np.ndarray] | None = None,
 ) -> RolloutResult:
     """Attention rollout (Abnar & Zuidema 2020) over layers ``[start_layer, end_layer)``.
 
@@ -293,6 +295,9 @@ def rollout(
         keep_joint: Also form the joint attention ``R`` (``O(L·N³)``; with attention arrays, ``R`` after
             every layer too). Without it only the read-out rows are computed (``O(L²·N²)``, see the module
             docstring) and ``joint`` is None. Always on without a layout.
+        steps: Every layer's ``Â`` (N, N), from :func:`rollout_steps` of the same attention with the same
+            ``head_fusion``, ``discard_ratio`` and ``item``: the attention is then not read again, so another
+            start or end layer costs only the products (the result is the same).
 
     Returns:
         The RolloutResult.
@@ -315,12 +320,19 @@ def rollout(
 
         def fused(order):
             return (_fuse(_checked(stack, i), head_fusion) for i in order)  # (N, N) each
+    steps = _checked_steps(steps, attentions.num_layers if from_capture else len(stack))
     info = dict(method="rollout", head_fusion=head_fusion, discard_ratio=float(discard_ratio))
+
+    def matrices(order):
+        if steps is not None:
+            return (steps[i] for i in order)
+        return _rollout_matrices(fused(order), float(discard_ratio), keep_column)
+
     if keep_joint or layout is None:
-        steps = _cumulative_products(_rollout_matrices(fused(layers), float(discard_ratio), keep_column))
-        return _collect(steps, layers, layout, keep_cumulative=not from_capture, **info)
-    matrices = _rollout_matrices(fused(reversed(layers)), float(discard_ratio), keep_column)
-    return _rows_result(_readout_rows(matrices, len(layers), _readout_vector(layout)), layers, layout, **info)
+        products = _cumulative_products(matrices(layers))
+        return _collect(products, layers, layout, keep_cumulative=not from_capture, **info)
+    return _rows_result(_readout_rows(matrices(reversed(layers)), len(layers), _readout_vector(layout)), layers,
+                        layout, **info)
 
 
 def gradient_rollout(
@@ -332,6 +344,7 @@ def gradient_rollout(
     layout: Any = None,
     item: int = 0,
     keep_joint: bool = False,
+    steps: Sequence[np.ndarray] | None = None,
 ) -> RolloutResult:
     """Gradient-weighted attention rollout (Chefer, Gur & Wolf 2021) over layers ``[start_layer, end_layer)``.
 
@@ -348,6 +361,8 @@ def gradient_rollout(
         layout: Token layout (taken from a Capture when omitted); without one there are no maps.
         item: Batch item of a Capture.
         keep_joint: Also form the joint ``R`` (and, with arrays, ``R`` after every layer); see :func:`rollout`.
+        steps: Every layer's ``I + Ā`` (N, N), from :func:`gradient_rollout_steps` of the same capture (or
+            arrays) and ``item``: attention and gradients are then not read again (the result is the same).
 
     Returns:
         The RolloutResult (``method='gradient_rollout'``).
@@ -372,9 +387,64 @@ def gradient_rollout(
 
         def pairs(order):
             return _aligned_pairs(stack, grad_stack, order)
+    steps = _checked_steps(steps, attentions.num_layers if from_capture else len(stack))
     info = dict(method="gradient_rollout", head_fusion="mean", discard_ratio=0.0)
+
+    def matrices(order):
+        if steps is not None:
+            return (steps[i] for i in order)
+        return _gradient_matrices(pairs(order))
+
     if keep_joint or layout is None:
-        steps = _cumulative_products(_gradient_matrices(pairs(layers)))
-        return _collect(steps, layers, layout, keep_cumulative=not from_capture, **info)
-    matrices = _gradient_matrices(pairs(reversed(layers)))
-    return _rows_result(_readout_rows(matrices, len(layers), _readout_vector(layout)), layers, layout, **info)
+        products = _cumulative_products(matrices(layers))
+        return _collect(products, layers, layout, keep_cumulative=not from_capture, **info)
+    return _rows_result(_readout_rows(matrices(reversed(layers)), len(layers), _readout_vector(layout)), layers,
+                        layout, **info)
+
+
+def _checked_steps(steps: Sequence[np.ndarray] | None, num_layers: int) -> Sequence[np.ndarray] | None:
+    """Precomputed step matrices, which must cover every layer."""
+    if steps is not None and len(steps) != num_layers:
+        raise ValueError(f"{len(steps)} step matrices for {num_layers} layers")
+    return steps
+
+
+def rollout_steps(
+    attentions: Any, head_fusion: str = "mean", discard_ratio: float = 0.0, *, layout: Any = None, item: int = 0,
+) -> list[np.ndarray]:
+    """Every layer's rollout step ``Â_l`` (N, N), as :func:`rollout` forms it: heads fused, the weakest links
+    discarded (never a token's own entry or the class-token column), the residual added, rows re-normalised.
+
+    Pass the list to :func:`rollout` (``steps=``) to roll out other layer ranges without reading the attention
+    again. Holds ``L·N²`` float64 values (3.7 MB for ViT-B/16 at 224).
+    """
+    if head_fusion not in _FUSIONS:
+        raise ValueError(f"head_fusion must be one of {_FUSIONS}, not {head_fusion!r}")
+    if not 0.0 <= discard_ratio < 1.0:
+        raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
+    if is_capture(attentions):
+        layout = attentions.layout if layout is None else layout
+        fused = (to_numpy(attentions.fused_attention(i, head_fusion)[item]) for i in range(attentions.num_layers))
+    else:
+        stack = _array_layers(attentions)
+        fused = (_fuse(_checked(stack, i), head_fusion) for i in range(len(stack)))
+    keep_column = None if layout is None else layout.class_index
+    return list(_rollout_matrices(fused, float(discard_ratio), keep_column))
+
+
+def gradient_rollout_steps(attentions: Any, grads: Any = None, *, item: int = 0) -> list[np.ndarray]:
+    """Every layer's gradient-rollout step ``I + Ā_l`` (N, N), ``Ā = E_h[(∇A ⊙ A)^+]``, as
+    :func:`gradient_rollout` forms it; pass the list to it (``steps=``) to reuse them."""
+    if is_capture(attentions):
+        if grads is not None:
+            raise ValueError("a Capture carries its own gradients; pass grads only with attention arrays")
+        pairs = ((to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item]))
+                 for i in range(attentions.num_layers))
+    else:
+        if grads is None:
+            raise ValueError("gradient rollout needs the gradients of the attention (grads)")
+        stack, grad_stack = _array_layers(attentions), _array_layers(grads)
+        if len(stack) != len(grad_stack):
+            raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
+        pairs = _aligned_pairs(stack, grad_stack, range(len(stack)))
+    return list(_gradient_matrices(pairs))

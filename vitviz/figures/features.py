@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from vitviz.figures._base import (
@@ -14,6 +15,7 @@ from vitviz.figures._base import (
     as_rgb_array,
     cell_hover,
     grid_spec,
+    image_size,
     map_extent,
     photo_trace,
     split_tokens,
@@ -91,11 +93,12 @@ def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any =
         Traces ``[photo, PCA colour image]`` in two panels.
     """
     colors = as_rgb_array(rgb)  # (gh, gw, 3) uint8
-    photo = as_rgb_array(image)
+    photo = image if isinstance(image, Image.Image) else as_rgb_array(image)  # a PIL photo's encoding is cached
+    size = image_size(photo)
     grid = colors.shape[:2]
     if layout is not None and grid_spec(layout)[0] != grid:
         raise ValueError(f"colour map {grid} does not match layout grid {grid_spec(layout)[0]}")
-    extent = map_extent(geometry, photo.shape[:2], grid if layout is None else layout)
+    extent = map_extent(geometry, size, grid if layout is None else layout)
     cell_name = _("row {row}, col {col}")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=(_("image"), _("features (PCA)")))
     fig.add_trace(photo_trace(photo), row=1, col=1)
@@ -107,7 +110,7 @@ def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any =
         name=_("PCA colours"),
     ), row=1, col=2)
     for col in (1, 2):
-        style_image_axes(fig, photo.shape[:2], extent, row=1, col=col)
+        style_image_axes(fig, size, extent, row=1, col=col)
     fig.update_layout(title=dict(text=_("Patch features, first three principal components as RGB")),
                       margin=MARGIN)
     return fig
