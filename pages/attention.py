@@ -5,7 +5,8 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz.i18n import N_, _, keep_language
+from vitviz.i18n import N_, _
+from vitviz_app.language import url_format
 
 ui.entry_point()
 
@@ -41,11 +42,11 @@ c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="bottom")
 layer = c1.slider(_("Layer"), 0, cap.num_layers - 1, value=cap.num_layers - 1, key="attn_layer",
                   bind="query-params", persist_state="session",
                   help=_("Block index, 0 = first. Early layers mix locally, late layers globally."))
-head = c2.selectbox(_("Head"), head_options, format_func=keep_language(ui.head_label), key="attn_head",
+head = c2.selectbox(_("Head"), head_options, format_func=url_format("attn_head", head_options, ui.head_label), key="attn_head",
                     bind="query-params", persist_state="session",
                     help=_("One head, or the heads fused by their mean, maximum or minimum (head fusion)."))
 query_kind = c3.segmented_control(
-    _("Query token"), query_options, default=query_options[0], required=True, format_func=keep_language(_query_label),
+    _("Query token"), query_options, default=query_options[0], required=True, format_func=url_format("attn_query", query_options, _query_label),
     key="attn_query", bind="query-params", persist_state="session",
 )
 

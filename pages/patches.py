@@ -7,7 +7,8 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz.i18n import _, keep_language
+from vitviz.i18n import _
+from vitviz_app.language import url_format
 from vitviz_app.loaders import native_patch_size
 
 ui.entry_point()
@@ -70,7 +71,7 @@ controls, facts = st.columns([2, 3], vertical_alignment="bottom")
 with controls:
     size = st.select_slider(
         _("Patch size (pixels)"), options=options, value=native, key="patch", bind="query-params",
-        persist_state="session", format_func=keep_language(size_label),
+        persist_state="session", format_func=url_format("patch", options, size_label),
         help=_("The model was trained at the native size. Other sizes resample its patch-embedding weights "
                "and position embeddings (timm's set_input_size)."),
     )

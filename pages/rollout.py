@@ -5,7 +5,8 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz.i18n import N_, _, keep_language
+from vitviz.i18n import N_, _
+from vitviz_app.language import url_format
 from vitviz_app.views import figure_view, gradient_rollout_view, rollout_view
 
 ui.entry_point()
@@ -27,7 +28,7 @@ cap = fwd.capture
 FUSION_LABELS = {"mean": N_("Mean"), "max": N_("Max"), "min": N_("Min")}
 c1, c2, c3 = st.columns(3)
 fusion = c1.selectbox(_("Head fusion"), list(ui.HEAD_FUSIONS), key="ro_fusion", bind="query-params",
-                      persist_state="session", format_func=keep_language(lambda f: _(FUSION_LABELS[f])),
+                      persist_state="session", format_func=url_format("ro_fusion", list(ui.HEAD_FUSIONS), lambda f: _(FUSION_LABELS[f])),
                       help=_("How the heads of a layer are combined before rolling out. Max fusion with a "
                              "high discard ratio gives sharper maps (Gildenblat's variant)."))
 discard = c2.slider(_("Discard ratio"), 0.0, 0.95, value=0.0, step=0.05, key="ro_discard", bind="query-params",
@@ -69,7 +70,8 @@ with right:
         target = st.selectbox(
             _("Explain the class"), list(range(num_classes)), index=best, key="ro_class", bind="query-params",
             persist_state="session",
-            format_func=keep_language(lambda i: f"{labels[i] if labels else _('class')} (#{i})"),
+            format_func=url_format("ro_class", range(num_classes),
+                                   lambda i: f"{labels[i] if labels else _('class')} (#{i})"),
             help=_("Defaults to the top prediction. Type to search."),
         )
         st.caption(_("The model gives this class {probability:.1%}.").format(probability=fwd.probabilities[target]))

@@ -98,3 +98,20 @@ def test_a_chinese_figure_title_wraps_to_a_phone_wide_chart(title):
     assert len(lines) > 1 and all(_columns(line) <= TITLE_LINE_CHARS for line in lines), lines
     assert "".join(lines).replace(" ", "") == title.replace(" ", "")  # nothing lost; a break eats a space only
     assert not any(line.count("（") != line.count("）") for line in lines), "never inside brackets"
+
+
+@pytest.mark.parametrize("lang, query, key, expected", [
+    ("zh", {"page": "pages/attention.py", "attn_head": "Head 1"}, "attn_head", "1"),  # an English link, read in Chinese
+    ("zh", {"page": "pages/rollout.py", "ro_fusion": "Max"}, "ro_fusion", "max"),
+    ("zh", {"page": None, "source": "Draw"}, "source", "Draw"),  # the option's own value, written by hand
+    ("en", {"page": "pages/attention.py", "attn_head": "注意力头 1"}, "attn_head", "1"),  # a Chinese link in English
+])
+def test_a_link_keeps_its_view_in_the_other_language(open_app, lang, query, key, expected):
+    """Streamlit puts a bound widget's shown label in the URL; a link made in one language must still select
+    the same option in the other (vitviz_app.language.url_format)."""
+    query = dict(query)
+    page = query.pop("page")
+    at = open_app(page, query={**query, "lang": lang})
+    assert not at.exception, [e.value for e in at.exception]
+    widget = next(w for kind in ("selectbox", "segmented_control") for w in getattr(at, kind) if w.key == key)
+    assert str(widget.value) == expected

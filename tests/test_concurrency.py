@@ -333,11 +333,28 @@ async def _browse(browser, url: str, i: int) -> bytes:
                                                "buffer": _photo_bytes(i)}])
         button = page.locator(f".st-key-{plan['download']}").get_by_role("button", name="Download arrays (.npz)")
         await button.wait_for(timeout=180_000)
-        await page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=180_000)
-        async with page.expect_download(timeout=180_000) as download_info:
-            await button.click()
-        download = await download_info.value
-        return __import__("pathlib").Path(await download.path()).read_bytes()
+        # The button is on the page before the upload's rerun starts: a click in between downloads the sample's
+        # arrays, or is cancelled when that rerun replaces the file. Download until it is this upload's.
+        from playwright.async_api import Error as PlaywrightError
+
+        from vitviz_app.export import read_npz
+
+        data = b""
+        for _attempt in range(6):
+            await page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=180_000)
+            try:
+                async with page.expect_download(timeout=180_000) as download_info:
+                    await button.click()
+                download = await download_info.value
+                data = __import__("pathlib").Path(await download.path()).read_bytes()
+            except PlaywrightError as exc:  # "Download.path: canceled": a rerun replaced the file
+                if "canceled" not in str(exc):
+                    raise
+            else:
+                if read_npz(data)[1].get("image") == f"upload: session{i}.png":
+                    return data
+            await page.wait_for_timeout(1_000)
+        return data
     finally:
         await context.close()
 

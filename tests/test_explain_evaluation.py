@@ -97,4 +97,4 @@ def test_figures_show_every_method_asked_for(ex):
     positive = next(t for t in curves.data if t.name == "Attention rollout")
     np.testing.assert_allclose(positive.y, ex.faithfulness("rollout").positive.probabilities)
     sanity = ex.fig_sanity(["attention"], steps=2)
-    assert list(sanity.data[0].x) == ["original", "head", "block 2"]
+    assert list(sanity.data[0].x) == ["original", "classifier head", "block 2"]

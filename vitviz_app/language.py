@@ -8,11 +8,13 @@ every cache key of model and capture results ignores the language, so switching 
 """
 from __future__ import annotations
 
+from typing import Any, Callable, Sequence
+
 import streamlit as st
 
-from vitviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, _, match_language, set_language
+from vitviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, _, keep_language, language, match_language, set_language
 
-__all__ = ["KEY", "choose", "switch"]
+__all__ = ["KEY", "choose", "switch", "url_format"]
 
 KEY = "lang"
 """The switch's widget key, which is also the URL parameter."""
@@ -57,3 +59,36 @@ def switch() -> str:
         help=_("The language of the app. Class names, model names and downloaded settings stay English."),
     )
     return code
+
+
+def url_format(key: str, options: Sequence[Any], label: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``label`` as the ``format_func`` of the URL-bound widget ``key``, for links made in any language.
+
+    Streamlit writes a bound widget's *shown label* into the URL (``?attn_head=Head 0``) and reads a link back
+    by matching the labels, so a link made in English would open a Chinese page on the widget's default (and a
+    hand-written ``?source=Draw`` too). Called just before the widget is made, on a session's first run this
+    reads a URL value that is an option's label in any language, or the option itself, and gives the widget
+    that option; Streamlit then writes the label of this run's language back into the URL.
+
+    Args:
+        key: The widget's key, which is its URL parameter.
+        options: The widget's options (its values).
+        label: Option → shown label, made with ``_()`` in the current language.
+
+    Returns:
+        ``label`` kept in this run's language (see :func:`vitviz.i18n.keep_language`).
+    """
+    shown = keep_language(label)
+    value = st.query_params.get(key)
+    if value is None or key in st.session_state:  # no link to read, or the session has its own value
+        return shown
+    options = list(options)
+    if value in (shown(option) for option in options):
+        return shown  # Streamlit reads it itself
+    known = {str(option): option for option in options}
+    for code in LANGUAGES:
+        with language(code):
+            known.update({label(option): option for option in options})
+    if value in known:
+        st.session_state[key] = known[value]
+    return shown

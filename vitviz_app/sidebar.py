@@ -13,9 +13,10 @@ from typing import Any
 
 import streamlit as st
 
-from vitviz.i18n import N_, _, keep_language
+from vitviz.i18n import N_, _
 
 from . import language, loaders
+from .language import url_format
 from .samples import default_sample, list_samples, read_sample, sample_title
 
 __all__ = ["AppContext", "Prompt", "sidebar", "context", "describe_image", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES",
@@ -161,7 +162,7 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     st.markdown(_("**Image**"))
     source = st.segmented_control(
         _("Image source"), SOURCES, default="Sample", required=True, key="source",
-        format_func=keep_language(lambda value: _(_SOURCE_LABELS.get(value, value))),
+        format_func=url_format("source", SOURCES, lambda value: _(_SOURCE_LABELS.get(value, value))),
         bind="query-params", persist_state="session", label_visibility="collapsed",
     )
     problems: list[str] = []
@@ -221,7 +222,7 @@ def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, A
     options = list(CATALOGUE) + [OTHER_MODEL]
     # options are the catalogue keys, which the URL holds (?model=ViT-S/16 (AugReg))
     choice = st.selectbox(_("Model"), options, index=options.index(default_model), key="model",
-                          format_func=keep_language(lambda value: _(value) if value == OTHER_MODEL else value),
+                          format_func=url_format("model", options, lambda value: _(value) if value == OTHER_MODEL else value),
                           bind="query-params", persist_state="session", label_visibility="collapsed")
     name = choice
     if choice == OTHER_MODEL:
