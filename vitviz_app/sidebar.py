@@ -90,7 +90,7 @@ class AppContext:
             else:
                 st.error(problem, icon=":material/error:")
         if not self.problems:
-            st.info(_("Choose an image in the sidebar: a sample, your own upload, or the camera."),
+            st.info(_("Choose an image in the sidebar: a sample, your own upload, the camera, or a drawing."),
                     icon=":material/image:")
         st.stop()
 
