@@ -308,3 +308,13 @@ def test_every_page_speaks_chinese_on_every_token_layout(open_app, swap_bundled,
     for page in PAGES[1:]:
         at.switch_page(page).run()
         _assert_chinese(at, page)
+
+
+def test_a_notebook_sets_the_language_from_the_package():
+    import vitviz
+
+    try:
+        vitviz.set_language("zh")
+        assert vitviz.i18n.get_language() == "zh" and _("Overview") == "总览"
+    finally:
+        vitviz.set_language("en")

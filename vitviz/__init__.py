@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import i18n  # standard library only: the language of figures and messages (vitviz.i18n.set_language)
+from .i18n import set_language
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -31,7 +34,7 @@ _LAZY = {
     "Explanation": "explanation",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted(_LAZY) + ["__version__", "i18n", "set_language"]
 
 
 def __getattr__(name: str) -> Any:
