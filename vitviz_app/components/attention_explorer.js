@@ -92,14 +92,7 @@ class VVExplorer {
     this.draw();
   }
 
-  loadImage() {
-    const s = this.payload.sections.image, info = this.payload.header.image;
-    if (!s || !info) { this.image = null; return Promise.resolve(); }
-    if (this.imageFor === this.payload.header.id) return Promise.resolve();
-    this.imageFor = this.payload.header.id;
-    return createImageBitmap(new Blob([s], { type: info.mime })).then((bitmap) => { this.image = bitmap; })
-      .catch(() => { this.image = null; });
-  }
+  loadImage() { return vvLoadImage(this); }
 
   buildControls() {
     const el = this.el, labels = this.data.labels || {};

@@ -97,14 +97,7 @@ class VFFollower {
     this.draw();
   }
 
-  loadImage() {
-    const s = this.payload.sections.image, info = this.payload.header.image;
-    if (!s || !info) { this.image = null; return Promise.resolve(); }
-    if (this.imageFor === this.payload.header.id) return Promise.resolve();
-    this.imageFor = this.payload.header.id;
-    return createImageBitmap(new Blob([s], { type: info.mime })).then((b) => { this.image = b; })
-      .catch(() => { this.image = null; });
-  }
+  loadImage() { return vvLoadImage(this); }
 
   row(name, k) { // patch k's decoded row of a quantised part, or null
     const s = this.payload.sections;

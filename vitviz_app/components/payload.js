@@ -12,6 +12,17 @@ function vvFormat(template, values) {
     .replace(/\{(\w+)\}/g, (field, name) => (values && name in values ? String(values[name]) : field));
 }
 
+// Decodes the payload's picture (section "image") once per payload into owner.image (an ImageBitmap, or
+// null when there is none); shared by the components that draw a map over the photo.
+function vvLoadImage(owner) {
+  const s = owner.payload.sections.image, info = owner.payload.header.image;
+  if (!s || !info) { owner.image = null; return Promise.resolve(); }
+  if (owner.imageFor === owner.payload.header.id) return Promise.resolve();
+  owner.imageFor = owner.payload.header.id;
+  return createImageBitmap(new Blob([s], { type: info.mime })).then((bitmap) => { owner.image = bitmap; })
+    .catch(() => { owner.image = null; });
+}
+
 function vvBytes(data) {
   if (data instanceof Uint8Array) return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);

@@ -60,14 +60,7 @@ class VRExplorer {
     this.draw();
   }
 
-  loadImage() {
-    const s = this.payload.sections.image, info = this.payload.header.image;
-    if (!s || !info) { this.image = null; return Promise.resolve(); }
-    if (this.imageFor === this.payload.header.id) return Promise.resolve();
-    this.imageFor = this.payload.header.id;
-    return createImageBitmap(new Blob([s], { type: info.mime })).then((b) => { this.image = b; })
-      .catch(() => { this.image = null; });
-  }
+  loadImage() { return vvLoadImage(this); }
 
   buildFusions() {
     const box = this.el.fusions, names = this.data.fusionNames || {};
