@@ -32,14 +32,6 @@ from PIL import Image
 
 from vitviz.i18n import _
 
-try:
-    # Plotly's validators peek at sys.modules for pandas without importing it, so a figure built while another
-    # thread is still importing pandas (the app's warm-up, at a server's first visit) fails on a half-initialised
-    # module. A real import here waits for that import to finish: whoever has these figures has all of pandas.
-    import pandas  # noqa: F401
-except ImportError:  # pandas is optional for the library
-    pass
-
 __all__ = [
     "MAP_SCALE",
     "MapExtent",
