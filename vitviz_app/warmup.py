@@ -56,6 +56,10 @@ def _mark(step: str) -> None:
 
 
 def _imports() -> None:
+    # pandas first, whole: Plotly's validators peek at sys.modules for pandas without importing it, so a figure
+    # built while another thread was still importing pandas failed on a half-initialised module (seen with 8
+    # sessions at once). Here it is done in half a second, long before any page can build a figure.
+    import pandas  # noqa: F401
     import plotly.graph_objects  # noqa: F401  (Plotly's figure classes: ~1 s on their own)
     import timm  # noqa: F401  (imports torch)
 
