@@ -252,15 +252,10 @@ st.latex(rf"\frac{{q \cdot k_\text{{{key_name(first, mark_query=False)}}}}}{{\sq
 left, right = st.columns([1.1, 1], gap="large")
 with left:
     weight_column = _("softmax weight")
-    st.dataframe(
-        {_("key"): [key_name(k) for k in keys], "q·k": [att.dots[k] for k in keys],
-         "q·k/√d": [att.scaled[k] for k in keys], weight_column: [att.weights[k] for k in keys]},
-        hide_index=True, width="stretch",
-        column_config={"q·k": st.column_config.NumberColumn(format="%.3f"),
-                       "q·k/√d": st.column_config.NumberColumn(format="%.3f"),
-                       weight_column: st.column_config.ProgressColumn(
-                           format="%.4f", min_value=0.0, max_value=ui.bar_max(att.weights))},
-    )
+    ui.top_table({_("key"): [key_name(k) for k in keys], "q·k": [float(att.dots[k]) for k in keys],
+                  "q·k/√d": [float(att.scaled[k]) for k in keys]}, weight_column,
+                 [float(att.weights[k]) for k in keys], upper=ui.bar_max(att.weights), value_format="{:.4f}",
+                 formats={"q·k": "{:.3f}", "q·k/√d": "{:.3f}"})
     rest = 1.0 - float(att.weights[keys].sum())
     st.caption(_("These {shown} keys take {share:.1%} of the attention; the other {others} share the remaining "
                  "{rest:.1%}. All weights sum to {total:.4f}.").format(

@@ -2,6 +2,7 @@
 when the attention is too large to send, and its commit callback moves the page's query, layer and head."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from vitviz_app.components.attention_explorer import BUDGET_ENV
@@ -35,3 +36,20 @@ def test_a_commit_becomes_the_pages_query_layer_and_head():
     cls = {"query": "cls", "layer": 0, "head": "max"}
     assert commit_updates(cls, "attn") == {"attn_query": "cls", "attn_layer": 0, "attn_head": "max"}
     assert commit_updates({"layer": 0}, "attn") == {}  # not a commit
+
+
+def test_the_top_patches_table_is_the_querys_five_largest_attentions(open_app):
+    """The static table beside the map: rows, columns and values from an independent capture."""
+    from test_app_pages import _reference
+
+    at = open_app("pages/attention.py", query={"attn_layer": "2", "attn_head": "Head 1", "attn_query": "A patch",
+                                                 "attn_row": "3", "attn_col": "4"})
+    assert not at.exception, [e.value for e in at.exception]
+    _loaded, cap = _reference(at)
+    gh, gw = cap.layout.grid_size
+    row = cap.attention(2)[0, 1, cap.layout.num_prefix_tokens + 3 * gw + 4].double().numpy()  # (N,) head 1's row
+    patches = row[cap.layout.num_prefix_tokens:]
+    top = np.argsort(-patches, kind="stable")[:5]
+    table = at.table[0].value
+    assert list(table["row"]) == [int(i // gw) for i in top] and list(table["column"]) == [int(i % gw) for i in top]
+    np.testing.assert_allclose(table["attention"].to_numpy(dtype=float), patches[top], rtol=1e-5, atol=1e-7)

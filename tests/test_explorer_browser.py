@@ -224,6 +224,32 @@ def test_hovering_redraws_in_the_browser_and_matches_the_capture(browser, defaul
     assert np.all(np.abs(drawn - cls_heads.max(0)) <= _half_steps(cls_heads).max() + 1e-6)
 
 
+_WIDENED = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => {
+    const box = gd.closest('[class*=st-key-fig]'), size = gd._fullLayout._size, margin = gd._fullLayout.margin;
+    return [box ? [...box.classList].find(c => c.startsWith('st-key-fig')) : '?',
+            ['l', 'r', 'b'].filter(side => size[side] > margin[side] + 0.5)];
+})"""
+
+
+def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(browser, default_server):
+    """After a click the page's map, table and URL follow it (one fragment rerun), and Plotly did not have to
+    widen any figure's margins (which draws a figure twice): ``_size`` is what the layout's margins gave."""
+    page, _frames = _open(browser, f"{default_server}/attention")
+    _commit_click(page, 2, 3)
+    assert "attn_row=2" in page.url and "attn_col=3" in page.url
+    title = page.evaluate("() => document.querySelector('.st-key-fig-attn-map .js-plotly-plot').layout.title.text")
+    assert "(row 2, col 3)" in title
+    assert page.locator("[data-testid=stTable]").count() == 1  # the top patches: a static table, not a data grid
+    widened = page.evaluate(_WIDENED)
+    assert len(widened) == 2 and all(not sides for _key, sides in widened), widened
+    # the fragment's rerun skips app.py, which sets the language: a click on a Chinese page stays Chinese
+    page, _frames = _open(browser, f"{default_server}/attention?lang=zh")
+    _commit_click(page, 4, 1)
+    title = page.evaluate("() => document.querySelector('.st-key-fig-attn-map .js-plotly-plot').layout.title.text")
+    assert "row" not in title and "第 4 行" in title, title
+    assert "注意力" in page.locator("[data-testid=stTable]").inner_text()  # the table's header, translated
+
+
 def test_a_huge_grid_falls_back_to_clicks_and_the_page_says_so(browser, tmp_path):
     with _server(tmp_path, VITVIZ_BROWSER_BUDGET="12000") as url:
         page, frames = _open(browser, f"{url}/attention")

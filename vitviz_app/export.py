@@ -15,7 +15,6 @@ import io
 import json
 import re
 import threading
-import unicodedata
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -23,6 +22,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vitviz.i18n import _
+from vitviz_app.margins import reserve_margins, text_columns, wide_char
 
 __all__ = ["APP_TEMPLATE", "apply_template", "browser_safe_colours", "plotly_config", "show_figure", "npz_bytes", "read_npz", "download_arrays", "slug"]
 
@@ -108,16 +108,6 @@ _BREAKS = (": ", ", ", " · ", " — ", " – ", "：", "，", "；")
 _KEPT = (":", ",", "：", "，", "；")  # punctuation that ends its line when the title breaks there
 
 
-def _wide(char: str) -> bool:
-    """A character that takes two columns (Chinese, full-width punctuation)."""
-    return unicodedata.east_asian_width(char) in "WF"
-
-
-def _columns(text: str) -> int:
-    """The width of a text in columns of a Latin character: a Chinese character counts two."""
-    return sum(2 if _wide(char) else 1 for char in text)
-
-
 def _split_title(text: str, limit: int) -> tuple[str, str] | None:
     """``(first line, rest)`` of a title, never inside brackets: at the last separator (``': '``, ``', '``,
     ``' · '``, dashes, Chinese ``'：'``, ``'，'``) within ``limit`` columns, else the last space (or the last
@@ -130,12 +120,12 @@ def _split_title(text: str, limit: int) -> tuple[str, str] | None:
         if depth == 0 and sep is not None and 0 < i < len(text) - len(sep):
             cuts.append((width, i, sep))
         elif depth <= (char == "（") and 0 < width <= limit and (
-                char == " " or (_wide(char) and _wide(text[i - 1]))):
+                char == " " or (wide_char(char) and wide_char(text[i - 1]))):
             spaces.append((i, " " if char == " " else ""))
             if char == "（" or text[i - 1] == "）":  # between Chinese characters, beside a bracket reads best
                 brackets.append(spaces[-1])
         depth += (char in "([") - (char in ")]）")
-        width += 2 if _wide(char) else 1
+        width += 2 if wide_char(char) else 1
     within = [(i, sep) for columns, i, sep in cuts if columns <= limit]
     if within:
         i, sep = within[-1]
@@ -157,7 +147,7 @@ def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
     if "<br>" in text:
         return text
     lines = []
-    while _columns(text) > limit:
+    while text_columns(text) > limit:
         split = _split_title(text, limit)
         if split is None:
             break
@@ -182,6 +172,7 @@ def _prepare(fig: go.Figure, height: int | None) -> None:
         # pad 22 px: with less, Chromium cut the top of a three-line title's first line (seen at 390 px)
         fig.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top", pad_t=22),
                           margin_t=top + 12 + 22 * wrapped.count("<br>"))
+    reserve_margins(fig)  # drawn once: without it every changed figure is drawn a second time, wider
     for frame in fig.frames or ():  # a slider's frames carry their own titles: wrap them the same way
         if frame.layout and frame.layout.title and frame.layout.title.text:
             frame.layout.title.text = wrap_title(frame.layout.title.text)

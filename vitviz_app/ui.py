@@ -9,7 +9,7 @@ import streamlit as st
 
 from vitviz.i18n import N_, _
 
-__all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max"]
+__all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
 _FUSION_LABELS = {"mean": N_("Mean over heads"), "max": N_("Max over heads"), "min": N_("Min over heads")}
@@ -125,6 +125,22 @@ def no_classifier_note() -> None:
           "Attention maps and rollout still show where it looks."),
         icon=":material/info:",
     )
+
+
+def top_table(columns: dict[str, list], value_name: str, values: list[float], *, upper: float,
+              value_format: str = "{:.1%}", formats: dict[str, str] | None = None) -> None:
+    """A short ranked list as a static table: ``columns``, then ``value_name`` (``value_format``, a percentage by
+    default) with a bar (0 … ``upper``) behind it; ``formats`` formats other columns (``{"q·k": "{:.3f}"}``).
+
+    For a few rows that change on every click: Streamlit's interactive data grid costs tens of milliseconds
+    of the browser's time each time it is drawn again; an HTML table a few.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame({**columns, value_name: values})
+    styler = (frame.style.hide(axis="index").format({**(formats or {}), value_name: value_format})
+              .bar(subset=[value_name], vmin=0.0, vmax=upper, color="#f4a26166", height=70))
+    st.table(styler)
 
 
 def bar_max(values) -> float:

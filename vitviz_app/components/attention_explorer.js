@@ -113,7 +113,7 @@ class VVExplorer {
       b.type = "button"; b.className = "vv-token"; b.dataset.token = String(token);
       b.textContent = labels[name] || name;
       b.title = this.t("token_button");
-      b.addEventListener("click", () => { this.state.query = token; this.draw(); this.sendCommit(); });
+      b.addEventListener("click", () => { this.state.query = token; this.commitAndDraw(); });
       el.prefix.appendChild(b);
     });
   }
@@ -205,8 +205,7 @@ class VVExplorer {
     const cell = this.cellAt(this.el.map, event, this.gh, this.gw);
     if (!cell) return;
     this.state.query = this.P + cell[0] * this.gw + cell[1];
-    this.draw();
-    this.sendCommit();
+    this.commitAndDraw();
   }
 
   gridCell(event) {
@@ -238,12 +237,17 @@ class VVExplorer {
     this.draw();
   }
 
+  commitAndDraw() { // the commit first: the server's rerun starts while the map is drawn here
+    this.sendCommit();
+    this.draw();
+    this.el.status.textContent = this.t("committing", { token: this.tokenName(this.state.query) });
+  }
+
   sendCommit() {
     const q = this.state.query, P = this.P;
     const value = { layer: this.state.layer, head: this.state.head, at: Date.now() };
     if (q < P) value.query = this.payload.header.prefix_names[q];
     else Object.assign(value, { query: "patch", row: Math.floor((q - P) / this.gw), col: (q - P) % this.gw });
-    this.el.status.textContent = this.t("committing", { token: this.tokenName(q) });
     this.commit(value);
   }
 

@@ -73,8 +73,8 @@ class VFFollower {
       const cell = this.cellAt(e);
       if (!cell) return;
       this.patch = cell[0] * this.gw + cell[1];
+      this.commit({ row: cell[0], col: cell[1], at: Date.now() }); // first: the rerun starts while this draws
       this.draw();
-      this.commit({ row: cell[0], col: cell[1], at: Date.now() });
     });
   }
 
