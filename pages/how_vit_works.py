@@ -7,7 +7,6 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz.i18n import N_, _, ngettext
-from vitviz_app import language
 from vitviz_app.language import url_format
 from vitviz_app import walkthrough as wt
 from vitviz_app.views import figure_view
@@ -20,299 +19,305 @@ ui.page_header(
       "the model's weights and checked against what the model really computed. **Click a patch** in step 1 "
       "to follow it through the steps."),
 )
+ctx = ui.context()
+ctx.require()
+fwd = ctx.forward()
+model, cap, layout = fwd.model, fwd.capture, fwd.layout
+if not wt.supports_walkthrough(model):
+    st.info(_("The step-by-step numbers need a standard timm VisionTransformer; {model} uses other blocks. The "
+              "other pages work for it.").format(model=ctx.loaded.name), icon=":material/info:")
+    st.stop()
+
+from vitviz.figures import attention_map_figure, map_extent, patch_grid_figure, predictions_figure
+from vitviz.images import input_image
+
+gh, gw = layout.grid_size
+ph, pw = layout.patch_size
+height, width = layout.input_size
+prefix = list(layout.prefix_names)
+depth = cap.num_layers
+dim = int(cap.hidden_states.shape[-1])
+pixels = input_image(fwd.x, fwd.data_config)  # (H, W, 3) uint8
 
 
-@st.fragment
-def walk() -> None:
-    """Everything below the page's header. A fragment: following a patch (a click), the layer and the head rerun
-    only this, not the sidebar, navigation and header (bench/README.md §10b)."""
-    language.choose()  # a fragment's rerun skips app.py, which sets the language of a full run
-    ctx = ui.context()
-    ctx.require()
-    fwd = ctx.forward()
-    model, cap, layout = fwd.model, fwd.capture, fwd.layout
-    if not wt.supports_walkthrough(model):
-        st.info(_("The step-by-step numbers need a standard timm VisionTransformer; {model} uses other blocks. The "
-                  "other pages work for it.").format(model=ctx.loaded.name), icon=":material/info:")
-        st.stop()
-
-    from vitviz.figures import attention_map_figure, map_extent, patch_grid_figure, predictions_figure
-    from vitviz.images import input_image
-
-    gh, gw = layout.grid_size
-    ph, pw = layout.patch_size
-    height, width = layout.input_size
-    prefix = list(layout.prefix_names)
-    depth = cap.num_layers
-    dim = int(cap.hidden_states.shape[-1])
-    pixels = input_image(fwd.x, fwd.data_config)  # (H, W, 3) uint8
-
-    def step(number: int, title: str, text: str, formula: str, shapes: str) -> None:
-        """A step's heading, its two-line explanation, its formula and the tensor shapes involved."""
-        st.header(f"{number} · {title}", divider="gray")
-        st.markdown(text)
-        st.latex(formula)
-        st.markdown(_("**Shapes:** {shapes}").format(shapes=shapes))
-
-    def fmt(values, n: int = 4) -> str:
-        shown = ", ".join(f"{v:.3f}" for v in np.asarray(values)[:n])
-        return f"[{shown}, …]" if len(values) > n else f"[{shown}]"
-
-    def check(error: float, what: str) -> None:
-        ok = error < 1e-3
-        icon = ":material/check_circle:" if ok else ":material/warning:"
-        st.caption(_("{icon} Recomputed by hand: {what} (largest difference {error:.1e}).").format(
-            icon=icon, what=what, error=error))
-
-    # 1 ------------------------------------------------------------------------------------ patches
-    step(1, _("Cut the image into patches"),
-         _("The image is resized and cropped to {height}×{width} px, normalised, and cut into a {gh}×{gw} grid "
-           "of {ph}×{pw} px patches. A transformer reads sequences, so the grid becomes a sequence of "
-           "N = {n} patches, row by row.").format(height=height, width=width, gh=gh, gw=gw, ph=ph, pw=pw,
-                                                  n=layout.num_patches),
-         rf"N = \frac{{H \cdot W}}{{P^2}} = \frac{{{height} \cdot {width}}}{{{ph}^2}} = {layout.num_patches}",
-         _("image `x` (1, 3, {height}, {width}) → {n} patches of (3, {ph}, {pw})").format(
-             height=height, width=width, n=layout.num_patches, ph=ph, pw=pw))
-    step1_left, right = st.columns([2, 1], gap="large")
-    with right:
-        a, b = st.columns(2)
-        row = int(a.number_input(_("Patch row"), 0, gh - 1, value=gh // 2, key="how_row", bind="query-params",
-                                 persist_state="session"))
-        col = int(b.number_input(_("Patch column"), 0, gw - 1, value=gw // 2, key="how_col", bind="query-params",
-                                 persist_state="session"))
-        token = layout.patch_index(row, col)
-        tile = pixels[row * ph:(row + 1) * ph, col * pw:(col + 1) * pw]  # (ph, pw, 3)
-        factor = max(1, 192 // max(ph, pw))
-        big = np.kron(tile, np.ones((factor, factor, 1), dtype=np.uint8))  # (ph·f, pw·f, 3): crisp pixels
-        st.image(big, caption=_("Patch (row {row}, col {col}) = token {token} of the sequence").format(
-            row=row, col=col, token=token), width=pw * factor)
-    # 2 ------------------------------------------------------------------------------------ flatten
-    embed = wt.embed_patch(model, fwd.x, layout, row, col)
-    step(2, _("Flatten each patch"),
-         _("Each patch's {ph}·{pw} pixels × 3 colour channels become one vector of {size} numbers (the normalised "
-           "pixel values, channel by channel). Position in the patch is kept only by the order.").format(
-             ph=ph, pw=pw, size=embed.pixels.size),
-         rf"x_p^{{i}} \in \mathbb{{R}}^{{P^2 \cdot C}}, \quad P^2 \cdot C = {ph} \cdot {pw} \cdot 3 = {embed.pixels.size}",
-         _("{n} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = ({n}, {size})").format(
-             n=layout.num_patches, ph=ph, pw=pw, size=embed.pixels.size))
-    n_per_channel = ph * pw
-
-    def flat_figure() -> go.Figure:
-        fig = go.Figure([
-            go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
-                       y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=_(name),
-                       line=dict(color=color, width=1))
-            for c, (name, color) in enumerate(((N_("red"), "#d62728"), (N_("green"), "#2ca02c"), (N_("blue"), "#1f77b4")))
-        ])
-        fig.update_layout(title=dict(text=_("Patch (row {row}, col {col}) flattened: x = {values}").format(
-                              row=row, col=col, values=fmt(embed.pixels))),
-                          xaxis_title=_("index in the vector"), yaxis_title=_("normalised value"), height=280,
-                          margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
-                                                                             xanchor="right", yanchor="bottom"))
-        return fig
-
-    # each figure is built once per forward pass, what it shows and language (vitviz_app.views.figure_view)
-    ui.show_figure(figure_view(("how.flat", fwd.key, row, col), flat_figure), key="how.flat",
-                   filename="step2-flattened-patch")
-
-    # 3 ------------------------------------------------------------------------------------ project
-    step(3, _("Project each patch to an embedding"),
-         _("One learned matrix E maps every flattened patch to a D = {dim} dimensional **token**; the same E for "
-           "all patches (timm implements it as a convolution with stride P).").format(dim=dim),
-         rf"z^{{i}} = x_p^{{i}} E + b, \quad E \in \mathbb{{R}}^{{{embed.pixels.size} \times {dim}}}",
-         f"({layout.num_patches}, {embed.pixels.size}) · ({embed.pixels.size}, {dim}) → ({layout.num_patches}, {dim})")
-
-    def embedding_figure() -> go.Figure:
-        fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name=_("embedding")))
-        fig.update_layout(title=dict(text=_("Token of patch (row {row}, col {col}): z = {values}").format(
-                              row=row, col=col, values=fmt(embed.embedding))),
-                          xaxis_title=_("embedding dimension"), yaxis_title=_("value"), height=260,
-                          margin=dict(l=10, r=10, t=50, b=10))
-        return fig
-
-    ui.show_figure(figure_view(("how.embed", fwd.key, row, col), embedding_figure), key="how.embed",
-                   filename="step3-patch-embedding")
-    check(embed.error, _("x·E + b equals the model's patch-embedding output for this patch"))
-
-    # 4 ------------------------------------------------------------------------------------ prefix + positions
-    tokens0, tokens_error = wt.first_tokens(model, fwd.x, cap)
-    title4 = _("Add the class token and position embeddings")  # first: the heading introduces both terms
-    prefix_text = (ngettext("{count} prefix token ({names}) is put in front: a learned vector that belongs to no "
-                            "patch; the class token will collect the answer. ",
-                            "{count} prefix tokens ({names}) are put in front: learned vectors that belong to no "
-                            "patch; the class token will collect the answer. ", len(prefix)).format(
-                       count=len(prefix), names=", ".join(prefix)) if prefix else
-                   _("This model has no class token: it will average the patch tokens at the end. "))
-    pos_text = (_("A learned **position embedding** is added to every token, since attention itself ignores order.")
-                if getattr(model, "pos_embed", None) is not None else
-                _("This model adds no learned absolute position embedding."))
-    step(4, title4, prefix_text + pos_text,
-         r"z_0 = [\,x_\text{class};\ x_p^1 E;\ \dots;\ x_p^N E\,] + E_\text{pos}",
-         _("({n}, {dim}) → ({tokens}, {dim}): {layout}").format(n=layout.num_patches, tokens=layout.num_tokens,
-                                                                dim=dim, layout=layout.describe()))
-    shown_dims = min(dim, 96)
-
-    def tokens_figure() -> go.Figure:
-        fig = go.Figure(go.Heatmap(
-            z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
-            hovertemplate=_("token %{y}, dim %{x}: %{z:.3f}") + "<extra></extra>",
-            colorbar=dict(title=_("value"), thickness=12)))
-        fig.update_layout(title=dict(text=_("z₀: one row per token (first {shown} of {dim} dimensions)").format(
-                              shown=shown_dims, dim=dim)),
-                          xaxis_title=_("dimension"), yaxis_title=_("token"), yaxis_autorange="reversed", height=340,
-                          margin=dict(l=10, r=10, t=50, b=10))
-        return fig
-
-    ui.show_figure(figure_view(("how.tokens", fwd.key), tokens_figure), key="how.tokens", filename="step4-tokens")
-    check(tokens_error, _("the sequence equals the tokens entering the first block"))
-
-    # 5 ------------------------------------------------------------------------------------ self-attention
-    step(5, _("Self-attention"),
-         _("Each token makes a query q, a key k and a value v (three learned projections, per head). A query's "
-           "weights over all keys are the softmax of the scaled dot products; its output is the weighted mix "
-           "of the values. Below: the real numbers for your patch as the query."),
-         r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right) V",
-         _("tokens ({n}, {dim}) → Q, K, V ({heads} heads, {n}, {head_dim}) → attention ({heads}, {n}, {n})").format(
-             n=layout.num_tokens, dim=dim, heads=cap.num_heads, head_dim=dim // cap.num_heads))
-    c1, c2 = st.columns(2)
-    layer = int(c1.slider(_("Layer"), 0, depth - 1, value=0, key="how_layer", bind="query-params",
-                          persist_state="session"))
-    head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=url_format("how_head", range(cap.num_heads), ui.head_label),
-                            key="how_head",
-                            bind="query-params", persist_state="session"))
-    from vitviz_app.components import patch_follower
-
-    def _follow(r: int, c: int) -> None:
-        st.session_state["how_row"], st.session_state["how_col"] = r, c
-
-    with step1_left:  # filled now that step 5 has its layer and head
-        # the steps' numbers of every patch, in the browser: pointing at a patch redraws them with no rerun
-        follower = patch_follower(
-            fwd, pixels, layer=layer, head=head,
-            committed=(row, col), key="how_follow", on_commit=_follow,
-            text={"tip": _("row {row}, column {col} = token {token} · click to follow it through the steps"),
-                  "title": _("Patch (row {row}, col {col}) = token {token}"),
-                  "pixels": _("2 · flattened: {n} numbers"), "embedding": _("3 · its token: {n} dimensions"),
-                  "attention": _("5 · where it looks: layer {layer}, head {head}"),
-                  "norms": _("6 · its length ‖z‖ per block (dotted: mean of all patches)"),
-                  "missing": _("(too large to send: click the patch to see this step)")})
-        if follower.tier == "none":
-            grid_fig = patch_grid_figure(pixels, None, layout)
-            grid_fig.update_layout(title=dict(
-                text=_("What the model sees: {height}×{width} px, {gh}×{gw} patches").format(
-                    height=height, width=width, gh=gh, gw=gw),
-                subtitle=dict(text=_("click a patch to follow it"))))
-            ui.add_cell_targets(grid_fig, map_extent(None, (height, width), layout))
-            extent = map_extent(None, (height, width), layout)
-            x0, y0, x1, y1 = extent.cell_box(row, col)
-            grid_fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="#00e5ff", width=3))
-            ui.show_figure(grid_fig, key="how.grid", filename="step1-patches", height=460,
-                           on_select=ui.click_to_state("how.grid", "how_row", "how_col"))
-            st.caption(_("This model's patches are too many to send their numbers to the browser: click a patch."))
-        else:
-            missing = [name for name in ("embeddings", "attention") if name not in follower.holds]
-            st.caption(_("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
-                         "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
-                         "**Click** it to follow it through every step below.").format(height=height, width=width,
-                                                                                         gh=gh, gw=gw))
-            if missing:
-                st.caption({("embeddings", "attention"): _("Too many patches to send every step's numbers: click a patch "
-                                                           "for its token and its attention."),
-                            ("attention",): _("Too many patches to send every step's numbers: click a patch for its "
-                                              "attention.")}[tuple(missing)])
-
-    att = wt.attention_numbers(model, cap, layer, head, token)
-    order = np.argsort(-att.weights, kind="stable")
-    keys = list(range(len(prefix))) + [token]
-    for r, c in ((row, col + 1), (row + 1, col), (0, 0), (gh - 1, gw - 1)):
-        if 0 <= r < gh and 0 <= c < gw:
-            keys.append(layout.patch_index(r, c))
-    keys += [int(k) for k in order[:3]]
-    keys = list(dict.fromkeys(keys))  # unique, in order
-
-    def key_name(k: int, mark_query: bool = True) -> str:
-        if k < len(prefix):
-            return prefix[k]
-        r, c = layout.patch_position(k)
-        name = _("patch ({row}, {col})").format(row=r, col=c)
-        return _("{patch} = the query").format(patch=name) if mark_query and k == token else name
-
-    sqrt_d = float(np.sqrt(att.head_dim))
-    first = keys[0]
-    st.latex(rf"\frac{{q \cdot k_\text{{{key_name(first, mark_query=False)}}}}}{{\sqrt{{{att.head_dim}}}}} = "
-             rf"\frac{{{att.dots[first]:.3f}}}{{{sqrt_d:.3f}}} = {att.scaled[first]:.3f}, \qquad "
-             rf"\mathrm{{softmax}} = \frac{{e^{{{att.scaled[first]:.3f}}}}}{{\sum_{{j=1}}^{{{layout.num_tokens}}} "
-             rf"e^{{s_j}}}} = {att.weights[first]:.4f}")
-    left, right = st.columns([1.1, 1], gap="large")
-    with left:
-        weight_column = _("softmax weight")
-        ui.top_table({_("key"): [key_name(k) for k in keys], "q·k": [float(att.dots[k]) for k in keys],
-                      "q·k/√d": [float(att.scaled[k]) for k in keys]}, weight_column,
-                     [float(att.weights[k]) for k in keys], upper=ui.bar_max(att.weights), value_format="{:.4f}",
-                     formats={"q·k": "{:.3f}", "q·k/√d": "{:.3f}"})
-        rest = 1.0 - float(att.weights[keys].sum())
-        st.caption(_("These {shown} keys take {share:.1%} of the attention; the other {others} share the remaining "
-                     "{rest:.1%}. All weights sum to {total:.4f}.").format(
-            shown=len(keys), share=1 - rest, others=layout.num_tokens - len(keys), rest=rest, total=att.weights.sum()))
-        check(att.error, _("the softmax row equals the attention the model computed"))
-    with right:
-        afig = figure_view(("how.attention", fwd.key, layer, head, token), lambda: attention_map_figure(
-            att.weights, pixels, None, layout, query=token, layer=layer, head=head))
-        ui.show_figure(afig, key="how.attention", filename=f"step5-attention-layer{layer}-head{head}", height=420)
-
-    # 6 ------------------------------------------------------------------------------------ blocks
-    step(6, _("Repeat: transformer blocks"),
-         _("Attention and a small MLP, each with a LayerNorm before it and a residual connection around it, form "
-           "one block; the model stacks {depth}, numbered 0 to {last} as on every page. The token count and width "
-           "never change, so every block refines the same sequence: $z_\\ell$ is the sequence entering block ℓ, "
-           "so $z_0$ is the sequence of step 4 and $z_{{{depth}}}$ leaves the last block, {last}.").format(
-             depth=depth, last=depth - 1),
-         r"z'_\ell = \mathrm{MSA}_\ell(\mathrm{LN}(z_\ell)) + z_\ell, \qquad "
-         r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
-         _("({n}, {dim}) → … → ({n}, {dim}), {depth} times").format(n=layout.num_tokens, dim=dim, depth=depth))
-    norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
-
-    def depth_figure() -> go.Figure:
-        fig = go.Figure()
-        for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, key_name(token, mark_query=False))]:
-            fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
-        fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
-                                 mode="lines", name=_("mean of all patches"), line=dict(dash="dot", color="gray")))
-        fig.update_layout(title=dict(text=_("Token length ‖z‖ after each block")), height=300,
-                          xaxis_title=_("hidden state: the embeddings z₀, then the output of each block"),
-                          yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
-        fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
-                         ticktext=[_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)])
-        return fig
-
-    ui.show_figure(figure_view(("how.blocks", fwd.key, row, col), depth_figure), key="how.blocks",
-                   filename="step6-token-norms")
-
-    # 7 ------------------------------------------------------------------------------------ classifier
-    has_head = fwd.probabilities is not None
-    readout = (_("the class token") if layout.global_pool == "token" else
-               _("the tokens pooled by '{pool}'").format(pool=layout.global_pool))
-    step(7, _("Classify"),
-         _("After a final LayerNorm, {readout} is read by a linear layer, giving one score (logit) per class; the "
-           "softmax turns scores into probabilities.").format(readout=readout) if has_head else
-         _("This model has no classifier: its output is the feature vector itself, used by other models."),
-         r"y = \mathrm{softmax}\big(W_\text{head}\, \mathrm{LN}(z_L^{0}) + b\big)",
-         f"({layout.num_tokens}, {dim}) → ({dim},) → ({int(cap.output.shape[-1])},)")
-    head_step = wt.classifier_numbers(model, cap)
-    if has_head:
-        ui.show_figure(figure_view(("how.predictions", fwd.key), lambda: predictions_figure(
-            fwd.predictions, title=_("Top-5 probabilities"))), key="how.predictions", filename="step7-predictions",
-            height=280)
-        ui.shapes_note(ctx.loaded)
-    check(head_step.error, _("the head's output equals the model's output"))
-
-    ui.download_arrays(
-        {"patch_pixels": embed.pixels, "patch_embedding": embed.embedding, "tokens_block0": tokens0,
-         "attention_dots": att.dots, "attention_scaled": att.scaled, "attention_weights": att.weights,
-         "token_norms": norms, "logits": head_step.logits},
-        ctx.settings(view="how_vit_works", patch=[row, col], query_token=token, layer=layer, head=head),
-        filename="how-a-vit-works", key="how.download",
-    )
+def step(number: int, title: str, text: str, formula: str, shapes: str) -> None:
+    """A step's heading, its two-line explanation, its formula and the tensor shapes involved."""
+    st.header(f"{number} · {title}", divider="gray")
+    st.markdown(text)
+    st.latex(formula)
+    st.markdown(_("**Shapes:** {shapes}").format(shapes=shapes))
 
 
-walk()
+def fmt(values, n: int = 4) -> str:
+    shown = ", ".join(f"{v:.3f}" for v in np.asarray(values)[:n])
+    return f"[{shown}, …]" if len(values) > n else f"[{shown}]"
+
+
+def check(error: float, what: str) -> None:
+    ok = error < 1e-3
+    icon = ":material/check_circle:" if ok else ":material/warning:"
+    st.caption(_("{icon} Recomputed by hand: {what} (largest difference {error:.1e}).").format(
+        icon=icon, what=what, error=error))
+
+
+# 1 ------------------------------------------------------------------------------------ patches
+step(1, _("Cut the image into patches"),
+     _("The image is resized and cropped to {height}×{width} px, normalised, and cut into a {gh}×{gw} grid "
+       "of {ph}×{pw} px patches. A transformer reads sequences, so the grid becomes a sequence of "
+       "N = {n} patches, row by row.").format(height=height, width=width, gh=gh, gw=gw, ph=ph, pw=pw,
+                                              n=layout.num_patches),
+     rf"N = \frac{{H \cdot W}}{{P^2}} = \frac{{{height} \cdot {width}}}{{{ph}^2}} = {layout.num_patches}",
+     _("image `x` (1, 3, {height}, {width}) → {n} patches of (3, {ph}, {pw})").format(
+         height=height, width=width, n=layout.num_patches, ph=ph, pw=pw))
+step1_left, right = st.columns([2, 1], gap="large")
+with right:
+    a, b = st.columns(2)
+    row = int(a.number_input(_("Patch row"), 0, gh - 1, value=gh // 2, key="how_row", bind="query-params",
+                             persist_state="session"))
+    col = int(b.number_input(_("Patch column"), 0, gw - 1, value=gw // 2, key="how_col", bind="query-params",
+                             persist_state="session"))
+    token = layout.patch_index(row, col)
+    tile = pixels[row * ph:(row + 1) * ph, col * pw:(col + 1) * pw]  # (ph, pw, 3)
+    factor = max(1, 192 // max(ph, pw))
+    big = np.kron(tile, np.ones((factor, factor, 1), dtype=np.uint8))  # (ph·f, pw·f, 3): crisp pixels
+    st.image(big, caption=_("Patch (row {row}, col {col}) = token {token} of the sequence").format(
+        row=row, col=col, token=token), width=pw * factor)
+# 2 ------------------------------------------------------------------------------------ flatten
+embed = wt.embed_patch(model, fwd.x, layout, row, col)
+step(2, _("Flatten each patch"),
+     _("Each patch's {ph}·{pw} pixels × 3 colour channels become one vector of {size} numbers (the normalised "
+       "pixel values, channel by channel). Position in the patch is kept only by the order.").format(
+         ph=ph, pw=pw, size=embed.pixels.size),
+     rf"x_p^{{i}} \in \mathbb{{R}}^{{P^2 \cdot C}}, \quad P^2 \cdot C = {ph} \cdot {pw} \cdot 3 = {embed.pixels.size}",
+     _("{n} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = ({n}, {size})").format(
+         n=layout.num_patches, ph=ph, pw=pw, size=embed.pixels.size))
+n_per_channel = ph * pw
+
+
+def flat_figure() -> go.Figure:
+    fig = go.Figure([
+        go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
+                   y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=_(name),
+                   line=dict(color=color, width=1))
+        for c, (name, color) in enumerate(((N_("red"), "#d62728"), (N_("green"), "#2ca02c"), (N_("blue"), "#1f77b4")))
+    ])
+    fig.update_layout(title=dict(text=_("Patch (row {row}, col {col}) flattened: x = {values}").format(
+                          row=row, col=col, values=fmt(embed.pixels))),
+                      xaxis_title=_("index in the vector"), yaxis_title=_("normalised value"), height=280,
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
+                                                                         xanchor="right", yanchor="bottom"))
+    return fig
+
+
+# each figure is built once per forward pass, what it shows and language (vitviz_app.views.figure_view)
+ui.show_figure(figure_view(("how.flat", fwd.key, row, col), flat_figure), key="how.flat",
+               filename="step2-flattened-patch")
+
+# 3 ------------------------------------------------------------------------------------ project
+step(3, _("Project each patch to an embedding"),
+     _("One learned matrix E maps every flattened patch to a D = {dim} dimensional **token**; the same E for "
+       "all patches (timm implements it as a convolution with stride P).").format(dim=dim),
+     rf"z^{{i}} = x_p^{{i}} E + b, \quad E \in \mathbb{{R}}^{{{embed.pixels.size} \times {dim}}}",
+     f"({layout.num_patches}, {embed.pixels.size}) · ({embed.pixels.size}, {dim}) → ({layout.num_patches}, {dim})")
+
+
+def embedding_figure() -> go.Figure:
+    fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name=_("embedding")))
+    fig.update_layout(title=dict(text=_("Token of patch (row {row}, col {col}): z = {values}").format(
+                          row=row, col=col, values=fmt(embed.embedding))),
+                      xaxis_title=_("embedding dimension"), yaxis_title=_("value"), height=260,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+ui.show_figure(figure_view(("how.embed", fwd.key, row, col), embedding_figure), key="how.embed",
+               filename="step3-patch-embedding")
+check(embed.error, _("x·E + b equals the model's patch-embedding output for this patch"))
+
+# 4 ------------------------------------------------------------------------------------ prefix + positions
+tokens0, tokens_error = wt.first_tokens(model, fwd.x, cap)
+title4 = _("Add the class token and position embeddings")  # first: the heading introduces both terms
+prefix_text = (ngettext("{count} prefix token ({names}) is put in front: a learned vector that belongs to no "
+                        "patch; the class token will collect the answer. ",
+                        "{count} prefix tokens ({names}) are put in front: learned vectors that belong to no "
+                        "patch; the class token will collect the answer. ", len(prefix)).format(
+                   count=len(prefix), names=", ".join(prefix)) if prefix else
+               _("This model has no class token: it will average the patch tokens at the end. "))
+pos_text = (_("A learned **position embedding** is added to every token, since attention itself ignores order.")
+            if getattr(model, "pos_embed", None) is not None else
+            _("This model adds no learned absolute position embedding."))
+step(4, title4, prefix_text + pos_text,
+     r"z_0 = [\,x_\text{class};\ x_p^1 E;\ \dots;\ x_p^N E\,] + E_\text{pos}",
+     _("({n}, {dim}) → ({tokens}, {dim}): {layout}").format(n=layout.num_patches, tokens=layout.num_tokens,
+                                                            dim=dim, layout=layout.describe()))
+shown_dims = min(dim, 96)
+
+
+def tokens_figure() -> go.Figure:
+    fig = go.Figure(go.Heatmap(
+        z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
+        hovertemplate=_("token %{y}, dim %{x}: %{z:.3f}") + "<extra></extra>",
+        colorbar=dict(title=_("value"), thickness=12)))
+    fig.update_layout(title=dict(text=_("z₀: one row per token (first {shown} of {dim} dimensions)").format(
+                          shown=shown_dims, dim=dim)),
+                      xaxis_title=_("dimension"), yaxis_title=_("token"), yaxis_autorange="reversed", height=340,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+ui.show_figure(figure_view(("how.tokens", fwd.key), tokens_figure), key="how.tokens", filename="step4-tokens")
+check(tokens_error, _("the sequence equals the tokens entering the first block"))
+
+# 5 ------------------------------------------------------------------------------------ self-attention
+step(5, _("Self-attention"),
+     _("Each token makes a query q, a key k and a value v (three learned projections, per head). A query's "
+       "weights over all keys are the softmax of the scaled dot products; its output is the weighted mix "
+       "of the values. Below: the real numbers for your patch as the query."),
+     r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right) V",
+     _("tokens ({n}, {dim}) → Q, K, V ({heads} heads, {n}, {head_dim}) → attention ({heads}, {n}, {n})").format(
+         n=layout.num_tokens, dim=dim, heads=cap.num_heads, head_dim=dim // cap.num_heads))
+c1, c2 = st.columns(2)
+layer = int(c1.slider(_("Layer"), 0, depth - 1, value=0, key="how_layer", bind="query-params",
+                      persist_state="session"))
+head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=url_format("how_head", range(cap.num_heads), ui.head_label),
+                        key="how_head",
+                        bind="query-params", persist_state="session"))
+from vitviz_app.components import patch_follower
+
+
+def _follow(r: int, c: int) -> None:
+    st.session_state["how_row"], st.session_state["how_col"] = r, c
+
+
+with step1_left:  # filled now that step 5 has its layer and head
+    # the steps' numbers of every patch, in the browser: pointing at a patch redraws them with no rerun
+    follower = patch_follower(
+        fwd, pixels, layer=layer, head=head,
+        committed=(row, col), key="how_follow", on_commit=_follow,
+        text={"tip": _("row {row}, column {col} = token {token} · click to follow it through the steps"),
+              "title": _("Patch (row {row}, col {col}) = token {token}"),
+              "pixels": _("2 · flattened: {n} numbers"), "embedding": _("3 · its token: {n} dimensions"),
+              "attention": _("5 · where it looks: layer {layer}, head {head}"),
+              "norms": _("6 · its length ‖z‖ per block (dotted: mean of all patches)"),
+              "missing": _("(too large to send: click the patch to see this step)")})
+    if follower.tier == "none":
+        grid_fig = patch_grid_figure(pixels, None, layout)
+        grid_fig.update_layout(title=dict(
+            text=_("What the model sees: {height}×{width} px, {gh}×{gw} patches").format(
+                height=height, width=width, gh=gh, gw=gw),
+            subtitle=dict(text=_("click a patch to follow it"))))
+        ui.add_cell_targets(grid_fig, map_extent(None, (height, width), layout))
+        extent = map_extent(None, (height, width), layout)
+        x0, y0, x1, y1 = extent.cell_box(row, col)
+        grid_fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="#00e5ff", width=3))
+        ui.show_figure(grid_fig, key="how.grid", filename="step1-patches", height=460,
+                       on_select=ui.click_to_state("how.grid", "how_row", "how_col"))
+        st.caption(_("This model's patches are too many to send their numbers to the browser: click a patch."))
+    else:
+        missing = [name for name in ("embeddings", "attention") if name not in follower.holds]
+        st.caption(_("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
+                     "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
+                     "**Click** it to follow it through every step below.").format(height=height, width=width,
+                                                                                     gh=gh, gw=gw))
+        if missing:
+            st.caption({("embeddings", "attention"): _("Too many patches to send every step's numbers: click a patch "
+                                                       "for its token and its attention."),
+                        ("attention",): _("Too many patches to send every step's numbers: click a patch for its "
+                                          "attention.")}[tuple(missing)])
+
+att = wt.attention_numbers(model, cap, layer, head, token)
+order = np.argsort(-att.weights, kind="stable")
+keys = list(range(len(prefix))) + [token]
+for r, c in ((row, col + 1), (row + 1, col), (0, 0), (gh - 1, gw - 1)):
+    if 0 <= r < gh and 0 <= c < gw:
+        keys.append(layout.patch_index(r, c))
+keys += [int(k) for k in order[:3]]
+keys = list(dict.fromkeys(keys))  # unique, in order
+
+
+def key_name(k: int, mark_query: bool = True) -> str:
+    if k < len(prefix):
+        return prefix[k]
+    r, c = layout.patch_position(k)
+    name = _("patch ({row}, {col})").format(row=r, col=c)
+    return _("{patch} = the query").format(patch=name) if mark_query and k == token else name
+
+
+sqrt_d = float(np.sqrt(att.head_dim))
+first = keys[0]
+st.latex(rf"\frac{{q \cdot k_\text{{{key_name(first, mark_query=False)}}}}}{{\sqrt{{{att.head_dim}}}}} = "
+         rf"\frac{{{att.dots[first]:.3f}}}{{{sqrt_d:.3f}}} = {att.scaled[first]:.3f}, \qquad "
+         rf"\mathrm{{softmax}} = \frac{{e^{{{att.scaled[first]:.3f}}}}}{{\sum_{{j=1}}^{{{layout.num_tokens}}} "
+         rf"e^{{s_j}}}} = {att.weights[first]:.4f}")
+left, right = st.columns([1.1, 1], gap="large")
+with left:
+    weight_column = _("softmax weight")
+    ui.top_table({_("key"): [key_name(k) for k in keys], "q·k": [float(att.dots[k]) for k in keys],
+                  "q·k/√d": [float(att.scaled[k]) for k in keys]}, weight_column,
+                 [float(att.weights[k]) for k in keys], upper=ui.bar_max(att.weights), value_format="{:.4f}",
+                 formats={"q·k": "{:.3f}", "q·k/√d": "{:.3f}"})
+    rest = 1.0 - float(att.weights[keys].sum())
+    st.caption(_("These {shown} keys take {share:.1%} of the attention; the other {others} share the remaining "
+                 "{rest:.1%}. All weights sum to {total:.4f}.").format(
+        shown=len(keys), share=1 - rest, others=layout.num_tokens - len(keys), rest=rest, total=att.weights.sum()))
+    check(att.error, _("the softmax row equals the attention the model computed"))
+with right:
+    afig = figure_view(("how.attention", fwd.key, layer, head, token), lambda: attention_map_figure(
+        att.weights, pixels, None, layout, query=token, layer=layer, head=head))
+    ui.show_figure(afig, key="how.attention", filename=f"step5-attention-layer{layer}-head{head}", height=420)
+
+# 6 ------------------------------------------------------------------------------------ blocks
+step(6, _("Repeat: transformer blocks"),
+     _("Attention and a small MLP, each with a LayerNorm before it and a residual connection around it, form "
+       "one block; the model stacks {depth}, numbered 0 to {last} as on every page. The token count and width "
+       "never change, so every block refines the same sequence: $z_\\ell$ is the sequence entering block ℓ, "
+       "so $z_0$ is the sequence of step 4 and $z_{{{depth}}}$ leaves the last block, {last}.").format(
+         depth=depth, last=depth - 1),
+     r"z'_\ell = \mathrm{MSA}_\ell(\mathrm{LN}(z_\ell)) + z_\ell, \qquad "
+     r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
+     _("({n}, {dim}) → … → ({n}, {dim}), {depth} times").format(n=layout.num_tokens, dim=dim, depth=depth))
+norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
+
+
+def depth_figure() -> go.Figure:
+    fig = go.Figure()
+    for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, key_name(token, mark_query=False))]:
+        fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
+    fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
+                             mode="lines", name=_("mean of all patches"), line=dict(dash="dot", color="gray")))
+    fig.update_layout(title=dict(text=_("Token length ‖z‖ after each block")), height=300,
+                      xaxis_title=_("hidden state: the embeddings z₀, then the output of each block"),
+                      yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
+                     ticktext=[_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)])
+    return fig
+
+
+ui.show_figure(figure_view(("how.blocks", fwd.key, row, col), depth_figure), key="how.blocks",
+               filename="step6-token-norms")
+
+# 7 ------------------------------------------------------------------------------------ classifier
+has_head = fwd.probabilities is not None
+readout = (_("the class token") if layout.global_pool == "token" else
+           _("the tokens pooled by '{pool}'").format(pool=layout.global_pool))
+step(7, _("Classify"),
+     _("After a final LayerNorm, {readout} is read by a linear layer, giving one score (logit) per class; the "
+       "softmax turns scores into probabilities.").format(readout=readout) if has_head else
+     _("This model has no classifier: its output is the feature vector itself, used by other models."),
+     r"y = \mathrm{softmax}\big(W_\text{head}\, \mathrm{LN}(z_L^{0}) + b\big)",
+     f"({layout.num_tokens}, {dim}) → ({dim},) → ({int(cap.output.shape[-1])},)")
+head_step = wt.classifier_numbers(model, cap)
+if has_head:
+    ui.show_figure(figure_view(("how.predictions", fwd.key), lambda: predictions_figure(
+        fwd.predictions, title=_("Top-5 probabilities"))), key="how.predictions", filename="step7-predictions",
+        height=280)
+    ui.shapes_note(ctx.loaded)
+check(head_step.error, _("the head's output equals the model's output"))
+
+ui.download_arrays(
+    {"patch_pixels": embed.pixels, "patch_embedding": embed.embedding, "tokens_block0": tokens0,
+     "attention_dots": att.dots, "attention_scaled": att.scaled, "attention_weights": att.weights,
+     "token_norms": norms, "logits": head_step.logits},
+    ctx.settings(view="how_vit_works", patch=[row, col], query_token=token, layer=layer, head=head),
+    filename="how-a-vit-works", key="how.download",
+)
