@@ -47,9 +47,12 @@ def test_long_category_labels_widen_the_left_margin():
 def test_margins_are_only_widened_and_legends_and_hidden_axes_are_left_alone():
     wide = reserve_margins(_heatmap(margin=dict(l=300, r=300, t=60, b=300)))
     assert (wide.layout.margin.l, wide.layout.margin.r, wide.layout.margin.b) == (300, 300, 300)
-    legend = go.Figure([go.Scatter(y=[1, 2], name="a"), go.Scatter(y=[2, 1], name="b")])
-    legend.update_layout(margin=dict(l=10, r=10, t=60, b=10))
-    assert reserve_margins(legend).layout.margin.l == 10  # a legend's size depends on how it wraps
+    below = go.Figure([go.Scatter(y=[1, 2], name="a"), go.Scatter(y=[2, 1], name="b")])
+    below.update_layout(margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.2))
+    below.update_xaxes(visible=False)
+    below.update_yaxes(visible=False)
+    m = reserve_margins(below).layout.margin  # a legend below: its height depends on how its entries wrap
+    assert (m.l, m.r, m.b) == (10, 10, 10)
     bare = go.Figure(go.Image(z=np.zeros((4, 4, 3), dtype=np.uint8)))
     bare.update_layout(margin=dict(l=10, r=10, t=60, b=10))
     bare.update_xaxes(visible=False)
@@ -69,3 +72,14 @@ def test_every_shown_figure_goes_through_it():
     fig = _heatmap()
     _prepare(fig, 400)
     assert fig.layout.margin.r > 10 and fig.layout.height == 400
+
+
+@pytest.mark.parametrize("names,title,pushed", [([f"head {h}" for h in range(12)], "head", 115),
+                                                (["cls", "patch (7, 7)", "mean of all patches"], "", 192),
+                                                ([f"注意力头 {h}" for h in range(12)], "注意力头", 131)])
+def test_a_legend_beside_the_plot_gets_room_for_its_longest_entry(names, title, pushed):
+    """Chromium pushed these right margins for the heads-distance and walk-through norm figures' legends."""
+    fig = go.Figure([go.Scatter(y=[0, 1], name=name) for name in names])
+    fig.update_layout(margin=dict(l=10, r=10, t=60, b=10), legend=dict(title=dict(text=title)))
+    r = reserve_margins(fig).layout.margin.r
+    assert pushed <= r <= pushed + 25

@@ -30,6 +30,9 @@ COLOURBAR_PX = 95
 COLOURBAR_TITLE = (30, 8.6)
 """A colour bar's width for a longer title on top of it: ``base + px × columns`` (measured in Chromium: "attention"
 needs 103 px, "fraction of max" 155 px)."""
+LEGEND = (72, 6.4)
+"""A legend to the right of the plot: ``base + px × columns`` of its longest entry or title (measured in Chromium:
+"head 11" needs 115 px, "mean of all patches" 192 px, "注意力头 11" 131 px)."""
 SLIDER_PX = 115
 """A frame slider with its play buttons under the plot."""
 EDGE_PX = 10
@@ -93,11 +96,14 @@ def _colourbar_titles(fig: go.Figure) -> list[str]:
     return titles
 
 
+_UNLISTED = ("heatmap", "image", "contour")  # traces Plotly leaves out of a legend unless told
+
+
 def _legend_shown(fig: go.Figure) -> bool:
     """Plotly's rule: a legend when asked for, or by default when two or more traces would be listed."""
     if fig.layout.showlegend is not None:
         return bool(fig.layout.showlegend)
-    listed = [t for t in fig.data if t.type not in ("heatmap", "image", "contour") and t.showlegend is not False]
+    listed = [t for t in fig.data if t.type not in _UNLISTED and t.showlegend is not False]
     return len(listed) >= 2
 
 
@@ -117,18 +123,21 @@ def _needed(fig: go.Figure) -> dict[str, int]:
         need["r"] = max(COLOURBAR_PX, *(math.ceil(base + per_column * text_columns(t)) for t in titles))
     if layout.sliders:
         need["b"] = max(need["b"], SLIDER_PX)
+    if _legend_shown(fig) and layout.legend.orientation != "h" and (layout.legend.x is None or layout.legend.x >= 1):
+        names = [t.name or "" for t in fig.data if t.showlegend is not False and t.type not in _UNLISTED]
+        title = _title(layout.legend)
+        base, per_column = LEGEND
+        need["r"] = max(need["r"], math.ceil(base + per_column * max(map(text_columns, [*names, title]))))
     return need
 
 
 def reserve_margins(fig: go.Figure) -> go.Figure:
     """Widen ``fig``'s left, right and bottom margins to what its axes, colour bars and slider will need.
 
-    Margins are only ever widened; figures with legends are left alone (a legend's size depends on how it
-    wraps). Returns ``fig``.
+    Margins are only ever widened. A legend beside the plot gets room for its longest entry; one above or below
+    it none (its height depends on how its entries wrap), so such a figure may still be drawn twice. Returns ``fig``.
     """
     layout = fig.layout
-    if _legend_shown(fig):
-        return fig
     current = {side: getattr(layout.margin, side) for side in ("l", "r", "b")}
     widened = {side: need for side, need in _needed(fig).items()
                if need > (current[side] if current[side] is not None else 80)}
