@@ -20,10 +20,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAGIC", "QuantisedRows", "quantise_rows", "pack", "unpack"]
+__all__ = ["MAGIC", "Payload", "QuantisedRows", "quantise_rows", "pack", "unpack"]
 
 MAGIC = b"VVZ1"
 LEVELS = 255
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What the browser receives: the container bytes (:func:`pack`), their content id (the page pairs a
+    component with its data by it) and the tier, i.e. how much of the data fitted the budget."""
+
+    blob: bytes
+    id: str
+    tier: str
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.blob)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._codec import QuantisedRows, pack, quantise_rows, unpack
+from ._codec import Payload, QuantisedRows, pack, quantise_rows, unpack
 
 __all__ = ["AttentionPayload", "FUSIONS", "PayloadReader", "TIERS", "attention_payload", "input_view_jpeg",
            "payload_tier", "query_rows_payload", "DEFAULT_BUDGET"]
@@ -40,7 +40,7 @@ DEFAULT_BUDGET = 2_000_000  # bytes per capture, image included
 
 
 @dataclass(frozen=True)
-class AttentionPayload:
+class AttentionPayload(Payload):
     """What the browser receives once per capture.
 
     Attributes:
@@ -49,14 +49,6 @@ class AttentionPayload:
         tier: One of :data:`TIERS`.
         nbytes: ``len(blob)``.
     """
-
-    blob: bytes
-    id: str
-    tier: str
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.blob)
 
 
 def _row_bytes(num_tokens: int) -> int:

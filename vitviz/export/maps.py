@@ -13,22 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ._codec import pack, quantise_rows, unpack
+from ._codec import Payload, pack, quantise_rows, unpack
 
 __all__ = ["MapsPayload", "maps_payload", "read_maps"]
 
 
 @dataclass(frozen=True)
-class MapsPayload:
+class MapsPayload(Payload):
     """Container bytes, content id and tier (``'maps'`` or ``'none'``)."""
-
-    blob: bytes
-    id: str
-    tier: str
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.blob)
 
 
 def maps_payload(maps: Any, *, value_range: tuple[float, float] | None = None, budget: int = 2_000_000,

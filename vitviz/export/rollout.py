@@ -19,23 +19,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._codec import pack, quantise_rows, unpack
+from ._codec import Payload, pack, quantise_rows, unpack
 from .attention import FUSIONS
 
 __all__ = ["RolloutPayload", "read_rollout", "rollout_payload", "rollout_payload_bytes"]
 
 
 @dataclass(frozen=True)
-class RolloutPayload:
+class RolloutPayload(Payload):
     """Container bytes, content id and tier (``'maps'`` or ``'none'``)."""
-
-    blob: bytes
-    id: str
-    tier: str
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.blob)
 
 
 def rollout_payload_bytes(num_fusions: int, num_maps: int, num_patches: int, num_prefix: int) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._codec import pack, quantise_rows, unpack
+from ._codec import Payload, pack, quantise_rows, unpack
 
 __all__ = ["PatchStepsPayload", "PARTS", "patch_steps_payload", "read_patch_steps"]
 
@@ -27,17 +27,10 @@ PARTS = ("norms", "pixels", "embeddings", "attention")
 
 
 @dataclass(frozen=True)
-class PatchStepsPayload:
+class PatchStepsPayload(Payload):
     """Container bytes, content id, tier (``'patches'`` or ``'none'``) and the parts it holds."""
 
-    blob: bytes
-    id: str
-    tier: str
     holds: tuple[str, ...]
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.blob)
 
 
 def _rows(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
