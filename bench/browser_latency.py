@@ -2,7 +2,8 @@
 
 Starts ``streamlit run app.py`` on a free port (offline, random-weight ViT-B/16 through the app's own
 loading path, see ``bench/_app.py``), opens the Attention page in headless Chromium (Debian's
-``/usr/bin/chromium`` through Playwright; nothing is downloaded) and repeats, alternately:
+``/usr/bin/chromium`` through Playwright; nothing is downloaded) with its Plotly figures on (``attn_figures``:
+the page's own map is its browser-side explorer, ``explorer_latency.py``) and repeats, alternately:
 
 * **layer slider**: focus the Layer slider and press an arrow key (the slider moves one layer);
 * **patch click**: click the centre of another patch on the attention map (its click-target markers).
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
     server = start_server(port, app_env(threads=args.threads), log)
     try:
-        url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}&attn_query=patch"
+        url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}&attn_query=patch&attn_figures=true"
         t0 = time.perf_counter()
         results = run(url, rounds)
         total_s = time.perf_counter() - t0

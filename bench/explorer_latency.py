@@ -7,9 +7,11 @@ Starts ``streamlit run app.py`` (offline, random-weight ViT-B/16 through the app
 * **hover**: the pointer moves onto another patch; that patch's map must be redrawn;
 * **layer (explorer)**: arrow key on the explorer's own layer slider;
 * **head (explorer)**: arrow key on the explorer's head menu;
-* **patch click (commit)**: a click on the explorer's map; the page must be consistent again (the page's own
-  attention map, a Plotly figure drawn by the server, shows the clicked patch);
-* **layer slider (server)**: the page's own slider, as ``browser_latency.py`` measures today's round trip.
+* **patch click (commit)**: a click on the explorer's map (the page's map); the page must be consistent again:
+  the explorer holds the clicked patch as the committed query, and every server-drawn part that depends on it
+  has changed: the URL, the "page's query" heading, the top-5 table and, with ``--figures`` (the page's
+  "Plotly figures" toggle on), the Plotly attention map;
+* **layer slider (server)**: the page's own slider (a server rerun), until the same parts have changed.
 
 Then the Rollout page (``--pages rollout``): **rollout layer (browser)**, an arrow key on the explorer's layer
 scrubber, and **rollout fusion (browser)**, a click on another head-fusion button; and "How a ViT works"
@@ -24,7 +26,7 @@ change was made in the page. Also reported: the first animation frame after the 
 the websocket payloads sent and received between the input and the page being idle again.
 
 Targets: hover median ≤ 50 ms, p90 ≤ 100 ms and 0 bytes sent; layer/head ≤ 50 ms; click ≤ 300 ms.
-Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--out FILE.md]``.
+Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--figures] [--out FILE.md]``.
 """
 from __future__ import annotations
 
@@ -41,21 +43,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
 from bench._timing import Table, add_common_args, machine, quantiles, report  # noqa: E402
-from bench.browser_latency import (_FINGERPRINT, CHROMIUM, CHROMIUM_ARGS, MAP, MODEL, FrameCounter,  # noqa: E402
-                                   wait_idle)
+from bench.browser_latency import _FINGERPRINT, CHROMIUM, CHROMIUM_ARGS, MAP, MODEL, FrameCounter  # noqa: E402
 
 __all__ = ["main"]
 
 TIMEOUT_MS = 600_000
+COMMIT_TIMEOUT_MS = 60_000
 EXPLORER = "() => window.__vitvizExplorer || null"
+
+# The parts of the Attention page a commit must change: the URL, the "page's query" heading (the last
+# subheader but one), the top-5 table and, when the page draws them, the Plotly map. One string each.
+_PAGE_PARTS = """(sel) => {
+    const fingerprint = %s;
+    const text = (el) => el ? el.innerText : null;
+    const headings = document.querySelectorAll('[data-testid=stHeading]');
+    return [location.search, text(headings[headings.length - 2]), text(document.querySelector('[data-testid=stTable]')),
+            document.querySelector(sel) ? fingerprint(sel) : 'no figure'];
+}""" % _FINGERPRINT
 
 # One-shot probe: remembers the next input event's time, then watches every animation frame until `changed()`
 # holds; stores the input time, the time the change was seen in the page, and the first rAF after it.
 _ARM = """([kind, sel, before, target]) => {
-    const fingerprint = %s;
+    const parts = %s;
     const changed = () => {
         const e = window.__vitvizExplorer;
-        if (kind === 'commit') return e && e.committed.token === target && fingerprint(sel) !== before;
+        if (kind === 'commit') {  // every part changed (a part that is the same for both queries is skipped)
+            const now = parts(sel);
+            return e && e.committed.token === target && now.every((p, i) => p !== before[i] || before[i] === 'no figure');
+        }
         return e && e.drawCount !== before;
     };
     window.__vvProbe = null;
@@ -73,7 +88,7 @@ _ARM = """([kind, sel, before, target]) => {
         requestAnimationFrame(poll);
     };
     requestAnimationFrame(poll);
-}""" % _FINGERPRINT
+}""" % _PAGE_PARTS
 
 
 # The same probe for the other pages' components: `name` is the window global a component publishes
@@ -134,18 +149,18 @@ def _cell(page, row: int, col: int) -> tuple[float, float]:
 def measure(page, counter: FrameCounter, cast: Screencast, kind: str, action, target: int = -1) -> dict:
     """Arm the probe, do ``action``, wait for the change and for the app to be idle; times in ms."""
     state = page.evaluate(EXPLORER)
-    before = page.evaluate(f"(sel) => ({_FINGERPRINT})(sel)", MAP) if kind == "commit" else state["drawCount"]
+    before = page.evaluate(f"(sel) => ({_PAGE_PARTS})(sel)", MAP) if kind == "commit" else state["drawCount"]
     page.evaluate(_ARM, [kind, MAP, before, target])
     received, sent, _ = counter.snapshot()
     action()
     try:
         page.wait_for_function("() => window.__vvProbe !== null", polling=10,
-                               timeout=TIMEOUT_MS if kind == "commit" else 30_000)
+                               timeout=COMMIT_TIMEOUT_MS if kind == "commit" else 30_000)
     except Exception:  # the control did not change the view (e.g. a menu that ignores arrow keys)
         return {}
     probe = page.evaluate("() => window.__vvProbe")
     if kind == "commit":
-        wait_idle(page, counter)
+        _idle_on(page, counter, ".vv-map")
     else:
         page.wait_for_timeout(250)  # late frames and any (unexpected) websocket traffic
     r2, s2, _ = counter.snapshot()
@@ -173,7 +188,7 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
         page.locator(".vv-map").wait_for(state="attached", timeout=TIMEOUT_MS)
         page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.drawCount > 0",
                                timeout=TIMEOUT_MS)
-        wait_idle(page, counter, quiet_s=1.0)
+        _idle_on(page, counter, ".vv-map", quiet_s=1.0)
         page.locator(".vv-map").scroll_into_view_if_needed()
         cast = Screencast(page)
         info = page.evaluate(EXPLORER)
@@ -322,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--pages", default="attention,rollout,how",
                         help="comma-separated: attention (the explorer), rollout, how (the walk-through)")
+    parser.add_argument("--figures", action="store_true",
+                        help="open the Attention page with its Plotly figures on (?attn_figures=true)")
     args = parser.parse_args(argv)
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     rounds = args.repeats or (2 if args.quick else 10)
@@ -332,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}"
         t0 = time.perf_counter()
-        results = run(url, rounds) if "attention" in pages else {}
+        results = run(url + ("&attn_figures=true" if args.figures else ""), rounds) if "attention" in pages else {}
         results.update(run_views(url, rounds, pages))
         total_s = time.perf_counter() - t0
     finally:
@@ -360,8 +377,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{total_s:.0f} s including the first page loads (model build + capture).",
         "Latency: the input event's timestamp → the first screencast frame (CDP Page.startScreencast) produced "
         "after the change was made in the page; rAF: → the first animation frame after it. Commit and server "
-        "slider: until the page's own Plotly attention map shows the new state (a server rerun); follow a patch "
-        "(commit): until the step-3 figure shows the clicked patch.",
+        "slider: until the explorer holds the new committed state and the URL, the \"page's query\" heading, the "
+        "top-5 table" + (" and the page's Plotly attention map (figures on)" if args.figures else "")
+        + " have all changed (a server rerun); follow a patch (commit): until the step-3 figure shows the "
+        "clicked patch.",
         "Server, browser and the benchmark share the machine's CPUs.",
     ]
     report([table], machine(), args.out)

@@ -15,8 +15,8 @@ ui.page_header(
     _("Attention"),
     _("In every layer each token (the **query**) mixes information from all tokens, weighted by its "
       "attention: softmax(q·k/√d) over the keys. Pick a layer, a head (or fuse all heads) and a query; "
-      "**click a patch on the image** to make it the query, or click a tile of the layers × heads grid to "
-      "jump to that layer and head. Attention to prefix tokens (class, distillation, registers) has no "
+      "**hover** a patch of the map to see where it looks and **click** it to make it the page's query, or "
+      "click a tile of the layers × heads grid to open that layer and head. Attention to prefix tokens (class, distillation, registers) has no "
       "place on the image, so it is listed apart."),
 )
 
@@ -30,6 +30,41 @@ def _query_label(option: str) -> str:
     if option.startswith("reg"):
         return _("Register {index}").format(index=option[3:])
     return _(PREFIX_LABELS[option]) if option in PREFIX_LABELS else option
+
+
+def _figures(ctx, fwd, amap, maps, *, layer: int, head: str, head_arg, query, query_kind: str) -> None:
+    """The committed query as Plotly figures: the map over the photo and the layers × heads grid, both clickable."""
+    from vitviz.figures import attention_grid_figure, attention_map_figure, map_extent
+
+    cap, layout = fwd.capture, fwd.layout
+    row_values = np.concatenate([np.asarray(list(amap.prefix.values()), dtype=np.float64), amap.patches.ravel()])
+    map_col, grid_col = st.columns(2, gap="large")
+    with map_col:
+        fig = attention_map_figure(row_values, ctx.image, fwd.geometry, layout, query=amap.query, layer=layer,
+                                   head=head_arg)
+        ui.add_cell_targets(fig, map_extent(fwd.geometry, (ctx.image.height, ctx.image.width), layout))
+        ui.show_figure(fig, key="attn.map", filename=f"attention-layer{layer}-{head}", height=560,
+                       on_select=ui.click_to_state("attn.map", "attn_row", "attn_col", attn_query="patch"))
+    with grid_col:
+        normalize = st.toggle(_("Scale each tile to its own maximum"), value=True, key="attn_norm",
+                              bind="query-params", persist_state="session",
+                              help=_("Late-layer heads often spread attention thinly; per-tile scaling shows their "
+                                     "pattern."))
+        grid_title = _("Attention of the class token") if query_kind == "cls" else (
+            _("Attention of patch ({row}, {col})").format(row=query[0], col=query[1]) if query_kind == "patch" else
+            _("Attention of {token}").format(token=_query_label(query_kind).lower()))
+        grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=grid_title),
+                                       label=ui.TILE_LAYER_HEAD)
+        grid_fig.update_layout(title_subtitle_text=_("layers (rows) × heads (columns)"))  # short lines
+        ui.show_figure(grid_fig, key="attn.grid", filename="attention-layers-heads",
+                       height=int(min(1100, max(420, 58 * cap.num_layers + 140))),
+                       on_select=ui.click_to_state("attn.grid", "attn_layer", "attn_head", col_as=str))
+    st.caption(_(
+        "Each tile is one head of one layer, for the same query. Look for heads that attend **locally** "
+        "(a bright spot near the query), heads that attend to the **same place whatever the query** "
+        "(attention sinks), and how attention spreads out with depth. **Click a tile** to open that layer "
+        "and head above."
+    ))
 
 
 @st.fragment
@@ -72,44 +107,20 @@ def explore() -> None:
     query = (int(row), int(col)) if query_kind == "patch" else query_kind
 
     from vitviz.analysis import attention_grid, attention_map
-    from vitviz.figures import attention_grid_figure, attention_map_figure, map_extent
 
     head_arg = head if head in ui.HEAD_FUSIONS else int(head)
     amap = attention_map(cap, layer, head_arg, query)
-    row_values = np.concatenate([np.asarray(list(amap.prefix.values()), dtype=np.float64), amap.patches.ravel()])
-
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        fig = attention_map_figure(row_values, ctx.image, fwd.geometry, layout, query=amap.query, layer=layer,
-                                   head=head_arg)
-        ui.add_cell_targets(fig, map_extent(fwd.geometry, (ctx.image.height, ctx.image.width), layout))
-        ui.show_figure(fig, key="attn.map", filename=f"attention-layer{layer}-{head}", height=560,
-                       on_select=ui.click_to_state("attn.map", "attn_row", "attn_col", attn_query="patch"))
-    with right:
-        st.markdown(_("**Share of this query's attention**"))
-        shares = list(amap.shares().items())  # of the row's total: a max/min over heads is normalised to 1
-        for column, (name, value) in zip(st.container(key="metrics-shares").columns(len(shares)), shares):
-            column.metric(_query_label(name) if name in prefix_names else _("All patches"), f"{value:.1%}")
-        flat = amap.patches.ravel()
-        top = np.argsort(-flat, kind="stable")[:5]
-        st.markdown(_("**Patches it attends to most**"))
-        # a plain table: the interactive data grid took ~90 ms of the browser's time on every committed click
-        ui.top_table({_("row"): [int(i // gw) for i in top], _("column"): [int(i % gw) for i in top]},
-                     _("attention"), [float(flat[i]) for i in top], upper=ui.bar_max(flat))
-        if head in ui.HEAD_FUSIONS and head != "mean":
-            st.caption(_("With {fusion} fusion the values no longer sum to 1: each patch shows the {fusion} over "
-                         "the {heads} heads; the shares above are of their total.").format(
-                fusion=_(FUSION_NAMES[head]), heads=cap.num_heads))
 
     st.subheader(_("Point at a patch"))
     from vitviz_app.components import attention_explorer, commit_updates
 
     def _commit(value: dict) -> None:
         """The explorer's click: the page's query (and the layer and head shown) follow it."""
-        updates = commit_updates(value, "attn")
-        for key, item in updates.items():
+        for key, item in commit_updates(value, "attn").items():
             st.session_state[key] = item
 
+    # The explorer is the page's map: it draws the committed query and follows the pointer in the browser, so a
+    # click only has to update the small server-drawn parts below (bench/README.md §10c).
     explorer = attention_explorer(fwd, ctx.image, query_token=amap.query, layer=layer, head=head,
                                   labels={name: _query_label(name) for name in prefix_names},
                                   key="attn_explorer", on_commit=_commit)
@@ -131,32 +142,37 @@ def explore() -> None:
         + _("({megabytes:.2f} MB, sent once for this image.)").format(megabytes=explorer.nbytes / 1e6)
     )
 
-    st.subheader(_("Every layer and head at once"))
-    normalize = st.toggle(_("Scale each tile to its own maximum"), value=True, key="attn_norm", bind="query-params",
-                          persist_state="session",
-                          help=_("Late-layer heads often spread attention thinly; per-tile scaling shows their "
-                                 "pattern."))
+    query_name = (_("patch ({row}, {col})").format(row=query[0], col=query[1]) if query_kind == "patch"
+                  else _query_label(query_kind))
+    st.subheader(_("The page's query: {query} · layer {layer} · {head}").format(
+        query=query_name, layer=layer, head=ui.head_label(head)))
+    shares_col, top_col = st.columns([2, 3], gap="large")
+    with shares_col:
+        st.markdown(_("**Share of this query's attention**"))
+        shares = list(amap.shares().items())  # of the row's total: a max/min over heads is normalised to 1
+        for column, (name, value) in zip(st.container(key="metrics-shares").columns(len(shares)), shares):
+            column.metric(_query_label(name) if name in prefix_names else _("All patches"), f"{value:.1%}")
+        if head in ui.HEAD_FUSIONS and head != "mean":
+            st.caption(_("With {fusion} fusion the values no longer sum to 1: each patch shows the {fusion} over "
+                         "the {heads} heads; the shares above are of their total.").format(
+                fusion=_(FUSION_NAMES[head]), heads=cap.num_heads))
+    flat = amap.patches.ravel()
+    with top_col:
+        top = np.argsort(-flat, kind="stable")[:5]
+        st.markdown(_("**Patches it attends to most**"))
+        # a plain table: the interactive data grid took ~90 ms of the browser's time on every committed click
+        ui.top_table({_("row"): [int(i // gw) for i in top], _("column"): [int(i % gw) for i in top]},
+                     _("attention"), [float(flat[i]) for i in top], upper=ui.bar_max(flat))
+
     maps = attention_grid(cap, query)  # (L, H, gh, gw)
-    grid_title = _("Attention of the class token") if query_kind == "cls" else (
-        _("Attention of patch ({row}, {col})").format(row=query[0], col=query[1]) if query_kind == "patch" else
-        _("Attention of {token}").format(token=_query_label(query_kind).lower()))
-    grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=grid_title),
-                                   label=ui.TILE_LAYER_HEAD)
-    grid_fig.update_layout(title_subtitle_text=_("layers (rows) × heads (columns)"))  # short lines: narrow columns
-    # square tiles: a grid of few heads is narrow, so the text goes beside it; a wide one gets the full width
-    narrow = cap.num_heads <= min(cap.num_layers, 6)
-    grid_col, text_col = st.columns([0.55, 0.45], gap="large") if narrow else (st.container(), st.container())
-    with text_col:
-        st.markdown(_(
-            "Each tile is one head of one layer, for the same query. Look for heads that attend **locally** "
-            "(a bright spot near the query), heads that attend to the **same place whatever the query** "
-            "(attention sinks), and how attention spreads out with depth. **Click a tile** to open that layer "
-            "and head above."
-        ))
-    with grid_col:
-        ui.show_figure(grid_fig, key="attn.grid", filename="attention-layers-heads",
-                       height=int(min(1100, max(420, 58 * cap.num_layers + 140))),
-                       on_select=ui.click_to_state("attn.grid", "attn_layer", "attn_head", col_as=str))
+    st.subheader(_("As Plotly figures"))
+    figures = st.toggle(
+        _("Draw the page's query as Plotly figures: the map over the photo and every layer and head at once"),
+        value=False, key="attn_figures", bind="query-params", persist_state="session",
+        help=_("Zoom, exact values on hover and a PNG download; click a patch of the map or a tile of the grid to "
+               "open it. Each change is drawn by the server, so these follow a click more slowly than the explorer."))
+    if figures:
+        _figures(ctx, fwd, amap, maps, layer=layer, head=head, head_arg=head_arg, query=query, query_kind=query_kind)
 
     ui.download_arrays(
         {"attention_heads": cap.attention_row(layer, amap.query)[0], "attention_map": amap.patches,

@@ -78,6 +78,22 @@ def chart_spec(at, key: str) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
+def walk_tree(node):
+    """Every element below an AppTest node (``at._tree``), depth first."""
+    children = getattr(node, "children", None)
+    for child in (children.values() if isinstance(children, dict) else []):
+        yield child
+        yield from walk_tree(child)
+
+
+def component_data(at, name: str) -> dict:
+    """The ``data`` a Components v2 component (``vitviz.<name>``) was mounted with; exactly one must be."""
+    found = [json.loads(node.proto.json) for node in walk_tree(at._tree)
+             if getattr(getattr(node, "proto", None), "component_name", "") == f"vitviz.{name}"]
+    assert len(found) == 1, f"{name}: {len(found)} mounted"
+    return found[0]
+
+
 @pytest.fixture
 def figure() -> Callable[[Any, str], dict]:
     """``figure(at, key)``: the figure dict shown by ``show_figure(..., key=key)`` on the current page."""

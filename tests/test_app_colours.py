@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
-from conftest import chart_spec
+from conftest import chart_spec, component_data
 
 PLACEHOLDER = re.compile(r'"#0000[0-9]{2}"')  # Streamlit's theme tokens, "#000001" … "#000040"
 
@@ -23,6 +24,7 @@ HEATMAPS = {
     "pages/position_embeddings.py": ["pos.tiles", "pos.tile"],
     "pages/how_vit_works.py": ["how.attention"],
 }
+QUERY = {"pages/attention.py": {"attn_figures": "true"}}  # the page's map is the explorer; its Plotly figures on demand
 
 
 def chart_proto(at, key: str):
@@ -42,7 +44,7 @@ def first_colour(colorscale) -> tuple[int, int, int]:
 
 @pytest.mark.parametrize("page", list(HEATMAPS), ids=lambda p: p or "overview")
 def test_heat_maps_reach_the_browser_with_their_own_colours(open_app, page):
-    at = open_app(page)
+    at = open_app(page, QUERY.get(page))
     assert not at.exception
     inferno = 0
     for key in HEATMAPS[page]:
@@ -55,6 +57,12 @@ def test_heat_maps_reach_the_browser_with_their_own_colours(open_app, page):
             assert max(first_colour(heat["colorscale"])) < 16, f"{key}: zero drawn as {heat['colorscale'][0]}"
             inferno += 1
     assert inferno or page == "pages/position_embeddings.py", "the attention and rollout maps use Inferno"
+    if page == "pages/attention.py":  # the explorer, the page's map, paints with the same stops as its Plotly map
+        from vitviz.export import colour_stops
+
+        heat = next(t for t in json.loads(chart_proto(at, "attn.map").spec)["data"] if t["type"] == "heatmap")
+        np.testing.assert_allclose(component_data(at, "attention_explorer")["colours"],
+                                   colour_stops(heat["colorscale"]), rtol=0, atol=1e-12)
 
 
 def test_every_chart_on_every_page_is_unthemed(open_app):

@@ -35,7 +35,7 @@ def app_capture(at):
 
 
 def test_attention_controls_change_the_map_without_running_the_model(open_app, figure):
-    at = open_app("pages/attention.py")
+    at = open_app("pages/attention.py", {"attn_figures": "true"})  # the page's Plotly map and grid
     fwd = app_capture(at)
     cap, layout = fwd.capture, fwd.layout
     passes = forward_passes()

@@ -11,17 +11,12 @@ import json
 
 import pytest
 
-
-def _walk(node):
-    children = getattr(node, "children", None)
-    for child in (children.values() if isinstance(children, dict) else []):
-        yield child
-        yield from _walk(child)
+from conftest import walk_tree
 
 
 def bound_widgets(at) -> dict[str, object]:
     """``{URL key: widget}`` for every widget bound to the URL (``bind="query-params"``) on the page."""
-    return {node.proto.query_param_key: node for node in _walk(at._tree)
+    return {node.proto.query_param_key: node for node in walk_tree(at._tree)
             if getattr(getattr(node, "proto", None), "query_param_key", "")}
 
 
@@ -98,7 +93,7 @@ def test_position_embeddings_round_trip(open_app):
 
 
 def test_attention_round_trips_with_controls(open_app):
-    at = open_app("pages/attention.py")
+    at = open_app("pages/attention.py", {"attn_figures": "true"})  # the Plotly figures too, with their toggle
     at.slider(key="attn_layer").set_value(1)
     at.selectbox(key="attn_head").set_value("max")
     at.toggle(key="attn_norm").set_value(False).run()
@@ -107,11 +102,12 @@ def test_attention_round_trips_with_controls(open_app):
     at.number_input(key="attn_col").set_value(2).run()
     url = assert_round_trip(open_app, at, "pages/attention.py")
     assert (url["attn_row"], url["attn_col"], url["attn_query"]) == ("1", "2", "A patch")
+    assert url["attn_figures"] == "true"
 
 
 def test_attention_first_click_from_the_class_token_round_trips(open_app):
     """A click on the image sets the query patch and the query kind in one callback (click_to_state)."""
-    at = open_app("pages/attention.py")
+    at = open_app("pages/attention.py", {"attn_figures": "true"})
     assert at.segmented_control(key="attn_query").value == "cls"
     for key, value in (("attn_row", 1), ("attn_col", 2), ("attn_query", "patch")):
         at.session_state[key] = value

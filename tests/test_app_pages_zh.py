@@ -2,9 +2,9 @@
 texts come from the catalogue, and switching the language keeps the view."""
 from __future__ import annotations
 
-import json
-
 import pytest
+
+from conftest import component_data
 
 ZH = {"lang": "zh"}
 
@@ -17,21 +17,6 @@ PAGES = {
     "pages/heads_depth.py": ("注意力头与深度", "注意力（attention）加权"),
     "pages/compare.py": ("比较归因方法", "注意力（attention）并不等于解释"),
 }
-
-
-def _walk(node):
-    children = getattr(node, "children", None)
-    for child in (children.values() if isinstance(children, dict) else []):
-        yield child
-        yield from _walk(child)
-
-
-def component_data(at, name: str) -> dict:
-    """The ``data`` a Components v2 component (``vitviz.<name>``) was mounted with."""
-    found = [json.loads(node.proto.json) for node in _walk(at._tree)
-             if getattr(getattr(node, "proto", None), "component_name", "") == f"vitviz.{name}"]
-    assert len(found) == 1, f"{name}: {len(found)} mounted"
-    return found[0]
 
 
 def _has_han(text: str) -> bool:
@@ -103,7 +88,7 @@ def test_the_tile_explorer_gets_its_texts_in_chinese(open_app):
 def test_switching_the_language_keeps_the_view(open_app, figure):
     """The query, head and patch chosen in English stay when the page turns Chinese (labels change, values
     do not), and the figure titles follow the language."""
-    at = open_app("pages/attention.py")
+    at = open_app("pages/attention.py", {"attn_figures": "true"})
     at.selectbox(key="attn_head").set_value("max")
     at.segmented_control(key="attn_query").set_value("patch").run()
     at.number_input(key="attn_row").set_value(1)

@@ -100,9 +100,18 @@ def page(browser):
     context.close()
 
 
-def open_page(page, server: str, path: str = "") -> None:
+def open_page(page, server: str, path: str = "", figures: tuple[str, ...] = ()) -> None:
+    """Open ``path`` and wait for its run, and until each Plotly figure of ``figures`` (keys) is drawn."""
     page.goto(f"{server}/{path}")
     wait_until_idle(page)
+    for key in figures:
+        wait_for_figure(page, key)
+
+
+def wait_for_figure(page, key: str) -> None:
+    """Until the Plotly figure of ``show_figure(..., key=key)`` is drawn (a page may draw it after others)."""
+    page.wait_for_function("(sel) => { const gd = document.querySelector(sel); return gd && gd._fullData; }",
+                           arg=_plot(key), timeout=RERUN_TIMEOUT_MS)
 
 
 def wait_until_idle(page) -> None:
@@ -110,7 +119,7 @@ def wait_until_idle(page) -> None:
     page.wait_for_selector("[data-testid=stMain] h1", timeout=RERUN_TIMEOUT_MS)
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
                            timeout=RERUN_TIMEOUT_MS)
-    page.wait_for_selector(".js-plotly-plot", timeout=RERUN_TIMEOUT_MS)
+    page.wait_for_selector(".js-plotly-plot, .vv-map", timeout=RERUN_TIMEOUT_MS)  # the Attention page: the explorer
     page.wait_for_timeout(600)
 
 
@@ -162,6 +171,7 @@ def screenshot(page, name: str) -> Path:
 
 def click_cell(page, key: str, row: int, col: int) -> None:
     """Click the click target of cell (row, col) (a patch of an overlay, or a tile of a tiled heatmap)."""
+    page.locator(_plot(key)).scroll_into_view_if_needed()  # a click outside the window reaches nothing
     point = page.evaluate(
         """([sel, row, col]) => {
             const gd = document.querySelector(sel);
@@ -183,7 +193,7 @@ def test_every_page_renders_and_is_saved_as_a_screenshot(page, server):
     for name in PAGES:
         open_page(page, server, "" if name == "overview" else name)
         assert page.locator("[data-testid=stException]").count() == 0, f"{name} shows an exception"
-        assert page.locator("[data-testid=stMain] .js-plotly-plot").count() >= 1
+        assert page.locator("[data-testid=stMain] :is(.js-plotly-plot, .vv-map)").count() >= 1
         path = screenshot(page, name)
         assert path.stat().st_size > 20_000
 
@@ -208,7 +218,7 @@ def test_uploading_an_image_changes_the_overview(page, server, tmp_path):
 
 
 def test_layer_slider_and_patch_click_change_the_attention_map(page, server):
-    open_page(page, server, "attention")
+    open_page(page, server, "attention?attn_figures=true", ("attn.map",))  # its Plotly map (explorer: test_explorer_*)
     first = figure_state(page, "attn.map")
     slider = page.locator(".st-key-attn_layer input[type=range]")
     slider.focus()

@@ -17,6 +17,7 @@ from test_browser import (  # noqa: F401  (fixtures)
     page,
     server,
     wait_for_change,
+    wait_for_figure,
     wait_until_idle,
 )
 
@@ -30,7 +31,7 @@ def _rgb(colour: str) -> tuple[float, ...]:
 
 
 def test_zero_is_drawn_near_black_in_the_browser(page, server):
-    open_page(page, server, "attention")
+    open_page(page, server, "attention?attn_figures=true", ("attn.map", "attn.grid"))
     for key in ("attn.map", "attn.grid"):
         scale = page.evaluate(
             "(sel) => document.querySelector(sel)._fullData.find(t => t.type === 'heatmap').colorscale",
@@ -55,7 +56,7 @@ def _click_at(page, key: str, x: float, y: float) -> None:
 
 
 def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, server, browser):
-    open_page(page, server, "attention")
+    open_page(page, server, "attention?attn_figures=true", ("attn.map",))
     before = figure_state(page, "attn.map")
     assert "attention of cls" in json.loads(before)[0]
     click_cell(page, "attn.map", 1, 2)
@@ -69,6 +70,7 @@ def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, serve
     try:
         other.goto(url)
         wait_until_idle(other)
+        wait_for_figure(other, "attn.map")
         assert figure_state(other, "attn.map") == after, "the link opens the same map"
     finally:
         other.context.close()

@@ -31,7 +31,7 @@ def wait_until_idle(tab) -> None:
     """Wait for the script run to finish and every figure to be drawn (``test_browser``'s, with more time)."""
     tab.wait_for_selector("[data-testid=stMain] h1", timeout=WAIT_MS)
     tab.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=WAIT_MS)
-    tab.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
+    tab.wait_for_selector(".js-plotly-plot, .vv-map", timeout=WAIT_MS)  # the Attention page: the explorer
     tab.wait_for_timeout(600)
 
 

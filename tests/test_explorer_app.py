@@ -53,3 +53,29 @@ def test_the_top_patches_table_is_the_querys_five_largest_attentions(open_app):
     table = at.table[0].value
     assert list(table["row"]) == [int(i // gw) for i in top] and list(table["column"]) == [int(i % gw) for i in top]
     np.testing.assert_allclose(table["attention"].to_numpy(dtype=float), patches[top], rtol=1e-5, atol=1e-7)
+
+
+def test_the_explorer_is_the_pages_map_and_its_plotly_figures_come_on_demand(open_app, figure):
+    """By default the page's map is the explorer, mounted on the committed query; the shares and the heading
+    agree with an independent capture; the Plotly map and grid appear with their toggle, on the same query."""
+    from conftest import component_data
+    from test_app_controls import heat
+    from test_app_pages import _reference
+
+    at = open_app("pages/attention.py", query={"attn_layer": "2", "attn_head": "Head 1", "attn_query": "A patch",
+                                                 "attn_row": "3", "attn_col": "4"})
+    assert not at.exception, [e.value for e in at.exception]
+    _loaded, cap = _reference(at)
+    layout = cap.layout
+    token = layout.patch_index(3, 4)
+    assert component_data(at, "attention_explorer")["committed"] == {"token": token, "layer": 2, "head": "1"}
+    assert not at.get("plotly_chart"), "no server-drawn map by default: a click must not wait for one"
+    assert "patch (3, 4) · layer 2 · Head 1" in [h.value for h in at.subheader][-2]
+    row = cap.attention(2)[0, 1, token].double().numpy()
+    shares = {m.label: m.value for m in at.metric}
+    assert shares == {"Class token": f"{row[layout.class_index]:.1%}",
+                      "All patches": f"{row[layout.patch_slice].sum():.1%}"}
+
+    at.toggle(key="attn_figures").set_value(True).run()
+    np.testing.assert_allclose(heat(figure(at, "attn.map")).ravel(), row[layout.patch_slice], rtol=1e-5, atol=1e-7)
+    assert "Attention of patch (3, 4)" in figure(at, "attn.grid")["layout"]["title"]["text"]

@@ -231,22 +231,36 @@ _WIDENED = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => 
 })"""
 
 
+def _query_heading(page) -> str:
+    """The "page's query" heading: the last subheader but one (the Plotly figures' section is the last)."""
+    return page.locator("[data-testid=stMain] [data-testid=stHeading]").nth(-2).inner_text()
+
+
 def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(browser, default_server):
-    """After a click the page's map, table and URL follow it (one fragment rerun), and Plotly did not have to
-    widen any figure's margins (which draws a figure twice): ``_size`` is what the layout's margins gave."""
+    """After a click the explorer (the page's map) holds it and the URL, the heading and the table follow
+    (one fragment rerun) with no Plotly figure to redraw. With the page's Plotly figures on, their map follows
+    too, and Plotly did not have to widen any figure's margins (which draws a figure twice)."""
     page, _frames = _open(browser, f"{default_server}/attention")
+    assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0  # the explorer is the map
+    table = page.locator("[data-testid=stTable]").inner_text()
     _commit_click(page, 2, 3)
     assert "attn_row=2" in page.url and "attn_col=3" in page.url
+    assert "patch (2, 3)" in _query_heading(page)
+    assert page.locator("[data-testid=stTable]").count() == 1  # the top patches: a static table, not a data grid
+    assert page.locator("[data-testid=stTable]").inner_text() != table
+    assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0
+
+    page, _frames = _open(browser, f"{default_server}/attention?attn_figures=true")
+    _commit_click(page, 2, 3)
     title = page.evaluate("() => document.querySelector('.st-key-fig-attn-map .js-plotly-plot').layout.title.text")
     assert "(row 2, col 3)" in title
-    assert page.locator("[data-testid=stTable]").count() == 1  # the top patches: a static table, not a data grid
     widened = page.evaluate(_WIDENED)
     assert len(widened) == 2 and all(not sides for _key, sides in widened), widened
     # the fragment's rerun skips app.py, which sets the language: a click on a Chinese page stays Chinese
     page, _frames = _open(browser, f"{default_server}/attention?lang=zh")
     _commit_click(page, 4, 1)
-    title = page.evaluate("() => document.querySelector('.st-key-fig-attn-map .js-plotly-plot').layout.title.text")
-    assert "row" not in title and "第 4 行" in title, title
+    heading = _query_heading(page)
+    assert "query" not in heading and "本页的查询：图像块（4, 1）" in heading, heading
     assert "注意力" in page.locator("[data-testid=stTable]").inner_text()  # the table's header, translated
 
 
