@@ -51,13 +51,13 @@ TIMEOUT_MS = 600_000
 COMMIT_TIMEOUT_MS = 60_000
 EXPLORER = "() => window.__vitvizExplorer || null"
 
-# The parts of the Attention page a commit must change: the URL, the "page's query" heading (the last
-# subheader but one), the top-5 table and, when the page draws them, the Plotly map. One string each.
+# The parts of the Attention page a commit must change: the URL, the "page's query" heading, the top-5 table
+# and, when the page draws them, the Plotly map. One string each.
 _PAGE_PARTS = """(sel) => {
     const fingerprint = %s;
     const text = (el) => el ? el.innerText : null;
-    const headings = document.querySelectorAll('[data-testid=stHeading]');
-    return [location.search, text(headings[headings.length - 2]), text(document.querySelector('[data-testid=stTable]')),
+    return [location.search, text(document.querySelector('.st-key-attn-query')),
+            text(document.querySelector('[data-testid=stTable]')),
             document.querySelector(sel) ? fingerprint(sel) : 'no figure'];
 }""" % _FINGERPRINT
 

@@ -111,7 +111,6 @@ def explore() -> None:
     head_arg = head if head in ui.HEAD_FUSIONS else int(head)
     amap = attention_map(cap, layer, head_arg, query)
 
-    st.subheader(_("Point at a patch"))
     from vitviz_app.components import attention_explorer, commit_updates
 
     def _commit(value: dict) -> None:
@@ -144,18 +143,10 @@ def explore() -> None:
 
     query_name = (_("patch ({row}, {col})").format(row=query[0], col=query[1]) if query_kind == "patch"
                   else _query_label(query_kind))
-    st.subheader(_("The page's query: {query} · layer {layer} · {head}").format(
+    st.container(key="attn-query").subheader(_("The page's query: {query} · layer {layer} · {head}").format(
         query=query_name, layer=layer, head=ui.head_label(head)))
-    shares_col, top_col = st.columns([2, 3], gap="large")
-    with shares_col:
-        st.markdown(_("**Share of this query's attention**"))
-        shares = list(amap.shares().items())  # of the row's total: a max/min over heads is normalised to 1
-        for column, (name, value) in zip(st.container(key="metrics-shares").columns(len(shares)), shares):
-            column.metric(_query_label(name) if name in prefix_names else _("All patches"), f"{value:.1%}")
-        if head in ui.HEAD_FUSIONS and head != "mean":
-            st.caption(_("With {fusion} fusion the values no longer sum to 1: each patch shows the {fusion} over "
-                         "the {heads} heads; the shares above are of their total.").format(
-                fusion=_(FUSION_NAMES[head]), heads=cap.num_heads))
+    # Few, light elements: a fragment rerun draws each one again (two metrics in columns cost ~30 ms of a commit)
+    top_col, shares_col = st.columns([3, 2], gap="large")
     flat = amap.patches.ravel()
     with top_col:
         top = np.argsort(-flat, kind="stable")[:5]
@@ -163,9 +154,18 @@ def explore() -> None:
         # a plain table: the interactive data grid took ~90 ms of the browser's time on every committed click
         ui.top_table({_("row"): [int(i // gw) for i in top], _("column"): [int(i % gw) for i in top]},
                      _("attention"), [float(flat[i]) for i in top], upper=ui.bar_max(flat))
+    with shares_col:
+        # of the row's total: a max/min over heads is normalised to 1 (the explorer words it the same way)
+        shares = [_("{name} {percent}%").format(name=_query_label(name), percent=f"{100 * value:.1f}")
+                  if name in prefix_names else _("all patches {percent}%").format(percent=f"{100 * value:.1f}")
+                  for name, value in amap.shares().items()]
+        st.markdown(_("Share of this query's attention: {shares}").format(shares=" · ".join(shares)))
+        if head in ui.HEAD_FUSIONS and head != "mean":
+            st.caption(_("With {fusion} fusion the values no longer sum to 1: each patch shows the {fusion} over "
+                         "the {heads} heads; the shares above are of their total.").format(
+                fusion=_(FUSION_NAMES[head]), heads=cap.num_heads))
 
     maps = attention_grid(cap, query)  # (L, H, gh, gw)
-    st.subheader(_("As Plotly figures"))
     figures = st.toggle(
         _("Draw the page's query as Plotly figures: the map over the photo and every layer and head at once"),
         value=False, key="attn_figures", bind="query-params", persist_state="session",

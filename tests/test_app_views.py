@@ -13,9 +13,10 @@ def test_attention_shares_never_exceed_100_percent_with_any_fusion(open_app):
     at = open_app("pages/attention.py")
     for head in ("mean", "max", "min", "0"):
         at.selectbox(key="attn_head").set_value(head).run()
-        shares = [m for m in at.metric if m.value.endswith("%")]
-        assert shares, "the shares are shown as metrics"
-        values = [float(m.value.rstrip("%")) for m in shares]
+        line = [m.value for m in at.markdown if m.value.startswith("Share of this query's attention:")]
+        assert len(line) == 1, "the shares are shown in one line"
+        values = [float(v) for v in re.findall(r"(-?[\d.]+)%", line[0])]
+        assert len(values) == 2, line  # the class token and all patches
         assert all(0.0 <= v <= 100.0 for v in values), (head, values)
         assert abs(sum(values) - 100.0) < 0.1 * len(values), (head, values)
     assert not at.exception

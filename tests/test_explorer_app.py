@@ -70,11 +70,11 @@ def test_the_explorer_is_the_pages_map_and_its_plotly_figures_come_on_demand(ope
     token = layout.patch_index(3, 4)
     assert component_data(at, "attention_explorer")["committed"] == {"token": token, "layer": 2, "head": "1"}
     assert not at.get("plotly_chart"), "no server-drawn map by default: a click must not wait for one"
-    assert "patch (3, 4) · layer 2 · Head 1" in [h.value for h in at.subheader][-2]
+    assert [h.value for h in at.subheader] == ["The page's query: patch (3, 4) · layer 2 · Head 1"]
     row = cap.attention(2)[0, 1, token].double().numpy()
-    shares = {m.label: m.value for m in at.metric}
-    assert shares == {"Class token": f"{row[layout.class_index]:.1%}",
-                      "All patches": f"{row[layout.patch_slice].sum():.1%}"}
+    shares = [m.value for m in at.markdown if m.value.startswith("Share of this query's attention")]
+    assert shares == [f"Share of this query's attention: Class token {100 * row[layout.class_index]:.1f}% · "
+                      f"all patches {100 * row[layout.patch_slice].sum():.1f}%"]
 
     at.toggle(key="attn_figures").set_value(True).run()
     np.testing.assert_allclose(heat(figure(at, "attn.map")).ravel(), row[layout.patch_slice], rtol=1e-5, atol=1e-7)

@@ -232,8 +232,19 @@ _WIDENED = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => 
 
 
 def _query_heading(page) -> str:
-    """The "page's query" heading: the last subheader but one (the Plotly figures' section is the last)."""
-    return page.locator("[data-testid=stMain] [data-testid=stHeading]").nth(-2).inner_text()
+    """The "page's query" heading."""
+    return page.locator(".st-key-attn-query").inner_text()
+
+
+def _same_shares(page) -> None:
+    """The explorer's shares of the committed query (quantised rows) round to the page's (the Capture's)."""
+    import re
+
+    line = page.locator("[data-testid=stMarkdownContainer]", has_text="Share of this query's attention:").inner_text()
+    page_shares = [float(v) for v in re.findall(r"(-?[\d.]+)%", line)]
+    drawn = [100 * v for v in page.evaluate(EXPLORER)["shares"]]
+    assert len(page_shares) == len(drawn) and abs(sum(drawn) - 100) < 1e-3, (line, drawn)
+    assert all(abs(a - b) <= 0.1 + 1e-9 for a, b in zip(page_shares, drawn)), (line, drawn)
 
 
 def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(browser, default_server):
@@ -249,6 +260,15 @@ def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(brows
     assert page.locator("[data-testid=stTable]").count() == 1  # the top patches: a static table, not a data grid
     assert page.locator("[data-testid=stTable]").inner_text() != table
     assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0
+    _same_shares(page)  # the explorer and the page say the same about the committed query
+    page.locator(".vv-head").select_option("max")  # then commit the head-max view of the same patch
+    state = page.evaluate(EXPLORER)
+    box, (gh, gw) = page.locator(".vv-map").bounding_box(), state["grid"]
+    page.mouse.click(box["x"] + 3.5 * box["width"] / gw, box["y"] + 2.5 * box["height"] / gh)
+    page.wait_for_function("() => window.__vitvizExplorer.committed.head === 'max'", timeout=TIMEOUT_MS)
+    _idle(page)
+    assert "Max over heads" in _query_heading(page)
+    _same_shares(page)  # normalised by the row's total, as the page does
 
     page, _frames = _open(browser, f"{default_server}/attention?attn_figures=true")
     _commit_click(page, 2, 3)

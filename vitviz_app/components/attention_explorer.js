@@ -298,6 +298,7 @@ class VVExplorer {
       drawCount: this.drawCount, query, layer, head, tier, payload: this.payload.header.id,
       grid: [this.gh, this.gw], numPrefix: this.P, committed: this.data.committed,
       payloadBytes: this.payload.nbytes, values: values ? Array.from(values) : null,
+      shares: values && this.drawnShares ? this.drawnShares.slice() : null,
       gridQuery: this.gridQuery, gridColumns: this.gridGeom ? this.gridGeom.cols.slice() : [],
       drawnAt: performance.now(), colourEnds: [Array.from(this.lut.slice(0, 3)), Array.from(this.lut.slice(765))],
     };
@@ -349,12 +350,23 @@ class VVExplorer {
       ctx.lineWidth = 1.5; ctx.strokeStyle = "#fff"; ctx.strokeRect(x, y, cw, ch);
     }
     this.drawScale(lo, hi);
-    let patchSum = 0;
-    for (let k = this.P; k < this.N; k++) patchSum += values[k];
+    this.drawnShares = this.shares(values, this.state.head);
     const parts = this.payload.header.prefix_names.map((name, i) =>
-      this.t("share", { name: (this.data.labels || {})[name] || name, percent: (100 * values[i]).toFixed(1) }));
-    parts.push(this.t("share_patches", { percent: (100 * patchSum).toFixed(1) }));
+      this.t("share", { name: (this.data.labels || {})[name] || name, percent: (100 * this.drawnShares[i]).toFixed(1) }));
+    parts.push(this.t("share_patches", { percent: (100 * this.drawnShares[this.P]).toFixed(1) }));
     el.shares.textContent = this.t("shares", { shares: parts.join(" · ") });
+  }
+
+  // Each prefix token's and all patches' share of the row, as the page's (AttentionMap.shares) gives them.
+  // One head or the head mean sums to 1: the patches get 1 − the prefix, so that 196 quantisation errors do
+  // not add up (they moved the patches' share by 0.3 %); a max or min over heads is normalised by its total.
+  shares(values, head) {
+    const P = this.P, prefix = Array.from(values.slice(0, P));
+    const prefixSum = prefix.reduce((a, b) => a + b, 0);
+    if (head !== "max" && head !== "min") return prefix.concat([1 - prefixSum]);
+    let total = 0;
+    for (let k = 0; k < this.N; k++) total += values[k];
+    return total > 0 ? prefix.concat([total - prefixSum]).map((v) => v / total) : prefix.concat([NaN]);
   }
 
   drawScale(lo, hi) {
