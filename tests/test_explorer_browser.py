@@ -254,7 +254,11 @@ def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(brows
     page, _frames = _open(browser, f"{default_server}/attention")
     assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0  # the explorer is the map
     table = page.locator("[data-testid=stTable]").inner_text()
+    draws = _hover(page, 2, 3)["drawCount"]  # the pointer is on the patch: the click itself draws once
     _commit_click(page, 2, 3)
+    # one draw at the click, one when the rerun hands the explorer the committed state (its photo is decoded
+    # once per payload: no second draw when that promise resolves)
+    assert page.evaluate(EXPLORER)["drawCount"] - draws == 2
     assert "attn_row=2" in page.url and "attn_col=3" in page.url
     assert "patch (2, 3)" in _query_heading(page)
     assert page.locator("[data-testid=stTable]").count() == 1  # the top patches: a static table, not a data grid

@@ -65,6 +65,10 @@ class VVExplorer {
   // ---- data -------------------------------------------------------------------------------------------
   update(data, commit) {
     this.commit = commit;
+    // Streamlit also calls back with unchanged data (e.g. after our own commit): nothing to draw again
+    const signature = JSON.stringify(data);
+    if (signature === this.signature && this.payload) return;
+    this.signature = signature;
     this.data = data;
     if (data.colours && data.colours !== this.colours) { this.colours = data.colours; this.lut = vvLut(data.colours); }
     this.extra = data.extra ? vvDecode(data.extra) : null;
@@ -88,7 +92,8 @@ class VVExplorer {
     this.fusedIndex = new Map(h.fused_queries.map((q, i) => [q, i]));
     if (this.extra) this.extra.header.head_queries.forEach((q, i) => this.headIndex.set(q, [this.extra.sections, i]));
     this.buildControls();
-    this.loadImage().then(() => this.draw());
+    // the photo is decoded once per payload; a rerun (a commit) with the same payload draws once, not twice
+    if (this.imageFor !== h.id) this.loadImage().then(() => this.draw());
     this.draw();
   }
 

@@ -93,7 +93,7 @@ class VFFollower {
     [this.gh, this.gw] = h.grid; [this.ph, this.pw] = h.patch_size; [this.H, this.W] = h.input_size;
     this.P = h.prefix_names.length; this.N = h.num_tokens;
     if (this.patchFromCommit) { this.patch = this.data.committed.row * this.gw + this.data.committed.col; this.patchFromCommit = false; }
-    this.loadImage().then(() => this.draw());
+    if (this.imageFor !== payload.header.id) this.loadImage().then(() => this.draw()); // once per payload
     this.draw();
   }
 

@@ -36,6 +36,14 @@ function vvBytes(data) {
   return null;
 }
 
+// The payload's id, read from its header without copying the payload (null when `data` is not one).
+function vvPeekId(data) {
+  const bytes = vvBytes(data);
+  if (!bytes || bytes.length < 8 || VV_MAGIC.some((b, i) => bytes[i] !== b)) return null;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, 8).getUint32(4, true);
+  try { return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))).id; } catch (e) { return null; }
+}
+
 function vvDecode(data) {
   const bytes = vvBytes(data);
   if (!bytes || bytes.length < 8 || VV_MAGIC.some((b, i) => bytes[i] !== b)) return null;

@@ -15,7 +15,9 @@ PAYLOAD_JS = (Path(__file__).parent / "payload.js").read_text()
 
 _carrier = RuntimeComponent(
     "vitviz.payload",
-    js=PAYLOAD_JS + "\nexport default function ({ data }) { const p = vvDecode(data); if (p) vvRemember(p); }\n",
+    # every rerun hands the carrier its data again: a payload already kept is not copied and decoded again
+    js=PAYLOAD_JS + "\nexport default function ({ data }) {\n  const id = vvPeekId(data);\n"
+    "  if (id !== null && vvStore().has(id)) return;\n  const p = vvDecode(data);\n  if (p) vvRemember(p);\n}\n",
 )
 
 

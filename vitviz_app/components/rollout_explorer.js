@@ -56,7 +56,7 @@ class VRExplorer {
     if (!this.fusions.includes(this.state.fusion)) this.state.fusion = this.fusions[0];
     this.el.layer.max = String(this.layers.length - 1);
     this.buildFusions();
-    this.loadImage().then(() => this.draw());
+    if (this.imageFor !== payload.header.id) this.loadImage().then(() => this.draw()); // once per payload
     this.draw();
   }
 
