@@ -16,8 +16,8 @@ ui.page_header(
     _("In every layer each token (the **query**) mixes information from all tokens, weighted by its "
       "attention: softmax(q·k/√d) over the keys. Pick a layer, a head (or fuse all heads) and a query; "
       "**hover** a patch of the map to see where it looks and **click** it to make it the page's query, or "
-      "click a tile of the layers × heads grid to open that layer and head. Attention to prefix tokens (class, distillation, registers) has no "
-      "place on the image, so it is listed apart."),
+      "click a tile of the layers × heads grid to open that layer and head. Attention to prefix tokens (class, "
+      "distillation, registers) has no place on the image, so it is listed apart."),
 )
 
 PREFIX_LABELS = {"cls": N_("Class token"), "dist": N_("Distillation token")}
@@ -38,33 +38,36 @@ def _figures(ctx, fwd, amap, maps, *, layer: int, head: str, head_arg, query, qu
 
     cap, layout = fwd.capture, fwd.layout
     row_values = np.concatenate([np.asarray(list(amap.prefix.values()), dtype=np.float64), amap.patches.ravel()])
-    map_col, grid_col = st.columns(2, gap="large")
+    # square tiles: a grid of few heads is narrow and goes beside the map; a wide one gets the full width below
+    map_col, side_col = st.columns(2, gap="large")
+    grid_col = side_col if cap.num_heads <= min(cap.num_layers, 6) else st.container()
     with map_col:
         fig = attention_map_figure(row_values, ctx.image, fwd.geometry, layout, query=amap.query, layer=layer,
                                    head=head_arg)
         ui.add_cell_targets(fig, map_extent(fwd.geometry, (ctx.image.height, ctx.image.width), layout))
         ui.show_figure(fig, key="attn.map", filename=f"attention-layer{layer}-{head}", height=560,
                        on_select=ui.click_to_state("attn.map", "attn_row", "attn_col", attn_query="patch"))
-    with grid_col:
+    with side_col:
         normalize = st.toggle(_("Scale each tile to its own maximum"), value=True, key="attn_norm",
                               bind="query-params", persist_state="session",
                               help=_("Late-layer heads often spread attention thinly; per-tile scaling shows their "
                                      "pattern."))
-        grid_title = _("Attention of the class token") if query_kind == "cls" else (
-            _("Attention of patch ({row}, {col})").format(row=query[0], col=query[1]) if query_kind == "patch" else
-            _("Attention of {token}").format(token=_query_label(query_kind).lower()))
-        grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=grid_title),
-                                       label=ui.TILE_LAYER_HEAD)
-        grid_fig.update_layout(title_subtitle_text=_("layers (rows) × heads (columns)"))  # short lines
+        st.caption(_(
+            "Each tile is one head of one layer, for the same query. Look for heads that attend **locally** "
+            "(a bright spot near the query), heads that attend to the **same place whatever the query** "
+            "(attention sinks), and how attention spreads out with depth. **Click a tile** to open that layer "
+            "and head above."
+        ))
+    grid_title = _("Attention of the class token") if query_kind == "cls" else (
+        _("Attention of patch ({row}, {col})").format(row=query[0], col=query[1]) if query_kind == "patch" else
+        _("Attention of {token}").format(token=_query_label(query_kind).lower()))
+    grid_fig = ui.add_tile_targets(attention_grid_figure(maps, normalize=normalize, title=grid_title),
+                                   label=ui.TILE_LAYER_HEAD)
+    grid_fig.update_layout(title_subtitle_text=_("layers (rows) × heads (columns)"))  # short lines: narrow columns
+    with grid_col:
         ui.show_figure(grid_fig, key="attn.grid", filename="attention-layers-heads",
                        height=int(min(1100, max(420, 58 * cap.num_layers + 140))),
                        on_select=ui.click_to_state("attn.grid", "attn_layer", "attn_head", col_as=str))
-    st.caption(_(
-        "Each tile is one head of one layer, for the same query. Look for heads that attend **locally** "
-        "(a bright spot near the query), heads that attend to the **same place whatever the query** "
-        "(attention sinks), and how attention spreads out with depth. **Click a tile** to open that layer "
-        "and head above."
-    ))
 
 
 @st.fragment
@@ -145,7 +148,7 @@ def explore() -> None:
                   else _query_label(query_kind))
     st.container(key="attn-query").subheader(_("The page's query: {query} · layer {layer} · {head}").format(
         query=query_name, layer=layer, head=ui.head_label(head)))
-    # Few, light elements: a fragment rerun draws each one again (two metrics in columns cost ~30 ms of a commit)
+    # few, light elements: a fragment rerun makes the browser draw each one again
     top_col, shares_col = st.columns([3, 2], gap="large")
     flat = amap.patches.ravel()
     with top_col:
