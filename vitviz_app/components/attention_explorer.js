@@ -92,12 +92,9 @@ class VVExplorer {
     this.fusedIndex = new Map(h.fused_queries.map((q, i) => [q, i]));
     if (this.extra) this.extra.header.head_queries.forEach((q, i) => this.headIndex.set(q, [this.extra.sections, i]));
     this.buildControls();
-    // the photo is decoded once per payload; a rerun (a commit) with the same payload draws once, not twice
-    if (this.imageFor !== h.id) this.loadImage().then(() => this.draw());
+    vvLoadImage(this, () => this.draw()); // a new payload's photo: drawn again once it is decoded
     this.draw();
   }
-
-  loadImage() { return vvLoadImage(this); }
 
   buildControls() {
     const el = this.el, labels = this.data.labels || {};

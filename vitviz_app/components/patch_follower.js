@@ -93,11 +93,9 @@ class VFFollower {
     [this.gh, this.gw] = h.grid; [this.ph, this.pw] = h.patch_size; [this.H, this.W] = h.input_size;
     this.P = h.prefix_names.length; this.N = h.num_tokens;
     if (this.patchFromCommit) { this.patch = this.data.committed.row * this.gw + this.data.committed.col; this.patchFromCommit = false; }
-    if (this.imageFor !== payload.header.id) this.loadImage().then(() => this.draw()); // once per payload
+    vvLoadImage(this, () => this.draw()); // a new payload's photo: drawn again once it is decoded
     this.draw();
   }
-
-  loadImage() { return vvLoadImage(this); }
 
   row(name, k) { // patch k's decoded row of a quantised part, or null
     const s = this.payload.sections;

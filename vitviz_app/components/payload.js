@@ -12,15 +12,18 @@ function vvFormat(template, values) {
     .replace(/\{(\w+)\}/g, (field, name) => (values && name in values ? String(values[name]) : field));
 }
 
-// Decodes the payload's picture (section "image") once per payload into owner.image (an ImageBitmap, or
-// null when there is none); shared by the components that draw a map over the photo.
-function vvLoadImage(owner) {
-  const s = owner.payload.sections.image, info = owner.payload.header.image;
-  if (!s || !info) { owner.image = null; return Promise.resolve(); }
-  if (owner.imageFor === owner.payload.header.id) return Promise.resolve();
-  owner.imageFor = owner.payload.header.id;
-  return createImageBitmap(new Blob([s], { type: info.mime })).then((bitmap) => { owner.image = bitmap; })
-    .catch(() => { owner.image = null; });
+// Decodes the payload's picture (section "image") into owner.image (an ImageBitmap, or null when there is
+// none) once per payload, then calls `redraw`; for a payload already seen it does nothing, so a rerun with the
+// same payload is drawn once. Shared by the components that draw a map over the photo.
+function vvLoadImage(owner, redraw) {
+  const id = owner.payload.header.id, s = owner.payload.sections.image, info = owner.payload.header.image;
+  if (owner.imageFor === id) return;
+  owner.imageFor = id;
+  owner.image = null;
+  if (!s || !info) return;
+  createImageBitmap(new Blob([s], { type: info.mime }))
+    .then((bitmap) => { if (owner.imageFor === id) owner.image = bitmap; }, () => {})
+    .then(() => { if (owner.imageFor === id) redraw(); });
 }
 
 function vvBytes(data) {
@@ -36,21 +39,25 @@ function vvBytes(data) {
   return null;
 }
 
-// The payload's id, read from its header without copying the payload (null when `data` is not one).
-function vvPeekId(data) {
-  const bytes = vvBytes(data);
+// The container's header length and header, read from `bytes` without copying them (null when not one).
+function vvHeader(bytes) {
   if (!bytes || bytes.length < 8 || VV_MAGIC.some((b, i) => bytes[i] !== b)) return null;
   const length = new DataView(bytes.buffer, bytes.byteOffset, 8).getUint32(4, true);
-  try { return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))).id; } catch (e) { return null; }
+  return { length, header: JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) };
+}
+
+// The payload's id, without copying or decoding its sections (null when `data` is not a payload).
+function vvPeekId(data) {
+  try { const found = vvHeader(vvBytes(data)); return found ? found.header.id : null; } catch (e) { return null; }
 }
 
 function vvDecode(data) {
   const bytes = vvBytes(data);
-  if (!bytes || bytes.length < 8 || VV_MAGIC.some((b, i) => bytes[i] !== b)) return null;
+  const found = vvHeader(bytes);
+  if (!found) return null;
+  const { length, header } = found;
   // copy once so every typed-array view below is aligned to the start of its own buffer
   const buffer = bytes.slice().buffer;
-  const length = new DataView(buffer).getUint32(4, true);
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 8, length)));
   const start = (8 + length + 3) & ~3;
   const sections = {};
   for (const [name, s] of Object.entries(header.sections)) {

@@ -56,11 +56,9 @@ class VRExplorer {
     if (!this.fusions.includes(this.state.fusion)) this.state.fusion = this.fusions[0];
     this.el.layer.max = String(this.layers.length - 1);
     this.buildFusions();
-    if (this.imageFor !== payload.header.id) this.loadImage().then(() => this.draw()); // once per payload
+    vvLoadImage(this, () => this.draw()); // a new payload's photo: drawn again once it is decoded
     this.draw();
   }
-
-  loadImage() { return vvLoadImage(this); }
 
   buildFusions() {
     const box = this.el.fusions, names = this.data.fusionNames || {};
