@@ -22,10 +22,11 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "RATIO_COLUMNS",
@@ -169,7 +170,7 @@ def interleaved(
     sync: Callable[[], None] | None = None,
     budget_s: float | None = None,
     min_repeats: int = 5,
-) -> "Timings":
+) -> Timings:
     """Time every case up to ``repeats`` times, one call of each per round, rotating the order every round.
 
     Args:
@@ -214,7 +215,7 @@ RATIO_COLUMNS = ["CPU ms (median)", "wall ms (median)", "wall IQR ms", "× base,
                  "× base, wall", "wall p25–p75"]
 
 
-def add_ratio_rows(table: "Table", timings: Timings, baseline: str, labels: dict[str, str] | None = None) -> None:
+def add_ratio_rows(table: Table, timings: Timings, baseline: str, labels: dict[str, str] | None = None) -> None:
     """Append one row per case: median CPU and wall time, and the median [p25–p75] of its per-round ratios
     to the baseline, by CPU time and by wall time. Use with ``[first column] + RATIO_COLUMNS``."""
     cpu_ratios = paired_ratios(timings.cpu, baseline)

@@ -71,7 +71,7 @@ _ARM = """([sel, before]) => {
         requestAnimationFrame(poll);
     };
     requestAnimationFrame(poll);
-}""" % _FINGERPRINT
+}""" % _FINGERPRINT  # noqa: UP031 (a JS template: its braces stay literal)
 
 
 # Loaded before the app: timestamps (page clock) of every websocket message sent and received.
@@ -188,14 +188,14 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
         for k in range(rounds):
             key = "ArrowLeft" if (k // 6) % 2 == 0 else "ArrowRight"  # sweep down and up through the layers
 
-            def move_slider():
+            def move_slider(key=key):
                 slider.focus()
                 page.keyboard.press(key)
 
             row, col = cells[k % len(cells)]
             point = _cell_point(page, row, col)
 
-            def click_patch():
+            def click_patch(point=point):
                 page.mouse.move(*point)
                 page.mouse.click(*point)
 

@@ -34,7 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._timing import (  # noqa: E402
-    RATIO_COLUMNS, Table, add_common_args, add_ratio_rows, interleaved, machine, peak_rss, report, run_isolated,
+    RATIO_COLUMNS,
+    Table,
+    add_common_args,
+    add_ratio_rows,
+    interleaved,
+    machine,
+    peak_rss,
+    report,
+    run_isolated,
     setup_threads,
 )
 

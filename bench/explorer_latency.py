@@ -62,7 +62,7 @@ _PAGE_PARTS = """(sel) => {
     return [location.search, text(document.querySelector('.st-key-attn-query')),
             text(document.querySelector('[data-testid=stTable]')),
             document.querySelector(sel) ? fingerprint(sel) : 'no figure'];
-}""" % _FINGERPRINT
+}""" % _FINGERPRINT  # noqa: UP031 (a JS template: its braces stay literal)
 
 # One-shot probe: remembers the next input event's time, then watches every animation frame until `changed()`
 # holds; stores the input time, the time the change was seen in the page, and the first rAF after it.
@@ -72,14 +72,17 @@ _ARM = """([kind, sel, before, target]) => {
         const e = window.__vitvizExplorer;
         if (kind === 'commit') {  // every part changed (a part that is the same for both queries is skipped)
             const now = parts(sel);
-            return e && e.committed.token === target && now.every((p, i) => p !== before[i] || before[i] === 'no figure');
+            return e && e.committed.token === target && now.every(
+                (p, i) => p !== before[i] || before[i] === 'no figure');
         }
         return e && e.drawCount !== before;
     };
     window.__vvProbe = null;
     let input = null;
     const mark = (e) => { if (input === null) input = e.timeStamp; };
-    for (const type of ['pointermove', 'keydown', 'mousedown']) window.addEventListener(type, mark, {capture: true, once: true});
+    for (const type of ['pointermove', 'keydown', 'mousedown']) {
+        window.addEventListener(type, mark, {capture: true, once: true});
+    }
     const poll = (ts) => {
         if (input !== null && changed()) {
             const seen = performance.now();
@@ -91,7 +94,7 @@ _ARM = """([kind, sel, before, target]) => {
         requestAnimationFrame(poll);
     };
     requestAnimationFrame(poll);
-}""" % _PAGE_PARTS
+}""" % _PAGE_PARTS  # noqa: UP031 (a JS template: its braces stay literal)
 
 
 # The same probe for the other pages' components: `name` is the window global a component publishes
@@ -120,7 +123,7 @@ _ARM_VIEW = """([name, kind, sel, before, target]) => {
         requestAnimationFrame(poll);
     };
     requestAnimationFrame(poll);
-}""" % _FINGERPRINT
+}""" % _FINGERPRINT  # noqa: UP031 (a JS template: its braces stay literal)
 
 
 class Screencast:
@@ -213,13 +216,13 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
                 measure(page, counter, cast, "draw", lambda: explorer_key(layer_input)))
             results["head (explorer)"].append(measure(
                 page, counter, cast, "draw",
-                lambda: explorer_key(head_input, "ArrowDown" if (k // 5) % 2 == 0 else "ArrowUp")))
+                lambda k=k: explorer_key(head_input, "ArrowDown" if (k // 5) % 2 == 0 else "ArrowUp")))
             if k % 2 == 0:
                 target = info["numPrefix"] + row * gw + col
                 page.mouse.move(*point)
                 page.wait_for_timeout(100)
                 results["patch click (commit)"].append(measure(
-                    page, counter, cast, "commit", lambda: page.mouse.click(*point), target=target))
+                    page, counter, cast, "commit", lambda point=point: page.mouse.click(*point), target=target))
 
                 def server_slider(key=key):
                     slider.focus()
@@ -309,7 +312,7 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
                 point = _cell(page, row, col)
                 page.mouse.move(*point)
                 page.wait_for_timeout(600)
-                found = measure(page, counter, cast, "commit", lambda: page.mouse.click(*point),
+                found = measure(page, counter, cast, "commit", lambda page=page, point=point: page.mouse.click(*point),
                                 target=info["numPrefix"] + row * gw + col)
                 results[name].append({**found, "screencast": None} if found else found)
         browser.close()

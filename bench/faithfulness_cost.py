@@ -22,7 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._timing import (  # noqa: E402
-    RATIO_COLUMNS, Table, add_common_args, add_ratio_rows, interleaved, machine, report, setup_threads,
+    RATIO_COLUMNS,
+    Table,
+    add_common_args,
+    add_ratio_rows,
+    interleaved,
+    machine,
+    report,
+    setup_threads,
 )
 
 BASELINE = "1 forward"

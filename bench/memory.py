@@ -23,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._app import use_random_hub  # noqa: E402
 from bench._timing import (  # noqa: E402
-    Table, add_common_args, machine, report, run_isolated, setup_threads, status_kib,
+    Table,
+    add_common_args,
+    machine,
+    report,
+    run_isolated,
+    setup_threads,
+    status_kib,
 )
 from bench.capture_cost import ModelCase, _memory_child  # noqa: E402
 

@@ -88,11 +88,13 @@ def explore() -> None:
     layer = c1.slider(_("Layer"), 0, cap.num_layers - 1, value=cap.num_layers - 1, key="attn_layer",
                       bind="query-params", persist_state="session",
                       help=_("Block index, 0 = first. Early layers mix locally, late layers globally."))
-    head = c2.selectbox(_("Head"), head_options, format_func=url_format("attn_head", head_options, ui.head_label), key="attn_head",
+    head = c2.selectbox(_("Head"), head_options, format_func=url_format("attn_head", head_options, ui.head_label),
+                        key="attn_head",
                         bind="query-params", persist_state="session",
                         help=_("One head, or the heads fused by their mean, maximum or minimum (head fusion)."))
     query_kind = c3.segmented_control(
-        _("Query token"), query_options, default=query_options[0], required=True, format_func=url_format("attn_query", query_options, _query_label),
+        _("Query token"), query_options, default=query_options[0], required=True,
+        format_func=url_format("attn_query", query_options, _query_label),
         key="attn_query", bind="query-params", persist_state="session",
     )
 

@@ -7,8 +7,8 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz.i18n import N_, _, ngettext
-from vitviz_app.language import url_format
 from vitviz_app import walkthrough as wt
+from vitviz_app.language import url_format
 from vitviz_app.views import figure_view
 
 ui.entry_point()
@@ -179,7 +179,8 @@ step(5, _("Self-attention"),
 c1, c2 = st.columns(2)
 layer = int(c1.slider(_("Layer"), 0, depth - 1, value=0, key="how_layer", bind="query-params",
                       persist_state="session"))
-head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=url_format("how_head", range(cap.num_heads), ui.head_label),
+head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)),
+                        format_func=url_format("how_head", range(cap.num_heads), ui.head_label),
                         key="how_head",
                         bind="query-params", persist_state="session"))
 from vitviz_app.components import patch_follower

@@ -28,7 +28,8 @@ cap = fwd.capture
 FUSION_LABELS = {"mean": N_("Mean"), "max": N_("Max"), "min": N_("Min")}
 c1, c2, c3 = st.columns(3)
 fusion = c1.selectbox(_("Head fusion"), list(ui.HEAD_FUSIONS), key="ro_fusion", bind="query-params",
-                      persist_state="session", format_func=url_format("ro_fusion", list(ui.HEAD_FUSIONS), lambda f: _(FUSION_LABELS[f])),
+                      persist_state="session",
+                      format_func=url_format("ro_fusion", list(ui.HEAD_FUSIONS), lambda f: _(FUSION_LABELS[f])),
                       help=_("How the heads of a layer are combined before rolling out. Max fusion with a "
                              "high discard ratio gives sharper maps (Gildenblat's variant)."))
 discard = c2.slider(_("Discard ratio"), 0.0, 0.95, value=0.0, step=0.05, key="ro_discard", bind="query-params",

@@ -61,6 +61,7 @@ def languages() -> list[str]:
 
 def read(code: str):
     from babel.messages.pofile import read_po
+
     from vitviz.i18n import catalogue_path
 
     with catalogue_path(code).open("rb") as handle:
@@ -69,6 +70,7 @@ def read(code: str):
 
 def write(code: str, catalog) -> Path:
     from babel.messages.pofile import write_po
+
     from vitviz.i18n import catalogue_path
 
     path = catalogue_path(code)

@@ -96,7 +96,7 @@ class LocalHub:
 
     # ------------------------------------------------------------------ life
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         for role in ("hub", "cdn"):
             server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, role))
             server.daemon_threads = True
@@ -111,7 +111,7 @@ class LocalHub:
             server.server_close()
         self._servers.clear()
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

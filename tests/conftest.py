@@ -7,8 +7,9 @@ weights are shipped, ``app_model`` stands in the same network with random weight
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

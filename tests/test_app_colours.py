@@ -12,7 +12,6 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import chart_spec, component_data
 
 PLACEHOLDER = re.compile(r'"#0000[0-9]{2}"')  # Streamlit's theme tokens, "#000001" … "#000040"
@@ -50,7 +49,8 @@ def test_heat_maps_reach_the_browser_with_their_own_colours(open_app, page):
     for key in HEATMAPS[page]:
         proto = chart_proto(at, key)
         assert proto.theme == "", f"{key}: no chart theme may rewrite the colours"
-        assert not PLACEHOLDER.search(proto.spec), f"{key}: the front end would replace {PLACEHOLDER.search(proto.spec)}"
+        found = PLACEHOLDER.search(proto.spec)
+        assert not found, f"{key}: the front end would replace {found}"
         spec = json.loads(proto.spec)
         heat = next(t for t in spec["data"] if t["type"] == "heatmap" and t.get("colorscale"))
         if first_colour(heat["colorscale"][-1:]) == (252, 255, 164):  # inferno: zero must be near-black

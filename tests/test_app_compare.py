@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-
 PAGE = "pages/compare.py"
 DEFAULT_METHODS = ["attention", "rollout", "gradient_rollout", "random"]
 

@@ -113,7 +113,7 @@ def test_patch_size_runs_the_model_once_per_size(open_app, figure):
     assert grid_native["layout"]["title"]["text"] != grid_other["layout"]["title"]["text"]
     assert forward_passes() == passes + 1
     sequence = figure(at, "patches.sequence")
-    assert f"patch tokens" in sequence["layout"]["title"]["text"]
+    assert "patch tokens" in sequence["layout"]["title"]["text"]
     at.select_slider(key="patch").set_value(native).run()
     at.select_slider(key="patch").set_value(other).run()
     assert forward_passes() == passes + 1, "both sizes are cached now"

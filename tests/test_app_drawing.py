@@ -9,13 +9,18 @@ import base64
 import io
 import json
 
+import _imagefactory as factory
 import numpy as np
 import pytest
 from PIL import Image
 
-import _imagefactory as factory
 from vitviz_app.components.drawing_canvas import (
-    DRAWING_SIZE, MAX_DRAWING_BYTES, MAX_DRAWING_SIDE, DrawingError, drawing_png, kept_key,
+    DRAWING_SIZE,
+    MAX_DRAWING_BYTES,
+    MAX_DRAWING_SIDE,
+    DrawingError,
+    drawing_png,
+    kept_key,
 )
 
 KEPT = kept_key("drawing")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import walk_tree
 
 
@@ -112,7 +111,8 @@ def test_attention_first_click_from_the_class_token_round_trips(open_app):
     for key, value in (("attn_row", 1), ("attn_col", 2), ("attn_query", "patch")):
         at.session_state[key] = value
     at.run()
-    assert "patch (row 1, col 2)" in json.loads(at.main.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"].replace("<br>", " ")
+    title = json.loads(at.main.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert "patch (row 1, col 2)" in title.replace("<br>", " ")
     url = assert_round_trip(open_app, at, "pages/attention.py")
     assert (url["attn_row"], url["attn_col"]) == ("1", "2")
 

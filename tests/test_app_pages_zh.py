@@ -3,7 +3,6 @@ texts come from the catalogue, and switching the language keeps the view."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import component_data
 
 ZH = {"lang": "zh"}
@@ -67,9 +66,9 @@ def test_the_attention_explorer_gets_its_texts_in_chinese(open_app):
     assert all(_has_han(value) for key, value in text.items() if key != "share"), text
     assert data["labels"] == {"cls": "类别词元"}  # the prefix-token buttons
     # every field the browser fills is one the English text has: the JavaScript fills both alike
+    from scripts.i18n import placeholders
     from vitviz.i18n import language
     from vitviz_app.components.attention_explorer import explorer_text
-    from scripts.i18n import placeholders
 
     with language("en"):
         english = explorer_text()

@@ -13,7 +13,6 @@ from vitviz_app.clicks import CLICK_TRACE_NAME, add_cell_targets, add_tile_targe
 from vitviz_app.export import npz_bytes, plotly_config, read_npz, slug
 from vitviz_app.samples import LICENSES_FILE, SAMPLES_DIR, default_sample, list_samples, read_sample
 
-
 # ----------------------------------------------------------------------------------------- downloads
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-
 from conftest import chart_spec
 from test_app_controls import app_capture
 

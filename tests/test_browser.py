@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, bundled_model_shipped
 
 pytestmark = pytest.mark.browser

@@ -1,12 +1,12 @@
 """Narrow windows in a real browser: every page on a phone (390 px), and a laptop window with its sidebar open.
 
 Nothing may push the page sideways, a map must keep the content's width, a browser component's canvas must
-stay inside it, a metric its whole value, a figure title its whole text. Screenshots go to ``artifacts/screenshots/`` (``narrow-390-<page>.png``).
+stay inside it, a metric its whole value, a figure title its whole text. Screenshots go to
+``artifacts/screenshots/`` (``narrow-390-<page>.png``).
 """
 from __future__ import annotations
 
 import pytest
-
 from test_browser import PAGES, SCREENSHOTS, browser, server, wait_until_idle  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -31,7 +31,9 @@ _LAYOUT_PROBLEMS_JS = """() => {
   const right = content.getBoundingClientRect().right - parseFloat(style.paddingRight);
   for (const canvas of document.querySelectorAll('[data-testid=stMain] canvas')) {  // the browser components' maps
     const box = canvas.getBoundingClientRect();
-    if (box.width && box.right > right + 1) problems.push(`a ${canvas.className || 'canvas'} sticks out by ${Math.round(box.right - right)} px`);
+    if (box.width && box.right > right + 1) {
+        problems.push(`a ${canvas.className || 'canvas'} sticks out by ${Math.round(box.right - right)} px`);
+    }
   }
   for (const value of document.querySelectorAll('[data-testid=stMain] [data-testid=stMetricValue]')) {
     for (const el of [value, ...value.querySelectorAll('*')])

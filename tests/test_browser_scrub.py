@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_explorer_browser import TIMEOUT_MS, Frames, _download_from, _idle, _server, browser, chromium  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -70,7 +69,8 @@ def test_scrubbing_and_switching_fusion_redraw_in_the_browser(browser, server): 
     for fusion in ("mean", "min"):
         page.goto(f"{server}/rollout?ro_fusion={fusion.capitalize()}", timeout=TIMEOUT_MS)
         page.wait_for_function(
-            f"() => window.__vitvizRollout && window.__vitvizRollout.committed.fusion === '{fusion}'", timeout=TIMEOUT_MS)
+            f"() => window.__vitvizRollout && window.__vitvizRollout.committed.fusion === '{fusion}'",
+            timeout=TIMEOUT_MS)
         _idle(page)
         arrays, settings = _download_from(page, ".st-key-ro-download")
         assert settings["head_fusion"] == fusion

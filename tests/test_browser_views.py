@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from test_browser import (  # noqa: F401  (fixtures)
     _plot,
     browser,
@@ -84,7 +83,8 @@ def test_a_click_near_a_tiles_corner_selects_that_tile(page, server):
         """(sel) => {
             const gd = document.querySelector(sel), L = gd._fullLayout, box = gd.getBoundingClientRect();
             const heat = gd._fullData.find(t => t.type === 'heatmap');
-            const gw = heat.x.filter(v => v.startsWith('col 0 ')).length, gh = heat.y.filter(v => v.startsWith('row 0 ')).length;
+            const gw = heat.x.filter(v => v.startsWith('col 0 ')).length;
+            const gh = heat.y.filter(v => v.startsWith('row 0 ')).length;
             const x = heat.x[2 * (gw + 1)], y = heat.y[1 * (gh + 1)];
             const targets = gd._fullData.find(t => t.name === 'click targets');
             const i = Array.from(targets.customdata).findIndex(c => c[0] === 1 && c[1] === 2);

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from test_browser import SCREENSHOTS, browser, server  # noqa: F401 (fixtures)
 from test_browser_narrow import _LAYOUT_PROBLEMS_JS
 

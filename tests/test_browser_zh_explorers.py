@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from test_explorer_browser import EXPLORER, _hover, _idle, _open, _server, browser, chromium  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

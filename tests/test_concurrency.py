@@ -254,8 +254,9 @@ def _bundled_shipped() -> bool:
 def reference_model(monkeypatch):
     """The model the server loads by default offline: vitviz-shapes (or, until it ships, the same stand-in)."""
     if not _bundled_shipped():
-        import vitviz.shapes
         from conftest import stand_in_shapes_model
+
+        import vitviz.shapes
 
         monkeypatch.setattr(vitviz.shapes, "load_shapes_model", stand_in_shapes_model, raising=False)
     return load_model("vitviz-shapes")

@@ -9,10 +9,14 @@ import json
 import math
 
 import pytest
-
 from conftest import bundled_model_shipped
 from test_browser import (  # noqa: F401 (fixtures)
-    RERUN_TIMEOUT_MS, SCREENSHOTS, _plot, browser, figure_state, server,
+    RERUN_TIMEOUT_MS,
+    SCREENSHOTS,
+    _plot,
+    browser,
+    figure_state,
+    server,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -194,7 +194,7 @@ def test_rows_agree_with_the_shapes_evaluation_and_the_protocol(reference_run):
 
     from vitviz.models import load_model
     from vitviz.shapes.dataset import EVAL_SPLIT, normalize, pregenerate
-    from vitviz.shapes.evaluation import pointing_hits, patch_coverage, relevance_maps, top_region_iou
+    from vitviz.shapes.evaluation import patch_coverage, pointing_hits, relevance_maps, top_region_iou
 
     rows = [json.loads(line) for line in (reference_run / "rows-r0.jsonl").read_text().splitlines()]
     table = _table(reference_run)

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from vitviz.export import (DEFAULT_BUDGET, FUSIONS, PayloadReader, attention_payload, pack, payload_tier,
-                           quantise_rows, query_rows_payload, unpack)
+from vitviz.export import (
+    DEFAULT_BUDGET,
+    FUSIONS,
+    PayloadReader,
+    attention_payload,
+    pack,
+    payload_tier,
+    quantise_rows,
+    query_rows_payload,
+    unpack,
+)
 
 FLOAT32_SLACK = 2e-7  # lo + code * step in float32, on values below 1
 
@@ -88,8 +97,8 @@ def _check_against_capture(cap, reader: PayloadReader, queries, heads: bool, fus
     return checked
 
 
-@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=[l[0] + "-" + "-".join(l[2] or ("none",))
-                                                               for l in LAYOUTS])
+@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=[case[0] + "-" + "-".join(case[2] or ("none",))
+                                                               for case in LAYOUTS])
 def test_every_tier_decodes_to_the_captures_attention_for_every_layout(name, kwargs, prefix):
     cap = _capture(name, **kwargs)
     layout = cap.layout

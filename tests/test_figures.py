@@ -222,7 +222,9 @@ def test_rect_difference_hand_checked():
 
 def test_rect_difference_parts_are_disjoint_and_fill_the_rest():
     rng = np.random.default_rng(3)
-    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])
+    def area(r):
+        return max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])
+
     for _ in range(200):
         a = np.sort(rng.uniform(0, 10, (2, 2)), axis=0)
         b = np.sort(rng.uniform(-2, 12, (2, 2)), axis=0)
@@ -412,7 +414,8 @@ def test_position_similarity_data_range_and_stride():
     assert z.shape == (12 * 25 - 1, 12 * 25 - 1)
     np.testing.assert_allclose(z[25 * 3 : 25 * 3 + 24, 25 * 5 : 25 * 5 + 24], sim[6, 10], atol=1e-6)
     assert list(fig.layout.yaxis.ticktext)[:3] == ["0", "2", "4"]
-    assert hover(heat, 25 * 3 + 7, 25 * 5 + 2).startswith("position ↔ other position<br>row 6 ↔ row 7<br>col 10 ↔ col 2")
+    expected = "position ↔ other position<br>row 6 ↔ row 7<br>col 10 ↔ col 2"
+    assert hover(heat, 25 * 3 + 7, 25 * 5 + 2).startswith(expected)
     assert len(fig.to_json()) < 1_000_000
 
 
@@ -520,20 +523,22 @@ def test_attention_grid_tiles_and_hover(layout):
     heat = fig.data[0]
     z = np.asarray(heat.z)
     assert z.shape == (3 * (gh + 1) - 1, 4 * (gw + 1) - 1)
-    l, h, r, c = 2, 3, gh - 1, 0
-    cell = (l * (gh + 1) + r, h * (gw + 1) + c)
-    assert z[cell] == pytest.approx(maps[l, h, r, c], abs=1e-6)
-    assert hover(heat, *cell) == f"layer {l}, row {r}<br>head {h}, col {c}<br>attention {maps[l, h, r, c]:.3g}<extra></extra>"
-    assert list(fig.layout.yaxis.ticktext) == ["0", "1", "2"] and list(fig.layout.xaxis.ticktext) == ["0", "1", "2", "3"]
+    layer, h, r, c = 2, 3, gh - 1, 0
+    cell = (layer * (gh + 1) + r, h * (gw + 1) + c)
+    assert z[cell] == pytest.approx(maps[layer, h, r, c], abs=1e-6)
+    value = maps[layer, h, r, c]
+    assert hover(heat, *cell) == f"layer {layer}, row {r}<br>head {h}, col {c}<br>attention {value:.3g}<extra></extra>"
+    assert list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
+    assert list(fig.layout.xaxis.ticktext) == ["0", "1", "2", "3"]
 
 
 def test_attention_grid_normalize_and_labels():
     maps = np.random.default_rng(10).random((2, 2, 3, 3)) * np.array([1, 0.01])[None, :, None, None]
     fig = F.attention_grid_figure(maps, layers=[5, 7], normalize=True)
     z = np.asarray(fig.data[0].z)
-    for l in range(2):
+    for layer in range(2):
         for h in range(2):
-            assert np.nanmax(z[l * 4 : l * 4 + 3, h * 4 : h * 4 + 3]) == pytest.approx(1.0)
+            assert np.nanmax(z[layer * 4 : layer * 4 + 3, h * 4 : h * 4 + 3]) == pytest.approx(1.0)
     assert list(fig.layout.yaxis.ticktext) == ["5", "7"]
     assert hover(fig.data[0], 4, 0).startswith("layer 7, row 0<br>head 0, col 0<br>fraction of max")
 

@@ -18,7 +18,6 @@ import re
 import sys
 import tempfile
 import time
-import tomllib
 import uuid
 import zipfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tomllib
 import torch
 from PIL import Image, PngImagePlugin
 from safetensors.torch import save

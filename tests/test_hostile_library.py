@@ -142,7 +142,8 @@ def tiff_claiming(height: int, width: int) -> bytes:
     data_offset = 8 + ifd_size
     entries[5] = (273, 4, 1, data_offset)
     ifd = struct.pack("<H", len(entries)) + b"".join(
-        struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+        struct.pack("<HHI", tag, kind, count)
+        + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
         for tag, kind, count, value in entries
     ) + struct.pack("<I", 0)
     return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 64
@@ -250,7 +251,8 @@ ODD_IMAGES = {
     "16-bit gray png": (
         lambda: factory.make_16bit_gray_png(np.full((8, 8), 32896)),  # 32896 / 65535 * 255 = 128.0
         lambda: np.full((8, 8, 3), 128), 0),
-    "cmyk jpeg (red ink)": (lambda: factory.make_cmyk_jpeg((0, 255, 255, 0)), lambda: np.full((16, 16, 3), (255, 0, 0)), 3),
+    "cmyk jpeg (red ink)": (lambda: factory.make_cmyk_jpeg((0, 255, 255, 0)),
+                            lambda: np.full((16, 16, 3), (255, 0, 0)), 3),
     "palette png, one colour transparent": (
         lambda: factory.make_palette_png(transparent_index=1), _expected_palette, 0),
     "animated gif (first frame)": (

@@ -232,7 +232,7 @@ def test_a_file_larger_than_the_free_disk_is_refused_before_downloading(serve, h
 
     from vitviz import hub
 
-    local = serve()
+    serve()
     monkeypatch.setattr(hub.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 1000))
     with pytest.raises(hub.DownloadError, match="Not enough disk space.*HF_HOME"):
         hub.download(REPO, "model.safetensors")

@@ -191,7 +191,8 @@ def _figure_texts(spec: dict) -> list[str]:
         if key.startswith(("xaxis", "yaxis", "coloraxis")) and isinstance(value, dict):
             found += [title(value), title(value.get("colorbar"))]
     for trace in spec.get("data", []):
-        found += [trace.get("hovertemplate"), title(trace.get("colorbar")), title(trace.get("marker", {}).get("colorbar"))]
+        found += [trace.get("hovertemplate"), title(trace.get("colorbar")),
+                  title(trace.get("marker", {}).get("colorbar"))]
         if trace.get("showlegend") or trace.get("type") in ("bar", "scatter") and trace.get("name"):
             found.append(trace.get("name"))
     found += [a.get("text") for a in layout.get("annotations", [])]

@@ -240,7 +240,6 @@ def test_a_download_failure_is_re_raised_in_the_waiters_language():
     """The download thread speaks English; the message it keeps is a Notice, re-made for each waiter."""
     job = SimpleNamespace(endpoint="https://mirror.example", repo_id="timm/x", filenames=("a.safetensors", "b.bin"),
                           revision=None)
-    from huggingface_hub import errors
 
     not_found = hub._remote_entry_not_found()
     error = hub.DownloadError(hub._reason(not_found.__new__(not_found), job))

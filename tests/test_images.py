@@ -3,6 +3,7 @@ matches what timm's eval transform really does (checked with markers found in th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 import tracemalloc
@@ -381,7 +382,7 @@ def test_geometry_round_trips():
 
 def test_geometry_is_frozen():
     geometry = InputGeometry((2, 2), (2, 2), (0.0, 0.0, 2.0, 2.0))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         geometry.input_size = (3, 3)
 
 

@@ -129,7 +129,8 @@ def test_offline_hub_model_falls_back_to_bundled_model_quickly(offline, tmp_path
         ("DINO ViT-S/16", "vit_small_patch16_224.dino"),
         ("DeiT-S distilled", "deit_small_distilled_patch16_224.fb_in1k"),
         ("deit_tiny_patch16_224.fb_in1k", "deit_tiny_patch16_224.fb_in1k"),
-        ("hf-hub:timm/vit_base_patch32_224.augreg_in21k_ft_in1k", "hf-hub:timm/vit_base_patch32_224.augreg_in21k_ft_in1k"),
+        ("hf-hub:timm/vit_base_patch32_224.augreg_in21k_ft_in1k",
+         "hf-hub:timm/vit_base_patch32_224.augreg_in21k_ft_in1k"),
     ],
 )
 def test_offline_fallback_names_the_model_that_was_asked_for(offline, monkeypatch, name, timm_name):

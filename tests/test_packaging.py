@@ -5,12 +5,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
-from pathlib import Path
 
 import pytest
-
+import tomllib
 from conftest import ROOT
 
 _REQUIREMENT = re.compile(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)")

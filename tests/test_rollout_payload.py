@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_explorer_payload import LAYOUTS, _capture
 
-from test_explorer_payload import FLOAT32_SLACK, LAYOUTS, _capture
 from vitviz.analysis import rollout
 from vitviz.export import FUSIONS, colour_at, colour_stops, read_rollout, rollout_payload, rollout_payload_bytes
 
 
-@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=[l[0] + "-" + "-".join(l[2] or ("none",))
-                                                               for l in LAYOUTS])
+@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=[case[0] + "-" + "-".join(case[2] or ("none",))
+                                                               for case in LAYOUTS])
 @pytest.mark.parametrize("discard, start", [(0.0, 0), (0.5, 1)])
 def test_rollout_payload_decodes_to_the_rollout_for_every_layout(name, kwargs, prefix, discard, start):
     cap = _capture(name, **kwargs)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -44,7 +44,7 @@ FULL_STORAGE_BUDGET = 256 * 2**20
 """Largest attention tensor, in bytes, that ``storage='auto'`` keeps whole."""
 
 _FUSIONS = ("mean", "max", "min")
-_MODEL_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -261,7 +261,7 @@ class AttentionRecorder:
 
         return hook
 
-    def __enter__(self) -> "AttentionRecorder":
+    def __enter__(self) -> AttentionRecorder:
         self._lock.acquire()
         try:
             self._owner = threading.get_ident()

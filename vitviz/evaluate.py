@@ -20,13 +20,13 @@ from __future__ import annotations
 
 # A command-line tool for maintainers: its output and the Markdown it writes into docs/ are reports and stay
 # English (not translated; the app's texts go through vitviz.i18n).
-
 import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 

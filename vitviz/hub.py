@@ -34,9 +34,9 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 from tqdm import tqdm as _tqdm
@@ -79,7 +79,7 @@ class DownloadError(Exception):
     thread, so that each waiter re-raises it in its own language (:meth:`Download.result`).
     """
 
-    def __init__(self, message: "str | Notice") -> None:
+    def __init__(self, message: str | Notice) -> None:
         super().__init__(str(message))
         self.notice = message if isinstance(message, Notice) else None
 

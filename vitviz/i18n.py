@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 __all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "DOMAIN", "LOCALE_DIR", "N_", "_", "catalogue_path", "get_language",
            "keep_language", "language", "match_language", "ngettext", "set_language", "translations"]
@@ -107,7 +108,7 @@ def catalogue_path(code: str) -> Path:
     return LOCALE_DIR / code / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(code: str) -> gettext.NullTranslations:
     """The compiled catalogue of a language (compiled once per process; fuzzy entries are left out).
 

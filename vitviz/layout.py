@@ -122,7 +122,7 @@ class TokenLayout:
         return _("{parts} = {count} tokens").format(parts=" + ".join(parts), count=self.num_tokens)
 
     @classmethod
-    def from_model(cls, model, input_size: tuple[int, int] | int | None = None) -> "TokenLayout":
+    def from_model(cls, model, input_size: tuple[int, int] | int | None = None) -> TokenLayout:
         """Read the layout of a timm ViT-family model for a given input size.
 
         Args:

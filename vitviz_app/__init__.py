@@ -8,8 +8,20 @@ from .clicks import TILE_LAYER_HEAD, TILE_POSITION, add_cell_targets, add_tile_t
 from .export import download_arrays, npz_bytes, read_npz, show_figure
 from .loaders import Forward, forward_passes
 from .sidebar import AppContext, context, sidebar
-from .ui import (HEAD_FUSIONS, bar_max, entry_point, fallback_notice, head_label, mark_entry_point, model_facts,
-                 no_classifier_note, page_header, responsive_layout, shapes_note, top_table)
+from .ui import (
+                 HEAD_FUSIONS,
+                 bar_max,
+                 entry_point,
+                 fallback_notice,
+                 head_label,
+                 mark_entry_point,
+                 model_facts,
+                 no_classifier_note,
+                 page_header,
+                 responsive_layout,
+                 shapes_note,
+                 top_table,
+)
 
 __all__ = [
     "AppContext",

@@ -7,7 +7,8 @@ marker, i.e. the cell under the pointer, the one that is hovered and clicked.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go

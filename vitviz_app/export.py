@@ -15,7 +15,8 @@ import io
 import json
 import re
 import threading
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -24,7 +25,8 @@ import streamlit as st
 from vitviz.i18n import _
 from vitviz_app.margins import reserve_margins, text_columns, wide_char
 
-__all__ = ["APP_TEMPLATE", "apply_template", "browser_safe_colours", "plotly_config", "show_figure", "npz_bytes", "read_npz", "download_arrays", "slug"]
+__all__ = ["APP_TEMPLATE", "apply_template", "browser_safe_colours", "plotly_config", "show_figure", "npz_bytes",
+           "read_npz", "download_arrays", "slug"]
 
 
 def slug(text: str) -> str:
@@ -140,7 +142,8 @@ def _split_title(text: str, limit: int) -> tuple[str, str] | None:
 
 
 def wrap_title(text: str, limit: int = TITLE_LINE_CHARS) -> str:
-    """Break a title wider than ``limit`` columns (a Chinese character counts two) into lines (``<br>``) that fit a phone-wide chart.
+    """Break a title wider than ``limit`` columns (a Chinese character counts two) into lines (``<br>``) that fit a
+    phone-wide chart.
 
     A title that already holds a line break is left as it is.
     """

@@ -8,7 +8,8 @@ every cache key of model and capture results ignores the language, so switching 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import streamlit as st
 

@@ -94,7 +94,7 @@ class AppContext:
                     icon=":material/image:")
         st.stop()
 
-    def forward(self, patch_size: int | None = None, target: int | None = None) -> "loaders.Forward":
+    def forward(self, patch_size: int | None = None, target: int | None = None) -> loaders.Forward:
         """The captured forward pass for this image and model (cached; runs the model only on a miss)."""
         from vitviz.capture import CaptureError
 
@@ -222,7 +222,8 @@ def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, A
     options = list(CATALOGUE) + [OTHER_MODEL]
     # options are the catalogue keys, which the URL holds (?model=ViT-S/16 (AugReg))
     choice = st.selectbox(_("Model"), options, index=options.index(default_model), key="model",
-                          format_func=url_format("model", options, lambda value: _(value) if value == OTHER_MODEL else value),
+                          format_func=url_format("model", options,
+                                                 lambda value: _(value) if value == OTHER_MODEL else value),
                           bind="query-params", persist_state="session", label_visibility="collapsed")
     name = choice
     if choice == OTHER_MODEL:

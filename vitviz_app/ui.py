@@ -9,7 +9,8 @@ import streamlit as st
 
 from vitviz.i18n import N_, _
 
-__all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout", "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table"]
+__all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout",
+           "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
 _FUSION_LABELS = {"mean": N_("Mean over heads"), "max": N_("Max over heads"), "min": N_("Min over heads")}

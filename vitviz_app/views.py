@@ -6,8 +6,8 @@ is instant; the arguments starting with ``_`` are the objects the keys stand for
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import streamlit as st

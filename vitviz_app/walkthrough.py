@@ -16,8 +16,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ MODEL_CALLS = {"count": 0}
 """How many times the model's own modules were run here (memo misses only)."""
 MEMO_SIZE = 24
 """Entries kept: one layer's queries and keys are 1.2 MB for ViT-B/16 at 224."""
-_MEMO: "OrderedDict[tuple, tuple[tuple, Any]]" = OrderedDict()  # key → (weak references, value)
+_MEMO: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()  # key → (weak references, value)
 _MEMO_LOCK = threading.Lock()
 
 

@@ -11,8 +11,9 @@ build a full attention matrix, even with ``'qk'`` storage.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

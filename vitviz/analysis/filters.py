@@ -34,7 +34,7 @@ class EmbeddingFilters:
     components: np.ndarray
     explained_variance_ratio: np.ndarray
 
-    def first(self, n: int) -> "EmbeddingFilters":
+    def first(self, n: int) -> EmbeddingFilters:
         """The first ``n`` components (all when there are fewer): equal to ``embedding_filters(..., n=n)``
         of the same weight, since each component is scaled and sign-fixed on its own."""
         n = max(0, int(n))

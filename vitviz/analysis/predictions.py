@@ -1,8 +1,9 @@
 """Top-k predictions with human-readable ImageNet names from timm's own class metadata."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from timm.data import ImageNetInfo, infer_imagenet_subset

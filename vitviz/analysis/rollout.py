@@ -25,8 +25,9 @@ instead of ``N × N`` matrices. ``keep_joint=True`` forms ``R`` itself when it i
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

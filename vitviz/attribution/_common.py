@@ -6,8 +6,9 @@ parameter's ``.grad`` is touched) and removes what it registered in ``finally``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

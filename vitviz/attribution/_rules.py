@@ -16,8 +16,9 @@ module's (up to rounding), so logits are unchanged; only the backward pass diffe
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,7 +63,8 @@ def attention_cp_forward(attn: nn.Module) -> Callable[..., torch.Tensor]:
         q, k = attn.q_norm(q), attn.k_norm(k)
         probs = ((q.detach() * attn.scale) @ k.detach().transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
         out = attn.attn_drop(probs) @ v  # (B, H, N, d)
-        out = attn.norm(out.transpose(1, 2).reshape(batch, tokens, -1))  # (B, N, H*d); older timm Attention has no attn_dim
+        # (B, N, H*d); older timm Attention has no attn_dim
+        out = attn.norm(out.transpose(1, 2).reshape(batch, tokens, -1))
         return attn.proj_drop(attn.proj(out))
 
     return forward

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vitviz.layout import TokenLayout
 from vitviz.i18n import _
+from vitviz.layout import TokenLayout
 
 __all__ = ["AttributionMethod", "Relevance", "resolve_target"]
 

@@ -117,7 +117,7 @@ class _Recorder:
         if getattr(self.model, "head_dist", None) is not None:
             add(self.model.head_dist.register_forward_pre_hook(self._keep(self.heads["head_dist"], "input")))
 
-    def __enter__(self) -> "_Recorder":
+    def __enter__(self) -> _Recorder:
         try:
             for block in self.model.blocks:
                 self._fused.append((block.attn, block.attn.fused_attn))

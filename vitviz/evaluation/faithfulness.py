@@ -32,8 +32,9 @@ every step so that a data-set evaluation can take the accuracy curve (``Perturba
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -24,7 +24,7 @@ segmentation mIoU (Chefer, Gur & Wolf 2021, CVPR, Sec. 4, ImageNet-segmentation 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -22,8 +22,9 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["RunMismatch", "RowStore", "check_run_record", "write_csv"]
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 # The Markdown tables and sentences written here are a report for docs/ (``python -m vitviz.evaluate``): they stay
 # English and are not translated. The app's own texts about the evaluation live in the pages and in
 # vitviz.figures.attribution.
-
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

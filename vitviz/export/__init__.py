@@ -4,8 +4,17 @@ Pure: numpy and a Capture in, bytes out. Nothing here imports streamlit; the com
 payloads live in ``vitviz_app/components/``.
 """
 from ._codec import QuantisedRows, pack, quantise_rows, unpack
-from .attention import (DEFAULT_BUDGET, FUSIONS, TIERS, AttentionPayload, PayloadReader, attention_payload,
-                        input_view_jpeg, payload_tier, query_rows_payload)
+from .attention import (
+                        DEFAULT_BUDGET,
+                        FUSIONS,
+                        TIERS,
+                        AttentionPayload,
+                        PayloadReader,
+                        attention_payload,
+                        input_view_jpeg,
+                        payload_tier,
+                        query_rows_payload,
+)
 from .colours import colour_at, colour_stops
 from .maps import MapsPayload, maps_payload, read_maps
 from .rollout import RolloutPayload, read_rollout, rollout_payload, rollout_payload_bytes

@@ -6,17 +6,17 @@ Builders take plain arrays (numpy), the original image (PIL or uint8 array), an 
 """
 
 from vitviz.figures._base import MAP_SCALE, MapExtent, map_extent, overlay_figure
-from vitviz.figures.attribution import (
-    faithfulness_figure,
-    relevance_maps_figure,
-    sanity_figure,
-    scaled_map,
-)
 from vitviz.figures.attention import (
     attention_distance_figure,
     attention_grid_figure,
     attention_map_figure,
     token_name,
+)
+from vitviz.figures.attribution import (
+    faithfulness_figure,
+    relevance_maps_figure,
+    sanity_figure,
+    scaled_map,
 )
 from vitviz.figures.features import feature_pca_figure, token_norm_figure
 from vitviz.figures.patches import patch_grid_figure, patch_sequence_figure

@@ -23,8 +23,9 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -148,7 +149,7 @@ def image_size(image: Any) -> tuple[int, int]:
     return tuple(int(v) for v in np.shape(image)[:2])
 
 
-_PHOTO_URIS: "OrderedDict[tuple, tuple[Any, str]]" = OrderedDict()  # key → (weak ref or None, data URI)
+_PHOTO_URIS: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # key → (weak ref or None, data URI)
 _PHOTO_LOCK = threading.Lock()
 
 

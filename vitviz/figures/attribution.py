@@ -6,7 +6,8 @@ dataclasses) and return a ``go.Figure``; they never run a model.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go

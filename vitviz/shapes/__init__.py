@@ -14,7 +14,8 @@ its attention maps point at the object (see ``docs/model_card.md``).
 - :mod:`.training`: ``TrainConfig`` and ``train`` (used by ``scripts/train_shapes.py``);
 - :mod:`.evaluation`: accuracy and localisation metrics through ``vitviz.capture`` / ``vitviz.analysis``.
 
-``import vitviz.shapes`` pulls in only the generator and the families (numpy + PIL); the torch-side names load on first use.
+``import vitviz.shapes`` pulls in only the generator and the families (numpy + PIL); the torch-side names load on
+first use.
 """
 from __future__ import annotations
 
@@ -45,9 +46,9 @@ _LAZY = {
     'relevance_maps': 'evaluation',
 }
 
-__all__ = sorted(['CLASSES', 'TEXTURES', 'Sample', 'Style', 'generate', 'generate_batch', 'sample_rng', 'shape_mask',
-                  'FAMILIES', 'HELD_OUT_FAMILIES', 'TRAIN_FAMILIES', 'TRAIN_MIX', 'generate_family', 'generate_mix',
-                  *_LAZY])
+__all__ = ['CLASSES', 'TEXTURES', 'Sample', 'Style', 'generate', 'generate_batch', 'sample_rng', 'shape_mask',
+           'FAMILIES', 'HELD_OUT_FAMILIES', 'TRAIN_FAMILIES', 'TRAIN_MIX', 'generate_family', 'generate_mix']
+__all__ += sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

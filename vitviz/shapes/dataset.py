@@ -6,8 +6,8 @@ Training uses ``split=0``; evaluation uses other seeds or splits, which training
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
 
 import numpy as np
 import torch

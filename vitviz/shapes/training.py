@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .dataset import TRAIN_SPLIT, normalize, pregenerate
-from .flexi import flexi_features
 from .families import TRAIN_MIX
+from .flexi import flexi_features
 from .generator import Style
 from .model import build_model, make_config
 

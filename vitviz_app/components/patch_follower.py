@@ -8,8 +8,9 @@ stops of the server's maps and every text it shows (so all of it can be translat
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import streamlit as st

@@ -7,8 +7,9 @@ tooltip), so all of it can be translated. Changing the discard ratio or the star
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import streamlit as st
 

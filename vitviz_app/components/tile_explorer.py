@@ -5,8 +5,9 @@ payload's id and the page's committed index. A click calls ``on_commit(row, col)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
 
