@@ -30,7 +30,8 @@ from .flexi import flexi_features
 from .generator import Style
 from .model import build_model, make_config
 
-__all__ = ['TrainConfig', 'TrainResult', 'dihedral', 'model_config', 'token_targets', 'train']
+__all__ = ['FitResult', 'StepForward', 'TrainConfig', 'TrainResult', 'dihedral', 'fit', 'load_init', 'model_config',
+           'token_targets', 'train']
 
 MASK_CELL = 4  # masks are kept as object-pixel counts per 4x4 cell (every trained patch size is a multiple)
 
@@ -165,57 +166,78 @@ def token_targets(cell_counts: torch.Tensor, labels: torch.Tensor, patch_size: i
     return target
 
 
-def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None] = print,
-          device: str = 'cpu') -> TrainResult:
-    """Generate the training set and train a shapes ViT from scratch.
+# One training step's forward: images -> (logits (B, classes), dense features (B, cells, D), cell side in px).
+# The dense features are what the token-labelling head reads: a ViT's patch tokens, a CNN's last feature map.
+StepForward = Callable[[torch.nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor, int]]
 
-    Each step: one patch size for the whole batch, the FlexiViT forward at that size, cross-entropy on the
-    class token's logits plus ``token_label_weight`` times the token-labelling loss of a temporary linear
-    head on the patch tokens (dropped afterwards: the returned model is a plain timm ViT).
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` did: losses and accuracies per step, and the time spent."""
+
+    seconds: float
+    generate_seconds: float
+    losses: tuple[float, ...]
+    accuracies: tuple[float, ...]
+
+
+def load_init(model: torch.nn.Module, path: str, log: Callable[[str], None] = print) -> None:
+    """Start from the float32 safetensors weights in ``path`` (strict)."""
+    from safetensors.torch import load_file
+
+    model.load_state_dict({k: v.float() for k, v in load_file(path).items()}, strict=True)
+    log(f'starting from the weights in {path}')
+
+
+def fit(model: torch.nn.Module, config: dict[str, Any], cfg: TrainConfig, forward: StepForward, width: int, *,
+        progress: bool = True, log: Callable[[str], None] = print, device: str = 'cpu',
+        data: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> FitResult:
+    """The training loop every shapes model shares: data, token labelling, AdamW, schedule, clipping.
+
+    Generates the training set of ``cfg`` (unless ``data`` is given), then runs ``cfg.steps`` steps. Each step:
+    cross-entropy of ``forward``'s logits plus ``token_label_weight`` times the token-labelling loss of a
+    temporary linear head (``width`` -> classes + background) on ``forward``'s dense features, whose cells of
+    ``cell`` pixels get soft labels from the object masks (:func:`token_targets`). Call it right after the
+    model is built: the head's initialisation draws from torch's global generator.
 
     Args:
+        model: the model to train (moved to ``device``, trained in place).
+        config: the model's config dict (``classes``, ``mean``, ``std``).
         cfg: the recipe.
+        forward: one step's forward (see ``StepForward``).
+        width: feature width of the dense features.
         progress: show tqdm progress bars.
         log: where to write one-line summaries.
-        device: where to train (the shipped weights come from the CPU; other devices give other numbers).
-
-    Returns:
-        The trained model (on the CPU, eval mode) with its config dict.
+        device: where to train.
+        data: ``(images, mask cell counts, labels)`` as :func:`~vitviz.shapes.dataset.pregenerate` returns them
+            with ``mask_cell=MASK_CELL``: train on these instead of generating ``cfg``'s set.
     """
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    config = model_config(cfg)
-    model = build_model(config)
-    if cfg.init:
-        from safetensors.torch import load_file
-
-        model.load_state_dict({k: v.float() for k, v in load_file(cfg.init).items()}, strict=True)
-        log(f'starting from the weights in {cfg.init}')
     model = model.to(device).train()
-    num_classes = config['model_args']['num_classes']
-    token_head = torch.nn.Linear(cfg.embed_dim, num_classes + 1).to(device)
+    num_classes = len(config['classes'])
+    token_head = torch.nn.Linear(width, num_classes + 1).to(device)
     mean, std = config['mean'], config['std']
 
     t0 = time.perf_counter()
-    with tqdm(total=cfg.train_images, desc='generate', unit='img', disable=not progress) as bar:
-        images, cells, labels = pregenerate(cfg.seed, cfg.train_images, split=TRAIN_SPLIT, image_size=cfg.image_size,
-                                            workers=cfg.workers, style=cfg.style, mask_cell=MASK_CELL,
-                                            progress=bar.update, mix=cfg.mix)
+    if data is None:
+        with tqdm(total=cfg.train_images, desc='generate', unit='img', disable=not progress) as bar:
+            data = pregenerate(cfg.seed, cfg.train_images, split=TRAIN_SPLIT, image_size=cfg.image_size,
+                               workers=cfg.workers, style=cfg.style, mask_cell=MASK_CELL, progress=bar.update,
+                               mix=cfg.mix)
+        log(f'generated {len(data[0])} training images in {time.perf_counter() - t0:.0f} s')
     gen_seconds = time.perf_counter() - t0
-    log(f'generated {len(images)} training images in {gen_seconds:.0f} s')
-    images_t, cells_t, labels_t = torch.from_numpy(images), torch.from_numpy(cells), torch.from_numpy(labels)
+    images_t, cells_t, labels_t = (torch.from_numpy(a) for a in data)
+    if len(images_t) != cfg.train_images:
+        raise ValueError(f'{len(images_t)} training images given, the recipe has {cfg.train_images}')
 
     params = _param_groups(model, cfg.weight_decay) + [{'params': list(token_head.parameters()), 'weight_decay': 0.0}]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999))
     gen = torch.Generator().manual_seed(cfg.seed)
-    patch_rng = np.random.default_rng(cfg.seed)
     per_epoch = cfg.train_images // cfg.batch_size
-    prefix = model.num_prefix_tokens
     losses: list[float] = []
     accuracies: list[float] = []
-    running = {p: [0.0, 0.0] for p in cfg.patch_sizes}  # decayed train accuracy per patch size
+    running: dict[int, list[float]] = {}  # decayed train accuracy per cell size (a ViT's patch size)
     t1 = time.perf_counter()
     bar = tqdm(total=cfg.steps, desc='train', unit='step', disable=not progress)
     for step in range(cfg.steps):
@@ -229,17 +251,15 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
             x, cell_counts = dihedral(x, ops), dihedral(cell_counts[:, None], ops)[:, 0]
         x, cell_counts = x.to(device), cell_counts.to(device)
         y = labels_t[idx].to(device)
-        p = int(patch_rng.choice(cfg.patch_sizes))
         for group in opt.param_groups:
             group['lr'] = _lr_at(step, cfg)
 
-        tokens = flexi_features(model, x, p)  # (B, N, D)
-        logits = model.forward_head(tokens)  # (B, num_classes)
+        logits, dense, cell = forward(model, x)  # (B, classes), (B, cells, D)
         loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
         if cfg.token_label_weight > 0:
-            patch_logits = token_head(tokens[:, prefix:])  # (B, gh*gw, C+1)
-            target = token_targets(cell_counts, y, p, MASK_CELL, num_classes)  # (B, gh*gw, C+1)
-            token_loss = -(target * patch_logits.log_softmax(-1)).sum(-1).mean()
+            dense_logits = token_head(dense)  # (B, cells, C+1)
+            target = token_targets(cell_counts, y, cell, MASK_CELL, num_classes)  # (B, cells, C+1)
+            token_loss = -(target * dense_logits.log_softmax(-1)).sum(-1).mean()
             loss = loss + cfg.token_label_weight * token_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -248,16 +268,53 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
 
         losses.append(loss.item())
         accuracies.append(float((logits.argmax(1) == y).float().mean()))
-        r = running[p]
+        r = running.setdefault(cell, [0.0, 0.0])
         r[0], r[1] = 0.95 * r[0] + accuracies[-1], 0.95 * r[1] + 1.0
         bar.update()
         if step % 20 == 0 or step == cfg.steps - 1:
             bar.set_postfix(loss=f'{np.mean(losses[-50:]):.3f}',
-                            **{f'acc{q}': f'{v[0] / v[1]:.2f}' for q, v in running.items() if v[1]})
+                            **{f'acc{q}': f'{v[0] / v[1]:.2f}' for q, v in sorted(running.items())})
     bar.close()
     seconds = time.perf_counter() - t1
     log(f'trained {cfg.steps} steps in {seconds:.0f} s; last loss {np.mean(losses[-50:]):.3f}')
-    config['training'].update(train_seconds=round(seconds), generate_seconds=round(gen_seconds),
+    return FitResult(seconds=seconds, generate_seconds=gen_seconds, losses=tuple(losses),
+                     accuracies=tuple(accuracies))
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None] = print,
+          device: str = 'cpu') -> TrainResult:
+    """Generate the training set and train a shapes ViT from scratch (or from ``cfg.init``).
+
+    Each step: one patch size for the whole batch, the FlexiViT forward at that size, cross-entropy on the
+    class token's logits plus ``token_label_weight`` times the token-labelling loss of a temporary linear
+    head on the patch tokens (dropped afterwards: the returned model is a plain timm ViT). The loop is
+    :func:`fit`.
+
+    Args:
+        cfg: the recipe.
+        progress: show tqdm progress bars.
+        log: where to write one-line summaries.
+        device: where to train (the shipped weights come from the CPU; other devices give other numbers).
+
+    Returns:
+        The trained model (on the CPU, eval mode) with its config dict.
+    """
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    config = model_config(cfg)
+    model = build_model(config)
+    if cfg.init:
+        load_init(model, cfg.init, log)
+    patch_rng = np.random.default_rng(cfg.seed)
+    prefix = model.num_prefix_tokens
+
+    def forward(m: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        p = int(patch_rng.choice(cfg.patch_sizes))
+        tokens = flexi_features(m, x, p)  # (B, N, D)
+        return m.forward_head(tokens), tokens[:, prefix:], p  # (B, classes), (B, gh*gw, D)
+
+    done = fit(model, config, cfg, forward, cfg.embed_dim, progress=progress, log=log, device=device)
+    config['training'].update(train_seconds=round(done.seconds), generate_seconds=round(done.generate_seconds),
                               torch=torch.__version__)
-    return TrainResult(model=model.cpu().eval(), config=config, seconds=seconds, generate_seconds=gen_seconds,
-                       losses=tuple(losses), accuracies=tuple(accuracies))
+    return TrainResult(model=model.cpu().eval(), config=config, seconds=done.seconds,
+                       generate_seconds=done.generate_seconds, losses=done.losses, accuracies=done.accuracies)

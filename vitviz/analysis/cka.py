@@ -1,0 +1,98 @@
+"""Do two networks see alike? Linear centred kernel alignment (CKA) between their layers.
+
+Kornblith, Norouzi, Lee and Hinton 2019, "Similarity of Neural Network Representations Revisited": for
+``n`` examples with representations ``X (n, p1)`` and ``Y (n, p2)``, with the Gram matrices ``K = X X^T``,
+``L = Y Y^T`` and the centring matrix ``H = I - 1 1^T / n``,
+
+    HSIC(K, L) = tr(K H L H) / (n - 1)^2,    CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)),
+
+which for linear kernels equals ``||Y_c^T X_c||_F^2 / (||X_c^T X_c||_F ||Y_c^T Y_c||_F)`` on centred features
+(their Eq. 5). It is 1 for a layer with itself, and unchanged by any orthogonal transform or isotropic
+scaling of either representation (not by arbitrary invertible linear maps). Raghu et al. 2021 ("Do Vision
+Transformers See Like CNNs?", Fig. 1) compare every ViT layer with every ResNet layer this way.
+
+A representation is a layer's whole output per image, flattened: every token of a ViT (prefix tokens
+included), every position and channel of a CNN feature map. We compute it from ``n x n`` Gram matrices, so the
+number of features does not matter, in float64.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ['center_gram', 'cka_matrix', 'gram', 'layer_grams', 'linear_cka']
+
+
+def gram(features: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``(n, n)`` float64 linear Gram matrix ``X X^T`` of ``(n, ...)`` features (flattened per example)."""
+    x = torch.as_tensor(features).detach().reshape(len(features), -1).double()  # (n, p)
+    return (x @ x.T).cpu().numpy()
+
+
+def center_gram(k: np.ndarray) -> np.ndarray:
+    """``H K H``: the Gram matrix of the centred features (rows and columns minus their means)."""
+    k = np.asarray(k, dtype=np.float64)
+    k = k - k.mean(axis=0, keepdims=True)
+    return k - k.mean(axis=1, keepdims=True)
+
+
+def _cka_centred(kc: np.ndarray, lc: np.ndarray) -> float:
+    """CKA of two centred Gram matrices: ``<Kc, Lc> / (||Kc|| ||Lc||)`` (the ``(n - 1)^2`` cancels)."""
+    denominator = np.linalg.norm(kc) * np.linalg.norm(lc)
+    return float(np.sum(kc * lc) / denominator) if denominator > 0 else float('nan')
+
+
+def linear_cka(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
+    """Linear CKA between two representations of the same ``n`` examples.
+
+    Args:
+        x: ``(n, ...)`` features of layer A (flattened per example).
+        y: ``(n, ...)`` features of layer B.
+
+    Returns:
+        A number in ``[0, 1]`` (NaN when a representation is constant over the examples).
+    """
+    if len(x) != len(y):
+        raise ValueError(f'{len(x)} examples against {len(y)}')
+    if len(x) < 2:
+        raise ValueError('CKA needs at least 2 examples')
+    return _cka_centred(center_gram(gram(x)), center_gram(gram(y)))
+
+
+def layer_grams(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 32) -> list[np.ndarray]:
+    """The centred Gram matrix of every depth of ``model`` over the images ``x``.
+
+    Depths as :func:`~vitviz.analysis.depths.depth_outputs` (a ViT's embedding and blocks with all tokens, a
+    CNN's feature levels), run in batches without gradients.
+
+    Args:
+        model: a timm ViT or CNN, in eval mode.
+        x: ``(n, 3, H, W)`` model inputs.
+        batch_size: images per forward pass.
+
+    Returns:
+        Per depth an ``(n, n)`` float64 centred Gram matrix.
+    """
+    from .depths import depth_outputs
+
+    chunks: list[list[torch.Tensor]] = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            full = depth_outputs(model, x[i:i + batch_size]).full
+            chunks.append([f.reshape(len(f), -1).double() for f in full])  # (b, p) per depth
+    feats = [torch.cat([c[d] for c in chunks]) for d in range(len(chunks[0]))]  # (n, p) per depth
+    return [center_gram((f @ f.T).cpu().numpy()) for f in feats]
+
+
+def cka_matrix(grams_a: Sequence[np.ndarray], grams_b: Sequence[np.ndarray]) -> np.ndarray:
+    """``(La, Lb)`` linear CKA between every depth of network A and every depth of network B.
+
+    Args:
+        grams_a: centred Gram matrices of A's depths over ``n`` images (:func:`layer_grams`).
+        grams_b: the same for B, over the same images in the same order.
+    """
+    if {g.shape for g in grams_a} | {g.shape for g in grams_b} != {grams_a[0].shape}:
+        raise ValueError('every Gram matrix must be over the same images')
+    return np.array([[_cka_centred(ka, kb) for kb in grams_b] for ka in grams_a])  # (La, Lb)
