@@ -32,6 +32,8 @@ _LAZY = {
     "prepare_input": "images",
     "explain": "explanation",
     "Explanation": "explanation",
+    "compare_cnn": "comparison",
+    "CnnComparison": "comparison",
 }
 
 __all__ = sorted(_LAZY) + ["__version__", "i18n", "set_language"]

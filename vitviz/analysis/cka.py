@@ -27,6 +27,8 @@ __all__ = ['center_gram', 'cka_matrix', 'gram', 'layer_grams', 'linear_cka']
 
 def gram(features: torch.Tensor | np.ndarray) -> np.ndarray:
     """``(n, n)`` float64 linear Gram matrix ``X X^T`` of ``(n, ...)`` features (flattened per example)."""
+    if isinstance(features, np.ndarray):
+        features = np.ascontiguousarray(features)  # torch takes no negative strides (e.g. a reversed view)
     x = torch.as_tensor(features).detach().reshape(len(features), -1).double()  # (n, p)
     return (x @ x.T).cpu().numpy()
 

@@ -162,9 +162,10 @@ def effective_receptive_field(model: nn.Module | FeatureFn, x: torch.Tensor, *,
         model: a timm ViT or CNN (depths as :func:`~vitviz.analysis.depths.depth_outputs`), or any callable
             from ``(B, C, H, W)`` input to a list of ``(B, C', h, w)`` feature maps.
         x: ``(B, C, H, W)`` inputs to average over (B = how many images).
-        centres: ``(L, 2)`` the units' centres ``(y, x)`` in input pixels; by default the centre of the
-            theoretical field for a timm model (a ViT's patch centre) and otherwise the centre of the input
-            cell the unit tiles, ``((i + 0.5) H / h, (j + 0.5) W / w)``.
+        centres: ``(L, 2)`` the units' centres ``(y, x)`` in input pixels (e.g. a
+            :class:`TheoreticalReceptiveField`'s, to compute it once); by default the centre of the theoretical
+            field for a timm model (a ViT's patch centre). Where not given or not finite (an unbounded field):
+            the centre of the input cell the unit tiles, ``((i + 0.5) H / h, (j + 0.5) W / w)``.
 
     Returns:
         Maps, centres and the 50 % / 90 % radii.
@@ -173,12 +174,11 @@ def effective_receptive_field(model: nn.Module | FeatureFn, x: torch.Tensor, *,
     with torch.enable_grad():
         grads, units, shapes = _unit_gradients(fn, x)
     h, w = x.shape[-2:]
-    if centres is None:
-        centres = np.array([((i + 0.5) * h / s[0], (j + 0.5) * w / s[1]) for (i, j), s in zip(units, shapes)])
-        if names is not None:
-            theory = theoretical_receptive_field(model, (h, w)).centres  # (L, 2); NaN where unbounded
-            centres = np.where(np.isfinite(theory), theory, centres)
-    centres = np.asarray(centres, dtype=np.float64)
+    cells = np.array([((i + 0.5) * h / s[0], (j + 0.5) * w / s[1]) for (i, j), s in zip(units, shapes)])  # (L, 2)
+    if centres is None and names is not None:
+        centres = theoretical_receptive_field(model, (h, w)).centres  # (L, 2); NaN where unbounded
+    centres = cells if centres is None else np.asarray(centres, dtype=np.float64)
+    centres = np.where(np.isfinite(centres), centres, cells)
     maps = np.stack([g.double().mean(0).cpu().numpy() for g in grads])  # (L, H, W)
     maps /= np.maximum(maps.sum(axis=(1, 2), keepdims=True), np.finfo(np.float64).tiny)
     return EffectiveReceptiveField(

@@ -282,7 +282,7 @@ def fit(model: torch.nn.Module, config: dict[str, Any], cfg: TrainConfig, forwar
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None] = print,
-          device: str = 'cpu') -> TrainResult:
+          device: str = 'cpu', data: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> TrainResult:
     """Generate the training set and train a shapes ViT from scratch (or from ``cfg.init``).
 
     Each step: one patch size for the whole batch, the FlexiViT forward at that size, cross-entropy on the
@@ -295,6 +295,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
         progress: show tqdm progress bars.
         log: where to write one-line summaries.
         device: where to train (the shipped weights come from the CPU; other devices give other numbers).
+        data: train on these ``(images, mask cell counts, labels)`` instead of generating ``cfg``'s set (see
+            :func:`fit`).
 
     Returns:
         The trained model (on the CPU, eval mode) with its config dict.
@@ -313,7 +315,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
         tokens = flexi_features(m, x, p)  # (B, N, D)
         return m.forward_head(tokens), tokens[:, prefix:], p  # (B, classes), (B, gh*gw, D)
 
-    done = fit(model, config, cfg, forward, cfg.embed_dim, progress=progress, log=log, device=device)
+    done = fit(model, config, cfg, forward, cfg.embed_dim, progress=progress, log=log, device=device, data=data)
     config['training'].update(train_seconds=round(done.seconds), generate_seconds=round(done.generate_seconds),
                               torch=torch.__version__)
     return TrainResult(model=model.cpu().eval(), config=config, seconds=done.seconds,

@@ -1,0 +1,193 @@
+"""Notebook entry point: a ViT and a CNN measured the same way on the same image.
+
+    >>> import vitviz
+    >>> cmp = vitviz.compare_cnn()                    # the bundled pair, on a bundled sample
+    >>> cmp.vit_erf.radius50, cmp.cnn_erf.radius50     # how far each depth reaches (pixels)
+    >>> cmp.cnn_theory.size                            # the CNN's theoretical receptive field per stage
+    >>> cmp.cka, cmp.cka_images                        # do they see alike? over how many images
+
+What is measured (the page "ViT vs CNN" shows the same numbers):
+
+- **effective receptive field** of the centre unit at every depth (Luo et al. 2016,
+  :mod:`vitviz.analysis.receptive_field`), averaged over the image and ``erf_images - 1`` generated shapes;
+  the CNN's theoretical field per stage; the ViT's mean attention distance per block (Dosovitskiy et al.
+  2021), averaged over heads and the same images;
+- **linear CKA** between every ViT depth and every CNN depth (Kornblith et al. 2019; Raghu et al. 2021),
+  over the image, the bundled sample pictures and generated shapes;
+- **cost**: parameters, FLOPs and time per forward pass, and the ViT's cost at every patch size.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ['CnnComparison', 'compare_cnn', 'comparison_images']
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+
+
+@dataclass(frozen=True, eq=False)
+class CnnComparison:
+    """A ViT and a CNN on the same image, measured the same way.
+
+    Attributes:
+        vit_erf: effective receptive field of the ViT's centre patch token at every depth (embedding, blocks).
+        cnn_erf: the same for the CNN's centre unit at every feature level (stem, stages).
+        vit_theory: the ViT's theoretical field (its patch, then the whole input).
+        cnn_theory: the CNN's theoretical field per depth, from its kernels, strides and dilations.
+        attention_distance: ``(L,)`` the ViT's mean attention distance per block in input pixels, mean over
+            heads and the ERF images (depth ``l + 1`` of ``vit_erf``).
+        attention_distance_heads: ``(L, H)`` the same per head.
+        cka: ``(Lv, Lc)`` linear CKA between every ViT depth and every CNN depth.
+        cka_images: how many images the CKA is over.
+        cka_sources: how many of them came from where: ``{'image': 1, 'samples': ..., 'shapes': ...}``.
+        vit_cost: the ViT's parameters, FLOPs and time at its input size.
+        cnn_cost: the CNN's.
+        patch_costs: the ViT's cost at each patch size.
+    """
+
+    vit_erf: Any
+    cnn_erf: Any
+    vit_theory: Any
+    cnn_theory: Any
+    attention_distance: np.ndarray
+    attention_distance_heads: np.ndarray
+    cka: np.ndarray
+    cka_images: int
+    cka_sources: dict[str, int]
+    vit_cost: Any
+    cnn_cost: Any
+    patch_costs: tuple
+
+
+def _as_image(image: Any):
+    """An RGB PIL image from a path, bytes, file object, PIL image or uint8 ``(H, W, 3)`` array."""
+    from PIL import Image
+
+    from vitviz.images import load_image
+
+    if isinstance(image, Image.Image):
+        return image if image.mode == 'RGB' else image.convert('RGB')
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f'expected a uint8 (H, W, 3) array, got {image.dtype} {image.shape}')
+        return Image.fromarray(image)
+    return load_image(image)
+
+
+def comparison_images(image: Any = None, *, samples: bool = True, shapes: int = 32, seed: int = 0
+                      ) -> tuple[list, dict[str, int]]:
+    """The images a comparison runs on: the user's image, the bundled samples, generated shapes.
+
+    Args:
+        image: the user's image (first), or None.
+        samples: include every picture in ``vitviz/assets/samples``.
+        shapes: generated shapes images in the training mix of style families (split 5 of ``seed``, a split
+            that no training or evaluation uses).
+        seed: seed of the generated shapes.
+
+    Returns:
+        RGB PIL images and how many came from each source.
+    """
+    from PIL import Image
+
+    from vitviz.shapes.dataset import mix_batch
+    from vitviz.shapes.families import TRAIN_MIX
+    from vitviz.shapes.model import ASSETS_DIR
+
+    images, sources = [], {}
+    if image is not None:
+        images.append(_as_image(image))
+        sources['image'] = 1
+    if samples:
+        paths = sorted(p for p in (ASSETS_DIR / 'samples').iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        images += [_as_image(p) for p in paths]
+        sources['samples'] = len(paths)
+    if shapes:
+        pixels, _, _ = mix_batch(seed, shapes, TRAIN_MIX, split=5)  # (shapes, 96, 96, 3)
+        images += [Image.fromarray(p) for p in pixels]
+        sources['shapes'] = shapes
+    return images, sources
+
+
+def _inputs(model: Any, images: Sequence) -> Any:
+    """The model's own preprocessing (timm's eval transform) of each image, stacked: ``(n, 3, H, W)``."""
+    import torch
+
+    from vitviz.images import prepare_input
+    from vitviz.models import data_config
+
+    config = data_config(model)
+    return torch.cat([prepare_input(im, config)[0] for im in images])
+
+
+def _default_patch_sizes(size: tuple[int, int]) -> tuple[int, ...]:
+    return tuple(p for p in (8, 12, 14, 16, 24, 32) if size[0] % p == 0 and size[1] % p == 0)
+
+
+def compare_cnn(vit: Any = None, cnn: Any = None, image: Any = None, *, erf_images: int = 8, cka_shapes: int = 32,
+                cka_samples: bool = True, patch_sizes: Sequence[int] | None = None, seed: int = 0,
+                timing_repeats: int = 5) -> CnnComparison:
+    """Measure a ViT and a CNN the same way on ``image``.
+
+    Args:
+        vit: a timm ViT (default: the bundled vitviz-shapes).
+        cnn: a timm CNN with ``feature_info`` (default: the bundled vitviz-shapes-cnn).
+        image: a path, bytes, file object, PIL image or uint8 array (default: the bundled star).
+        erf_images: images the receptive fields and attention distances average over: ``image`` and
+            ``erf_images - 1`` generated shapes (Luo et al. average over several inputs).
+        cka_shapes: generated shapes images in the CKA batch (with ``image`` and the samples).
+        cka_samples: include the bundled sample pictures in the CKA batch.
+        patch_sizes: the ViT's patch sizes to cost (default: those of 8, 12, 14, 16, 24, 32 dividing its input).
+        seed: seed of the generated shapes.
+        timing_repeats: timed forward passes per cost (median reported).
+
+    Returns:
+        The frozen :class:`CnnComparison`.
+    """
+    import torch
+
+    from vitviz.analysis.cka import cka_matrix, layer_grams
+    from vitviz.analysis.cost import measure_cost, patch_costs
+    from vitviz.analysis.distance import mean_attention_distance
+    from vitviz.analysis.receptive_field import effective_receptive_field, theoretical_receptive_field
+    from vitviz.capture import capture
+    from vitviz.shapes.model import ASSETS_DIR
+
+    if vit is None:
+        from vitviz.shapes.model import load_shapes_model
+
+        vit = load_shapes_model()[0]
+    if cnn is None:
+        from vitviz.shapes.cnn import load_shapes_cnn
+
+        cnn = load_shapes_cnn()[0]
+    vit, cnn = vit.eval(), cnn.eval()
+    image = ASSETS_DIR / 'samples' / 'shapes_star.png' if image is None else image
+    if erf_images < 1:
+        raise ValueError('erf_images must be at least 1')
+
+    erf_set, _ = comparison_images(image, samples=False, shapes=erf_images - 1, seed=seed)
+    x_vit, x_cnn = _inputs(vit, erf_set), _inputs(cnn, erf_set)
+    vit_size, cnn_size = tuple(x_vit.shape[-2:]), tuple(x_cnn.shape[-2:])
+    vit_theory = theoretical_receptive_field(vit, vit_size)
+    cnn_theory = theoretical_receptive_field(cnn, cnn_size)
+    vit_erf = effective_receptive_field(vit, x_vit, centres=vit_theory.centres)
+    cnn_erf = effective_receptive_field(cnn, x_cnn, centres=cnn_theory.centres)
+    with torch.no_grad():
+        cap = capture(vit, x_vit)
+    heads = np.mean([mean_attention_distance(cap, item=i) for i in range(len(x_vit))], axis=0)  # (L, H)
+
+    cka_set, sources = comparison_images(image, samples=cka_samples, shapes=cka_shapes, seed=seed)
+    cka = cka_matrix(layer_grams(vit, _inputs(vit, cka_set)), layer_grams(cnn, _inputs(cnn, cka_set)))
+
+    sizes = tuple(patch_sizes) if patch_sizes is not None else _default_patch_sizes(vit_size)
+    return CnnComparison(
+        vit_erf=vit_erf, cnn_erf=cnn_erf, vit_theory=vit_theory, cnn_theory=cnn_theory,
+        attention_distance=heads.mean(axis=1), attention_distance_heads=heads, cka=cka, cka_images=len(cka_set),
+        cka_sources=sources, vit_cost=measure_cost(vit, vit_size, repeats=timing_repeats),
+        cnn_cost=measure_cost(cnn, cnn_size, repeats=timing_repeats),
+        patch_costs=tuple(patch_costs(vit, sizes, input_size=vit_size, repeats=timing_repeats)))
