@@ -174,7 +174,18 @@ def markdown(results: dict) -> str:
                 cells.append(f"{100 * v['mean']:.1f} ± {100 * v['sd']:.1f}")
         epochs = s['steps'] * s['batch_size'] // size
         lines.append(f'| {size:,} | {epochs} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
+    return '\n'.join(lines + [''] + reference_markdown(results['reference'])) + '\n'
+
+
+def reference_markdown(ref: dict) -> list[str]:
+    """Dosovitskiy et al.'s finding as a table: ImageNet accuracy by pre-training set and model."""
+    sets = ref['pretraining']
+    lines = [f"For comparison, {ref['metric']}, by pre-training data set ({ref['source']}):", '',
+             '| model | ' + ' | '.join(f"{p['name']} ({p['images'] / 1e6:g} M images)" for p in sets) + ' |',
+             '|---|' + '---|' * len(sets)]
+    for model, values in ref['models'].items():
+        lines.append(f'| {model} | ' + ' | '.join('–' if v is None else f'{v:.2f}' for v in values) + ' |')
+    return lines + ['', ref['finding']]
 
 
 def update_doc(doc: Path, table: str) -> None:
