@@ -7,6 +7,9 @@ arrays or frozen dataclasses; none draws, none touches a widget, and none needs 
 attention at once when given a Capture.
 """
 from .attention import AttentionMap, attention_grid, attention_map, query_index, split_tokens
+from .cka import cka_matrix, layer_grams, linear_cka
+from .cost import Cost, PatchCost, count_flops, measure_cost, patch_costs, patch_tokens
+from .depths import Depths, depth_names, depth_outputs
 from .distance import mean_attention_distance, patch_distances
 from .features import feature_pca, token_norm_map, token_norms
 from .filters import EmbeddingFilters, embedding_filters
@@ -19,12 +22,36 @@ from .posembed import (
     position_similarity,
 )
 from .predictions import Prediction, imagenet_labels, softmax, top_k
+from .receptive_field import (
+    EffectiveReceptiveField,
+    TheoreticalReceptiveField,
+    effective_receptive_field,
+    mass_radius,
+    theoretical_receptive_field,
+)
 from .repatch import nearest_input_size, with_patch_size
 from .rollout import RolloutResult, discard_lowest, gradient_rollout, gradient_rollout_steps, rollout, rollout_steps
 
 __all__ = [
     "METHODS",
     "AttentionMap",
+    "Cost",
+    "Depths",
+    "EffectiveReceptiveField",
+    "PatchCost",
+    "TheoreticalReceptiveField",
+    "cka_matrix",
+    "count_flops",
+    "depth_names",
+    "depth_outputs",
+    "effective_receptive_field",
+    "layer_grams",
+    "linear_cka",
+    "mass_radius",
+    "measure_cost",
+    "patch_costs",
+    "patch_tokens",
+    "theoretical_receptive_field",
     "EmbeddingFilters",
     "PatchGrid",
     "PositionEmbeddingUnavailable",

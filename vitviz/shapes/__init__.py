@@ -11,6 +11,7 @@ its attention maps point at the object (see ``docs/model_card.md``).
 - :mod:`.dataset`: ``ShapesDataset`` and in-memory ``pregenerate``;
 - :mod:`.flexi`: ``flexi_forward``, the training forward at any patch size;
 - :mod:`.model`: ``load_shapes_model`` (the shipped weights), ``build_model``, ``save_shapes_model``;
+- :mod:`.cnn`: ``load_shapes_cnn``, the small timm ResNet trained like the ViT (vitviz-shapes-cnn);
 - :mod:`.training`: ``TrainConfig`` and ``train`` (used by ``scripts/train_shapes.py``);
 - :mod:`.evaluation`: accuracy and localisation metrics through ``vitviz.capture`` / ``vitviz.analysis``.
 
@@ -38,6 +39,12 @@ _LAZY = {
     'load_shapes_model': 'model',
     'make_config': 'model',
     'save_shapes_model': 'model',
+    'CNN_CONFIG_PATH': 'cnn',
+    'CNN_WEIGHTS_PATH': 'cnn',
+    'build_cnn': 'cnn',
+    'load_shapes_cnn': 'cnn',
+    'make_cnn_config': 'cnn',
+    'train_cnn': 'cnn',
     'TrainConfig': 'training',
     'train': 'training',
     'METHODS': 'evaluation',

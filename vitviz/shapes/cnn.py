@@ -3,7 +3,7 @@
 The network is timm's own ResNet (``timm.create_model('resnet18', ...)``: ``BasicBlock``, the 7x7 stem and
 max-pool, four stages of two blocks) with a quarter of ResNet-18's channels in its stages (16, 32, 64, 128).
 That makes it the ViT's twin in size: 0.72 M parameters and 46 M multiply-adds per 96 px image, against the
-ViT's 0.73 M and 46 M at its native patch size 12. Because it is a stock timm model, everything the library does
+ViT's 0.73 M and 50 M at its native patch size 12. Because it is a stock timm model, everything the library does
 with "any timm CNN" (``feature_info``, the last stage for Grad-CAM, ``forward_intermediates``) is what it does
 with this one.
 
