@@ -43,6 +43,9 @@ SETTINGS = {
 # fine-tuning at 384 px, by pre-training data set (Fig. 3; the ViT numbers are Appendix Table 5's "ImageNet"
 # rows). BiT: the largest Big Transfer ResNet (ResNet152x4, Kolesnikov et al. 2020) pre-trained on each set, the
 # top of the grey BiT band in Fig. 3 (BiT-L's 87.54 is also Table 2 of the ViT paper).
+ARCH_NAMES = {'vit': 'ViT', 'cnn': 'CNN'}
+SET_NAMES = {'in_distribution': 'in distribution', 'paint_solid': 'paint_solid (held out)',
+             'paint_outline': 'paint_outline (held out)'}
 DOSOVITSKIY_2021 = {
     'source': 'Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (ICLR), Fig. 3 and Table 5; '
               'BiT ResNet152x4 from Kolesnikov et al. 2020, Big Transfer (BiT), ECCV',
@@ -60,8 +63,9 @@ DOSOVITSKIY_2021 = {
         'ViT-H/14': [None, 85.13, 88.04],
         'BiT ResNet152x4': [81.30, 85.39, 87.54],
     },
-    'finding': 'Pre-trained on ImageNet alone, every ViT is below the BiT ResNet and the large ViTs below the '
-               'base ones; with ImageNet-21k they are on par; with JFT-300M the large ViTs overtake it.',
+    'finding': 'Pre-trained on ImageNet alone, every ViT is below the BiT ResNet and the large ViTs are below the '
+               'base ones; with ImageNet-21k the large ViTs come within a point of the ResNet; with JFT-300M the '
+               'large ViTs beat the base ones and ViT-H/14 overtakes the ResNet.',
 }
 
 
@@ -160,10 +164,12 @@ def markdown(results: dict) -> str:
         f"Written by `{results['command']}` in {results['wall_seconds'] / 60:.0f} min on the shared 2-core CPU "
         f"(torch {results['torch']}, {results['threads']} threads): {len(results['runs'])} runs, "
         f"{s['steps']} steps of {s['batch_size']} images each, mean ± standard deviation over seeds "
-        f"{', '.join(map(str, s['seeds']))}; held-out accuracy on {s['eval_count']} images of the training mix "
+        f"{', '.join(map(str, sorted({r['seed'] for r in results['runs']})))}; held-out accuracy on "
+        f"{s['eval_count']} images of the training mix "
         f"and {s['held_out_count']} of each held-out family.",
         '',
-        '| training images | epochs | ' + ' | '.join(f'{arch.upper()}: {n}' for arch in summary for n in names) + ' |',
+        '| training images | epochs | ' + ' | '.join(f'{ARCH_NAMES[arch]}: {SET_NAMES.get(n, n)}'
+                                                    for arch in summary for n in names) + ' |',
         '|---|---|' + '---|' * (len(summary) * len(names)),
     ]
     for size in [n for n in s['sizes'] if all(str(n) in summary[arch] for arch in summary)]:
