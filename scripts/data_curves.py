@@ -38,14 +38,14 @@ SETTINGS = {
     'eval_count': 500,  # in distribution: the first 500 of the model card's 2,000 held-out images
     'held_out_count': 300,  # per held-out family: the first 300 of the model card's 600
 }
+ARCH_NAMES = {'vit': 'ViT', 'cnn': 'CNN'}
+SET_NAMES = {'in_distribution': 'in distribution', 'paint_solid': 'paint_solid (held out)',
+             'paint_outline': 'paint_outline (held out)'}
 
 # Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words", ICLR 2021: ImageNet top-1 accuracy (%) after
 # fine-tuning at 384 px, by pre-training data set (Fig. 3; the ViT numbers are Appendix Table 5's "ImageNet"
 # rows). BiT: the largest Big Transfer ResNet (ResNet152x4, Kolesnikov et al. 2020) pre-trained on each set, the
 # top of the grey BiT band in Fig. 3 (BiT-L's 87.54 is also Table 2 of the ViT paper).
-ARCH_NAMES = {'vit': 'ViT', 'cnn': 'CNN'}
-SET_NAMES = {'in_distribution': 'in distribution', 'paint_solid': 'paint_solid (held out)',
-             'paint_outline': 'paint_outline (held out)'}
 DOSOVITSKIY_2021 = {
     'source': 'Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (ICLR), Fig. 3 and Table 5; '
               'BiT ResNet152x4 from Kolesnikov et al. 2020, Big Transfer (BiT), ECCV',
