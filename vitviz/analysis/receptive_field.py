@@ -253,6 +253,13 @@ def positive_copy(model: nn.Module) -> nn.Module:
     return pos
 
 
+def _ones(pos: nn.Module, batch: int, size: Sequence[int]) -> torch.Tensor:
+    """``(batch, C, H, W)`` float64 ones on the positive copy's device, ``C`` its input channels (timm's
+    ``pretrained_cfg['input_size']``, else 3)."""
+    channels = int((getattr(pos, 'pretrained_cfg', None) or {}).get('input_size', (3,))[0])
+    return torch.ones(batch, channels, *size, dtype=torch.float64, device=next(pos.parameters()).device)
+
+
 def _support(grad: torch.Tensor, axis: int) -> tuple[int, int]:
     """First and last index along ``axis`` (0 rows, 1 columns) where ``grad (H, W)`` is positive."""
     line = (grad > 0).any(dim=1 - axis).nonzero()[:, 0]
@@ -267,7 +274,7 @@ def _axis_fields(pos: nn.Module, input_size: tuple[int, int], axis: int, max_siz
     field lies inside; a depth is measured on the first canvas that holds its field.
     """
     with torch.no_grad():
-        shapes = [m.shape[-2:] for m in depth_outputs(pos, torch.ones(1, 3, *input_size, dtype=torch.float64)).maps]
+        shapes = [m.shape[-2:] for m in depth_outputs(pos, _ones(pos, 1, input_size)).maps]
     across = 1 - axis
     narrow = -(-input_size[across] // min(s[across] for s in shapes))  # one unit across at every depth
     n_depths = len(shapes)
@@ -276,7 +283,7 @@ def _axis_fields(pos: nn.Module, input_size: tuple[int, int], axis: int, max_siz
     while pending:
         shape = [0, 0]
         shape[axis], shape[across] = side, min(narrow, input_size[across])
-        x = torch.ones(len(pending), 3, *shape, dtype=torch.float64, requires_grad=True)
+        x = _ones(pos, len(pending), shape).requires_grad_(True)
         maps = depth_outputs(pos, x).maps
         total = x.new_zeros(())
         for item, d in enumerate(pending):  # one canvas per depth: their fields overlap
@@ -335,7 +342,7 @@ def theoretical_receptive_field(model: nn.Module, input_size: tuple[int, int] | 
     rows = _axis_fields(pos, size, 0, max_size)
     cols = _axis_fields(pos, size, 1, max_size)
     with torch.no_grad():
-        shapes = [m.shape[-2:] for m in depth_outputs(pos, torch.ones(1, 3, *size, dtype=torch.float64)).maps]
+        shapes = [m.shape[-2:] for m in depth_outputs(pos, _ones(pos, 1, size)).maps]
     units = np.array([(h // 2, w // 2) for h, w in shapes])
     centres = np.stack([rows[2] + units[:, 0] * rows[1], cols[2] + units[:, 1] * cols[1]], axis=1)  # (L, 2)
     return TheoreticalReceptiveField(names=names, size=np.stack([rows[0], cols[0]], axis=1),
