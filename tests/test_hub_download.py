@@ -377,3 +377,21 @@ def test_the_app_says_why_a_download_failed_and_stays_usable(serve):
     at.selectbox(key="model").set_value("vitviz-shapes").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.get("plotly_chart")
+
+
+@pytest.mark.slow
+def test_the_app_gives_up_on_a_trickling_hub_with_a_message(serve, monkeypatch):
+    """A hub that sends a byte every 0.3 s: the sidebar says the download stalled (after the stall timeout,
+    here 1 s), no traceback, and nothing is left half-written."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP, APP_TIMEOUT_S
+
+    monkeypatch.setenv("VITVIZ_HUB_STALL_TIMEOUT_S", "1")
+    serve(trickle_s={"model.safetensors": 0.3})
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+    at.query_params["model"] = CATALOGUE_KEY
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    messages = [e.value for e in at.error]
+    assert any("model.safetensors" in m and "stalled: less than 1.0 kB arrived in 1 s" in m for m in messages), messages

@@ -68,8 +68,15 @@ def _device(text: str) -> str:
     return text.strip()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error as one line (no usage block above it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m vitviz.evaluate",
         description="Perturbation AUCs, pointing game and mask IoU of every attribution method over a data set.")
     data = parser.add_argument_group("data (one of)")

@@ -260,11 +260,12 @@ class _Listing:
         if by_class:
             used = (f"{_count(self.folders, 'class folder')} "
                     f"({_count([n for f in self.folders for n in self.inside[f]], 'image')})")
-            left = [(self.images, "loose image"), (self.other, "other entry")]
+            left = [(self.images, "loose image", None), (self.other, "other entry", "other entries")]
         else:
             used = _count(self.images, "image")
-            left = [([f + "/" for f in self.folders], "subfolder with images"), (self.other, "other entry")]
-        ignored = [f"{_count(names, what)} ignored: {_names(names)}" for names, what in left if names]
+            left = [([f + "/" for f in self.folders], "subfolder with images", "subfolders with images"),
+                    (self.other, "other entry", "other entries")]
+        ignored = [f"{_count(names, one, many)} ignored: {_names(names)}" for names, one, many in left if names]
         return "; ".join([used, *ignored])
 
 
@@ -306,8 +307,8 @@ def _text(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _count(items: Sequence, what: str) -> str:
-    return f"{len(items)} {what}{'' if len(items) == 1 else 's'}"
+def _count(items: Sequence, one: str, many: str | None = None) -> str:
+    return f"{len(items)} {one if len(items) == 1 else many or one + 's'}"
 
 
 def _names(names: Sequence[str]) -> str:
