@@ -79,18 +79,23 @@ def test_image_folder_with_class_folders_and_flat(tmp_path):
 # -------------------------------------------------------------------------------------------------- records
 
 
-def test_row_store_resumes_and_drops_a_torn_line(tmp_path):
+def test_row_store_resumes_and_moves_a_torn_line_aside(tmp_path):
     store = RowStore(tmp_path, rank=0)
-    store.append([{"id": "a", "method": "m", "v": 1.5}, {"id": "a", "method": "n", "v": float("nan")}])
+    store.append([{"id": "a", "index": 0, "method": "m", "v": 1.5},
+                  {"id": "a", "index": 0, "method": "n", "v": float("nan")}])
     with open(tmp_path / "rows-r0.jsonl", "a") as fh:
-        fh.write('{"id": "b", "method": "m", "v"')  # a crash in the middle of a write
-    (tmp_path / "rows-r1.jsonl").write_text(json.dumps({"id": "c", "method": "m", "v": 3}) + "\n")
-    again = RowStore(tmp_path, rank=0)
+        fh.write('{"id": "b", "index": 1, "method": "m", "v"')  # a crash in the middle of a write
+    (tmp_path / "rows-r1.jsonl").write_text(json.dumps({"id": "c", "index": 2, "method": "m", "v": 3}) + "\n")
+    again = RowStore(tmp_path, rank=0, world_size=2)
     assert again.done("a", "m") and again.done("c", "m") and not again.done("b", "m")
     assert math.isnan(again.rows["a", "n"]["v"])
-    again.append([{"id": "b", "method": "m", "v": 2}])
+    assert again.quarantined == [("rows-r0.jsonl", 1)]
+    kept = json.loads((tmp_path / "quarantine-r0.jsonl").read_text())
+    assert kept == {"file": "rows-r0.jsonl", "line": 3, "problem": "cut short (no newline at the end)",
+                    "text": '{"id": "b", "index": 1, "method": "m", "v"'}
+    again.append([{"id": "b", "index": 1, "method": "m", "v": 2}])
     lines = (tmp_path / "rows-r0.jsonl").read_text().splitlines()
-    assert [json.loads(line)["id"] for line in lines] == ["a", "a", "b"]  # the torn line is gone
+    assert [json.loads(line)["id"] for line in lines] == ["a", "a", "b"]  # the torn line is gone from the log
     assert [r["v"] for r in RowStore(tmp_path).select(["c", "b"], ["m"])] == [3, 2]
 
 
@@ -104,9 +109,9 @@ def test_run_record_refuses_other_settings(tmp_path):
 def test_shards_cover_every_image_and_padding_repeats_the_first():
     from vitviz.evaluation.distributed import World, shard_indices
 
-    shards = [shard_indices(5, World(rank=r, size=2)) for r in range(2)]
+    shards = [list(shard_indices(5, World(rank=r, size=2))) for r in range(2)]
     assert shards == [[0, 2, 4], [1, 3, 0]]  # DistributedSampler(shuffle=False) pads with image 0
-    assert shard_indices(5, World()) == [0, 1, 2, 3, 4]
+    assert list(shard_indices(5, World())) == [0, 1, 2, 3, 4]
 
 
 # -------------------------------------------------------------------------------------------------- summary

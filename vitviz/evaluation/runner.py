@@ -20,6 +20,10 @@ Every number is a deterministic function of the model, the image and the method 
 seeded by the image's index), so a run split over any number of processes, or resumed after an
 interruption, gives the same table as one uninterrupted process with the same thread count; only
 ``attribute_ms`` (wall time of the method's call) varies.
+
+An image the data set cannot give (:class:`~vitviz.evaluation.datasets.BadImage`: corrupt, empty, a
+decompression bomb, a link, unreadable) is skipped: named in the log, recorded with its reason, and not
+tried again by a resumed run unless ``retry_skipped``.
 """
 from __future__ import annotations
 
@@ -33,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from . import localisation
+from .datasets import BadImage, printable
 from .distributed import World, gather_to_root, shard_indices
-from .records import RowStore, check_run_record, write_csv
+from .records import OutputFolder, RowStore, check_run_record, output_names, write_csv
 
 __all__ = ["COLUMNS", "DatasetRun", "ImageScore", "evaluate_dataset", "evaluate_image", "method_for_image",
            "write_results"]
@@ -107,6 +112,32 @@ class ImageScore:
 
 
 COLUMNS = tuple(f for f in ImageScore.__dataclass_fields__ if f != "curves")
+_NUMBERS = ("probability", "attribute_ms", *AUC_KEYS)
+_OPTIONAL_NUMBERS = ("mask_iou", "seg_miou", "chance_pointing")
+_WHOLE = ("predicted", "target")
+_OPTIONAL_WHOLE = ("label", "seg_fg_inter", "seg_fg_union", "seg_bg_inter", "seg_bg_union")
+
+
+def row_problem(row: dict[str, Any]) -> str | None:
+    """What is wrong with a row read back from a log (None when it is a complete :class:`ImageScore`)."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for keys, ok, optional in ((_NUMBERS, number, False), (_OPTIONAL_NUMBERS, number, True),
+                               (_WHOLE, whole, False), (_OPTIONAL_WHOLE, whole, True),
+                               (("pointing", "pointing_strict"), lambda v: isinstance(v, bool), True)):
+        for key in keys:
+            value = row.get(key)
+            if not (ok(value) or (optional and value is None)):
+                return f"{key!r} is {value!r}, not a {'number' if ok is number else 'value of its kind'}"
+    curves = row.get("curves", {})
+    if not isinstance(curves, dict) or not all(
+            isinstance(c, list) and all(isinstance(v, (int, float)) for v in c) for c in curves.values()):
+        return "'curves' is not a set of number lists"
+    return None
 
 
 def method_for_image(name: str, index: int) -> Any:
@@ -135,9 +166,13 @@ def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: st
 
     Returns:
         One :class:`ImageScore` per method, in the order of ``methods``.
+
+    Raises:
+        ValueError: ``batch_size`` below 1.
     """
     import torch
 
+    _check_batch_size(batch_size)
     from .faithfulness import REMOVALS, area_under_curve, perturbation_curves
 
     device = next(model.parameters()).device
@@ -170,6 +205,11 @@ def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: st
     return [ImageScore(id=image.id, index=image.index, method=name, label=image.label, predicted=predicted,
                        target=explained, probability=float(probs[explained]), attribute_ms=round(times[name], 3),
                        **scores[name]) for name in methods]
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
 
 
 def _localise(scores: dict[str, dict[str, Any]], maps: dict[str, Any], mask: np.ndarray) -> None:
@@ -228,57 +268,83 @@ class DatasetRun:
         complete: Whether every pair has a row (False after ``limit`` stopped a rank early).
         computed: Images this rank evaluated in this call (the rest were already in the folder's logs).
         seconds: Wall time of this call on this rank.
+        skipped: On rank 0, every image that could not be evaluated, as ``{'id', 'index', 'reason'}``,
+            sorted by index; empty on other ranks.
     """
 
     rows: list[dict[str, Any]]
     complete: bool
     computed: int
     seconds: float
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
 def evaluate_dataset(model: Any, dataset: Any, methods: Sequence[str], out_dir: str | Path, *,
                      settings: dict[str, Any], world: World = World(), target: str = "predicted",
                      fractions: Sequence[float] | None = None, batch_size: int = 32,
                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                     limit: int | None = None, progress: bool = True,
-                     on_image: Callable[[int], None] | None = None) -> DatasetRun:
+                     limit: int | None = None, progress: bool = True, retry_skipped: bool = False,
+                     on_image: Callable[[int], None] | None = None,
+                     log: Callable[[str], None] | None = None) -> DatasetRun:
     """Evaluate this rank's shard of ``dataset``, resuming from ``out_dir``; gather every row on rank 0.
 
     Args:
         model: A timm ViT-family classifier in eval mode on this rank's device.
         dataset: A data set of :class:`~vitviz.evaluation.datasets.EvalImage` (``len``, ``[i]``,
-            ``image_id(i)``).
+            ``image_id(i)``, ``index_of(id)``); ``[i]`` may raise ``BadImage``.
         methods: Registry keys to evaluate.
-        out_dir: Output folder (logs, ``run.json``); the same folder resumes.
+        out_dir: Output folder (logs, ``run.json``, manifest); the same folder resumes.
         settings: What decides every number (checked against the folder's ``run.json``).
         world: The process group (:func:`~vitviz.evaluation.distributed.init_world`).
         target, fractions, batch_size, mean, std: As for :func:`evaluate_image`.
         limit: Evaluate at most this many new images on this rank, then stop (the rest is left for a
             resumed run).
         progress: Show a progress bar on rank 0.
+        retry_skipped: Try again the images an earlier run skipped.
         on_image: Called with each image index this rank finishes (tests use it to simulate a crash).
+        log: Called with each line worth telling (a skipped image, lines quarantined); default stderr.
 
     Returns:
         A :class:`DatasetRun`.
+
+    Raises:
+        RunMismatch: the folder holds another run's results, or files this tool did not write.
+        ValueError: ``batch_size`` below 1.
     """
+    _check_batch_size(batch_size)
+    say = log or _stderr
     start = time.perf_counter()
     out_dir = Path(out_dir)
     if world.is_root:
+        OutputFolder(out_dir).claim(output_names(world.size))
         check_run_record(out_dir, settings, write=True)
     world.barrier()
     check_run_record(out_dir, settings, write=True)  # another machine may not share rank 0's folder
-    store = RowStore(out_dir, world.rank)
+    store = RowStore(out_dir, world.rank, world.size, check=row_problem)
+    for name, count in store.quarantined:
+        say(f"warning: {count} unreadable line{'s' * (count != 1)} of {name} moved to {store.quarantine_path.name}")
+    for name, count in store.ignored:
+        say(f"warning: {count} unreadable line{'s' * (count != 1)} of {name} ignored")
     mine = shard_indices(len(dataset), world)
     bar = _progress(len(mine), progress and world.is_root)
     computed, stopped = 0, False
     for index in mine:
         image_id = dataset.image_id(index)
         pending = [m for m in methods if not store.done(image_id, m)]
+        if pending and image_id in store.skipped and not retry_skipped:
+            pending = []
         if pending and limit is not None and computed >= limit:
             stopped = True
             break
         if pending:
-            scores = evaluate_image(model, dataset[index], pending, target=target, fractions=fractions,
+            try:
+                image = dataset[index]
+            except BadImage as exc:
+                store.skip(image_id, index, exc.reason)
+                say(f"skipped {printable(image_id)}: {exc.reason}")
+                bar.update(1)
+                continue
+            scores = evaluate_image(model, image, pending, target=target, fractions=fractions,
                                     batch_size=batch_size, mean=mean, std=std)
             store.append(asdict(s) for s in scores)
             computed += 1
@@ -286,15 +352,51 @@ def evaluate_dataset(model: Any, dataset: Any, methods: Sequence[str], out_dir: 
                 on_image(index)
         bar.update(1)
     bar.close()
-    local = store.select(dict.fromkeys(dataset.image_id(i) for i in mine), methods)
-    gathered = gather_to_root(local, world)
+    gathered = gather_to_root(_this_shard(store, dataset, mine, methods), world)
     rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     complete = not stopped
     if gathered is not None:
-        rows = _merge(gathered, methods)
-        complete = len(rows) == len(dataset) * len(methods)
+        rows = _merge([part[0] for part in gathered], methods)
+        skipped = _skipped([part[1] for part in gathered], rows, methods)
+        per_image: dict[str, int] = {}
+        for row in rows:
+            per_image[row["id"]] = per_image.get(row["id"], 0) + 1
+        finished = sum(count == len(methods) for count in per_image.values())
+        complete = finished + len(skipped) == len(dataset)
     world.barrier()
-    return DatasetRun(rows=rows, complete=complete, computed=computed, seconds=time.perf_counter() - start)
+    return DatasetRun(rows=rows, complete=complete, computed=computed, seconds=time.perf_counter() - start,
+                      skipped=skipped)
+
+
+def _stderr(text: str) -> None:
+    print(f"vitviz.evaluate: {text}", file=sys.stderr, flush=True)
+
+
+def _this_shard(store: RowStore, dataset: Any, mine: Any,
+                methods: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows and skip records of this rank's images, with each image's index in the data set as it is now
+    (found from the records, so a shard of a billion images costs only what was computed)."""
+    wanted = set(methods)
+
+    def current(record: dict[str, Any]) -> dict[str, Any] | None:
+        index = dataset.index_of(record["id"])
+        return None if index is None or index not in mine else {**record, "index": index}
+
+    rows = [r for (_, method), row in store.rows.items() if method in wanted and (r := current(row)) is not None]
+    skipped = [r for record in store.skipped.values() if (r := current(record)) is not None]
+    return rows, skipped
+
+
+def _skipped(parts: Sequence[Sequence[dict[str, Any]]], rows: Sequence[dict[str, Any]],
+             methods: Sequence[str]) -> list[dict[str, Any]]:
+    """The skip records of images that still lack a row for some method, one per image, sorted by index."""
+    done: dict[str, int] = {}
+    for row in rows:
+        done[row["id"]] = done.get(row["id"], 0) + 1
+    unique = {r["id"]: r for part in parts for r in part if done.get(r["id"], 0) < len(methods)}
+    return sorted(({"id": r["id"], "index": r["index"], "reason": r["reason"]} for r in unique.values()),
+                  key=lambda r: r["index"])
 
 
 def _merge(parts: Sequence[Sequence[dict[str, Any]]], methods: Sequence[str]) -> list[dict[str, Any]]:
@@ -310,5 +412,5 @@ def _merge(parts: Sequence[Sequence[dict[str, Any]]], methods: Sequence[str]) ->
 def write_results(out_dir: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     """``results.csv`` in ``out_dir`` (rank 0): the rows in :data:`COLUMNS` order."""
     path = Path(out_dir) / "results.csv"
-    write_csv(path, rows, COLUMNS)
+    write_csv(path, rows, COLUMNS)  # written whole, then renamed
     return path

@@ -94,7 +94,8 @@ def _column_values(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
 
 def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
               titles: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None,
-              baselines: Sequence[str] = ("random",)) -> dict[str, Any]:
+              baselines: Sequence[str] = ("random",),
+              skipped: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Per-method means and standard errors of every column, the winners, and the mean curves.
 
     Args:
@@ -103,12 +104,14 @@ def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
         titles: Method key -> human name.
         info: What was evaluated (model, data, target rule, ...), copied into the summary.
         baselines: Methods that are chance levels, not contenders: never a column's winner.
+        skipped: The images that could not be evaluated (``{'id', 'index', 'reason'}``), listed as they are.
 
     Returns:
         A JSON-ready dict: ``methods``, ``titles``, ``images``, ``columns`` (key -> title, direction),
         ``metrics`` (method -> column -> mean/sem/n, in the rows' own scale: AUCs up to 0.9, scores in
         [0, 1]), ``winners`` (column -> best, runner-up, paired difference), ``curves`` (method -> mean
-        target probability per fraction, per order and removal), ``chance_pointing``, and ``info``.
+        target probability per fraction, per order and removal), ``chance_pointing``, ``skipped`` and
+        ``info``.
     """
     by_method = {m: [r for r in rows if r["method"] == m] for m in methods}
     images = sorted({r["id"] for r in rows})
@@ -136,6 +139,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], *,
         "curves": _mean_curves(by_method),
         "chance_pointing": (float(np.mean([r["chance_pointing"] for r in rows if r.get("chance_pointing") is not None]))
                             if has_mask else None),
+        "skipped": [dict(s) for s in skipped],
     }
 
 
@@ -245,6 +249,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
              f"{info.get('target', 'predicted')}. Mean ± standard error over images, in percent; "
              "bold marks each column's best.", ""]
     lines += _table(summary, chefer)
+    if summary.get("skipped"):
+        lines += ["", f"{len(summary['skipped'])} images could not be evaluated and were skipped (listed with the "
+                  "reason in summary.json)."]
     if summary.get("chance_pointing") is not None:
         lines += ["", f"Chance level of the pointing game (a uniformly random patch): "
                   f"{_pct(summary['chance_pointing'])}."]
