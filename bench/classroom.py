@@ -7,10 +7,11 @@ of several (``deploy/``). Without ``--url`` it starts the server itself: ``--rep
 benchmarks do (``bench/_app.py``: offline, a catalogue ViT gets seeded random weights through the app's own
 hub-cache loading path), ``--replicas K`` through ``deploy/serve.sh K`` (K replicas behind HAProxy).
 
-Each session opens the Overview with the upload box (``?source=Upload``) and waits until the app is idle with
-the model loaded. Then every page is handed its own PNG and a wall-clock instant a moment ahead; at that
-instant each page puts the file into the upload box itself and fires its ``change`` event (what a person's
-file pick does), so all uploads start together and none waits on this script. Measured inside each page:
+Each session opens the Overview, waits for the sample photo's maps (so the page has loaded its figure
+code, as a student's has by then), picks "Upload" and waits until the app is idle with the upload box. Then
+every page is handed its own PNG and a wall-clock instant a moment ahead; at that instant each page puts the
+file into the upload box itself and fires its ``change`` event (what a person's file pick does), so all
+uploads start together and none waits on this script. Measured inside each page:
 
 * **time to own map**: from the upload event to the first animation frame in which the Overview's rollout
   figure is drawn (``performance.timeOrigin``-based, so pages and processes share one clock);
@@ -35,6 +36,7 @@ import base64
 import io
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -169,12 +171,17 @@ class Session:
 
 
 def open_session(browser, url: str, timeout_ms: float) -> Session:
-    """Open ``url`` in a fresh context; return once the app is idle with the upload box shown."""
+    """Open ``url`` (the Overview) in a fresh context as a student does: it shows the sample photo's maps
+    (so the page has loaded its figure code), then the student picks "Upload". Returns once the app is
+    idle with the upload box shown."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     session = Session(context, page, [])
     page.on("response", lambda r: session.answers.append((r.url, r.headers.get(REPLICA_HEADER))))
     page.goto(url, timeout=timeout_ms)
+    page.wait_for_function("(sel) => { const gd = document.querySelector(sel); return gd && gd._fullData; }",
+                           arg=ROLLOUT, timeout=timeout_ms, polling=200)
+    page.locator(".st-key-source button", has_text="Upload").click(timeout=timeout_ms)
     wait_ready(page, timeout_ms)
     return session
 
@@ -271,6 +278,8 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
     try:
         for _ in images:
             sessions.append(open_session(browser, url, timeout_s * 1e3))
+        sidebar = sessions[0].page.locator("[data-testid=stSidebar]").inner_text() if sessions else ""
+        model = re.search(r"(\S+) · \d+ layers × \d+ heads", sidebar)  # what really runs (offline fallback?)
         pids = server_pids()
         client = [p for p in _descendants(os.getpid()) if p not in pids]
         for pid in client if nice else ():
@@ -293,7 +302,8 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
     verdicts = judge(results, images)
     return {"results": [{**r, "verdict": v, "image": im.name, "size": [im.width, im.height]}
                         for r, v, im in zip(results, verdicts, images)],
-            "server_cpu_s": cpu if pids else None, "client_cpu_s": client_cpu, "server_pids": pids}
+            "server_cpu_s": cpu if pids else None, "client_cpu_s": client_cpu, "server_pids": pids,
+            "model": model.group(1) if model else None}
 
 
 # ----------------------------------------------------------------------------------------------- servers
@@ -407,15 +417,16 @@ def main(argv: list[str] | None = None) -> None:
         url, server_pids = servers.url, servers.pids
     else:
         url, server_pids = args.url.rstrip("/") + "/", lambda: list(args.pids)
-    query = {"source": "Upload", **({"model": args.model} if args.model else {})}
+    query = {"model": args.model} if args.model else {}
     from playwright.sync_api import sync_playwright
 
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                run = run_class(browser, f"{url}?{urlencode(query)}", class_images(args.sessions), server_pids,
-                                args.timeout, args.browser_nice)
+                page_url = url + (f"?{urlencode(query)}" if query else "")
+                run = run_class(browser, page_url, class_images(args.sessions), server_pids, args.timeout,
+                                args.browser_nice)
             finally:
                 browser.close()
     finally:
@@ -423,7 +434,9 @@ def main(argv: list[str] | None = None) -> None:
             servers.stop()
     where = args.url or (f"{args.replicas} replicas behind HAProxy (deploy/serve.sh)" if args.replicas > 1
                          else "one streamlit server")
-    label = f"{args.model or 'the default model'}, {where}"
+    label = f"{run['model'] or args.model or 'the default model'}, {where}"
+    if args.browser_nice:
+        label += f", browser at nice {args.browser_nice}"
     for r, verdict in ((r, r["verdict"]) for r in run["results"]):
         took = f"{(r['t1'] - r['t0']) / 1e3:6.2f} s" if r.get("t1") and r.get("t0") else "   —    "
         print(f"{r['image']}  {took}  {','.join(r['replicas']) or '—':8s} {verdict}")

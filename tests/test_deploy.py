@@ -23,7 +23,7 @@ import pytest
 import tomllib
 from conftest import ROOT, bundled_model_shipped
 
-from bench.classroom import ClassImage, arm, class_images, judge, open_session, outcome, wait_ready
+from bench.classroom import ClassImage, arm, class_images, cpu_seconds, judge, open_session, outcome, wait_ready
 from tests._localhub import LocalHub
 
 DEPLOY = ROOT / "deploy"
@@ -123,6 +123,47 @@ def test_two_replicas_fetching_the_same_file_at_once_download_it_once(tmp_path):
 # ------------------------------------------------------------------------------------------ a class
 
 
+def _seen(image: ClassImage, heat: str, caption: str | None = None) -> dict:
+    """A page's probe that drew a map of ``image``'s size with heatmap ``heat`` under ``caption``."""
+    return {"t0": 0.0, "t1": 1.0, "shown": {"width": image.width, "height": image.height, "heat": heat,
+                                            "captions": [f"upload: {caption or image.caption}"]}}
+
+
+def test_the_class_judge_names_every_kind_of_mix_up():
+    """bench/classroom.py's check, which the class below relies on, on hand-made probes."""
+    images = [ClassImage(f"student-{k:02d}.png", b"", 300 + 6 * k, 220 + 4 * k) for k in range(6)]
+    probes = [
+        _seen(images[0], "a"),                          # its own map
+        _seen(images[0], "b"),                          # session 0's photo and size
+        _seen(images[2], "c", caption=images[3].caption),  # its size, another's caption
+        _seen(images[3], "a"),                          # its size and caption, session 0's heatmap
+        {"t0": 0.0, "t1": None, "shown": None, "error": "no map: TimeoutError"},
+        {"t0": 0.0, "t1": 1.0, "shown": {"width": 999, "height": 9, "heat": "f", "captions": []}},
+    ]
+    verdicts = judge(probes, images)
+    assert verdicts[1:] == [
+        "mix-up: shows student-00.png",
+        f"mix-up: the caption does not name {images[2].caption} (['upload: {images[3].caption}'])",
+        "mix-up: the same heatmap as student-00.png",
+        "no map: TimeoutError",
+        "unrecognised: a 999×9 map",
+    ]
+    assert verdicts[0] == "mix-up: the same heatmap as student-03.png", "a shared heatmap condemns both"
+    assert judge(probes[:1], images[:1]) == ["own"]
+
+
+def test_server_cpu_time_is_read_as_the_kernel_counts_it():
+    before = os.times()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # burn some CPU in this process
+        pass
+    after = os.times()
+    counted = cpu_seconds([os.getpid()])
+    assert abs(counted - (after.user + after.system)) <= 0.05  # one clock tick is 0.01 s
+    assert counted - (before.user + before.system) >= 0.25
+    assert cpu_seconds([2**22 + 1]) == 0  # a process that is gone
+
+
 class Deployment:
     """``deploy/serve.sh 2`` on free loopback ports; its run folder holds the pids, logs and admin socket."""
 
@@ -217,8 +258,7 @@ def _cookie(session) -> str | None:
 @pytest.fixture(scope="module")
 def class_of_ten(deployment, browser):
     """Ten students open vitviz through HAProxy and upload their own photos at the same moment."""
-    url = deployment.url + "?source=Upload"
-    sessions = [open_session(browser, url, TIMEOUT_MS) for _ in range(10)]
+    sessions = [open_session(browser, deployment.url, TIMEOUT_MS) for _ in range(10)]
     images = class_images(10)
     verdicts = _upload_together(sessions, images)
     yield sessions, images, verdicts
@@ -272,7 +312,7 @@ def test_a_replica_killed_mid_class_costs_only_its_own_sessions_a_reload(deploym
 
     # serve.sh starts the killed replica again, and HAProxy sends the next newcomer there (fewest connections)
     deployment.wait_for("r2", "UP", timeout_s=RESTART_AFTER_S + START_TIMEOUT_S)
-    newcomer = open_session(browser, deployment.url + "?source=Upload", TIMEOUT_MS)
+    newcomer = open_session(browser, deployment.url, TIMEOUT_MS)
     try:
         assert _upload_together([newcomer], class_images(1, first=30)) == ["own"]
         assert _cookie(newcomer) == "r2" and newcomer.replicas == {"r2"}, _answers(newcomer)
