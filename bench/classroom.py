@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
@@ -53,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
 from bench._timing import REPO, Table, machine, report  # noqa: E402
 
-__all__ = ["ClassImage", "Session", "class_images", "open_session", "wait_ready", "arm", "outcome", "judge",
-           "cpu_seconds", "run_class", "main"]
+__all__ = ["ClassImage", "Session", "class_images", "open_session", "pick_upload", "wait_ready", "arm", "outcome",
+           "judge", "cpu_seconds", "run_class", "main"]
 
 CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -80,8 +81,7 @@ _ARM = """([sel, upload, name, b64, at]) => {
     const shown = () => {  // [width, height, heatmap hash, captions] of the rollout figure drawn now, or null
         const gd = document.querySelector(sel);
         const heat = gd && gd._fullData && gd._fullData.find((t) => t.type === 'heatmap');
-        const xr = gd && gd.layout && gd.layout.xaxis && gd.layout.xaxis.range;
-        const yr = gd && gd.layout && gd.layout.yaxis && gd.layout.yaxis.range;
+        const [xr, yr] = ['xaxis', 'yaxis'].map((a) => gd && gd.layout && gd.layout[a] && gd.layout[a].range);
         if (!heat || !heat.z || !xr || !yr) return null;
         const z = JSON.stringify(Array.from(heat.z, (row) => Array.from(row, (v) => Number(v).toPrecision(5))));
         const captions = Array.from(document.querySelectorAll('[data-testid=stMain] [data-testid=stImageCaption], '
@@ -91,12 +91,9 @@ _ARM = """([sel, upload, name, b64, at]) => {
     const before = shown();
     const poll = (ts) => {
         const now = shown();
-        if (now && (!before || ['width', 'height', 'heat'].some((k) => now[k] !== before[k]))) {
-            probe.t1 = performance.timeOrigin + ts;
-            probe.shown = now;
-            return;
-        }
-        requestAnimationFrame(poll);
+        const changed = now && (!before || ['width', 'height', 'heat'].some((k) => now[k] !== before[k]));
+        if (changed) Object.assign(probe, {t1: performance.timeOrigin + ts, shown: now});
+        else requestAnimationFrame(poll);
     };
     const fire = () => {
         const input = document.querySelector(upload);
@@ -166,24 +163,26 @@ class Session:
         the browser answers them from its cache with the header of whichever replica sent them first."""
         return {replica for url, replica in self.answers if replica and "/static/" not in url}
 
-    def close(self) -> None:
-        self.context.close()
 
-
-def open_session(browser, url: str, timeout_ms: float) -> Session:
-    """Open ``url`` (the Overview) in a fresh context as a student does: it shows the sample photo's maps
-    (so the page has loaded its figure code), then the student picks "Upload". Returns once the app is
-    idle with the upload box shown."""
+def open_session(browser, url: str, timeout_ms: float, wait: bool = True) -> Session:
+    """Open ``url`` (the Overview) in a fresh context and, unless ``wait`` is False, :func:`pick_upload`."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     session = Session(context, page, [])
     page.on("response", lambda r: session.answers.append((r.url, r.headers.get(REPLICA_HEADER))))
-    page.goto(url, timeout=timeout_ms)
+    page.goto(url, timeout=timeout_ms, wait_until="commit")
+    if wait:
+        pick_upload(page, timeout_ms)
+    return session
+
+
+def pick_upload(page, timeout_ms: float) -> None:
+    """As a student does: wait for the sample photo's maps (so the page has loaded its figure code), pick
+    "Upload", and wait until the app is idle with the upload box shown."""
     page.wait_for_function("(sel) => { const gd = document.querySelector(sel); return gd && gd._fullData; }",
                            arg=ROLLOUT, timeout=timeout_ms, polling=200)
     page.locator(".st-key-source button", has_text="Upload").click(timeout=timeout_ms)
     wait_ready(page, timeout_ms)
-    return session
 
 
 def wait_ready(page, timeout_ms: float) -> None:
@@ -249,9 +248,9 @@ def _descendants(pid: int) -> list[int]:
             parents.setdefault(ppid, []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
     return found
 
 
@@ -276,17 +275,17 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
     """
     sessions = []
     try:
-        for _ in images:
-            sessions.append(open_session(browser, url, timeout_s * 1e3))
+        for _ in images:  # all pages load at once, then each student picks "Upload"
+            sessions.append(open_session(browser, url, timeout_s * 1e3, wait=False))
+        for session in sessions:
+            pick_upload(session.page, timeout_s * 1e3)
         sidebar = sessions[0].page.locator("[data-testid=stSidebar]").inner_text() if sessions else ""
         model = re.search(r"(\S+) · \d+ layers × \d+ heads", sidebar)  # what really runs (offline fallback?)
         pids = server_pids()
         client = [p for p in _descendants(os.getpid()) if p not in pids]
         for pid in client if nice else ():
-            try:
+            with contextlib.suppress(OSError):  # gone meanwhile
                 os.setpriority(os.PRIO_PROCESS, pid, nice)
-            except OSError:  # gone meanwhile
-                pass
         cpu0, client0 = cpu_seconds(pids), cpu_seconds(client)
         at_ms = time.time() * 1e3 + (LEAD_S + 0.05 * len(images)) * 1e3
         for session, image in zip(sessions, images):
@@ -298,7 +297,7 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
             result["replicas"] = sorted(session.replicas)
     finally:
         for session in sessions:
-            session.close()
+            session.context.close()
     verdicts = judge(results, images)
     return {"results": [{**r, "verdict": v, "image": im.name, "size": [im.width, im.height]}
                         for r, v, im in zip(results, verdicts, images)],
@@ -346,11 +345,9 @@ class Servers:
 
 
 def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "_stcore/health", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
+    with contextlib.suppress(OSError), urllib.request.urlopen(url + "_stcore/health", timeout=2) as answer:
+        return answer.status == 200
+    return False
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -437,9 +434,9 @@ def main(argv: list[str] | None = None) -> None:
     label = f"{run['model'] or args.model or 'the default model'}, {where}"
     if args.browser_nice:
         label += f", browser at nice {args.browser_nice}"
-    for r, verdict in ((r, r["verdict"]) for r in run["results"]):
+    for r in run["results"]:
         took = f"{(r['t1'] - r['t0']) / 1e3:6.2f} s" if r.get("t1") and r.get("t0") else "   —    "
-        print(f"{r['image']}  {took}  {','.join(r['replicas']) or '—':8s} {verdict}")
+        print(f"{r['image']}  {took}  {','.join(r['replicas']) or '—':8s} {r['verdict']}")
     report(tables(run, label), machine(), args.out)
     raw = args.out.with_suffix(".raw.json")
     raw.write_text(json.dumps({"url": url, "label": label, **run}, indent=1))

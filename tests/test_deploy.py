@@ -23,7 +23,17 @@ import pytest
 import tomllib
 from conftest import ROOT, bundled_model_shipped
 
-from bench.classroom import ClassImage, arm, class_images, cpu_seconds, judge, open_session, outcome, wait_ready
+from bench.classroom import (
+    ClassImage,
+    arm,
+    class_images,
+    cpu_seconds,
+    judge,
+    open_session,
+    outcome,
+    pick_upload,
+    wait_ready,
+)
 from tests._localhub import LocalHub
 
 DEPLOY = ROOT / "deploy"
@@ -258,12 +268,14 @@ def _cookie(session) -> str | None:
 @pytest.fixture(scope="module")
 def class_of_ten(deployment, browser):
     """Ten students open vitviz through HAProxy and upload their own photos at the same moment."""
-    sessions = [open_session(browser, deployment.url, TIMEOUT_MS) for _ in range(10)]
+    sessions = [open_session(browser, deployment.url, TIMEOUT_MS, wait=False) for _ in range(10)]
+    for session in sessions:
+        pick_upload(session.page, TIMEOUT_MS)
     images = class_images(10)
     verdicts = _upload_together(sessions, images)
     yield sessions, images, verdicts
     for session in sessions:
-        session.close()
+        session.context.close()
 
 
 @pytest.mark.slow
@@ -317,7 +329,7 @@ def test_a_replica_killed_mid_class_costs_only_its_own_sessions_a_reload(deploym
         assert _upload_together([newcomer], class_images(1, first=30)) == ["own"]
         assert _cookie(newcomer) == "r2" and newcomer.replicas == {"r2"}, _answers(newcomer)
     finally:
-        newcomer.close()
+        newcomer.context.close()
 
 
 @pytest.mark.slow
