@@ -371,7 +371,7 @@ def tables(run: dict, label: str) -> list[Table]:
     summary.add(len(rows), own, mixups, len(rows) - own - mixups, moved,
                 statistics.median(times) if times else None, _p95(times) if times else None,
                 times[-1] if times else None, max(starts) - min(starts) if starts else None,
-                cpu, cpu / len(rows) if cpu is not None else None, run["client_cpu_s"])
+                *((cpu, cpu / len(rows)) if cpu is not None else ("no --pids", "—")), run["client_cpu_s"])
     summary.notes += [
         "Time to own map: from the page's upload event to the first animation frame that draws the Overview's "
         "rollout figure, measured inside each page (one clock). Mix-up: that map, its caption or its heatmap "
