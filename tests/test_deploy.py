@@ -1,0 +1,361 @@
+"""deploy/: vitviz replicas behind HAProxy, as a class uses them.
+
+The configuration is checked where it can be without running it (HAProxy's own parser, the compose file
+against the HAProxy side, the upload limit against Streamlit's). Then, marked slow, the real thing:
+``deploy/serve.sh 2`` on free loopback ports with the bundled offline model, ten browser sessions (one
+Chromium, ten contexts) uploading their own photos at once through HAProxy, a replica killed in the middle
+of the class, and Ctrl-C. Two processes sharing one Hugging Face cache download a file once.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomllib
+from conftest import ROOT, bundled_model_shipped
+
+from bench.classroom import (
+    ClassImage,
+    arm,
+    class_images,
+    cpu_seconds,
+    judge,
+    open_session,
+    outcome,
+    pick_upload,
+    wait_ready,
+)
+from tests._localhub import LocalHub
+
+DEPLOY = ROOT / "deploy"
+HAPROXY_CFG = DEPLOY / "haproxy" / "haproxy.cfg"
+HAPROXY = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
+CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+START_TIMEOUT_S = 300
+TIMEOUT_MS = 180_000
+RESTART_AFTER_S = 20  # long enough that the killed replica is still down while its sessions reload
+
+needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="HAProxy is not installed (apt-get install haproxy)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+
+@needs_haproxy
+def test_haproxy_accepts_the_compose_configuration():
+    servers = DEPLOY / "haproxy" / "servers-compose.cfg"
+    done = subprocess.run([HAPROXY, "-c", "-f", str(HAPROXY_CFG), "-f", str(servers)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARNING" not in done.stdout + done.stderr
+
+
+def test_haproxy_refuses_exactly_the_uploads_a_replica_would_refuse():
+    """Streamlit caps an upload's body at server.maxUploadSize MiB plus 1 MiB of multipart framing."""
+    limits = re.findall(r"req\.hdr_val\(content-length\) gt (\d+)", HAPROXY_CFG.read_text())
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert limits == [str((config["server"]["maxUploadSize"] + 1) * 2**20)]
+
+
+def test_the_compose_file_wires_the_replicas_haproxy_and_one_shared_cache():
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    app, proxy = compose["services"]["vitviz"], compose["services"]["haproxy"]
+    # one named volume holds the Hugging Face cache of every replica, where HF_HOME points
+    cache = app["environment"]["HF_HOME"]
+    volume, target = next(v.split(":")[:2] for v in app["volumes"] if v.split(":")[1] == cache)
+    assert volume in compose["volumes"] and app["deploy"]["replicas"] >= 2
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert f"HF_HOME={cache}" in dockerfile and f"chown vitviz:vitviz {cache}" in dockerfile
+    # HAProxy reads the shared file and the compose servers file, and finds the replicas on their port
+    files = [proxy["command"][i + 1] for i, arg in enumerate(proxy["command"]) if arg == "-f"]
+    mount_source, mount_target = proxy["volumes"][0].split(":")[:2]
+    assert [Path(f).relative_to(mount_target) for f in files] == [Path("haproxy.cfg"), Path("servers-compose.cfg")]
+    assert all((DEPLOY / mount_source / Path(f).relative_to(mount_target)).is_file() for f in files)
+    replica_port = re.search(r"STREAMLIT_SERVER_PORT=(\d+)", dockerfile).group(1)
+    servers = (DEPLOY / "haproxy" / "servers-compose.cfg").read_text()
+    template = re.search(r"server-template \S+ \S+ (\w+):(\d+)", servers)
+    assert template.groups() == ("vitviz", replica_port) and app["expose"] == [replica_port]
+    bind_port = proxy["environment"]["VITVIZ_BIND"].rsplit(":", 1)[1]
+    assert any(p.endswith(f":{bind_port}") for p in proxy["ports"])
+
+
+def test_docker_compose_accepts_the_compose_file():
+    cli = [shutil.which("docker"), "compose"] if shutil.which("docker") else None
+    if cli and subprocess.run([*cli, "version"], capture_output=True).returncode != 0:
+        cli = None
+    cli = cli or ([shutil.which("docker-compose")] if shutil.which("docker-compose") else None)
+    if cli is None:
+        pytest.skip("no docker compose client here (the compose file's wiring is checked without it above)")
+    done = subprocess.run([*cli, "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_two_replicas_fetching_the_same_file_at_once_download_it_once(tmp_path):
+    """Replicas share HF_HOME: huggingface_hub's file lock makes the second wait for the first's file."""
+    weights = os.urandom(2 * 2**20)
+    fetch = "import sys; from vitviz import hub; print(hub.download('org/weights', 'model.safetensors'))"
+    with LocalHub(throttle_s=0.08) as local:  # 32 chunks: about 2.5 s, so the second starts mid-download
+        local.add("org/weights", "model.safetensors", weights)
+        env = {k: v for k, v in os.environ.items() if k not in ("VITVIZ_OFFLINE", "HF_HUB_OFFLINE", "HF_HUB_CACHE")}
+        env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=local.endpoint, PYTHONPATH=str(ROOT))
+        replicas = [subprocess.Popen([sys.executable, "-c", fetch], env=env, stdout=subprocess.PIPE, text=True)]
+        deadline = time.monotonic() + 60
+        while not local.seen("GET", "cdn") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replicas.append(subprocess.Popen([sys.executable, "-c", fetch], env=env, stdout=subprocess.PIPE, text=True))
+        assert replicas[0].poll() is None, "the first replica finished before the second started: no overlap"
+        paths = [Path(r.communicate(timeout=120)[0].strip()) for r in replicas]
+        assert [r.returncode for r in replicas] == [0, 0]
+        assert len(local.seen("GET", "cdn")) == 1, "the file's bytes were sent once"
+    assert paths[0] == paths[1] and paths[0].read_bytes() == weights
+    assert not list((tmp_path / "hf").rglob("*.incomplete"))
+
+
+# ------------------------------------------------------------------------------------------ a class
+
+
+def _seen(image: ClassImage, heat: str, caption: str | None = None) -> dict:
+    """A page's probe that drew a map of ``image``'s size with heatmap ``heat`` under ``caption``."""
+    return {"t0": 0.0, "t1": 1.0, "shown": {"width": image.width, "height": image.height, "heat": heat,
+                                            "captions": [f"upload: {caption or image.caption}"]}}
+
+
+def test_the_class_judge_names_every_kind_of_mix_up():
+    """bench/classroom.py's check, which the class below relies on, on hand-made probes."""
+    images = [ClassImage(f"student-{k:02d}.png", b"", 300 + 6 * k, 220 + 4 * k) for k in range(6)]
+    probes = [
+        _seen(images[0], "a"),                          # its own map
+        _seen(images[0], "b"),                          # session 0's photo and size
+        _seen(images[2], "c", caption=images[3].caption),  # its size, another's caption
+        _seen(images[3], "a"),                          # its size and caption, session 0's heatmap
+        {"t0": 0.0, "t1": None, "shown": None, "error": "no map: TimeoutError"},
+        {"t0": 0.0, "t1": 1.0, "shown": {"width": 999, "height": 9, "heat": "f", "captions": []}},
+    ]
+    verdicts = judge(probes, images)
+    assert verdicts[1:] == [
+        "mix-up: shows student-00.png",
+        f"mix-up: the caption does not name {images[2].caption} (['upload: {images[3].caption}'])",
+        "mix-up: the same heatmap as student-00.png",
+        "no map: TimeoutError",
+        "unrecognised: a 999×9 map",
+    ]
+    assert verdicts[0] == "mix-up: the same heatmap as student-03.png", "a shared heatmap condemns both"
+    assert judge(probes[:1], images[:1]) == ["own"]
+
+
+def test_server_cpu_time_is_read_as_the_kernel_counts_it():
+    before = os.times()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # burn some CPU in this process
+        pass
+    after = os.times()
+    counted = cpu_seconds([os.getpid()])
+    assert abs(counted - (after.user + after.system)) <= 0.05  # one clock tick is 0.01 s
+    assert counted - (before.user + before.system) >= 0.25
+    assert cpu_seconds([2**22 + 1]) == 0  # a process that is gone
+
+
+class Deployment:
+    """``deploy/serve.sh 2`` on free loopback ports; its run folder holds the pids, logs and admin socket."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        ports = f"{_free_port()},{_free_port()}"
+        env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHON=sys.executable, HAPROXY=HAPROXY)
+        self.proc = subprocess.Popen(
+            ["bash", str(DEPLOY / "serve.sh"), "-a", "127.0.0.1", "-p", str(self.port), "-r", ports,
+             "-d", str(run_dir), "--restart-after", str(RESTART_AFTER_S), "2"],
+            env=env, stdout=subprocess.DEVNULL, stderr=(run_dir / "serve.log").open("w"))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (run_dir / "haproxy.pid").exists() or self.states().get("r1") is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"deploy/serve.sh did not start:\n{(run_dir / 'serve.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+
+    def pid(self, name: str) -> int:
+        return int((self.run_dir / f"{name}.pid").read_text())
+
+    def states(self) -> dict[str, str]:
+        """HAProxy's view of each replica (``UP``, ``DOWN``, ...), from its admin socket."""
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(self.run_dir / "haproxy.sock"))
+                sock.sendall(b"show stat\n")
+                data = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+        except OSError:
+            return {}
+        rows = [line.split(",") for line in data.splitlines() if line.startswith("vitviz,r")]
+        return {row[1]: row[17].split()[0] for row in rows}  # svname, status
+
+    def wait_for(self, replica: str, state: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.states().get(replica) != state:
+            assert time.monotonic() < deadline, f"{replica} never became {state}: {self.states()}"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    if HAPROXY is None:
+        pytest.skip("HAProxy is not installed (apt-get install haproxy)")
+    if not bundled_model_shipped():
+        pytest.skip("the bundled vitviz-shapes model is not in this tree")
+    served = Deployment(tmp_path_factory.mktemp("serve"))
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (set VITVIZ_CHROMIUM to a chromium binary)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _upload_together(sessions, images: list[ClassImage]) -> list[str]:
+    """Every session uploads its image at one instant; the verdict of each (``'own'`` when it sees its own map)."""
+    at_ms = time.time() * 1e3 + 1000 + 50 * len(sessions)
+    for session, image in zip(sessions, images):
+        arm(session.page, image, at_ms)
+    return judge([outcome(s.page, TIMEOUT_MS) for s in sessions], images)
+
+
+def _answers(session) -> str:
+    """Which replica answered each request of the session, where that changed (for a failure's message)."""
+    changes = [(url, replica) for k, (url, replica) in enumerate(session.answers)
+               if k == 0 or replica != session.answers[k - 1][1]]
+    return f"cookie {_cookie(session)}; answers: {changes[:12]}"
+
+
+def _cookie(session) -> str | None:
+    return next((c["value"] for c in session.context.cookies() if c["name"] == "vitviz_replica"), None)
+
+
+@pytest.fixture(scope="module")
+def class_of_ten(deployment, browser):
+    """Ten students open vitviz through HAProxy and upload their own photos at the same moment."""
+    sessions = [open_session(browser, deployment.url, TIMEOUT_MS, wait=False) for _ in range(10)]
+    for session in sessions:
+        pick_upload(session.page, TIMEOUT_MS)
+    images = class_images(10)
+    verdicts = _upload_together(sessions, images)
+    yield sessions, images, verdicts
+    for session in sessions:
+        session.context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_ten_sessions_through_haproxy_each_stay_on_one_replica_and_see_their_own_maps(class_of_ten):
+    sessions, images, verdicts = class_of_ten
+    assert verdicts == ["own"] * 10
+    for session, image in zip(sessions, images):
+        assert session.page.get_by_text(f"upload: {image.caption}").count() >= 1
+        # every answer the session got (page, scripts, health, upload, ...) came from one replica: its cookie's
+        assert session.replicas == {_cookie(session)}, _answers(session)
+    counts = {name: sum(_cookie(s) == name for s in sessions) for name in ("r1", "r2")}
+    assert min(counts.values()) >= 3, f"new sessions go to the less busy replica: {counts}"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_replica_killed_mid_class_costs_only_its_own_sessions_a_reload(deployment, browser, class_of_ten):
+    sessions, _, _ = class_of_ten
+    victims = [s for s in sessions if _cookie(s) == "r2"]
+    survivors = [s for s in sessions if _cookie(s) == "r1"]
+    assert victims and survivors
+    for i, session in enumerate(sessions):
+        session.page.evaluate("(i) => { window.__stillThere = i; }", i)
+
+    os.kill(deployment.pid("replica-2"), signal.SIGKILL)
+    deployment.wait_for("r2", "DOWN", timeout_s=30)
+
+    # the survivors carry on in the same page and session: a new photo each, their own map, still on r1
+    verdicts = _upload_together(survivors, class_images(len(survivors), first=10))
+    assert verdicts == ["own"] * len(survivors)
+    for session in survivors:
+        assert session.page.evaluate("() => window.__stillThere") == sessions.index(session), "the page reloaded"
+        assert session.replicas == {"r1"} and _cookie(session) == "r1", _answers(session)
+
+    # the killed replica's sessions reload, land on the survivor and work again
+    for session in victims:
+        session.page.reload(wait_until="commit")
+    for session in victims:
+        session.answers.clear()
+        wait_ready(session.page, TIMEOUT_MS)
+    verdicts = _upload_together(victims, class_images(len(victims), first=20))
+    assert verdicts == ["own"] * len(victims)
+    for session in victims:
+        assert _cookie(session) == "r1" and session.replicas == {"r1"}, _answers(session)
+
+    # serve.sh starts the killed replica again, and HAProxy sends the next newcomer there (fewest connections)
+    deployment.wait_for("r2", "UP", timeout_s=RESTART_AFTER_S + START_TIMEOUT_S)
+    newcomer = open_session(browser, deployment.url, TIMEOUT_MS)
+    try:
+        assert _upload_together([newcomer], class_images(1, first=30)) == ["own"]
+        assert _cookie(newcomer) == "r2" and newcomer.replicas == {"r2"}, _answers(newcomer)
+    finally:
+        newcomer.context.close()
+
+
+@pytest.mark.slow
+def test_haproxy_refuses_an_upload_over_the_limit_before_a_replica_sees_it(deployment):
+    limit = int(re.search(r"content-length\) gt (\d+)", HAPROXY_CFG.read_text()).group(1))
+    answers = {}
+    for size in (limit + 1, 1000):
+        connection = http.client.HTTPConnection("127.0.0.1", deployment.port, timeout=30)
+        connection.putrequest("PUT", "/_stcore/upload_file/session/file")
+        connection.putheader("Content-Length", str(size))
+        connection.endheaders()  # no body: HAProxy decides on the header
+        if size < limit:
+            connection.send(b"x" * size)
+        response = connection.getresponse()
+        answers[size] = (response.status, response.getheader("X-Vitviz-Replica"))
+        connection.close()
+    assert answers[limit + 1] == (413, None), "refused by HAProxy itself, no replica involved"
+    assert answers[1000][0] != 413 and answers[1000][1] in ("r1", "r2"), "a small body reaches a replica"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_haproxy_and_every_replica(deployment):
+    pids = [deployment.pid(name) for name in ("haproxy", "replica-1", "replica-2")]
+    deployment.proc.send_signal(signal.SIGINT)
+    assert deployment.proc.wait(timeout=60) == 130
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", deployment.port), timeout=2).close()
