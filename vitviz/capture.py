@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .hooks import Edits
 from .i18n import _
 from .layout import TokenLayout
 
@@ -37,6 +38,7 @@ __all__ = [
     "CaptureError",
     "attention_modules",
     "capture",
+    "eager_attention",
     "model_lock",
 ]
 
@@ -87,6 +89,17 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
             ).format(index=i, module=type(attn).__name__))
         modules.append(attn)
     return modules
+
+
+def eager_attention(edits: Edits, modules: Sequence[nn.Module]) -> None:
+    """Run each attention module on its unfused path (``fused_attn = False``) until ``edits`` ends.
+
+    timm's fused kernel never forms the attention matrix; its eager path computes the softmax and passes it
+    through ``attn_drop``, where a hook can see it. Setting the global flag after the model was built changes
+    nothing, so each module's own flag is switched, and given back on exit.
+    """
+    for module in modules:
+        edits.set(module, "fused_attn", False)
 
 
 def _supports_qk(attn: nn.Module) -> bool:
@@ -205,9 +218,7 @@ class AttentionRecorder:
         if storage == "qk" and not all(_supports_qk(m) for m in self.modules):
             raise CaptureError(_("storage='qk' needs timm's plain Attention module in every block"))
         self._lock = model_lock(model)
-        self._handles: list = []
-        self._saved_flags: list[bool] = []
-        self._was_training = False
+        self._edits = Edits()
         self._owner: int | None = None
         self.clear()
 
@@ -243,16 +254,16 @@ class AttentionRecorder:
             hidden[:, 0] = tokens
             self.hidden.append(hidden)
 
-    def _register(self) -> None:
+    def _register(self, edits: Edits) -> None:
         blocks = self.model.blocks
-        self._handles.append(blocks[0].register_forward_pre_hook(self._block_input_hook))
+        edits.forward_pre_hook(blocks[0], self._block_input_hook)
         for i, (block, attn) in enumerate(zip(blocks, self.modules)):
-            self._handles.append(block.register_forward_hook(self._store_block_output(i)))
+            edits.forward_hook(block, self._store_block_output(i))
             if self.storage == "full":
-                self._handles.append(attn.attn_drop.register_forward_hook(self._store_hook(self.probs[i])))
+                edits.forward_hook(attn.attn_drop, self._store_hook(self.probs[i]))
             else:
-                self._handles.append(attn.q_norm.register_forward_hook(self._store_hook(self.queries[i], True)))
-                self._handles.append(attn.k_norm.register_forward_hook(self._store_hook(self.keys[i], True)))
+                edits.forward_hook(attn.q_norm, self._store_hook(self.queries[i], True))
+                edits.forward_hook(attn.k_norm, self._store_hook(self.keys[i], True))
 
     def _store_block_output(self, i: int):
         def hook(_module, _args, output):
@@ -263,16 +274,15 @@ class AttentionRecorder:
 
     def __enter__(self) -> AttentionRecorder:
         self._lock.acquire()
+        self._edits = Edits()
         try:
             self._owner = threading.get_ident()
-            self._was_training = self.model.training
-            if self._was_training:  # eval() walks every module: skip it when there is nothing to change
+            if self.model.training:  # eval() walks every module: skip it when there is nothing to change
                 self.model.eval()
-            self._saved_flags = [bool(m.fused_attn) for m in self.modules]
+                self._edits.callback(self.model.train)
             if self.storage == "full":
-                for m in self.modules:
-                    m.fused_attn = False
-            self._register()
+                eager_attention(self._edits, self.modules)
+            self._register(self._edits)
         except BaseException:
             self._restore()
             raise
@@ -283,13 +293,7 @@ class AttentionRecorder:
 
     def _restore(self) -> None:
         try:
-            for handle in self._handles:
-                handle.remove()
-            self._handles.clear()
-            for m, flag in zip(self.modules, self._saved_flags):
-                m.fused_attn = flag
-            if self._was_training:
-                self.model.train()
+            self._edits.close()  # hooks removed, flags and the train/eval mode given back, in reverse order
         finally:
             self._owner = None
             self._lock.release()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vitviz.hooks import Edits
 from vitviz.i18n import _
 from vitviz.layout import TokenLayout
 
@@ -74,13 +75,9 @@ def recorded_output(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
     """Record ``module``'s outputs (with their graph) while inside; the hook is always removed.
 
     Raises:
-        RuntimeError: On exit without error, when the hook never fired.
+        vitviz.hooks.HookNeverFired: On exit without error, when the module never ran (a RuntimeError).
     """
     outputs: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _a, out: outputs.append(out))
-    try:
+    with Edits() as edits:
+        edits.forward_hook(module, lambda _m, _a, out: outputs.append(out), required=True)
         yield outputs
-    finally:
-        handle.remove()
-    if not outputs:
-        raise RuntimeError(f"{type(module).__name__} never ran in the forward pass; cannot attribute")

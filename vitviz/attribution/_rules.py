@@ -1,9 +1,10 @@
 """Gradient rules for timm ViTs: temporarily swapped ``forward`` methods whose values are unchanged and
 whose gradients implement LRP rules (the "gradient × input" form of LRP, as in zennit and lxt).
 
-Each swap is an instance attribute ``module.forward`` set for the duration of :func:`swapped_forwards` and
-removed (or put back) on exit, after success or error. The values of every swapped forward equal the stock
-module's (up to rounding), so logits are unchanged; only the backward pass differs:
+Each swap is an instance attribute ``module.forward`` set for the duration of :func:`swapped_forwards` (a
+:class:`vitviz.hooks.Edits`) and removed (or put back) on exit, after success or error. The values of every
+swapped forward equal the stock module's (up to rounding), so logits are unchanged; only the backward pass
+differs:
 
 - :func:`attention_cp_forward`: the attention probabilities are computed from detached queries and keys,
   so relevance flows only through the values (CP-LRP, Achtibat et al. 2024, Sec. 3.3 / App. A).
@@ -23,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitviz.hooks import Edits
+
 __all__ = [
     "attention_cp_forward",
     "identity_rule_forward",
@@ -31,24 +34,13 @@ __all__ = [
     "swapped_forwards",
 ]
 
-_MISSING = object()
-
-
 @contextmanager
 def swapped_forwards(swaps: list[tuple[nn.Module, Callable[..., Any]]]) -> Iterator[None]:
     """Set ``module.forward = fn`` for each pair while inside; put every module back on exit."""
-    saved: list[tuple[nn.Module, Any]] = []
-    try:
+    with Edits() as edits:
         for module, fn in swaps:
-            saved.append((module, module.__dict__.get("forward", _MISSING)))
-            module.forward = fn
+            edits.swap_forward(module, fn)
         yield
-    finally:
-        for module, old in reversed(saved):
-            if old is _MISSING:
-                del module.forward
-            else:
-                module.forward = old
 
 
 def attention_cp_forward(attn: nn.Module) -> Callable[..., torch.Tensor]:

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vitviz.capture import eager_attention, model_lock
+from vitviz.hooks import Edits
 from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
@@ -79,7 +81,8 @@ def _check_structure(model: nn.Module) -> None:
 
 
 class _Recorder:
-    """Forward hooks that keep every tensor the LRP pass needs; ``fused_attn`` off while inside.
+    """Forward hooks that keep every tensor the LRP pass needs; ``fused_attn`` off while inside (one
+    :class:`vitviz.hooks.Edits`, undone on exit as ``vitviz.capture`` does).
 
     Everything is detached except the attention probabilities, whose gradient is taken afterwards.
     """
@@ -88,8 +91,7 @@ class _Recorder:
         self.model = model
         self.blocks = [_BlockRecord() for _ in model.blocks]
         self.heads: dict[str, list[torch.Tensor]] = {"tokens": [], "head": [], "head_dist": []}
-        self._handles: list[Any] = []
-        self._fused: list[tuple[nn.Module, bool]] = []
+        self._edits = Edits()
 
     def _keep(self, bucket: list[torch.Tensor], which: str, graph: bool = False):
         def hook(_module, args, output=None):
@@ -97,47 +99,38 @@ class _Recorder:
             bucket.append(value if graph else value.detach())
         return hook
 
-    def _register(self) -> None:
-        add = self._handles.append
+    def _register(self, edits: Edits) -> None:
+        after, before = edits.forward_hook, edits.forward_pre_hook
         for block, record in zip(self.model.blocks, self.blocks):
             t, attn = record.tensors, block.attn
-            add(block.register_forward_pre_hook(self._keep(t["x_in"], "input")))
-            add(attn.register_forward_pre_hook(self._keep(t["h1"], "input")))
-            add(attn.qkv.register_forward_hook(self._keep(t["qkv"], "output")))
-            add(attn.q_norm.register_forward_hook(self._keep(t["q"], "output")))
-            add(attn.k_norm.register_forward_hook(self._keep(t["k"], "output")))
-            add(attn.attn_drop.register_forward_hook(self._keep(t["probs"], "output", graph=True)))
-            add(attn.proj.register_forward_pre_hook(self._keep(t["o"], "input")))
-            add(block.ls1.register_forward_hook(self._keep(t["branch1"], "output")))
-            add(block.mlp.fc1.register_forward_pre_hook(self._keep(t["h2"], "input")))
-            add(block.mlp.fc2.register_forward_pre_hook(self._keep(t["a"], "input")))
-            add(block.ls2.register_forward_hook(self._keep(t["branch2"], "output")))
-        add(self.model.norm.register_forward_hook(self._keep(self.heads["tokens"], "output")))
-        add(self.model.head.register_forward_pre_hook(self._keep(self.heads["head"], "input")))
+            before(block, self._keep(t["x_in"], "input"))
+            before(attn, self._keep(t["h1"], "input"))
+            after(attn.qkv, self._keep(t["qkv"], "output"))
+            after(attn.q_norm, self._keep(t["q"], "output"))
+            after(attn.k_norm, self._keep(t["k"], "output"))
+            after(attn.attn_drop, self._keep(t["probs"], "output", graph=True))
+            before(attn.proj, self._keep(t["o"], "input"))
+            after(block.ls1, self._keep(t["branch1"], "output"))
+            before(block.mlp.fc1, self._keep(t["h2"], "input"))
+            before(block.mlp.fc2, self._keep(t["a"], "input"))
+            after(block.ls2, self._keep(t["branch2"], "output"))
+        after(self.model.norm, self._keep(self.heads["tokens"], "output"))
+        before(self.model.head, self._keep(self.heads["head"], "input"))
         if getattr(self.model, "head_dist", None) is not None:
-            add(self.model.head_dist.register_forward_pre_hook(self._keep(self.heads["head_dist"], "input")))
+            before(self.model.head_dist, self._keep(self.heads["head_dist"], "input"))
 
     def __enter__(self) -> _Recorder:
+        self._edits = Edits()
         try:
-            for block in self.model.blocks:
-                self._fused.append((block.attn, block.attn.fused_attn))
-                block.attn.fused_attn = False
-            self._register()
+            eager_attention(self._edits, [block.attn for block in self.model.blocks])
+            self._register(self._edits)
         except BaseException:
-            self._restore()
+            self._edits.close()
             raise
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        for attn, fused in reversed(self._fused):
-            attn.fused_attn = fused
-        self._fused.clear()
+        self._edits.close()  # never swallows the exception: returns None
 
 
 def aggregate(grads: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
@@ -250,8 +243,6 @@ def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = Non
         x: One normalised image (1, C, H, W).
         target: Class to explain; None takes the top class (read from the same forward pass).
     """
-    from vitviz.capture import model_lock
-
     check_input(x)
     _check_structure(model)
     with model_lock(model), torch.enable_grad():
