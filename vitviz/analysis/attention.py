@@ -11,11 +11,14 @@ build a full attention matrix, even with ``'qk'`` storage.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from vitviz.layout import TokenLayout
 
 from ._convert import is_capture, to_numpy
 
@@ -81,13 +84,11 @@ def query_index(query: Any, layout: Any) -> int:
     return index
 
 
-def split_tokens(values: Any, layout: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Split per-token values (..., N) into the patch grid (..., gh, gw) and the prefix part (..., P)."""
-    values = to_numpy(values)
-    if values.shape[-1] != layout.num_tokens:
-        raise ValueError(f"{values.shape[-1]} values for {layout.describe()}")
-    prefix = values[..., : layout.num_prefix_tokens]  # (..., P)
-    patches = values[..., layout.patch_slice].reshape(*values.shape[:-1], *layout.grid_size)  # (..., gh, gw)
+def split_tokens(values: Any, layout: TokenLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Deprecated: ``(patches, prefix)``; use ``layout.split(values)``, which gives ``(prefix, patches)``."""
+    warnings.warn("vitviz.analysis.split_tokens is deprecated: use TokenLayout.split (prefix first)",
+                  DeprecationWarning, stacklevel=2)
+    prefix, patches = layout.split(values)
     return patches, prefix
 
 
@@ -155,7 +156,7 @@ def attention_map(
     layer = _layer_index(layer, _num_layers(source))
     index = query_index(query, layout)
     rows = _query_row(source, layer, index, item)  # (H, N)
-    patches, prefix = split_tokens(_fuse_heads(rows, head), layout)  # (gh, gw), (P,)
+    prefix, patches = layout.split(_fuse_heads(rows, head))  # (P,), (gh, gw)
     head = head if isinstance(head, str) else int(head) % len(rows)
     return AttentionMap(
         patches=patches,
@@ -190,4 +191,4 @@ def attention_grid(
     layers = range(num_layers) if layers is None else [_layer_index(i, num_layers) for i in layers]
     index = query_index(query, layout)
     rows = [_query_row(source, layer, index, item) for layer in layers]  # L × (H, N)
-    return split_tokens(np.stack(rows), layout)[0]  # (L, H, gh, gw)
+    return layout.split(np.stack(rows))[1]  # (L, H, gh, gw)

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ._convert import is_capture, to_numpy
-from .attention import split_tokens
 
 __all__ = ["feature_pca", "token_norm_map", "token_norms"]
 
@@ -119,5 +118,5 @@ def token_norm_map(norms: Any, layout: Any, layer: int | None = None) -> tuple[n
         if layer is None:
             raise ValueError("norms (L+1, N) need a layer")
         norms = norms[layer]  # (N,)
-    grid, prefix = split_tokens(norms, layout)  # (gh, gw), (P,)
+    prefix, grid = layout.split(norms)  # (P,), (gh, gw)
     return grid, dict(zip(layout.prefix_names, prefix.tolist()))

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from ._convert import is_capture, to_numpy
-from .attention import split_tokens
 
 __all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "gradient_rollout_steps", "rollout",
            "rollout_steps"]
@@ -176,7 +175,7 @@ def _readout_rows(steps_top_down: Iterable[np.ndarray], count: int, readout: np.
 
 
 def _rows_result(rows: np.ndarray, layers: range, layout: Any, **info: Any) -> RolloutResult:
-    maps, prefix = split_tokens(rows, layout)  # (L', gh, gw), (L', P)
+    prefix, maps = layout.split(rows)  # (L', P), (L', gh, gw)
     readout = "cls" if layout.class_index is not None else "mean_patches"
     return RolloutResult(maps=maps, prefix=prefix, joint=None, cumulative=None, layers=tuple(layers),
                          readout=readout, **info)
@@ -198,7 +197,7 @@ def _collect(
             picked.append(_readout_row(joint, layout))
     maps = prefix = readout = None
     if layout is not None:
-        maps, prefix = split_tokens(np.stack(picked), layout)  # (L', gh, gw), (L', P)
+        prefix, maps = layout.split(np.stack(picked))  # (L', P), (L', gh, gw)
         readout = "cls" if layout.class_index is not None else "mean_patches"
     return RolloutResult(
         maps=maps,

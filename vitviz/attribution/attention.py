@@ -50,7 +50,7 @@ class RawAttention(AttributionMethod):
         else:
             fused = to_numpy(cap.fused_attention(last, "mean")[0])  # (N, N)
             row = fused[layout.patch_slice].mean(axis=0)  # (N,)
-        patches, prefix = analysis.split_tokens(row, layout)
+        prefix, patches = layout.split(row)  # (P,), (gh, gw)
         return Relevance(
             patches=patches, method=self.key, target=None, layout=layout,
             prefix=dict(zip(layout.prefix_names, map(float, prefix))),

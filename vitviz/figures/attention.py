@@ -17,7 +17,6 @@ from vitviz.figures._base import (
     map_extent,
     overlay_figure,
     prefix_summary,
-    split_tokens,
     tiled_heatmap_figure,
 )
 from vitviz.i18n import N_, _
@@ -91,7 +90,7 @@ def attention_map_figure(
         row normalised to 1 for a max or min over heads (whose values do not sum to 1).
     """
     (gh, gw), _patch_size, prefix = grid_spec(layout)
-    prefix_values, patch_map = split_tokens(attention_row, layout)  # (P,), (gh, gw)
+    prefix_values, patch_map = layout.split(attention_row)  # (P,), (gh, gw)
     heads_text, query_text = _head_name(head), token_name(layout, query)
     if layer is None:
         title = _("{heads}: attention of {query}").format(heads=heads_text, query=query_text)

@@ -18,7 +18,6 @@ from vitviz.figures._base import (
     image_size,
     map_extent,
     photo_trace,
-    split_tokens,
     style_image_axes,
 )
 from vitviz.i18n import _
@@ -50,7 +49,7 @@ def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Fig
     if norms.ndim != 2:
         raise ValueError(f"expected (L+1, N) norms, got shape {norms.shape}")
     (gh, gw), _patch_size, prefix = grid_spec(layout)
-    prefix_values, patch_map = split_tokens(norms[layer], layout)  # (P,), (gh, gw)
+    prefix_values, patch_map = layout.split(norms[layer])  # (P,), (gh, gw)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.12,
                         subplot_titles=(_("patch tokens"), _("prefix tokens vs patches")))
     fig.add_trace(go.Heatmap(
