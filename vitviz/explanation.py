@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +28,10 @@ from PIL import Image
 
 from vitviz import analysis, figures
 from vitviz.capture import Capture, capture
-from vitviz.figures._base import as_rgb_array
 from vitviz.i18n import _
-from vitviz.images import InputGeometry, input_image, load_image, prepare_input
+from vitviz.images import InputGeometry, input_image, prepare_input, read_image
+from vitviz.images import data_config as model_data_config
 from vitviz.layout import TokenLayout
-from vitviz.models import data_config as model_data_config
 
 __all__ = ["Explanation", "explain"]
 
@@ -359,17 +357,6 @@ def _resolve_model(model_or_name: Any, device: str | None) -> tuple[Any, dict, l
     return model, model_data_config(model), analysis.imagenet_labels(model), name, ""
 
 
-def _resolve_image(image: Any) -> Image.Image:
-    """An upright RGB image from a path, bytes, file object, PIL image or uint8 array."""
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        return Image.fromarray(as_rgb_array(image))
-    if isinstance(image, (str, Path, bytes, bytearray, memoryview)) or hasattr(image, "read"):
-        return load_image(image)
-    raise TypeError(f"cannot read an image from {type(image).__name__}")
-
-
 def _repatched(model: Any, data_config: dict, patch_size: int | Sequence[int]) -> tuple[Any, dict]:
     """A copy of the model at ``patch_size`` and the data config for its (possibly new) input size."""
     model = analysis.with_patch_size(model, patch_size)
@@ -406,7 +393,7 @@ def explain(
         The frozen Explanation.
     """
     model, data_config, labels, name, notice = _resolve_model(model_or_name, device)
-    picture = _resolve_image(image)
+    picture = read_image(image)
     if patch_size is not None:
         model, data_config = _repatched(model, data_config, patch_size)
     else:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from vitviz.i18n import N_, _
+from vitviz.images.preprocess import data_config
 from vitviz.layout import TokenLayout
 
 from ._common import check_input, class_target, pixel_relevance
@@ -49,8 +50,6 @@ class IGResult:
 
 def black_baseline(model: Any, x: torch.Tensor) -> torch.Tensor:
     """A black image in the model's normalised input space: ``(0 - mean) / std`` per channel."""
-    from vitviz.models import data_config
-
     config = data_config(model)
     mean = torch.as_tensor(config["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std = torch.as_tensor(config["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from vitviz.images.preprocess import data_config
+
 __all__ = [
     "DEFAULT_FRACTIONS",
     "Faithfulness",
@@ -252,8 +254,6 @@ def _mean_std(model: Any, x: Any, mean: Any, std: Any) -> tuple[Any, Any]:
     import torch
 
     if mean is None or std is None:
-        from vitviz.models import data_config
-
         config = data_config(model)
         mean = config["mean"] if mean is None else mean
         std = config["std"] if std is None else std

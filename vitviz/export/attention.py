@@ -23,12 +23,15 @@ check what the browser draws against the Capture.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from vitviz.images import InputGeometry
+from vitviz.images.encode import encode_jpeg
 
 from ._codec import Payload, QuantisedRows, pack, quantise_rows, unpack
 
@@ -156,17 +159,13 @@ def query_rows_payload(capture: Any, queries: Sequence[int], item: int = 0) -> b
     return pack(header, _sections("heads", _heads_section(capture, list(queries), item)))
 
 
-def input_view_jpeg(image: Any, geometry: Any, quality: int = 85) -> bytes:
+def input_view_jpeg(image: Image.Image, geometry: InputGeometry, quality: int = 85) -> bytes:
     """JPEG of what the model saw: ``geometry.crop_box`` of the photo, resampled to the input size."""
-    from PIL import Image
-
     top, left, height, width = (float(v) for v in geometry.crop_box)
     out_h, out_w = (int(v) for v in geometry.input_size)
     view = image.convert("RGB").transform((out_w, out_h), Image.Transform.EXTENT,
                                           (left, top, left + width, top + height), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    view.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return encode_jpeg(view, quality=quality)
 
 
 class PayloadReader:

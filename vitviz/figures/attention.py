@@ -8,18 +8,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from vitviz.figures._base import (
-    MAP_SCALE,
-    MARGIN,
-    cell_outline,
-    grid_spec,
-    image_size,
-    map_extent,
-    overlay_figure,
-    prefix_summary,
-    tiled_heatmap_figure,
-)
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent
+from vitviz.figures.tiles import tiled_heatmap_figure
+from vitviz.figures.traces import MAP_SCALE, cell_outline, overlay_figure, prefix_summary
 from vitviz.i18n import N_, _
+from vitviz.images import image_size
 
 __all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name",
            "head_colours"]

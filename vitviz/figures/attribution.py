@@ -14,16 +14,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from vitviz.figures._base import (
-    MARGIN,
-    as_rgb_array,
-    grid_lines_trace,
-    map_extent,
-    map_heatmap,
-    photo_trace,
-    style_image_axes,
-)
+from vitviz.figures.placement import MARGIN, map_extent, style_image_axes
+from vitviz.figures.traces import grid_lines_trace, map_heatmap, photo_trace
 from vitviz.i18n import N_, _
+from vitviz.images import as_rgb_array
 
 __all__ = ["faithfulness_figure", "method_colors", "relevance_maps_figure", "sanity_figure", "scaled_map"]
 

@@ -9,18 +9,10 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from vitviz.figures._base import (
-    MARGIN,
-    VALUE_FORMAT,
-    as_rgb_array,
-    cell_hover,
-    grid_spec,
-    image_size,
-    map_extent,
-    photo_trace,
-    style_image_axes,
-)
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent, style_image_axes
+from vitviz.figures.traces import VALUE_FORMAT, cell_hover, photo_trace
 from vitviz.i18n import _
+from vitviz.images import as_rgb_array, image_size
 
 __all__ = ["token_norm_figure", "feature_pca_figure", "hidden_state_name"]
 

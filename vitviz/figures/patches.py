@@ -7,18 +7,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from vitviz.figures._base import (
-    MARGIN,
-    as_rgb_array,
-    cell_hover,
-    grid_lines_trace,
-    grid_spec,
-    map_extent,
-    mosaic_figure,
-    photo_trace,
-    style_image_axes,
-)
+from vitviz.figures.mosaics import mosaic_figure
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent, style_image_axes
+from vitviz.figures.traces import cell_hover, grid_lines_trace, photo_trace
 from vitviz.i18n import _
+from vitviz.images import as_rgb_array
 
 __all__ = ["patch_grid_figure", "patch_sequence_figure", "rect_difference"]
 

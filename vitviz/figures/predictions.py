@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from vitviz.figures._base import MARGIN
+from vitviz.figures.placement import MARGIN
 from vitviz.i18n import _
 
 __all__ = ["predictions_figure"]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from vitviz.figures._base import overlay_figure
+from vitviz.figures.traces import overlay_figure
 from vitviz.i18n import N_, _
 
 __all__ = ["rollout_figure", "rollout_title"]

@@ -38,6 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from vitviz.images.encode import encode_jpeg
+
 from .generator import (
     _ARROW,
     _CROSS,
@@ -416,9 +418,8 @@ def _photo(rng: np.random.Generator, size: int, label: int) -> Sample:
     photo = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
     photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 1.0)))
     if rng.random() < 0.6:
-        buf = io.BytesIO()
-        photo.save(buf, format='JPEG', quality=int(rng.integers(35, 90)))
-        photo = Image.open(io.BytesIO(buf.getvalue())).convert('RGB')
+        data = encode_jpeg(photo, quality=int(rng.integers(35, 90)))  # a camera's compression
+        photo = Image.open(io.BytesIO(data)).convert('RGB')
     # the pose (centre, radius) is the drawing's on the sheet, before the camera's perspective
     return _sample(np.asarray(photo).astype(np.float32), warp_mask, label, kind, pen, pen, pose, 'photo')
 
