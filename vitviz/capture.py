@@ -19,11 +19,13 @@ threads, so concurrent sessions sharing a cached model never see each other's at
 """
 from __future__ import annotations
 
+import operator
 import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,6 +40,7 @@ __all__ = [
     "CaptureError",
     "attention_modules",
     "capture",
+    "check_target",
     "eager_attention",
     "model_lock",
 ]
@@ -338,12 +341,34 @@ def _choose_storage(model: nn.Module, layout: TokenLayout, batch: int, storage: 
     return "qk"
 
 
-def _targets(target, batch: int) -> tuple[int, ...] | None:
+def check_target(target: int, num_classes: int) -> int:
+    """``target`` as an index of one of the model's ``num_classes`` classes (the one check of a class index:
+    capture, the pipeline, the attribution methods and the evaluation all ask it).
+
+    Raises:
+        ValueError: The model has no classifier (``num_classes`` 0), or ``target`` is not a whole number from 0
+            to ``num_classes - 1`` (a negative index is refused, never counted from the end).
+    """
+    if not num_classes:
+        raise ValueError(_("this model has no classifier head: there is no class to explain"))
+    try:
+        index = operator.index(target)
+    except TypeError:
+        raise ValueError(_("class index {target} is out of range: the model has {count} classes").format(
+            target=repr(target), count=num_classes)) from None
+    if not 0 <= index < num_classes:
+        raise ValueError(_("class index {target} is out of range: the model has {count} classes").format(
+            target=index, count=num_classes))
+    return index
+
+
+def _targets(model: nn.Module, target: int | Sequence[int] | None, batch: int) -> tuple[int, ...] | None:
     if target is None:
         return None
-    if isinstance(target, int):
-        return (int(target),) * batch
-    targets = tuple(int(t) for t in target)
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    if np.ndim(target) == 0:  # an int, a numpy or 0-d torch integer
+        return (check_target(target, num_classes),) * batch
+    targets = tuple(check_target(t, num_classes) for t in target)
     if len(targets) != batch:
         raise ValueError(f"{len(targets)} targets for a batch of {batch}")
     return targets
@@ -373,7 +398,7 @@ def capture(
         raise ValueError(f"expected an image batch (B, 3, H, W), got shape {tuple(x.shape)}")
     batch = int(x.shape[0])
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
-    targets = _targets(target, batch)
+    targets = _targets(model, target, batch)
     storage = _choose_storage(model, layout, batch, storage, targets)
     recorder = AttentionRecorder(model, storage=storage, keep_graph=targets is not None)
     with recorder:

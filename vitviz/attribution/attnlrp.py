@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitviz.i18n import N_, _
+from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
-from ._common import pixel_relevance, recorded_output, scored_forward
+from ._common import check_plain_blocks, pixel_relevance, recorded_output, scored_forward
 from ._rules import (
     attention_cp_forward,
     identity_rule_forward,
@@ -80,26 +80,6 @@ def _norm_forward(module: nn.Module):
     return None
 
 
-def _check_structure(model: nn.Module) -> None:
-    from timm.layers import Mlp
-    from timm.layers.attention import Attention
-
-    blocks = getattr(model, "blocks", None)
-    if not blocks:
-        raise ValueError(_("AttnLRP needs a timm ViT with transformer blocks; {model} has none").format(
-            model=type(model).__name__))
-    if getattr(model, "attn_pool", None) is not None:
-        raise ValueError(_("AttnLRP rules are not implemented for attention pooling heads (global_pool='map')"))
-    for i, block in enumerate(blocks):
-        attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
-        if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
-            raise ValueError(_("block {index}: AttnLRP rules cover timm's plain Attention, not {module}").format(
-                index=i, module=type(attn).__name__))
-        if type(mlp) is not Mlp:
-            raise ValueError(_("block {index}: AttnLRP rules cover timm's Mlp, not {module}").format(
-                index=i, module=type(mlp).__name__))
-
-
 @contextmanager
 def cp_lrp_rules(model: nn.Module) -> Iterator[nn.Module]:
     """Swap the CP-LRP rules into ``model`` while inside; every module is restored on exit.
@@ -110,7 +90,7 @@ def cp_lrp_rules(model: nn.Module) -> Iterator[nn.Module]:
     """
     from timm.layers.attention import Attention
 
-    _check_structure(model)
+    check_plain_blocks(model, "AttnLRP")
     swaps = []
     for module in model.modules():
         if type(module) is Attention:

@@ -34,11 +34,11 @@ from torch import nn
 
 from vitviz.capture import eager_attention, model_lock
 from vitviz.hooks import Edits
-from vitviz.i18n import N_, _
+from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from . import _lrp
-from ._common import check_input, class_target
+from ._common import check_input, check_plain_blocks, class_target
 from .base import AttributionMethod, Relevance
 
 __all__ = ["Chefer2021", "CheferResult", "aggregate", "chefer_relevance"]
@@ -57,27 +57,6 @@ class _BlockRecord:
         if len(found) != 1:
             raise RuntimeError(f"the hook for {name!r} fired {len(found)} times in one forward pass")
         return found[0]
-
-
-def _check_structure(model: nn.Module) -> None:
-    from timm.layers import Mlp
-    from timm.layers.attention import Attention
-
-    blocks = getattr(model, "blocks", None)
-    if not blocks:
-        raise ValueError(_("Chefer 2021 needs a timm ViT with transformer blocks; {model} has none").format(
-            model=type(model).__name__))
-    if getattr(model, "attn_pool", None) is not None or getattr(model, "global_pool", "token") not in ("token", "avg"):
-        raise ValueError(_("Chefer 2021 LRP covers class-token and average pooling, not global_pool={pool}").format(
-            pool=repr(getattr(model, "global_pool", None))))
-    for i, block in enumerate(blocks):
-        attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
-        if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
-            raise ValueError(_("block {index}: Chefer 2021 LRP covers timm's plain Attention, not {module}").format(
-                index=i, module=type(attn).__name__))
-        if type(mlp) is not Mlp or not hasattr(block, "ls1"):
-            raise ValueError(_("block {index}: Chefer 2021 LRP covers timm's Block with Mlp, not {module}").format(
-                index=i, module=type(mlp).__name__))
 
 
 class _Recorder:
@@ -244,7 +223,7 @@ def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = Non
         target: Class to explain; None takes the top class (read from the same forward pass).
     """
     check_input(x)
-    _check_structure(model)
+    check_plain_blocks(model, "Chefer 2021", pools=("token", "avg"), layer_scale=True)
     with model_lock(model), torch.enable_grad():
         with _Recorder(model) as rec:
             logits = model(x.detach().requires_grad_(True))

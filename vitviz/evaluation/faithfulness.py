@@ -394,9 +394,9 @@ def perturbation_curves(
     Returns:
         ``(name, order)`` -> PerturbationCurve.
     """
-    import torch
+    import torch  # torch: heavy, imported on first use
 
-    from vitviz.capture import model_lock
+    from vitviz.capture import check_target, model_lock
 
     _check_choice(removal, REMOVALS, "removal")
     for order in orders:
@@ -404,6 +404,8 @@ def perturbation_curves(
     steps = _check_fractions(fractions)
     if not int(getattr(model, "num_classes", 0) or 0):
         raise ValueError("perturbation tests need a classifier: this model has no class scores")
+    if target is not None:
+        target = check_target(target, int(model.num_classes))
     if removal == "tokens":
         _check_token_model(model)
     if getattr(x, "ndim", 0) != 4 or x.shape[0] != 1:

@@ -14,7 +14,7 @@ Maps (all read out at the class token, over the patch grid):
 ``gradient_rollout``
     gradient-weighted rollout (Chefer et al. 2021) for the ground-truth class.
 
-Scores per image, against the object mask (the protocols live in :mod:`vitviz.evaluation.localisation`,
+Scores per image, against the object mask (the protocols live in :mod:`vitviz.analysis.localisation`,
 which the data-set evaluation ``python -m vitviz.evaluate`` shares):
 
 pointing game
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitviz.evaluation.localisation import patch_coverage, pointing_hits, top_region_iou
+from vitviz.analysis.localisation import patch_coverage, pointing_hits, top_region_iou
 
 from .dataset import EVAL_SPLIT, normalize, pregenerate
 from .generator import Style
