@@ -107,7 +107,7 @@ def eager_attention(edits: Edits, modules: Sequence[nn.Module]) -> None:
 
 def _supports_qk(attn: nn.Module) -> bool:
     """True when softmax(scale * q_norm(q) @ k_norm(k).T) is exactly the module's attention."""
-    from timm.layers import Attention
+    from timm.layers import Attention  # timm: heavy; capturing itself needs torch only
 
     return type(attn) is Attention and getattr(attn, "gate", None) is None
 

@@ -119,6 +119,7 @@ def translations(code: str) -> gettext.NullTranslations:
     path = catalogue_path(code)
     if code == DEFAULT_LANGUAGE or not path.is_file():
         return gettext.NullTranslations()
+    # babel: needed only for a language other than English, on first use
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 

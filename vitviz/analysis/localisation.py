@@ -127,7 +127,7 @@ def upsample_map(maps: np.ndarray, patch_size: int | Sequence[int]) -> np.ndarra
     Returns:
         ``(B, gh * ph, gw * pw)`` float64.
     """
-    import torch
+    import torch  # torch: heavy, and only the segmentation test needs it (the other scores are numpy)
     import torch.nn.functional as F
 
     ph, pw = as_patch(patch_size)

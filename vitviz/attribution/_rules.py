@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from timm.layers import activations
 from torch import nn
 
 from vitviz.hooks import Edits
@@ -105,8 +106,6 @@ ELEMENTWISE_ACTIVATIONS: tuple[type, ...] = (nn.GELU, nn.SiLU, nn.ReLU, nn.Tanh)
 
 def is_elementwise_activation(module: nn.Module) -> bool:
     """Whether ``module`` is an activation with ``act(0) = 0`` that the identity rule can handle."""
-    from timm.layers import activations
-
     timm_types = tuple(getattr(activations, n) for n in ("GELU", "GELUTanh", "QuickGELU", "SiLU")
                        if hasattr(activations, n))
     return isinstance(module, ELEMENTWISE_ACTIVATIONS + timm_types)

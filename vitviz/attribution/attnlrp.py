@@ -23,11 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+from timm.layers.attention import Attention
 from torch import nn
 
+from vitviz.capture import model_lock
 from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
@@ -41,6 +43,10 @@ from ._rules import (
     swapped_forwards,
 )
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    from vitviz.capture import Capture
+
 
 __all__ = ["AttnLRP", "AttnLRPResult", "attnlrp_relevance", "cp_lrp_rules"]
 
@@ -88,8 +94,6 @@ def cp_lrp_rules(model: nn.Module) -> Iterator[nn.Module]:
         ValueError: For a model whose blocks the rules do not cover (attention pooling, gated attention,
             rotary attention, GLU MLPs).
     """
-    from timm.layers.attention import Attention
-
     check_plain_blocks(model, "AttnLRP")
     swaps = []
     for module in model.modules():
@@ -119,8 +123,6 @@ def attnlrp_relevance(model: nn.Module, x: torch.Tensor, target: int | None = No
         x: One normalised image (1, C, H, W).
         target: Class to explain; None takes the top class.
     """
-    from vitviz.capture import model_lock
-
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
     with model_lock(model), torch.enable_grad(), cp_lrp_rules(model):
         with recorded_output(model.patch_embed) as embedded, recorded_output(_sequence_module(model)) as seq:
@@ -151,7 +153,8 @@ class AttnLRP(AttributionMethod):
     reads_head = True
     passes = N_("1 forward + 1 backward")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         result = attnlrp_relevance(model, x, target)
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         return pixel_relevance(result.pixels, layout, self.key, result.target, prefix=result.prefix)

@@ -26,7 +26,7 @@ matrix products, about two backward passes' worth.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +40,10 @@ from vitviz.layout import TokenLayout
 from . import _lrp
 from ._common import check_input, check_plain_blocks, class_target
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    from vitviz.capture import Capture
+
 
 __all__ = ["Chefer2021", "CheferResult", "aggregate", "chefer_relevance"]
 
@@ -250,7 +254,8 @@ class Chefer2021(AttributionMethod):
     reads_head = True
     passes = N_("1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         result = chefer_relevance(model, x, target)
         if result.joint.shape[0] != layout.num_tokens:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,6 +14,12 @@ from vitviz.figures.traces import VALUE_FORMAT, cell_hover, photo_trace
 from vitviz.i18n import _
 from vitviz.images import as_rgb_array, image_size
 
+if TYPE_CHECKING:
+    from vitviz.figures.placement import GridLike
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
+
 __all__ = ["token_norm_figure", "feature_pca_figure", "hidden_state_name"]
 
 
@@ -23,7 +29,7 @@ def hidden_state_name(index: int, num_states: int) -> str:
     return _("embeddings (before block 0)") if index == 0 else _("output of block {block}").format(block=index - 1)
 
 
-def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Figure:
+def token_norm_figure(norms: np.ndarray, layout: TokenLayout, layer: int = -1) -> go.Figure:
     """L2 norm of every token at one depth: patch tokens as a map, prefix tokens as bars beside it.
 
     High-norm outlier tokens (Darcet et al., "Vision Transformers Need Registers") stand out in both.
@@ -69,7 +75,8 @@ def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Fig
     return fig
 
 
-def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any = None) -> go.Figure:
+def feature_pca_figure(rgb: np.ndarray, image: Image.Image | np.ndarray, geometry: InputGeometry | None,
+                       layout: GridLike | None = None) -> go.Figure:
     """Patch features coloured by their first three principal components, beside the photo.
 
     Both panels use original-image pixels, so a patch's colour sits where the patch is in the photo.

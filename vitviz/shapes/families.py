@@ -59,6 +59,7 @@ from .generator import (
     sample_rng,
     texture,
 )
+from .painter import paint
 
 __all__ = [
     'FAMILIES',
@@ -426,8 +427,6 @@ def _photo(rng: np.random.Generator, size: int, label: int) -> Sample:
 
 def _held_out(name: str) -> Drawer:
     def draw(rng: np.random.Generator, size: int, label: int) -> Sample:
-        from .painter import paint
-
         return paint(rng, size, label, outline=name == 'paint_outline')
 
     return draw
