@@ -22,6 +22,9 @@ the layers are visited from the top down and every read-out row still being buil
 layer's step matrix, ``rows[l:] ← rows[l:] · M_l``. That costs ``O(L²·N²)`` (at most L rows times an
 ``N × N`` matrix per layer) instead of the ``O(L·N³)`` of forming each ``R_l``, and holds ``(L, N)`` rows
 instead of ``N × N`` matrices. ``keep_joint=True`` forms ``R`` itself when it is wanted.
+
+One concept in one file (a little over 450 lines): both rollouts share their read-out, layer ranges and
+precomputed steps.
 """
 from __future__ import annotations
 

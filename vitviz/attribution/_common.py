@@ -69,12 +69,14 @@ def check_plain_blocks(model: nn.Module, method: str, *, pools: tuple[str, ...] 
 
 
 def class_target(model: nn.Module, x: torch.Tensor, target: int | None, output: torch.Tensor, method: str) -> int:
-    """The class to explain (checked by ``vitviz.capture.check_target``), read from ``output`` when not given (no
-    extra forward pass)."""
-    if not int(getattr(model, "num_classes", 0) or 0):
+    """The class to explain, checked by ``vitviz.capture.check_target`` against the model's classes (a module
+    without ``num_classes``: its outputs), read from ``output`` when not given (no extra forward pass)."""
+    num_classes = getattr(model, "num_classes", None)
+    num_classes = int(output.shape[-1]) if num_classes is None else int(num_classes or 0)
+    resolved = resolve_target(model, x, target, output) if num_classes else None
+    if resolved is None:
         raise ValueError(_("{method} explains a class score: this model has no classifier head").format(method=method))
-    resolved = resolve_target(model, x, target, output)
-    return check_target(resolved, int(output.shape[-1]))
+    return check_target(resolved, min(num_classes, int(output.shape[-1])))
 
 
 def scored_forward(model: nn.Module, x: torch.Tensor, target: int | None,
