@@ -104,3 +104,11 @@ def test_every_file_holds_one_concept_and_every_package_says_what_it_holds():
             assert docstring.strip(), f"{name}: no docstring saying what the package holds"
         if len(source.splitlines()) > MAX_LINES and str(name) != "vitviz/hub.py":  # hub.py: being split elsewhere
             assert "One concept in one file" in docstring, f"{name}: {len(source.splitlines())} lines"
+
+
+def test_the_modules_the_app_imports_at_start_up_stay_cheap():
+    script = ("import sys, vitviz, vitviz.models, vitviz.images, vitviz.pipeline, vitviz.layout, vitviz.hooks\n"
+              "print(sorted(m for m in ('torch', 'timm', 'plotly', 'streamlit') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Notebook entry point: one call from a model and an image to every array and figure vitviz has.
+"""The notebook facade: one call from a model and an image to every array and figure vitviz has.
 
     >>> import vitviz
     >>> ex = vitviz.explain("vitviz-shapes", "cat.jpg")

@@ -6,24 +6,7 @@ evaluation package; this module gives ``vitviz.evaluation`` its names for them.
 """
 from __future__ import annotations
 
-from vitviz.analysis.localisation import (
-    SEGMENTATION_COUNTS,
-    as_patch,
-    patch_coverage,
-    pointing_hits,
-    segmentation_counts,
-    segmentation_miou,
-    top_region_iou,
-    upsample_map,
-)
+from vitviz.analysis import localisation as _localisation
+from vitviz.analysis.localisation import *  # noqa: F403 (the same functions, under the evaluation's name)
 
-__all__ = [
-    "SEGMENTATION_COUNTS",
-    "as_patch",
-    "patch_coverage",
-    "pointing_hits",
-    "segmentation_counts",
-    "segmentation_miou",
-    "top_region_iou",
-    "upsample_map",
-]
+__all__ = list(_localisation.__all__)
