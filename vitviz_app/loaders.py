@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from vitviz.i18n import _
-from vitviz.pipeline import Pass
+from vitviz.pipeline import Pass, run
 
 __all__ = [
     "FORWARD_PASSES",
@@ -204,12 +204,11 @@ def forward(model_key: str, image_key: str, patch_size: int | None, target: int 
         _loaded: ``vitviz.models.LoadedModel``.
         _image: The decoded PIL image.
     """
-    from vitviz.pipeline import run
-
     with _COUNT_LOCK:
         FORWARD_PASSES["count"] += 1
     with one_thread_if_small(_loaded.model):
         result = run(_loaded.model, _image, patch_size=patch_size, target=target, data_config=_loaded.data_config,
-                     labels=_loaded.labels, repatch=lambda model, size: repatched(model_key, size[0], _loaded))
+                     labels=_loaded.labels,
+                     repatch=lambda _model, size: repatched(model_key, size[0], _loaded))  # the cached copy
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(Pass)}
     return Forward(**fields, key=f"{model_key}|{image_key}|{patch_size}|{target}")
