@@ -371,7 +371,7 @@ def test_integrated_gradients_completeness_on_a_vit():
 
 def test_black_baseline_is_zero_in_pixel_space():
     from vitviz.attribution.integrated_gradients import black_baseline
-    from vitviz.models import data_config
+    from vitviz.images import data_config
 
     model = make_model("cls")
     config = data_config(model)

@@ -64,7 +64,7 @@ class Explanation:
         capture: The recorded forward pass (attention, hidden states, output).
         predictions: Top classes, most probable first; empty for a model without a classifier.
         model: The model that ran (after re-patchifying, when asked).
-        input: The model input (1, 3, H, W) as normalised.
+        input: The model input (1, 3, H, W) as normalised, on the model's device.
         data_config: timm data config used to prepare the input.
         name: Model name, for titles.
         notice: Which weights are in use, when the model was loaded by name (e.g. the offline fallback).

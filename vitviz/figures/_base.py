@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vitviz.layout import TokenLayout
 
 __all__: list[str] = []  # nothing new is defined here
 
@@ -26,7 +30,7 @@ _MOVED = {
 }
 
 
-def split_tokens(values: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
+def split_tokens(values: np.ndarray, layout: TokenLayout) -> tuple[np.ndarray, np.ndarray]:
     """Deprecated: ``layout.split(values)`` (``TokenLayout.split``), prefix first as here."""
     warnings.warn("vitviz.figures._base.split_tokens is deprecated: use TokenLayout.split",
                   DeprecationWarning, stacklevel=2)
