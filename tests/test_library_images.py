@@ -62,7 +62,7 @@ def test_an_rgb_pil_image_is_used_as_it_is():
     (np.array([["a", "b"], ["c", "d"]]), "not_image", "numbers"),
 ], ids=["all NaN", "some infinite", "0x0", "0x7 gray", "five channels", "strings"])
 def test_arrays_that_are_no_picture_are_refused_with_a_message(model, array, reason, words):
-    for call in (lambda: as_rgb_array(array), lambda: vitviz.explain(model, array)):
+    for call in (lambda: read_image(array), lambda: vitviz.explain(model, array)):
         with pytest.raises(ImageError, match=words.replace("(", r"\(").replace(")", r"\)")) as caught:
             call()
         assert caught.value.reason == reason
@@ -72,6 +72,13 @@ def test_an_empty_pil_image_is_refused(model):
     with pytest.raises(ImageError, match="no pixels") as caught:
         vitviz.explain(model, Image.new("RGB", (0, 0)))
     assert caught.value.reason == "empty"
+
+
+def test_a_figure_draws_what_a_broken_model_gives_instead_of_refusing_it():
+    """Drawing is not input: the features of a model with NaN weights still make a (black) picture."""
+    assert as_rgb_array(np.full((2, 2, 3), np.nan)).shape == (2, 2, 3)
+    with pytest.raises(ImageError):  # but nothing shaped like no image at all
+        as_rgb_array(np.zeros((0, 0, 3)))
 
 
 def test_arrays_keep_their_meaning():

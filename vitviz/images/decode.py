@@ -198,16 +198,17 @@ def _gray_to_rgb(gray: np.ndarray) -> Image.Image:
 def as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     """The image as a ``(H, W, 3)`` uint8 array: a PIL image through :func:`to_rgb`; an array in HWC or HW,
     uint8 as it is, other types rounded and clipped to 0..255 (a float array whose maximum is at most 1 is
-    read as 0..1); a fourth channel is dropped.
+    read as 0..1); a fourth channel is dropped. For drawing: values that are not finite (the features of a
+    model with NaN weights) are drawn as they fall, never refused; :func:`read_image` refuses them as input.
 
     Raises:
-        ImageError: an array without pixels (reason ``'empty'``), with NaN or infinite values
-            (``'not_finite'``), not numeric, or not shaped like an image (``'not_image'``).
+        ImageError: an array without pixels (reason ``'empty'``), not numeric, or not shaped like an image
+            (``'not_image'``).
     """
     if isinstance(image, Image.Image):
         return np.asarray(to_rgb(image))
     arr = np.asarray(image)
-    _check_array(arr)
+    _check_shape(arr)
     if arr.dtype != np.uint8:
         arr = arr.astype(np.float64)
         arr = np.clip(np.round(arr * 255.0 if arr.max(initial=0) <= 1.0 else arr), 0, 255).astype(np.uint8)
@@ -216,8 +217,8 @@ def as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
-def _check_array(arr: np.ndarray) -> None:
-    """Refuse an array that is not an image: wrong shape, no pixels, not numbers, NaN or infinity."""
+def _check_shape(arr: np.ndarray) -> None:
+    """Refuse an array that is not an image: wrong shape, no pixels, not numbers."""
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
         message = _("An image array must be (height, width) or (height, width, 3 or 4), not {shape}.").format(
             shape=tuple(arr.shape))
@@ -229,6 +230,10 @@ def _check_array(arr: np.ndarray) -> None:
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
         message = _("An image array must hold numbers, not {dtype}.").format(dtype=arr.dtype)
         raise ImageError(message, "not_image")
+
+
+def _check_finite(arr: np.ndarray) -> None:
+    """Refuse an array with NaN or infinite values (it would silently become a black or white picture)."""
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         bad = int(arr.size - np.isfinite(arr).sum())
         message = _("This image array holds {count} values that are not numbers (NaN) or infinite; "
@@ -241,11 +246,11 @@ def read_image(source: bytes | str | Path | BinaryIO | Image.Image | np.ndarray)
 
     A path, bytes or binary file object is decoded by :func:`load_image`; a PIL image goes through
     :func:`to_rgb` (16-bit, CMYK, palette and transparency as for uploads; an RGB image is returned as it is);
-    an array through :func:`as_rgb_array`.
+    an array through :func:`as_rgb_array`, after refusing NaN and infinite values.
 
     Raises:
-        ImageError: as for :func:`load_image`, an image without pixels, or an array :func:`as_rgb_array`
-            refuses.
+        ImageError: as for :func:`load_image`, an image without pixels, an array :func:`as_rgb_array`
+            refuses, or one with NaN or infinite values (reason ``'not_finite'``).
         TypeError: ``source`` is none of these.
     """
     if isinstance(source, Image.Image):
@@ -255,6 +260,8 @@ def read_image(source: bytes | str | Path | BinaryIO | Image.Image | np.ndarray)
             raise ImageError(message, "empty")
         return source if source.mode == "RGB" else to_rgb(source)
     if isinstance(source, np.ndarray):
+        _check_shape(source)
+        _check_finite(source)
         return Image.fromarray(as_rgb_array(source))
     if isinstance(source, (str, Path, bytes, bytearray, memoryview)) or hasattr(source, "read"):
         return load_image(source)
