@@ -79,13 +79,21 @@ def test_grid_of_layers_and_heads():
     assert attention_grid(attn, (0, 1), LAYOUT, layers=[-1]).shape == (1, 4, 2, 3)
 
 
-def test_split_tokens():
+def test_layout_split_gives_prefix_then_patch_grid():
     values = np.arange(2 * 8).reshape(2, 8)
-    grid, prefix = split_tokens(values, LAYOUT)
+    prefix, grid = LAYOUT.split(values)
     np.testing.assert_array_equal(prefix, [[0, 1], [8, 9]])
     np.testing.assert_array_equal(grid[1], [[10, 11, 12], [13, 14, 15]])
-    with pytest.raises(ValueError):
-        split_tokens(np.zeros(7), LAYOUT)
+    prefix_t, grid_t = LAYOUT.split(torch.arange(8.0))  # torch in, float64 numpy out
+    assert grid_t.dtype == np.float64 and prefix_t.tolist() == [0.0, 1.0] and grid_t.shape == (2, 3)
+    with pytest.raises(ValueError, match="2 prefix \\+ 6 patch values"):
+        LAYOUT.split(np.zeros(7))
+
+
+def test_old_split_tokens_warns_and_keeps_its_order():
+    with pytest.warns(DeprecationWarning, match="TokenLayout.split"):
+        grid, prefix = split_tokens(np.arange(8), LAYOUT)
+    assert prefix.tolist() == [0, 1] and grid.shape == (2, 3)
 
 
 class _RowsOnly:

@@ -9,9 +9,9 @@ PAGES = [None, "pages/patches.py", "pages/position_embeddings.py", "pages/attent
 
 @pytest.fixture
 def no_hub_cache(monkeypatch):
-    import vitviz.models
+    import vitviz.models.loading
 
-    monkeypatch.setattr(vitviz.models, "_cached_hub_file", lambda name: None)
+    monkeypatch.setattr(vitviz.models.loading, "_cached_hub_file", lambda name: None)
 
 
 def _sidebar_text(at) -> str:

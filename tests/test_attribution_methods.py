@@ -159,8 +159,10 @@ def test_clear_errors(key):
     model = make_model("cls")
     with pytest.raises(ValueError, match="one image"):
         get_method(key).attribute(model, torch.zeros(2, 3, 32, 32), target=0)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="out of range"):
         get_method(key).attribute(model, make_input(model), target=99)
+    with pytest.raises(ValueError, match="out of range"):  # never counted from the end
+        get_method(key).attribute(model, make_input(model), target=-1)
     headless = make_model("cls", num_classes=0)
     with pytest.raises(ValueError, match="classifier"):
         get_method(key).attribute(headless, make_input(headless))
@@ -369,7 +371,7 @@ def test_integrated_gradients_completeness_on_a_vit():
 
 def test_black_baseline_is_zero_in_pixel_space():
     from vitviz.attribution.integrated_gradients import black_baseline
-    from vitviz.models import data_config
+    from vitviz.images import data_config
 
     model = make_model("cls")
     config = data_config(model)

@@ -17,10 +17,12 @@ import pytest
 from PIL import Image
 
 import vitviz.figures as F
-from vitviz.figures import _base
+from vitviz.figures import mosaics, traces
+from vitviz.figures import tiles as tiled
 from vitviz.figures.features import hidden_state_name
 from vitviz.figures.patches import rect_difference
 from vitviz.images import InputGeometry as Geometry
+from vitviz.images import as_rgb_array, encode
 from vitviz.layout import TokenLayout
 
 # ------------------------------------------------------------------------------------------- fixtures
@@ -158,7 +160,7 @@ def test_map_extent_without_geometry_covers_whole_image():
 
 def test_tile_array_hand_checked():
     tiles = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
-    big = _base.tile_array(tiles)
+    big = tiled.tile_array(tiles)
     assert big.shape == (2 * 3 - 1, 3 * 3 - 1) and big.dtype == np.float32
     np.testing.assert_array_equal(big[3:5, 6:8], tiles[1, 2])
     np.testing.assert_array_equal(big[0:2, 3:5], tiles[0, 1])
@@ -167,7 +169,7 @@ def test_tile_array_hand_checked():
 
 
 def test_tile_labels_unique_and_ticks_on_tile_centres():
-    labels, ticks, text = _base.tile_labels([0, 2, 4], 3, "row {t}, cell {k}", "{t}")
+    labels, ticks, text = tiled.tile_labels([0, 2, 4], 3, "row {t}, cell {k}", "{t}")
     assert len(labels) == 3 * 4 - 1 and len(set(labels)) == len(labels)
     assert labels[4] == "row 2, cell 0" and ticks == ["row 0, cell 1", "row 2, cell 1", "row 4, cell 1"]
     assert text == ["0", "2", "4"]
@@ -175,17 +177,17 @@ def test_tile_labels_unique_and_ticks_on_tile_centres():
 
 def test_as_rgb_array_converts_modes():
     gray = Image.fromarray(np.full((5, 7), 200, dtype=np.uint8), mode="L")
-    assert _base.as_rgb_array(gray).shape == (5, 7, 3)
+    assert as_rgb_array(gray).shape == (5, 7, 3)
     floats = np.full((2, 3, 3), 0.5)
-    assert (_base.as_rgb_array(floats) == 128).all()
+    assert (as_rgb_array(floats) == 128).all()
     rgba = np.zeros((2, 2, 4), dtype=np.uint8)
-    assert _base.as_rgb_array(rgba).shape == (2, 2, 3)
+    assert as_rgb_array(rgba).shape == (2, 2, 3)
 
 
 def test_photo_is_downscaled_jpeg_spanning_the_image():
     big = np.zeros((1000, 1500, 3), dtype=np.uint8)
     big[:, :750] = 255
-    trace = _base.photo_trace(big)
+    trace = traces.photo_trace(big)
     assert trace.source.startswith("data:image/jpeg;base64,")
     decoded = decode_data_uri(trace.source)
     assert max(decoded.shape[:2]) <= 512
@@ -198,19 +200,19 @@ def test_photo_is_downscaled_jpeg_spanning_the_image():
 
 def test_photo_is_encoded_once_per_image(monkeypatch):
     calls = []
-    encode = _base.image_data_uri
-    monkeypatch.setattr(_base, "image_data_uri", lambda image, **kw: calls.append(1) or encode(image, **kw))
+    encode_uri = encode.image_data_uri
+    monkeypatch.setattr(encode, "image_data_uri", lambda image, **kw: calls.append(1) or encode_uri(image, **kw))
     ramp = np.linspace(0, 255, 90, dtype=np.float32)[None, :, None] * np.ones((60, 1, 3), np.float32)
     photo = Image.fromarray(ramp.astype(np.uint8))  # a smooth ramp, so JPEG keeps it close
-    first, again = _base.photo_trace(photo), _base.photo_trace(photo)
+    first, again = traces.photo_trace(photo), traces.photo_trace(photo)
     assert first.source == again.source and len(calls) == 1  # the same PIL image: encoded once
-    assert _base.photo_trace(np.asarray(photo)).source == first.source and len(calls) == 2  # an array: by content
-    assert _base.photo_trace(np.asarray(photo).copy()).source == first.source and len(calls) == 2
+    assert traces.photo_trace(np.asarray(photo)).source == first.source and len(calls) == 2  # an array: by content
+    assert traces.photo_trace(np.asarray(photo).copy()).source == first.source and len(calls) == 2
     changed = np.asarray(photo).copy()
     changed[:, :45] = 0
-    assert _base.photo_trace(changed).source != first.source and len(calls) == 3  # other pixels: encoded anew
+    assert traces.photo_trace(changed).source != first.source and len(calls) == 3  # other pixels: encoded anew
     other = photo.copy()  # equal pixels, another object: encoded again, never mixed up with a dead one
-    assert _base.photo_trace(other).source == first.source and len(calls) == 4
+    assert traces.photo_trace(other).source == first.source and len(calls) == 4
     assert np.abs(decode_data_uri(first.source).astype(int) - np.asarray(photo)).mean() < 8  # the photo
 
 
@@ -347,7 +349,7 @@ def test_patch_grid_accepts_a_plain_grid(photo):
 
 def test_mosaic_places_tiles_row_by_row():
     tiles = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 2, 3, 3), dtype=np.uint8)
-    out = _base.mosaic(tiles, columns=3, gap=1)
+    out = mosaics.mosaic(tiles, columns=3, gap=1)
     assert out.shape == (2 * 3 - 1, 3 * 4 - 1, 3)
     assert (out[0:2, 4:7] == 1).all() and (out[3:5, 4:7] == 4).all()
     assert (out[2] == 255).all() and (out[3:5, 8:11] == 255).all()  # gap row, empty last slot
@@ -678,3 +680,14 @@ def test_vit_b16_sized_figures_stay_under_one_megabyte():
     }
     sizes = {name: len(fig.to_json()) for name, fig in figs.items()}
     assert max(sizes.values()) < 1_000_000, sizes
+
+
+def test_old_base_names_still_resolve_with_a_deprecation_warning():
+    from vitviz.figures import _base
+
+    with pytest.warns(DeprecationWarning, match="vitviz.figures.tiles"):
+        assert _base.tile_array is tiled.tile_array
+    with pytest.warns(DeprecationWarning, match="vitviz.images"):
+        assert _base.as_rgb_array is as_rgb_array
+    with pytest.raises(AttributeError):
+        _base.no_such_name  # noqa: B018

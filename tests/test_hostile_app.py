@@ -35,6 +35,9 @@ import vitviz.models as models
 from tests import _imagefactory as factory
 from tests import _payloads as payloads
 from vitviz.images import ImageError, load_image
+from vitviz.models import loading as model_loading
+from vitviz.models import reachability
+from vitviz.models import weights as model_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -300,7 +303,7 @@ def test_truncated_weights_upload_fails_cleanly(custom_model, kind):
 
 def test_oversized_weights_upload_is_refused(custom_model, monkeypatch):
     data = save(_tiny_state())
-    monkeypatch.setattr(models, "MAX_WEIGHTS_BYTES", len(data) - 1)
+    monkeypatch.setattr(model_weights, "MAX_WEIGHTS_BYTES", len(data) - 1)
     at = upload_weights(custom_model, "big.safetensors", data)
     assert_clean(at)
     assert any("at most" in text for text in errors(at)), errors(at)
@@ -363,7 +366,7 @@ def test_missing_bundled_weights_do_not_reveal_server_paths(offline_models, monk
         raise FileNotFoundError(2, "No such file or directory", str(shapes_model.CONFIG_PATH))
 
     monkeypatch.setattr(vitviz.shapes, "load_shapes_model", missing, raising=False)
-    monkeypatch.setattr(models, "_cached_hub_file", lambda name: None)
+    monkeypatch.setattr(model_loading, "_cached_hub_file", lambda name: None)
     loaders.load.clear()
     at = new_session(model="ViT-S/16 (AugReg)")
     loaders.load.clear()
@@ -375,9 +378,9 @@ def test_hub_check_runs_once_across_reruns_pages_and_sessions(offline_models, mo
     """Deciding that the hub is unreachable costs one bounded connection per server, not one per rerun."""
     monkeypatch.delenv("VITVIZ_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(models, "_HUB_CHECK", {})
+    monkeypatch.setattr(reachability, "_HUB_CHECK", {})
     calls: list[float] = []
-    monkeypatch.setattr(models, "_connects", lambda host, timeout: calls.append(timeout) or False)
+    monkeypatch.setattr(reachability, "_connects", lambda host, timeout: calls.append(timeout) or False)
     at = new_session()
     for page in PAGES[:3]:
         at.switch_page(page).run()

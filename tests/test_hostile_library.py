@@ -37,7 +37,9 @@ from tests import _imagefactory as factory
 from tests import _payloads as payloads
 from vitviz.capture import capture
 from vitviz.images import ImageError, load_image, prepare_input
-from vitviz.models import ModelError, load_model
+from vitviz.models import ModelError, load_model, reachability
+from vitviz.models import loading as model_loading
+from vitviz.models import weights as model_weights
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "test_vit"  # timm's tiny registered ViT: 6 layers, 2 heads, 160 px input, 16 px patches
@@ -444,9 +446,9 @@ def test_weights_with_the_right_names_but_wrong_shapes_are_a_clear_error():
 def test_oversized_weights_are_refused_before_parsing(monkeypatch, kind):
     """The size limit is checked on the raw bytes; the parsers are never reached."""
     data = save(_tiny_state()) if kind == "safetensors" else _torch_bytes(_tiny_state())
-    monkeypatch.setattr(models, "MAX_WEIGHTS_BYTES", len(data) - 1)
+    monkeypatch.setattr(model_weights, "MAX_WEIGHTS_BYTES", len(data) - 1)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load reached"))
-    monkeypatch.setattr(models, "_read_safetensors", lambda *a, **k: pytest.fail("safetensors reached"))
+    monkeypatch.setattr(model_weights, "_read_safetensors", lambda *a, **k: pytest.fail("safetensors reached"))
     with pytest.raises(ModelError, match="at most") as info:
         load_model(MODEL, weights=data)
     clear_message(info.value)
@@ -481,7 +483,7 @@ def test_compressed_pth_cannot_bypass_the_size_limit(monkeypatch):
     raw = _torch_bytes(zeros)
     packed = _deflated(raw)
     assert len(packed) * 20 < len(raw)
-    monkeypatch.setattr(models, "MAX_WEIGHTS_BYTES", (len(packed) + len(raw)) // 2)
+    monkeypatch.setattr(model_weights, "MAX_WEIGHTS_BYTES", (len(packed) + len(raw)) // 2)
     with pytest.raises(ModelError, match="at most|too large|compressed") as info:
         load_model(MODEL, weights=packed)
     clear_message(info.value)
@@ -550,7 +552,8 @@ def test_missing_bundled_weights_are_a_model_error_without_a_path(monkeypatch):
 
 
 def test_giant_models_are_refused_before_they_are_built(monkeypatch):
-    monkeypatch.setattr(models, "_create", lambda *args, **kwargs: pytest.fail("built a 1.1-billion-parameter model"))
+    monkeypatch.setattr(model_loading, "_create",
+                        lambda *args, **kwargs: pytest.fail("built a 1.1-billion-parameter model"))
     with pytest.raises(ModelError, match="too large|parameters") as info:
         load_model("vit_giant_patch14_dinov2", pretrained=False)
     clear_message(info.value)
@@ -560,10 +563,10 @@ def test_offline_check_runs_once_for_many_loads(monkeypatch):
     """An unreachable hub is learned with one bounded connection attempt, then remembered."""
     for var in ("VITVIZ_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(models, "_HUB_CHECK", {})
+    monkeypatch.setattr(reachability, "_HUB_CHECK", {})
     calls = []
-    monkeypatch.setattr(models, "_connects", lambda host, timeout: calls.append(timeout) or False)
-    monkeypatch.setattr(models, "_cached_hub_file", lambda name: None)
+    monkeypatch.setattr(reachability, "_connects", lambda host, timeout: calls.append(timeout) or False)
+    monkeypatch.setattr(model_loading, "_cached_hub_file", lambda name: None)
     for _ in range(5):
         with pytest.raises(ModelError, match="unreachable") as info:
             load_model("ViT-S/16 (AugReg)", allow_fallback=False)
@@ -572,8 +575,8 @@ def test_offline_check_runs_once_for_many_loads(monkeypatch):
 
 
 def test_offline_env_never_touches_the_network(offline, monkeypatch):
-    monkeypatch.setattr(models, "_HUB_CHECK", {})
-    monkeypatch.setattr(models, "_connects", lambda host, timeout: pytest.fail("network touched"))
+    monkeypatch.setattr(reachability, "_HUB_CHECK", {})
+    monkeypatch.setattr(reachability, "_connects", lambda host, timeout: pytest.fail("network touched"))
     assert models.hub_reachable() is False
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests._localhub import LocalHub
+from vitviz.models import loading as model_loading
+from vitviz.models import reachability
 
 CATALOGUE_KEY = "ViT-Ti/16 (AugReg)"
 TIMM_NAME = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
@@ -53,13 +55,12 @@ def hub_env(monkeypatch, tmp_path):
     """Online, with an empty hub cache in ``tmp_path``; the endpoint is set by :func:`serve`."""
     import huggingface_hub.constants
 
-    from vitviz import models
 
     for var in ("VITVIZ_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read when it was imported
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(models, "_HUB_CHECK", {})
+    monkeypatch.setattr(reachability, "_HUB_CHECK", {})
     return tmp_path / "hub"
 
 
@@ -115,7 +116,7 @@ def test_catalogue_model_downloads_then_loads_from_the_cache_without_the_hub(ser
     assert again.stat().st_size == len(vit_tiny[0]) and len(local.seen("GET", "cdn")) == 1
 
     local.stop()
-    models._HUB_CHECK.clear()
+    reachability._HUB_CHECK.clear()
     assert models.hub_reachable(timeout=1.0) is False  # the endpoint's own port is closed now
     offline = load_model(CATALOGUE_KEY, device="cpu", allow_fallback=False)
     assert offline.source == "hub-cache"
@@ -176,14 +177,14 @@ def test_a_download_cut_halfway_resumes_with_a_range_request_where_it_stopped(se
 
 
 def test_a_corrupted_file_is_refused_and_leaves_no_cache_entry(serve, hub_env, vit_tiny):
-    from vitviz import hub, models
+    from vitviz import hub
     from vitviz.models import ModelError, load_model
 
     local = serve(corrupt={"model.safetensors"})
     with pytest.raises(ModelError, match="damaged.*SHA-256.*removed from the cache") as info:
         load_model(CATALOGUE_KEY, device="cpu")
     assert "Traceback" not in str(info.value)
-    assert _blobs(hub_env) == [] and models._cached_hub_file(TIMM_NAME) is None
+    assert _blobs(hub_env) == [] and model_loading._cached_hub_file(TIMM_NAME) is None
     assert not list(hub_env.glob("**/*.incomplete"))
 
     local.corrupt.clear()  # the mirror is fixed: the next try downloads it afresh
@@ -269,7 +270,7 @@ def test_progress_line_is_hand_checked():
 
 
 def test_endpoint_and_cache_are_read_from_the_environment_now(monkeypatch, tmp_path):
-    from vitviz import hub, models
+    from vitviz import hub
 
     monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example/")
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
@@ -277,9 +278,9 @@ def test_endpoint_and_cache_are_read_from_the_environment_now(monkeypatch, tmp_p
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     assert hub.endpoint() == "https://hf-mirror.example"
     assert hub.cache_dir() == os.path.join(str(tmp_path), "hub")
-    assert models._hub_host() == ("hf-mirror.example", 443)
+    assert reachability._hub_host() == ("hf-mirror.example", 443)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:8123")
-    assert models._hub_host() == ("127.0.0.1", 8123)
+    assert reachability._hub_host() == ("127.0.0.1", 8123)
 
 
 # ------------------------------------------------------------------------------------------ in the browser

@@ -19,6 +19,8 @@ from vitviz import hub, images, models
 from vitviz.i18n import get_language, language
 from vitviz.images import InputGeometry
 from vitviz.layout import TokenLayout
+from vitviz.models import loading as model_loading
+from vitviz.models import weights as model_weights
 
 LAYOUT = TokenLayout(("cls", "reg0"), (3, 4), (16, 16), (48, 64))
 PHOTO = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
@@ -176,7 +178,7 @@ def test_image_errors_are_chinese_with_their_values_filled_in():
         html = _image_error(b"<!DOCTYPE html><html></html>")
         large = _image_error(_png(300, 200), max_pixels=10_000)
         damaged = _image_error(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
-        thin = images._extreme_aspect_message((3, 9000))
+        thin = images.preprocess._extreme_aspect_message((3, 9000))
     assert empty == "文件是空的（0 字节）。请选择一个图像文件。"
     assert pdf.startswith("这看起来是 PDF 文档，不受支持。") and "支持的格式：JPEG, PNG" in pdf
     assert "。支持的格式" in pdf, "Chinese sentences follow each other without a space"
@@ -211,7 +213,7 @@ def test_model_errors_are_chinese_with_their_values_filled_in(tmp_path):
         empty.write_bytes(b"")
         empty_file = _model_error(lambda: models.load_state_dict(None, empty))
         model = torch.nn.Linear(2, 3)
-        wrong = _model_error(lambda: models._check_fit(model, {"weight": torch.zeros(3, 5)}))
+        wrong = _model_error(lambda: model_weights._check_fit(model, {"weight": torch.zeros(3, 5)}))
     assert no_name == "没有给出模型名称。"
     assert family.startswith("'resnet18' 是 resnet 模型，不是普通的 Vision Transformer")
     assert hub_id.startswith("'hf-hub:not a repo' 不是有效的 Hugging Face 模型 ID")
@@ -224,7 +226,7 @@ def test_model_errors_are_chinese_with_their_values_filled_in(tmp_path):
 
 def test_a_shared_models_notice_is_read_in_each_readers_language():
     """One loaded model serves sessions of every language: its notice is made when it is read."""
-    notice = models._fallback_notice("DINO ViT-S/16", "vit_small_patch16_224.dino")
+    notice = model_loading._fallback_notice("DINO ViT-S/16", "vit_small_patch16_224.dino")
     loaded = SimpleNamespace(message=notice)
     english = models.LoadedModel.notice.fget(loaded)
     with language("zh"):
@@ -252,10 +254,10 @@ def test_a_download_failure_is_re_raised_in_the_waiters_language():
 
 
 def test_the_warning_of_an_offline_fallback_is_in_the_callers_language(monkeypatch):
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout: False)
-    monkeypatch.setattr(models, "_cached_hub_file", lambda name: None)
-    monkeypatch.setattr(models, "_check_size", lambda *a, **k: None)
-    monkeypatch.setattr(models, "_bundled", lambda device, requested, notice, fallback=False: notice)
+    monkeypatch.setattr(model_loading, "hub_reachable", lambda timeout: False)
+    monkeypatch.setattr(model_loading, "_cached_hub_file", lambda name: None)
+    monkeypatch.setattr(model_loading, "_check_size", lambda *a, **k: None)
+    monkeypatch.setattr(model_loading, "_bundled", lambda device, requested, notice, fallback=False: notice)
     with language("zh"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         notice = models.load_model("vit_small_patch16_224.dino")

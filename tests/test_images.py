@@ -574,7 +574,7 @@ def test_input_image_undoes_the_normalisation():
 def test_unknown_transform_step_is_refused():
     from torchvision import transforms
 
-    from vitviz.images import _plan
+    from vitviz.images.preprocess import _plan
 
     with pytest.raises(ValueError, match="cannot follow"):
         _plan([transforms.RandomHorizontalFlip()], (10, 10), 100)

@@ -13,7 +13,9 @@ from safetensors.torch import save, save_file
 
 import vitviz.models as models
 from vitviz.layout import TokenLayout
-from vitviz.models import BUNDLED_MODEL, CATALOGUE, ModelError, load_model, load_state_dict, resolve_name
+from vitviz.models import BUNDLED_MODEL, CATALOGUE, ModelError, load_model, load_state_dict, reachability, resolve_name
+from vitviz.models import loading as model_loading
+from vitviz.models import weights as model_weights
 
 
 @pytest.fixture
@@ -78,7 +80,7 @@ def test_hub_is_the_default_when_reachable(monkeypatch):
     from vitviz import hub
 
     calls, fetched = [], []
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=2.0: True)
+    monkeypatch.setattr(model_loading, "hub_reachable", lambda timeout=2.0: True)
     monkeypatch.setattr(hub, "download", lambda repo, names, **kw: fetched.append((repo, names)) or
                         Path("/cache/model.safetensors"))
 
@@ -86,7 +88,7 @@ def test_hub_is_the_default_when_reachable(monkeypatch):
         calls.append((name, pretrained, kwargs.get("pretrained_cfg_overlay")))
         return timm.create_model("test_vit", pretrained=False)
 
-    monkeypatch.setattr(models, "_create", fake_create)
+    monkeypatch.setattr(model_loading, "_create", fake_create)
     loaded = load_model("ViT-S/16 (AugReg)")
     assert fetched == [("timm/vit_small_patch16_224.augreg_in21k_ft_in1k", hub.WEIGHT_FILES)]
     assert calls == [("vit_small_patch16_224.augreg_in21k_ft_in1k", True, {"file": "/cache/model.safetensors"})]
@@ -101,12 +103,12 @@ def test_offline_is_detected_fast_without_env(monkeypatch):
     start = time.perf_counter()
     assert models.hub_reachable(timeout=2.0, refresh=True) is False
     assert time.perf_counter() - start < 3.0
-    monkeypatch.setattr(models, "_connects", lambda host, timeout: pytest.fail("not cached"))
+    monkeypatch.setattr(reachability, "_connects", lambda host, timeout: pytest.fail("not cached"))
     assert models.hub_reachable() is False
 
 
 def test_offline_hub_model_falls_back_to_bundled_model_quickly(offline, tmp_path, monkeypatch):
-    if not (Path(models.__file__).parent / "assets" / "shapes_vit.safetensors").exists():
+    if not (Path(models.__file__).parent.parent / "assets" / "shapes_vit.safetensors").exists():
         pytest.skip("the bundled vitviz-shapes weights are not built yet")
     import huggingface_hub.constants as hf_constants
 
@@ -135,8 +137,8 @@ def test_offline_hub_model_falls_back_to_bundled_model_quickly(offline, tmp_path
 )
 def test_offline_fallback_names_the_model_that_was_asked_for(offline, monkeypatch, name, timm_name):
     """The advice says how to get the model the user picked, never a fixed other model."""
-    monkeypatch.setattr(models, "_cached_hub_file", lambda name: None)
-    monkeypatch.setattr(models, "_bundled", lambda device, requested, notice, fallback=False: (notice, fallback))
+    monkeypatch.setattr(model_loading, "_cached_hub_file", lambda name: None)
+    monkeypatch.setattr(model_loading, "_bundled", lambda device, requested, notice, fallback=False: (notice, fallback))
     with pytest.warns(models.FallbackWarning, match="You asked for"):
         notice, fallback = load_model(name)
     notice = str(notice)  # a models.Notice: its sentence in the current language
@@ -243,7 +245,7 @@ def test_bad_weight_files_fail_cleanly(payload, message):
 
 
 def test_huge_weight_file_is_refused_before_reading(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "MAX_WEIGHTS_BYTES", 1000)
+    monkeypatch.setattr(model_weights, "MAX_WEIGHTS_BYTES", 1000)
     path = tmp_path / "big.safetensors"
     save_file(_tiny_state(), str(path))
     with pytest.raises(ModelError, match="at most"):

@@ -1,9 +1,10 @@
 """Gradient rules for timm ViTs: temporarily swapped ``forward`` methods whose values are unchanged and
 whose gradients implement LRP rules (the "gradient × input" form of LRP, as in zennit and lxt).
 
-Each swap is an instance attribute ``module.forward`` set for the duration of :func:`swapped_forwards` and
-removed (or put back) on exit, after success or error. The values of every swapped forward equal the stock
-module's (up to rounding), so logits are unchanged; only the backward pass differs:
+Each swap is an instance attribute ``module.forward`` set for the duration of :func:`swapped_forwards` (a
+:class:`vitviz.hooks.Edits`) and removed (or put back) on exit, after success or error. The values of every
+swapped forward equal the stock module's (up to rounding), so logits are unchanged; only the backward pass
+differs:
 
 - :func:`attention_cp_forward`: the attention probabilities are computed from detached queries and keys,
   so relevance flows only through the values (CP-LRP, Achtibat et al. 2024, Sec. 3.3 / App. A).
@@ -21,7 +22,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from timm.layers import activations
 from torch import nn
+
+from vitviz.hooks import Edits
 
 __all__ = [
     "attention_cp_forward",
@@ -31,24 +35,13 @@ __all__ = [
     "swapped_forwards",
 ]
 
-_MISSING = object()
-
-
 @contextmanager
 def swapped_forwards(swaps: list[tuple[nn.Module, Callable[..., Any]]]) -> Iterator[None]:
     """Set ``module.forward = fn`` for each pair while inside; put every module back on exit."""
-    saved: list[tuple[nn.Module, Any]] = []
-    try:
+    with Edits() as edits:
         for module, fn in swaps:
-            saved.append((module, module.__dict__.get("forward", _MISSING)))
-            module.forward = fn
+            edits.swap_forward(module, fn)
         yield
-    finally:
-        for module, old in reversed(saved):
-            if old is _MISSING:
-                del module.forward
-            else:
-                module.forward = old
 
 
 def attention_cp_forward(attn: nn.Module) -> Callable[..., torch.Tensor]:
@@ -113,8 +106,6 @@ ELEMENTWISE_ACTIVATIONS: tuple[type, ...] = (nn.GELU, nn.SiLU, nn.ReLU, nn.Tanh)
 
 def is_elementwise_activation(module: nn.Module) -> bool:
     """Whether ``module`` is an activation with ``act(0) = 0`` that the identity rule can handle."""
-    from timm.layers import activations
-
     timm_types = tuple(getattr(activations, n) for n in ("GELU", "GELUTanh", "QuickGELU", "SiLU")
                        if hasattr(activations, n))
     return isinstance(module, ELEMENTWISE_ACTIVATIONS + timm_types)

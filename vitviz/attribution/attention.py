@@ -6,23 +6,29 @@ of the patch tokens' rows for a model without a class token (as ``vitviz.analysi
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vitviz import analysis
 from vitviz.analysis._convert import to_numpy
+from vitviz.capture import capture as run_capture
 from vitviz.i18n import N_, _
 
 from .base import AttributionMethod, Relevance, resolve_target
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from vitviz.capture import Capture
+
+
 __all__ = ["GradientRollout", "RawAttention", "Rollout"]
 
 
-def _capture(model: Any, x: Any, capture: Any, target: int | None = None) -> Any:
+def _capture(model: nn.Module, x: torch.Tensor, capture: Capture | None, target: int | None = None) -> Capture:
     """The caller's capture when it has what is needed, else a new one."""
-    from vitviz.capture import capture as run_capture
-
     if capture is not None and (target is None or capture.target == (target,)):
         return capture
     return run_capture(model, x, target=target)
@@ -41,7 +47,8 @@ class RawAttention(AttributionMethod):
     reads_head = False
     passes = N_("1 forward")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         cap = _capture(model, x, capture)
         layout = cap.layout
         last = cap.num_layers - 1
@@ -50,7 +57,7 @@ class RawAttention(AttributionMethod):
         else:
             fused = to_numpy(cap.fused_attention(last, "mean")[0])  # (N, N)
             row = fused[layout.patch_slice].mean(axis=0)  # (N,)
-        patches, prefix = analysis.split_tokens(row, layout)
+        prefix, patches = layout.split(row)  # (P,), (gh, gw)
         return Relevance(
             patches=patches, method=self.key, target=None, layout=layout,
             prefix=dict(zip(layout.prefix_names, map(float, prefix))),
@@ -67,7 +74,8 @@ class Rollout(AttributionMethod):
     reads_head = False
     passes = N_("1 forward")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         cap = _capture(model, x, capture)
         result = analysis.rollout(cap)
         return Relevance(
@@ -88,7 +96,8 @@ class GradientRollout(AttributionMethod):
     reads_head = True
     passes = N_("1 forward + 1 backward")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         output = None if capture is None else capture.output
         target = resolve_target(model, x, target, output)
         if target is None:

@@ -23,15 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+from timm.layers.attention import Attention
 from torch import nn
 
-from vitviz.i18n import N_, _
+from vitviz.capture import model_lock
+from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
-from ._common import pixel_relevance, recorded_output, scored_forward
+from ._common import check_plain_blocks, pixel_relevance, recorded_output, scored_forward
 from ._rules import (
     attention_cp_forward,
     identity_rule_forward,
@@ -41,6 +43,10 @@ from ._rules import (
     swapped_forwards,
 )
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    from vitviz.capture import Capture
+
 
 __all__ = ["AttnLRP", "AttnLRPResult", "attnlrp_relevance", "cp_lrp_rules"]
 
@@ -80,26 +86,6 @@ def _norm_forward(module: nn.Module):
     return None
 
 
-def _check_structure(model: nn.Module) -> None:
-    from timm.layers import Mlp
-    from timm.layers.attention import Attention
-
-    blocks = getattr(model, "blocks", None)
-    if not blocks:
-        raise ValueError(_("AttnLRP needs a timm ViT with transformer blocks; {model} has none").format(
-            model=type(model).__name__))
-    if getattr(model, "attn_pool", None) is not None:
-        raise ValueError(_("AttnLRP rules are not implemented for attention pooling heads (global_pool='map')"))
-    for i, block in enumerate(blocks):
-        attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
-        if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
-            raise ValueError(_("block {index}: AttnLRP rules cover timm's plain Attention, not {module}").format(
-                index=i, module=type(attn).__name__))
-        if type(mlp) is not Mlp:
-            raise ValueError(_("block {index}: AttnLRP rules cover timm's Mlp, not {module}").format(
-                index=i, module=type(mlp).__name__))
-
-
 @contextmanager
 def cp_lrp_rules(model: nn.Module) -> Iterator[nn.Module]:
     """Swap the CP-LRP rules into ``model`` while inside; every module is restored on exit.
@@ -108,9 +94,7 @@ def cp_lrp_rules(model: nn.Module) -> Iterator[nn.Module]:
         ValueError: For a model whose blocks the rules do not cover (attention pooling, gated attention,
             rotary attention, GLU MLPs).
     """
-    from timm.layers.attention import Attention
-
-    _check_structure(model)
+    check_plain_blocks(model, "AttnLRP")
     swaps = []
     for module in model.modules():
         if type(module) is Attention:
@@ -139,8 +123,6 @@ def attnlrp_relevance(model: nn.Module, x: torch.Tensor, target: int | None = No
         x: One normalised image (1, C, H, W).
         target: Class to explain; None takes the top class.
     """
-    from vitviz.capture import model_lock
-
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
     with model_lock(model), torch.enable_grad(), cp_lrp_rules(model):
         with recorded_output(model.patch_embed) as embedded, recorded_output(_sequence_module(model)) as seq:
@@ -171,7 +153,8 @@ class AttnLRP(AttributionMethod):
     reads_head = True
     passes = N_("1 forward + 1 backward")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         result = attnlrp_relevance(model, x, target)
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         return pixel_relevance(result.pixels, layout, self.key, result.target, prefix=result.prefix)

@@ -12,12 +12,19 @@ Methods never call metrics; metrics (``vitviz.evaluation``) call methods.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+import torch
 
 from vitviz.i18n import _
 from vitviz.layout import TokenLayout
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vitviz.capture import Capture
+
 
 __all__ = ["AttributionMethod", "Relevance", "resolve_target"]
 
@@ -71,7 +78,8 @@ class AttributionMethod:
     reads_head: ClassVar[bool] = False
     passes: ClassVar[str] = "1 forward"
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         """Relevance of every patch of ``x`` for ``target``.
 
         Args:
@@ -101,7 +109,8 @@ class AttributionMethod:
         return f"<{type(self).__name__} {self.key!r}>"
 
 
-def resolve_target(model: Any, x: Any, target: int | None, output: Any = None) -> int | None:
+def resolve_target(model: nn.Module, x: torch.Tensor, target: int | None,
+                   output: torch.Tensor | None = None) -> int | None:
     """The class to explain: ``target`` if given, else the top class of ``output`` (run once if absent).
 
     Returns None for a headless model (no classifier), which has nothing class specific to explain.
@@ -111,8 +120,6 @@ def resolve_target(model: Any, x: Any, target: int | None, output: Any = None) -
     if not int(getattr(model, "num_classes", 0) or 0):
         return None
     if output is None:
-        import torch
-
         with torch.no_grad():
             output = model(x)
     return int(output[0].argmax())

@@ -10,16 +10,23 @@ ViT recipe uses, and it works for average-pooled models too.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from vitviz.capture import model_lock
 from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from ._common import recorded_output, scored_forward
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vitviz.capture import Capture
+
 
 __all__ = ["GradCAM", "gradcam_map"]
 
@@ -38,7 +45,7 @@ def gradcam_map(tokens: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     return torch.relu(tokens @ weights)  # (P,)
 
 
-def _target_layer(model: Any) -> torch.nn.Module:
+def _target_layer(model: nn.Module) -> nn.Module:
     blocks = getattr(model, "blocks", None)
     if not blocks or not hasattr(blocks[-1], "norm1"):
         raise ValueError(_("Grad-CAM needs a ViT with transformer blocks; {model} has none").format(
@@ -56,9 +63,8 @@ class GradCAM(AttributionMethod):
     reads_head = True
     passes = N_("1 forward + 1 backward (down to the last block)")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
-        from vitviz.capture import model_lock
-
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         with model_lock(model), torch.enable_grad():
             with recorded_output(_target_layer(model)) as outputs:

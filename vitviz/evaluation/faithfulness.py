@@ -29,14 +29,25 @@ The AUC is the trapezoidal area under the curve of the target's softmax probabil
 released script records top-1 accuracy at the nine steps and leaves the area to the reader; here one
 image has a probability, not an accuracy, and ``PerturbationCurve.predicted`` keeps the top class at
 every step so that a data-set evaluation can take the accuracy curve (``PerturbationCurve.hits``).
+
+One concept in one file (over 450 lines): the perturbation test, its two removals (tokens, pixels), its
+curves, their AUC and the random band share the rankings and the model passes.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from vitviz.images.preprocess import data_config
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from vitviz.attribution import Relevance
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -207,7 +218,7 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _scores(relevance: Any) -> np.ndarray:
+def _scores(relevance: Relevance | np.ndarray) -> np.ndarray:
     """(gh, gw) float64 scores from a ``Relevance`` or an array; NaN ranks as least relevant."""
     patches = getattr(relevance, "patches", relevance)
     scores = np.asarray(patches, dtype=np.float64)
@@ -229,13 +240,13 @@ def removal_order(scores: np.ndarray, order: str) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-def pixel_ranking(relevance: Any, input_size: tuple[int, int]) -> np.ndarray:
+def pixel_ranking(relevance: Relevance | np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     """(H, W) per-pixel scores for Chefer's pixel removal.
 
     A method's own per-pixel map (``Relevance.pixels``) is used as it is; a (gh, gw) map is upsampled
     bilinearly (``align_corners=False``, as ``torch.nn.functional.interpolate`` in Chefer's code).
     """
-    import torch
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
     import torch.nn.functional as F
 
     pixels = getattr(relevance, "pixels", None)
@@ -248,12 +259,11 @@ def pixel_ranking(relevance: Any, input_size: tuple[int, int]) -> np.ndarray:
     return up[0, 0].numpy()  # (H, W)
 
 
-def _mean_std(model: Any, x: Any, mean: Any, std: Any) -> tuple[Any, Any]:
-    import torch
+def _mean_std(model: nn.Module, x: torch.Tensor, mean: Sequence[float] | None,
+              std: Sequence[float] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     if mean is None or std is None:
-        from vitviz.models import data_config
-
         config = data_config(model)
         mean = config["mean"] if mean is None else mean
         std = config["std"] if std is None else std
@@ -261,11 +271,11 @@ def _mean_std(model: Any, x: Any, mean: Any, std: Any) -> tuple[Any, Any]:
     return as_tensor(mean), as_tensor(std)
 
 
-def _device(model: Any) -> Any:
+def _device(model: nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
     except StopIteration:  # a parameter-free model (tests)
-        import torch
+        import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
         return torch.device("cpu")
 
@@ -273,7 +283,7 @@ def _device(model: Any) -> Any:
 # ------------------------------------------------------------------------------------ model passes
 
 
-def _check_token_model(model: Any) -> None:
+def _check_token_model(model: nn.Module) -> None:
     needed = ("patch_embed", "_pos_embed", "blocks", "norm", "forward_head")
     missing = [name for name in needed if not hasattr(model, name)]
     if missing:
@@ -283,7 +293,7 @@ def _check_token_model(model: Any) -> None:
         )
 
 
-def embed_tokens(model: Any, x: Any) -> Any:
+def embed_tokens(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, P + N, D) the tokens that enter block 0: patch embedding, prefix tokens, position embedding."""
     tokens = model.patch_embed(x)  # (B, gh, gw, D) or (B, N, D)
     tokens = model._pos_embed(tokens)  # (B, P + N, D)
@@ -291,7 +301,8 @@ def embed_tokens(model: Any, x: Any) -> Any:
     return model.norm_pre(tokens) if hasattr(model, "norm_pre") else tokens
 
 
-def forward_kept_tokens(model: Any, x: Any, keep: Any, *, tokens: Any = None) -> Any:
+def forward_kept_tokens(model: nn.Module, x: torch.Tensor, keep: torch.Tensor | Sequence[int] | np.ndarray, *,
+                        tokens: torch.Tensor | None = None) -> torch.Tensor:
     """Output of ``model`` on one image when only the patch tokens ``keep`` are fed to it (token dropping).
 
     The prefix tokens (class, distillation, registers) are always kept. Each row of ``keep`` is one
@@ -306,7 +317,7 @@ def forward_kept_tokens(model: Any, x: Any, keep: Any, *, tokens: Any = None) ->
     Returns:
         (B, C) the model's output (logits) for each batch item.
     """
-    import torch
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     _check_token_model(model)
     keep = torch.as_tensor(keep, dtype=torch.long, device=x.device)
@@ -322,9 +333,9 @@ def forward_kept_tokens(model: Any, x: Any, keep: Any, *, tokens: Any = None) ->
     return model.forward_head(hidden)  # (B, C)
 
 
-def _token_outputs(model: Any, x: Any, orders: np.ndarray, counts: Sequence[int]) -> Any:
+def _token_outputs(model: nn.Module, x: torch.Tensor, orders: np.ndarray, counts: Sequence[int]) -> torch.Tensor:
     """(R, S, C) outputs: R removal orders × S steps, one stacked batch per step."""
-    import torch
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     tokens = embed_tokens(model, x)  # (1, P + N, D)
     outputs = []
@@ -338,10 +349,10 @@ def _token_outputs(model: Any, x: Any, orders: np.ndarray, counts: Sequence[int]
     return torch.stack(outputs, dim=1)  # (R, S, C)
 
 
-def _pixel_outputs(model: Any, x: Any, orders: np.ndarray, counts: Sequence[int], baseline: Any,
-                   batch_size: int) -> Any:
+def _pixel_outputs(model: nn.Module, x: torch.Tensor, orders: np.ndarray, counts: Sequence[int], baseline: torch.Tensor,
+                   batch_size: int) -> torch.Tensor:
     """(R, S, C) outputs: R pixel orders × S steps, removed pixels set to ``baseline`` (1, 3, 1, 1)."""
-    import torch
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     height, width = x.shape[-2:]
     steps = [(r, s) for r in range(len(orders)) for s, count in enumerate(counts) if count]
@@ -362,9 +373,9 @@ def _pixel_outputs(model: Any, x: Any, orders: np.ndarray, counts: Sequence[int]
 
 
 def perturbation_curves(
-    model: Any,
-    x: Any,
-    scores: Mapping[str, Any],
+    model: nn.Module,
+    x: torch.Tensor,
+    scores: Mapping[str, Relevance | np.ndarray],
     target: int | None = None,
     *,
     removal: str = "tokens",
@@ -394,9 +405,9 @@ def perturbation_curves(
     Returns:
         ``(name, order)`` -> PerturbationCurve.
     """
-    import torch
+    import torch  # torch: heavy, imported on first use
 
-    from vitviz.capture import model_lock
+    from vitviz.capture import check_target, model_lock
 
     _check_choice(removal, REMOVALS, "removal")
     for order in orders:
@@ -404,6 +415,8 @@ def perturbation_curves(
     steps = _check_fractions(fractions)
     if not int(getattr(model, "num_classes", 0) or 0):
         raise ValueError("perturbation tests need a classifier: this model has no class scores")
+    if target is not None:
+        target = check_target(target, int(model.num_classes))
     if removal == "tokens":
         _check_token_model(model)
     if getattr(x, "ndim", 0) != 4 or x.shape[0] != 1:
@@ -440,9 +453,9 @@ def perturbation_curves(
 
 
 def perturbation_curve(
-    model: Any,
-    x: Any,
-    relevance: Any,
+    model: nn.Module,
+    x: torch.Tensor,
+    relevance: Relevance | np.ndarray,
     target: int | None = None,
     *,
     removal: str = "tokens",
@@ -467,9 +480,9 @@ def perturbation_curve(
 
 
 def faithfulness(
-    model: Any,
-    x: Any,
-    relevance: Any,
+    model: nn.Module,
+    x: torch.Tensor,
+    relevance: Relevance | np.ndarray,
     target: int | None = None,
     removal: str = "tokens",
     *,
@@ -491,8 +504,8 @@ def faithfulness(
 
 
 def random_baseline(
-    model: Any,
-    x: Any,
+    model: nn.Module,
+    x: torch.Tensor,
     target: int | None = None,
     *,
     removal: str = "tokens",
@@ -510,7 +523,7 @@ def random_baseline(
     band is computed by the very protocol of the curve it is drawn beside. ``grid_size`` defaults to the
     model's patch grid at the size of ``x``; other arguments as :func:`perturbation_curves`.
     """
-    from vitviz.attribution import RandomMap
+    from vitviz.attribution import RandomMap  # imports torch and timm: heavy, on first use
 
     seeds = tuple(int(s) for s in seeds)
     if not seeds:

@@ -25,9 +25,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
+    from torch import nn
+
+    from vitviz.attribution import AttributionMethod, Relevance
+
 
 __all__ = ["FLAG_THRESHOLD", "SanityCheck", "head_modules", "randomise_", "sanity_check", "spearman"]
 
@@ -92,7 +100,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return (sums / counts)[inverse]
 
 
-def spearman(a: Any, b: Any) -> float:
+def spearman(a: ArrayLike, b: ArrayLike) -> float:
     """Spearman rank correlation of two maps of the same shape (NaN when either is constant)."""
     x = np.asarray(a, dtype=np.float64).reshape(-1)
     y = np.asarray(b, dtype=np.float64).reshape(-1)
@@ -104,18 +112,18 @@ def spearman(a: Any, b: Any) -> float:
     return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
 
 
-def head_modules(model: Any) -> list[Any]:
+def head_modules(model: nn.Module) -> list[nn.Module]:
     """The modules of the classifier head (see ``HEAD_PARTS``) that hold parameters."""
-    import torch.nn as nn
+    import torch.nn as nn  # torch: heavy (see above)
 
     found = [getattr(model, name, None) for name in HEAD_PARTS]
     return [m for m in found if isinstance(m, nn.Module) and any(True for _ in m.parameters())]
 
 
-def randomise_(module: Any, generator: Any) -> None:
+def randomise_(module: nn.Module, generator: torch.Generator) -> None:
     """Re-initialise every parameter of ``module`` in place (timm's ViT init; see the module doc)."""
-    import torch
-    import torch.nn as nn
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
+    import torch.nn as nn  # torch: heavy (see above)
 
     def normal_like(tensor: torch.Tensor, mean: float, std: float) -> torch.Tensor:
         return torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype).to(tensor.device) * std + mean
@@ -139,7 +147,7 @@ def randomise_(module: Any, generator: Any) -> None:
                 param.copy_(normal_like(param, float(param.mean()), std or 0.02))
 
 
-def _patches(relevance: Any) -> np.ndarray:
+def _patches(relevance: Relevance | np.ndarray) -> np.ndarray:
     return np.asarray(getattr(relevance, "patches", relevance), dtype=np.float64)
 
 
@@ -147,15 +155,15 @@ def _patches(relevance: Any) -> np.ndarray:
 
 
 def sanity_check(
-    model: Any,
-    x: Any,
-    method: Any,
+    model: nn.Module,
+    x: torch.Tensor,
+    method: str | AttributionMethod,
     target: int | None = None,
     *,
     steps: int | None = None,
     seed: int = 0,
     threshold: float = FLAG_THRESHOLD,
-    original: Any = None,
+    original: Relevance | np.ndarray | None = None,
 ) -> SanityCheck:
     """Cascading randomisation of a copy of ``model``: the head, then blocks from the top down.
 
@@ -172,9 +180,9 @@ def sanity_check(
     Returns:
         The SanityCheck.
     """
-    import torch
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
-    from vitviz.attribution import get_method, resolve_target
+    from vitviz.attribution import get_method, resolve_target  # imports torch and timm: heavy, on first use
     from vitviz.capture import model_lock
 
     method = get_method(method) if isinstance(method, str) else method
@@ -186,7 +194,7 @@ def sanity_check(
         victim = copy.deepcopy(model)
     victim.eval()
     blocks = list(getattr(victim, "blocks", []))
-    stages: list[tuple[str, list[Any]]] = [("head", head_modules(victim))]
+    stages: list[tuple[str, list[nn.Module]]] = [("head", head_modules(victim))]
     stages += [(f"block {i}", [blocks[i]]) for i in reversed(range(len(blocks)))]
     if steps is not None:
         if int(steps) < 1:

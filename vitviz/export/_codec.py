@@ -16,9 +16,13 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 
 __all__ = ["MAGIC", "Payload", "QuantisedRows", "quantise_rows", "pack", "unpack"]
 
@@ -63,7 +67,7 @@ class QuantisedRows:
         return self.codes.nbytes + self.lo.nbytes + self.step.nbytes
 
 
-def quantise_rows(values: Any) -> QuantisedRows:
+def quantise_rows(values: ArrayLike) -> QuantisedRows:
     """Quantise each row of ``values`` (..., N) to 8 bits with its own offset and step."""
     values = np.asarray(values, dtype=np.float64)
     lo = values.min(axis=-1)  # (...)

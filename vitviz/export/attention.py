@@ -23,14 +23,21 @@ check what the browser draws against the Capture.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
+
+from vitviz.images import InputGeometry
+from vitviz.images.encode import encode_jpeg
 
 from ._codec import Payload, QuantisedRows, pack, quantise_rows, unpack
+
+if TYPE_CHECKING:
+    from vitviz.capture import Capture
+
 
 __all__ = ["AttentionPayload", "FUSIONS", "PayloadReader", "TIERS", "attention_payload", "input_view_jpeg",
            "payload_tier", "query_rows_payload", "DEFAULT_BUDGET"]
@@ -70,11 +77,11 @@ def payload_tier(num_layers: int, num_heads: int, num_tokens: int, num_prefix: i
     return "prefix" if num_prefix == 0 and 4096 + extra <= budget else "none"
 
 
-def _layer_rows(capture: Any, layer: int, item: int) -> np.ndarray:
+def _layer_rows(capture: Capture, layer: int, item: int) -> np.ndarray:
     return capture.attention(layer)[item].detach().float().cpu().numpy()  # (H, N, N)
 
 
-def _heads_section(capture: Any, queries: Sequence[int], item: int) -> QuantisedRows:
+def _heads_section(capture: Capture, queries: Sequence[int], item: int) -> QuantisedRows:
     """Per-head rows of ``queries`` in every layer: codes (Q, L, H, N)."""
     rows = np.stack([
         capture.attention_row(layer, q)[item].detach().float().cpu().numpy()  # (H, N)
@@ -84,7 +91,7 @@ def _heads_section(capture: Any, queries: Sequence[int], item: int) -> Quantised
     return quantise_rows(rows)
 
 
-def _all_heads_section(capture: Any, item: int) -> QuantisedRows:
+def _all_heads_section(capture: Capture, item: int) -> QuantisedRows:
     """Every query's per-head rows in every layer: codes (N, L, H, N)."""
     per_layer = [quantise_rows(_layer_rows(capture, layer, item).transpose(1, 0, 2))  # (N, H, N)
                  for layer in range(capture.num_layers)]
@@ -92,7 +99,7 @@ def _all_heads_section(capture: Any, item: int) -> QuantisedRows:
                          np.stack([p.lo for p in per_layer], axis=1), np.stack([p.step for p in per_layer], axis=1))
 
 
-def _fused_section(capture: Any, item: int) -> QuantisedRows:
+def _fused_section(capture: Capture, item: int) -> QuantisedRows:
     """Every query's fused rows in every layer: codes (N, L, 3, N), fusions in :data:`FUSIONS` order."""
     layers = []
     for layer in range(capture.num_layers):
@@ -105,18 +112,18 @@ def _sections(name: str, rows: QuantisedRows) -> dict[str, np.ndarray]:
     return {name: rows.codes, f"{name}_lo": rows.lo, f"{name}_step": rows.step}
 
 
-def _geometry_header(capture: Any) -> dict[str, Any]:
+def _geometry_header(capture: Capture) -> dict[str, Any]:
     layout = capture.layout
     return {"num_layers": capture.num_layers, "num_heads": capture.num_heads, "num_tokens": capture.num_tokens,
             "grid": list(layout.grid_size), "prefix_names": list(layout.prefix_names), "fusions": list(FUSIONS)}
 
 
-def _with_id(header: dict[str, Any], sections: dict[str, Any]) -> tuple[bytes, str]:
+def _with_id(header: dict[str, Any], sections: dict[str, np.ndarray | bytes]) -> tuple[bytes, str]:
     digest = hashlib.sha1(pack(header, sections)).hexdigest()[:16]
     return pack({**header, "id": digest}, sections), digest
 
 
-def attention_payload(capture: Any, *, image_jpeg: bytes | None = None, budget: int = DEFAULT_BUDGET,
+def attention_payload(capture: Capture, *, image_jpeg: bytes | None = None, budget: int = DEFAULT_BUDGET,
                       item: int = 0) -> AttentionPayload:
     """The attention payload of one capture (see the module docstring for the tiers).
 
@@ -132,7 +139,7 @@ def attention_payload(capture: Any, *, image_jpeg: bytes | None = None, budget: 
     tier = payload_tier(capture.num_layers, capture.num_heads, capture.num_tokens, len(prefix), budget, extra)
     header = {"kind": "attention", "version": 1, "tier": tier, "budget": int(budget), **_geometry_header(capture),
               "head_queries": [], "fused_queries": []}
-    sections: dict[str, Any] = {}
+    sections: dict[str, np.ndarray | bytes] = {}
     if tier == "heads":
         header["head_queries"] = list(range(capture.num_tokens))
         sections.update(_sections("heads", _all_heads_section(capture, item)))
@@ -149,24 +156,20 @@ def attention_payload(capture: Any, *, image_jpeg: bytes | None = None, budget: 
     return AttentionPayload(blob, digest, tier)
 
 
-def query_rows_payload(capture: Any, queries: Sequence[int], item: int = 0) -> bytes:
+def query_rows_payload(capture: Capture, queries: Sequence[int], item: int = 0) -> bytes:
     """Every layer's and head's rows of a few queries (the committed one), in the same container."""
     header = {"kind": "attention-rows", "version": 1, **_geometry_header(capture),
               "head_queries": [int(q) for q in queries], "fused_queries": []}
     return pack(header, _sections("heads", _heads_section(capture, list(queries), item)))
 
 
-def input_view_jpeg(image: Any, geometry: Any, quality: int = 85) -> bytes:
+def input_view_jpeg(image: Image.Image, geometry: InputGeometry, quality: int = 85) -> bytes:
     """JPEG of what the model saw: ``geometry.crop_box`` of the photo, resampled to the input size."""
-    from PIL import Image
-
     top, left, height, width = (float(v) for v in geometry.crop_box)
     out_h, out_w = (int(v) for v in geometry.input_size)
     view = image.convert("RGB").transform((out_w, out_h), Image.Transform.EXTENT,
                                           (left, top, left + width, top + height), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    view.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return encode_jpeg(view, quality=quality)
 
 
 class PayloadReader:

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
-from vitviz.figures._base import (
-    MAP_SCALE,
-    MARGIN,
-    cell_outline,
-    grid_spec,
-    image_size,
-    map_extent,
-    overlay_figure,
-    prefix_summary,
-    split_tokens,
-    tiled_heatmap_figure,
-)
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent
+from vitviz.figures.tiles import tiled_heatmap_figure
+from vitviz.figures.traces import MAP_SCALE, cell_outline, overlay_figure, prefix_summary
 from vitviz.i18n import N_, _
+from vitviz.images import image_size
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name",
            "head_colours"]
@@ -33,13 +33,11 @@ FUSION_TITLES = {"mean": N_("mean over heads"), "max": N_("max over heads"), "mi
 def head_colours(num_heads: int) -> list[str]:
     """One clearly different colour per head: Plotly's qualitative palettes (10, or up to 24 colours);
     beyond 24 heads the colours repeat."""
-    from plotly.colors import qualitative
-
     palette = qualitative.Plotly if num_heads <= len(qualitative.Plotly) else qualitative.Dark24
     return [palette[h % len(palette)] for h in range(num_heads)]
 
 
-def token_name(layout: Any, token: int) -> str:
+def token_name(layout: TokenLayout, token: int) -> str:
     """``"cls"``, ``"reg0"``, … for a prefix token, ``"patch (row r, col c)"`` for a patch token."""
     (gh, gw), _patch_size, prefix = grid_spec(layout)
     if not 0 <= token < len(prefix) + gh * gw:
@@ -62,9 +60,9 @@ def _head_name(head: int | str | None) -> str:
 
 def attention_map_figure(
     attention_row: np.ndarray,
-    image: Any,
-    geometry: Any,
-    layout: Any,
+    image: Image.Image | np.ndarray,
+    geometry: InputGeometry | None,
+    layout: TokenLayout,
     *,
     query: int,
     layer: int | None = None,
@@ -91,7 +89,7 @@ def attention_map_figure(
         row normalised to 1 for a max or min over heads (whose values do not sum to 1).
     """
     (gh, gw), _patch_size, prefix = grid_spec(layout)
-    prefix_values, patch_map = split_tokens(attention_row, layout)  # (P,), (gh, gw)
+    prefix_values, patch_map = layout.split(attention_row)  # (P,), (gh, gw)
     heads_text, query_text = _head_name(head), token_name(layout, query)
     if layer is None:
         title = _("{heads}: attention of {query}").format(heads=heads_text, query=query_text)

@@ -7,23 +7,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from vitviz.figures._base import (
-    MARGIN,
-    as_rgb_array,
-    grid_lines_trace,
-    map_extent,
-    map_heatmap,
-    photo_trace,
-    style_image_axes,
-)
+from vitviz.figures.placement import MARGIN, map_extent, style_image_axes
+from vitviz.figures.traces import grid_lines_trace, map_heatmap, photo_trace
 from vitviz.i18n import N_, _
+from vitviz.images import as_rgb_array
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from numpy.typing import ArrayLike
+    from PIL import Image
+
+    from vitviz.evaluation import Faithfulness, PerturbationBand, SanityCheck
+    from vitviz.figures.placement import GridLike
+    from vitviz.images import InputGeometry
+
 
 __all__ = ["faithfulness_figure", "method_colors", "relevance_maps_figure", "sanity_figure", "scaled_map"]
 
@@ -34,12 +39,12 @@ SANITY_STEPS = {"head": N_("classifier head"), "embeddings": N_("embeddings"), "
 SMALL_PHOTO_SIDE = 320  # px of each small multiple's photo (the page shows several side by side)
 
 
-def method_colors(names: Any) -> dict[str, str]:
+def method_colors(names: Iterable[str]) -> dict[str, str]:
     """One colour per method, stable for a given list of names."""
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
-def scaled_map(values: Any) -> np.ndarray:
+def scaled_map(values: ArrayLike) -> np.ndarray:
     """A map scaled to 0..1 by its own minimum and maximum (a constant map becomes all zeros).
 
     Methods produce relevance on different scales (probabilities, gradients, logit shares); only the
@@ -65,10 +70,10 @@ def _wrap_name(name: str) -> str:
 
 
 def relevance_maps_figure(
-    maps: Mapping[str, Any],
-    image: Any,
-    geometry: Any = None,
-    layout: Any = None,
+    maps: Mapping[str, np.ndarray],
+    image: Image.Image | np.ndarray,
+    geometry: InputGeometry | None = None,
+    layout: GridLike | None = None,
     *,
     columns: int = 4,
     opacity: float = 0.6,
@@ -116,7 +121,7 @@ def relevance_maps_figure(
     return fig
 
 
-def _band_traces(band: Any, *, row: int, col: int, fig: go.Figure, show_legend: bool) -> None:
+def _band_traces(band: PerturbationBand, *, row: int, col: int, fig: go.Figure, show_legend: bool) -> None:
     x = 100 * np.asarray(band.fractions)
     count = len(band.seeds)
     fig.add_trace(go.Scatter(
@@ -139,8 +144,8 @@ def _removed_hover() -> str:
 
 
 def faithfulness_figure(
-    results: Mapping[str, Any],
-    bands: Mapping[str, Any] | None = None,
+    results: Mapping[str, Faithfulness],
+    bands: Mapping[str, PerturbationBand] | None = None,
     *,
     class_name: str | None = None,
     title: str | None = None,
@@ -189,7 +194,7 @@ def _step_name(step: str) -> str:
     return _(SANITY_STEPS.get(step, step))
 
 
-def sanity_figure(checks: Mapping[str, Any], *, title: str | None = None) -> go.Figure:
+def sanity_figure(checks: Mapping[str, SanityCheck], *, title: str | None = None) -> go.Figure:
     """Rank correlation of each method's map with its original as the model is randomised top-down.
 
     Args:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from vitviz.figures._base import (
-    MARGIN,
-    VALUE_FORMAT,
-    as_rgb_array,
-    cell_hover,
-    grid_spec,
-    image_size,
-    map_extent,
-    photo_trace,
-    split_tokens,
-    style_image_axes,
-)
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent, style_image_axes
+from vitviz.figures.traces import VALUE_FORMAT, cell_hover, photo_trace
 from vitviz.i18n import _
+from vitviz.images import as_rgb_array, image_size
+
+if TYPE_CHECKING:
+    from vitviz.figures.placement import GridLike
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["token_norm_figure", "feature_pca_figure", "hidden_state_name"]
 
@@ -32,7 +29,7 @@ def hidden_state_name(index: int, num_states: int) -> str:
     return _("embeddings (before block 0)") if index == 0 else _("output of block {block}").format(block=index - 1)
 
 
-def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Figure:
+def token_norm_figure(norms: np.ndarray, layout: TokenLayout, layer: int = -1) -> go.Figure:
     """L2 norm of every token at one depth: patch tokens as a map, prefix tokens as bars beside it.
 
     High-norm outlier tokens (Darcet et al., "Vision Transformers Need Registers") stand out in both.
@@ -50,7 +47,7 @@ def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Fig
     if norms.ndim != 2:
         raise ValueError(f"expected (L+1, N) norms, got shape {norms.shape}")
     (gh, gw), _patch_size, prefix = grid_spec(layout)
-    prefix_values, patch_map = split_tokens(norms[layer], layout)  # (P,), (gh, gw)
+    prefix_values, patch_map = layout.split(norms[layer])  # (P,), (gh, gw)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.12,
                         subplot_titles=(_("patch tokens"), _("prefix tokens vs patches")))
     fig.add_trace(go.Heatmap(
@@ -78,7 +75,8 @@ def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Fig
     return fig
 
 
-def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any = None) -> go.Figure:
+def feature_pca_figure(rgb: np.ndarray, image: Image.Image | np.ndarray, geometry: InputGeometry | None,
+                       layout: GridLike | None = None) -> go.Figure:
     """Patch features coloured by their first three principal components, beside the photo.
 
     Both panels use original-image pixels, so a patch's colour sits where the patch is in the photo.

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from vitviz.figures._base import (
-    MARGIN,
-    as_rgb_array,
-    cell_hover,
-    grid_lines_trace,
-    grid_spec,
-    map_extent,
-    mosaic_figure,
-    photo_trace,
-    style_image_axes,
-)
+from vitviz.figures.mosaics import mosaic_figure
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent, style_image_axes
+from vitviz.figures.traces import cell_hover, grid_lines_trace, photo_trace
 from vitviz.i18n import _
+from vitviz.images import as_rgb_array
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vitviz.figures.placement import GridLike
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["patch_grid_figure", "patch_sequence_figure", "rect_difference"]
 
@@ -48,7 +49,8 @@ def _shade(rects: list[Rect], fill: str) -> list[dict]:
                  line=dict(width=0), layer="above") for x0, y0, x1, y1 in rects]
 
 
-def patch_grid_figure(image: Any, geometry: Any, layout_or_grid: Any) -> go.Figure:
+def patch_grid_figure(image: Image.Image | np.ndarray, geometry: InputGeometry | None,
+                      layout_or_grid: GridLike) -> go.Figure:
     """The original image with the model's patch grid drawn on the region the model sees.
 
     Parts of the image the model never sees (centre crop, dropped remainder) are shaded dark; parts of
@@ -98,7 +100,7 @@ def patch_grid_figure(image: Any, geometry: Any, layout_or_grid: Any) -> go.Figu
     return fig
 
 
-def patch_sequence_figure(patches: np.ndarray, layout: Any, *, columns: int | None = None) -> go.Figure:
+def patch_sequence_figure(patches: np.ndarray, layout: TokenLayout, *, columns: int | None = None) -> go.Figure:
     """The token sequence as the model receives it: prefix tokens first (labelled grey boxes), then the
     patches in raster order, wrapped ``columns`` tokens per row.
 

@@ -6,14 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vitviz.figures._base import (
-    MARGIN,
-    auto_stride,
-    grid_heatmap_figure,
-    mosaic_traces,
-    style_mosaic_axes,
-    tiled_heatmap_figure,
-)
+from vitviz.figures.mosaics import mosaic_traces, style_mosaic_axes
+from vitviz.figures.placement import MARGIN
+from vitviz.figures.tiles import auto_stride, tiled_heatmap_figure
+from vitviz.figures.traces import grid_heatmap_figure
 from vitviz.i18n import _
 
 __all__ = ["position_similarity_figure", "position_tile_figure", "embedding_filters_figure"]

@@ -182,14 +182,14 @@ def train(cfg: TrainConfig, *, progress: bool = True, log: Callable[[str], None]
     Returns:
         The trained model (on the CPU, eval mode) with its config dict.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # tqdm: the progress bars (tqdm comes with huggingface_hub), on first use
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     config = model_config(cfg)
     model = build_model(config)
     if cfg.init:
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # safetensors: only to start from saved weights
 
         model.load_state_dict({k: v.float() for k, v in load_file(cfg.init).items()}, strict=True)
         log(f'starting from the weights in {cfg.init}')
