@@ -108,7 +108,7 @@ def _title(spec: dict) -> str:
 
 
 MY_SOURCES = ("pages/patches.py", "pages/position_embeddings.py", "pages/attention.py", "pages/rollout.py",
-              "pages/heads_depth.py", "pages/compare.py", "vitviz_app/clicks.py", "vitviz_app/export.py",
+              "pages/heads_depth.py", "pages/compare.py", "vitviz_app/clicks.py", "vitviz_app/downloads.py",
               "vitviz_app/components/")
 
 

@@ -124,7 +124,7 @@ def wait_until_idle(page) -> None:
 
 def _plot(key: str) -> str:
     """CSS selector of the Plotly div of ``vitviz_app.show_figure(..., key=key)``."""
-    from vitviz_app.export import slug
+    from vitviz_app.downloads import slug
 
     return f".st-key-fig-{slug(key)} .js-plotly-plot"
 
@@ -235,7 +235,7 @@ def test_layer_slider_and_patch_click_change_the_attention_map(page, server):
 
     with page.expect_download(timeout=RERUN_TIMEOUT_MS) as download:
         page.locator(".st-key-attn-download").get_by_role("button", name="Download arrays (.npz)").click()
-    from vitviz_app.export import read_npz
+    from vitviz_app.downloads import read_npz
 
     arrays, settings = read_npz(Path(download.value.path()).read_bytes())
     assert settings["layer"] == 0 and settings["query"] == [1, 2] and settings["view"] == "attention"

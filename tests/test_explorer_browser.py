@@ -119,7 +119,7 @@ def _hover(page, row: int, col: int) -> dict:
 
 
 def _download_from(page, container: str) -> tuple[dict, dict]:
-    from vitviz_app.export import read_npz
+    from vitviz_app.downloads import read_npz
 
     with page.expect_download(timeout=TIMEOUT_MS) as download:
         page.locator(container).get_by_role("button", name="Download arrays (.npz)").click()

@@ -41,8 +41,8 @@ def _png(pixels: np.ndarray) -> bytes:
 @st.cache_data(max_entries=16, show_spinner=False)
 def patch_steps(fwd_key: str, layer: int, head: int, budget: int, _fwd: Any, _pixels: np.ndarray):
     """Every patch's walk-through numbers at ``layer`` and ``head`` (a ``PatchStepsPayload``)."""
+    from vitviz.analysis.walkthrough import embed_patches
     from vitviz.export import patch_steps_payload
-    from vitviz_app.walkthrough import embed_patches
 
     cap, layout = _fwd.capture, _fwd.layout
     vectors, embeddings = embed_patches(_fwd.model, _fwd.x, layout)  # (Np, C·ph·pw), (Np, D)
