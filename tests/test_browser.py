@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, bundled_model_shipped
 
+from vitviz_app.components import TEST_HOOKS_ENV
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
@@ -52,7 +54,7 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """``streamlit run app.py`` on a free loopback port; yields its base URL."""
     port = _free_port()
-    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1", **{TEST_HOOKS_ENV: "1"})  # probes on
     if not bundled_model_shipped():
         site = tmp_path_factory.mktemp("site")
         (site / "sitecustomize.py").write_text(STAND_IN.format(tests=str(ROOT / "tests")))

@@ -88,20 +88,22 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
 
 
 def _drawing() -> tuple[bytes | None, str, list[str]]:
-    """The drawing pad: its sketch (PNG bytes) once something is drawn, else a prompt; a bad payload says why."""
-    from vitviz.i18n import _
+    """The drawing pad: its sketch (PNG bytes) once something is drawn, else a prompt. What the pad sends is
+    checked by its handler; a sketch that does not decode is ignored too (a log line, never an error box)."""
+    from vitviz.images import ImageError
 
-    from .components.drawing_canvas import DrawingError, drawing_canvas, drawing_png
+    from .components.drawing_canvas import drawing_canvas
 
-    value = drawing_canvas(key="drawing", labels={
+    data = drawing_canvas(key="drawing", text={
         "pen": _("Pen"), "width": _("Thickness"), "background": _("Background"), "undo": _("Undo"), "clear": _("Clear"),
         "canvas": _("Drawing pad: draw a shape with the mouse, a pen or a finger"),
     })
-    try:
-        data = drawing_png(value)
-    except DrawingError as exc:
-        st.error(str(exc), icon=":material/broken_image:")
-        return None, "", [str(exc)]
+    if data is not None:
+        try:
+            loaders.decode(loaders.digest(data), data)  # cached: the sidebar's own decode finds it
+        except ImageError as exc:
+            _LOG.warning("drawing pad: ignored a sketch that does not decode (%s)", exc)
+            data = None
     if data is None:
         return None, "", [Prompt(_("Draw a shape on the pad in the sidebar (or pick a sample) to begin."))]
     return data, "drawing", []
