@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
 from bench._timing import Table, add_common_args, machine, quantiles, report  # noqa: E402
 from bench.browser_latency import _FINGERPRINT, CHROMIUM, CHROMIUM_ARGS, MAP, MODEL, FrameCounter  # noqa: E402
+from vitviz_app.components._registry import TEST_HOOKS_ENV  # noqa: E402
 
 __all__ = ["main"]
 
@@ -75,7 +76,7 @@ _ARM = """([kind, sel, before, target]) => {
             return e && e.committed.token === target && now.every(
                 (p, i) => p !== before[i] || before[i] === 'no figure');
         }
-        return e && e.drawCount !== before;
+        return e && e.draw_count !== before;
     };
     window.__vvProbe = null;
     let input = null;
@@ -98,13 +99,13 @@ _ARM = """([kind, sel, before, target]) => {
 
 
 # The same probe for the other pages' components: `name` is the window global a component publishes
-# (drawCount, committed); a commit is seen when `committed` matches `target` and the server figure `sel` changed.
+# (draw_count, committed); a commit is seen when `committed` matches `target` and the server figure `sel` changed.
 _ARM_VIEW = """([name, kind, sel, before, target]) => {
     const fingerprint = %s;
     const changed = () => {
         const e = window[name];
         if (kind === 'commit') return e && JSON.stringify(e.committed) === target && fingerprint(sel) !== before;
-        return e && e.drawCount !== before;
+        return e && e.draw_count !== before;
     };
     window.__vvProbe = null;
     let input = null;
@@ -151,7 +152,7 @@ def _cell(page, row: int, col: int) -> tuple[float, float]:
 def measure(page, counter: FrameCounter, cast: Screencast, kind: str, action, target: int = -1) -> dict:
     """Arm the probe, do ``action``, wait for the change and for the app to be idle; times in ms."""
     state = page.evaluate(EXPLORER)
-    before = page.evaluate(f"(sel) => ({_PAGE_PARTS})(sel)", MAP) if kind == "commit" else state["drawCount"]
+    before = page.evaluate(f"(sel) => ({_PAGE_PARTS})(sel)", MAP) if kind == "commit" else state["draw_count"]
     page.evaluate(_ARM, [kind, MAP, before, target])
     received, sent, _ = counter.snapshot()
     action()
@@ -189,7 +190,7 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
         counter = FrameCounter(page)
         page.goto(url, timeout=TIMEOUT_MS)
         page.locator(".vv-map").wait_for(state="attached", timeout=TIMEOUT_MS)
-        page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.drawCount > 0",
+        page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0",
                                timeout=TIMEOUT_MS)
         _idle_on(page, counter, ".vv-map", quiet_s=1.0)
         page.locator(".vv-map").scroll_into_view_if_needed()
@@ -218,7 +219,7 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
                 page, counter, cast, "draw",
                 lambda k=k: explorer_key(head_input, "ArrowDown" if (k // 5) % 2 == 0 else "ArrowUp")))
             if k % 2 == 0:
-                target = info["numPrefix"] + row * gw + col
+                target = info["num_prefix"] + row * gw + col
                 page.mouse.move(*point)
                 page.wait_for_timeout(100)
                 results["patch click (commit)"].append(measure(
@@ -249,7 +250,7 @@ def measure_view(page, counter: FrameCounter, cast: Screencast, name: str, kind:
                  sel: str = "", target: str = "") -> dict:
     """:func:`measure` for a component publishing ``window[name]``; a commit waits for ``sel`` to change."""
     before = page.evaluate(f"(sel) => ({_FINGERPRINT})(sel)", sel) if kind == "commit" else \
-        page.evaluate(f"() => window.{name}.drawCount")
+        page.evaluate(f"() => window.{name}.draw_count")
     page.evaluate(_ARM_VIEW, [name, kind, sel, before, target])
     received, sent, _ = counter.snapshot()
     action()
@@ -275,7 +276,7 @@ def _open_view(page, url: str, selector: str, name: str):
     counter = FrameCounter(page)
     page.goto(url, timeout=TIMEOUT_MS)
     page.locator(selector).wait_for(state="attached", timeout=TIMEOUT_MS)
-    page.wait_for_function(f"() => window.{name} && window.{name}.drawCount > 0", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => window.{name} && window.{name}.draw_count > 0", timeout=TIMEOUT_MS)
     _idle_on(page, counter, selector, quiet_s=1.0)
     page.locator(selector).scroll_into_view_if_needed()
     return counter, Screencast(page)
@@ -296,7 +297,7 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
             page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
             counter = FrameCounter(page)
             page.goto(address, timeout=TIMEOUT_MS)
-            page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.drawCount > 0",
+            page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0",
                                    timeout=TIMEOUT_MS)
             _idle_on(page, counter, ".vv-map", quiet_s=1.0)
             tabs[name] = (page, counter, Screencast(page))
@@ -313,7 +314,7 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
                 page.mouse.move(*point)
                 page.wait_for_timeout(600)
                 found = measure(page, counter, cast, "commit", lambda page=page, point=point: page.mouse.click(*point),
-                                target=info["numPrefix"] + row * gw + col)
+                                target=info["num_prefix"] + row * gw + col)
                 results[name].append({**found, "screencast": None} if found else found)
         browser.close()
     return results
@@ -388,7 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     random_hub_weights(MODEL[1])
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
-    server = start_server(port, app_env(threads=args.threads), log, timeout_s=600)
+    env = app_env(threads=args.threads) | {TEST_HOOKS_ENV: "1"}  # the components expose what they draw
+    server = start_server(port, env, log, timeout_s=600)
     try:
         url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}"
         t0 = time.perf_counter()

@@ -96,7 +96,7 @@ if sim is not None:
         def _pick(r: int, c: int) -> None:
             st.session_state["pos_row"], st.session_state["pos_col"] = r, c
 
-        tile_explorer(tiles_payload, committed=(int(row), int(col)), grid_width=gw, key="pos_explorer",
+        tile_explorer(tiles_payload, committed=(int(row), int(col)), grid=(gh, gw), key="pos_explorer",
                       caption=_("Hover a tile: its map is shown large at once (drawn in your browser). Click to "
                                 "keep it."),
                       on_commit=_pick)

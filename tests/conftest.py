@@ -71,7 +71,7 @@ def open_app(app_model) -> Callable[..., Any]:
 
 def chart_spec(at, key: str) -> dict:
     """The Plotly figure (as a dict) of the chart drawn by ``vitviz_app.show_figure(..., key=key)``."""
-    from vitviz_app.export import slug
+    from vitviz_app.downloads import slug
 
     block = at.main.get_by_key(f"fig-{slug(key)}")
     charts = [node for node in block if getattr(node, "type", None) == "plotly_chart"]

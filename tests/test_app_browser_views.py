@@ -55,7 +55,7 @@ def _check_rollout(at, fusion: str) -> dict:
     assert np.all(np.abs(maps.reshape(len(maps), -1) - flat) <= _half(flat)[:, None] + 1e-6)
     if fusion == data["committed"]["fusion"]:  # the figure is drawn for the page's fusion; titles per layer
         assert [t.replace("<br>", " ") for t in (f["layout"]["title"]["text"] for f in spec["frames"])] == \
-            data["titles"][fusion]
+            data["text"]["titles"][fusion]
     return data
 
 

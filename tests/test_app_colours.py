@@ -28,7 +28,7 @@ QUERY = {"pages/attention.py": {"attn_figures": "true"}}  # the page's map is th
 
 def chart_proto(at, key: str):
     """The ``PlotlyChart`` proto of ``show_figure(..., key=key)`` (spec, config, theme)."""
-    from vitviz_app.export import slug
+    from vitviz_app.downloads import slug
 
     block = at.main.get_by_key(f"fig-{slug(key)}")
     return next(node for node in block if getattr(node, "type", None) == "plotly_chart").proto

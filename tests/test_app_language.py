@@ -92,8 +92,8 @@ def test_english_is_untouched_by_the_catalogue(open_app):
 ])
 def test_a_chinese_figure_title_wraps_to_a_phone_wide_chart(title):
     """Chinese has no spaces and its characters are twice as wide: a title still breaks within the width."""
-    from vitviz_app.export import TITLE_LINE_CHARS, wrap_title
     from vitviz_app.margins import text_columns as _columns
+    from vitviz_app.plotting import TITLE_LINE_CHARS, wrap_title
 
     lines = wrap_title(title).split("<br>")
     assert len(lines) > 1 and all(_columns(line) <= TITLE_LINE_CHARS for line in lines), lines

@@ -67,7 +67,7 @@ def test_a_frame_slider_gets_its_room_below():
 
 def test_every_shown_figure_goes_through_it():
     """show_figure's preparation reserves the margins (and only once per cached figure)."""
-    from vitviz_app.export import _prepare
+    from vitviz_app.plotting import _prepare
 
     fig = _heatmap()
     _prepare(fig, 400)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from vitviz_app.export import TITLE_LINE_CHARS, wrap_title
+from vitviz_app.plotting import TITLE_LINE_CHARS, wrap_title
 
 
 @pytest.mark.parametrize(

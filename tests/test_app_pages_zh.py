@@ -59,12 +59,12 @@ def test_a_kept_language_holds_in_another_thread():
 def test_the_attention_explorer_gets_its_texts_in_chinese(open_app):
     at = open_app("pages/attention.py", ZH)
     data = component_data(at, "attention_explorer")
-    text = data["text"]
+    text = dict(data["text"])
+    assert text.pop("prefix_labels") == {"cls": "类别词元"}  # the prefix-token buttons
     assert text["tip_cell"] == "第 {row} 行，第 {col} 列"  # the tooltip's "row, column"
     assert text["tip_self"].endswith("：{value}") and text["tip_from"].endswith("：{value}")
     assert text["status_none"].startswith("词元太多")  # the notice when nothing fits the browser
     assert all(_has_han(value) for key, value in text.items() if key != "share"), text
-    assert data["labels"] == {"cls": "类别词元"}  # the prefix-token buttons
     # every field the browser fills is one the English text has: the JavaScript fills both alike
     from scripts.i18n import placeholders
     from vitviz.i18n import language
@@ -81,7 +81,7 @@ def test_the_tile_explorer_gets_its_texts_in_chinese(open_app):
     data = component_data(at, "tile_explorer")
     assert data["text"]["tip"] == "第 {row} 行，第 {col} 列：{value}"
     assert data["text"]["title"].startswith("位置（{row}, {col}）")
-    assert data["caption"].startswith("悬停在小图上")
+    assert data["text"]["caption"].startswith("悬停在小图上")
 
 
 def test_switching_the_language_keeps_the_view(open_app, figure):
@@ -108,7 +108,7 @@ def _title(spec: dict) -> str:
 
 
 MY_SOURCES = ("pages/patches.py", "pages/position_embeddings.py", "pages/attention.py", "pages/rollout.py",
-              "pages/heads_depth.py", "pages/compare.py", "vitviz_app/clicks.py", "vitviz_app/export.py",
+              "pages/heads_depth.py", "pages/compare.py", "vitviz_app/clicks.py", "vitviz_app/downloads.py",
               "vitviz_app/components/")
 
 

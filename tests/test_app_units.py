@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from vitviz_app.clicks import CLICK_TRACE_NAME, add_cell_targets, add_tile_targets, clicked_cell
-from vitviz_app.export import npz_bytes, plotly_config, read_npz, slug
+from vitviz_app.downloads import npz_bytes, read_npz, slug
+from vitviz_app.plotting import plotly_config
 from vitviz_app.samples import LICENSES_FILE, SAMPLES_DIR, default_sample, list_samples, read_sample
 
 # ----------------------------------------------------------------------------------------- downloads
@@ -219,7 +220,7 @@ def tiny():
 
 
 def test_patch_embedding_by_hand_matches_the_convolution(tiny):
-    from vitviz_app.walkthrough import embed_patch
+    from vitviz.analysis.walkthrough import embed_patch
 
     model, x, cap = tiny
     layout = cap.layout
@@ -235,7 +236,7 @@ def test_patch_embedding_by_hand_matches_the_convolution(tiny):
 
 
 def test_first_tokens_are_the_tokens_entering_block_zero(tiny):
-    from vitviz_app.walkthrough import first_tokens
+    from vitviz.analysis.walkthrough import first_tokens
 
     model, x, cap = tiny
     tokens, error = first_tokens(model, x, cap)
@@ -247,7 +248,7 @@ def test_first_tokens_are_the_tokens_entering_block_zero(tiny):
 
 
 def test_attention_numbers_are_softmax_of_scaled_dot_products(tiny):
-    from vitviz_app.walkthrough import attention_numbers
+    from vitviz.analysis.walkthrough import attention_numbers
 
     model, x, cap = tiny
     layer, head, query = 3, 1, 17
@@ -270,7 +271,7 @@ def test_attention_numbers_are_softmax_of_scaled_dot_products(tiny):
 
 
 def test_classifier_numbers_reproduce_the_output(tiny):
-    from vitviz_app.walkthrough import classifier_numbers, supports_walkthrough
+    from vitviz.analysis.walkthrough import classifier_numbers, supports_walkthrough
 
     model, x, cap = tiny
     step = classifier_numbers(model, cap)

@@ -10,8 +10,8 @@ import pytest
 from test_app_controls import app_capture, heat
 
 import vitviz.analysis
+from vitviz.analysis import walkthrough as wt
 from vitviz_app import views
-from vitviz_app import walkthrough as wt
 from vitviz_app.loaders import forward_passes
 
 
@@ -127,7 +127,7 @@ def test_walkthrough_memo_never_mistakes_a_new_object_for_a_dead_one():
 def test_template_without_validation_gives_the_same_figure():
     import plotly.graph_objects as go
 
-    from vitviz_app.export import APP_TEMPLATE, apply_template
+    from vitviz_app.plotting import APP_TEMPLATE, apply_template
 
     def build():
         fig = go.Figure(go.Heatmap(z=np.arange(6.0).reshape(2, 3), colorscale="Inferno"))

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, bundled_model_shipped
 
+from vitviz_app.components import TEST_HOOKS_ENV
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
@@ -52,7 +54,7 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """``streamlit run app.py`` on a free loopback port; yields its base URL."""
     port = _free_port()
-    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1", **{TEST_HOOKS_ENV: "1"})  # probes on
     if not bundled_model_shipped():
         site = tmp_path_factory.mktemp("site")
         (site / "sitecustomize.py").write_text(STAND_IN.format(tests=str(ROOT / "tests")))
@@ -124,7 +126,7 @@ def wait_until_idle(page) -> None:
 
 def _plot(key: str) -> str:
     """CSS selector of the Plotly div of ``vitviz_app.show_figure(..., key=key)``."""
-    from vitviz_app.export import slug
+    from vitviz_app.downloads import slug
 
     return f".st-key-fig-{slug(key)} .js-plotly-plot"
 
@@ -235,7 +237,7 @@ def test_layer_slider_and_patch_click_change_the_attention_map(page, server):
 
     with page.expect_download(timeout=RERUN_TIMEOUT_MS) as download:
         page.locator(".st-key-attn-download").get_by_role("button", name="Download arrays (.npz)").click()
-    from vitviz_app.export import read_npz
+    from vitviz_app.downloads import read_npz
 
     arrays, settings = read_npz(Path(download.value.path()).read_bytes())
     assert settings["layer"] == 0 and settings["query"] == [1, 2] and settings["view"] == "attention"

@@ -24,7 +24,7 @@ def _open(browser, url: str, selector: str, probe: str):  # noqa: F811
     frames = Frames(page)
     page.goto(url, timeout=TIMEOUT_MS)
     page.locator(selector).wait_for(state="attached", timeout=TIMEOUT_MS)
-    page.wait_for_function(f"() => ({probe})() && ({probe})().drawCount > 0", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => ({probe})() && ({probe})().draw_count > 0", timeout=TIMEOUT_MS)
     _idle(page)
     page.locator(selector).scroll_into_view_if_needed()
     return page, frames
@@ -38,7 +38,7 @@ def test_scrubbing_and_switching_fusion_redraw_in_the_browser(browser, server): 
     page, frames = _open(browser, f"{server}/rollout", ".vr-map", ROLLOUT)
     first = page.evaluate(ROLLOUT)
     assert first["tier"] == "maps" and first["fusion"] == "mean"
-    assert first["colourEnds"] == [[0, 0, 4], [252, 255, 164]], "Inferno, as the server's maps"
+    assert first["colour_ends"] == [[0, 0, 4], [252, 255, 164]], "Inferno, as the server's maps"
     sent = frames.sent
     drawn = {(first["fusion"], first["step"]): first}
     slider = page.locator(".vr-layer")

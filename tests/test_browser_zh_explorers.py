@@ -46,7 +46,7 @@ def test_the_tile_explorer_speaks_chinese(browser, server):
     page.goto(f"{server}/position_embeddings?lang=zh", timeout=240_000)
     page.locator(".vt-big").wait_for(state="attached", timeout=240_000)
     page.locator(".vt-big").scroll_into_view_if_needed()
-    page.wait_for_function("() => window.__vitvizTiles && window.__vitvizTiles.drawCount > 0", timeout=240_000)
+    page.wait_for_function("() => window.__vitvizTiles && window.__vitvizTiles.draw_count > 0", timeout=240_000)
     _idle(page)
     gh, gw = page.evaluate("() => window.__vitvizTiles.grid")
     box = page.locator(".vt-big").bounding_box()

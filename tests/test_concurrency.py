@@ -338,7 +338,7 @@ async def _browse(browser, url: str, i: int) -> bytes:
         # arrays, or is cancelled when that rerun replaces the file. Download until it is this upload's.
         from playwright.async_api import Error as PlaywrightError
 
-        from vitviz_app.export import read_npz
+        from vitviz_app.downloads import read_npz
 
         data = b""
         for _attempt in range(6):
@@ -385,7 +385,7 @@ def test_eight_browser_sessions_at_once_each_see_their_own_maps(server, referenc
     if not __import__("os").path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}")
     from vitviz.analysis import gradient_rollout
-    from vitviz_app.export import read_npz
+    from vitviz_app.downloads import read_npz
 
     downloads = _browse_all(server, SESSIONS)
     loaded = reference_model

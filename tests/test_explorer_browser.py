@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from vitviz_app.components import TEST_HOOKS_ENV
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
@@ -33,7 +35,7 @@ def _server(tmp_path: Path, **env_extra: str):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1", **env_extra)
+    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1", **{TEST_HOOKS_ENV: "1"}, **env_extra)
     log = tmp_path / "streamlit.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -95,7 +97,7 @@ def _open(browser, url: str):
     page.goto(url, timeout=TIMEOUT_MS)
     page.locator(".vv-map").wait_for(state="attached", timeout=TIMEOUT_MS)
     page.locator(".vv-map").scroll_into_view_if_needed()
-    page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.drawCount > 0",
+    page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0",
                            timeout=TIMEOUT_MS)
     _idle(page)
     page.locator(".vv-map").scroll_into_view_if_needed()
@@ -113,13 +115,13 @@ def _hover(page, row: int, col: int) -> dict:
     gh, gw = state["grid"]
     box = page.locator(".vv-map").bounding_box()
     page.mouse.move(box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh)
-    token = state["numPrefix"] + row * gw + col
+    token = state["num_prefix"] + row * gw + col
     page.wait_for_function(f"() => window.__vitvizExplorer.query === {token}", timeout=10_000)
     return page.evaluate(EXPLORER)
 
 
 def _download_from(page, container: str) -> tuple[dict, dict]:
-    from vitviz_app.export import read_npz
+    from vitviz_app.downloads import read_npz
 
     with page.expect_download(timeout=TIMEOUT_MS) as download:
         page.locator(container).get_by_role("button", name="Download arrays (.npz)").click()
@@ -139,7 +141,7 @@ def _commit_click(page, row: int, col: int) -> None:
     gh, gw = state["grid"]
     box = page.locator(".vv-map").bounding_box()
     page.mouse.click(box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh)
-    token = state["numPrefix"] + row * gw + col
+    token = state["num_prefix"] + row * gw + col
     page.wait_for_function(f"() => window.__vitvizExplorer.committed.token === {token}", timeout=TIMEOUT_MS)
     _idle(page)
 
@@ -156,7 +158,7 @@ def test_hovering_a_position_tile_shows_it_large_without_a_rerun(browser, defaul
     page.goto(f"{default_server}/position_embeddings", timeout=TIMEOUT_MS)
     page.locator(".vt-tiles").wait_for(state="attached", timeout=TIMEOUT_MS)
     page.locator(".vt-tiles").scroll_into_view_if_needed()
-    page.wait_for_function("() => window.__vitvizTiles && window.__vitvizTiles.drawCount > 0", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => window.__vitvizTiles && window.__vitvizTiles.draw_count > 0", timeout=TIMEOUT_MS)
     _idle(page)
     gh, gw = page.evaluate("() => window.__vitvizTiles.grid")
     sent = frames.sent
@@ -185,7 +187,7 @@ def test_hovering_redraws_in_the_browser_and_matches_the_capture(browser, defaul
     sent = frames.sent
     a = _hover(page, 1, 1)
     b = _hover(page, 5, 6)
-    assert a["query"] != b["query"] and a["drawCount"] < b["drawCount"]
+    assert a["query"] != b["query"] and a["draw_count"] < b["draw_count"]
     assert not np.allclose(a["values"], b["values"])  # two different maps drawn
     layer_input = page.locator(".vv-layer")
     layer_input.focus()
@@ -253,11 +255,11 @@ def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(brows
     page, _frames = _open(browser, f"{default_server}/attention")
     assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0  # the explorer is the map
     table = page.locator("[data-testid=stTable]").inner_text()
-    draws = _hover(page, 2, 3)["drawCount"]  # the pointer is on the patch: the click itself draws once
+    draws = _hover(page, 2, 3)["draw_count"]  # the pointer is on the patch: the click itself draws once
     _commit_click(page, 2, 3)
     # one draw at the click, one when the rerun hands the explorer the committed state (its photo is decoded
     # once per payload: no second draw when that promise resolves)
-    assert page.evaluate(EXPLORER)["drawCount"] - draws == 2
+    assert page.evaluate(EXPLORER)["draw_count"] - draws == 2
     assert "attn_row=2" in page.url and "attn_col=3" in page.url
     assert "patch (2, 3)" in _query_heading(page)
     assert page.locator("[data-testid=stTable]").count() == 1  # the top patches: a static table, not a data grid

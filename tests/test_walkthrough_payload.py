@@ -1,5 +1,5 @@
 """The "How a ViT works" patch payload: every patch's step numbers decode, as the browser decodes them, to the
-page's own numbers (``vitviz_app.walkthrough``) within half a quantisation step, for every token layout; parts
+page's own numbers (``vitviz.analysis.walkthrough``) within half a quantisation step, for every token layout; parts
 that do not fit are left out in order and the page is told."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from test_explorer_payload import FLOAT32_SLACK, LAYOUTS
 
+from vitviz.analysis import walkthrough as wt
 from vitviz.export import PARTS, patch_steps_payload, read_patch_steps
-from vitviz_app import walkthrough as wt
 
 
 def _model_and_capture(name: str, **kwargs):

@@ -9,6 +9,8 @@ import streamlit as st
 
 from vitviz.i18n import N_, _
 
+from .context import current_context
+
 __all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout",
            "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table"]
 
@@ -85,8 +87,6 @@ def page_header(title: str, intro: str) -> None:
 
 def fallback_notice() -> None:
     """Say on the page, not only in the sidebar, that the model shown is not the one asked for, and why."""
-    from .sidebar import current_context
-
     ctx = current_context()
     loaded = getattr(ctx, "loaded", None)
     if loaded is not None and getattr(loaded, "fallback", False):

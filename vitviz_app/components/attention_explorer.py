@@ -4,31 +4,28 @@ The page hands it a forward pass; the payload (``vitviz.export.attention_payload
 capture and cached, and delivered by the invisible carrier (``payload.py``). The explorer itself receives
 only small data: the payload's id, the page's committed query/layer/head and, when the payload does not
 hold them, the committed query's per-head rows. A click on a patch (or a prefix-token button) calls
-``on_commit`` with ``{'query': 'patch' | prefix name, 'row', 'col', 'layer', 'head'}`` before the rerun.
+``on_commit`` with ``{'query': 'patch' | prefix name, 'row', 'col', 'layer', 'head'}`` before the rerun, once
+:func:`read_commit` has checked it against the page's model.
 """
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
 
-from ._registry import RuntimeComponent
-from .payload import PAYLOAD_JS, payload_carrier
+from ..ui import HEAD_FUSIONS
+from ._contract import Refused, as_cell, as_index, commit_handler, mount_data
+from ._registry import component
+from .payload import payload_carrier
 
-__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "map_colours", "BUDGET_ENV"]
+__all__ = ["attention_explorer", "commit_updates", "explorer_budget", "map_colours", "read_commit", "BUDGET_ENV"]
 
-_HERE = Path(__file__).parent
 BUDGET_ENV = "VITVIZ_BROWSER_BUDGET"
 
-_explorer = RuntimeComponent(
-    "vitviz.attention_explorer",
-    js=PAYLOAD_JS + "\n" + (_HERE / "attention_explorer.js").read_text(),
-    css=(_HERE / "attention_explorer.css").read_text(),
-)
+_explorer = component("attention_explorer")
 
 
 def explorer_budget() -> int:
@@ -96,9 +93,40 @@ def map_colours() -> list[list[float]]:
     return colour_stops(MAP_SCALE)
 
 
+def read_commit(value: Any, layout: Any, num_layers: int, num_heads: int) -> dict[str, Any]:
+    """A commit of the explorer, checked against the model: a patch of its grid or one of its prefix tokens, a
+    layer and a head (or a head fusion) it has.
+
+    Args:
+        value: What the browser sent: ``{'query': 'patch' | prefix name, 'row', 'col', 'layer', 'head', ...}``.
+        layout: The model's ``TokenLayout``.
+        num_layers, num_heads: The captured pass's layers and heads.
+
+    Returns:
+        ``{'query', 'layer', 'head'}`` plus ``'row'`` and ``'col'`` for a patch; ints, and the head as a string.
+
+    Raises:
+        Refused: Anything else (wrong type, out of range, unknown token, missing key).
+    """
+    if not isinstance(value, Mapping):
+        raise Refused(f"a commit is an object, not {type(value).__name__}")
+    query = value.get("query")
+    if query == "patch":
+        row, col = as_cell(value, layout.grid_size)
+        commit: dict[str, Any] = {"query": "patch", "row": row, "col": col}
+    elif isinstance(query, str) and query in layout.prefix_names:
+        commit = {"query": query}
+    else:
+        raise Refused("the query is neither 'patch' nor one of the model's prefix tokens")
+    commit["layer"] = as_index(value.get("layer"), "layer", num_layers)
+    head = value.get("head")
+    commit["head"] = head if head in HEAD_FUSIONS else str(as_index(head, "head", num_heads, digits=True))
+    return commit
+
+
 def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
-    """Session-state updates for a committed explorer value: ``{prefix}_query``, ``_row``, ``_col``, ``_layer``,
-    ``_head`` (the page's widget keys); empty when ``value`` is not a commit."""
+    """Session-state updates for a committed explorer value (checked by :func:`read_commit`): ``{prefix}_query``,
+    ``_row``, ``_col``, ``_layer``, ``_head`` (the page's widget keys); empty when ``value`` is not a commit."""
     if not isinstance(value, dict) or not value.get("query"):
         return {}
     updates = {f"{prefix}_query": str(value["query"])}
@@ -119,22 +147,22 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
             a head index as a string).
         labels: Display names of the prefix tokens (``{'cls': 'Class token'}``).
         key: Widget key; the carrier uses ``key + '.data'``.
-        on_commit: Called with the committed value when the user clicks a patch or a prefix token.
+        on_commit: Called with the committed value (checked by :func:`read_commit`) when the user clicks a patch
+            or a prefix token.
     """
+    layout, cap = fwd.layout, fwd.capture
     payload = explorer_payload(fwd.key, explorer_budget(), fwd, image)
-    holds = payload.tier == "heads" or (payload.tier != "none" and query_token < fwd.layout.num_prefix_tokens)
-    extra = None if holds else _query_rows(fwd.key, int(query_token), fwd)
+    holds = payload.tier == "heads" or (payload.tier != "none" and query_token < layout.num_prefix_tokens)
+    rows = None if holds else _query_rows(fwd.key, int(query_token), fwd)
     payload_carrier(payload.blob, key=f"{key}.data")
 
-    def callback() -> None:
-        value = (st.session_state.get(key) or {}).get("commit")
-        if isinstance(value, dict) and value.get("query"):
-            on_commit(value)
+    def read(value: Any) -> dict[str, Any]:
+        return read_commit(value, layout, cap.num_layers, cap.num_heads)
 
     _explorer(
-        data={"payload": payload.id, "extra": extra, "labels": labels, "colours": map_colours(),
-              "text": explorer_text(),
-              "committed": {"token": int(query_token), "layer": int(layer), "head": str(head)}},
-        key=key, on_commit_change=callback,
+        data=mount_data(payload=payload.id, colours=map_colours(),
+                        committed={"token": int(query_token), "layer": int(layer), "head": str(head), "rows": rows},
+                        text={**explorer_text(), "prefix_labels": dict(labels)}),
+        key=key, on_commit_change=commit_handler(key, read, on_commit, "attention explorer"),
     )
     return payload

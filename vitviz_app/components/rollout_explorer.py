@@ -4,28 +4,23 @@ For the page's discard ratio and start layer, the read-out map after every layer
 (``vitviz.export.rollout_payload``) is made once and delivered by the payload carrier; the component gets its
 id, the page's fusion, the colour stops of the server's figures, and every text it shows (titles, labels,
 tooltip), so all of it can be translated. Changing the discard ratio or the start layer stays a server rerun.
+It sends nothing back: the page's fusion stays the page's control.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from ._registry import RuntimeComponent
+from ._contract import mount_data
+from ._registry import component
 from .attention_explorer import explorer_budget, map_colours
-from .payload import PAYLOAD_JS, payload_carrier
+from .payload import payload_carrier
 
 __all__ = ["rollout_explorer"]
 
-_HERE = Path(__file__).parent
-
-_rollout = RuntimeComponent(
-    "vitviz.rollout_explorer",
-    js=PAYLOAD_JS + "\n" + (_HERE / "rollout_explorer.js").read_text(),
-    css=(_HERE / "rollout_explorer.css").read_text(),
-)
+_rollout = component("rollout_explorer")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -61,7 +56,8 @@ def rollout_explorer(fwd: Any, image: Any, views: Mapping[str, Any], *, fusion: 
     if payload.tier == "none":
         return payload
     payload_carrier(payload.blob, key=f"{key}.data")
-    _rollout(data={"payload": payload.id, "committed": {"fusion": fusion}, "colours": map_colours(),
-                   "titles": {f: list(t) for f, t in titles.items()}, "text": dict(text),
-                   "fusionNames": dict(fusion_names), "prefixLabels": dict(prefix_labels)}, key=key)
+    _rollout(data=mount_data(payload=payload.id, committed={"fusion": fusion}, colours=map_colours(),
+                             text={**text, "titles": {f: list(t) for f, t in titles.items()},
+                                   "fusion_names": dict(fusion_names), "prefix_labels": dict(prefix_labels)}),
+             key=key)
     return payload

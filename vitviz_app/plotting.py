@@ -1,37 +1,28 @@
-"""Showing figures and handing data out: PNG export from Plotly's toolbar, arrays as ``.npz`` + settings.
+"""Showing figures: every Plotly figure of the app goes through :func:`show_figure`.
 
-Every figure in the app goes through :func:`show_figure`, so each one has the camera button of Plotly's
-toolbar set to save a PNG with a meaningful file name, and is drawn with the figure's own colours.
-Streamlit's front end treats ``#000001`` … ``#000040`` in a figure's JSON as placeholders of its chart
-theme and replaces them, whatever the theme; Inferno's first colour is ``#000004``, so every zero was drawn
-light pink (or purple without the theme). :func:`show_figure` therefore writes colour scales as ``rgb()``
-strings, draws with ``theme=None`` and a concrete template. :func:`download_arrays` offers the raw arrays of a
-view as one ``.npz`` file that also holds the view's settings as JSON (``settings`` entry), so a saved
-array always says which model, image, layer, head... it came from.
+It draws each figure with the camera button of Plotly's toolbar set to save a PNG with a meaningful file name,
+and with the figure's own colours. Streamlit's front end treats ``#000001`` … ``#000040`` in a figure's JSON as
+placeholders of its chart theme and replaces them, whatever the theme; Inferno's first colour is ``#000004``,
+so every zero was drawn light pink (or purple without the theme). :func:`show_figure` therefore writes colour
+scales as ``rgb()`` strings, draws with ``theme=None`` and a concrete template (:data:`APP_TEMPLATE`), wraps a
+long title for a phone, and starts the figure with the margins Plotly would grow it to
+(``vitviz_app.margins``), so that a changed figure is drawn once.
 """
 from __future__ import annotations
 
-import io
-import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from vitviz.i18n import _
-from vitviz_app.margins import reserve_margins, text_columns, wide_char
+from .downloads import slug
+from .margins import reserve_margins, text_columns, wide_char
 
-__all__ = ["APP_TEMPLATE", "apply_template", "browser_safe_colours", "plotly_config", "show_figure", "npz_bytes",
-           "read_npz", "download_arrays", "slug"]
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text``: ``'Layer 3, head 2'`` -> ``'layer-3-head-2'``."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "figure"
+__all__ = ["APP_TEMPLATE", "TITLE_LINE_CHARS", "apply_template", "browser_safe_colours", "plotly_config",
+           "show_figure", "wrap_title"]
 
 
 def _app_template() -> go.layout.Template:
@@ -216,61 +207,3 @@ def show_figure(
                                    selection_mode="points", config=config, theme=None)
         st.plotly_chart(fig, key=key, config=config, theme=None)
     return None
-
-
-def npz_bytes(arrays: Mapping[str, Any], settings: Mapping[str, Any]) -> bytes:
-    """One ``.npz`` file holding ``arrays`` plus a ``settings`` entry with the settings as JSON text.
-
-    Torch tensors are converted to numpy; the file loads with ``np.load`` without ``allow_pickle``.
-    """
-    out: dict[str, np.ndarray] = {}
-    for name, value in arrays.items():
-        if name == "settings":
-            raise ValueError("'settings' is reserved for the JSON settings")
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        array = np.asarray(value)
-        if array.dtype == object:
-            raise TypeError(f"array {name!r} holds Python objects; only numeric arrays can be saved")
-        out[name] = array
-    out["settings"] = np.array(json.dumps(dict(settings), sort_keys=True, default=_jsonable))
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **out)
-    return buf.getvalue()
-
-
-def read_npz(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Inverse of :func:`npz_bytes`: ``(arrays, settings)``."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files if name != "settings"}
-        settings = json.loads(str(npz["settings"])) if "settings" in npz.files else {}
-    return arrays, settings
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (tuple, set, np.ndarray)):
-        return list(np.asarray(list(value) if isinstance(value, set) else value).tolist())
-    return str(value)
-
-
-def download_arrays(
-    arrays: Mapping[str, Any], settings: Mapping[str, Any], *, filename: str, key: str,
-    label: str | None = None,
-) -> None:
-    """A download button for the view's raw arrays (built only when clicked) and its settings JSON.
-
-    The label defaults to "Download arrays (.npz)" in the current language; the file's name and its settings'
-    keys stay English (they are data).
-    """
-    st.download_button(
-        _("Download arrays (.npz)") if label is None else label,
-        data=lambda: npz_bytes(arrays, settings),
-        file_name=f"{slug(filename)}.npz",
-        mime="application/octet-stream",
-        key=key,
-        on_click="ignore",
-        icon=":material/download:",
-        help=_("NumPy archive: np.load(file) gives each array plus 'settings', the view's settings as JSON."),
-    )

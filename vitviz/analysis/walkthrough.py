@@ -3,7 +3,7 @@
 Each step is computed by hand (patch flattening, the linear projection, the dot products of one query with
 its keys, the softmax, the classifier) and checked against what the real forward pass produced (the
 ``Capture``), so the page can show the formula, the real numbers and the proof that they are the ones the
-model used. Pure torch/numpy: no Streamlit here.
+model used. :func:`shown_keys` picks the keys the page lists for a query.
 
 The page asks for these on every rerun, while a control moves: the model's intermediate results they compare
 with (the patch embedding of the whole input, the tokens entering block 0, one layer's queries and keys) are
@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .patches import patchify
+
 __all__ = [
     "EmbeddingStep",
     "AttentionStep",
@@ -33,6 +35,7 @@ __all__ = [
     "first_tokens",
     "attention_numbers",
     "classifier_numbers",
+    "shown_keys",
     "MODEL_CALLS",
 ]
 
@@ -69,7 +72,7 @@ def _memo(name: str, objects: tuple, args: tuple, compute: Callable[[], Any]) ->
 
 def supports_walkthrough(model) -> bool:
     """True for a timm ``VisionTransformer`` with plain ``Attention`` blocks (what the steps recompute)."""
-    from timm.layers import Attention
+    from timm.layers import Attention  # timm: a heavy import (~6 s), made only when a page asks
     from timm.models.vision_transformer import VisionTransformer
 
     return isinstance(model, VisionTransformer) and all(type(b.attn) is Attention for b in model.blocks)
@@ -94,8 +97,6 @@ class EmbeddingStep:
 @torch.no_grad()
 def embed_patch(model, x: torch.Tensor, layout, row: int, col: int) -> EmbeddingStep:
     """Flatten patch (row, col) of input ``x`` (1, 3, H, W) and project it with the patch embedding."""
-    from vitviz.analysis import patchify
-
     vectors = torch.from_numpy(patchify(x[0], layout.patch_size)).float()  # (N, C·ph·pw)
     index = row * layout.grid_size[1] + col
     proj = model.patch_embed.proj
@@ -114,8 +115,6 @@ def embed_patches(model, x: torch.Tensor, layout) -> tuple[np.ndarray, np.ndarra
     Returns:
         ``(pixels (N, C·ph·pw), embeddings (N, D))``, float32, patches row-major.
     """
-    from vitviz.analysis import patchify
-
     vectors = torch.from_numpy(patchify(x[0], layout.patch_size)).float()  # (N, C·ph·pw)
     proj = model.patch_embed.proj
     weight = proj.weight.reshape(proj.weight.shape[0], -1)  # (D, C·ph·pw)
@@ -213,3 +212,26 @@ def classifier_numbers(model, capture) -> ClassifierStep:
     logits = model.head(pooled)  # (1, C)
     error = float((logits - capture.output[:1]).abs().max())
     return ClassifierStep(pooled[0].numpy(), logits[0].numpy(), error)
+
+
+def shown_keys(weights: np.ndarray, layout, query: int, top: int = 3) -> list[int]:
+    """The key tokens the walk-through lists for ``query``: every prefix token, the query itself, its right and
+    lower neighbours, the grid's first and last patch, then the ``top`` keys with the largest weights.
+
+    Args:
+        weights: (N,) the query's attention row (:attr:`AttentionStep.weights`).
+        layout: The model's ``TokenLayout``.
+        query: The query's token index (a patch).
+        top: How many of the largest weights to add.
+
+    Returns:
+        Token indices, each once, in that order.
+    """
+    gh, gw = layout.grid_size
+    row, col = layout.patch_position(query)
+    keys = list(range(layout.num_prefix_tokens)) + [query]
+    for r, c in ((row, col + 1), (row + 1, col), (0, 0), (gh - 1, gw - 1)):
+        if 0 <= r < gh and 0 <= c < gw:
+            keys.append(layout.patch_index(r, c))
+    keys += [int(k) for k in np.argsort(-weights, kind="stable")[:top]]
+    return list(dict.fromkeys(keys))  # unique, in order
