@@ -21,12 +21,6 @@ from tests._fake_device import enable
 
 DEVICE = enable()  # before this process's first backward pass: the autograd engine sizes its device queues once
 PAGES = [None, *(f"pages/{path.name}" for path in sorted((ROOT / "pages").glob("*.py")))]
-WALKTHROUGH_ON_THE_CPU = pytest.mark.xfail(strict=True, reason=(
-    "vitviz_app/walkthrough.py embed_patch multiplies the input's patches, taken to the CPU by patchify, with the "
-    "patch embedding's weight on the model's device (aten::mm): the walk-through's own device bug, left to its "
-    "move into vitviz/analysis/walkthrough.py"))
-
-
 def _drawn(at) -> list:
     """Every Plotly figure and every browser component's data on the page, in page order."""
     drawn = []
@@ -84,8 +78,7 @@ def _models_go_to(monkeypatch, device: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", [pytest.param(p, marks=WALKTHROUGH_ON_THE_CPU) if p == "pages/how_vit_works.py" else p
-                                  for p in PAGES], ids=lambda p: Path(p).stem if p else "overview")
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: Path(p).stem if p else "overview")
 def test_every_page_runs_with_the_model_on_another_device_and_draws_what_the_cpu_draws(
         open_app, clear_caches, monkeypatch, page):
     import streamlit as st

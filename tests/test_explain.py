@@ -19,6 +19,7 @@ from timm.data import resolve_model_data_config
 
 import vitviz
 from vitviz.explanation import Explanation, explain
+from vitviz.i18n import Message
 from vitviz.images import load_image, prepare_input
 from vitviz.layout import TokenLayout
 
@@ -324,7 +325,7 @@ def test_name_goes_through_load_model(monkeypatch, vit):
     def fake_load_model(name, *, device=None, **kwargs):
         calls.append((name, device))
         return models.LoadedModel(model=vit, name="test_vit", spec=None, source="random",
-                                  message=models.Notice("Random weights."),
+                                  message=Message("Random weights."),
                                   data_config=resolve_model_data_config(vit), labels=[f"L{i}" for i in range(1000)])
 
     monkeypatch.setattr(models, "load_model", fake_load_model)

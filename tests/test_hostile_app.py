@@ -34,9 +34,9 @@ from safetensors.torch import save
 import vitviz.models as models
 from tests import _imagefactory as factory
 from tests import _payloads as payloads
+from vitviz.hub import reachability
 from vitviz.images import ImageError, load_image
 from vitviz.models import loading as model_loading
-from vitviz.models import reachability
 from vitviz.models import weights as model_weights
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,8 +36,9 @@ import vitviz.models as models
 from tests import _imagefactory as factory
 from tests import _payloads as payloads
 from vitviz.capture import capture
+from vitviz.hub import reachability
 from vitviz.images import ImageError, load_image, prepare_input
-from vitviz.models import ModelError, load_model, reachability
+from vitviz.models import ModelError, load_model
 from vitviz.models import loading as model_loading
 from vitviz.models import weights as model_weights
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests._localhub import LocalHub
+from vitviz.hub import reachability
 from vitviz.models import loading as model_loading
-from vitviz.models import reachability
 
 CATALOGUE_KEY = "ViT-Ti/16 (AugReg)"
 TIMM_NAME = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"

@@ -16,7 +16,7 @@ import pytest
 
 import vitviz.figures as F
 from vitviz import hub, images, models
-from vitviz.i18n import get_language, language
+from vitviz.i18n import Message, get_language, language
 from vitviz.images import InputGeometry
 from vitviz.layout import TokenLayout
 from vitviz.models import loading as model_loading
@@ -263,4 +263,4 @@ def test_the_warning_of_an_offline_fallback_is_in_the_callers_language(monkeypat
         notice = models.load_model("vit_small_patch16_224.dino")
     (warning,) = [w for w in caught if issubclass(w.category, models.FallbackWarning)]
     assert str(warning.message).startswith("你选择了 vit_small_patch16_224.dino")
-    assert isinstance(notice, models.Notice) and str(notice).startswith("You asked for")
+    assert isinstance(notice, Message) and str(notice).startswith("You asked for")

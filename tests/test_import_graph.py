@@ -15,12 +15,8 @@ from tests._import_graph import cycles, function_local_imports, import_graph, pa
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "vitviz"
 
-PENDING_EDGES = {("vitviz.hub", "vitviz.models")}
-"""Edges that still close a cycle, in files another change owns: ``vitviz.hub`` imports ``Notice`` from
-``vitviz.models`` (which loads through the hub); ``from vitviz.i18n import Message`` there removes it."""
-OTHERS_FILES = {"vitviz.hub", "vitviz.evaluate", "vitviz.evaluation.datasets", "vitviz.evaluation.records",
-                "vitviz.evaluation.runner", "vitviz.evaluation.summary", "vitviz.evaluation.distributed"}
-"""Modules whose function-local imports are not yet commented (the hub and evaluation CLI change owns them)."""
+PENDING_EDGES: set[tuple[str, str]] = set()
+"""Edges that still close a cycle (none)."""
 MAX_LINES = 450
 
 
@@ -78,8 +74,6 @@ def test_every_module_imports_in_a_fresh_interpreter_without_streamlit_or_deprec
 def test_function_local_imports_say_which_heavy_dependency_they_wait_for():
     silent = []
     for module, imports in function_local_imports(PACKAGE).items():
-        if module in OTHERS_FILES:
-            continue
         path = PACKAGE.parent / (module.replace(".", "/") + ".py")
         if not path.exists():
             path = PACKAGE.parent / module.replace(".", "/") / "__init__.py"
@@ -102,7 +96,7 @@ def test_every_file_holds_one_concept_and_every_package_says_what_it_holds():
         name = path.relative_to(ROOT)
         if path.name == "__init__.py":
             assert docstring.strip(), f"{name}: no docstring saying what the package holds"
-        if len(source.splitlines()) > MAX_LINES and str(name) != "vitviz/hub.py":  # hub.py: being split elsewhere
+        if len(source.splitlines()) > MAX_LINES:
             assert "One concept in one file" in docstring, f"{name}: {len(source.splitlines())} lines"
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 # English (not translated; the app's texts go through vitviz.i18n).
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +62,6 @@ def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def _device(text: str) -> str:
     """An argparse type: a torch device name that this machine has."""
-    import re
 
     if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", text.strip()):
         raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, not {text!r}")
@@ -124,6 +124,7 @@ def _fail(message: str) -> int:
 
 
 def _markdown(source: str, pages: Sequence[str] | None) -> int:
+    # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
     from vitviz.evaluation.summary import insert_between_markers, render_markdown
 
     path = Path(source)
@@ -150,6 +151,7 @@ def _markdown(source: str, pages: Sequence[str] | None) -> int:
 
 
 def _methods(text: str | None) -> list[str]:
+    # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
     from vitviz.attribution import METHODS, get_method
 
     names = list(METHODS) if text is None else [t.strip() for t in text.split(",") if t.strip()]
@@ -163,10 +165,11 @@ def _methods(text: str | None) -> list[str]:
 
 
 def _dataset(args: argparse.Namespace, model: Any, loaded: Any, config: dict) -> tuple[Any, str]:
+    # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
     from vitviz.evaluation.datasets import ImageFolderSet, ShapesEvalSet
 
     if args.shapes is not None:
-        from vitviz.shapes.evaluation import EVAL_SEED
+        from vitviz.shapes.evaluation import EVAL_SEED  # heavy: torch, as above
 
         h, w = (int(v) for v in model.patch_embed.img_size)
         if h != w:
@@ -211,6 +214,7 @@ def _main(args: argparse.Namespace) -> int:
     if problem:
         return _fail(problem)
 
+    # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
     import torch
 
     from vitviz.evaluation.distributed import init_world
@@ -244,8 +248,10 @@ def _folders_problem(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace, world: Any) -> int:
+    # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
     import torch
 
+    # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
     from vitviz.attribution import METHODS
     from vitviz.evaluation.records import OutputFolder, write_text
     from vitviz.evaluation.runner import evaluate_dataset, write_results
@@ -256,6 +262,7 @@ def _run(args: argparse.Namespace, world: Any) -> int:
     loaded = load_model(args.model, device=world.device, allow_fallback=False)
     model = loaded.model
     if args.patch_size:
+        # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
         from vitviz.analysis import with_patch_size
 
         model = with_patch_size(model, args.patch_size)

@@ -70,6 +70,20 @@ def _memo(name: str, objects: tuple, args: tuple, compute: Callable[[], Any]) ->
     return value
 
 
+def _on(model, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` on the model's device: the capture keeps its tensors on the CPU, the model may be elsewhere."""
+    return tensor.to(next(model.parameters()).device)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def _patch_vectors(model, x: torch.Tensor, layout) -> torch.Tensor:
+    """(N, C·ph·pw) every patch of input ``x`` (1, 3, H, W) flattened, on the model's device."""
+    return _on(model, torch.from_numpy(patchify(x[0], layout.patch_size)).float())
+
+
 def supports_walkthrough(model) -> bool:
     """True for a timm ``VisionTransformer`` with plain ``Attention`` blocks (what the steps recompute)."""
     from timm.layers import Attention  # timm: a heavy import (~6 s), made only when a page asks
@@ -97,15 +111,16 @@ class EmbeddingStep:
 @torch.no_grad()
 def embed_patch(model, x: torch.Tensor, layout, row: int, col: int) -> EmbeddingStep:
     """Flatten patch (row, col) of input ``x`` (1, 3, H, W) and project it with the patch embedding."""
-    vectors = torch.from_numpy(patchify(x[0], layout.patch_size)).float()  # (N, C·ph·pw)
+    vectors = _patch_vectors(model, x, layout)  # (N, C·ph·pw)
     index = row * layout.grid_size[1] + col
     proj = model.patch_embed.proj
     weight = proj.weight.reshape(proj.weight.shape[0], -1)  # (D, C·ph·pw)
     embedding = vectors[index] @ weight.T + (proj.bias if proj.bias is not None else 0.0)  # (D,)
     embedding = model.patch_embed.norm(embedding[None])[0]  # Identity for most ViTs
-    reference = _memo("patch_embed", (model, x), (), lambda: model.patch_embed(x))  # (1, N, D) or (1, gh, gw, D)
+    # (1, N, D) or (1, gh, gw, D)
+    reference = _memo("patch_embed", (model, x), (), lambda: model.patch_embed(_on(model, x)))
     reference = reference.reshape(reference.shape[0], -1, reference.shape[-1])[0, index]  # (D,)
-    return EmbeddingStep(vectors[index].numpy(), embedding.numpy(), float((embedding - reference).abs().max()))
+    return EmbeddingStep(_numpy(vectors[index]), _numpy(embedding), float((embedding - reference).abs().max()))
 
 
 @torch.no_grad()
@@ -115,12 +130,12 @@ def embed_patches(model, x: torch.Tensor, layout) -> tuple[np.ndarray, np.ndarra
     Returns:
         ``(pixels (N, C·ph·pw), embeddings (N, D))``, float32, patches row-major.
     """
-    vectors = torch.from_numpy(patchify(x[0], layout.patch_size)).float()  # (N, C·ph·pw)
+    vectors = _patch_vectors(model, x, layout)  # (N, C·ph·pw)
     proj = model.patch_embed.proj
     weight = proj.weight.reshape(proj.weight.shape[0], -1)  # (D, C·ph·pw)
     embeddings = vectors @ weight.T + (proj.bias if proj.bias is not None else 0.0)  # (N, D)
     embeddings = model.patch_embed.norm(embeddings)  # Identity for most ViTs
-    return vectors.numpy(), embeddings.numpy()
+    return _numpy(vectors), _numpy(embeddings)
 
 
 @torch.no_grad()
@@ -132,9 +147,9 @@ def first_tokens(model, x: torch.Tensor, capture) -> tuple[np.ndarray, float]:
         and its largest difference to the tokens the capture recorded entering block 0.
     """
     def compute():
-        tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))[0]  # (N, D)
-        recorded = capture.hidden_states[0, 0]  # (N, D)
-        return tokens.numpy(), float((tokens - recorded).abs().max())
+        tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(_on(model, x)))))[0]  # (N, D)
+        recorded = _on(model, capture.hidden_states[0, 0])  # (N, D)
+        return _numpy(tokens), float((tokens - recorded).abs().max())
 
     return _memo("first_tokens", (model, x, capture), (), compute)
 
@@ -166,7 +181,7 @@ def _queries_keys(model, capture, layer: int) -> tuple[torch.Tensor, torch.Tenso
     """Every token's query and key in ``layer``, from the tokens entering it: ``(q, k)``, (1, H, N, d) each."""
     block = model.blocks[layer]
     attn = block.attn
-    tokens = capture.hidden_states[:1, layer]  # (1, N, D) entering the block
+    tokens = _on(model, capture.hidden_states[:1, layer])  # (1, N, D) entering the block
     n = tokens.shape[1]
     qkv = attn.qkv(block.norm1(tokens))  # (1, N, 3·H·d)
     qkv = qkv.reshape(1, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)  # (3, 1, H, N, d)
@@ -181,10 +196,10 @@ def attention_numbers(model, capture, layer: int, head: int, query: int) -> Atte
     dots = k[0, head] @ q[0, head, query]  # (N,)
     scaled = dots * attn.scale  # scale = d ** -0.5
     weights = scaled.softmax(dim=-1)  # (N,)
-    recorded = capture.attention_row(layer, query)[0, head]  # (N,)
+    recorded = _on(model, capture.attention_row(layer, query)[0, head])  # (N,)
     return AttentionStep(
         layer=layer, head=head, query=query, head_dim=int(attn.head_dim),
-        dots=dots.double().numpy(), scaled=scaled.double().numpy(), weights=weights.double().numpy(),
+        dots=_numpy(dots.double()), scaled=_numpy(scaled.double()), weights=_numpy(weights.double()),
         error=float((weights - recorded).abs().max()),
     )
 
@@ -207,11 +222,11 @@ class ClassifierStep:
 @torch.no_grad()
 def classifier_numbers(model, capture) -> ClassifierStep:
     """Recompute the model's output from the tokens leaving the last block."""
-    tokens = model.norm(capture.hidden_states[:1, -1])  # (1, N, D)
+    tokens = model.norm(_on(model, capture.hidden_states[:1, -1]))  # (1, N, D)
     pooled = model.fc_norm(model.pool(tokens))  # (1, D)
     logits = model.head(pooled)  # (1, C)
-    error = float((logits - capture.output[:1]).abs().max())
-    return ClassifierStep(pooled[0].numpy(), logits[0].numpy(), error)
+    error = float((logits - _on(model, capture.output[:1])).abs().max())
+    return ClassifierStep(_numpy(pooled[0]), _numpy(logits[0]), error)
 
 
 def shown_keys(weights: np.ndarray, layout, query: int, top: int = 3) -> list[int]:

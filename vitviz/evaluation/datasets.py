@@ -104,6 +104,7 @@ class ShapesEvalSet:
 
     def __init__(self, seed: int, count: int, image_size: int, mean: Sequence[float], std: Sequence[float],
                  labels: Sequence[str] | None = None, split: int | None = None) -> None:
+        # heavy: torch (through vitviz.shapes.dataset), loaded when shapes are evaluated
         from vitviz.shapes.dataset import EVAL_SPLIT
         from vitviz.shapes.generator import CLASSES
 
@@ -130,6 +131,7 @@ class ShapesEvalSet:
         return index if 0 <= index < self.count else None
 
     def __getitem__(self, index: int) -> EvalImage:
+        # heavy: torch (through vitviz.shapes.dataset), loaded when shapes are evaluated
         from vitviz.shapes.dataset import normalize
         from vitviz.shapes.generator import generate, sample_rng
 
@@ -215,6 +217,7 @@ class ImageFolderSet:
         Raises:
             BadImage: the file cannot be evaluated (the reason says why).
         """
+        # heavy: torch (through vitviz.images' preprocessing), loaded when a photo is read
         from vitviz.images import ImageError, load_image, prepare_input
 
         image_id = self.image_id(index)
@@ -286,6 +289,7 @@ def _read(path: Path) -> bytes:
         ImageError: a link, not a regular file, or larger than :data:`MAX_IMAGE_BYTES`.
         OSError: it cannot be read.
     """
+    # heavy: torch (through vitviz.images' preprocessing), loaded when a photo is read
     from vitviz.images import ImageError
 
     info = os.lstat(path)

@@ -46,6 +46,7 @@ class World:
     def barrier(self) -> None:
         """Wait for every rank (nothing to wait for in a world of one)."""
         if self.initialised:
+            # heavy: torch, loaded when a process group is set up
             import torch.distributed as dist
 
             dist.barrier()
@@ -53,6 +54,7 @@ class World:
     def close(self) -> None:
         """Leave the process group if this module joined it."""
         if self.initialised:
+            # heavy: torch, loaded when a process group is set up
             import torch.distributed as dist
 
             dist.destroy_process_group()
@@ -73,6 +75,7 @@ def init_world(device: str | None = None) -> World:
     Returns:
         The :class:`World`; call ``close()`` when done.
     """
+    # heavy: torch, loaded when a process group is set up
     import torch
 
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -82,6 +85,7 @@ def init_world(device: str | None = None) -> World:
         device = f"cuda:{local_rank}"
     if not launched_by_torchrun():
         return World(device=device)
+    # heavy: torch, loaded when a process group is set up
     import torch.distributed as dist
 
     if device.startswith("cuda"):
@@ -138,6 +142,7 @@ def gather_to_root(obj: Any, world: World) -> list[Any] | None:
     """Every rank's ``obj`` on rank 0 (in rank order), None on the other ranks."""
     if not world.initialised:
         return [obj]
+    # heavy: torch, loaded when a process group is set up
     import torch.distributed as dist
 
     gathered = [None] * world.size if world.is_root else None

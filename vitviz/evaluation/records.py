@@ -26,6 +26,7 @@ An output folder holds:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -300,7 +301,6 @@ def write_text(path: str | Path, text: str) -> None:
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """The rows as CSV, in ``columns`` order (a missing value or None is an empty cell); written whole, then
     renamed. Text that cannot be encoded as UTF-8 (a lone surrogate) is written as an escape."""
-    import io
 
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)

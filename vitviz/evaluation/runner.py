@@ -143,6 +143,7 @@ def row_problem(row: dict[str, Any]) -> str | None:
 def method_for_image(name: str, index: int) -> Any:
     """The registered method ``name``; the random baseline gets its own seed per image (its index), so
     each image is perturbed in a different random order, the same in every process."""
+    # heavy: torch (through vitviz.attribution), loaded when an image is scored
     from vitviz.attribution import get_method
     from vitviz.attribution.random import RandomMap
 
@@ -170,10 +171,12 @@ def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: st
     Raises:
         ValueError: ``batch_size`` below 1.
     """
+    # heavy: torch, loaded when an image is scored
     import torch
 
-    _check_batch_size(batch_size)
     from .faithfulness import REMOVALS, area_under_curve, perturbation_curves
+
+    _check_batch_size(batch_size)
 
     device = next(model.parameters()).device
     x = image.x.to(device)  # (1, 3, H, W)
@@ -233,6 +236,7 @@ def _localise(scores: dict[str, dict[str, Any]], maps: dict[str, Any], mask: np.
 def _progress(total: int, enabled: bool) -> Any:
     """A tqdm bar on stderr when tqdm is installed, else a plain counter every 5 %."""
     try:
+        # optional: tqdm draws the progress bar when installed
         from tqdm.auto import tqdm
 
         return tqdm(total=total, disable=not enabled, unit="img", file=sys.stderr, dynamic_ncols=True)

@@ -10,6 +10,7 @@ value that becomes part of a path, and writes the standard cache layout itself (
 
 - :mod:`~vitviz.hub.downloads`: :func:`download`, :func:`start`, :class:`Download` (shared while in flight);
 - :mod:`~vitviz.hub.sources`: :func:`weights_source`, which files hold a timm model's weights;
+- :mod:`~vitviz.hub.reachability`: :func:`hub_reachable`, whether the hub answers, decided in about a second;
 - ``_settings`` (endpoint, cache, :class:`Limits`), ``_progress`` (:class:`Progress`), ``_errors``
   (:class:`DownloadError` and the reasons), ``_cache`` (the checked cache layout), ``_transfer`` (the
   checked metadata and the bounded transfer).
@@ -21,22 +22,24 @@ from ._errors import remote_entry_not_found as _remote_entry_not_found  # noqa: 
 from ._progress import Progress
 from ._settings import ALLOW_UNVERIFIED_ENV, DEFAULT_ENDPOINT, Limits, cache_dir, endpoint
 from .downloads import DOWNLOAD_CHUNK_BYTES, Download, download, in_flight, start
+from .reachability import hub_reachable
 from .sources import WEIGHT_FILES, WeightsSource, weights_source
 
 __all__ = [
     "ALLOW_UNVERIFIED_ENV",
     "DEFAULT_ENDPOINT",
     "DOWNLOAD_CHUNK_BYTES",
-    "WEIGHT_FILES",
     "Download",
     "DownloadError",
     "Limits",
     "Progress",
+    "WEIGHT_FILES",
     "WeightsSource",
     "cache_dir",
     "cached_file",
     "download",
     "endpoint",
+    "hub_reachable",
     "in_flight",
     "start",
     "weights_source",

@@ -20,8 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitviz.i18n import N_
-from vitviz.models import Notice
+from vitviz.i18n import N_, Message
 
 from ._errors import DownloadError, HubFault
 from ._progress import _size
@@ -88,6 +87,7 @@ class CacheEntry:
 
     @classmethod
     def make(cls, root: str | Path, repo_id: str, filename: str, revision: str, commit: str) -> CacheEntry:
+        # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
         from huggingface_hub.file_download import repo_folder_name
 
         if not COMMIT.fullmatch(commit):  # checked by the caller with a message; a second line of defence
@@ -178,6 +178,7 @@ def cached_file(repo_id: str, filenames: str | tuple[str, ...], *, revision: str
         revision: Branch, tag or commit; the default branch when None.
         root: The cache folder (by default :func:`~vitviz.hub.cache_dir`, read now).
     """
+    # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
     from huggingface_hub import try_to_load_from_cache
 
     from ._settings import cache_dir
@@ -207,7 +208,7 @@ def check_free_space(needed: int, directory: str | Path) -> None:
         except OSError:
             continue
         if free < needed:
-            raise DownloadError(Notice(N_(
+            raise DownloadError(Message(N_(
                 "Not enough disk space: the file needs {needed} but only {free} is free where the "
                 "Hugging Face cache lives ({directory}). Free some space or point HF_HOME to a larger disk."
             ), (("needed", _size(needed)), ("free", _size(free)), ("directory", str(directory)))))

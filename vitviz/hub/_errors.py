@@ -1,7 +1,7 @@
 """Why a download failed, in words: :class:`DownloadError` and the faults a hub or mirror can commit.
 
 The transfer code raises a :class:`HubFault` naming the file and what went wrong; :func:`reason` turns it
-(or any error of huggingface_hub, the HTTP client or the disk) into a :class:`~vitviz.models.Notice`, so that
+(or any error of huggingface_hub, the HTTP client or the disk) into a :class:`~vitviz.i18n.Message`, so that
 each waiter of a shared download reads it in its own language.
 """
 from __future__ import annotations
@@ -10,8 +10,7 @@ import errno
 import logging
 from urllib.parse import urlparse
 
-from vitviz.i18n import N_
-from vitviz.models import Notice
+from vitviz.i18n import N_, Message
 
 from ._progress import _size
 
@@ -25,13 +24,13 @@ _SHOWN_CHARS = 80
 class DownloadError(Exception):
     """A download that failed, with a message meant for the user.
 
-    The message is kept as a :class:`~vitviz.models.Notice` (``notice``) when it was made in the download
+    The message is kept as a :class:`~vitviz.i18n.Message` (``notice``) when it was made in the download
     thread, so that each waiter re-raises it in its own language (:meth:`Download.result`).
     """
 
-    def __init__(self, message: str | Notice) -> None:
+    def __init__(self, message: str | Message) -> None:
         super().__init__(str(message))
-        self.notice = message if isinstance(message, Notice) else None
+        self.notice = message if isinstance(message, Message) else None
 
 
 class HubFault(Exception):
@@ -87,7 +86,7 @@ _FAULTS = {
 }
 
 
-def _fault_notice(fault: HubFault, values: tuple[tuple[str, object], ...]) -> Notice:
+def _fault_notice(fault: HubFault, values: tuple[tuple[str, object], ...]) -> Message:
     extra = dict(fault.values)
     if "checksum" in extra:
         extra["checksum"] = _CHECKSUM_NAMES.get(extra["checksum"], extra["checksum"])
@@ -96,23 +95,25 @@ def _fault_notice(fault: HubFault, values: tuple[tuple[str, object], ...]) -> No
             extra[key] = _size(extra[key])
     if isinstance(extra.get("seconds"), float):
         extra["seconds"] = f"{extra['seconds']:g}"
-    return Notice(_FAULTS[fault.kind], values + (("file", fault.filename),) + tuple(extra.items()))
+    return Message(_FAULTS[fault.kind], values + (("file", fault.filename),) + tuple(extra.items()))
 
 
 def remote_entry_not_found() -> type[Exception]:
     """The error for a file the hub does not have (``EntryNotFoundError`` before huggingface_hub 1.0)."""
+    # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
     from huggingface_hub import errors
 
     return getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)
 
 
-def reason(exc: BaseException, job) -> Notice:
-    """Say in words why a download failed (a :class:`Notice`: each waiter reads it in its own language).
+def reason(exc: BaseException, job) -> Message:
+    """Say in words why a download failed (a :class:`Message`: each waiter reads it in its own language).
 
     Args:
         exc: The error.
         job: The download (``endpoint``, ``repo_id``, ``filenames``, ``revision``).
     """
+    # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
     from huggingface_hub import errors
 
     host = urlparse(job.endpoint).netloc or job.endpoint
@@ -120,26 +121,26 @@ def reason(exc: BaseException, job) -> Notice:
     if isinstance(exc, HubFault):
         return _fault_notice(exc, values)
     if isinstance(exc, errors.GatedRepoError):
-        return Notice(N_("{repo} is a gated repository on {host}: accept its terms on the hub and log in first."),
+        return Message(N_("{repo} is a gated repository on {host}: accept its terms on the hub and log in first."),
                       values)
     if isinstance(exc, errors.RepositoryNotFoundError):
-        return Notice(N_("{host} has no model repository named {repo} (or it is private). Check the name; with "
+        return Message(N_("{host} has no model repository named {repo} (or it is private). Check the name; with "
                          "a mirror (HF_ENDPOINT), check that the mirror has it."), values)
     if isinstance(exc, errors.RevisionNotFoundError):
-        return Notice(N_("{repo} on {host} has no revision '{revision}'."), values + (("revision", job.revision),))
+        return Message(N_("{repo} on {host} has no revision '{revision}'."), values + (("revision", job.revision),))
     if isinstance(exc, remote_entry_not_found()):
-        names = job.filenames[0] if len(job.filenames) == 1 else Notice(
+        names = job.filenames[0] if len(job.filenames) == 1 else Message(
             N_("{first} or {last}"), (("first", ", ".join(job.filenames[:-1])), ("last", job.filenames[-1])))
-        return Notice(N_("{repo} on {host} has no {files}."), values + (("files", names),))
+        return Message(N_("{repo} on {host} has no {files}."), values + (("files", names),))
     if isinstance(exc, errors.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", "?")
-        return Notice(N_("{host} answered HTTP {status} while downloading {repo} from {host}; try again later."),
+        return Message(N_("{host} answered HTTP {status} while downloading {repo} from {host}; try again later."),
                       values + (("status", status),))
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return Notice(N_("The disk filled up while downloading {repo} from {host}; the partial file was removed. "
+        return Message(N_("The disk filled up while downloading {repo} from {host}; the partial file was removed. "
                          "Free some space or point HF_HOME to a larger disk."), values)
     if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3"):
-        return Notice(N_("Could not download {repo} from {host}: the network failed ({error}). Check the "
+        return Message(N_("Could not download {repo} from {host}: the network failed ({error}). Check the "
                          "connection, or set HF_ENDPOINT to a mirror you can reach, and try again."), values)
     _LOG.error("downloading %s from %s failed", job.repo_id, host, exc_info=exc)
-    return Notice(N_("Could not download {repo} from {host} ({error}); the server log has the details."), values)
+    return Message(N_("Could not download {repo} from {host} ({error}); the server log has the details."), values)

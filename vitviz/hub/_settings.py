@@ -22,6 +22,7 @@ _LOG = logging.getLogger(__name__)
 def endpoint() -> str:
     """The hub or mirror to download from: ``HF_ENDPOINT`` read now (without a trailing slash), else
     huggingface_hub's own setting."""
+    # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
     from huggingface_hub import constants
 
     return (os.environ.get("HF_ENDPOINT", "").strip() or constants.ENDPOINT or DEFAULT_ENDPOINT).rstrip("/")
@@ -30,6 +31,7 @@ def endpoint() -> str:
 def cache_dir() -> str:
     """The Hugging Face hub cache: ``HF_HUB_CACHE`` or ``HF_HOME`` read now, else huggingface_hub's own
     setting."""
+    # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
     from huggingface_hub import constants
 
     explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")

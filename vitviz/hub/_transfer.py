@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
-from vitviz.i18n import N_
-from vitviz.models import Notice
+from vitviz.i18n import N_, Message
 
 from ._cache import COMMIT, checksum_kind
 from ._errors import HubFault, shown
@@ -84,6 +83,7 @@ def remote_file(repo_id: str, filename: str, revision: str | None, endpoint: str
         HubFault: a value that vitviz refuses, or a timeout.
         huggingface_hub.errors.HfHubHTTPError: the hub said no (no such repository, revision or file, ...).
     """
+    # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import get_session
 
@@ -98,7 +98,7 @@ def remote_file(repo_id: str, filename: str, revision: str | None, endpoint: str
     commit = meta.commit_hash
     if commit is None or not COMMIT.fullmatch(commit):
         raise HubFault("hostile", filename, header="X-Repo-Commit", value=shown(commit),
-                       expected=Notice(N_("commit id (40 hexadecimal characters)")))
+                       expected=Message(N_("commit id (40 hexadecimal characters)")))
     checksum = checksum_kind(meta.etag)
     if checksum is None and not allow_unverified:
         raise HubFault("unverifiable", filename, value=shown(meta.etag))
@@ -107,7 +107,7 @@ def remote_file(repo_id: str, filename: str, revision: str | None, endpoint: str
     location = urljoin(url, meta.location or url)
     if urlparse(location).scheme not in ("http", "https"):
         raise HubFault("hostile", filename, header="Location", value=shown(meta.location),
-                       expected=Notice(N_("http(s) address")))
+                       expected=Message(N_("http(s) address")))
     return RemoteFile(filename, commit, meta.etag or "", checksum, meta.size, location,
                       _origin(location) == _origin(url))
 
@@ -124,6 +124,7 @@ class _Receiver:
     """One file's bytes into ``handle``, over as many requests as the connection needs."""
 
     def __init__(self, remote: RemoteFile, handle: Any, limits: Limits, report: Callable[[int, bool], None]):
+        # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
         from huggingface_hub.utils import build_hf_headers, get_session
 
         self.remote, self.handle, self.limits, self.report = remote, handle, limits, report
@@ -169,6 +170,7 @@ class _Receiver:
         with self.session.stream("GET", self.remote.location, headers=headers, timeout=timeout) as response:
             if response.status_code in _RETRY_STATUS:
                 raise _RetryStatus(response.status_code)
+            # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
             from huggingface_hub.utils import hf_raise_for_status
 
             hf_raise_for_status(response)

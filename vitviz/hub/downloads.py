@@ -132,7 +132,7 @@ class Download:
                 raise DownloadError(_("{repo}: still downloading after {seconds:.0f} s.").format(
                     repo=self.repo_id, seconds=timeout))
         if self._error is not None:  # a fresh exception per waiter (several threads may raise it at once),
-            # in the waiter's language when the download thread kept the message as a Notice
+            # in the waiter's language when the download thread kept the message as a Message
             raise DownloadError(self._error.notice or str(self._error)) from self._error
         assert self._path is not None
         return self._path

@@ -38,6 +38,7 @@ def weights_source(timm_name: str) -> WeightsSource | None:
     if timm_name.startswith(("hf-hub:", "hf_hub:")):
         repo, _at, revision = timm_name.split(":", 1)[1].partition("@")
         return WeightsSource(repo, revision or None, WEIGHT_FILES, needs_config=True)
+    # heavy: timm (~6 s), loaded when a timm model's weights are looked up
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(timm_name)

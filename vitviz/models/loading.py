@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitviz import hub
+from vitviz.hub.reachability import hub_reachable
 from vitviz.i18n import N_, Message, _, sentences
 from vitviz.images.preprocess import data_config
 
 from .catalogue import BUNDLED_MODEL, CATALOGUE, ModelSpec
 from .errors import FallbackWarning, ModelError
 from .names import resolve_name
-from .reachability import hub_reachable
 from .weights import load_state_dict
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """Reachability: whether the Hugging Face hub (or the mirror in ``HF_ENDPOINT``) answers, decided quickly.
 
 One bounded TCP connection, cached for five minutes, so an offline machine learns it in about a second
-instead of timm's ~47 s of retries. (It sits with the models, which decide between hub, cache and the
-bundled model with it; ``vitviz.hub`` does the downloading.)
+instead of timm's ~47 s of retries. ``vitviz.models`` decides with it between the hub, the cache and the bundled
+model.
 """
 from __future__ import annotations
 
