@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import save, save_file
 
 import vitviz.models as models
+from vitviz.hub import reachability
 from vitviz.layout import TokenLayout
-from vitviz.models import BUNDLED_MODEL, CATALOGUE, ModelError, load_model, load_state_dict, reachability, resolve_name
+from vitviz.models import BUNDLED_MODEL, CATALOGUE, ModelError, load_model, load_state_dict, resolve_name
 from vitviz.models import loading as model_loading
 from vitviz.models import weights as model_weights
 
