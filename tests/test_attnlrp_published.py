@@ -197,6 +197,18 @@ def test_the_parts_sum_to_the_explained_logit(layout, method, conv_gamma, linear
             assert abs(d.softmax) > 1e-6  # relevance reaches the softmax; its bias term keeps some
 
 
+@pytest.mark.parametrize("name", ["test_vit", "test_vit2", "test_vit4"])
+def test_timms_tiny_registered_models_conserve(name):
+    """Class token with dynamic size; register + average pooling + LayerScale; the same with RMSNorm."""
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=4).eval().double()
+    x = torch.randn(1, 3, 32, 48, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for method in ("attnlrp", "cp_lrp"):
+        d = decompose_logit(model, x, 1, method=method)
+        assert d.relevance.patches.shape == (2, 3)
+        assert abs(d.residual) < 1e-10 * max(1.0, abs(d.logit))
+
+
 def test_without_biases_only_the_softmax_keeps_relevance_from_the_inputs():
     model = make_model("registers")
     with torch.no_grad():
