@@ -150,16 +150,16 @@ def identity_rule_forward(act: nn.Module) -> Callable[[torch.Tensor], torch.Tens
 
 def _gamma_output(op: Callable[..., torch.Tensor], x: torch.Tensor, weight: torch.Tensor,
                   bias: torch.Tensor | None, gamma: float) -> torch.Tensor:
-    """``op(x, w, b)`` whose gradient × input is the sign-aware γ-rule's relevance (bias share included)."""
+    """``op(x, w, b)`` whose gradient × input is the sign-aware γ-rule's relevance (bias share included).
+
+    With ``P = x⁺w⁺ + x⁻w⁻ + b⁺`` the positive contributions, the negative ones are ``z − P``; a positive output
+    is shared in proportion to ``z + γP``, a negative one to ``z + γ(z − P)``: three products, not five.
+    """
     z = op(x, weight, bias)
-    x_pos, x_neg = x.clamp(min=0), x.clamp(max=0)
-    w_pos, w_neg = weight.clamp(min=0), weight.clamp(max=0)
-    b_up = None if bias is None else bias + gamma * bias.clamp(min=0)
-    b_down = None if bias is None else bias + gamma * bias.clamp(max=0)
-    # Positive outputs: z + γ·(positive contributions) ≥ z > 0; negative outputs: z + γ·(negative ones) ≤ z.
-    up = op(x_pos, weight + gamma * w_pos, b_up) + op(x_neg, weight + gamma * w_neg, None)
-    down = op(x_pos, weight + gamma * w_neg, b_down) + op(x_neg, weight + gamma * w_pos, None)
-    modified = torch.where(z > 0, up, down)
+    b_pos = None if bias is None else bias.clamp(min=0)
+    positive = op(x.clamp(min=0), weight.clamp(min=0), b_pos) + op(x.clamp(max=0), weight.clamp(max=0), None)
+    # Positive outputs: z + γP ≥ z > 0; negative outputs: z + γ(z − P) ≤ z < 0.
+    modified = z + gamma * torch.where(z > 0, positive, z - positive)
     safe = torch.where(modified == 0, torch.ones_like(modified), modified)
     ratio = torch.where(modified == 0, torch.zeros_like(z), z / safe).detach()
     return modified * ratio
