@@ -22,8 +22,13 @@ identity rule computes ``act(x) / (x + 1e-10)``, and its zennit bridge divides b
 differences of order 1e-8 (``--exact`` sets both to 0, to show that they are all that is left).
 
 Needs ``lxt`` (PyPI, with ``zennit``, ``torchvision`` and ``transformers`` < 4.55, whose ``bert`` module lxt 2.1
-imports); none of them is a vitviz dependency and no line of lxt is copied into vitviz. Run in a venv that has
-them, e.g. ``/work/venvs/lxt/bin/python bench/attnlrp_parity.py [--seeds 5] [--json]``.
+imports); none of them is a vitviz dependency and no line of lxt is copied into vitviz. A venv beside the main
+environment (torch and timm shared, nothing of the main environment changed)::
+
+    python -m venv --system-site-packages /work/venvs/lxt
+    /work/venvs/lxt/bin/pip install lxt==2.1 "transformers>=4.50,<4.54"
+    /work/venvs/lxt/bin/pip uninstall -y kernels   # pulled in by transformers 5, needs a newer hub
+    /work/venvs/lxt/bin/python bench/attnlrp_parity.py [--seeds 5] [--exact] [--json]
 """
 from __future__ import annotations
 
