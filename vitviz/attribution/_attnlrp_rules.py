@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from timm.layers import Mlp, activations
+from timm.layers.attention import Attention
 from torch import nn
 
 from vitviz.i18n import _
@@ -177,7 +179,6 @@ def gamma_forward(module: nn.Module, gamma: float) -> Callable[[torch.Tensor], t
 
 def is_elementwise_activation(module: nn.Module) -> bool:
     """Whether ``module`` is an activation with ``act(0) = 0`` that the identity rule can handle."""
-    from timm.layers import activations
 
     timm_types = tuple(getattr(activations, n) for n in ("GELU", "GELUTanh", "QuickGELU", "SiLU")
                        if hasattr(activations, n))
@@ -186,8 +187,6 @@ def is_elementwise_activation(module: nn.Module) -> bool:
 
 def check_structure(model: nn.Module) -> None:
     """Raise a clear error for a model whose blocks the rules do not cover."""
-    from timm.layers import Mlp
-    from timm.layers.attention import Attention
 
     blocks = getattr(model, "blocks", None)
     if not blocks:
@@ -207,7 +206,6 @@ def check_structure(model: nn.Module) -> None:
 
 def _swaps(model: nn.Module, attention: str, conv_gamma: float, linear_gamma: float,
            record: list | None) -> list[tuple[nn.Module, Callable[..., Any]]]:
-    from timm.layers.attention import Attention
 
     in_attention = {id(m) for a in model.modules() if type(a) is Attention for m in a.modules()}
     patch_proj = getattr(getattr(model, "patch_embed", None), "proj", None)

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from timm.layers import Mlp
+from timm.layers.attention import Attention
 from torch import nn
 
+from vitviz.capture import model_lock
 from vitviz.layout import TokenLayout
 
 from ._attnlrp_rules import CONV_GAMMA, LINEAR_GAMMA, attnlrp_rules
@@ -114,8 +117,6 @@ def _biases_require_grad(biases: list[nn.Parameter]) -> Iterator[None]:
 
 def _bias_groups(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Every bias with its group (see :attr:`LogitDecomposition.biases`)."""
-    from timm.layers import Mlp
-    from timm.layers.attention import Attention
 
     owners: dict[int, str] = {}
     for name, module in model.named_modules():
@@ -145,7 +146,6 @@ def _sum(t: torch.Tensor | None, g: torch.Tensor | None) -> float:
 def _decompose(model: nn.Module, x: torch.Tensor, target: int | None, method: str,
                rules: Callable[[nn.Module, list], AbstractContextManager], gammas: tuple[float, float]
                ) -> LogitDecomposition:
-    from vitviz.capture import model_lock
 
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
     groups = _bias_groups(model)
