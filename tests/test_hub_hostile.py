@@ -68,8 +68,12 @@ def _outside(tmp_path: Path, cache: Path) -> list[str]:
 
 
 def _kept(cache: Path) -> list[str]:
-    """Files (and links) in the cache; folders left out."""
-    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_symlink() or not p.is_dir())
+    """Files (and links) in the cache; folders left out, and the empty lock files that huggingface_hub leaves
+    too (``.locks/<repo folder>/<checksum>.lock``)."""
+    locks = [p for p in (cache / ".locks").rglob("*") if p.is_file()]
+    assert all(p.suffix == ".lock" and p.stat().st_size == 0 for p in locks), locks
+    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*")
+                  if (p.is_symlink() or not p.is_dir()) and p not in locks)
 
 
 def _refused(filename: str = "model.safetensors", **kwargs) -> str:

@@ -119,6 +119,13 @@ class CacheEntry:
             return self.publish(None, blob_name)
         return None
 
+    def lock(self, name: str) -> Path:
+        """The lock file that guards one file's download: ``<cache>/.locks/<repo folder>/<name>.lock``, the path
+        huggingface_hub locks for a blob, so that replicas sharing a cache (and huggingface_hub itself) wait
+        for one download instead of starting their own. ``name`` is a checksum or a hash of our own."""
+        folder = self._mkdirs(self.root / ".locks" / self.storage.name)
+        return self._checked(folder / f"{relative_name(name, 'lock name')}.lock")
+
     def temporary(self) -> Path:
         """A new, unique file name for the bytes while they arrive (beside the blobs, removed on failure)."""
         folder = self._mkdirs(self.storage / "blobs")

@@ -22,7 +22,9 @@ What a download guarantees (see :mod:`vitviz.hub._transfer` and :mod:`vitviz.hub
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +37,7 @@ from ._cache import CacheEntry, cached_file, check_free_space
 from ._errors import DownloadError, HubFault, reason, remote_entry_not_found
 from ._progress import Progress
 from ._settings import Limits, cache_dir, endpoint
-from ._transfer import receive, remote_file
+from ._transfer import RemoteFile, receive, remote_file
 
 __all__ = ["DOWNLOAD_CHUNK_BYTES", "Download", "download", "in_flight", "start"]
 
@@ -182,6 +184,14 @@ class Download:
         found = entry.cached(remote.etag if remote.checksum else None)
         if found is not None:
             return found
+        # another process sharing this cache (a replica) may be fetching the same file: wait for it, then
+        # take its copy; the lock is huggingface_hub's own for a blob, so timm's downloads wait for us too
+        name = remote.etag if remote.checksum else hashlib.sha256(f"{remote.commit}/{filename}".encode()).hexdigest()
+        with _file_lock(entry.lock(name)):
+            found = entry.cached(remote.etag if remote.checksum else None)
+            return found if found is not None else self._receive(remote, entry, filename)
+
+    def _receive(self, remote: RemoteFile, entry: CacheEntry, filename: str) -> Path:
         check_free_space(remote.size, self.cache_dir)
         with self._changed:
             self._receiving_since = time.monotonic()
@@ -224,6 +234,13 @@ class Download:
             self._changed.notify_all()
         for observer in observers:
             observer(progress)
+
+
+def _file_lock(path: Path) -> contextlib.AbstractContextManager:
+    # heavy: huggingface_hub (~0.1 s), loaded on first use so that importing vitviz.models stays cheap
+    from huggingface_hub.utils import WeakFileLock
+
+    return WeakFileLock(path)
 
 
 def _unreachable(exc: BaseException) -> bool:
