@@ -115,11 +115,16 @@ function vvLoadImage(owner, redraw) {
     .then(() => { if (owner.imageFor === id) redraw(); });
 }
 
-// Row `k` of a quantised part `name` of `sections` (uint8 rows with per-row `name_lo` and `name_step`), decoded.
+// Row `k` (n values) of a quantised part `name` of `sections`, decoded: uint8 codes with per-row `name_lo` and
+// `name_step`. When the part has a `name_prefix` section (PrefixedRows in vitviz/export/_codec.py), each row's
+// first P values are those float32s and only the other n − P are codes, on their own scale.
 function vvRow(sections, name, k, n) {
   const q = sections[name], lo = sections[`${name}_lo`][k], step = sections[`${name}_step`][k];
+  const prefix = sections[`${name}_prefix`];
+  const P = prefix ? prefix.length / sections[`${name}_lo`].length : 0, width = n - P;
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + q[k * n + i] * step;
+  for (let i = 0; i < P; i++) out[i] = prefix[k * P + i];
+  for (let i = 0; i < width; i++) out[P + i] = lo + q[k * width + i] * step;
   return out;
 }
 
