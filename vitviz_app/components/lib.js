@@ -239,6 +239,9 @@ function vvShowTip(tip, event, text) {
 
 function vvHideTip(tip) { tip.style.display = "none"; }
 
+// Whether the reader's pointer cannot hover (a touch screen): the CSS media query the page's texts follow too.
+function vvTouch() { return typeof matchMedia === "function" && matchMedia("(hover: none)").matches; }
+
 // ---- views ----------------------------------------------------------------------------------------------------
 
 // Test hooks: with VV_TEST_HOOKS, window.__vitviz<name> = build(), what a view drew (for tests and benchmarks).
@@ -297,8 +300,13 @@ class VVView {
 
   draw() {}
 
-  // The text `name` of the data with its {fields} filled.
-  t(name, fields) { return vvFormat(((this.data && this.data.text) || {})[name], fields || {}); }
+  // The text `name` of the data with its {fields} filled; on a touch screen (no hover) its `name_touch` variant
+  // when the data has one ("tap" instead of "hover" and "Shift").
+  t(name, fields) {
+    const text = (this.data && this.data.text) || {};
+    const touch = vvTouch() && text[`${name}_touch`] !== undefined;
+    return vvFormat(text[touch ? `${name}_touch` : name], fields || {});
+  }
 }
 
 // A component's entry point: one `View` per element, handed every update. What the view sends goes back as the
