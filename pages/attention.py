@@ -93,15 +93,16 @@ def _view_state(layout, num_layers: int, num_heads: int) -> tuple[int, str, str,
     return int(layer), str(head), str(query_kind), int(row), int(col)
 
 
-def _publish(layout, num_layers: int, layer: int, head: str, query_kind: str, row: int, col: int) -> None:
-    """The committed view in the URL, as ids; the patch only while a patch is the query."""
+def _publish(layout, num_layers: int, layer: int, head: str, query_kind: str, row: int, col: int) -> dict:
+    """The committed view in the URL, as ids; the patch only while a patch is the query. Returns ``{key: id or
+    None}``: the explorer writes them into the address bar too, since a fragment's rerun cannot."""
     gh, gw = layout.grid_size
     prefix_names = list(layout.prefix_names)
-    links.publish("attn_layer", layer, num_layers - 1)
-    links.publish("attn_head", head, "mean")
-    links.publish("attn_query", query_kind, (prefix_names + ["patch"])[0])
-    links.publish("attn_row", row, gh // 2 if query_kind == "patch" else row)
-    links.publish("attn_col", col, gw // 2 if query_kind == "patch" else col)
+    return {"attn_layer": links.publish("attn_layer", layer, num_layers - 1),
+            "attn_head": links.publish("attn_head", head, "mean"),
+            "attn_query": links.publish("attn_query", query_kind, (prefix_names + ["patch"])[0]),
+            "attn_row": links.publish("attn_row", row, gh // 2 if query_kind == "patch" else row),
+            "attn_col": links.publish("attn_col", col, gw // 2 if query_kind == "patch" else col)}
 
 
 @st.fragment
@@ -135,7 +136,8 @@ def explore() -> None:
     # the pointer in the browser, so a commit only has to update the small server-drawn parts below.
     explorer = attention_explorer(fwd, ctx.image, query_token=amap.query, layer=layer, head=head,
                                   labels={name: _query_label(name) for name in prefix_names},
-                                  key="attn_explorer", on_commit=_commit)
+                                  key="attn_explorer", on_commit=_commit,
+                                  url=_publish(layout, cap.num_layers, layer, head, query_kind, row, col))
     st.caption(
         ui.pointer_text(
             _("Everything here is redrawn in your browser: **hover** a patch to preview it as the query (leaving the "
@@ -192,7 +194,6 @@ def explore() -> None:
                      query_token=amap.query, prefix_tokens=prefix_names, grid_size=[gh, gw]),
         filename=f"attention-layer{layer}-{head}", key="attn.download",
     )
-    _publish(layout, cap.num_layers, layer, head, query_kind, row, col)
 
 
 explore()

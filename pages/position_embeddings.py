@@ -84,7 +84,8 @@ if sim is not None:
                       caption=_("Hover a tile: its map is shown large at once (drawn in your browser). Click to "
                                 "keep it."),
                       caption_touch=_("Tap a tile: its map is shown large (drawn in your browser)."),
-                      on_commit=_pick)
+                      on_commit=_pick, url={"pos_row": links.publish("pos_row", row, gh // 2),
+                                            "pos_col": links.publish("pos_col", col, gw // 2)})
     else:  # too many positions for the browser: the server's grid, clicked
         st.caption(_("This grid's {n} positions are too many to send their {n}² similarities to the browser: "
                      "click a tile to enlarge it.").format(n=gh * gw))

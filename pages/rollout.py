@@ -68,7 +68,8 @@ with left:
               "prefix": _("Rolled-out share of the prefix tokens: {shares}")},
         fusion_names={f: fusion_label(f) for f in ui.HEAD_FUSIONS},
         prefix_labels={n: token_labels.get(n, n) for n in fwd.layout.prefix_names}, key="ro_explorer",
-        on_commit=_commit,
+        on_commit=_commit, url={"ro_fusion": links.publish("ro_fusion", fusion, "mean"),
+                                "ro_layer": links.publish("ro_layer", int(shown), cap.num_layers - 1)},
     )
     if explorer.tier == "maps":
         st.caption(_("Drag the layer slider or switch the head fusion: the map is redrawn in your browser, with no "
@@ -134,6 +135,5 @@ if grad_view is not None:
     arrays.update(gradient_rollout_maps=grad_view.maps, gradient_rollout_prefix=grad_view.prefix)
     settings.update(gradient_target=int(target))
 ui.download_arrays(arrays, ctx.settings(**settings), filename="rollout", key="ro.download")
-links.publish("ro_fusion", fusion, "mean")
-links.publish("ro_layer", int(shown), cap.num_layers - 1)
+links.publish("ro_fusion", fusion, "mean")  # the fallback's own control may have changed it
 ui.next_steps("rollout")

@@ -64,7 +64,8 @@ def test_rollout_explorer_holds_every_fusion_and_matches_the_figure(open_app):
     at = open_app("pages/rollout.py")
     assert not at.exception
     data = _check_rollout(at, "mean")
-    assert data["committed"] == {"fusion": "mean", "layer": at.slider(key="ro_start").max}
+    assert data["committed"] == {"fusion": "mean", "layer": at.slider(key="ro_start").max,
+                                 "url": {"ro_fusion": None, "ro_layer": None}}  # the defaults: a clean URL
     assert data["colours"][0][1:] == [0, 0, 4], "the server maps' Inferno"
     assert "{row}" in data["text"]["tip"] and "{value}" in data["text"]["tip"]
     first = data["payload"]

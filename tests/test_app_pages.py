@@ -39,7 +39,8 @@ def test_every_page_renders_without_errors(open_app, figure, page):
     assert [t.value for t in at.title] == [title]
     if page == "pages/attention.py":  # its map is the explorer, drawn in the browser; Plotly figures on demand
         assert component_data(at, "attention_explorer")["committed"] == {
-            "token": 0, "layer": at.session_state["attn_layer"], "head": "mean", "rows": None}
+            "token": 0, "layer": at.session_state["attn_layer"], "head": "mean", "rows": None,
+            "url": dict.fromkeys(("attn_layer", "attn_head", "attn_query", "attn_row", "attn_col"))}  # defaults
         assert not at.get("plotly_chart") and at.toggle(key="attn_figures").value is False
     else:
         assert at.get("plotly_chart"), "every page shows at least one figure"

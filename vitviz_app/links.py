@@ -76,13 +76,19 @@ def seed(key: str, default: Any, parse: Parse, *, valid: Callable[[Any], bool] |
     return st.session_state[key]
 
 
-def publish(key: str, value: Any, default: Any = None, *, always: bool = False) -> None:
+def publish(key: str, value: Any, default: Any = None, *, always: bool = False) -> str | None:
     """Write ``value``'s id (``str(value)``) into the URL as ``?key=``, or remove it when ``value`` is ``default``
-    (unless ``always``); only a change is sent to the browser."""
+    (unless ``always``); only a change is sent to the browser. Returns the id written (None: removed).
+
+    Streamlit (up to at least 1.67) does not pass a change made in a fragment's rerun on to the browser's address
+    bar: a page whose state changes in a fragment also hands the ids to its browser component, which writes them
+    (``committed.url``, ``vvKeepInUrl`` in ``components/lib.js``).
+    """
     text = None if value == default and not always else str(value)
     if st.query_params.get(key) == text:
-        return
+        return text
     if text is None:
         del st.query_params[key]
     else:
         st.query_params[key] = text
+    return text

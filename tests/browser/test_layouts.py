@@ -41,13 +41,15 @@ LAYOUT_PROBLEMS_JS = """(minChart) => {
   for (const el of main.querySelectorAll('[data-testid=stElementContainer], .js-plotly-plot, canvas, img, table')) {
     const b = el.getBoundingClientRect();
     if (!b.width || !shown(el) || clipped(el)) continue;
-    if (b.right > right + 1 || b.left < left - 1) problems.push(`"${name(el)}" sticks out by ${Math.round(Math.max(b.right - right, left - b.left))} px`);
+    const out = Math.round(Math.max(b.right - right, left - b.left));
+    if (out > 1) problems.push(`"${name(el)}" sticks out by ${out} px`);
   }
   // no chart narrower than 280 px (or than the column)
   const least = Math.min(minChart, column);
   for (const el of main.querySelectorAll('.js-plotly-plot, canvas.vz-map, canvas.vt-tiles')) {
     const b = el.getBoundingClientRect();
-    if (b.width && shown(el) && b.width < least - 1) problems.push(`a chart (${el.className}) is ${Math.round(b.width)} px wide`);
+    if (b.width && shown(el) && b.width < least - 1)
+      problems.push(`a chart (${el.className}) is ${Math.round(b.width)} px wide`);
   }
   // no truncated title: Plotly's titles inside their chart, no text cut with an ellipsis
   for (const chart of main.querySelectorAll('.js-plotly-plot')) {
@@ -67,16 +69,19 @@ LAYOUT_PROBLEMS_JS = """(minChart) => {
   const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const el = node.parentElement;
-    if (!node.textContent.trim() || !el || !shown(el) || el.closest('.vz-tip, [role=tooltip], .hoverlayer, .modebar')) continue;
+    if (!node.textContent.trim() || !el || !shown(el)) continue;
+    if (el.closest('.vz-tip, [role=tooltip], .hoverlayer, .modebar')) continue;
     const range = document.createRange();
     range.selectNodeContents(node);
-    for (const r of range.getClientRects()) if (r.width > 2 && r.height > 2) lines.push({ r, node, text: node.textContent.trim() });
+    for (const r of range.getClientRects())
+      if (r.width > 2 && r.height > 2) lines.push({ r, node, text: node.textContent.trim() });
   }
   for (let i = 0; i < lines.length; i++) {
     for (let j = i + 1; j < lines.length; j++) {
       const a = lines[i].r, b = lines[j].r;
       if (lines[i].node === lines[j].node) continue;
-      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left), h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
       if (w > 2 && h > 0.4 * Math.min(a.height, b.height))
         problems.push(`"${lines[i].text.slice(0, 40)}" overlaps "${lines[j].text.slice(0, 40)}"`);
     }

@@ -63,18 +63,20 @@ def test_the_attention_page_follows_its_explorer_after_a_hover_a_grid_click_and_
     head = state["grid_columns"][column]
     _settled(tab, "() => document.querySelector('.st-key-attn-query h3').innerText.includes('layer 0 ·')")
     assert _heading(tab).endswith(f"layer 0 · Head {head}"), _heading(tab)
-    assert (_url(tab)["attn_layer"], _url(tab)["attn_head"]) == ("0", head)
+    assert (_url(tab).get("attn_layer"), _url(tab).get("attn_head")) == ("0", head), tab.url
     assert tab.evaluate(EXPLORER)["committed"]["layer"] == 0
 
     # a scrub: letting go of the layer slider commits the layer
-    tab.evaluate("""() => { const s = document.querySelector('.vv-layer'); s.value = s.max;
-        s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); }""")
-    last = int(tab.evaluate("() => document.querySelector('.vv-layer').max"))
+    slider = tab.locator(".vv-layer")  # in the component's shadow root: a locator reaches it
+    slider.evaluate("(s) => { s.value = s.max; s.dispatchEvent(new Event('input')); "
+                    "s.dispatchEvent(new Event('change')); }")
+    last = int(slider.evaluate("(s) => s.max"))
     _settled(tab, f"() => document.querySelector('.st-key-attn-query h3').innerText.includes('layer {last} ·')")
     assert "attn_layer" not in _url(tab), "the last layer is the default: a clean URL"
     assert tab.evaluate(EXPLORER)["committed"]["layer"] == last
 
     # a click on a patch commits it as the query
+    box = tab.locator(".vv-map").bounding_box()
     tab.mouse.click(box["x"] + 2.5 * box["width"] / gw, box["y"] + 1.5 * box["height"] / gh)
     _settled(tab, "() => document.querySelector('.st-key-attn-query h3').innerText.includes('patch (1, 2)')")
     assert (_url(tab)["attn_query"], _url(tab)["attn_row"], _url(tab)["attn_col"]) == ("patch", "1", "2")
@@ -89,9 +91,9 @@ def test_the_rollout_page_follows_its_scrubber(tab, server):  # noqa: F811
     tab.locator(".vr-fusion", has_text="Max").click()
     _settled(tab, "() => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
                   ".some(c => c.innerText.includes('Committed view: Max fusion'))")
-    assert _url(tab)["ro_fusion"] == "max"
-    tab.evaluate("""() => { const s = document.querySelector('.vr-layer'); s.value = 0;
-        s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); }""")
+    assert _url(tab).get("ro_fusion") == "max", tab.url
+    tab.locator(".vr-layer").evaluate("(s) => { s.value = 0; s.dispatchEvent(new Event('input')); "
+                                      "s.dispatchEvent(new Event('change')); }")
     _settled(tab, "() => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
                   ".some(c => c.innerText.includes('through layer 0.'))")
     assert _url(tab)["ro_layer"] == "0"

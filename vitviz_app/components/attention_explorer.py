@@ -147,7 +147,8 @@ def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, head: str,
-                       labels: dict[str, str], key: str, on_commit: Callable[[dict], None]) -> Any:
+                       labels: dict[str, str], key: str, on_commit: Callable[[dict], None],
+                       url: Mapping[str, str | None] | None = None) -> Any:
     """Mount the explorer for a forward pass; returns its ``AttentionPayload`` (tier, bytes).
 
     Args:
@@ -157,8 +158,10 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
             a head index as a string).
         labels: Display names of the prefix tokens (``{'cls': 'Class token'}``).
         key: Widget key; the carrier uses ``key + '.data'``.
-        on_commit: Called with the committed value (checked by :func:`read_commit`) when the user clicks a patch
-            or a prefix token.
+        on_commit: Called with the committed value (checked by :func:`read_commit`) when the user clicks a patch,
+            a prefix token or a tile, or moves the layer or head control.
+        url: The committed view's URL parameters (``{key: id, or None to remove}``), which the explorer writes into
+            the address bar (the page runs as a fragment, whose reruns cannot).
     """
     layout, cap = fwd.layout, fwd.capture
     payload = explorer_payload(fwd.key, explorer_budget(), fwd, image)
@@ -171,7 +174,8 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
 
     _explorer(
         data=mount_data(payload=payload.id, colours=map_colours(),
-                        committed={"token": int(query_token), "layer": int(layer), "head": str(head), "rows": rows},
+                        committed={"token": int(query_token), "layer": int(layer), "head": str(head), "rows": rows,
+                                   **({"url": dict(url)} if url is not None else {})},
                         text={**explorer_text(), "prefix_labels": dict(labels)}),
         key=key, on_commit_change=commit_handler(key, read, on_commit, "attention explorer"),
     )

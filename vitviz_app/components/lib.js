@@ -3,7 +3,8 @@
 //
 // The data contract. Every component is mounted with {payload, committed, colours, text}, keys in snake_case:
 //   payload    the id of the payload (vitviz/export/_codec.py) that the invisible carrier delivers, or null;
-//   committed  the page's state the component opens on (its query, layer, patch, sketch...);
+//   committed  the page's state the component opens on (its query, layer, patch, sketch...); its `url`, when
+//              given, is that state's URL parameters, which the component writes into the address bar;
 //   colours    the stops [[t, r, g, b], ...] of the server figures' colour scale (vitviz/export/colours.py), or null;
 //   text       every text it shows, in the page's language; {name} fields are filled here.
 // What a component sends back (a commit) is checked by its Python handler before the page uses it.
@@ -239,6 +240,22 @@ function vvShowTip(tip, event, text) {
 
 function vvHideTip(tip) { tip.style.display = "none"; }
 
+// Writes `params` ({key: id, or null to remove}) into the address bar, replacing the entry (no history step): the
+// page's committed view, for a page whose reruns are a fragment's, which Streamlit does not pass on to the URL.
+function vvKeepInUrl(params) {
+  if (!params || typeof params !== "object") return;
+  const url = new URL(window.location.href);
+  let changed = false;
+  for (const [key, value] of Object.entries(params)) {
+    if (value === null || value === undefined) {
+      if (url.searchParams.has(key)) { url.searchParams.delete(key); changed = true; }
+    } else if (url.searchParams.get(key) !== String(value)) {
+      url.searchParams.set(key, String(value)); changed = true;
+    }
+  }
+  if (changed) window.history.replaceState(window.history.state, "", url.toString());
+}
+
 // Whether the reader's pointer cannot hover (a touch screen): the CSS media query the page's texts follow too.
 function vvTouch() { return typeof matchMedia === "function" && matchMedia("(hover: none)").matches; }
 
@@ -282,7 +299,11 @@ class VVView {
     this.data = data;
     if (data.colours) this.lut = vvLut(data.colours);
     const committed = JSON.stringify(data.committed);
-    if (committed !== this.committedSeen) { this.committedSeen = committed; this.committed(data.committed); }
+    if (committed !== this.committedSeen) {
+      this.committedSeen = committed;
+      if (data.committed) vvKeepInUrl(data.committed.url); // the page's committed view, in the address bar too
+      this.committed(data.committed);
+    }
     this.received(data);
     this.stop();
     this.stop = vvWhenPayload(data.payload, (payload) => {

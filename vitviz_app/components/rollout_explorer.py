@@ -56,7 +56,8 @@ def read_commit(value: Any, fusions: Sequence[str], layers: Sequence[int]) -> di
 def rollout_explorer(fwd: Any, image: Any, views: Mapping[str, Any], *, fusion: str, layer: int,
                      discard_ratio: float, start_layer: int, titles: Mapping[str, list[str]], text: Mapping[str, str],
                      fusion_names: Mapping[str, str], prefix_labels: Mapping[str, str], key: str,
-                     on_commit: Callable[[dict], None] | None = None) -> Any:
+                     on_commit: Callable[[dict], None] | None = None,
+                     url: Mapping[str, str | None] | None = None) -> Any:
     """Mount the explorer; returns its ``RolloutPayload`` (tier ``'maps'``, or ``'none'``: nothing drawn).
 
     Args:
@@ -73,6 +74,8 @@ def rollout_explorer(fwd: Any, image: Any, views: Mapping[str, Any], *, fusion: 
         key: Widget key; the carrier uses ``key + '.data'``.
         on_commit: Called with ``{'fusion', 'layer'}`` (checked) when the user picks a fusion or lets go of
             the layer slider.
+        url: The committed view's URL parameters (``{key: id, or None to remove}``), which the explorer writes into
+            the address bar as soon as it is drawn (``vvKeepInUrl``), whatever Streamlit does with its own copy.
     """
     payload = _payload(fwd.key, float(discard_ratio), int(start_layer), explorer_budget(), views, fwd, image)
     if payload.tier == "none":
@@ -81,7 +84,8 @@ def rollout_explorer(fwd: Any, image: Any, views: Mapping[str, Any], *, fusion: 
     layers = [int(v) for v in next(iter(views.values())).layers] if views else []
     handler = {} if on_commit is None else {"on_commit_change": commit_handler(
         key, lambda value: read_commit(value, list(views), layers), on_commit, "rollout explorer")}
-    _rollout(data=mount_data(payload=payload.id, committed={"fusion": fusion, "layer": int(layer)},
+    committed = {"fusion": fusion, "layer": int(layer), **({"url": dict(url)} if url is not None else {})}
+    _rollout(data=mount_data(payload=payload.id, committed=committed,
                              colours=map_colours(),
                              text={**text, "titles": {f: list(t) for f, t in titles.items()},
                                    "fusion_names": dict(fusion_names), "prefix_labels": dict(prefix_labels)}),
