@@ -119,7 +119,7 @@ n_filters = st.slider(_("Components"), 7, 42, value=28, step=7, key="pos_filters
 filters = filters_view(fwd.key, n_filters, fwd)
 ui.show_figure(figure_view(("pos.filters", fwd.key, n_filters),
                            lambda: embedding_filters_figure(filters.tiles, filters.explained_variance_ratio)),
-               key="pos.filters", filename="embedding-filters")
+               key="pos.filters", filename="embedding-filters", height=720)
 
 arrays = {"filter_tiles": filters.tiles, "filter_explained_variance": filters.explained_variance_ratio}
 settings = dict(view="position_embeddings", grid_size=[gh, gw], filter_components=n_filters)

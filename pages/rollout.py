@@ -50,11 +50,10 @@ from vitviz_app.components import rollout_explorer
 
 views = {f: rollout_view(fwd.key, f, float(discard), int(start), fwd) for f in ui.HEAD_FUSIONS}
 view = views[fusion]
-step = list(view.layers).index(int(shown))
 readout = _("class token") if view.readout == "cls" else _("mean over patch queries (the model has no class token)")
 left, right = st.columns(2, gap="large")
 with left:
-    st.subheader(_("Attention rollout"))
+    st.subheader(_("Plain rollout"))
 
     def _commit(value: dict) -> None:
         st.session_state["ro_fusion"], st.session_state["ro_layer"] = value["fusion"], value["layer"]
@@ -88,14 +87,9 @@ with left:
                        height=560)
         st.caption(_("This model's rollout maps are too large to send to the browser: use the slider under the "
                      "map."))
-    if view.prefix.shape[1]:
-        names = ", ".join(f"{n}: {v:.1%}" for n, v in zip(fwd.layout.prefix_names, view.prefix[step]))
-        st.caption(_("Committed view: {fusion} fusion, through layer {layer}. Read-out: {readout}. Rolled-out share "
-                     "of the prefix tokens: {names}.").format(fusion=fusion_label(fusion), layer=int(shown),
-                                                              readout=readout, names=names))
-    else:
-        st.caption(_("Committed view: {fusion} fusion, through layer {layer}. Read-out: {readout}.").format(
-            fusion=fusion_label(fusion), layer=int(shown), readout=readout))
+    # the prefix tokens' shares are said once, under the map (they follow the scrubber there)
+    st.caption(_("Committed view: {fusion} fusion, through layer {layer}. Read-out: {readout}.").format(
+        fusion=fusion_label(fusion), layer=int(shown), readout=readout))
 
 grad_view = None
 with right:

@@ -620,8 +620,8 @@ def test_token_norms_split_prefix_and_patches(layout):
     heat, bars = fig.data
     patch = norms[2, layout.patch_slice].reshape(layout.grid_size)
     np.testing.assert_allclose(heat.z, patch, rtol=1e-6)
-    assert list(bars.x) == [*layout.prefix_names, "patch mean", "patch max"]
-    np.testing.assert_allclose(bars.y, [*norms[2, : layout.num_prefix_tokens], patch.mean(), patch.max()])
+    assert list(bars.y) == [*layout.prefix_names, "patch mean", "patch max"] and bars.orientation == "h"
+    np.testing.assert_allclose(bars.x, [*norms[2, : layout.num_prefix_tokens], patch.mean(), patch.max()])
     assert hover(heat, 1, 2).startswith(f"row 1, col 2: {patch[1, 2]:.3g}")
     assert fig.layout.title.text == "Token norms, output of block 1"
     assert F.token_norm_figure(norms, layout).layout.title.text == "Token norms, output of block 2"

@@ -71,6 +71,9 @@ _RESPONSIVE_CSS = f"""<style>
 [data-testid="stMain"] img {{ max-width: 100%; height: auto; }}
 [data-testid="stMain"] .katex-display {{ overflow-x: auto; overflow-y: hidden; }}
 [data-testid="stMetricValue"] > div {{ overflow: visible; text-overflow: clip; white-space: normal; }}
+/* a "next" link's whole label, on as many lines as it needs (Streamlit cuts it with an ellipsis) */
+[data-testid="stPageLink"] a, [data-testid="stPageLink"] a * {{
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }}
 /* words for the pointer the reader has: hover and Shift with a mouse, tap on a touch screen (pointer_text) */
 @media (hover: none) {{ .vz-hover-only {{ display: none !important; }} }}
 @media (hover: hover) {{ .vz-touch-only {{ display: none !important; }} }}

@@ -54,14 +54,27 @@ LAYOUT_PROBLEMS_JS = """(minChart) => {
   // no truncated title: Plotly's titles inside their chart, no text cut with an ellipsis
   for (const chart of main.querySelectorAll('.js-plotly-plot')) {
     const b = chart.getBoundingClientRect();
-    for (const t of chart.querySelectorAll('.gtitle, .g-gtitle text, .xtitle, .ytitle, .cbtitle text, .legendtext')) {
+    const titles = '.gtitle, .g-gtitle text, .xtitle, .ytitle, .cbtitle text, .legendtext, .annotation-text';
+    for (const t of chart.querySelectorAll(titles)) {
       const r = t.getBoundingClientRect();
       if (r.width && (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1))
         problems.push(`"${t.textContent.slice(0, 50)}" is cut by its chart's edge`);
     }
   }
+  // no axis title on a plot: a title inside any subplot's plotting area (another panel's, in a narrow chart)
+  for (const chart of main.querySelectorAll('.js-plotly-plot')) {
+    const areas = [...chart.querySelectorAll('.bglayer .bg, .imagelayer image')].map((a) => a.getBoundingClientRect());
+    for (const t of chart.querySelectorAll('.xtitle, .ytitle')) {
+      const r = t.getBoundingClientRect();
+      for (const a of areas) {
+        const w = Math.min(a.right, r.right) - Math.max(a.left, r.left);
+        const h = Math.min(a.bottom, r.bottom) - Math.max(a.top, r.top);
+        if (r.width && w > 2 && h > 2) { problems.push(`axis title "${t.textContent}" lies on a plot`); break; }
+      }
+    }
+  }
   for (const el of main.querySelectorAll('*')) {
-    if (!el.childElementCount && el.textContent.trim() && shown(el) && getComputedStyle(el).textOverflow === 'ellipsis'
+    if (el.textContent.trim() && shown(el) && getComputedStyle(el).textOverflow === 'ellipsis'
         && el.scrollWidth > el.clientWidth + 1) problems.push(`"${name(el)}" is truncated`);
   }
   // no text on top of other text
@@ -70,7 +83,7 @@ LAYOUT_PROBLEMS_JS = """(minChart) => {
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const el = node.parentElement;
     if (!node.textContent.trim() || !el || !shown(el)) continue;
-    if (el.closest('.vz-tip, [role=tooltip], .hoverlayer, .modebar')) continue;
+    if (el.closest('.vz-tip, [role=tooltip], .hoverlayer, .modebar, .katex')) continue;  // KaTeX sets its own math
     const range = document.createRange();
     range.selectNodeContents(node);
     for (const r of range.getClientRects())

@@ -50,7 +50,7 @@ def token_norm_figure(norms: np.ndarray, layout: TokenLayout, layer: int = -1) -
     (gh, gw), _patch_size, prefix = grid_spec(layout)
     prefix_values, patch_map = layout.split(norms[layer])  # (P,), (gh, gw)
     # the map above the bars: side by side, the map's colour bar sat on the bars' axis at narrow widths
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.72, 0.28], vertical_spacing=0.14,
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.72, 0.28], vertical_spacing=0.2,
                         subplot_titles=(_("patch tokens"), _("prefix tokens vs patches")))
     rows_domain = fig.layout.yaxis.domain
     fig.add_trace(go.Heatmap(
@@ -64,15 +64,16 @@ def token_norm_figure(norms: np.ndarray, layout: TokenLayout, layer: int = -1) -
     names = [*prefix, _("patch mean"), _("patch max")]
     values = [*prefix_values, patch_map.mean(), patch_map.max()]
     colors = ["#d62728"] * len(prefix) + ["#7f7f7f"] * 2
-    fig.add_trace(go.Bar(
-        x=names, y=values, marker_color=colors, name=_("norms"),
-        hovertemplate=f"%{{x}}: %{{y:{VALUE_FORMAT}}}<extra></extra>", showlegend=False,
+    fig.add_trace(go.Bar(  # horizontal: the names read side by side ran into each other on a phone
+        x=values, y=names, orientation="h", marker_color=colors, name=_("norms"),
+        hovertemplate=f"%{{y}}: %{{x:{VALUE_FORMAT}}}<extra></extra>", showlegend=False,
     ), row=2, col=1)
     fig.update_xaxes(range=[-0.5, gw - 0.5], title_text=_("patch column"), showgrid=False, zeroline=False,
                      constrain="domain", row=1, col=1)
     fig.update_yaxes(range=[gh - 0.5, -0.5], title_text=_("patch row"), showgrid=False, zeroline=False,
                      constrain="domain", scaleanchor="x", scaleratio=1, row=1, col=1)
-    fig.update_yaxes(title_text=_("norm"), rangemode="tozero", row=2, col=1)
+    fig.update_xaxes(title_text=_("norm"), rangemode="tozero", row=2, col=1)
+    fig.update_yaxes(autorange="reversed", row=2, col=1)  # the prefix tokens first, as in the sequence
     title = _("Token norms, {state}").format(state=hidden_state_name(layer, norms.shape[0]))
     fig.update_layout(title=dict(text=title),
                       margin=MARGIN)
@@ -113,6 +114,8 @@ def feature_pca_figure(rgb: np.ndarray, image: Image.Image | np.ndarray, geometr
     ), row=1, col=2)
     for col in (1, 2):
         style_image_axes(fig, size, extent, row=1, col=col)
+    # the right panel shares the left's rows: its own y title and labels sat on the photo in a narrow chart
+    fig.update_yaxes(title_text=None, showticklabels=False, row=1, col=2)
     fig.update_layout(title=dict(text=_("Patch features, first three principal components as RGB")),
                       margin=MARGIN)
     return fig
