@@ -20,8 +20,9 @@ def overview() -> None:
         _("How a Vision Transformer sees your image"),
         ui.pointer_text(_("Pick an image and a model in the sidebar."),
                         _("Open the sidebar (the arrow at the top left) to pick an image and a model."))
-        + " " + _("The model cuts the image into square **patches**, reads them as a sequence, lets every patch "
-                  "look at every other one for several layers, and gives its answer."),
+        + " " + _("The model cuts the image into square **patches**, reads them as a sequence of **tokens**, lets "
+                  "every patch look at every other one for several layers (**attention**), and reads its answer from "
+                  "the **class token**."),
     )
     ui.start_here()
     ctx = ui.context()
