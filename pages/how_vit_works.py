@@ -6,8 +6,8 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz.analysis import walkthrough as wt
-from vitviz.i18n import _, ngettext
-from vitviz_app.language import url_format
+from vitviz.i18n import _, keep_language, ngettext
+from vitviz_app import links
 from vitviz_app.views import figure_view
 
 ui.entry_point()
@@ -135,10 +135,10 @@ step(5, _("Self-attention"),
 c1, c2 = st.columns(2)
 layer = int(c1.slider(_("Layer"), 0, depth - 1, value=0, key="how_layer", bind="query-params",
                       persist_state="session"))
-head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)),
-                        format_func=url_format("how_head", range(cap.num_heads), ui.head_label),
-                        key="how_head",
-                        bind="query-params", persist_state="session"))
+links.seed("how_head", 0, links.choice(range(cap.num_heads), ui.head_label))  # the URL holds the head's number
+head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=keep_language(ui.head_label), key="how_head",
+                        persist_state="session"))
+links.publish("how_head", head, 0)
 from vitviz_app.components import patch_follower
 
 
@@ -165,10 +165,13 @@ with step1_left:  # filled now that step 5 has its layer and head
         st.caption(_("This model's patches are too many to send their numbers to the browser: click a patch."))
     else:
         missing = [name for name in ("embeddings", "attention") if name not in follower.holds]
-        st.caption(_("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
-                     "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
-                     "**Click** it to follow it through every step below.").format(height=height, width=width,
-                                                                                     gh=gh, gw=gw))
+        st.caption(ui.pointer_text(
+            _("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
+              "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
+              "**Click** it to follow it through every step below."),
+            _("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Tap** a patch: its pixels, flattened "
+              "vector, token, attention and length are redrawn beside the image, and every step below follows it."),
+        ).format(height=height, width=width, gh=gh, gw=gw), unsafe_allow_html=True)
         if missing:
             st.caption({("embeddings", "attention"): _("Too many patches to send every step's numbers: click a patch "
                                                        "for its token and its attention."),
@@ -249,3 +252,4 @@ ui.download_arrays(
     ctx.settings(view="how_vit_works", patch=[row, col], query_token=token, layer=layer, head=head),
     filename="how-a-vit-works", key="how.download",
 )
+ui.next_steps("how_vit_works")

@@ -41,21 +41,22 @@ def _half(rows: np.ndarray) -> np.ndarray:
 
 
 def _check_rollout(at, fusion: str) -> dict:
-    """The explorer's maps of ``fusion`` against the server figure's frames (one per layer)."""
+    """The explorer's maps of ``fusion`` against the library's rollout of the page's own pass, one per layer."""
+    from test_app_controls import app_capture
+
+    from vitviz.analysis import rollout
+
     data = _components(at)["vitviz.rollout_explorer"]
     decoded = read_rollout(_carrier(at, "ro_explorer"))
     assert list(decoded) == list(FUSIONS)
-    from conftest import chart_spec
-
-    spec = chart_spec(at, "ro.plain")
-    frames = np.stack([values(next(t for t in f["data"] if "z" in t)["z"]) for f in spec["frames"]])  # (L', gh, gw)
+    expected = rollout(app_capture(at).capture, head_fusion=fusion, discard_ratio=at.slider(key="ro_discard").value,
+                       start_layer=at.slider(key="ro_start").value)
+    frames = np.asarray(expected.maps, dtype=np.float64)  # (L', gh, gw)
     maps = decoded[fusion][0]
     assert maps.shape == frames.shape
     flat = frames.reshape(len(frames), -1)
     assert np.all(np.abs(maps.reshape(len(maps), -1) - flat) <= _half(flat)[:, None] + 1e-6)
-    if fusion == data["committed"]["fusion"]:  # the figure is drawn for the page's fusion; titles per layer
-        assert [t.replace("<br>", " ") for t in (f["layout"]["title"]["text"] for f in spec["frames"])] == \
-            data["text"]["titles"][fusion]
+    assert len(data["text"]["titles"][fusion]) == len(frames)  # one title per layer shown
     return data
 
 
@@ -63,12 +64,15 @@ def test_rollout_explorer_holds_every_fusion_and_matches_the_figure(open_app):
     at = open_app("pages/rollout.py")
     assert not at.exception
     data = _check_rollout(at, "mean")
-    assert data["committed"] == {"fusion": "mean"}
+    assert data["committed"] == {"fusion": "mean", "layer": at.slider(key="ro_start").max,
+                                 "url": {"ro_fusion": None, "ro_layer": None}}  # the defaults: a clean URL
     assert data["colours"][0][1:] == [0, 0, 4], "the server maps' Inferno"
     assert "{row}" in data["text"]["tip"] and "{value}" in data["text"]["tip"]
     first = data["payload"]
-    at.selectbox(key="ro_fusion").set_value("max").run()
+    at.session_state["ro_fusion"] = "max"  # the scrubber's fusion button commits it
+    at.run()
     data = _check_rollout(at, "max")
+    assert data["committed"]["fusion"] == "max"
     assert data["payload"] == first, "switching the fusion needs no new data: the browser holds every fusion"
     at.slider(key="ro_discard").set_value(0.5).run()
     data = _check_rollout(at, "max")
@@ -124,7 +128,8 @@ def test_both_work_for_other_token_layouts(open_app, swap_bundled, name, model_a
     at = open_app("pages/rollout.py")
     assert not at.exception, [e.value for e in at.exception]
     for fusion in ("mean", "min"):
-        at.selectbox(key="ro_fusion").set_value(fusion).run()
+        at.session_state["ro_fusion"] = fusion
+        at.run()
         _check_rollout(at, fusion)
     at.switch_page("pages/how_vit_works.py").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -19,8 +19,7 @@ PLACEHOLDER = re.compile(r'"#0000[0-9]{2}"')  # Streamlit's theme tokens, "#0000
 HEATMAPS = {
     None: ["overview.rollout"],
     "pages/attention.py": ["attn.map", "attn.grid"],
-    "pages/rollout.py": ["ro.plain", "ro.gradient"],
-    "pages/position_embeddings.py": ["pos.tiles", "pos.tile"],
+    "pages/rollout.py": ["ro.gradient"],  # the plain rollout and the position tiles are drawn in the browser
     "pages/how_vit_works.py": ["how.attention"],
 }
 QUERY = {"pages/attention.py": {"attn_figures": "true"}}  # the page's map is the explorer; its Plotly figures on demand

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 
 import numpy as np
+import pytest
 
 from vitviz_app.loaders import forward_passes
 
@@ -34,6 +35,13 @@ def app_capture(at):
     return loaders.forward(f"{name}|default", key, None, None, loaded, loaders.decode(key, data))
 
 
+def commit(at, **state) -> None:
+    """What a commit of a browser component does: set the page's states, then rerun."""
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+
+
 def test_attention_controls_change_the_map_without_running_the_model(open_app, figure):
     at = open_app("pages/attention.py", {"attn_figures": "true"})  # the page's Plotly map and grid
     fwd = app_capture(at)
@@ -44,19 +52,17 @@ def test_attention_controls_change_the_map_without_running_the_model(open_app, f
     np.testing.assert_allclose(shown.ravel(), expected[layout.patch_slice], rtol=1e-5, atol=1e-7)
 
     seen = [shown]
-    at.slider(key="attn_layer").set_value(0).run()
+    commit(at, attn_layer=0)  # the explorer is the page's one set of controls: its commits set these states
     seen.append(heat(figure(at, "attn.map")))
     np.testing.assert_allclose(seen[-1].ravel(), cap.attention_row(0, layout.class_index)[0].double().mean(0)
                                .numpy()[layout.patch_slice], rtol=1e-5, atol=1e-7)
-    at.selectbox(key="attn_head").set_value("1").run()
+    commit(at, attn_head="1")
     seen.append(heat(figure(at, "attn.map")))
     np.testing.assert_allclose(seen[-1].ravel(), cap.attention_row(0, layout.class_index)[0, 1].double()
                                .numpy()[layout.patch_slice], rtol=1e-5, atol=1e-7)
-    at.selectbox(key="attn_head").set_value("max").run()
+    commit(at, attn_head="max")
     seen.append(heat(figure(at, "attn.map")))
-    at.segmented_control(key="attn_query").set_value("patch").run()
-    at.number_input(key="attn_row").set_value(1)
-    at.number_input(key="attn_col").set_value(2).run()
+    commit(at, attn_query="patch", attn_row=1, attn_col=2)
     seen.append(heat(figure(at, "attn.map")))
     query = layout.patch_index(1, 2)
     np.testing.assert_allclose(seen[-1].ravel(), cap.attention_row(0, query)[0].double().amax(0)
@@ -73,17 +79,41 @@ def test_attention_controls_change_the_map_without_running_the_model(open_app, f
     assert forward_passes() == passes, "layer/head/query/fusion controls must never run the model"
 
 
-def test_rollout_controls_reuse_the_pass_and_the_class_picker_runs_one_more(open_app, figure):
+@pytest.fixture
+def downloads(monkeypatch) -> dict:
+    """``{download key: (arrays, settings)}`` each page offers in its last run (vitviz_app.download_arrays)."""
+    import vitviz_app
+
+    offered: dict = {}
+    real = vitviz_app.download_arrays
+
+    def record(arrays, settings, *, filename, key, **kwargs):
+        offered[key] = ({name: np.asarray(value) for name, value in arrays.items()}, dict(settings))
+        return real(arrays, settings, filename=filename, key=key, **kwargs)
+
+    monkeypatch.setattr(vitviz_app, "download_arrays", record)
+    return offered
+
+
+def test_rollout_controls_reuse_the_pass_and_the_class_picker_runs_one_more(open_app, figure, downloads):
+    def _rollout_maps(at):  # the plain rollout of the page's committed fusion, as offered: (layers, gh, gw)
+        arrays, settings = downloads["ro.download"]
+        return arrays["rollout_maps"], settings
+
+    from vitviz_app import loaders
+
+    loaders.forward.clear()  # passes cached by earlier tests (another class's) must not hide this one's
     at = open_app("pages/rollout.py")
     passes = forward_passes()  # the page already has its plain pass and the top class's gradient pass
-    before = heat(figure(at, "ro.plain"))
-    at.selectbox(key="ro_fusion").set_value("max").run()
-    after_fusion = heat(figure(at, "ro.plain"))
+    before, _ = _rollout_maps(at)
+    commit(at, ro_fusion="max")  # the scrubber's fusion button
+    after_fusion, settings = _rollout_maps(at)
+    assert settings["head_fusion"] == "max"
     at.slider(key="ro_discard").set_value(0.5).run()
-    after_discard = heat(figure(at, "ro.plain"))
+    after_discard, _ = _rollout_maps(at)
     at.slider(key="ro_start").set_value(2).run()
-    spec = figure(at, "ro.plain")
-    assert len(spec["frames"]) == at.slider(key="ro_start").max + 1 - 2
+    maps, settings = _rollout_maps(at)
+    assert len(maps) == at.slider(key="ro_start").max + 1 - 2 and settings["start_layer"] == 2
     assert not np.allclose(before, after_fusion) and not np.allclose(after_fusion, after_discard)
     assert forward_passes() == passes, "fusion, discard and start layer only re-read the capture"
 
@@ -99,6 +129,9 @@ def test_rollout_controls_reuse_the_pass_and_the_class_picker_runs_one_more(open
 
 
 def test_patch_size_runs_the_model_once_per_size(open_app, figure):
+    from vitviz_app import loaders
+
+    loaders.forward.clear()  # a size cached by an earlier test must not hide this one's pass
     at = open_app("pages/patches.py")
     slider = at.select_slider(key="patch")
     native = slider.value
@@ -119,17 +152,17 @@ def test_patch_size_runs_the_model_once_per_size(open_app, figure):
     assert forward_passes() == passes + 1, "both sizes are cached now"
 
 
-def test_position_tile_follows_the_chosen_position(open_app, figure):
+def test_position_tile_follows_the_chosen_position(open_app, figure, downloads):
     from vitviz.analysis import position_similarity
 
     at = open_app("pages/position_embeddings.py")
     fwd = app_capture(at)
     sim = position_similarity(fwd.model, fwd.layout)
-    at.number_input(key="pos_row").set_value(0)
-    at.number_input(key="pos_col").set_value(1).run()
-    np.testing.assert_allclose(heat(figure(at, "pos.tile")), sim[0, 1], rtol=1e-4, atol=1e-6)
-    at.number_input(key="pos_row").set_value(2).run()
-    np.testing.assert_allclose(heat(figure(at, "pos.tile")), sim[2, 1], rtol=1e-4, atol=1e-6)
+    commit(at, pos_row=0, pos_col=1)  # the tile explorer's click
+    assert downloads["pos.download"][1]["selected_position"] == [0, 1]
+    assert any("Position (0, 1)" in c.value and f"{sim[0, 1].mean():.3f}" in c.value for c in at.caption)
+    commit(at, pos_row=2)
+    assert any("Position (2, 1)" in c.value for c in at.caption)
     filters = figure(at, "pos.filters")
     at.slider(key="pos_filters").set_value(14).run()
     assert figure(at, "pos.filters")["layout"]["title"]["text"] != filters["layout"]["title"]["text"]

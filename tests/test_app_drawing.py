@@ -94,7 +94,7 @@ def _clean(at) -> None:
 
 
 def _captions(at) -> list[str]:
-    return [c for image in at.main.image for c in image.captions]
+    return [c.value for c in at.main.caption]  # the Overview names the image under its patches
 
 
 def _draw(at, payload: dict):

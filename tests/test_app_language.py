@@ -64,17 +64,19 @@ def test_the_url_opens_the_app_in_chinese(open_app):
     assert metrics == ["词元（token）数", "层数", "每层注意力头数", "图像块大小", "模型输入"]
     # the caption under the image keeps the sample's name (the selector's option and the URL's value)
     sample = at.selectbox(key="image").value
-    assert any(f"示例图像：{sample}" in c for image in at.main.image for c in image.captions)
+    assert any(f"示例图像：{sample}" in c.value for c in at.main.caption)
     assert at.selectbox(key="model").options[-1] == "其他 timm 模型…"
     sidebar = " ".join(m.value for m in at.sidebar.markdown)
     assert "**图像**" in sidebar and "**模型**" in sidebar and "**权重**：" in sidebar
 
 
 def test_a_link_copied_after_switching_opens_in_that_language(open_app):
-    """The bound switch writes its label into the URL (``?lang=中文``): such a link opens in Chinese too."""
+    """The switch once wrote its label into the URL (``?lang=中文``): such a link opens in Chinese too, and the URL
+    then holds the code."""
     at = open_app(query={"lang": "中文"})
     assert not at.exception
     assert _titles(at) == ["Vision Transformer 如何看你的图像"]
+    assert at.query_params["lang"] == "zh"
 
 
 def test_english_is_untouched_by_the_catalogue(open_app):
@@ -108,11 +110,11 @@ def test_a_chinese_figure_title_wraps_to_a_phone_wide_chart(title):
     ("en", {"page": "pages/attention.py", "attn_head": "注意力头 1"}, "attn_head", "1"),  # a Chinese link in English
 ])
 def test_a_link_keeps_its_view_in_the_other_language(open_app, lang, query, key, expected):
-    """Streamlit puts a bound widget's shown label in the URL; a link made in one language must still select
-    the same option in the other (vitviz_app.language.url_format)."""
+    """Links made before the URL held ids held a bound widget's shown label; such a link, made in one language, still
+    selects the same option in the other (vitviz_app.links.choice), and the URL then holds the id."""
     query = dict(query)
     page = query.pop("page")
     at = open_app(page, query={**query, "lang": lang})
     assert not at.exception, [e.value for e in at.exception]
-    widget = next(w for kind in ("selectbox", "segmented_control") for w in getattr(at, kind) if w.key == key)
-    assert str(widget.value) == expected
+    assert str(at.session_state[key]) == expected
+    assert at.query_params[key] == expected

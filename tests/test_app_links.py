@@ -1,9 +1,9 @@
 """Every committed view round-trips through its URL: set controls, share the link, open it, see the same.
 
-The link is built as the browser builds it: the parameters the server wrote (``at.query_params``: values
-set by code, e.g. a click) plus every URL-bound widget's value as the front end writes it (its wire value:
-a selectbox's displayed text, a slider's number). A fresh app opened on that link must show the same widget
-values and the same figures.
+The link is built as the browser builds it: the parameters the server wrote (``at.query_params``: the ids of the
+states the page keeps in the URL itself, ``vitviz_app.links``) plus every URL-bound widget's value as the front end
+writes it (its wire value: a slider's number, a toggle's true/false). A fresh app opened on that link must show the
+same widget values, the same states, the same committed views of its browser components and the same figures.
 """
 from __future__ import annotations
 
@@ -41,24 +41,30 @@ def shared_url(at) -> dict[str, str]:
     return {k: v for k, v in url.items() if k not in ("upload", "camera", "weights")}
 
 
-def view_state(at) -> tuple[dict, dict]:
-    """``(widget values by URL key, figure JSON by chart id)`` of the page."""
+def view_state(at, keys=()) -> tuple[dict, dict]:
+    """``(widget values by URL key and the states ``keys``, figure JSON by chart id and each component's committed
+    view)`` of the page."""
     values = {key: widget.value for key, widget in bound_widgets(at).items()}
+    values.update({key: at.session_state[key] for key in keys})
     charts = {}
     for i, chart in enumerate(at.main.get("plotly_chart")):
         spec = json.loads(chart.proto.spec)
         charts[i] = json.dumps({"data": spec["data"], "title": spec["layout"].get("title"),
                                 "shapes": spec["layout"].get("shapes"), "frames": spec.get("frames")},
                                sort_keys=True)
+    for node in walk_tree(at._tree):
+        name = getattr(getattr(node, "proto", None), "component_name", "")
+        if name and name != "vitviz.payload":
+            charts[name] = json.dumps(json.loads(node.proto.json)["committed"], sort_keys=True)
     return values, charts
 
 
-def assert_round_trip(open_app, at, page):
+def assert_round_trip(open_app, at, page, keys=()):
     url = shared_url(at)
     again = open_app(page, query=url)
     assert not again.exception, [e.value for e in again.exception]
-    values, charts = view_state(at)
-    values_again, charts_again = view_state(again)
+    values, charts = view_state(at, keys)
+    values_again, charts_again = view_state(again, keys)
     assert values_again == values, url
     assert charts_again.keys() == charts.keys()
     for key in charts:
@@ -82,49 +88,55 @@ def test_patches_round_trip(open_app):
     assert url["patch"].startswith(other.split()[0])
 
 
+POSITION = ("pos_row", "pos_col")
+ATTENTION = ("attn_layer", "attn_head", "attn_query", "attn_row", "attn_col")
+
+
 def test_position_embeddings_round_trip(open_app):
     at = open_app("pages/position_embeddings.py")
     at.toggle(key="pos_range").set_value(True)
-    at.number_input(key="pos_row").set_value(0)
-    at.number_input(key="pos_col").set_value(1)
+    at.session_state["pos_row"], at.session_state["pos_col"] = 0, 1  # as the tile explorer's click sets them
     at.slider(key="pos_filters").set_value(14).run()
-    assert_round_trip(open_app, at, "pages/position_embeddings.py")
+    url = assert_round_trip(open_app, at, "pages/position_embeddings.py", POSITION)
+    assert (url["pos_row"], url["pos_col"]) == ("0", "1")
 
 
-def test_attention_round_trips_with_controls(open_app):
+def test_attention_round_trips_with_its_explorer_and_figures(open_app):
     at = open_app("pages/attention.py", {"attn_figures": "true"})  # the Plotly figures too, with their toggle
-    at.slider(key="attn_layer").set_value(1)
-    at.selectbox(key="attn_head").set_value("max")
     at.toggle(key="attn_norm").set_value(False).run()
-    at.segmented_control(key="attn_query").set_value("patch").run()
-    at.number_input(key="attn_row").set_value(1)
-    at.number_input(key="attn_col").set_value(2).run()
-    url = assert_round_trip(open_app, at, "pages/attention.py")
-    assert (url["attn_row"], url["attn_col"], url["attn_query"]) == ("1", "2", "A patch")
+    # an explorer commit: a patch, a layer and a head (vitviz_app.components.commit_updates)
+    for key, value in (("attn_layer", 1), ("attn_head", "max"), ("attn_query", "patch"), ("attn_row", 1),
+                       ("attn_col", 2)):
+        at.session_state[key] = value
+    at.run()
+    url = assert_round_trip(open_app, at, "pages/attention.py", ATTENTION)
+    assert {key: url[key] for key in ATTENTION} == {"attn_layer": "1", "attn_head": "max", "attn_query": "patch",
+                                                    "attn_row": "1", "attn_col": "2"}
     assert url["attn_figures"] == "true"
 
 
 def test_attention_first_click_from_the_class_token_round_trips(open_app):
     """A click on the image sets the query patch and the query kind in one callback (click_to_state)."""
     at = open_app("pages/attention.py", {"attn_figures": "true"})
-    assert at.segmented_control(key="attn_query").value == "cls"
+    assert at.session_state["attn_query"] == "cls"
     for key, value in (("attn_row", 1), ("attn_col", 2), ("attn_query", "patch")):
         at.session_state[key] = value
     at.run()
     title = json.loads(at.main.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
     assert "patch (row 1, col 2)" in title.replace("<br>", " ")
-    url = assert_round_trip(open_app, at, "pages/attention.py")
+    url = assert_round_trip(open_app, at, "pages/attention.py", ATTENTION)
     assert (url["attn_row"], url["attn_col"]) == ("1", "2")
 
 
 def test_rollout_round_trips(open_app):
     at = open_app("pages/rollout.py")
-    at.selectbox(key="ro_fusion").set_value("max")
+    at.session_state["ro_fusion"], at.session_state["ro_layer"] = "max", 2  # the scrubber's commit
     at.slider(key="ro_discard").set_value(0.5)
     at.slider(key="ro_start").set_value(1).run()
     target = at.selectbox(key="ro_class")
     target.set_value((target.value + 1) % len(target.options)).run()
-    assert_round_trip(open_app, at, "pages/rollout.py")
+    url = assert_round_trip(open_app, at, "pages/rollout.py", ("ro_fusion", "ro_layer", "ro_class"))
+    assert (url["ro_fusion"], url["ro_layer"]) == ("max", "2")
 
 
 def test_heads_and_depth_round_trips(open_app):

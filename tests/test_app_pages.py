@@ -39,7 +39,8 @@ def test_every_page_renders_without_errors(open_app, figure, page):
     assert [t.value for t in at.title] == [title]
     if page == "pages/attention.py":  # its map is the explorer, drawn in the browser; Plotly figures on demand
         assert component_data(at, "attention_explorer")["committed"] == {
-            "token": 0, "layer": at.slider(key="attn_layer").value, "head": "mean", "rows": None}
+            "token": 0, "layer": at.session_state["attn_layer"], "head": "mean", "rows": None,
+            "url": dict.fromkeys(("attn_layer", "attn_head", "attn_query", "attn_row", "attn_col"))}  # defaults
         assert not at.get("plotly_chart") and at.toggle(key="attn_figures").value is False
     else:
         assert at.get("plotly_chart"), "every page shows at least one figure"
@@ -86,21 +87,23 @@ def test_choosing_another_sample_changes_what_is_shown(open_app, figure):
     at.selectbox(key="image").set_value(other).run()
     after = figure(at, "overview.rollout")
     assert not at.exception
-    assert any(f"sample: {other}" in caption for image in at.main.image for caption in image.captions)
+    assert any(f"sample: {other}" in caption.value for caption in at.main.caption)
     assert _photo(before) != _photo(after)
     assert _values(_heat(before)["z"]).tolist() != _values(_heat(after)["z"]).tolist()
 
 
 def test_a_shared_url_opens_the_same_view(open_app):
-    # bound selectors hold their displayed text in the URL: "Head 0", "A patch"
-    at = open_app("pages/attention.py", query={"image": "coffee", "attn_layer": "1", "attn_head": "Head 0",
-                                                  "attn_query": "A patch", "attn_row": "2", "attn_col": "3"})
-    assert not at.exception
-    assert at.selectbox(key="image").value == "coffee"
-    assert at.slider(key="attn_layer").value == 1
-    assert at.selectbox(key="attn_head").value == "0"
-    assert at.segmented_control(key="attn_query").value == "patch"
-    assert (at.number_input(key="attn_row").value, at.number_input(key="attn_col").value) == (2, 3)
+    # the URL holds ids ("0", "patch"); a link made before them held the shown labels, read too ("Head 0")
+    for head, query in (("0", "patch"), ("Head 0", "A patch")):
+        at = open_app("pages/attention.py", query={"image": "coffee", "attn_layer": "1", "attn_head": head,
+                                                      "attn_query": query, "attn_row": "2", "attn_col": "3"})
+        assert not at.exception
+        assert at.selectbox(key="image").value == "coffee"
+        keys = ("attn_layer", "attn_head", "attn_query", "attn_row", "attn_col")
+        state = {key: at.session_state[key] for key in keys}
+        assert state == {"attn_layer": 1, "attn_head": "0", "attn_query": "patch", "attn_row": 2, "attn_col": 3}
+        # the class token first, then row 2 of the 8 × 8 grid, column 3
+        assert component_data(at, "attention_explorer")["committed"]["token"] == 1 + 2 * 8 + 3
 
 
 def test_bad_values_in_a_url_fall_back_to_defaults(open_app):
@@ -109,17 +112,19 @@ def test_bad_values_in_a_url_fall_back_to_defaults(open_app):
     assert not at.exception
     assert not at.error
     assert at.selectbox(key="image").value != "no_such_photo"
-    assert at.slider(key="attn_layer").value == at.slider(key="attn_layer").max
+    committed = component_data(at, "attention_explorer")["committed"]
+    assert at.session_state["attn_layer"] == committed["layer"] == 3, "the last layer of the four"
 
 
 def test_choices_persist_across_pages(open_app):
     at = open_app("pages/attention.py")
     at.selectbox(key="image").set_value("rocket")
-    at.slider(key="attn_layer").set_value(2).run()
+    at.session_state["attn_layer"] = 2  # as the explorer's commit sets it
+    at.run()
     at.switch_page("pages/rollout.py").run()
     assert at.selectbox(key="image").value == "rocket"
     at.switch_page("pages/attention.py").run()
-    assert at.slider(key="attn_layer").value == 2
+    assert at.session_state["attn_layer"] == component_data(at, "attention_explorer")["committed"]["layer"] == 2
     assert at.selectbox(key="image").value == "rocket"
 
 

@@ -85,21 +85,19 @@ def test_the_tile_explorer_gets_its_texts_in_chinese(open_app):
 
 
 def test_switching_the_language_keeps_the_view(open_app, figure):
-    """The query, head and patch chosen in English stay when the page turns Chinese (labels change, values
+    """The query, head and patch committed in English stay when the page turns Chinese (labels change, values
     do not), and the figure titles follow the language."""
     at = open_app("pages/attention.py", {"attn_figures": "true"})
-    at.selectbox(key="attn_head").set_value("max")
-    at.segmented_control(key="attn_query").set_value("patch").run()
-    at.number_input(key="attn_row").set_value(1)
-    at.number_input(key="attn_col").set_value(2).run()
+    for key, value in (("attn_head", "max"), ("attn_query", "patch"), ("attn_row", 1), ("attn_col", 2)):
+        at.session_state[key] = value  # the explorer's commit
+    at.run()
     assert "patch (row 1, col 2)" in _title(figure(at, "attn.map"))
     assert "Attention of patch (1, 2)" in _title(figure(at, "attn.grid"))
     at.segmented_control(key="lang").set_value("zh").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "注意力"
-    assert at.selectbox(key="attn_head").value == "max"
-    assert at.segmented_control(key="attn_query").value == "patch"
-    assert (at.number_input(key="attn_row").value, at.number_input(key="attn_col").value) == (1, 2)
+    state = {key: at.session_state[key] for key in ("attn_head", "attn_query", "attn_row", "attn_col")}
+    assert state == {"attn_head": "max", "attn_query": "patch", "attn_row": 1, "attn_col": 2}
     assert "图像块（1, 2）的注意力" in _title(figure(at, "attn.grid"))  # the grid's title comes from the page
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import plotly.io as pio
 import pytest
-from test_app_controls import app_capture, heat
+from test_app_controls import app_capture, downloads  # noqa: F401 (downloads: a fixture)
 
 import vitviz.analysis
 from vitviz.analysis import walkthrough as wt
@@ -27,7 +27,7 @@ def _counting(monkeypatch, module, name: str) -> list:
     return calls
 
 
-def test_rollout_start_layer_reuses_the_step_matrices(open_app, figure, monkeypatch):
+def test_rollout_start_layer_reuses_the_step_matrices(open_app, figure, monkeypatch, downloads):
     views.rollout_steps_view.clear()
     views.gradient_rollout_steps_view.clear()
     views.rollout_view.clear()
@@ -42,13 +42,13 @@ def test_rollout_start_layer_reuses_the_step_matrices(open_app, figure, monkeypa
     for start in (1, 2):
         at.slider(key="ro_start").set_value(start).run()
         expected = vitviz.analysis.rollout(fwd.capture, "mean", 0.0, start_layer=start)  # no cache, no steps
-        np.testing.assert_allclose(heat(figure(at, "ro.plain")), expected.maps[-1], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(downloads["ro.download"][0]["rollout_maps"], expected.maps, rtol=1e-6, atol=1e-9)
     assert len(steps) == fusions, "a new start layer only multiplies the kept step matrices again"
     assert len(grad_steps) == (1 if fwd.predictions else 0)
     at.slider(key="ro_discard").set_value(0.5).run()
     assert len(steps) == 2 * fusions, "a new discard ratio forms its own steps, once per fusion"
     expected = vitviz.analysis.rollout(fwd.capture, "mean", 0.5, start_layer=2)
-    np.testing.assert_allclose(heat(figure(at, "ro.plain")), expected.maps[-1], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(downloads["ro.download"][0]["rollout_maps"], expected.maps, rtol=1e-6, atol=1e-9)
     assert forward_passes() == passes
     assert not at.exception
 

@@ -9,25 +9,28 @@ from test_app_controls import app_capture
 
 
 def test_attention_shares_never_exceed_100_percent_with_any_fusion(open_app):
-    at = open_app("pages/attention.py")
+    """The committed view's shares (the Plotly map's subtitle; the explorer computes them as AttentionMap does)."""
+    at = open_app("pages/attention.py", {"attn_figures": "true"})
     for head in ("mean", "max", "min", "0"):
-        at.selectbox(key="attn_head").set_value(head).run()
-        line = [m.value for m in at.markdown if m.value.startswith("Share of this query's attention:")]
-        assert len(line) == 1, "the shares are shown in one line"
-        values = [float(v) for v in re.findall(r"(-?[\d.]+)%", line[0])]
-        assert len(values) == 2, line  # the class token and all patches
-        assert all(0.0 <= v <= 100.0 for v in values), (head, values)
-        assert abs(sum(values) - 100.0) < 0.1 * len(values), (head, values)
+        at.session_state["attn_head"] = head  # the explorer's head control commits it
+        at.run()
+        subtitle = chart_spec(at, "attn.map")["layout"]["title"]["subtitle"]["text"]
+        values = [float(v) for v in re.findall(r": (-?[\d.]+(?:e-?\d+)?)", subtitle)]
+        assert len(values) == 2, subtitle  # the class token and all patches
+        assert all(0.0 <= v <= 1.0 for v in values), (head, values)
+        assert abs(sum(values) - 1.0) < 0.01, (head, values)
     assert not at.exception
 
 
 def test_rollout_title_names_the_settings_and_a_single_layer(open_app):
+    from conftest import component_data
+
     at = open_app("pages/rollout.py")
     last = int(at.slider(key="ro_start").max)
-    at.selectbox(key="ro_fusion").set_value("max")
+    at.session_state["ro_fusion"] = "max"  # the scrubber's fusion button
     at.slider(key="ro_discard").set_value(0.5)
     at.slider(key="ro_start").set_value(last).run()
-    title = chart_spec(at, "ro.plain")["layout"]["title"]["text"].replace("<br>", " ")
+    title = component_data(at, "rollout_explorer")["text"]["titles"]["max"][-1]
     assert f"layer {last} " in title and "–" not in title, title
     assert "max fusion" in title and "discard 0.50" in title, title
 

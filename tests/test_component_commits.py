@@ -165,18 +165,37 @@ def test_a_grid_component_hands_a_checked_cell_to_the_page(cell_component, sessi
 
 # ------------------------------------------------------------------------------------------------ rollout explorer
 
-def test_the_rollout_explorer_takes_nothing_back(monkeypatch):
-    mounted = Mounted()
+@pytest.fixture
+def scrubber(monkeypatch, session):
+    """The rollout explorer mounted on three fusions over layers 1…3 (start layer 1); its commits are collected."""
+    mounted, commits = Mounted(), []
     monkeypatch.setattr(rollout_explorer, "_rollout", mounted)
     monkeypatch.setattr(rollout_explorer, "payload_carrier", lambda blob, key: None)
     monkeypatch.setattr(rollout_explorer, "_payload", lambda *args: _payload("maps"))
-    rollout_explorer.rollout_explorer(_fwd(), None, {}, fusion="max", discard_ratio=0.0, start_layer=0,
+    views = {f: SimpleNamespace(layers=(1, 2, 3)) for f in ("mean", "max", "min")}
+    rollout_explorer.rollout_explorer(_fwd(), None, views, fusion="max", layer=2, discard_ratio=0.0, start_layer=1,
                                       titles={"max": ["a"]}, text={"tip": "t"}, fusion_names={"max": "Max"},
-                                      prefix_labels={"cls": "class"}, key="ro")
-    assert not [name for name in mounted.kwargs if name.startswith("on_")], "no callback: nothing comes back"
-    data = mounted.kwargs["data"]
-    assert set(data) == CONTRACT and data["committed"] == {"fusion": "max"}
+                                      prefix_labels={"cls": "class"}, key="ro", on_commit=commits.append)
+    return mounted.kwargs, commits
+
+
+def test_the_rollout_explorer_commits_a_fusion_and_a_layer_it_has(scrubber, session):
+    kwargs, commits = scrubber
+    data = kwargs["data"]
+    assert set(data) == CONTRACT and data["committed"] == {"fusion": "max", "layer": 2}
     assert data["text"]["titles"] == {"max": ["a"]} and data["text"]["fusion_names"] == {"max": "Max"}
+    _handle(session, kwargs, "ro", {"fusion": "min", "layer": 3, "at": 1})
+    assert commits == [{"fusion": "min", "layer": 3}]
+
+
+@pytest.mark.parametrize("value", JUNK + [{"fusion": "median", "layer": 2}, {"fusion": "max", "layer": 0},
+                                          {"fusion": "max", "layer": 4}, {"fusion": "max", "layer": NAN},
+                                          {"fusion": "max", "layer": "2"}, {"fusion": ["max"], "layer": 2}])
+def test_the_rollout_explorer_ignores_what_it_does_not_have(scrubber, session, caplog, value):
+    kwargs, commits = scrubber
+    with caplog.at_level(logging.WARNING):
+        _handle(session, kwargs, "ro", value)
+    assert commits == [] and len(_ignored_lines(caplog)) == 1
 
 
 # --------------------------------------------------------------------------------------------------- drawing pad

@@ -19,6 +19,7 @@ from timm.data import resolve_model_data_config
 
 import vitviz
 from vitviz.explanation import Explanation, explain
+from vitviz.figures.placement import UNSEEN_FILL
 from vitviz.i18n import Message
 from vitviz.images import load_image, prepare_input
 from vitviz.layout import TokenLayout
@@ -137,7 +138,7 @@ def test_fig_attention_matches_reference_attention(ex, reference):
     np.testing.assert_allclose(heat.z, expected[layout.patch_slice].reshape(10, 10), atol=1e-5)
     assert f"cls: {expected[0]:.3g}" in fig.layout.title.subtitle.text
     assert fig.layout.title.text == "Layer 3, head 1: attention of patch (row 2, col 7)"
-    assert len(fig.layout.shapes) == 1  # the query patch is outlined
+    assert len([s for s in fig.layout.shapes if s.fillcolor != UNSEEN_FILL]) == 1  # the query patch is outlined
     # Axes in original pixels: the whole photo, the map on the centre crop.
     height, width = ex.geometry.original_size
     assert list(fig.layout.xaxis.range) == pytest.approx([0, width])
@@ -152,7 +153,7 @@ def test_fig_attention_mean_over_heads_for_class_token(ex, reference):
     expected = attns[-1].mean(axis=0)[0]  # class token's row, mean over heads
     np.testing.assert_allclose(fig.data[1].z, expected[1:].reshape(10, 10), atol=1e-5)
     assert fig.layout.title.text == "Layer 5, mean over heads: attention of cls"
-    assert not fig.layout.shapes
+    assert not [s for s in fig.layout.shapes if s.fillcolor != UNSEEN_FILL]  # only the unseen sides, dimmed
 
 
 def test_fig_attention_grid_matches_reference(ex, reference):

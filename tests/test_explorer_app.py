@@ -68,14 +68,15 @@ def test_the_explorer_is_the_pages_map_and_its_plotly_figures_come_on_demand(ope
     _loaded, cap = _reference(at)
     layout = cap.layout
     token = layout.patch_index(3, 4)
-    assert component_data(at, "attention_explorer")["committed"] == {"token": token, "layer": 2, "head": "1",
-                                                                       "rows": None}  # the browser holds every row
+    assert component_data(at, "attention_explorer")["committed"] == {
+        "token": token, "layer": 2, "head": "1", "rows": None,  # the browser holds every row
+        "url": {"attn_layer": "2", "attn_head": "1", "attn_query": "patch", "attn_row": "3", "attn_col": "4"}}
     assert not at.get("plotly_chart"), "no server-drawn map by default: a click must not wait for one"
-    assert [h.value for h in at.subheader] == ["The page's query: patch (3, 4) · layer 2 · Head 1"]
+    assert [h.value for h in at.subheader] == ["Committed view: patch (3, 4) · layer 2 · Head 1"]
     row = cap.attention(2)[0, 1, token].double().numpy()
-    shares = [m.value for m in at.markdown if m.value.startswith("Share of this query's attention")]
-    assert shares == [f"Share of this query's attention: Class token {100 * row[layout.class_index]:.1f}% · "
-                      f"all patches {100 * row[layout.patch_slice].sum():.1f}%"]
+    # the shares are said once, by the explorer under its map (they follow the preview there), not again here
+    assert not [m.value for m in at.markdown if "Share of this query's attention" in m.value]
+    assert component_data(at, "attention_explorer")["text"]["shares"].startswith("Share of this query's attention")
 
     at.toggle(key="attn_figures").set_value(True).run()
     np.testing.assert_allclose(heat(figure(at, "attn.map")).ravel(), row[layout.patch_slice], rtol=1e-5, atol=1e-7)

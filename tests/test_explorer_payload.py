@@ -17,6 +17,7 @@ from vitviz.export import (
     query_rows_payload,
     unpack,
 )
+from vitviz.export._codec import prefixed_row_bytes
 
 FLOAT32_SLACK = 2e-7  # lo + code * step in float32, on values below 1
 
@@ -113,7 +114,8 @@ def test_every_tier_decodes_to_the_captures_attention_for_every_layout(name, kwa
     _check_against_capture(cap, reader, range(N), heads=True, fused=False)
 
     # a budget too small for every head but enough for the fused rows: fused maps of every query
-    fused_size = N * L * 3 * (N + 8) + P * L * H * (N + 8)
+    row = prefixed_row_bytes(N, P)  # patch codes, their lo and step, float32 prefix entries
+    fused_size = N * L * 3 * row + P * L * H * row
     if H <= 3:  # three fused rows cost as much as the heads: every head is sent instead
         assert attention_payload(cap, budget=fused_size + 4096).tier == "heads"
     else:
@@ -126,7 +128,7 @@ def test_every_tier_decodes_to_the_captures_attention_for_every_layout(name, kwa
         assert reader.row(N - 1, 0, 0) is None  # a patch's single head is not in the browser
 
     # too small for that too: prefix rows only, and a clicked patch's rows come separately
-    small = attention_payload(cap, budget=P * L * H * (N + 8) + 4096 + 10)
+    small = attention_payload(cap, budget=P * L * H * row + 4096 + 10)
     assert small.tier == "prefix"
     patch = N - 1
     reader = PayloadReader(small.blob, query_rows_payload(cap, [patch]))
@@ -148,7 +150,7 @@ def test_tiers_for_the_models_people_use_fit_the_budget():
     image = 40_000  # a 224² JPEG of the input view
     # ViT-B/16 at 224: every head of every query is 5.6 MB; the fused maps fit in 2 MB
     assert payload_tier(12, 12, 197, 1, DEFAULT_BUDGET, image) == "fused"
-    assert 197 * 12 * 3 * (197 + 8) + 12 * 12 * (197 + 8) + image < DEFAULT_BUDGET
+    assert 197 * 12 * 3 * prefixed_row_bytes(197, 1) + 12 * 12 * prefixed_row_bytes(197, 1) + image < DEFAULT_BUDGET
     # ViT-Ti/16 (3 heads) at 224: everything fits
     assert payload_tier(12, 3, 197, 1, DEFAULT_BUDGET, image) == "heads"
     # DINOv2-S/14 with registers at 518: 1,370 tokens; prefix rows only

@@ -21,6 +21,7 @@ from vitviz.figures import mosaics, traces
 from vitviz.figures import tiles as tiled
 from vitviz.figures.features import hidden_state_name
 from vitviz.figures.patches import rect_difference
+from vitviz.figures.placement import UNSEEN_FILL
 from vitviz.images import InputGeometry as Geometry
 from vitviz.images import as_rgb_array, encode
 from vitviz.layout import TokenLayout
@@ -363,10 +364,14 @@ def test_patch_sequence_prefix_first_then_patches_in_order(layout):
     patches = np.broadcast_to(colours[:, None, None, :], (n, ph, pw, 3)).astype(np.uint8)
     columns = 5
     fig = F.patch_sequence_figure(patches, layout, columns=columns)
-    image, cells = fig.data
-    mosaic = decode_data_uri(image.source)
+    image, cells, *last_row = fig.data  # a short last row is an image of its own tiles (no JPEG ghost beside them)
     rows = -(-(prefix + n) // columns)
-    assert mosaic.shape[:2] == (rows * (ph + 1) - 1, columns * (pw + 1) - 1)
+    mosaic = np.full((rows * (ph + 1) - 1, columns * (pw + 1) - 1, 3), 255, np.uint8)
+    for part in (image, *last_row):
+        tiles = decode_data_uri(part.source)
+        top = int(part.y0 - 0.5)
+        mosaic[top:top + tiles.shape[0], :tiles.shape[1]] = tiles
+    assert len(last_row) == (1 if (prefix + n) % columns else 0)
     for k in (0, n // 2, n - 1):  # JPEG: compare the tile's interior colour
         slot = prefix + k
         y, x = (slot // columns) * (ph + 1), (slot % columns) * (pw + 1)
@@ -502,7 +507,7 @@ def test_attention_map_patch_query(layout, photo):
     for name, value in zip(layout.prefix_names, row):
         assert f"{name}: {value:.3g}" in subtitle
     assert f"all patches: {patch_map.sum():.3g}" in subtitle
-    (outline,) = fig.layout.shapes
+    (outline,) = [s for s in fig.layout.shapes if s.fillcolor != UNSEEN_FILL]  # the photo's unseen sides are dimmed
     box = F.map_extent(geometry, ORIGINAL, layout).cell_box(gh - 1, 1)
     assert (outline.x0, outline.y0, outline.x1, outline.y1) == pytest.approx(box)
     check_image_axes(fig, F.map_extent(geometry, ORIGINAL, layout))
@@ -512,7 +517,7 @@ def test_attention_map_prefix_query_has_no_outline(photo):
     layout = LAYOUTS["registers"]
     row = np.full(layout.num_tokens, 1 / layout.num_tokens)
     fig = F.attention_map_figure(row, photo, None, layout, query=2, head="max")
-    assert not fig.layout.shapes
+    assert not [s for s in fig.layout.shapes if s.fillcolor != UNSEEN_FILL]
     assert fig.layout.title.text == "max over heads: attention of reg1"
     with pytest.raises(ValueError, match="prefix"):
         F.attention_map_figure(row[:-1], photo, None, layout, query=0)
@@ -615,8 +620,8 @@ def test_token_norms_split_prefix_and_patches(layout):
     heat, bars = fig.data
     patch = norms[2, layout.patch_slice].reshape(layout.grid_size)
     np.testing.assert_allclose(heat.z, patch, rtol=1e-6)
-    assert list(bars.x) == [*layout.prefix_names, "patch mean", "patch max"]
-    np.testing.assert_allclose(bars.y, [*norms[2, : layout.num_prefix_tokens], patch.mean(), patch.max()])
+    assert list(bars.y) == [*layout.prefix_names, "patch mean", "patch max"] and bars.orientation == "h"
+    np.testing.assert_allclose(bars.x, [*norms[2, : layout.num_prefix_tokens], patch.mean(), patch.max()])
     assert hover(heat, 1, 2).startswith(f"row 1, col 2: {patch[1, 2]:.3g}")
     assert fig.layout.title.text == "Token norms, output of block 1"
     assert F.token_norm_figure(norms, layout).layout.title.text == "Token norms, output of block 2"

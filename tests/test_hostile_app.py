@@ -201,7 +201,7 @@ def test_odd_but_valid_images_are_drawn_upright(uploading, name):
     assert_clean(at)
     assert errors(at) == []
     assert charts(at) >= 1
-    captions = [caption for image in at.main.image for caption in image.captions]
+    captions = [caption.value for caption in at.main.caption]  # the Overview names the image under its patches
     assert any(f"{width}×{height} px" in c for c in captions), captions  # upright size, EXIF applied
 
 

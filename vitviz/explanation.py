@@ -367,6 +367,7 @@ def explain(
     target: int | None = None,
     patch_size: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
+    fit: str = "crop",
 ) -> Explanation:
     """Run a ViT once on an image (``vitviz.pipeline.run``) and keep everything needed to explain what it saw.
 
@@ -381,6 +382,8 @@ def explain(
         patch_size: Run at another patch size (FlexiViT-style resampled copy of the model,
             ``vitviz.analysis.with_patch_size``); the model passed in is left untouched.
         device: Device to load the model on (by name) or to move it to; the input always follows the model.
+        fit: ``'crop'`` (the model's own preprocessing), ``'letterbox'`` or ``'squash'``: the whole photo
+            (``vitviz.images.FITS``).
 
     Returns:
         The frozen Explanation.
@@ -392,7 +395,7 @@ def explain(
     model, data_config, labels, name, notice = _resolve_model(model_or_name, device)
     picture = read_image(image)
     result = pipeline.run(model, picture, patch_size=patch_size, target=target, data_config=data_config,
-                          labels=labels, device=device)
+                          labels=labels, device=device, fit=fit)
     return Explanation(
         image=picture, geometry=result.geometry, layout=result.layout, capture=result.capture,
         predictions=result.predictions, model=result.model, input=result.x, data_config=result.data_config,

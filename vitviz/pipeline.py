@@ -108,6 +108,7 @@ def run(
     labels: list[str] | None = None,
     device: str | torch.device | None = None,
     repatch: Repatch | None = None,
+    fit: str = "crop",
 ) -> Pass:
     """Run ``model`` once on ``image``: repatch, prepare, move to the model's device, capture, read the top-k.
 
@@ -123,12 +124,14 @@ def run(
         device: Where to run; the model's own device when None.
         repatch: ``repatch(model, (height, width))`` makes the copy at another patch size;
             ``vitviz.analysis.with_patch_size`` by default.
+        fit: How the photo is fitted to the input (``vitviz.images.FITS``): the config's ``'crop'``, or the
+            whole photo ``'letterbox'``-ed or ``'squash'``-ed; ``Pass.geometry`` says what the model saw.
 
     Returns:
         The frozen Pass.
 
     Raises:
-        ValueError: ``target`` names no class of the model.
+        ValueError: ``target`` names no class of the model, or ``fit`` is not one of ``vitviz.images.FITS``.
         vitviz.images.ImageError: The image cannot be made into a model input.
     """
     import torch  # torch and timm: heavy, imported on first use (vitviz.pipeline is imported at start-up)
@@ -144,7 +147,7 @@ def run(
     if patch_size is not None and _patch_pair(patch_size) != tuple(int(p) for p in model.patch_embed.patch_size):
         model = (repatch or with_patch_size)(model, _patch_pair(patch_size))
     config = preprocess.data_config(model, base=data_config)  # a re-patched copy may have another input size
-    x, geometry = prepare_input(image, config)  # (1, 3, H, W) on the CPU
+    x, geometry = prepare_input(image, config, fit=fit)  # (1, 3, H, W) on the CPU
     x = x.to(model_device(model))
     result = capture(model, x, target=target)
     num_classes = _classes(model, result.output)

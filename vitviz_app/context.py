@@ -15,7 +15,7 @@ from vitviz.i18n import _
 
 from . import loaders
 
-__all__ = ["AppContext", "Prompt", "current_context", "describe_image", "remember"]
+__all__ = ["AppContext", "Prompt", "current_context", "describe_image", "remember", "seen_note"]
 
 _CONTEXT = "_vitviz_context"
 
@@ -35,6 +35,8 @@ class AppContext:
         image_key: Digest of the image bytes (cache key), or None.
         image_label: Where the image came from, e.g. ``'sample: cat'`` or ``'upload: holiday.jpg'``.
         problems: Messages for the user when the model or image is missing or bad.
+        fit: How a photo is fitted to the model's input (``vitviz.images.FITS``): ``'crop'`` (the model's
+            own), ``'letterbox'`` or ``'squash'``; part of every forward pass's cache key.
     """
 
     loaded: Any
@@ -43,6 +45,7 @@ class AppContext:
     image_key: str | None
     image_label: str
     problems: tuple[str, ...] = field(default=())
+    fit: str = "crop"
 
     @property
     def image_title(self) -> str:
@@ -68,17 +71,24 @@ class AppContext:
         st.stop()
 
     def forward(self, patch_size: int | None = None, target: int | None = None) -> loaders.Forward:
-        """The captured forward pass for this image and model (cached; runs the model only on a miss)."""
+        """The captured forward pass for this image and model (cached; runs the model only on a miss).
+
+        The page's own pass (no other patch size, no gradient target) also says, above the page's views, what
+        the model sees of a photo that is not square (:func:`seen_note`).
+        """
         from vitviz.capture import CaptureError
 
         self.require()
         with st.spinner(_spinner_text(self.loaded, patch_size, target)):
             try:
-                fwd = loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image)
+                fwd = loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image,
+                                      fit=self.fit)
             except (CaptureError, ValueError) as exc:
                 st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
                          icon=":material/error:")
                 st.stop()
+        if patch_size is None and target is None:
+            seen_note(fwd.geometry, self.fit)
         if not fwd.finite:
             st.warning(_("The model's outputs contain NaN or infinite values (are the weights broken?): the "
                          "maps below cannot mean anything."), icon=":material/warning:")
@@ -95,6 +105,28 @@ class AppContext:
             "image_size_hw": None if self.image is None else [self.image.height, self.image.width],
             **view,
         }
+
+
+def seen_note(geometry, fit: str) -> None:
+    """Say what the model sees of a photo that is not square (nothing for a square one): the centre it crops,
+    or the whole photo padded or squashed; the sidebar's switch chooses."""
+    from vitviz.images import sees_whole_image
+
+    height, width = geometry.original_size
+    if height == width:  # a square photo loses at most a thin border (the config's crop_pct), dimmed on the maps
+        return
+    if not sees_whole_image(geometry):
+        _top, _left, box_h, box_w = geometry.crop_box
+        text = _("The model sees only the centre {seen_w}×{seen_h} px of this {width}×{height} px image; the rest "
+                 "is dimmed on the maps. To show it the whole image, choose “Whole, padded” in the sidebar.").format(
+            seen_w=round(min(box_w, width)), seen_h=round(min(box_h, height)), width=width, height=height)
+    elif fit == "squash":
+        text = _("The model sees the whole {width}×{height} px image squashed to a square, so shapes look "
+                 "stretched to it.").format(width=width, height=height)
+    else:
+        text = _("The model sees the whole {width}×{height} px image, shrunk to fit its square input and padded "
+                 "with grey.").format(width=width, height=height)
+    st.info(text, icon=":material/crop:")
 
 
 def _spinner_text(loaded, patch_size, target) -> str:

@@ -11,7 +11,8 @@ Streamlit's caches decide how fast the app feels:
 * :func:`repatched` keeps the FlexiViT-style copies made for other patch sizes.
 * :func:`forward` keeps the result of one capture (``st.cache_resource`` with a bounded LRU, so the
   captured tensors are shared, not pickled and unpickled on every rerun as ``st.cache_data`` would). It is
-  keyed by the image bytes' digest, the model, the patch size and the gradient target. Moving a layer,
+  keyed by the image bytes' digest, the model, the patch size, the gradient target and how the photo is
+  fitted to the input (``fit``). Moving a layer,
   head, query or fusion control only reads from a cached :class:`Forward`: it never runs the model;
   :data:`FORWARD_PASSES` counts the passes so tests can prove that.
 """
@@ -192,10 +193,23 @@ def native_patch_size(model) -> int:
     return int(model.patch_embed.patch_size[0])
 
 
-@st.cache_resource(max_entries=12, show_spinner=False)
-def forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, _loaded, _image) -> Forward:
+def forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, _loaded, _image, *,
+            fit: str = "crop") -> Forward:
     """One pass of the pipeline (``vitviz.pipeline.run``: repatch, prepare, move to the model's device, capture,
-    top-5), once per model, image, patch size and target.
+    top-5), once per model, image, patch size, target and fit (:func:`_forward` keeps it).
+
+    Streamlit's cache key hashes the arguments as they are passed, without their defaults, so the cached function
+    is always called with every argument, in order: a call that names ``fit="crop"`` and one that leaves it out
+    find the same pass.
+    """
+    return _forward(model_key, image_key, patch_size, target, fit, _loaded, _image)
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, fit: str, _loaded,
+             _image) -> Forward:
+    """One pass of the pipeline (``vitviz.pipeline.run``: repatch, prepare, move to the model's device, capture,
+    top-5), once per model, image, patch size, target and fit.
 
     Args:
         model_key, image_key: Cache keys standing for ``_loaded`` and ``_image``.
@@ -203,12 +217,18 @@ def forward(model_key: str, image_key: str, patch_size: int | None, target: int 
         target: Class index whose gradients to take (for gradient rollout), or None.
         _loaded: ``vitviz.models.LoadedModel``.
         _image: The decoded PIL image.
+        fit: How the photo is fitted to the input (``vitviz.images.FITS``); part of the key.
     """
     with _COUNT_LOCK:
         FORWARD_PASSES["count"] += 1
     with one_thread_if_small(_loaded.model):
         result = run(_loaded.model, _image, patch_size=patch_size, target=target, data_config=_loaded.data_config,
                      labels=_loaded.labels,
-                     repatch=lambda _model, size: repatched(model_key, size[0], _loaded))  # the cached copy
+                     repatch=lambda _model, size: repatched(model_key, size[0], _loaded),  # the cached copy
+                     fit=fit)
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(Pass)}
-    return Forward(**fields, key=f"{model_key}|{image_key}|{patch_size}|{target}")
+    image_part = image_key if fit == "crop" else f"{image_key}:{fit}"  # the default keeps the warm-up's key
+    return Forward(**fields, key=f"{model_key}|{image_part}|{patch_size}|{target}")
+
+
+forward.clear = _forward.clear  # type: ignore[attr-defined]  # tests and benchmarks empty the cache through it

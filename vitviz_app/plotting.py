@@ -95,6 +95,8 @@ def plotly_config(filename: str, *, clickable: bool = False) -> dict[str, Any]:
     }
 
 
+AXIS_TITLE_LINE_CHARS = 40
+"""Columns of an x-axis title's line: longer ones are broken (14 px text in a phone's ~350 px wide chart)."""
 TITLE_LINE_CHARS = 30
 """Characters of a figure title that fit on one line of a phone-wide chart (about 330 px at Plotly's 17 px)."""
 _BREAKS = (": ", ", ", " · ", " — ", " – ", "：", "，", "；")
@@ -166,6 +168,10 @@ def _prepare(fig: go.Figure, height: int | None) -> None:
         # pad 22 px: with less, Chromium cut the top of a three-line title's first line (seen at 390 px)
         fig.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top", pad_t=22),
                           margin_t=top + 12 + 22 * wrapped.count("<br>"))
+    for axis in fig.select_xaxes():  # a long axis title too: a phone's chart is ~350 px wide
+        text = axis.title.text
+        if text and wrap_title(text, AXIS_TITLE_LINE_CHARS) != text:
+            axis.title.text = wrap_title(text, AXIS_TITLE_LINE_CHARS)
     reserve_margins(fig)  # drawn once: without it every changed figure is drawn a second time, wider
     for frame in fig.frames or ():  # a slider's frames carry their own titles: wrap them the same way
         if frame.layout and frame.layout.title and frame.layout.title.text:

@@ -2,8 +2,9 @@
 
 ``app.py`` draws it once per run, before the page (so its widgets keep their state on every page); what they
 chose becomes the run's :class:`~vitviz_app.context.AppContext`, which pages get with :func:`context`. Each
-widget has an explicit key, keeps its value for the whole session (``persist_state="session"``) and is bound
-to the URL (``bind="query-params"``): ``?model=...&image=cat`` opens the same view on another machine.
+widget has an explicit key, keeps its value for the whole session (``persist_state="session"``) and is in the URL
+as a language-neutral id (``vitviz_app.links``, or ``bind="query-params"`` for file names):
+``?model=...&image=cat&fit=letterbox`` opens the same view on another machine.
 """
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from typing import Any
 
 import streamlit as st
 
-from vitviz.i18n import N_, _
+from vitviz.i18n import N_, _, keep_language
 
-from . import language, loaders
+from . import language, links, loaders
 from .context import AppContext, Prompt, current_context, remember
-from .language import url_format
 from .samples import default_sample, list_samples, read_sample, sample_title
 
-__all__ = ["sidebar", "context", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
+__all__ = ["sidebar", "context", "FIT_LABELS", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
 
 SOURCES = ("Sample", "Upload", "Camera", "Draw")
 OTHER_MODEL = N_("Other timm model…")
@@ -42,7 +42,9 @@ _SOURCE_TEXT = {
     "random": N_("random (untrained)"),
 }
 _SOURCE_LABELS = {"Sample": N_("Sample"), "Upload": N_("Upload"), "Camera": N_("Camera"), "Draw": N_("Draw")}
-"""What the image-source switch shows for each of its (English, URL-bound) values."""
+"""What the image-source switch shows for each of its (English, URL) values."""
+FIT_LABELS = {"crop": N_("Centre crop"), "letterbox": N_("Whole, padded"), "squash": N_("Whole, squashed")}
+"""What the fit switch shows for each ``vitviz.images.FITS`` value (the URL holds the value)."""
 
 
 def context() -> AppContext:
@@ -53,11 +55,15 @@ def context() -> AppContext:
 
 def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     st.markdown(_("**Image**"))
+    def label(value: str) -> str:
+        return _(_SOURCE_LABELS.get(value, value))
+
+    links.seed("source", "Sample", links.choice(SOURCES, label))
     source = st.segmented_control(
-        _("Image source"), SOURCES, default="Sample", required=True, key="source",
-        format_func=url_format("source", SOURCES, lambda value: _(_SOURCE_LABELS.get(value, value))),
-        bind="query-params", persist_state="session", label_visibility="collapsed",
-    )
+        _("Image source"), SOURCES, required=True, key="source", format_func=keep_language(label),
+        persist_state="session", label_visibility="collapsed",
+    ) or "Sample"
+    links.publish("source", source, "Sample")
     problems: list[str] = []
     if source == "Upload":
         upload = st.file_uploader(
@@ -85,6 +91,26 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     data = read_sample(name)
     st.image(data, caption=sample_title(name), width="stretch")
     return data, f"sample: {name}", problems
+
+
+def _fit_section() -> str:
+    """How a photo that is not square is fitted to the model's input (``vitviz.images.FITS``), in the URL as
+    ``?fit=letterbox``; the default is the model's own centre crop."""
+    from vitviz.images import FITS
+
+    def label(value: str) -> str:
+        return _(FIT_LABELS[value])
+
+    links.seed("fit", "crop", links.choice(FITS, label))
+    fit = st.segmented_control(
+        _("What the model sees of a photo that is not square"), list(FITS), required=True, key="fit",
+        format_func=keep_language(label), persist_state="session",
+        help=_("Centre crop: the model's own preprocessing, which cuts off the sides of a wide photo. Whole, "
+               "padded: the whole photo, shrunk to fit and padded with grey. Whole, squashed: the whole photo, "
+               "stretched to a square."),
+    ) or "crop"
+    links.publish("fit", fit, "crop")
+    return fit
 
 
 def _drawing() -> tuple[bytes | None, str, list[str]]:
@@ -115,11 +141,15 @@ def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, A
 
     st.markdown(_("**Model**"))
     options = list(CATALOGUE) + [OTHER_MODEL]
+
+    def label(value: str) -> str:
+        return _(value) if value == OTHER_MODEL else value
+
     # options are the catalogue keys, which the URL holds (?model=ViT-S/16 (AugReg))
-    choice = st.selectbox(_("Model"), options, index=options.index(default_model), key="model",
-                          format_func=url_format("model", options,
-                                                 lambda value: _(value) if value == OTHER_MODEL else value),
-                          bind="query-params", persist_state="session", label_visibility="collapsed")
+    links.seed("model", default_model, links.choice(options, label))
+    choice = st.selectbox(_("Model"), options, key="model", format_func=keep_language(label), persist_state="session",
+                          label_visibility="collapsed")
+    links.publish("model", choice, default_model)
     name = choice
     if choice == OTHER_MODEL:
         name = st.text_input(
@@ -215,6 +245,7 @@ def sidebar() -> AppContext:
         language.switch()
         data, image_label, image_problems = _image_section(offline=default_model == BUNDLED_MODEL)
         problems += image_problems
+        fit = _fit_section()
         if data is not None:
             image_key = loaders.digest(data)
             try:
@@ -238,4 +269,4 @@ def sidebar() -> AppContext:
                 _weights_line(loaded)
         _describe(description, name, loaded)
     return remember(AppContext(loaded, model_key, image, image_key if image is not None else None, image_label,
-                               tuple(problems)))
+                               tuple(problems), fit=fit))

@@ -129,18 +129,21 @@ def attention_grid_figure(
         layers: block index of each row of tiles (default ``0..L-1``).
         heads: head index of each column of tiles (default ``0..H-1``).
         normalize: scale each tile to its own maximum (shows the pattern of weak late-layer heads); the
-            hover then reports the fraction of the tile's maximum.
+            hover then reports the fraction of the tile's maximum, and a tile whose maximum is tiny (below
+            uniform attention, 1 / patches: the query looks almost only at prefix tokens) says so on the tile
+            ("max 0.0003"), so that its stretched colours are not read as strong attention.
         title: figure title.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 4:
         raise ValueError(f"expected (L, H, gh, gw) maps, got shape {maps.shape}")
     num_layers, num_heads = maps.shape[:2]
+    tops = maps.max(axis=(2, 3))  # (L, H)
     if normalize:
-        maps = maps / np.maximum(maps.max(axis=(2, 3), keepdims=True), 1e-12)  # (L, H, gh, gw)
+        maps = maps / np.maximum(tops[:, :, None, None], 1e-12)  # (L, H, gh, gw)
     layers = list(range(num_layers)) if layers is None else list(layers)
     heads = list(range(num_heads)) if heads is None else list(heads)
-    return tiled_heatmap_figure(
+    fig = tiled_heatmap_figure(
         maps,
         rows=(layers, _("layer {t}, row {k}"), "{t}"),
         cols=(heads, _("head {t}, col {k}"), "{t}"),
@@ -149,6 +152,22 @@ def attention_grid_figure(
         title=_("Attention per layer and head") if title is None else title,
         x_title=_("head"), y_title=_("layer"),
     )
+    if normalize:
+        _mark_tiny_tiles(fig, tops, layers, heads, maps.shape[2:])
+    return fig
+
+
+def _mark_tiny_tiles(fig: go.Figure, tops: np.ndarray, layers: Sequence[int], heads: Sequence[int],
+                     grid: tuple[int, int]) -> None:
+    """Write "max …" on each tile (of a grid scaled per tile) whose maximum is below uniform attention."""
+    gh, gw = grid
+    tiny = 1.0 / (gh * gw)
+    for i, j in zip(*np.nonzero(tops < tiny)):
+        fig.add_annotation(
+            x=_("head {t}, col {k}").format(t=heads[j], k=gw // 2),  # tiled_heatmap_figure names the cells so
+            y=_("layer {t}, row {k}").format(t=layers[i], k=gh - 1),
+            text=_("max {value}").format(value=f"{tops[i, j]:.1g}"), showarrow=False, yanchor="bottom",
+            font=dict(size=9, color="white"), bgcolor="rgba(0,0,0,0.55)", borderpad=1)
 
 
 def attention_distance_figure(

@@ -43,22 +43,30 @@ def mosaic_traces(
         ``(image trace, hover heatmap trace, (mosaic height, mosaic width))``.
     """
     tiles = np.asarray(tiles, dtype=np.uint8)
-    n, h, w = tiles.shape[:3]
-    rows = max(1, math.ceil(n / columns))
     picture = mosaic(tiles, columns, gap=gap)
+    return _image_trace(picture, fmt), _hover_heatmap(tiles.shape, columns, hover, gap), picture.shape[:2]
+
+
+def _image_trace(picture: np.ndarray, fmt: str, top: float = 0.0) -> go.Image:
+    """``picture`` as a compressed image trace whose top-left corner is at (0, ``top``) mosaic pixels."""
+    return go.Image(source=image_data_uri(picture, max_side=None, fmt=fmt), x0=0.5, y0=top + 0.5,
+                    hoverinfo="skip", name=_("tiles"))
+
+
+def _hover_heatmap(shape: tuple[int, ...], columns: int, hover: Sequence[str], gap: int) -> go.Heatmap:
+    """An invisible heatmap with one cell per slot of a mosaic of ``shape`` (n, h, w, 3) tiles; empty slots are gaps."""
+    n, h, w = shape[:3]
+    rows = max(1, math.ceil(n / columns))
     text = np.full(rows * columns, "", dtype=object)
     text[:n] = list(hover)
     present = np.full(rows * columns, np.nan, dtype=np.float32)
     present[:n] = 0
-    image = go.Image(source=image_data_uri(picture, max_side=None, fmt=fmt), x0=0.5, y0=0.5,
-                     hoverinfo="skip", name=_("tiles"))
-    heatmap = go.Heatmap(
+    return go.Heatmap(
         z=present.reshape(rows, columns),  # (rows, columns)
         x0=w / 2, dx=w + gap, y0=h / 2, dy=h + gap, text=text.reshape(rows, columns).tolist(),
         hovertemplate="%{text}<extra></extra>", hoverongaps=False, showscale=False,
         colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], name=_("hover"),
     )
-    return image, heatmap, picture.shape[:2]
 
 
 def style_mosaic_axes(fig: go.Figure, size: tuple[int, int], *, row: int | None = None,
@@ -72,9 +80,23 @@ def style_mosaic_axes(fig: go.Figure, size: tuple[int, int], *, row: int | None 
 def mosaic_figure(
     tiles: np.ndarray, columns: int, hover: Sequence[str], *, fmt: str = "PNG", gap: int = 1
 ) -> go.Figure:
-    """A figure of :func:`mosaic_traces`: traces ``[image, hover heatmap]``."""
-    image, heatmap, size = mosaic_traces(tiles, columns, hover, fmt=fmt, gap=gap)
-    fig = go.Figure([image, heatmap])
+    """A figure of :func:`mosaic_traces`: traces ``[image, hover heatmap]``, or ``[image of the full rows, hover
+    heatmap, image of the last row's tiles]`` when that row is not full.
+
+    The last row's tiles are an image of their own, as wide as they are: a JPEG of the whole mosaic smeared
+    faint colours of the last tiles over the empty slots beside them (a ghost row).
+    """
+    tiles = np.asarray(tiles, dtype=np.uint8)
+    n, h, w = tiles.shape[:3]
+    full = n // columns * columns  # tiles in full rows
+    size = (max(1, math.ceil(n / columns)) * (h + gap) - gap, columns * (w + gap) - gap)  # as mosaic()'s
+    if full in (0, n):
+        traces = [_image_trace(mosaic(tiles, columns, gap=gap), fmt)]
+    else:
+        last = mosaic(tiles[full:], n - full, gap=gap)  # (h, (n - full)·(w + gap) − gap, 3): the tiles only
+        traces = [_image_trace(mosaic(tiles[:full], columns, gap=gap), fmt),
+                  _image_trace(last, fmt, top=full // columns * (h + gap))]
+    fig = go.Figure([traces[0], _hover_heatmap(tiles.shape, columns, hover, gap), *traces[1:]])
     style_mosaic_axes(fig, size)
     fig.update_layout(margin=MARGIN, plot_bgcolor="white")
     return fig

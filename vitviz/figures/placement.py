@@ -18,9 +18,14 @@ from vitviz.i18n import _
 if TYPE_CHECKING:
     from vitviz.images import InputGeometry
 
-__all__ = ["MARGIN", "GridLike", "MapExtent", "equal_aspect", "grid_spec", "map_extent", "style_image_axes"]
+__all__ = ["MARGIN", "UNSEEN_FILL", "GridLike", "MapExtent", "dim_unseen", "equal_aspect", "grid_spec", "map_extent",
+           "rect_difference", "style_image_axes", "unseen_parts"]
 
 MARGIN = dict(l=10, r=10, t=60, b=10)
+UNSEEN_FILL = "rgba(20,20,20,0.6)"
+"""What covers the parts of the photo the model never sees (a centre crop's sides, a dropped remainder)."""
+
+Rect = tuple[float, float, float, float]  # (x0, y0, x1, y1)
 
 
 class _HasGrid(Protocol):
@@ -110,11 +115,51 @@ def map_extent(geometry: InputGeometry | None, image_size: tuple[int, int], layo
     return MapExtent(top, left, cell_h, cell_w, grid)
 
 
+def rect_difference(outer: Rect, inner: Rect) -> list[Rect]:
+    """The parts of ``outer`` not covered by ``inner``, as at most four disjoint rectangles.
+
+    Bands above and below ``inner`` span the full width of ``outer``; bands left and right span only the
+    rows ``inner`` covers.
+    """
+    ox0, oy0, ox1, oy1 = outer
+    ix0, iy0 = min(max(inner[0], ox0), ox1), min(max(inner[1], oy0), oy1)
+    ix1, iy1 = max(min(inner[2], ox1), ix0), max(min(inner[3], oy1), iy0)
+    if ix0 >= ix1 or iy0 >= iy1:
+        return [outer] if ox0 < ox1 and oy0 < oy1 else []
+    parts = [(ox0, oy0, ox1, iy0), (ox0, iy1, ox1, oy1), (ox0, iy0, ix0, iy1), (ix1, iy0, ox1, iy1)]
+    return [p for p in parts if p[2] > p[0] and p[3] > p[1]]
+
+
+def unseen_parts(image_size: tuple[int, int], extent: MapExtent, tolerance: float = 0.5) -> list[Rect]:
+    """The parts of a photo of ``image_size`` (height, width) outside the map, i.e. never seen by the model,
+    as ``(x0, y0, x1, y1)`` rectangles; slivers thinner than ``tolerance`` original pixels are left out."""
+    height, width = image_size
+    parts = rect_difference((0.0, 0.0, float(width), float(height)),
+                            (extent.left, extent.top, extent.right, extent.bottom))
+    return [p for p in parts if min(p[2] - p[0], p[3] - p[1]) > tolerance]
+
+
+def dim_unseen(fig: go.Figure, image_size: tuple[int, int], extent: MapExtent, *, row: int | None = None,
+               col: int | None = None) -> bool:
+    """Cover the parts of the photo the model never sees (:func:`unseen_parts`) with :data:`UNSEEN_FILL`, in the
+    whole figure or one subplot; returns whether there were any."""
+    parts = unseen_parts(image_size, extent)
+    xref, yref = "x", "y"
+    if row is not None:
+        subplot = fig.get_subplot(row, col)
+        xref, yref = subplot.xaxis.plotly_name.replace("axis", ""), subplot.yaxis.plotly_name.replace("axis", "")
+    for x0, y0, x1, y1 in parts:
+        fig.add_shape(type="rect", xref=xref, yref=yref, x0=x0, y0=y0, x1=x1, y1=y1, fillcolor=UNSEEN_FILL,
+                      line=dict(width=0), layer="above")
+    return bool(parts)
+
+
 def style_image_axes(
     fig: go.Figure, image_size: tuple[int, int], extent: MapExtent | None = None, *, row: int | None = None,
-    col: int | None = None,
+    col: int | None = None, dim: bool = True,
 ) -> None:
-    """Equal-aspect axes in original pixels, y pointing down, covering the image and the map."""
+    """Equal-aspect axes in original pixels, y pointing down, covering the image and the map; with ``dim``, the
+    parts of the photo outside the map (never seen by the model) are dimmed (:func:`dim_unseen`)."""
     height, width = image_size
     x_lo, x_hi, y_lo, y_hi = 0.0, float(width), 0.0, float(height)
     if extent is not None:
@@ -125,6 +170,8 @@ def style_image_axes(
     fig.update_yaxes(range=[y_hi, y_lo], showgrid=False, zeroline=False, constrain="domain",
                      title_text=_("y (px)"), row=row, col=col)
     equal_aspect(fig, row=row, col=col)
+    if dim and extent is not None:
+        dim_unseen(fig, image_size, extent, row=row, col=col)
 
 
 def equal_aspect(fig: go.Figure, *, row: int | None = None, col: int | None = None) -> None:

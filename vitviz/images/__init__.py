@@ -16,9 +16,10 @@ from .decode import MAX_PIXELS, as_rgb_array, load_image, read_image, to_rgb
 from .encode import encode_jpeg, image_data_uri, photo_data_uri
 from .errors import SUPPORTED_FORMATS, ImageError
 from .geometry import InputGeometry, image_size
-from .preprocess import data_config, input_geometry, input_image, prepare_input
+from .preprocess import FITS, data_config, input_geometry, input_image, prepare_input, sees_whole_image
 
 __all__ = [
+    "FITS",
     "MAX_PIXELS",
     "SUPPORTED_FORMATS",
     "ImageError",
@@ -33,6 +34,7 @@ __all__ = [
     "load_image",
     "photo_data_uri",
     "prepare_input",
+    "sees_whole_image",
     "read_image",
     "to_rgb",
 ]

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["data_config", "input_geometry", "input_image", "prepare_input"]
+__all__ = ["FITS", "data_config", "input_geometry", "input_image", "prepare_input", "sees_whole_image"]
+
+FITS = ("crop", "letterbox", "squash")
+"""How a photo is fitted to the model's input: ``'crop'`` as the model's own data config says (usually resize the
+shorter side, then cut the centre), ``'letterbox'`` (the whole photo, its longer side resized to the input and the
+rest padded with the mean colour: timm's ``crop_mode='border'``) or ``'squash'`` (the whole photo resized to the
+input, its aspect ratio lost: timm's ``crop_mode='squash'``)."""
 
 # A resize inside the transform may make at most this many times the model input's pixels
 # (an extreme strip resized on its short side would otherwise need gigabytes).
@@ -60,6 +66,7 @@ def prepare_input(
     image: Image.Image,
     data_config: Mapping[str, Any],
     *,
+    fit: str = "crop",
     keep_aspect: bool = False,
     patch_size: int | tuple[int, int] | None = None,
     max_patches: int | None = None,
@@ -71,6 +78,9 @@ def prepare_input(
     mean colour for ``crop_mode='border'``), to tensor, normalise. The geometry is followed step by step
     through that very transform, so it matches what the model saw.
 
+    ``fit='letterbox'`` or ``'squash'`` (see :data:`FITS`) shows the model the whole photo instead of the
+    config's crop: timm's own ``crop_mode='border'`` or ``'squash'`` with ``crop_pct=1``.
+
     ``keep_aspect=True`` (models made with ``dynamic_img_size=True``): no crop; the image is resized so
     its shorter side is about the config's (shorter) input side, both sides are multiples of
     ``patch_size`` and the aspect ratio is kept; the geometry covers the whole image.
@@ -79,6 +89,7 @@ def prepare_input(
         image: an RGB image from ``load_image`` (other modes are converted by ``to_rgb``).
         data_config: timm data config with ``input_size``, ``mean``, ``std``, ``interpolation``,
             ``crop_pct``, ``crop_mode``.
+        fit: one of :data:`FITS`; ignored with ``keep_aspect``.
         keep_aspect: keep the whole image at its own aspect ratio instead of the config's crop.
         patch_size: the model's patch (height, width) or side; required with ``keep_aspect``.
         max_patches: with ``keep_aspect``, the most patches allowed (the image is shrunk to fit);
@@ -90,12 +101,13 @@ def prepare_input(
     Raises:
         ImageError: the image is so long and thin that no sensible input exists (reason
             ``'extreme_aspect'``).
-        ValueError: ``keep_aspect`` without ``patch_size``, or a transform step this module cannot follow.
+        ValueError: ``keep_aspect`` without ``patch_size``, an unknown ``fit``, or a transform step this module
+            cannot follow.
     """
     if image.mode != "RGB":
         image = to_rgb(image)
     original = (image.height, image.width)
-    config = _transform_config(original, data_config, keep_aspect, patch_size, max_patches)
+    config = _transform_config(original, data_config, keep_aspect, patch_size, max_patches, fit)
     steps, geometry = _plan(_create_transform(config).transforms, original, _input_area(config))
     x = image
     for step, planned_size in steps:
@@ -110,6 +122,7 @@ def input_geometry(
     original_size: tuple[int, int],
     data_config: Mapping[str, Any],
     *,
+    fit: str = "crop",
     keep_aspect: bool = False,
     patch_size: int | tuple[int, int] | None = None,
     max_patches: int | None = None,
@@ -119,6 +132,7 @@ def input_geometry(
     Args:
         original_size: (height, width) of the image.
         data_config: as for ``prepare_input``.
+        fit: as for ``prepare_input``.
         keep_aspect: as for ``prepare_input``.
         patch_size: as for ``prepare_input``.
         max_patches: as for ``prepare_input``.
@@ -127,7 +141,7 @@ def input_geometry(
         ImageError: as for ``prepare_input``.
     """
     original = (int(original_size[0]), int(original_size[1]))
-    config = _transform_config(original, data_config, keep_aspect, patch_size, max_patches)
+    config = _transform_config(original, data_config, keep_aspect, patch_size, max_patches, fit)
     _steps, geometry = _plan(_create_transform(config).transforms, original, _input_area(config))
     return geometry
 
@@ -152,17 +166,33 @@ def input_image(x: torch.Tensor, data_config: Mapping[str, Any]) -> np.ndarray:
     return np.rint(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8).transpose(1, 2, 0)  # (H, W, 3)
 
 
+def sees_whole_image(geometry: InputGeometry, tolerance: float = 0.5) -> bool:
+    """Whether the model input shows every pixel of the photo (``crop_box`` covers it, to ``tolerance`` original
+    pixels); padding around it does not count against it."""
+    top, left, height, width = geometry.crop_box
+    rows, cols = geometry.original_size
+    return (top <= tolerance and left <= tolerance and top + height >= rows - tolerance
+            and left + width >= cols - tolerance)
+
+
 def _transform_config(
     original_size: tuple[int, int],
     data_config: Mapping[str, Any],
     keep_aspect: bool,
     patch_size: int | tuple[int, int] | None,
     max_patches: int | None,
+    fit: str = "crop",
 ) -> dict[str, Any]:
     """The timm eval-transform config that ``prepare_input`` uses for an image of ``original_size``."""
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, not {fit!r}")
     if keep_aspect:
         return _keep_aspect_config(original_size, data_config, patch_size, max_patches)
-    return _eval_config(data_config)
+    config = _eval_config(data_config)
+    if fit != "crop":  # the whole photo: timm's own modes, nothing cut
+        config.update(crop_pct=1.0, crop_mode="border" if fit == "letterbox" else "squash")
+        config.pop("crop_border_pixels", None)
+    return config
 
 
 def _eval_config(data_config: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-// Attention explorer: hover a patch to make it the query; layer, head and the layers × heads grid follow
-// with no server round trip. A click (or a prefix-token button) commits the query to the page.
+// Attention explorer: the Attention page's one set of controls. Hovering a patch previews it as the query (leaving
+// the map goes back to the committed one); layer, head and the layers × heads grid follow with no server round
+// trip. A click on a patch, a prefix-token button or a tile, or a new layer or head, commits the view to the page,
+// which follows it (heading, table, downloads, URL).
 //
 // Data (attention_explorer.py): payload, committed {token, layer, head, rows}, colours, text. The attention rows
 // come from the payload carrier; committed.rows (base64, same container) adds the committed query's per-head
@@ -23,6 +25,7 @@ const VV_HTML = `
   </div>
   <div class="vv-side">
     <div class="vv-grid-title"></div>
+    <label class="vv-shared-label"><input class="vv-shared" type="checkbox"> <span class="vv-shared-text"></span></label>
     <div class="vv-stage vz-stage"><canvas class="vv-grid"></canvas><div class="vv-tip vz-tip"></div></div>
   </div>
 </div>
@@ -32,14 +35,18 @@ class VVExplorer extends VVView {
   constructor(root) {
     super(root);
     const box = this.vvElements("vv-explorer vz-view", VV_HTML, "vv-", ["layer", "layer-label", "layer-value", "head", "head-label",
-      "prefix", "map-title", "map", "legend", "scale", "scale-text", "shares", "grid-title", "grid", "status"]);
+      "prefix", "map-title", "map", "legend", "scale", "scale-text", "shares", "grid-title", "grid", "status", "shared",
+      "shared-text"]);
     this.tips = box.querySelectorAll(".vv-tip");
     this.extra = null;
     this.state = { query: 0, layer: 0, head: "mean" };
+    // dragging the layer previews it; letting go commits it (one rerun per choice, not per step)
     this.el.layer.addEventListener("input", () => { this.state.layer = +this.el.layer.value; this.draw(); });
-    this.el.head.addEventListener("change", () => { this.state.head = this.el.head.value; this.draw(); });
+    this.el.layer.addEventListener("change", () => { this.state.layer = +this.el.layer.value; this.commitAndDraw(); });
+    this.el.head.addEventListener("change", () => { this.state.head = this.el.head.value; this.commitAndDraw(); });
+    this.el.shared.addEventListener("change", () => this.draw());
     this.el.map.addEventListener("pointermove", (e) => this.onMapMove(e));
-    this.el.map.addEventListener("pointerleave", () => vvHideTip(this.tips[0]));
+    this.el.map.addEventListener("pointerleave", () => this.onMapLeave());
     this.el.map.addEventListener("click", (e) => this.onMapClick(e));
     this.el.grid.addEventListener("pointermove", (e) => this.onGridMove(e));
     this.el.grid.addEventListener("pointerleave", () => vvHideTip(this.tips[1]));
@@ -50,6 +57,7 @@ class VVExplorer extends VVView {
   committed(c) { // the page's query, layer or head changed: start from it
     this.extra = c.rows ? vvDecode(c.rows) : null;
     this.state = { query: c.token, layer: c.layer, head: String(c.head) };
+    this.pending = null;
   }
 
   received() { this.el.status.textContent = this.t("loading"); }
@@ -153,6 +161,13 @@ class VVExplorer extends VVView {
     vvShowTip(this.tips[0], event, text + (event.shiftKey ? "" : this.t("tip_hint")));
   }
 
+  onMapLeave() { // the preview ends: back to the committed query (or to the one a click is committing)
+    vvHideTip(this.tips[0]);
+    if (!this.payload) return;
+    const query = this.pending !== null && this.pending !== undefined ? this.pending : this.data.committed.token;
+    if (this.state.query !== query) { this.state.query = query; this.draw(); }
+  }
+
   onMapClick(event) {
     if (!this.payload) return;
     const cell = vvCellAt(this.el.map, event, this.gh, this.gw);
@@ -187,7 +202,7 @@ class VVExplorer extends VVView {
     const hit = this.gridCell(event);
     if (!hit) return;
     this.state.layer = hit.layer; this.state.head = String(hit.head);
-    this.draw();
+    this.commitAndDraw();
   }
 
   commitAndDraw() { // the commit first: the server's rerun starts while the map is drawn here
@@ -195,6 +210,7 @@ class VVExplorer extends VVView {
     const value = { layer: this.state.layer, head: this.state.head, at: Date.now() };
     if (q < P) value.query = this.payload.header.prefix_names[q];
     else Object.assign(value, { query: "patch", row: Math.floor((q - P) / this.gw), col: (q - P) % this.gw });
+    this.pending = q;
     this.send(value);
     this.draw();
     this.el.status.textContent = this.t("committing", { token: this.tokenName(q) });
@@ -227,6 +243,9 @@ class VVExplorer extends VVView {
       payload_bytes: this.payload.nbytes, values: values ? Array.from(values) : null,
       shares: values && this.drawnShares ? this.drawnShares.slice() : null,
       grid_query: this.gridQuery, grid_columns: this.gridGeom ? this.gridGeom.cols.slice() : [],
+      tiny_tiles: this.tinyTiles || [], shared_scale: this.el.shared.checked, pending: this.pending,
+      grid_geometry: this.gridGeom ? { left: this.gridGeom.left, top: this.gridGeom.top, pitch_x: this.gridGeom.pitchX,
+        pitch_y: this.gridGeom.pitchY, width: this.gridGeom.width, height: this.gridGeom.height } : null,
       drawn_at: performance.now(), colour_ends: [Array.from(this.lut.slice(0, 3)), Array.from(this.lut.slice(765))],
     }));
   }
@@ -278,6 +297,7 @@ class VVExplorer extends VVView {
 
   drawGrid() {
     const { query } = this.state;
+    this.el["shared-text"].textContent = this.t("shared_scale");
     let cols = null, gridQuery = query;
     const committed = this.data.committed.token;
     if (this.headIndex.has(query)) cols = Array.from({ length: this.H }, (_, i) => String(i));
@@ -298,18 +318,36 @@ class VVExplorer extends VVView {
     for (let l = 0; l < L; l++) {
       for (let j = 0; j < C; j++) {
         const v = this.row(gridQuery, l, cols[j]);
+        if (v) this.gridValues.set(`${l}:${cols[j]}`, v);
+      }
+    }
+    // one scale for every tile (0 … the grid's largest patch value), or each tile on its own
+    const shared = this.el.shared.checked;
+    let highest = 0;
+    for (const v of this.gridValues.values()) highest = Math.max(highest, this.patchRange(v)[1]);
+    const tiny = [], uniform = 1 / (gh * gw);
+    for (let l = 0; l < L; l++) {
+      for (let j = 0; j < C; j++) {
+        const v = this.gridValues.get(`${l}:${cols[j]}`);
         if (!v) continue;
-        this.gridValues.set(`${l}:${cols[j]}`, v);
-        const [lo, hi] = this.patchRange(v);
+        const [lo, hi] = shared ? [0, highest || 1] : this.patchRange(v);
+        if (!shared && hi < uniform) tiny.push([l, j, hi]); // stretched from almost nothing: said on the tile
         vvPaint(tiles, v, gh, gw, this.lut, lo, hi, j * (gw + 1), l * (gh + 1), this.P);
       }
     }
+    this.tinyTiles = tiny.map(([l, j, hi]) => [l, cols[j], hi]);
     this.tileCanvas = vvPixels(tiles, this.tileCanvas);
     for (let l = 0; l < L; l++) {
       for (let j = 0; j < C; j++) {
         vvBlit(ctx, this.tileCanvas, left + j * pitchX, top + l * pitchY, gw * cell, gh * cell, 1,
           [j * (gw + 1), l * (gh + 1), gw, gh]);
       }
+    }
+    ctx.font = "9px sans-serif"; ctx.textAlign = "left";
+    for (const [l, j, hi] of tiny) { // "max 0.0003" across the tile's foot
+      const x = left + j * pitchX, y = top + l * pitchY + gh * cell;
+      ctx.fillStyle = "rgba(0,0,0,0.6)"; ctx.fillRect(x, y - 11, gw * cell, 11);
+      ctx.fillStyle = "#fff"; ctx.fillText(this.t("tile_max", { value: hi.toPrecision(1) }), x + 2, y - 2);
     }
     ctx.fillStyle = "#666"; ctx.font = "10px sans-serif"; ctx.textAlign = "center";
     cols.forEach((c, j) => ctx.fillText(c, left + j * pitchX + (gw * cell) / 2, 10));

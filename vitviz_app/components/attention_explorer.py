@@ -3,9 +3,10 @@
 The page hands it a forward pass; the payload (``vitviz.export.attention_payload``) is made once per
 capture and cached, and delivered by the invisible carrier (``payload.py``). The explorer itself receives
 only small data: the payload's id, the page's committed query/layer/head and, when the payload does not
-hold them, the committed query's per-head rows. A click on a patch (or a prefix-token button) calls
-``on_commit`` with ``{'query': 'patch' | prefix name, 'row', 'col', 'layer', 'head'}`` before the rerun, once
-:func:`read_commit` has checked it against the page's model.
+hold them, the committed query's per-head rows. It is the page's one set of controls: a click on a patch, a
+prefix-token button or a tile, or a new layer or head, calls ``on_commit`` with ``{'query': 'patch' | prefix
+name, 'row', 'col', 'layer', 'head'}`` before the rerun, once :func:`read_commit` has checked it against the
+page's model; hovering only previews (leaving the map goes back to the committed query).
 """
 from __future__ import annotations
 
@@ -66,19 +67,28 @@ def explorer_text() -> dict[str, str]:
         "token_button": _("Make this token the query (commits it to the page)"),
         "tip_cell": _("row {row}, column {col}"), "tip_self": _(" · to itself: {value}"),
         "tip_from": _(" · attention from {token}: {value}"),
-        "tip_hint": _(" · click to commit, Shift to read values"),
-        "grid_tip": _("layer {layer}, {head} · row {row}, column {col}"), "grid_hint": _(" · click to open"),
+        "tip_hint": _(" · click to commit, Shift to read values"), "tip_hint_touch": _(" · committed"),
+        "grid_tip": _("layer {layer}, {head} · row {row}, column {col}"), "grid_hint": _(" · click to commit"),
         "committing": _("Committing {token} to the page…"),
         "map_title": _("Attention of {token} · layer {layer} · {head}"),
         "missing_what": _("{head} of {token}:"), "missing_hint": _("not in the browser — click the patch to load it"),
+        "missing_hint_touch": _("not in the browser — tap the patch to load it"),
         "share": _("{name} {percent}%"), "share_patches": _("all patches {percent}%"),
         "shares": _("Share of this query's attention: {shares}"),
-        "grid_title_heads": _("{token}: layers (rows) × heads (columns); each tile scaled to its own maximum"),
+        "grid_title_heads": _("{token}: layers (rows) × heads (columns)"),
         "grid_title_fused": _("{token}: layers (rows) × head fusions mean, max, min (columns; single heads: click "
-                              "the patch); each tile scaled to its own maximum"),
+                              "the patch)"),
+        "grid_title_fused_touch": _("{token}: layers (rows) × head fusions mean, max, min (columns; single heads: "
+                                    "tap the patch)"),
+        "shared_scale": _("One colour scale for every tile (otherwise each tile is scaled to its own maximum)"),
+        "tile_max": _("max {value}"),
         "status_heads": _("The browser holds every layer, head and query: the map and the grid follow the pointer."),
+        "status_heads_touch": _("The browser holds every layer, head and query: tap a patch to see where it "
+                                "looks."),
         "status_fused": _("The browser holds every query's head-fused maps (mean, max, min) and every head of the "
                           "prefix tokens; a single head of a patch appears when you click the patch."),
+        "status_fused_touch": _("The browser holds every query's head-fused maps (mean, max, min) and every head of "
+                                "the prefix tokens; a single head of a patch appears when you tap the patch."),
         "status_prefix": _("This model has too many tokens to send every query: the browser holds the prefix "
                            "tokens' rows; click a patch to load its maps."),
         "status_none": _("Too many tokens to send any attention to the browser: click a patch to load its maps."),
@@ -137,7 +147,8 @@ def commit_updates(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, head: str,
-                       labels: dict[str, str], key: str, on_commit: Callable[[dict], None]) -> Any:
+                       labels: dict[str, str], key: str, on_commit: Callable[[dict], None],
+                       url: Mapping[str, str | None] | None = None) -> Any:
     """Mount the explorer for a forward pass; returns its ``AttentionPayload`` (tier, bytes).
 
     Args:
@@ -147,8 +158,10 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
             a head index as a string).
         labels: Display names of the prefix tokens (``{'cls': 'Class token'}``).
         key: Widget key; the carrier uses ``key + '.data'``.
-        on_commit: Called with the committed value (checked by :func:`read_commit`) when the user clicks a patch
-            or a prefix token.
+        on_commit: Called with the committed value (checked by :func:`read_commit`) when the user clicks a patch,
+            a prefix token or a tile, or moves the layer or head control.
+        url: The committed view's URL parameters (``{key: id, or None to remove}``), which the explorer writes into
+            the address bar (the page runs as a fragment, whose reruns cannot).
     """
     layout, cap = fwd.layout, fwd.capture
     payload = explorer_payload(fwd.key, explorer_budget(), fwd, image)
@@ -161,7 +174,8 @@ def attention_explorer(fwd: Any, image: Any, *, query_token: int, layer: int, he
 
     _explorer(
         data=mount_data(payload=payload.id, colours=map_colours(),
-                        committed={"token": int(query_token), "layer": int(layer), "head": str(head), "rows": rows},
+                        committed={"token": int(query_token), "layer": int(layer), "head": str(head), "rows": rows,
+                                   **({"url": dict(url)} if url is not None else {})},
                         text={**explorer_text(), "prefix_labels": dict(labels)}),
         key=key, on_commit_change=commit_handler(key, read, on_commit, "attention explorer"),
     )

@@ -3,7 +3,8 @@
 //
 // The data contract. Every component is mounted with {payload, committed, colours, text}, keys in snake_case:
 //   payload    the id of the payload (vitviz/export/_codec.py) that the invisible carrier delivers, or null;
-//   committed  the page's state the component opens on (its query, layer, patch, sketch...);
+//   committed  the page's state the component opens on (its query, layer, patch, sketch...); its `url`, when
+//              given, is that state's URL parameters, which the component writes into the address bar;
 //   colours    the stops [[t, r, g, b], ...] of the server figures' colour scale (vitviz/export/colours.py), or null;
 //   text       every text it shows, in the page's language; {name} fields are filled here.
 // What a component sends back (a commit) is checked by its Python handler before the page uses it.
@@ -115,11 +116,16 @@ function vvLoadImage(owner, redraw) {
     .then(() => { if (owner.imageFor === id) redraw(); });
 }
 
-// Row `k` of a quantised part `name` of `sections` (uint8 rows with per-row `name_lo` and `name_step`), decoded.
+// Row `k` (n values) of a quantised part `name` of `sections`, decoded: uint8 codes with per-row `name_lo` and
+// `name_step`. When the part has a `name_prefix` section (PrefixedRows in vitviz/export/_codec.py), each row's
+// first P values are those float32s and only the other n − P are codes, on their own scale.
 function vvRow(sections, name, k, n) {
   const q = sections[name], lo = sections[`${name}_lo`][k], step = sections[`${name}_step`][k];
+  const prefix = sections[`${name}_prefix`];
+  const P = prefix ? prefix.length / sections[`${name}_lo`].length : 0, width = n - P;
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + q[k * n + i] * step;
+  for (let i = 0; i < P; i++) out[i] = prefix[k * P + i];
+  for (let i = 0; i < width; i++) out[P + i] = lo + q[k * width + i] * step;
   return out;
 }
 
@@ -234,6 +240,25 @@ function vvShowTip(tip, event, text) {
 
 function vvHideTip(tip) { tip.style.display = "none"; }
 
+// Writes `params` ({key: id, or null to remove}) into the address bar, replacing the entry (no history step): the
+// page's committed view, for a page whose reruns are a fragment's, which Streamlit does not pass on to the URL.
+function vvKeepInUrl(params) {
+  if (!params || typeof params !== "object") return;
+  const url = new URL(window.location.href);
+  let changed = false;
+  for (const [key, value] of Object.entries(params)) {
+    if (value === null || value === undefined) {
+      if (url.searchParams.has(key)) { url.searchParams.delete(key); changed = true; }
+    } else if (url.searchParams.get(key) !== String(value)) {
+      url.searchParams.set(key, String(value)); changed = true;
+    }
+  }
+  if (changed) window.history.replaceState(window.history.state, "", url.toString());
+}
+
+// Whether the reader's pointer cannot hover (a touch screen): the CSS media query the page's texts follow too.
+function vvTouch() { return typeof matchMedia === "function" && matchMedia("(hover: none)").matches; }
+
 // ---- views ----------------------------------------------------------------------------------------------------
 
 // Test hooks: with VV_TEST_HOOKS, window.__vitviz<name> = build(), what a view drew (for tests and benchmarks).
@@ -274,7 +299,11 @@ class VVView {
     this.data = data;
     if (data.colours) this.lut = vvLut(data.colours);
     const committed = JSON.stringify(data.committed);
-    if (committed !== this.committedSeen) { this.committedSeen = committed; this.committed(data.committed); }
+    if (committed !== this.committedSeen) {
+      this.committedSeen = committed;
+      if (data.committed) vvKeepInUrl(data.committed.url); // the page's committed view, in the address bar too
+      this.committed(data.committed);
+    }
     this.received(data);
     this.stop();
     this.stop = vvWhenPayload(data.payload, (payload) => {
@@ -292,8 +321,13 @@ class VVView {
 
   draw() {}
 
-  // The text `name` of the data with its {fields} filled.
-  t(name, fields) { return vvFormat(((this.data && this.data.text) || {})[name], fields || {}); }
+  // The text `name` of the data with its {fields} filled; on a touch screen (no hover) its `name_touch` variant
+  // when the data has one ("tap" instead of "hover" and "Shift").
+  t(name, fields) {
+    const text = (this.data && this.data.text) || {};
+    const touch = vvTouch() && text[`${name}_touch`] !== undefined;
+    return vvFormat(text[touch ? `${name}_touch` : name], fields || {});
+  }
 }
 
 // A component's entry point: one `View` per element, handed every update. What the view sends goes back as the

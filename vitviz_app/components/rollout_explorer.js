@@ -1,6 +1,7 @@
-// Rollout explorer: scrub through the layers and switch the head fusion with no server round trip.
+// Rollout explorer: scrub through the layers and switch the head fusion with no server round trip. It owns the
+// fusion and the layer shown: a fusion button, or letting go of the slider, commits them to the page.
 //
-// Data (rollout_explorer.py): payload, committed {fusion}, colours, text {layer, fusion, tip, prefix, titles:
+// Data (rollout_explorer.py): payload, committed {fusion, layer}, colours, text {layer, fusion, tip, prefix, titles:
 // {fusion: [title per layer]}, fusion_names: {fusion: label}, prefix_labels: {name: label}}. The maps come from
 // the payload carrier (vitviz/export/rollout.py). Test probe: Rollout.
 
@@ -21,11 +22,17 @@ class VRExplorer extends VVView {
       ["layer-label", "layer", "layer-value", "fusions", "title", "map", "tip", "scale", "scale-text", "prefix"]);
     this.state = { step: -1, fusion: "mean" };
     this.el.layer.addEventListener("input", () => { this.state.step = +this.el.layer.value; this.draw(); });
+    this.el.layer.addEventListener("change", () => { this.state.step = +this.el.layer.value; this.commit(); });
     this.el.map.addEventListener("pointermove", (e) => this.onMove(e));
     this.el.map.addEventListener("pointerleave", () => vvHideTip(this.el.tip));
   }
 
-  committed(c) { this.state.fusion = c.fusion; }
+  committed(c) { this.state.fusion = c.fusion; this.layer = c.layer; this.fromCommit = true; }
+
+  commit() { // the page follows: read-out caption, downloads, URL
+    this.send({ fusion: this.state.fusion, layer: this.layers[this.state.step], at: Date.now() });
+    this.draw();
+  }
 
   received() { this.el["layer-label"].textContent = this.t("layer"); }
 
@@ -37,7 +44,10 @@ class VRExplorer extends VVView {
     const G = this.gh * this.gw, count = this.fusions.length * this.layers.length;
     this.maps = new Float32Array(count * G);
     for (let m = 0; m < count; m++) this.maps.set(vvRow(s, "maps", m, G), m * G);
-    if (fresh || this.state.step < 0 || this.state.step >= this.layers.length) this.state.step = this.layers.length - 1;
+    const at = this.layers.indexOf(this.layer);
+    if (this.fromCommit && at >= 0) this.state.step = at; // the committed layer
+    else if (fresh || this.state.step < 0 || this.state.step >= this.layers.length) this.state.step = this.layers.length - 1;
+    this.fromCommit = false;
     if (!this.fusions.includes(this.state.fusion)) this.state.fusion = this.fusions[0];
     this.el.layer.max = String(this.layers.length - 1);
     this.buildFusions();
@@ -54,7 +64,7 @@ class VRExplorer extends VVView {
     for (const f of this.fusions) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "vr-fusion vz-chip"; b.dataset.fusion = f; b.textContent = names[f] || f;
-      b.addEventListener("click", () => { this.state.fusion = f; this.draw(); });
+      b.addEventListener("click", () => { this.state.fusion = f; this.commit(); });
       box.appendChild(b);
     }
   }

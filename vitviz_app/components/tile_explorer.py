@@ -19,7 +19,8 @@ _tiles = component("tile_explorer")
 
 
 def tile_explorer(payload: Any, *, committed: tuple[int, int], grid: tuple[int, int], caption: str, key: str,
-                  on_commit: Callable[[int, int], None]) -> None:
+                  on_commit: Callable[[int, int], None], caption_touch: str | None = None,
+                  url: dict[str, str | None] | None = None) -> None:
     """Mount the explorer of a ``vitviz.export.MapsPayload`` (tier ``'maps'``).
 
     Args:
@@ -27,6 +28,9 @@ def tile_explorer(payload: Any, *, committed: tuple[int, int], grid: tuple[int, 
         committed: The page's selected (row, col).
         grid: The grid's (rows, cols).
         caption: Text above the tiles.
+        caption_touch: The same for a touch screen (tap, no hover); ``caption`` when None.
+        url: The committed position's URL parameters (``{key: id, or None}``), written into the address bar by the
+            explorer (``vvKeepInUrl``).
         key: Widget key; the carrier uses ``key + '.data'``.
         on_commit: Called with (row, col) when the user clicks a tile (checked against the grid).
     """
@@ -37,8 +41,10 @@ def tile_explorer(payload: Any, *, committed: tuple[int, int], grid: tuple[int, 
     payload_carrier(payload.blob, key=f"{key}.data")
     text = {"title": _("Position ({row}, {col}): similarity to every position"),
             "note": _("colour: {lo} … {hi} · hover the tiles, click one to keep it"),
-            "tip": _("row {row}, column {col}: {value}"), "caption": caption}
-    _tiles(data=mount_data(payload=payload.id, committed={"row": int(committed[0]), "col": int(committed[1])},
+            "note_touch": _("colour: {lo} … {hi} · tap a tile to see it large"),
+            "tip": _("row {row}, column {col}: {value}"), "caption": caption, "caption_touch": caption_touch or caption}
+    position = {"row": int(committed[0]), "col": int(committed[1]), **({"url": url} if url is not None else {})}
+    _tiles(data=mount_data(payload=payload.id, committed=position,
                            colours=colour_stops(SIMILARITY_SCALE), text=text),
            key=key, on_commit_change=commit_handler(key, lambda value: as_cell(value, grid),
                                                     lambda cell: on_commit(*cell), "tile explorer"))
