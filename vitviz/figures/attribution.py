@@ -90,6 +90,7 @@ def relevance_maps_figure(
     columns: int = 4,
     opacity: float = 0.6,
     title: str | None = None,
+    colorbar: bool = True,
 ) -> go.Figure:
     """Every method's map over the same photo, as small multiples (each map scaled to 0..1).
 
@@ -101,6 +102,7 @@ def relevance_maps_figure(
         columns: Most panels per row.
         opacity: Heatmap opacity.
         title: Figure title.
+        colorbar: Draw the shared colour bar (a page that shows each map as its own figure says it once).
 
     Returns:
         One subplot per map, each ``[photo, heatmap, grid lines]``; one shared colour bar.
@@ -122,7 +124,8 @@ def relevance_maps_figure(
         row, col = i // columns + 1, i % columns + 1
         fig.add_trace(photo, row=row, col=col)
         heat = map_heatmap(scaled_map(maps[name]), extent, zmin=0.0, zmax=1.0, opacity=opacity,
-                           value_label=name, colorbar_title=_("relevance (0–1 per map)"), showscale=i == 0)
+                           value_label=name, colorbar_title=_("relevance (0–1 per map)"),
+                           showscale=colorbar and i == 0)
         fig.add_trace(heat, row=row, col=col)
         fig.add_trace(grid_lines_trace(extent, color="rgba(255,255,255,0.25)"), row=row, col=col)
         style_image_axes(fig, rgb.shape[:2], extent, row=row, col=col)
