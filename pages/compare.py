@@ -39,7 +39,7 @@ from vitviz.figures import (  # noqa: E402
     relevance_maps_figure,
     sanity_figure,
 )
-from vitviz.figures.attribution import SANITY_METRICS, method_colors  # noqa: E402
+from vitviz.figures.attribution import ORDER_TITLES, SANITY_METRICS, method_colors  # noqa: E402
 
 has_classes = bool(fwd.predictions)
 usable = [key for key, m in METHODS.items() if has_classes or not m.class_specific]
@@ -50,10 +50,9 @@ STANDING = {"better": N_("clearly better than random"), "inside": N_("inside the
             "worse": N_("worse than random")}
 SEEDS = tuple(range(5))
 st.html("""<style>
-.st-key-cmp-maps, .st-key-cmp-curves { display: grid !important; gap: 0.5rem 1rem;
+.st-key-cmp-maps { display: grid !important; gap: 0.5rem 1rem;
   grid-template-columns: repeat(auto-fill, minmax(min(300px, 100%), 1fr)); }
-.st-key-cmp-curves { grid-template-columns: repeat(auto-fill, minmax(min(420px, 100%), 1fr)); }
-.st-key-cmp-maps > div, .st-key-cmp-curves > div { width: auto !important; min-width: 0; }
+.st-key-cmp-maps > div { width: auto !important; min-width: 0; }
 </style>""")
 
 
@@ -140,7 +139,8 @@ def draw_curves(order: str, final: bool, band=None) -> None:
     fig = perturbation_figure({titles[k]: c for k, c in curves[order].items()}, band, order=order, removal=removal,
                               class_name=f"“{class_name}”", colors=colors)
     key = f"cmp.curves.{order}" if final else f"cmp.curves.{order}.{len(curves[order])}"
-    with curve_slots[order]:
+    with curve_slots[order].container():
+        st.markdown(f"**{_(ORDER_TITLES[order])}**")
         ui.show_figure(fig, key=key, filename=f"faithfulness-{removal}-{order}-class{target}")
 
 

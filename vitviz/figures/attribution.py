@@ -46,7 +46,20 @@ ORDER_TITLES = {"most": N_("Most relevant removed first (lower AUC is better)"),
                 "least": N_("Least relevant removed first (higher AUC is better)")}
 """Titles of the two perturbation orders."""
 TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, x=0, xanchor="left")
-"""A legend above the plot: it never covers an axis title, and Plotly grows the top margin to fit it."""
+"""A legend above the plot, for a figure without a title: it never covers an axis title, and Plotly grows the top
+margin to fit it."""
+LEGEND_LINE_PX = 21
+"""Height of one legend entry: on a phone-wide chart a horizontal legend puts each entry on its own line."""
+
+
+def legend_height(plot: int, entries: int) -> int:
+    """A figure height that leaves ``plot`` pixels to the plot even when every legend entry takes a line (a phone);
+    a wide screen puts several entries on a line and gives the rest to the plot."""
+    return plot + LEGEND_LINE_PX * entries + 60
+
+
+BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left")
+"""A legend well below the x-axis title, for a figure whose title or subplot titles take the top."""
 """Display names of the sanity check's randomisation steps other than ``"block i"``."""
 SMALL_PHOTO_SIDE = 320  # px of each small multiple's photo (the page shows several side by side)
 
@@ -193,7 +206,8 @@ def perturbation_figure(
         class_name: Name of the target class, for the axis title (default: "the class", translated).
         colors: Method title -> colour (default :func:`method_colors` of ``curves``), so that a method keeps its
             colour while more curves arrive.
-        title: Figure title.
+        title: Figure title (default none: the legend sits above the plot, where a title would collide with it;
+            :data:`ORDER_TITLES` names the order for a heading outside the figure).
     """
     class_name = _("the class") if class_name is None else class_name
     colors = dict(colors or method_colors(curves))
@@ -204,8 +218,9 @@ def perturbation_figure(
         fig.add_trace(_curve_trace(name, curve, colors.get(name, "black"), True), row=1, col=1)
     last = band.fractions[-1] if band is not None else max((c.fractions[-1] for c in curves.values()), default=0.9)
     _axis_titles(fig, removal, class_name, float(last))
-    fig.update_layout(title=dict(text=title or _(ORDER_TITLES[order])), margin=dict(MARGIN, b=40), height=420,
-                      legend=TOP_LEGEND)
+    entries = len(curves) + (2 if band is not None else 0)
+    fig.update_layout(title=dict(text=title), margin=dict(MARGIN, t=20 if title is None else MARGIN["t"], b=40),
+                      height=legend_height(340, entries), legend=TOP_LEGEND if title is None else BOTTOM_LEGEND)
     return fig
 
 
@@ -239,7 +254,7 @@ def faithfulness_figure(
     first = next(iter(results.values()))
     _axis_titles(fig, first.removal, class_name, max(float(r.fractions[-1]) for r in results.values()))
     fig.update_annotations(font_size=13)
-    fig.update_layout(title=dict(text=title), margin=dict(MARGIN, t=90, b=40), height=460, legend=TOP_LEGEND)
+    fig.update_layout(title=dict(text=title), margin=dict(MARGIN, t=90, b=40), height=480, legend=BOTTOM_LEGEND)
     return fig
 
 
@@ -346,5 +361,6 @@ def sanity_figure(checks: Mapping[str, SanityCheck], *, metric: str = "spearman"
     fig.update_xaxes(title_text=_("randomised from the top down to"), type="category", automargin=True)
     fig.update_yaxes(title_text=_("{metric} with the original").format(metric=label_metric), automargin=True,
                      range=[-1.05, 1.05])
-    fig.update_layout(title=dict(text=title), margin=dict(MARGIN, l=60, b=40), height=440, legend=TOP_LEGEND)
+    fig.update_layout(title=dict(text=title), margin=dict(MARGIN, l=60, b=40), height=legend_height(320, len(checks)),
+                      legend=TOP_LEGEND)
     return fig
