@@ -103,7 +103,7 @@ CHEFER_2021: tuple[PaperRow, ...] = (
     PaperRow("raw attention", "attention", "generate_LRP(method='last_layer_attn')", (23.99, 45.55, 46.37)),
     PaperRow("rollout", "rollout", "generate_rollout(start_layer=1)", (20.05, 53.10, 55.42)),
     PaperRow("GradCAM", "gradcam_attn", "generate_cam_attn", (34.06, 41.52, 40.82)),
-    PaperRow("LRP", None, "full LRP to the pixels (generate_LRP(method='full'))", (41.94, 43.49, 32.89)),
+    PaperRow("LRP", None, "generate_LRP(method='full')", (41.94, 43.49, 32.89)),  # LRP to the pixels (their rules)
     PaperRow("partial LRP", None, "generate_LRP(method='last_layer')", (19.64, 50.49, 57.94)),
     PaperRow("ours", "chefer2021", "generate_LRP(method='transformer_attribution', start_layer=1)",
              (17.03, 54.16, 61.95)),
@@ -332,7 +332,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
              + (f" at patch size {info['patch_size']}" if info.get("patch_size") else "")
              + f", {summary['images']} images ({info.get('data', '?')}), class explained: "
              f"{info.get('target', 'predicted')}"
-             + "".join(f", {summary['titles'].get(m, m)} from block {o['start_layer']}"
+             + "".join(f", `{m}` with start_layer={o['start_layer']}"
                        for m, o in options.items() if isinstance(o, dict) and "start_layer" in o)
              + (f", ties broken at random over {info['tie_orders']} orders where they change a step"
                 if info.get("tie_orders") else "")
