@@ -57,6 +57,8 @@ TOP_K = pipeline.TOP_K
 Query = str | int | tuple[int, int]
 """A query token: a prefix name (``'cls'``, ``'reg0'``), a token index or a patch ``(row, col)``."""
 _T = TypeVar("_T")
+_NOTED: set[str] = set()
+"""Renamed keys already noted in this process (the note is a one-release FutureWarning, shown once)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +164,8 @@ class Explanation:
 
     def _method(self, method: str | AttributionMethod) -> AttributionMethod:
         if isinstance(method, str):
-            if note := renamed_note(method):  # 'attnlrp' named CP-LRP up to vitviz 0.1
+            if method not in _NOTED and (note := renamed_note(method)):  # 'attnlrp' named CP-LRP up to 0.1
+                _NOTED.add(method)
                 warnings.warn(note, FutureWarning, stacklevel=3)
             return get_method(method)
         return method
@@ -328,15 +331,15 @@ class Explanation:
         """Patch features coloured by their first three principal components, beside the photo."""
         return figures.feature_pca_figure(self.feature_pca(layer), self.image, self.geometry, self.layout)
 
-    def _method_keys(self, methods: Sequence[str] | None) -> list[str]:
-        """``methods``, or every registered method this model can run (class-specific ones need a head)."""
+    def _methods(self, methods: Sequence[str | AttributionMethod] | None, *, lrp: bool = False) -> list:
+        """``methods`` as methods (a renamed key the user typed is noted), or every registered method this model
+        can run (class-specific ones need a head; with ``lrp``, every LRP method)."""
         if methods is not None:
-            return list(methods)
-        return [k for k, m in METHODS.items() if self.predictions or not m.class_specific]
+            return [self._method(m) for m in methods]
+        return [m for m in METHODS.values() if (m.conserves if lrp else self.predictions or not m.class_specific)]
 
-    def _map_title(self, key: str, target: int | None) -> str:
+    def _map_title(self, method: AttributionMethod, target: int | None) -> str:
         """A method's title; an LRP map's says what share of the explained logit it holds."""
-        method = self._method(key)
         if not method.conserves:
             return method.display_title
         share = figures.logit_parts(self.decomposition(method, target))["patches"]
@@ -345,21 +348,20 @@ class Explanation:
     def fig_relevance(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
         """Every method's map over the photo, side by side (default: every registered method); an LRP map's
         title gives its share of the explained logit (see :meth:`fig_conservation`)."""
-        keys = self._method_keys(methods)
-        maps = {self._map_title(k, target): self.relevance(k, target) for k in keys}
+        maps = {self._map_title(m, target): self.relevance(m, target) for m in self._methods(methods)}
         return figures.relevance_maps_figure(maps, self.image, self.geometry, self.layout)
 
-    def fig_conservation(self, methods: Sequence[str] = ("cp_lrp", "attnlrp"), target: int | None = None) -> go.Figure:
-        """Where each LRP map's explained logit went: the map, prefix tokens, position embedding, biases, softmax."""
-        return figures.conservation_figure({self._method(k).display_title: self.decomposition(k, target)
-                                            for k in methods})
+    def fig_conservation(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
+        """Where each LRP map's explained logit went: the map, prefix tokens, position embedding, biases, softmax
+        (default: every LRP method)."""
+        return figures.conservation_figure({m.display_title: self.decomposition(m, target)
+                                            for m in self._methods(methods, lrp=True)})
 
     def fig_faithfulness(self, methods: Sequence[str] | None = None, removal: str = "tokens",
                          target: int | None = None) -> go.Figure:
         """Perturbation curves of each method beside the random band (see :meth:`faithfulness`)."""
         target = self.target_class(target)
-        keys = self._method_keys(methods)
-        results = {self._method(k).display_title: self.faithfulness(k, removal, target) for k in keys}
+        results = {m.display_title: self.faithfulness(m, removal, target) for m in self._methods(methods)}
         bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
         labels = analysis.imagenet_labels(self.model)
         name = next((p.label for p in self.predictions if p.index == target), None) or (
@@ -370,21 +372,20 @@ class Explanation:
                    metric: str = "spearman") -> go.Figure:
         """Similarity with the original map under cascading randomisation (see :meth:`sanity`): ``metric`` is
         ``'spearman'``, ``'spearman_abs'`` or ``'ssim'``."""
-        keys = self._method_keys(methods)
-        return figures.sanity_figure({self._method(k).display_title: self.sanity(k, steps=steps) for k in keys},
-                                     metric=metric)
+        checks = {m.display_title: self.sanity(m, steps=steps) for m in self._methods(methods)}
+        return figures.sanity_figure(checks, metric=metric)
 
     def verdict(self, methods: Sequence[str] | None = None, removal: str = "tokens", target: int | None = None,
                 sanity: bool = True) -> list[str]:
         """Which map to trust on this image, in plain words (``vitviz.evaluation.verdict``): each method's
         curves against the random band and, with ``sanity``, its randomisation test."""
         target = self.target_class(target)
-        keys = self._method_keys(methods)
-        results = {k: self.faithfulness(k, removal, target) for k in keys}
+        chosen = {m.key: m for m in self._methods(methods)}
+        results = {k: self.faithfulness(m, removal, target) for k, m in chosen.items()}
         bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
-        checks = {k: self.sanity(k) for k in keys} if sanity else None
-        verdicts = verdict(read_curves(results, bands), checks, {k: self._method(k).class_specific for k in keys})
-        return verdict_sentences(verdicts, {k: self._method(k).display_title for k in keys}, sanity_run=sanity)
+        checks = {k: self.sanity(m) for k, m in chosen.items()} if sanity else None
+        verdicts = verdict(read_curves(results, bands), checks, {k: m.class_specific for k, m in chosen.items()})
+        return verdict_sentences(verdicts, {k: m.display_title for k, m in chosen.items()}, sanity_run=sanity)
 
     def fig_predictions(self) -> go.Figure:
         """Top classes as a bar chart."""
