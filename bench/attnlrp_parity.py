@@ -1,4 +1,4 @@
-"""Parity of vitviz's AttnLRP (``attnlrp_published``) and CP-LRP with the authors' ``lxt`` (Achtibat et al.).
+"""Parity of vitviz's AttnLRP (``attnlrp``) and CP-LRP (``cp_lrp``) with the authors' ``lxt`` (Achtibat et al.).
 
 lxt patches torchvision's and Hugging Face's ViT classes, not timm's. This script builds random timm ViTs
 (every bias, LayerNorm parameter, prefix token and the position embedding perturbed, so that no rule sees a
@@ -65,11 +65,11 @@ def random_timm(layout: str, seed: int, depth: int, img_size: int, num_classes: 
 
 
 def vitviz_maps(model, x, target: int, gammas: tuple[float, float] | None):
-    """vitviz's pixel map (H, W): AttnLRP with ``gammas``, or today's CP-LRP when ``gammas`` is None."""
+    """vitviz's pixel map (H, W): AttnLRP with ``gammas``, or CP-LRP when ``gammas`` is None."""
     from vitviz.attribution import get_method
-    from vitviz.attribution.attnlrp_published import AttnLRPPublished
+    from vitviz.attribution.attnlrp import AttnLRP
 
-    method = get_method("attnlrp") if gammas is None else AttnLRPPublished(*gammas)
+    method = get_method("cp_lrp") if gammas is None else AttnLRP(*gammas)
     return method.attribute(model, x, target).pixels
 
 
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     import torch
 
-    from vitviz.attribution._attnlrp_rules import CONV_GAMMA, LINEAR_GAMMA
+    from vitviz.attribution._rules import CONV_GAMMA, LINEAR_GAMMA
 
     gamma_settings = [(0.0, 0.0), tuple(args.gamma) if args.gamma else (CONV_GAMMA, LINEAR_GAMMA)]
     cases = []  # (family, layout, seed, target, gammas, model, x, ours); vitviz runs before lxt patches anything

@@ -26,7 +26,7 @@ def main() -> None:
     import timm
     import torch
 
-    from vitviz.attribution._attnlrp_rules import CONV_GAMMA, LINEAR_GAMMA
+    from vitviz.attribution._rules import CONV_GAMMA, LINEAR_GAMMA
     from vitviz.attribution.conservation import decompose_logit
     from vitviz.images import load_image, prepare_input
     from vitviz.shapes import load_shapes_model

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vitviz.attribution import get_method
-from vitviz.attribution._attnlrp_rules import (
+from vitviz.attribution._rules import (
     attention_forward,
     attnlrp_rules,
     gamma_forward,
@@ -26,7 +26,7 @@ from vitviz.attribution._attnlrp_rules import (
     norm_forward,
     uniform,
 )
-from vitviz.attribution.attnlrp_published import AttnLRPPublished
+from vitviz.attribution.attnlrp import AttnLRP
 from vitviz.attribution.conservation import decompose_logit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,10 +222,10 @@ def test_without_biases_only_the_softmax_keeps_relevance_from_the_inputs():
     assert inputs + d.softmax == pytest.approx(d.logit, rel=1e-10)
 
 
-def test_cp_lrp_decomposition_is_todays_cp_lrp_and_the_cp_rules_here_match_it():
+def test_the_cp_lrp_method_is_its_decomposition_and_the_plain_gradient_under_the_cp_rules():
     model = make_model("distilled")
     x = make_input(model)
-    today = get_method("attnlrp").attribute(model, x, 1)
+    today = get_method("cp_lrp").attribute(model, x, 1)
     d = decompose_logit(model, x, 1, method="cp_lrp")
     np.testing.assert_array_equal(d.relevance.pixels, today.pixels)
     with attnlrp_rules(model, attention="cp"), torch.enable_grad():
@@ -253,7 +253,7 @@ def test_map_on_the_model_grid_model_untouched_and_logits_unchanged_under_the_ru
     before = model_state(model)
     with torch.no_grad():
         logits = model(x)
-    relevance = AttnLRPPublished().attribute(model, x, 4)
+    relevance = AttnLRP().attribute(model, x, 4)
     assert relevance.patches.shape == relevance.layout.grid_size == (2, 2)
     assert relevance.pixels.shape == (32, 32) and np.isfinite(relevance.pixels).all()
     assert set(relevance.prefix or {}) == set(relevance.layout.prefix_names)
@@ -266,10 +266,10 @@ def test_map_on_the_model_grid_model_untouched_and_logits_unchanged_under_the_ru
 def test_map_depends_on_the_target_and_on_the_rules():
     model = make_model("cls")
     x = make_input(model)
-    method = AttnLRPPublished()
+    method = AttnLRP()
     assert not np.allclose(method.attribute(model, x, 0).patches, method.attribute(model, x, 3).patches)
     attnlrp = decompose_logit(model, x, 0, conv_gamma=0.0, linear_gamma=0.0).relevance.pixels
-    assert not np.allclose(attnlrp, get_method("attnlrp").attribute(model, x, 0).pixels)  # not CP-LRP
+    assert not np.allclose(attnlrp, get_method("cp_lrp").attribute(model, x, 0).pixels)  # not CP-LRP
     assert not np.allclose(attnlrp, method.attribute(model, x, 0).pixels)  # γ changes the map
 
 
@@ -284,14 +284,14 @@ def test_everything_restored_after_an_injected_error():
     model.head.register_forward_hook(lambda *_: (_ for _ in ()).throw(RuntimeError("injected in the head")))
     before = model_state(model)
     with pytest.raises(RuntimeError, match="injected in the head"):
-        AttnLRPPublished().attribute(model, x, 0)
+        AttnLRP().attribute(model, x, 0)
     assert model_state(model) == before
 
 
 def test_refuses_attention_pooling_with_a_clear_message_and_restores():
     model = timm.create_model("test_vit3", pretrained=False).eval()
     with pytest.raises(ValueError, match="attention pooling"):
-        AttnLRPPublished().attribute(model, torch.randn(1, 3, *model.patch_embed.img_size), 0)
+        AttnLRP().attribute(model, torch.randn(1, 3, *model.patch_embed.img_size), 0)
     assert all("forward" not in m.__dict__ for m in model.modules())
 
 

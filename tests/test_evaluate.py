@@ -148,7 +148,29 @@ def test_summary_means_paired_margin_and_dataset_miou_by_hand():
     text = render_markdown(s)
     assert "| Good | **20.00 ± 5.77** |" in text
     assert "**Good (20.00)** beats Bad (40.00) by 20.00 points" in text
-    assert "pointing game: **Good (100.00)** beats Bad (33.33)" in text
+    # paired differences (0, 1, 1): mean 0.667, standard error 0.333, so the margin is not above two of them
+    pointing = next(line for line in text.splitlines() if line.startswith("- pointing game:"))
+    assert pointing.startswith("- pointing game: Good (100.00) beats Bad (33.33)")
+    assert pointing.endswith(": no clear winner") and not s["winners"]["pointing"]["clear"]
+
+
+def test_a_winner_is_clear_only_when_it_also_beats_the_random_baseline_by_two_paired_standard_errors():
+    rows = []
+    for i, (a, b, r) in enumerate([(0.10, 0.30, 0.12), (0.20, 0.35, 0.19), (0.30, 0.60, 0.31), (0.15, 0.40, 0.16)]):
+        rows += [_row(i, "good", pos_top1_pixels=a), _row(i, "bad", pos_top1_pixels=b),
+                 _row(i, "random", pos_top1_pixels=r)]
+    s = summarise(rows, ["good", "bad", "random"], titles={"good": "Good", "bad": "Bad", "random": "Random"})
+    win = s["winners"]["pos_top1_pixels"]
+    assert win["best"] == "good" and win["clear_vs_runner_up"] and win["baseline"] == "random"
+    gaps = np.array([-0.02, 0.01, -0.01, -0.01])  # good − random per image
+    assert win["random_difference"] == pytest.approx(gaps.mean())
+    assert win["random_sem"] == pytest.approx(gaps.std(ddof=1) / 2)
+    assert not win["clear_vs_random"] and not win["clear"]
+    text = render_markdown(s)
+    assert "**" not in next(line for line in text.splitlines() if line.startswith("| Good |"))
+    line = next(line for line in text.splitlines() if line.startswith("- positive perturbation AUC, pixels (Chefer):"))
+    assert "beats Random (19.50) by 0.75 points (paired standard error 0.63: within two standard errors)" in line
+    assert line.endswith(": no clear winner")
     page = "intro\n<!-- evaluation:start -->\nold\n<!-- evaluation:end -->\nafter\n"
     filled = f"intro\n<!-- evaluation:start -->\n{text}<!-- evaluation:end -->\nafter\n"
     assert insert_between_markers(page, text) == filled

@@ -229,11 +229,12 @@ def test_faithfulness_has_both_orders_and_chefers_names():
 
 def test_pixel_protocol_matches_chefers_code():
     """An independent re-computation in the style of pertubation_eval_from_hdf5.py: upsample, min-max,
-    top pixels, scatter 0 in [0, 1] space, normalise, run. The bilinear map has ties near the border."""
+    top pixels, scatter 0 in [0, 1] space, normalise, run. The bilinear map has ties near the border: here
+    they are broken by index (``seed=None``), as the stable sort of this reference does."""
     model, _ = _sum_model()
     x, _ = _image()
     scores = np.random.default_rng(5).random(GRID)
-    curves = perturbation_curves(model, x, {"m": scores}, 0, removal="pixels", **NORM)
+    curves = perturbation_curves(model, x, {"m": scores}, 0, removal="pixels", seed=None, **NORM)
     data = x * 0.5 + 0.5  # [0, 1]
     vis = nn.functional.interpolate(torch.as_tensor(scores, dtype=torch.float32)[None, None],
                                     scale_factor=PATCH, mode="bilinear")

@@ -60,7 +60,7 @@ def test_raw_attention_ignores_the_head_and_follows_the_top_block(vit):
 def test_a_map_that_ignores_the_model_is_flagged(vit):
     model, x = vit
     result = sanity_check(model, x, "random")
-    assert result.steps == ("head", "block 2", "block 1", "block 0")
+    assert result.steps == ("head", "block 2", "block 1", "block 0", "final norm", "embeddings")
     np.testing.assert_allclose(result.correlations, 1.0)
     assert result.flagged and "Flagged" in result.note
 

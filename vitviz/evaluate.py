@@ -41,6 +41,8 @@ MAX_SHAPES = 10**9
 MAX_BATCH = 65536
 MAX_THREADS = 1024
 MAX_PATCH = 1024
+START_LAYER_METHODS = ("rollout", "chefer2021")
+"""The methods Chefer et al. 2021 run from a start layer in their Table 1 (``start_layer=1``)."""
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -96,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-patchify the model (FlexiViT-style)")
     parser.add_argument("--target", choices=("predicted", "label"), default="predicted",
                         help="class to explain: the top class (Chefer's protocol, default) or the label")
+    parser.add_argument("--start-layer", type=_whole(0, MAX_PATCH), default=1,
+                        help="first block folded in by rollout and Chefer 2021 (default 1, as in Chefer et al.'s "
+                             "Table 1; 0 folds in every block)")
+    parser.add_argument("--tie-orders", type=_whole(1, 1024), default=None,
+                        help="random tie-breaking orders averaged where a map's ties change a perturbation step "
+                             "(default 4)")
     parser.add_argument("--out", default="vitviz-evaluation", help="output folder; the same folder resumes")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard earlier results in --out (only the files this tool wrote there)")
@@ -152,13 +160,16 @@ def _markdown(source: str, pages: Sequence[str] | None) -> int:
 
 def _methods(text: str | None) -> list[str]:
     # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
-    from vitviz.attribution import METHODS, get_method
+    from vitviz.attribution import METHODS, get_method, renamed_note, resolve_key
 
     names = list(METHODS) if text is None else [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise ValueError(f"--methods {text!r} lists no method (known: {', '.join(METHODS)})")
     for name in names:
         get_method(name)  # a clear error for an unknown key
+        if text is not None and (note := renamed_note(name)):
+            print(f"vitviz.evaluate: note: {note}", file=sys.stderr)
+    names = [resolve_key(name) for name in names]
     if len(set(names)) != len(names):
         raise ValueError(f"a method is listed twice in {text!r}")
     return names
@@ -253,10 +264,12 @@ def _run(args: argparse.Namespace, world: Any) -> int:
 
     # heavy: torch and timm (through vitviz's modules), loaded only once the arguments are checked
     from vitviz.attribution import METHODS
+    from vitviz.evaluation.ranking import DEFAULT_TIE_ORDERS
     from vitviz.evaluation.records import OutputFolder, write_text
     from vitviz.evaluation.runner import evaluate_dataset, write_results
     from vitviz.evaluation.summary import summarise
-    from vitviz.models import data_config, load_model
+    from vitviz.images import data_config
+    from vitviz.models import load_model
 
     methods = _methods(args.methods)
     loaded = load_model(args.model, device=world.device, allow_fallback=False)
@@ -278,19 +291,27 @@ def _run(args: argparse.Namespace, world: Any) -> int:
                   file=sys.stderr)
     world.barrier()
     patch = tuple(int(v) for v in model.patch_embed.patch_size)
+    if args.start_layer >= len(getattr(model, "blocks", ())):
+        raise ValueError(f"--start-layer {args.start_layer}: {args.model} has {len(model.blocks)} blocks")
+    options = {m: {"start_layer": args.start_layer} for m in START_LAYER_METHODS if m in methods}
+    tie_orders = DEFAULT_TIE_ORDERS if args.tie_orders is None else args.tie_orders
+    # protocol 2: CP-LRP renamed, AttnLRP as published, ties broken at random, per-pixel maps also pooled
     settings = {"model": loaded.name, "patch_size": list(patch), "data": dataset.describe(),
-                "target": args.target, "fractions": None}
+                "target": args.target, "fractions": None, "protocol": 2, "options": options,
+                "tie_orders": tie_orders}
     run = evaluate_dataset(model, dataset, methods, out, settings=settings, world=world, target=args.target,
-                           batch_size=args.batch_size, mean=config["mean"], std=config["std"],
-                           limit=args.limit, progress=not args.no_progress, retry_skipped=args.retry_skipped)
+                           batch_size=args.batch_size, mean=config["mean"], std=config["std"], options=options,
+                           tie_orders=tie_orders, limit=args.limit, progress=not args.no_progress,
+                           retry_skipped=args.retry_skipped)
     if not world.is_root:
         return 0
     write_results(out, run.rows)
     info = {"model": loaded.name, "patch_size": "x".join(map(str, patch)), "data": data_text,
             "target": args.target, "device": str(world.device), "threads": torch.get_num_threads(),
             "world_size": world.size, "torch": torch.__version__, "complete": run.complete,
-            "seconds_this_call": round(run.seconds, 1), "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    titles = {m: METHODS[m].title for m in methods}
+            "seconds_this_call": round(run.seconds, 1), "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "options": options, "tie_orders": tie_orders}
+    titles = {m: METHODS[m].title + (f" (start layer {args.start_layer})" if m in options else "") for m in methods}
     summary = summarise(run.rows, methods, titles=titles, info=info, skipped=run.skipped)
     write_text(out / "summary.json", json.dumps(summary, indent=1, allow_nan=True) + "\n")
     done = summary["images"]

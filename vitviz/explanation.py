@@ -14,10 +14,13 @@ faithfulness test) is computed on demand, once, and kept on the Explanation:
     >>> ex.relevance("gradient_rollout")           # (grid_h, grid_w) map for the top class
     >>> ex.faithfulness("rollout", removal="tokens").positive_auc
     >>> ex.sanity("attention").correlations       # cascading randomisation (Adebayo et al. 2018)
+    >>> ex.decomposition("attnlrp").shares()       # where an LRP map's explained logit went
+    >>> ex.verdict()                               # which map to trust here, in plain words
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,9 +30,10 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from vitviz import analysis, figures, models, pipeline
-from vitviz.attribution import METHODS, AttributionMethod, Relevance, get_method
+from vitviz.attribution import METHODS, AttributionMethod, Relevance, get_method, renamed_note
 from vitviz.capture import Capture, capture, check_target
 from vitviz.evaluation import Faithfulness, PerturbationBand, SanityCheck, faithfulness, random_baseline, sanity_check
+from vitviz.evaluation.verdict import read_curves, verdict, verdict_sentences
 from vitviz.i18n import _
 from vitviz.images import InputGeometry, input_image, read_image
 from vitviz.layout import TokenLayout
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from vitviz.attribution.conservation import LogitDecomposition
+
     ImageSource = str | Path | bytes | BinaryIO | Image.Image | np.ndarray
 
 __all__ = ["Explanation", "explain"]
@@ -51,6 +57,8 @@ TOP_K = pipeline.TOP_K
 Query = str | int | tuple[int, int]
 """A query token: a prefix name (``'cls'``, ``'reg0'``), a token index or a patch ``(row, col)``."""
 _T = TypeVar("_T")
+_NOTED: set[str] = set()
+"""Renamed keys already noted in this process (the note is a one-release FutureWarning, shown once)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,20 +163,35 @@ class Explanation:
         return self._memo(("capture", target), lambda: capture(self.model, self.input, target=target))
 
     def _method(self, method: str | AttributionMethod) -> AttributionMethod:
-        return get_method(method) if isinstance(method, str) else method
+        if isinstance(method, str):
+            if method not in _NOTED and (note := renamed_note(method)):  # 'attnlrp' named CP-LRP up to 0.1
+                _NOTED.add(method)
+                warnings.warn(note, FutureWarning, stacklevel=3)
+            return get_method(method)
+        return method
 
     def attribution(self, method: str | AttributionMethod, target: int | None = None) -> Relevance:
         """The ``vitviz.attribution.Relevance`` of ``method`` (a key of ``vitviz.attribution.METHODS`` or an
         ``AttributionMethod``) for ``target``; class-specific methods default to the top class."""
         method = self._method(method)
         target = self.target_class(target) if method.class_specific else None
+        if method.conserves:  # one LRP pass gives the map and where the rest of the logit went
+            return self.decomposition(method, target).relevance
         reuse = self._cache.get(("capture", target), self.capture)
 
-        def compute():
-            x = self.input
-            return method.attribute(self.model, x, target, capture=reuse)
+        return self._memo(("relevance", method.key, target),
+                          lambda: method.attribute(self.model, self.input, target, capture=reuse))
 
-        return self._memo(("relevance", method.key, target), compute)
+    def decomposition(self, method: str | AttributionMethod = "attnlrp", target: int | None = None
+                      ) -> LogitDecomposition:
+        """Where an LRP map's explained logit went, in parts that sum to it (``vitviz.attribution.conservation``);
+        only for methods with ``conserves`` (CP-LRP, AttnLRP)."""
+        method = self._method(method)
+        if not method.conserves:
+            raise ValueError(f"{method.key} does not decompose the logit (only the LRP methods do)")
+        target = self.target_class(target)
+        return self._memo(("decomposition", method.key, target),
+                          lambda: method.decompose(self.model, self.input, target))
 
     def relevance(self, method: str | AttributionMethod, target: int | None = None) -> np.ndarray:
         """(grid_h, grid_w) relevance of every patch by ``method`` for ``target`` (see :meth:`attribution`)."""
@@ -188,7 +211,7 @@ class Explanation:
 
         def compute():
             relevance = self.attribution(method, target if method.class_specific else None)
-            return faithfulness(self.model, self.input, relevance, target, removal,
+            return faithfulness(self.model, self.input, relevance, target, removal, clean=self.capture.output,
                                 mean=self.data_config.get("mean"), std=self.data_config.get("std"))
 
         return self._memo(("faithfulness", method.key, removal, target), compute)
@@ -199,7 +222,7 @@ class Explanation:
         target = self.target_class(target)
         seeds = tuple(int(s) for s in seeds)
         return self._memo(("random", removal, order, target, seeds), lambda: random_baseline(
-            self.model, self.input, target, removal=removal, order=order, seeds=seeds,
+            self.model, self.input, target, removal=removal, order=order, seeds=seeds, clean=self.capture.output,
             mean=self.data_config.get("mean"), std=self.data_config.get("std"),
         ))
 
@@ -308,34 +331,61 @@ class Explanation:
         """Patch features coloured by their first three principal components, beside the photo."""
         return figures.feature_pca_figure(self.feature_pca(layer), self.image, self.geometry, self.layout)
 
-    def _method_keys(self, methods: Sequence[str] | None) -> list[str]:
-        """``methods``, or every registered method this model can run (class-specific ones need a head)."""
+    def _methods(self, methods: Sequence[str | AttributionMethod] | None, *, lrp: bool = False) -> list:
+        """``methods`` as methods (a renamed key the user typed is noted), or every registered method this model
+        can run (class-specific ones need a head; with ``lrp``, every LRP method)."""
         if methods is not None:
-            return list(methods)
-        return [k for k, m in METHODS.items() if self.predictions or not m.class_specific]
+            return [self._method(m) for m in methods]
+        return [m for m in METHODS.values() if (m.conserves if lrp else self.predictions or not m.class_specific)]
+
+    def _map_title(self, method: AttributionMethod, target: int | None) -> str:
+        """A method's title; an LRP map's says what share of the explained logit it holds."""
+        if not method.conserves:
+            return method.display_title
+        share = figures.logit_parts(self.decomposition(method, target))["patches"]
+        return _("{method} ({share:.0%} of the logit)").format(method=method.display_title, share=share)
 
     def fig_relevance(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
-        """Every method's map over the photo, side by side (default: every registered method)."""
-        keys = self._method_keys(methods)
-        maps = {self._method(k).display_title: self.relevance(k, target) for k in keys}
+        """Every method's map over the photo, side by side (default: every registered method); an LRP map's
+        title gives its share of the explained logit (see :meth:`fig_conservation`)."""
+        maps = {self._map_title(m, target): self.relevance(m, target) for m in self._methods(methods)}
         return figures.relevance_maps_figure(maps, self.image, self.geometry, self.layout)
+
+    def fig_conservation(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
+        """Where each LRP map's explained logit went: the map, prefix tokens, position embedding, biases, softmax
+        (default: every LRP method)."""
+        return figures.conservation_figure({m.display_title: self.decomposition(m, target)
+                                            for m in self._methods(methods, lrp=True)})
 
     def fig_faithfulness(self, methods: Sequence[str] | None = None, removal: str = "tokens",
                          target: int | None = None) -> go.Figure:
         """Perturbation curves of each method beside the random band (see :meth:`faithfulness`)."""
         target = self.target_class(target)
-        keys = self._method_keys(methods)
-        results = {self._method(k).display_title: self.faithfulness(k, removal, target) for k in keys}
+        results = {m.display_title: self.faithfulness(m, removal, target) for m in self._methods(methods)}
         bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
         labels = analysis.imagenet_labels(self.model)
         name = next((p.label for p in self.predictions if p.index == target), None) or (
             labels[target] if labels else _("class {index}").format(index=target))
         return figures.faithfulness_figure(results, bands, class_name=f"“{name}”")
 
-    def fig_sanity(self, methods: Sequence[str] | None = None, steps: int | None = None) -> go.Figure:
-        """Rank correlation with the original map under cascading randomisation (see :meth:`sanity`)."""
-        keys = self._method_keys(methods)
-        return figures.sanity_figure({self._method(k).display_title: self.sanity(k, steps=steps) for k in keys})
+    def fig_sanity(self, methods: Sequence[str] | None = None, steps: int | None = None,
+                   metric: str = "spearman") -> go.Figure:
+        """Similarity with the original map under cascading randomisation (see :meth:`sanity`): ``metric`` is
+        ``'spearman'``, ``'spearman_abs'`` or ``'ssim'``."""
+        checks = {m.display_title: self.sanity(m, steps=steps) for m in self._methods(methods)}
+        return figures.sanity_figure(checks, metric=metric)
+
+    def verdict(self, methods: Sequence[str] | None = None, removal: str = "tokens", target: int | None = None,
+                sanity: bool = True) -> list[str]:
+        """Which map to trust on this image, in plain words (``vitviz.evaluation.verdict``): each method's
+        curves against the random band and, with ``sanity``, its randomisation test."""
+        target = self.target_class(target)
+        chosen = {m.key: m for m in self._methods(methods)}
+        results = {k: self.faithfulness(m, removal, target) for k, m in chosen.items()}
+        bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
+        checks = {k: self.sanity(m) for k, m in chosen.items()} if sanity else None
+        verdicts = verdict(read_curves(results, bands), checks, {k: m.class_specific for k, m in chosen.items()})
+        return verdict_sentences(verdicts, {k: m.display_title for k, m in chosen.items()}, sanity_run=sanity)
 
     def fig_predictions(self) -> go.Figure:
         """Top classes as a bar chart."""

@@ -2,8 +2,8 @@
 
 One mechanism for everything in vitviz that must look inside or change a stock timm model for the length of a
 pass (as zennit's composites and captum's hook handling do): the attention recorder of ``vitviz.capture``, the
-activation recorder of ``chefer2021``, the recorded outputs of the gradient methods and the CP-LRP forwards
-of AttnLRP.
+activation recorder of ``chefer2021``, the recorded outputs of the gradient methods and the LRP rules' forwards
+(CP-LRP and AttnLRP, ``vitviz.attribution._rules``).
 
     >>> with Edits() as edits:
     ...     calls = edits.forward_hook(model.blocks[0], lambda module, args, output: None, required=True)

@@ -12,8 +12,8 @@ The method, as the authors' code computes it for a ViT:
    products, the renormalised z rule at the residual additions, identity for LayerNorm, softmax, GELU),
    which yields the relevance ``R_A`` of every block's attention probabilities;
 4. per block ``Ā = E_h[(∇A ⊙ R_A)⁺]`` (mean over heads of the positive part), aggregated from the identity
-   as ``R ← R + Ā·R`` from the first block to the last (the authors' ``compute_rollout_attention`` without
-   row normalisation; :func:`aggregate`).
+   as ``R ← R + Ā·R`` from block ``start_layer`` (0 by default; the authors' Table 1 uses 1) to the last (the
+   authors' ``compute_rollout_attention`` without row normalisation; :func:`aggregate`).
 
 The map is the read-out row of ``R`` over the patch columns: the rows of the tokens the head reads,
 weighted by their LRP relevance at the final norm (:attr:`CheferResult.readout`, which sums to 1). For a
@@ -34,12 +34,12 @@ from torch import nn
 
 from vitviz.capture import eager_attention, model_lock
 from vitviz.hooks import Edits
-from vitviz.i18n import N_
+from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from . import _lrp
 from ._common import check_input, check_plain_blocks, class_target
-from .base import AttributionMethod, Relevance
+from .base import AttributionMethod, Relevance, check_start_layer
 
 if TYPE_CHECKING:
     from vitviz.capture import Capture
@@ -218,13 +218,16 @@ def lrp_attention_relevance(model: nn.Module, rec: _Recorder, target: int):
     return torch.stack(cams[::-1]), np.array(totals[::-1]), readout
 
 
-def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = None) -> CheferResult:
+def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                     start_layer: int = 0) -> CheferResult:
     """Chefer et al. 2021 for one image: one forward, one backward, one LRP pass.
 
     Args:
         model: A timm ViT or DeiT with plain attention blocks and token or average pooling.
         x: One normalised image (1, C, H, W).
         target: Class to explain; None takes the top class (read from the same forward pass).
+        start_layer: First block aggregated (the authors' ``start_layer``: their Table 1 uses 1); the blocks
+            below it count as the identity.
     """
     check_input(x)
     check_plain_blocks(model, "Chefer 2021", pools=("token", "avg"), layer_scale=True)
@@ -237,14 +240,22 @@ def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = Non
     with torch.no_grad():
         cams, totals, readout = lrp_attention_relevance(model, rec, target)
         grads = torch.stack([g[0] for g in grads]).double()  # (L, H, N, N)
-        joint = aggregate(grads, cams.double())
+        if not 0 <= start_layer < len(grads):
+            raise ValueError(_("start layer {start} is beyond this model's {layers} layers").format(
+                start=start_layer, layers=len(grads)))
+        joint = aggregate(grads[start_layer:], cams.double()[start_layer:])
     return CheferResult(joint=joint.cpu().numpy(), readout=readout.cpu().numpy(), target=target,
                         input_totals=totals,
                         attention_totals=cams.sum(dim=(1, 2, 3)).cpu().numpy())
 
 
 class Chefer2021(AttributionMethod):
-    """LRP relevance of the attention times its gradient, aggregated over blocks (see the module docstring)."""
+    """LRP relevance of the attention times its gradient, aggregated over blocks (see the module docstring).
+
+    Args:
+        start_layer: First block aggregated (0: every block). The authors' Table 1 uses 1
+            (``generate_LRP(..., start_layer=1)``), which ``python -m vitviz.evaluate`` reproduces.
+    """
 
     key = "chefer2021"
     title = N_("Chefer et al. 2021 (LRP × gradient)")
@@ -253,11 +264,15 @@ class Chefer2021(AttributionMethod):
     class_specific = True
     reads_head = True
     passes = N_("1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)")
+    options = ("start_layer",)
+
+    def __init__(self, start_layer: int = 0) -> None:
+        self.start_layer = check_start_layer(start_layer)
 
     def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
                   capture: Capture | None = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
-        result = chefer_relevance(model, x, target)
+        result = chefer_relevance(model, x, target, start_layer=self.start_layer)
         if result.joint.shape[0] != layout.num_tokens:
             raise ValueError(f"the model produced {result.joint.shape[0]} tokens, the layout says "
                              f"{layout.describe()}")

@@ -17,10 +17,9 @@ gives them all: ``logit = patches + Σ prefix + position + Σ biases + softmax``
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from timm.layers import Mlp
@@ -28,11 +27,11 @@ from timm.layers.attention import Attention
 from torch import nn
 
 from vitviz.capture import model_lock
+from vitviz.hooks import Edits
 from vitviz.layout import TokenLayout
 
-from ._attnlrp_rules import CONV_GAMMA, LINEAR_GAMMA, attnlrp_rules
-from ._common import pixel_relevance, scored_forward
-from .attnlrp import cp_lrp_rules
+from ._common import pixel_relevance, recorded_output, scored_forward
+from ._rules import CONV_GAMMA, LINEAR_GAMMA, attnlrp_rules
 from .base import Relevance
 
 __all__ = ["LogitDecomposition", "decompose_logit"]
@@ -90,29 +89,13 @@ class LogitDecomposition:
 
 
 @contextmanager
-def _recorded_output(module: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Record ``module``'s outputs (with their graph) while inside; the hook is always removed."""
-    outputs: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _a, out: outputs.append(out))
-    try:
-        yield outputs
-    finally:
-        handle.remove()
-    if not outputs:
-        raise RuntimeError(f"{type(module).__name__} never ran in the forward pass; cannot attribute")
-
-
-@contextmanager
 def _biases_require_grad(biases: list[nn.Parameter]) -> Iterator[None]:
-    """Let the biases take gradients while inside (their flags are restored on exit)."""
-    flags = [p.requires_grad for p in biases]
-    try:
+    """Let the biases take gradients while inside (their flags are restored on exit, also after an error)."""
+    with Edits() as edits:
         for p in biases:
+            edits.callback(p.requires_grad_, p.requires_grad)
             p.requires_grad_(True)
         yield
-    finally:
-        for p, flag in zip(biases, flags):
-            p.requires_grad_(flag)
 
 
 def _bias_groups(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -143,18 +126,21 @@ def _sum(t: torch.Tensor | None, g: torch.Tensor | None) -> float:
     return 0.0 if t is None or g is None else float((t.detach().double() * g.double()).sum())
 
 
+METHOD_NAMES = {"attnlrp": "AttnLRP", "cp_lrp": "CP-LRP"}
+
+
 def _decompose(model: nn.Module, x: torch.Tensor, target: int | None, method: str,
-               rules: Callable[[nn.Module, list], AbstractContextManager], gammas: tuple[float, float]
-               ) -> LogitDecomposition:
+               gammas: tuple[float, float]) -> LogitDecomposition:
 
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
     groups = _bias_groups(model)
     biases = [p for _, p in groups]
     record: list[tuple[torch.Tensor, torch.Tensor]] = []
-    name = "AttnLRP" if method == "attnlrp" else "CP-LRP"
-    with model_lock(model), _biases_require_grad(biases), torch.enable_grad(), rules(model, record):
-        with _recorded_output(model.patch_embed) as embedded, _recorded_output(model.pos_drop) as seq:
-            x_leaf, _logits, target, score = scored_forward(model, x, target, name)
+    rules = attnlrp_rules(model, conv_gamma=gammas[0], linear_gamma=gammas[1], record=record,
+                          attention="attnlrp" if method == "attnlrp" else "cp")
+    with model_lock(model), _biases_require_grad(biases), torch.enable_grad(), rules:
+        with recorded_output(model.patch_embed) as embedded, recorded_output(model.pos_drop) as seq:
+            x_leaf, _logits, target, score = scored_forward(model, x, target, METHOD_NAMES[method])
         attn = [t for pair in record for t in pair]
         grads = torch.autograd.grad(score, [x_leaf, seq[-1], *biases, *attn], allow_unused=True)
     grad_x, grad_seq, grad_b, grad_attn = grads[0], grads[1], grads[2:2 + len(biases)], grads[2 + len(biases):]
@@ -185,15 +171,12 @@ def decompose_logit(model: nn.Module, x: torch.Tensor, target: int | None = None
         model: A timm ViT with plain attention blocks (left as it was: forwards, hooks and flags restored).
         x: One normalised image (1, C, H, W).
         target: Class to explain; None takes the top class.
-        method: ``'attnlrp'`` (Achtibat et al. 2024, with the γ-rule below) or ``'cp_lrp'`` (Ali et al. 2022,
-            as ``vitviz.attribution.attnlrp`` implements it; the γ arguments are ignored).
+        method: ``'attnlrp'`` (Achtibat et al. 2024, with the γ-rule below) or ``'cp_lrp'`` (Ali et al. 2022;
+            the γ arguments are ignored).
         conv_gamma: γ of the patch embedding (AttnLRP only).
         linear_gamma: γ of the MLP and head linear layers (AttnLRP only).
     """
-    if method == "attnlrp":
-        def rules(m: nn.Module, record: list) -> AbstractContextManager[Any]:
-            return attnlrp_rules(m, conv_gamma=conv_gamma, linear_gamma=linear_gamma, record=record)
-        return _decompose(model, x, target, method, rules, (conv_gamma, linear_gamma))
-    if method == "cp_lrp":
-        return _decompose(model, x, target, method, lambda m, _record: cp_lrp_rules(m), (0.0, 0.0))
-    raise ValueError(f"method must be 'attnlrp' or 'cp_lrp', not {method!r}")
+    if method not in METHOD_NAMES:
+        raise ValueError(f"method must be 'attnlrp' or 'cp_lrp', not {method!r}")
+    gammas = (float(conv_gamma), float(linear_gamma)) if method == "attnlrp" else (0.0, 0.0)
+    return _decompose(model, x, target, method, gammas)

@@ -7,6 +7,10 @@ for a class-token model: only the class token reaches the head after the last bl
 zero. The map is therefore taken on the tokens *entering* the last block's attention (the output of its
 ``norm1``), where every patch token still reaches the read-out; this is the layer the pytorch-grad-cam
 ViT recipe uses, and it works for average-pooled models too.
+
+This is not the "GradCAM" row of Chefer, Gur & Wolf 2021 (Table 1): theirs weighs the last block's attention
+heads (:mod:`vitviz.attribution.gradcam_attn`). Why Grad-CAM on a ViT's tokens can rank patches worse than a
+random order is discussed in ``docs/evaluation.md`` ("Why token Grad-CAM can fail on a ViT").
 """
 from __future__ import annotations
 
@@ -57,7 +61,7 @@ class GradCAM(AttributionMethod):
     """Grad-CAM on the patch tokens entering the last block (see the module docstring)."""
 
     key = "gradcam"
-    title = N_("Grad-CAM (last block)")
+    title = N_("Grad-CAM on tokens (last block)")
     paper = "Selvaraju et al. 2017, ICCV, 'Grad-CAM: Visual Explanations from Deep Networks'"
     class_specific = True
     reads_head = True

@@ -12,14 +12,19 @@ Per (image, method) row (:class:`ImageScore`):
   protocol; positive = most relevant removed first, negative = least relevant first), as the area under the
   target's probability, and as the area under the top-1 hit curve: whether the perturbed input's top class
   is still the label (Chefer's accuracy; for an unlabelled image, still the class explained). A data set's
-  mean of the hit AUCs is the AUC of its accuracy curve, the number in Chefer's table;
+  mean of the hit AUCs is the AUC of its accuracy curve, the number in Chefer's table. Ties in a map are broken
+  at random, seeded by the image's index, and averaged over ``tie_orders`` orders where they change a step
+  (:mod:`vitviz.evaluation.ranking`);
+- for a method with a per-pixel map (CP-LRP, AttnLRP, the input gradient, integrated gradients), the pixel AUCs
+  twice: ranked per pixel as the method gives it (``*_pixels``), and pooled to patches (the per-pixel map
+  summed over each patch, then upsampled bilinearly like every patch map: ``*_pixels_patches``; for a patch
+  map the two are the same numbers);
 - where the image has an object mask: pointing game, top-region IoU and the counts of Chefer's
   segmentation mIoU (:mod:`vitviz.evaluation.localisation`).
 
-Every number is a deterministic function of the model, the image and the method (the random baseline is
-seeded by the image's index), so a run split over any number of processes, or resumed after an
-interruption, gives the same table as one uninterrupted process with the same thread count; only
-``attribute_ms`` (wall time of the method's call) varies.
+Every number is a deterministic function of the model, the image and the method (the random baseline and the
+tie-breaking are seeded by the image's index), so a run split over any number of processes, or resumed after
+an interruption, gives the same table as one process with the same thread count; only ``attribute_ms`` varies.
 
 An image the data set cannot give (:class:`~vitviz.evaluation.datasets.BadImage`: corrupt, empty, a
 decompression bomb, a link, unreadable) is skipped: named in the log, recorded with its reason, and not
@@ -46,6 +51,7 @@ __all__ = ["COLUMNS", "DatasetRun", "ImageScore", "evaluate_dataset", "evaluate_
 
 AUC_KEYS = tuple(f"{sign}_{kind}_{removal}" for kind in ("auc", "top1") for removal in ("tokens", "pixels")
                  for sign in ("pos", "neg"))
+POOLED_KEYS = tuple(f"{sign}_{kind}_pixels_patches" for kind in ("auc", "top1") for sign in ("pos", "neg"))
 ORDER_SIGN = {"most": "pos", "least": "neg"}
 
 
@@ -69,6 +75,9 @@ class ImageScore:
         neg_top1_tokens: The same, least relevant first.
         pos_top1_pixels: The same for Chefer's pixel removal, most relevant first.
         neg_top1_pixels: The same, least relevant first.
+        per_pixel: Whether the method's own map is per pixel (then ``*_pixels`` rank it per pixel).
+        pos_auc_pixels_patches, neg_auc_pixels_patches, pos_top1_pixels_patches, neg_top1_pixels_patches: Pixel
+            AUCs, map pooled to patches (equal to ``*_pixels`` for a patch map).
         pointing: Pointing game hit (None without a mask).
         pointing_strict: Hit with the arg-max patch at least half object (None without a mask).
         mask_iou: Top-region IoU with the mask (None without a mask).
@@ -98,6 +107,11 @@ class ImageScore:
     neg_top1_tokens: float
     pos_top1_pixels: float
     neg_top1_pixels: float
+    per_pixel: bool = False
+    pos_auc_pixels_patches: float | None = None
+    neg_auc_pixels_patches: float | None = None
+    pos_top1_pixels_patches: float | None = None
+    neg_top1_pixels_patches: float | None = None
     pointing: bool | None = None
     pointing_strict: bool | None = None
     mask_iou: float | None = None
@@ -113,7 +127,7 @@ class ImageScore:
 
 COLUMNS = tuple(f for f in ImageScore.__dataclass_fields__ if f != "curves")
 _NUMBERS = ("probability", "attribute_ms", *AUC_KEYS)
-_OPTIONAL_NUMBERS = ("mask_iou", "seg_miou", "chance_pointing")
+_OPTIONAL_NUMBERS = ("mask_iou", "seg_miou", "chance_pointing", *POOLED_KEYS)
 _WHOLE = ("predicted", "target")
 _OPTIONAL_WHOLE = ("label", "seg_fg_inter", "seg_fg_union", "seg_bg_inter", "seg_bg_union")
 
@@ -128,7 +142,7 @@ def row_problem(row: dict[str, Any]) -> str | None:
 
     for keys, ok, optional in ((_NUMBERS, number, False), (_OPTIONAL_NUMBERS, number, True),
                                (_WHOLE, whole, False), (_OPTIONAL_WHOLE, whole, True),
-                               (("pointing", "pointing_strict"), lambda v: isinstance(v, bool), True)):
+                               (("pointing", "pointing_strict", "per_pixel"), lambda v: isinstance(v, bool), True)):
         for key in keys:
             value = row.get(key)
             if not (ok(value) or (optional and value is None)):
@@ -140,20 +154,22 @@ def row_problem(row: dict[str, Any]) -> str | None:
     return None
 
 
-def method_for_image(name: str, index: int) -> Any:
-    """The registered method ``name``; the random baseline gets its own seed per image (its index), so
-    each image is perturbed in a different random order, the same in every process."""
+def method_for_image(name: str, index: int, options: dict[str, Any] | None = None) -> Any:
+    """The registered method ``name`` with ``options`` (e.g. ``{'start_layer': 1}``); the random baseline gets its
+    own seed per image (its index): each image is perturbed in its own random order, the same in every process."""
     # heavy: torch (through vitviz.attribution), loaded when an image is scored
     from vitviz.attribution import get_method
     from vitviz.attribution.random import RandomMap
 
-    method = get_method(name)
+    method = get_method(name).configured(**(options or {}))
     return RandomMap(seed=index) if isinstance(method, RandomMap) else method
 
 
 def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: str = "predicted",
                    fractions: Sequence[float] | None = None, batch_size: int = 32,
-                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> list[ImageScore]:
+                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                   options: dict[str, dict[str, Any]] | None = None,
+                   tie_orders: int | None = None) -> list[ImageScore]:
     """Score each method's map of one image.
 
     Args:
@@ -164,6 +180,8 @@ def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: st
         fractions: Fractions removed at each perturbation step (default 0.0, 0.1, …, 0.9).
         batch_size: Perturbed inputs per forward pass.
         mean, std: Normalisation of the input (for Chefer's 0-in-[0, 1] pixels); default the model's.
+        options: Method key -> its options (``{'rollout': {'start_layer': 1}}``).
+        tie_orders: Random tie-breaking orders per map where ties change a step (seeded by the image's index).
 
     Returns:
         One :class:`ImageScore` per method, in the order of ``methods``.
@@ -175,13 +193,15 @@ def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: st
     import torch
 
     from .faithfulness import REMOVALS, area_under_curve, perturbation_curves
+    from .ranking import DEFAULT_TIE_ORDERS
 
     _check_batch_size(batch_size)
 
     device = next(model.parameters()).device
     x = image.x.to(device)  # (1, 3, H, W)
     with torch.no_grad():
-        probs = model(x).float().softmax(-1)[0]  # (C,)
+        clean = model(x)  # (1, C)
+        probs = clean.float().softmax(-1)[0]  # (C,)
     predicted = int(probs.argmax())
     explained = image.label if target == "label" and image.label is not None else predicted
     reference = image.label if image.label is not None else explained  # whose top-1 the hit curve checks
@@ -189,20 +209,28 @@ def evaluate_image(model: Any, image: Any, methods: Sequence[str], *, target: st
     maps, times = {}, {}
     for name in methods:
         start = time.perf_counter()
-        maps[name] = method_for_image(name, image.index).attribute(model, x, explained)
+        maps[name] = method_for_image(name, image.index, (options or {}).get(name)).attribute(model, x, explained)
         times[name] = (time.perf_counter() - start) * 1e3
 
-    scores: dict[str, dict[str, Any]] = {name: {"curves": {}} for name in methods}
-    for removal in REMOVALS:
-        curves = perturbation_curves(model, x, maps, explained, removal=removal, fractions=fractions,
-                                     batch_size=batch_size, mean=mean, std=std)
+    per_pixel = {name for name, m in maps.items() if getattr(m, "pixels", None) is not None}
+    scores: dict[str, dict[str, Any]] = {name: {"curves": {}, "per_pixel": name in per_pixel} for name in methods}
+    settings = dict(fractions=fractions, batch_size=batch_size, mean=mean, std=std, clean=clean, seed=image.index,
+                    tie_orders=DEFAULT_TIE_ORDERS if tie_orders is None else tie_orders)
+    runs = [(removal, "", maps, False) for removal in REMOVALS]
+    if per_pixel:
+        runs.append(("pixels", "_patches", {name: maps[name] for name in methods if name in per_pixel}, True))
+    for removal, suffix, chosen, pooled in runs:
+        curves = perturbation_curves(model, x, chosen, explained, removal=removal, pooled=pooled, **settings)
         for (name, order), curve in curves.items():
             key = f"{ORDER_SIGN[order]}_{removal}"
-            hits = (np.asarray(curve.predicted) == reference).astype(np.float64)  # (S,)
-            scores[name][key.replace("_", "_auc_", 1)] = float(curve.auc)
-            scores[name][key.replace("_", "_top1_", 1)] = area_under_curve(curve.fractions, hits)
-            scores[name]["curves"][key] = [float(p) for p in curve.probabilities]
+            hits = curve.hit_rate(reference)  # (S,) over the tie orders
+            scores[name][key.replace("_", "_auc_", 1) + suffix] = float(curve.auc)
+            scores[name][key.replace("_", "_top1_", 1) + suffix] = area_under_curve(curve.fractions, hits)
+            scores[name]["curves"][key + suffix] = [float(p) for p in curve.probabilities]
             scores[name]["curves"]["fractions"] = [float(f) for f in curve.fractions]
+    for name in methods:
+        if name not in per_pixel:  # a patch map: ranked at patch resolution already
+            scores[name].update({key: scores[name][key.removesuffix("_patches")] for key in POOLED_KEYS})
     if image.mask is not None:
         _localise(scores, maps, image.mask)
     return [ImageScore(id=image.id, index=image.index, method=name, label=image.label, predicted=predicted,
@@ -287,6 +315,7 @@ def evaluate_dataset(model: Any, dataset: Any, methods: Sequence[str], out_dir: 
                      settings: dict[str, Any], world: World = World(), target: str = "predicted",
                      fractions: Sequence[float] | None = None, batch_size: int = 32,
                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                     options: dict[str, dict[str, Any]] | None = None, tie_orders: int | None = None,
                      limit: int | None = None, progress: bool = True, retry_skipped: bool = False,
                      on_image: Callable[[int], None] | None = None,
                      log: Callable[[str], None] | None = None) -> DatasetRun:
@@ -300,7 +329,7 @@ def evaluate_dataset(model: Any, dataset: Any, methods: Sequence[str], out_dir: 
         out_dir: Output folder (logs, ``run.json``, manifest); the same folder resumes.
         settings: What decides every number (checked against the folder's ``run.json``).
         world: The process group (:func:`~vitviz.evaluation.distributed.init_world`).
-        target, fractions, batch_size, mean, std: As for :func:`evaluate_image`.
+        target, fractions, batch_size, mean, std, options, tie_orders: As for :func:`evaluate_image`.
         limit: Evaluate at most this many new images on this rank, then stop (the rest is left for a
             resumed run).
         progress: Show a progress bar on rank 0.
@@ -349,7 +378,8 @@ def evaluate_dataset(model: Any, dataset: Any, methods: Sequence[str], out_dir: 
                 bar.update(1)
                 continue
             scores = evaluate_image(model, image, pending, target=target, fractions=fractions,
-                                    batch_size=batch_size, mean=mean, std=std)
+                                    batch_size=batch_size, mean=mean, std=std, options=options,
+                                    tie_orders=tie_orders)
             store.append(asdict(s) for s in scores)
             computed += 1
             if on_image is not None:

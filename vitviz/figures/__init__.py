@@ -12,7 +12,10 @@ from vitviz.figures.attention import (
     token_name,
 )
 from vitviz.figures.attribution import (
+    conservation_figure,
     faithfulness_figure,
+    logit_parts,
+    perturbation_figure,
     relevance_maps_figure,
     sanity_figure,
     scaled_map,
@@ -47,7 +50,10 @@ __all__ = [
     "token_name",
     "rollout_figure",
     "relevance_maps_figure",
+    "conservation_figure",
     "faithfulness_figure",
+    "logit_parts",
+    "perturbation_figure",
     "sanity_figure",
     "scaled_map",
     "token_norm_figure",
