@@ -4,7 +4,7 @@ No binary fixtures: each function returns the encoded file as ``bytes`` (or a PI
 ``make_marker_image``), built from numpy arrays so the expected pixels are known exactly.
 Sizes are ``(height, width)`` like the rest of vitviz; colours are ``(R, G, B)`` tuples.
 
-Used by ``tests/test_images.py`` and by other tests (the app's bad-upload tests), e.g.::
+Used by ``tests/unit/test_images.py`` and by other tests (the app's bad-upload tests), e.g.::
 
     from tests._imagefactory import make_png, make_truncated_jpeg, make_bomb_png
 """

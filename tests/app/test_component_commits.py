@@ -11,9 +11,9 @@ import logging
 from types import SimpleNamespace
 from typing import Any
 
-import _imagefactory
 import pytest
 
+from tests import _imagefactory
 from vitviz.layout import TokenLayout
 from vitviz_app.components import _contract
 

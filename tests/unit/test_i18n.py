@@ -22,7 +22,7 @@ import pytest
 from vitviz import i18n
 from vitviz.i18n import _
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [None, "pages/patches.py", "pages/position_embeddings.py", "pages/attention.py", "pages/rollout.py",
          "pages/heads_depth.py", "pages/how_vit_works.py", "pages/compare.py"]
 

@@ -233,7 +233,7 @@ def test_the_apps_repatched_copy_waits_for_a_capture_in_flight(shared):
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 # Until vitviz-shapes ships, the server gets the same stand-in as the AppTest suite (tests/conftest.py).
 _SITECUSTOMIZE = '''

@@ -35,7 +35,7 @@ import vitviz.capture as capture_module
 from vitviz.capture import FULL_STORAGE_BUDGET, CaptureError, capture
 from vitviz.layout import TokenLayout
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_FILES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "vitviz_app").glob("*.py"))]
 APP_GROWTH_MB = 60.0
 LIBRARY_GROWTH_MB = 30.0

@@ -9,11 +9,11 @@ import base64
 import io
 import json
 
-import _imagefactory as factory
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests import _imagefactory as factory
 from vitviz_app.components.drawing_canvas import (
     DRAWING_SIZE,
     MAX_DRAWING_BYTES,

@@ -42,7 +42,7 @@ from vitviz.models import ModelError, load_model
 from vitviz.models import loading as model_loading
 from vitviz.models import weights as model_weights
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "test_vit"  # timm's tiny registered ViT: 6 layers, 2 heads, 160 px input, 16 px patches
 
 _ABSOLUTE_PATH = re.compile(r"(?:^|[\s'\"(\[=:,])/[\w.@-]+/")  # '/srv/app/...', not '.pth/.bin' or 'S/16'

@@ -39,7 +39,7 @@ from vitviz.images import ImageError, load_image
 from vitviz.models import loading as model_loading
 from vitviz.models import weights as model_weights
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
 TIMEOUT_S = 240  # the first run imports torch and timm on a busy machine
 OTHER_MODEL = "Other timm model…"

@@ -23,7 +23,7 @@ from vitviz.i18n import Message
 from vitviz.images import load_image, prepare_input
 from vitviz.layout import TokenLayout
 
-SAMPLE = Path(__file__).resolve().parents[1] / "vitviz" / "assets" / "samples" / "cat.jpg"
+SAMPLE = Path(__file__).resolve().parents[2] / "vitviz" / "assets" / "samples" / "cat.jpg"
 
 
 def _model(name: str, **kwargs) -> torch.nn.Module:
@@ -224,7 +224,7 @@ def test_fig_patch_grid_and_sequence_show_the_model_input(ex):
     assert np.asarray(grid.data[1].z).shape == (10, 10)
     assert list(grid.layout.xaxis.range) == pytest.approx([0, ex.image.width])
     sequence = ex.fig_patch_sequence(columns=10)
-    from tests.test_figures import decode_data_uri
+    from test_figures import decode_data_uri
 
     mosaic = decode_data_uri(sequence.data[0].source).astype(int)
     pixels = ex.input_pixels().astype(int)
@@ -337,7 +337,7 @@ def test_name_goes_through_load_model(monkeypatch, vit):
     assert ex.fig_predictions().layout.title.text == "Top predictions of test_vit"
 
 
-ASSETS = Path(__file__).resolve().parents[1] / "vitviz" / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "vitviz" / "assets"
 
 
 @pytest.mark.skipif(not (ASSETS / "shapes_vit.safetensors").is_file(), reason="vitviz-shapes weights not shipped yet")

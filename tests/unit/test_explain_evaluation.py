@@ -13,7 +13,7 @@ from vitviz import analysis
 from vitviz.attribution import get_method
 from vitviz.evaluation import faithfulness, sanity_check
 
-SAMPLE = Path(__file__).resolve().parents[1] / "vitviz" / "assets" / "samples" / "cat.jpg"
+SAMPLE = Path(__file__).resolve().parents[2] / "vitviz" / "assets" / "samples" / "cat.jpg"
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import io
 
-import _imagefactory as factory
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests import _imagefactory as factory
 
 
 def _png(width: int = 300, height: int = 200) -> bytes:

@@ -18,7 +18,7 @@ from vitviz.evaluation.datasets import ImageFolderSet, ShapesEvalSet, class_indi
 from vitviz.evaluation.records import RowStore, RunMismatch, check_run_record
 from vitviz.evaluation.summary import insert_between_markers, render_markdown, summarise
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------------ data sets

@@ -151,7 +151,7 @@ def test_every_text_the_attention_explorer_shows_comes_from_python():
     from vitviz.i18n import language
     from vitviz_app.components.attention_explorer import explorer_text
 
-    js = (Path(__file__).resolve().parents[1] / "vitviz_app/components/attention_explorer.js").read_text()
+    js = (Path(__file__).resolve().parents[2] / "vitviz_app/components/attention_explorer.js").read_text()
     names = set(re.findall(r'this\.t\("(\w+)"', js)) - {"option_", "fusion_", "status_"}
     names |= {f"{kind}_{v}" for kind in ("option", "fusion") for v in ("mean", "max", "min")}
     names |= {f"status_{tier}" for tier in ("heads", "fused", "prefix", "none")}

@@ -12,7 +12,7 @@ import pytest
 
 from tests._import_graph import cycles, function_local_imports, import_graph, package_graph
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "vitviz"
 
 PENDING_EDGES: set[tuple[str, str]] = set()

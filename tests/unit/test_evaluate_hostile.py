@@ -21,7 +21,7 @@ from tests._imagefactory import make_bomb_png, make_truncated_jpeg
 from vitviz.evaluation.datasets import ImageFolderSet
 from vitviz.evaluation.records import MANIFEST
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3, "interpolation": "bilinear",
           "crop_pct": 1.0, "crop_mode": "center"}
 

@@ -467,7 +467,7 @@ def test_model_card_results_are_what_the_script_writes_from_the_shipped_metrics(
     import importlib.util
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("train_shapes", root / "scripts" / "train_shapes.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

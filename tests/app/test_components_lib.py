@@ -16,7 +16,7 @@ import pytest
 from vitviz.export import pack
 from vitviz_app.components._registry import LIB_JS, script
 
-COMPONENTS = Path(__file__).resolve().parents[1] / "vitviz_app" / "components"
+COMPONENTS = Path(__file__).resolve().parents[2] / "vitviz_app" / "components"
 NAMES = ("attention_explorer", "rollout_explorer", "patch_follower", "tile_explorer", "drawing_canvas")
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="no Node.js to run the components' script")
