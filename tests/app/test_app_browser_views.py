@@ -45,7 +45,7 @@ def _check_rollout(at, fusion: str) -> dict:
     data = _components(at)["vitviz.rollout_explorer"]
     decoded = read_rollout(_carrier(at, "ro_explorer"))
     assert list(decoded) == list(FUSIONS)
-    from conftest import chart_spec
+    from tests._apptest import chart_spec
 
     spec = chart_spec(at, "ro.plain")
     frames = np.stack([values(next(t for t in f["data"] if "z" in t)["z"]) for f in spec["frames"]])  # (L', gh, gw)
@@ -78,7 +78,7 @@ def test_rollout_explorer_holds_every_fusion_and_matches_the_figure(open_app):
 
 def _check_follower(at) -> dict:
     """The follower's numbers of the committed patch against the page's step figures."""
-    from conftest import chart_spec
+    from tests._apptest import chart_spec
 
     data = _components(at)["vitviz.patch_follower"]
     got = read_patch_steps(_carrier(at, "how_follow"))

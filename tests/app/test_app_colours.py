@@ -12,7 +12,8 @@ import re
 
 import numpy as np
 import pytest
-from conftest import chart_spec, component_data
+
+from tests._apptest import chart_spec, component_data
 
 PLACEHOLDER = re.compile(r'"#0000[0-9]{2}"')  # Streamlit's theme tokens, "#000001" … "#000040"
 
@@ -63,17 +64,6 @@ def test_heat_maps_reach_the_browser_with_their_own_colours(open_app, page):
         heat = next(t for t in json.loads(chart_proto(at, "attn.map").spec)["data"] if t["type"] == "heatmap")
         np.testing.assert_allclose(component_data(at, "attention_explorer")["colours"],
                                    colour_stops(heat["colorscale"]), rtol=0, atol=1e-12)
-
-
-def test_every_chart_on_every_page_is_unthemed(open_app):
-    pages = [None, "pages/patches.py", "pages/heads_depth.py"]
-    for page in pages:
-        at = open_app(page)
-        charts = at.main.get("plotly_chart")
-        assert charts
-        for chart in charts:
-            assert chart.proto.theme == ""
-            assert not PLACEHOLDER.search(chart.proto.spec)
 
 
 def test_attention_distance_heads_have_distinct_colours(open_app):

@@ -11,16 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, walk_tree
 
+from tests._apptest import walk_tree
 from tests._fake_device import enable
+from tests._pages import app_pages
 
 DEVICE = enable()  # before this process's first backward pass: the autograd engine sizes its device queues once
-PAGES = [None, *(f"pages/{path.name}" for path in sorted((ROOT / "pages").glob("*.py")))]
 def _drawn(at) -> list:
     """Every Plotly figure and every browser component's data on the page, in page order."""
     drawn = []
@@ -78,20 +77,20 @@ def _models_go_to(monkeypatch, device: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: Path(p).stem if p else "overview")
+@pytest.mark.parametrize("page", app_pages(), ids=lambda p: p.name)
 def test_every_page_runs_with_the_model_on_another_device_and_draws_what_the_cpu_draws(
         open_app, clear_caches, monkeypatch, page):
     import streamlit as st
 
     from vitviz_app import loaders
 
-    on_cpu = open_app(page)
+    on_cpu = open_app(page.file)
     assert not on_cpu.exception and not on_cpu.error
     st.cache_resource.clear()
     st.cache_data.clear()
     _models_go_to(monkeypatch, DEVICE)
     passes = loaders.forward_passes()
-    at = open_app(page)
+    at = open_app(page.file)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     loaded = loaders.load(at.selectbox(key="model").value, None)

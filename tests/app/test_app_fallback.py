@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-PAGES = [None, "pages/patches.py", "pages/position_embeddings.py", "pages/attention.py", "pages/rollout.py",
-         "pages/heads_depth.py", "pages/how_vit_works.py"]
+from tests._pages import app_pages
 
 
 @pytest.fixture
@@ -18,9 +17,9 @@ def _sidebar_text(at) -> str:
     return " ".join(str(e.value) for e in at.sidebar.caption) + " " + " ".join(str(e.value) for e in at.sidebar.warning)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p or "overview")
+@pytest.mark.parametrize("page", app_pages(), ids=lambda p: p.name)
 def test_every_page_says_that_the_model_asked_for_was_swapped(open_app, no_hub_cache, page):
-    at = open_app(page, query={"model": "DINO ViT-S/16"})
+    at = open_app(page.file, query={"model": "DINO ViT-S/16"})
     assert not at.exception and not at.error, [e.value for e in at.error]
     notices = [w.value for w in at.main.warning]
     assert any(n.startswith("You asked for DINO ViT-S/16 (vit_small_patch16_224.dino)") for n in notices), notices

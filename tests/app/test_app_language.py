@@ -1,7 +1,8 @@
 """Switching the app's language (``?lang=zh`` / the sidebar switch) changes the texts, never the model's work.
 
 AppTest, in-process: the pass counter of ``vitviz_app.loaders`` proves that no control of the language runs
-the model again, and the values a user chose survive the switch although their labels change.
+the model again, and the values a user chose survive the switch although their labels change. The browser
+components get their texts in the page's language. Every page in each language: ``test_app_pages.py``.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 
 import pytest
 
+from tests._apptest import component_data
 from vitviz_app.loaders import forward_passes
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -77,12 +79,55 @@ def test_a_link_copied_after_switching_opens_in_that_language(open_app):
     assert _titles(at) == ["Vision Transformer 如何看你的图像"]
 
 
-def test_english_is_untouched_by_the_catalogue(open_app):
-    """The texts in the code are the English: no English run may pick a Chinese string up."""
-    at = open_app("pages/how_vit_works.py", query={"lang": "en"})
-    texts = [h.value for h in at.header] + [m.value for m in at.markdown] + [c.value for c in at.caption]
-    assert texts and not [t for t in texts if CJK.search(t)]
-    assert [h.value for h in at.header][:2] == ["1 · Cut the image into patches", "2 · Flatten each patch"]
+def test_the_attention_explorer_gets_its_texts_in_chinese(open_app):
+    at = open_app("pages/attention.py", {"lang": "zh"})
+    data = component_data(at, "attention_explorer")
+    text = dict(data["text"])
+    assert text.pop("prefix_labels") == {"cls": "类别词元"}  # the prefix-token buttons
+    assert text["tip_cell"] == "第 {row} 行，第 {col} 列"  # the tooltip's "row, column"
+    assert text["tip_self"].endswith("：{value}") and text["tip_from"].endswith("：{value}")
+    assert text["status_none"].startswith("词元太多")  # the notice when nothing fits the browser
+    assert all(CJK.search(value) for key, value in text.items() if key != "share"), text
+    # every field the browser fills is one the English text has: the JavaScript fills both alike
+    from scripts.i18n import placeholders
+    from vitviz.i18n import language
+    from vitviz_app.components.attention_explorer import explorer_text
+
+    with language("en"):
+        english = explorer_text()
+    assert english.keys() == text.keys()
+    assert all(placeholders(english[k]) == placeholders(text[k]) for k in text)
+
+
+def test_the_tile_explorer_gets_its_texts_in_chinese(open_app):
+    at = open_app("pages/position_embeddings.py", {"lang": "zh"})
+    data = component_data(at, "tile_explorer")
+    assert data["text"]["tip"] == "第 {row} 行，第 {col} 列：{value}"
+    assert data["text"]["title"].startswith("位置（{row}, {col}）")
+    assert data["text"]["caption"].startswith("悬停在小图上")
+
+
+def test_switching_the_language_keeps_the_view(open_app, figure):
+    """The query, head and patch chosen in English stay when the page turns Chinese (labels change, values
+    do not), and the figure titles follow the language."""
+    at = open_app("pages/attention.py", {"attn_figures": "true"})
+    at.selectbox(key="attn_head").set_value("max")
+    at.segmented_control(key="attn_query").set_value("patch").run()
+    at.number_input(key="attn_row").set_value(1)
+    at.number_input(key="attn_col").set_value(2).run()
+    assert "patch (row 1, col 2)" in _title(figure(at, "attn.map"))
+    assert "Attention of patch (1, 2)" in _title(figure(at, "attn.grid"))
+    at.segmented_control(key="lang").set_value("zh").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "注意力"
+    assert at.selectbox(key="attn_head").value == "max"
+    assert at.segmented_control(key="attn_query").value == "patch"
+    assert (at.number_input(key="attn_row").value, at.number_input(key="attn_col").value) == (1, 2)
+    assert "图像块（1, 2）的注意力" in _title(figure(at, "attn.grid"))  # the grid's title comes from the page
+
+
+def _title(spec: dict) -> str:
+    return spec["layout"]["title"]["text"].replace("<br>", " ")
 
 
 @pytest.mark.parametrize("title", [

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import walk_tree
+
+from tests._apptest import walk_tree
 
 
 def bound_widgets(at) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""Narrow windows, without a browser: long figure titles get a line break, the layout CSS reaches every page."""
+"""Narrow windows, without a browser: long figure titles get a line break (that every page's figures are wrapped
+and the layout CSS reaches every page: ``test_app_pages.py``)."""
 from __future__ import annotations
 
 import pytest
@@ -27,23 +28,3 @@ def test_long_titles_break_at_a_separator_outside_brackets(title, expected):
         if " " in line:
             assert len(line) <= TITLE_LINE_CHARS or line.startswith("("), line
         assert line.count("(") == line.count(")"), "never inside brackets"
-
-
-def test_show_figure_wraps_a_long_title_and_makes_room_for_it(open_app):
-    import json
-
-    wrapped = 0
-    for page in ("pages/attention.py", "pages/rollout.py"):
-        at = open_app(page)
-        for chart in at.get("plotly_chart"):
-            layout = json.loads(chart.proto.spec)["layout"]
-            title = (layout.get("title") or {}).get("text") or ""
-            if "<br>" in title:
-                wrapped += 1
-                assert layout["title"]["yanchor"] == "top" and layout["margin"]["t"] >= 60 + 22, title
-                assert title.count("<br>") >= 1, title
-            else:
-                assert wrap_title(title) == title, f"a long title reached the browser unwrapped: {title!r}"
-        css = [h.proto.body for h in at.get("html")]
-        assert any("@container vitviz-main" in body for body in css), "the layout CSS is on the page"
-    assert wrapped, "no long title on these pages to check"

@@ -237,3 +237,10 @@ def test_a_hostile_kept_sketch_is_not_handed_back_to_the_pad(monkeypatch, sessio
     with caplog.at_level(logging.WARNING):
         assert drawing_canvas.drawing_canvas(key="drawing", text={}) is None
     assert mounted.kwargs["data"]["committed"]["strokes"] == [] and len(_ignored_lines(caplog)) == 1
+
+
+def test_the_explorers_are_sent_the_figures_colours():
+    from vitviz.export import colour_stops
+    from vitviz_app.components import map_colours
+
+    assert map_colours() == colour_stops("Inferno")

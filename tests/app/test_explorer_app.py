@@ -58,9 +58,10 @@ def test_the_top_patches_table_is_the_querys_five_largest_attentions(open_app):
 def test_the_explorer_is_the_pages_map_and_its_plotly_figures_come_on_demand(open_app, figure):
     """By default the page's map is the explorer, mounted on the committed query; the shares and the heading
     agree with an independent capture; the Plotly map and grid appear with their toggle, on the same query."""
-    from conftest import component_data
     from test_app_controls import heat
     from test_app_pages import _reference
+
+    from tests._apptest import component_data
 
     at = open_app("pages/attention.py", query={"attn_layer": "2", "attn_head": "Head 1", "attn_query": "A patch",
                                                  "attn_row": "3", "attn_col": "4"})

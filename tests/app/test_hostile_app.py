@@ -34,6 +34,7 @@ from safetensors.torch import save
 import vitviz.models as models
 from tests import _imagefactory as factory
 from tests import _payloads as payloads
+from tests._pages import app_pages
 from vitviz.hub import reachability
 from vitviz.images import ImageError, load_image
 from vitviz.models import loading as model_loading
@@ -43,8 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
 TIMEOUT_S = 240  # the first run imports torch and timm on a busy machine
 OTHER_MODEL = "Other timm model…"
-PAGES = ["pages/patches.py", "pages/position_embeddings.py", "pages/attention.py",
-         "pages/rollout.py", "pages/heads_depth.py", "pages/how_vit_works.py"]
 
 _ABSOLUTE_PATH = re.compile(r"(?:^|[\s'\"(\[=:,])/[\w.@-]+/")  # '/srv/app/...', not '.pth/.bin' or 'S/16'
 
@@ -91,7 +90,7 @@ def _bundled_shipped() -> bool:
 def offline_models():
     """Offline, with conftest's stand-in for the bundled model until it ships, and ``test_vit*`` names
     without weights loading random weights (instead of falling back to the bundled model)."""
-    from conftest import stand_in_shapes_model
+    from tests._apptest import stand_in_shapes_model
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VITVIZ_OFFLINE", "1")
@@ -327,13 +326,13 @@ def _poisoned(value: float) -> bytes:
     return save({k: torch.full_like(v, value) for k, v in _tiny_state().items()})
 
 
-@pytest.mark.parametrize("page", [None, *PAGES], ids=lambda p: p or "overview")
+@pytest.mark.parametrize("page", app_pages(), ids=lambda p: p.name)
 def test_nan_weights_never_crash_a_page(offline_models, page):
     """Weights that are all NaN parse and fit; each page warns that its maps mean nothing, and never crashes."""
     at = new_session(model=OTHER_MODEL, timm="test_vit")
     upload_weights(at, "nan.safetensors", _poisoned(float("nan")))
-    if page is not None:
-        at.switch_page(page).run()
+    if page.file:
+        at.switch_page(page.file).run()
     assert_clean(at)
     assert any("NaN" in w.value for w in at.warning), [w.value for w in at.warning]
 
@@ -382,8 +381,8 @@ def test_hub_check_runs_once_across_reruns_pages_and_sessions(offline_models, mo
     calls: list[float] = []
     monkeypatch.setattr(reachability, "_connects", lambda host, timeout: calls.append(timeout) or False)
     at = new_session()
-    for page in PAGES[:3]:
-        at.switch_page(page).run()
+    for page in [p for p in app_pages() if p.file][:3]:
+        at.switch_page(page.file).run()
     at.selectbox(key="image").set_value("coffee").run()
     second = new_session()
     second.run()

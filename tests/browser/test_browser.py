@@ -1,202 +1,30 @@
 """The real app in a real browser: `streamlit run app.py` driven by headless Chromium through Playwright.
 
-Uploads an image, moves the layer slider, clicks a patch, changes the patch size and downloads arrays,
-checking each time that the figure really changed; saves a screenshot of every page to
-``artifacts/screenshots/`` (git-ignored) for a person to look at.
+Uploads an image, moves the layer slider, clicks patches and tiles, changes the patch size, shares a link and
+downloads arrays, checking each time that the figure really changed. Every page at every width is in
+``test_browser_layout.py``; the browser-drawn views in ``test_explorer_browser.py`` and ``test_browser_scrub.py``.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import textwrap
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, bundled_model_shipped
 
-from vitviz_app.components import TEST_HOOKS_ENV
+from tests._browser import (
+    click_cell,
+    download_from,
+    figure_state,
+    figure_title,
+    open_page,
+    plot,
+    screenshot,
+    wait_for_change,
+    wait_for_figure,
+    wait_until_idle,
+)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-PAGES = ["overview", "patches", "position_embeddings", "attention", "rollout", "heads_depth", "how_vit_works"]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-START_TIMEOUT_S = 120
-RERUN_TIMEOUT_MS = 120_000
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (set VITVIZ_CHROMIUM to a chromium binary)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-
-# Until vitviz-shapes is shipped, the server process gets the same stand-in as the AppTest suite.
-STAND_IN = textwrap.dedent('''
-    import vitviz.shapes, sys
-    sys.path.insert(0, {tests!r})
-    from conftest import stand_in_shapes_model
-    vitviz.shapes.load_shapes_model = stand_in_shapes_model
-''')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``streamlit run app.py`` on a free loopback port; yields its base URL."""
-    port = _free_port()
-    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1", **{TEST_HOOKS_ENV: "1"})  # probes on
-    if not bundled_model_shipped():
-        site = tmp_path_factory.mktemp("site")
-        (site / "sitecustomize.py").write_text(STAND_IN.format(tests=str(ROOT / "tests")))
-        env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
-def open_page(page, server: str, path: str = "", figures: tuple[str, ...] = ()) -> None:
-    """Open ``path`` and wait for its run, and until each Plotly figure of ``figures`` (keys) is drawn."""
-    page.goto(f"{server}/{path}")
-    wait_until_idle(page)
-    for key in figures:
-        wait_for_figure(page, key)
-
-
-def wait_for_figure(page, key: str) -> None:
-    """Until the Plotly figure of ``show_figure(..., key=key)`` is drawn (a page may draw it after others)."""
-    page.wait_for_function("(sel) => { const gd = document.querySelector(sel); return gd && gd._fullData; }",
-                           arg=_plot(key), timeout=RERUN_TIMEOUT_MS)
-
-
-def wait_until_idle(page) -> None:
-    """Wait for the script run to finish and every figure to be drawn."""
-    page.wait_for_selector("[data-testid=stMain] h1", timeout=RERUN_TIMEOUT_MS)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
-                           timeout=RERUN_TIMEOUT_MS)
-    page.wait_for_selector(".js-plotly-plot, .vv-map", timeout=RERUN_TIMEOUT_MS)  # the Attention page: the explorer
-    page.wait_for_timeout(600)
-
-
-def _plot(key: str) -> str:
-    """CSS selector of the Plotly div of ``vitviz_app.show_figure(..., key=key)``."""
-    from vitviz_app.downloads import slug
-
-    return f".st-key-fig-{slug(key)} .js-plotly-plot"
-
-
-# A fingerprint of what a figure shows: its title, its heatmap's values and the size of its photo.
-_FINGERPRINT_JS = """(sel) => {
-    const gd = document.querySelector(sel);
-    if (!gd || !gd.data) return null;
-    const traces = gd._fullData || gd.data;  // _fullData holds typed arrays decoded
-    const heat = traces.find(t => t.type === 'heatmap');
-    const photo = traces.find(t => t.type === 'image');
-    const z = heat ? JSON.stringify(Array.from(heat.z, r => Array.from(r))) : '';
-    return JSON.stringify([gd.layout.title && gd.layout.title.text, z, photo ? photo.source.length : 0]);
-}"""
-
-
-def figure_state(page, key: str) -> str:
-    return page.evaluate(f"(sel) => ({_FINGERPRINT_JS})(sel)", _plot(key))
-
-
-def wait_for_change(page, key: str, before: str) -> str:
-    """Wait until the figure shows something else than ``before``; return its new fingerprint."""
-    page.wait_for_function(
-        f"([sel, before]) => {{ const now = ({_FINGERPRINT_JS})(sel); return now !== null && now !== before; }}",
-        arg=[_plot(key), before], timeout=RERUN_TIMEOUT_MS,
-    )
-    wait_until_idle(page)
-    return figure_state(page, key)
-
-
-def screenshot(page, name: str) -> Path:
-    """A screenshot of the whole page (the viewport grows to the page's height first)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain] *')].map(e => e.scrollHeight))")
-    page.set_viewport_size({"width": 1500, "height": min(int(height) + 80, 12000)})
-    page.wait_for_timeout(800)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1500, "height": 1100})
-    return path
-
-
-def click_cell(page, key: str, row: int, col: int) -> None:
-    """Click the click target of cell (row, col) (a patch of an overlay, or a tile of a tiled heatmap)."""
-    page.locator(_plot(key)).scroll_into_view_if_needed()  # a click outside the window reaches nothing
-    point = page.evaluate(
-        """([sel, row, col]) => {
-            const gd = document.querySelector(sel);
-            const t = gd._fullData.find(t => t.name === 'click targets');  // typed arrays decoded
-            const i = Array.from(t.customdata).findIndex(c => c[0] === row && c[1] === col);
-            const L = gd._fullLayout, box = gd.getBoundingClientRect();
-            return [box.left + L.xaxis._offset + L.xaxis.d2p(t.x[i]), box.top + L.yaxis._offset + L.yaxis.d2p(t.y[i])];
-        }""",
-        [_plot(key), row, col],
-    )
-    page.mouse.move(point[0], point[1])
-    page.wait_for_timeout(300)
-    page.mouse.click(point[0], point[1])
-
-
-def test_every_page_renders_and_is_saved_as_a_screenshot(page, server):
-    if SCREENSHOTS.exists():
-        shutil.rmtree(SCREENSHOTS)
-    for name in PAGES:
-        open_page(page, server, "" if name == "overview" else name)
-        assert page.locator("[data-testid=stException]").count() == 0, f"{name} shows an exception"
-        assert page.locator("[data-testid=stMain] :is(.js-plotly-plot, .vv-map)").count() >= 1
-        path = screenshot(page, name)
-        assert path.stat().st_size > 20_000
 
 
 def test_uploading_an_image_changes_the_overview(page, server, tmp_path):
@@ -210,7 +38,7 @@ def test_uploading_an_image_changes_the_overview(page, server, tmp_path):
     upload = tmp_path / "ramp.png"
     Image.fromarray(pixels).save(upload)
     page.locator(".st-key-source button", has_text="Upload").click()
-    page.locator(".st-key-upload input[type=file]").wait_for(state="attached", timeout=RERUN_TIMEOUT_MS)
+    page.locator(".st-key-upload input[type=file]").wait_for(state="attached")
     page.locator(".st-key-upload input[type=file]").set_input_files(str(upload))
     after = wait_for_change(page, "overview.rollout", before)
     assert json.loads(after)[2] != json.loads(before)[2], "the photo in the rollout figure changed"
@@ -219,7 +47,7 @@ def test_uploading_an_image_changes_the_overview(page, server, tmp_path):
 
 
 def test_layer_slider_and_patch_click_change_the_attention_map(page, server):
-    open_page(page, server, "attention?attn_figures=true", ("attn.map",))  # its Plotly map (explorer: test_explorer_*)
+    open_page(page, f"{server}/attention?attn_figures=true", ("attn.map",))  # its Plotly map, not the explorer
     first = figure_state(page, "attn.map")
     slider = page.locator(".st-key-attn_layer input[type=range]")
     slider.focus()
@@ -230,16 +58,12 @@ def test_layer_slider_and_patch_click_change_the_attention_map(page, server):
 
     click_cell(page, "attn.map", 1, 2)
     after_click = wait_for_change(page, "attn.map", after_layer)
-    assert "patch (row 1, col 2)" in json.loads(after_click)[0].replace("<br>", " ")
+    assert "patch (row 1, col 2)" in figure_title(after_click)
     assert page.locator(".st-key-attn_row input").input_value() == "1"
     assert page.locator(".st-key-attn_col input").input_value() == "2"
     screenshot(page, "attention-clicked")
 
-    with page.expect_download(timeout=RERUN_TIMEOUT_MS) as download:
-        page.locator(".st-key-attn-download").get_by_role("button", name="Download arrays (.npz)").click()
-    from vitviz_app.downloads import read_npz
-
-    arrays, settings = read_npz(Path(download.value.path()).read_bytes())
+    arrays, settings = download_from(page, ".st-key-attn-download")
     assert settings["layer"] == 0 and settings["query"] == [1, 2] and settings["view"] == "attention"
     assert arrays["attention_map"].shape == tuple(settings["grid_size"])
     z = np.asarray(json.loads(json.loads(after_click)[1]))
@@ -247,10 +71,10 @@ def test_layer_slider_and_patch_click_change_the_attention_map(page, server):
 
 
 def test_patch_size_changes_the_grid_and_predictions(page, server):
-    open_page(page, server, "patches")
+    open_page(page, f"{server}/patches")
     grid = figure_state(page, "patches.grid")
     predictions_before = page.evaluate(
-        "(s) => JSON.stringify(document.querySelector(s).data[0].x)", _plot("patches.predictions"))
+        "(s) => JSON.stringify(document.querySelector(s).data[0].x)", plot("patches.predictions"))
     slider = page.locator(".st-key-patch input[type=range]")
     slider.focus()
     page.keyboard.press("ArrowRight")
@@ -258,16 +82,60 @@ def test_patch_size_changes_the_grid_and_predictions(page, server):
     assert json.loads(after)[0] != json.loads(grid)[0], "the grid's title names the new patch count"
     assert "patch=" in page.url
     predictions_after = page.evaluate(
-        "(s) => JSON.stringify(document.querySelector(s).data[0].x)", _plot("patches.predictions"))
+        "(s) => JSON.stringify(document.querySelector(s).data[0].x)", plot("patches.predictions"))
     assert predictions_after != predictions_before, "the model was re-run at the new patch size"
     screenshot(page, "patches-resized")
 
 
 def test_clicking_a_position_tile_enlarges_it(page, server):
-    open_page(page, server, "position_embeddings")
+    open_page(page, f"{server}/position_embeddings")
     tile = figure_state(page, "pos.tile")
     click_cell(page, "pos.tiles", 0, 1)
     after = wait_for_change(page, "pos.tile", tile)
     assert "(row 0, col 1)" in json.loads(after)[0]
     assert page.locator(".st-key-pos_row input").input_value() == "0"
     assert page.locator(".st-key-pos_col input").input_value() == "1"
+
+
+def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, server, window):
+    open_page(page, f"{server}/attention?attn_figures=true", ("attn.map",))
+    before = figure_state(page, "attn.map")
+    assert "attention of cls" in json.loads(before)[0]
+    click_cell(page, "attn.map", 1, 2)
+    after = wait_for_change(page, "attn.map", before)
+    assert "patch (row 1, col 2)" in figure_title(after)
+    page.wait_for_function("() => location.search.includes('attn_row=1')", timeout=30_000)
+    url = page.url
+    assert "attn_row=1" in url and "attn_col=2" in url and "attn_query=A+patch" in url, url
+
+    other = window()
+    other.goto(url)
+    wait_until_idle(other)
+    wait_for_figure(other, "attn.map")
+    assert figure_state(other, "attn.map") == after, "the link opens the same map"
+
+
+def test_a_click_near_a_tiles_corner_selects_that_tile(page, server):
+    open_page(page, f"{server}/position_embeddings")
+    before = figure_state(page, "pos.tile")
+    # the top-left cell of tile (row 1, col 2): far from the tile's centre, where its marker sits
+    point = page.evaluate(
+        """(sel) => {
+            const gd = document.querySelector(sel), L = gd._fullLayout, box = gd.getBoundingClientRect();
+            const heat = gd._fullData.find(t => t.type === 'heatmap');
+            const gw = heat.x.filter(v => v.startsWith('col 0 ')).length;
+            const gh = heat.y.filter(v => v.startsWith('row 0 ')).length;
+            const x = heat.x[2 * (gw + 1)], y = heat.y[1 * (gh + 1)];
+            const targets = gd._fullData.find(t => t.name === 'click targets');
+            const i = Array.from(targets.customdata).findIndex(c => c[0] === 1 && c[1] === 2);
+            const px = (v, ax) => ax._offset + ax.d2p(v);
+            return {x: box.left + px(x, L.xaxis), y: box.top + px(y, L.yaxis),
+                    cx: box.left + px(targets.x[i], L.xaxis), cy: box.top + px(targets.y[i], L.yaxis)};
+        }""",
+        plot("pos.tiles"))
+    assert abs(point["x"] - point["cx"]) + abs(point["y"] - point["cy"]) > 20, point
+    page.mouse.move(point["x"], point["y"])
+    page.wait_for_timeout(300)
+    page.mouse.click(point["x"], point["y"])
+    after = wait_for_change(page, "pos.tile", before)
+    assert "(row 1, col 2)" in figure_title(after)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_explorer_browser import TIMEOUT_MS, Frames, _download_from, _idle, _server, browser, chromium  # noqa: F401
+
+from tests._browser import TIMEOUT_MS, Frames, download_from, idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -13,19 +14,13 @@ ROLLOUT = "() => window.__vitvizRollout || null"
 FOLLOW = "() => window.__vitvizFollow || null"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with _server(tmp_path_factory.mktemp("server")) as url:
-        yield url
-
-
-def _open(browser, url: str, selector: str, probe: str):  # noqa: F811
-    page = browser.new_page()
+def _open(window, url: str, selector: str, probe: str):
+    page = window(1500, 1400)
     frames = Frames(page)
     page.goto(url, timeout=TIMEOUT_MS)
     page.locator(selector).wait_for(state="attached", timeout=TIMEOUT_MS)
     page.wait_for_function(f"() => ({probe})() && ({probe})().draw_count > 0", timeout=TIMEOUT_MS)
-    _idle(page)
+    idle(page)
     page.locator(selector).scroll_into_view_if_needed()
     return page, frames
 
@@ -34,8 +29,8 @@ def _half(rows: np.ndarray) -> np.ndarray:
     return (rows.max(-1) - rows.min(-1)) / 255 / 2
 
 
-def test_scrubbing_and_switching_fusion_redraw_in_the_browser(browser, server):  # noqa: F811
-    page, frames = _open(browser, f"{server}/rollout", ".vr-map", ROLLOUT)
+def test_scrubbing_and_switching_fusion_redraw_in_the_browser(window, server):
+    page, frames = _open(window, f"{server}/rollout", ".vr-map", ROLLOUT)
     first = page.evaluate(ROLLOUT)
     assert first["tier"] == "maps" and first["fusion"] == "mean"
     assert first["colour_ends"] == [[0, 0, 4], [252, 255, 164]], "Inferno, as the server's maps"
@@ -71,8 +66,8 @@ def test_scrubbing_and_switching_fusion_redraw_in_the_browser(browser, server): 
         page.wait_for_function(
             f"() => window.__vitvizRollout && window.__vitvizRollout.committed.fusion === '{fusion}'",
             timeout=TIMEOUT_MS)
-        _idle(page)
-        arrays, settings = _download_from(page, ".st-key-ro-download")
+        idle(page)
+        arrays, settings = download_from(page, ".st-key-ro-download")
         assert settings["head_fusion"] == fusion
         ref = arrays["rollout_maps"].astype(np.float64).reshape(len(arrays["rollout_maps"]), -1)  # (L', gh*gw)
         for step in (0, last):
@@ -80,8 +75,8 @@ def test_scrubbing_and_switching_fusion_redraw_in_the_browser(browser, server): 
             assert np.all(np.abs(got - ref[step]) <= _half(ref[step]) + 1e-6), (fusion, step)
 
 
-def test_pointing_at_patches_follows_them_without_a_rerun(browser, server):  # noqa: F811
-    page, frames = _open(browser, f"{server}/how_vit_works", ".vf-image", FOLLOW)
+def test_pointing_at_patches_follows_them_without_a_rerun(window, server):
+    page, frames = _open(window, f"{server}/how_vit_works", ".vf-image", FOLLOW)
     state = page.evaluate(FOLLOW)
     assert state["tier"] == "patches" and state["attention"] is not None
     gh, gw = state["grid"]
@@ -103,8 +98,8 @@ def test_pointing_at_patches_follows_them_without_a_rerun(browser, server):  # n
     page.mouse.click(box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh)
     page.wait_for_function(f"() => window.__vitvizFollow.committed.row === {row} && "
                            f"window.__vitvizFollow.committed.col === {col}", timeout=TIMEOUT_MS)
-    _idle(page)
-    arrays, settings = _download_from(page, ".st-key-how-download")
+    idle(page)
+    arrays, settings = download_from(page, ".st-key-how-download")
     assert settings["patch"] == [row, col]
     drawn = seen[row, col]
     for part, name in (("pixels", "patch_pixels"), ("embedding", "patch_embedding"),
@@ -115,11 +110,11 @@ def test_pointing_at_patches_follows_them_without_a_rerun(browser, server):  # n
     np.testing.assert_allclose(drawn["norms"], arrays["token_norms"][:, token], rtol=1e-5)
     # a click on the Chinese page leaves the steps Chinese (were the page a fragment, its rerun would skip
     # app.py, which sets the language; the Attention page is one, see test_explorer_browser.py)
-    page, _frames = _open(browser, f"{server}/how_vit_works?lang=zh", ".vf-image", FOLLOW)
+    page, _frames = _open(window, f"{server}/how_vit_works?lang=zh", ".vf-image", FOLLOW)
     box = page.locator(".vf-image").bounding_box()
     page.mouse.click(box["x"] + 1.5 * box["width"] / gw, box["y"] + 2.5 * box["height"] / gh)
     page.wait_for_function("() => window.__vitvizFollow.committed.row === 2 && "
                            "window.__vitvizFollow.committed.col === 1", timeout=TIMEOUT_MS)
-    _idle(page)
+    idle(page)
     text = page.locator("[data-testid=stMain]").inner_text()
     assert "图像块（第 2 行，第 1 列）" in text and "Recomputed by hand" not in text

@@ -9,15 +9,9 @@ import json
 import math
 
 import pytest
-from conftest import bundled_model_shipped
-from test_browser import (  # noqa: F401 (fixtures)
-    RERUN_TIMEOUT_MS,
-    SCREENSHOTS,
-    _plot,
-    browser,
-    figure_state,
-    server,
-)
+
+from tests._apptest import bundled_model_shipped
+from tests._browser import SCREENSHOTS, TIMEOUT_MS, figure_state, idle, plot, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,9 +20,8 @@ PROMPT = "Draw a shape on the pad"
 
 
 def _idle(page) -> None:
-    page.wait_for_selector("[data-testid=stMain] h1", timeout=RERUN_TIMEOUT_MS)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=RERUN_TIMEOUT_MS)
-    page.wait_for_timeout(500)
+    page.wait_for_selector("[data-testid=stMain] h1", timeout=TIMEOUT_MS)
+    idle(page)
 
 
 def _square(n: int = 12) -> list[tuple[float, float]]:
@@ -86,15 +79,15 @@ def pad_state(page) -> dict:
 
 def wait_for_answer(page) -> None:
     """Wait until the Overview shows the predictions and the rollout map of the drawing."""
-    page.wait_for_selector(_plot("overview.rollout"), timeout=RERUN_TIMEOUT_MS)
-    page.wait_for_selector(_plot("overview.predictions"), timeout=RERUN_TIMEOUT_MS)
+    page.wait_for_selector(plot("overview.rollout"), timeout=TIMEOUT_MS)
+    page.wait_for_selector(plot("overview.predictions"), timeout=TIMEOUT_MS)
     _idle(page)
 
 
 def predictions(page) -> list[str]:
     """The class names of the top-5 bars, most probable first."""
     return page.evaluate("""(sel) => { const gd = document.querySelector(sel);
-        return gd && gd._fullData ? Array.from(gd._fullData[0].customdata) : []; }""", _plot("overview.predictions"))
+        return gd && gd._fullData ? Array.from(gd._fullData[0].customdata) : []; }""", plot("overview.predictions"))
 
 
 _INK_BOX_JS = """async () => {  // the box of the dark pixels of the page's first image, in fractions of its size
@@ -119,17 +112,6 @@ def ink_box(page) -> list[float]:
     return page.evaluate(_INK_BOX_JS)
 
 
-def full_screenshot(page, name: str, width: int) -> None:
-    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain] *, "
-                           "[data-testid=stSidebarContent] *')].map(e => e.scrollHeight))")
-    viewport = page.viewport_size
-    page.set_viewport_size({"width": width, "height": min(int(height) + 80, 6000)})
-    page.wait_for_timeout(600)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-    page.set_viewport_size(viewport)
-
-
 def _answered(page) -> None:
     assert page.locator("[data-testid=stException]").count() == 0
     labels = predictions(page)
@@ -139,74 +121,67 @@ def _answered(page) -> None:
     assert page.get_by_text("drawing · 256×256 px").count() >= 1, "the drawing is the image"
 
 
-def test_a_shape_drawn_with_the_mouse_is_explained(browser, server):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    try:
-        page.goto(f"{server}/?source=Draw")
-        _idle(page)
-        page.wait_for_selector(PAD, timeout=RERUN_TIMEOUT_MS)
-        assert page.get_by_text(PROMPT).count() == 1, "an empty pad is a prompt"
-        assert page.locator("[data-testid=stAlertContentError]").count() == 0
-        assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0
+def test_a_shape_drawn_with_the_mouse_is_explained(window, server):
+    page = window(1400, 1000)
+    page.goto(f"{server}/?source=Draw")
+    _idle(page)
+    page.wait_for_selector(PAD, timeout=TIMEOUT_MS)
+    assert page.get_by_text(PROMPT).count() == 1, "an empty pad is a prompt"
+    assert page.locator("[data-testid=stAlertContentError]").count() == 0
+    assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0
 
-        draw_with_mouse(page, _square())
-        wait_for_answer(page)
-        _answered(page)
-        assert pad_state(page)["sent"] == 1, "one stroke sends one PNG, not one per pointer move"
-        if bundled_model_shipped():  # vitviz-shapes recognises a plainly drawn square (the stand-in guesses)
-            assert predictions(page)[0] == "square", predictions(page)
-        half = 12 / 256 / 2  # half the default pen, in fractions of the 256 px PNG
-        assert ink_box(page) == pytest.approx([0.25 - half, 0.25 - half, 0.75 + half, 0.75 + half], abs=0.02), \
-            "the ink is where the mouse drew it"
-        full_screenshot(page, "draw-1400", 1400)
+    draw_with_mouse(page, _square())
+    wait_for_answer(page)
+    _answered(page)
+    assert pad_state(page)["sent"] == 1, "one stroke sends one PNG, not one per pointer move"
+    if bundled_model_shipped():  # vitviz-shapes recognises a plainly drawn square (the stand-in guesses)
+        assert predictions(page)[0] == "square", predictions(page)
+    half = 12 / 256 / 2  # half the default pen, in fractions of the 256 px PNG
+    assert ink_box(page) == pytest.approx([0.25 - half, 0.25 - half, 0.75 + half, 0.75 + half], abs=0.02), \
+        "the ink is where the mouse drew it"
+    screenshot(page, "draw-1400")
 
-        page.locator(".vd-undo").click()  # the pad is empty again: the prompt comes back
-        page.wait_for_selector(f"text={PROMPT}", timeout=RERUN_TIMEOUT_MS)
-        assert pad_state(page)["strokes"] == 0
+    page.locator(".vd-undo").click()  # the pad is empty again: the prompt comes back
+    page.wait_for_selector(f"text={PROMPT}", timeout=TIMEOUT_MS)
+    assert pad_state(page)["strokes"] == 0
 
-        draw_with_mouse(page, _ring())
-        wait_for_answer(page)
-        page.locator("[data-testid=stSidebar] button", has_text="Sample").click()  # a detour through another
-        page.wait_for_selector(PAD, state="detached", timeout=RERUN_TIMEOUT_MS)  # source keeps the sketch
-        page.evaluate("() => { delete window.__vitvizDrawing; }")
-        page.locator("[data-testid=stSidebar] button", has_text="Draw").click()
-        page.wait_for_function("() => window.__vitvizDrawing", timeout=RERUN_TIMEOUT_MS)  # a new pad
-        assert pad_state(page)["strokes"] == 1, "the new pad redraws the kept sketch"
-        wait_for_answer(page)
-        page.locator("[data-testid=stSidebarNav] a[href$=patches]").click()  # another page keeps the sketch
-        page.wait_for_url("**/patches*", timeout=RERUN_TIMEOUT_MS)
-        _idle(page)
-        page.wait_for_selector(PAD, timeout=RERUN_TIMEOUT_MS)
-        assert pad_state(page)["strokes"] == 1
-        assert page.get_by_text(PROMPT).count() == 0
-        assert page.locator("[data-testid=stException]").count() == 0
-    finally:
-        context.close()
+    draw_with_mouse(page, _ring())
+    wait_for_answer(page)
+    page.locator("[data-testid=stSidebar] button", has_text="Sample").click()  # a detour through another
+    page.wait_for_selector(PAD, state="detached", timeout=TIMEOUT_MS)  # source keeps the sketch
+    page.evaluate("() => { delete window.__vitvizDrawing; }")
+    page.locator("[data-testid=stSidebar] button", has_text="Draw").click()
+    page.wait_for_function("() => window.__vitvizDrawing", timeout=TIMEOUT_MS)  # a new pad
+    assert pad_state(page)["strokes"] == 1, "the new pad redraws the kept sketch"
+    wait_for_answer(page)
+    page.locator("[data-testid=stSidebarNav] a[href$=patches]").click()  # another page keeps the sketch
+    page.wait_for_url("**/patches*", timeout=TIMEOUT_MS)
+    _idle(page)
+    page.wait_for_selector(PAD, timeout=TIMEOUT_MS)
+    assert pad_state(page)["strokes"] == 1
+    assert page.get_by_text(PROMPT).count() == 0
+    assert page.locator("[data-testid=stException]").count() == 0
 
 
-def test_a_shape_drawn_with_a_finger_on_a_phone_is_explained(browser, server):  # noqa: F811
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    try:
-        page.goto(f"{server}/?source=Draw")
-        _idle(page)
-        page.locator("[data-testid=stExpandSidebarButton]").click()  # a phone starts with the sidebar closed
-        pad = _settled(page)
-        assert pad["width"] >= 200 and abs(pad["width"] - pad["height"]) <= 1, pad
+def test_a_shape_drawn_with_a_finger_on_a_phone_is_explained(window, server):
+    page = window(390, 844, phone=True)
+    page.goto(f"{server}/?source=Draw")
+    _idle(page)
+    page.locator("[data-testid=stExpandSidebarButton]").click()  # a phone starts with the sidebar closed
+    pad = _settled(page)
+    assert pad["width"] >= 200 and abs(pad["width"] - pad["height"]) <= 1, pad
 
-        scroll = page.evaluate("() => document.querySelector('[data-testid=stSidebarContent]').scrollTop")
-        draw_with_finger(page, _ring())
-        page.wait_for_function("() => (window.__vitvizDrawing || {}).sent === 1", timeout=RERUN_TIMEOUT_MS)
-        assert page.evaluate("() => document.querySelector('[data-testid=stSidebarContent]').scrollTop") == scroll, \
-            "drawing does not scroll the sidebar"
-        wait_for_answer(page)
-        page.locator(".vd-tools").scroll_into_view_if_needed()  # the pad with its tools
-        page.screenshot(path=str(SCREENSHOTS / "draw-390-pad.png"))
-        page.keyboard.press("Escape")
-        page.locator("[data-testid=stSidebarCollapseButton] button").click()
-        page.wait_for_timeout(500)
-        _answered(page)
-        full_screenshot(page, "draw-390", 390)
-    finally:
-        context.close()
+    scroll = page.evaluate("() => document.querySelector('[data-testid=stSidebarContent]').scrollTop")
+    draw_with_finger(page, _ring())
+    page.wait_for_function("() => (window.__vitvizDrawing || {}).sent === 1", timeout=TIMEOUT_MS)
+    assert page.evaluate("() => document.querySelector('[data-testid=stSidebarContent]').scrollTop") == scroll, \
+        "drawing does not scroll the sidebar"
+    wait_for_answer(page)
+    page.locator(".vd-tools").scroll_into_view_if_needed()  # the pad with its tools
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "draw-390-pad.png"))
+    page.keyboard.press("Escape")
+    page.locator("[data-testid=stSidebarCollapseButton] button").click()
+    page.wait_for_timeout(500)
+    _answered(page)
+    screenshot(page, "draw-390")

@@ -1,112 +1,33 @@
-"""The attention explorer in a real browser: hovering redraws in the page with nothing sent to the server,
-the drawn values equal the Capture's (the page's own download) to within the quantisation step, a click
-commits the query to the page, and with a lowered size budget the page says so and falls back to clicks."""
+"""The attention and tile explorers in a real browser: hovering redraws in the page with nothing sent to the
+server, the drawn values equal the Capture's (the page's own download) to within the quantisation step, a click
+commits the query to the page, their texts are the catalogue's in Chinese, and with a lowered size budget the
+page says so and falls back to clicks."""
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
+import re
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
-from vitviz_app.components import TEST_HOOKS_ENV
+from tests._browser import TIMEOUT_MS, Frames, download_from, idle, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-TIMEOUT_MS = 240_000  # the first run imports torch and timm on a busy machine
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-
 EXPLORER = "() => window.__vitvizExplorer || null"
+_ENGLISH = re.compile(r"\b(row|column|layer|head|patch|attention|click|loading|share)\b", re.IGNORECASE)
 
 
-@contextlib.contextmanager
-def _server(tmp_path: Path, **env_extra: str):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, VITVIZ_OFFLINE="1", PYTHONUNBUFFERED="1", **{TEST_HOOKS_ENV: "1"}, **env_extra)
-    log = tmp_path / "streamlit.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a busy machine: stop it the hard way
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def browser(chromium):
-    """A fresh browser context per test (closed after it)."""
-    context = chromium.new_context(viewport={"width": 1500, "height": 1400}, accept_downloads=True)
-    yield context
-    context.close()
-
-
-class Frames:
-    """Counts the websocket frames the page sends to the server (a rerun request is one)."""
-
-    def __init__(self, page) -> None:
-        self.sent = 0
-        self.bytes_sent = 0
-        page.on("websocket", lambda ws: ws.on("framesent", self._sent))
-
-    def _sent(self, payload) -> None:
-        self.sent += 1
-        self.bytes_sent += len(payload.encode() if isinstance(payload, str) else payload)
-
-
-def _open(browser, url: str):
-    page = browser.new_page()
+def _open(window, url: str):
+    page = window(1500, 1400)
     frames = Frames(page)
     page.goto(url, timeout=TIMEOUT_MS)
     page.locator(".vv-map").wait_for(state="attached", timeout=TIMEOUT_MS)
     page.locator(".vv-map").scroll_into_view_if_needed()
     page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0",
                            timeout=TIMEOUT_MS)
-    _idle(page)
+    idle(page)
     page.locator(".vv-map").scroll_into_view_if_needed()
     return page, frames
-
-
-def _idle(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=TIMEOUT_MS)
-    page.wait_for_timeout(500)
 
 
 def _hover(page, row: int, col: int) -> dict:
@@ -120,16 +41,8 @@ def _hover(page, row: int, col: int) -> dict:
     return page.evaluate(EXPLORER)
 
 
-def _download_from(page, container: str) -> tuple[dict, dict]:
-    from vitviz_app.downloads import read_npz
-
-    with page.expect_download(timeout=TIMEOUT_MS) as download:
-        page.locator(container).get_by_role("button", name="Download arrays (.npz)").click()
-    return read_npz(Path(download.value.path()).read_bytes())
-
-
 def _download(page) -> tuple[dict, dict]:
-    return _download_from(page, ".st-key-attn-download")
+    return download_from(page, ".st-key-attn-download")
 
 
 def _half_steps(rows: np.ndarray) -> np.ndarray:
@@ -143,23 +56,17 @@ def _commit_click(page, row: int, col: int) -> None:
     page.mouse.click(box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh)
     token = state["num_prefix"] + row * gw + col
     page.wait_for_function(f"() => window.__vitvizExplorer.committed.token === {token}", timeout=TIMEOUT_MS)
-    _idle(page)
+    idle(page)
 
 
-@pytest.fixture(scope="module")
-def default_server(tmp_path_factory):
-    with _server(tmp_path_factory.mktemp("server")) as url:
-        yield url
-
-
-def test_hovering_a_position_tile_shows_it_large_without_a_rerun(browser, default_server):
-    page = browser.new_page()
+def test_hovering_a_position_tile_shows_it_large_without_a_rerun(window, server):
+    page = window(1500, 1400)
     frames = Frames(page)
-    page.goto(f"{default_server}/position_embeddings", timeout=TIMEOUT_MS)
+    page.goto(f"{server}/position_embeddings", timeout=TIMEOUT_MS)
     page.locator(".vt-tiles").wait_for(state="attached", timeout=TIMEOUT_MS)
     page.locator(".vt-tiles").scroll_into_view_if_needed()
     page.wait_for_function("() => window.__vitvizTiles && window.__vitvizTiles.draw_count > 0", timeout=TIMEOUT_MS)
-    _idle(page)
+    idle(page)
     gh, gw = page.evaluate("() => window.__vitvizTiles.grid")
     sent = frames.sent
     drawn = {}
@@ -171,16 +78,15 @@ def test_hovering_a_position_tile_shows_it_large_without_a_rerun(browser, defaul
     page.wait_for_timeout(300)
     assert frames.sent == sent  # nothing went to the server
     assert not np.allclose(drawn[1, 2], drawn[5, 3])
-    arrays, _ = _download_from(page, ".st-key-pos-download")
+    arrays, _ = download_from(page, ".st-key-pos-download")
     sim = arrays["position_similarity"].astype(np.float64)  # (gh, gw, gh, gw), the page's own values
     for (row, col), values in drawn.items():
         ref = sim[row, col]
         assert np.all(np.abs(values - ref) <= (ref.max() - ref.min()) / 255 / 2 + 1e-6)
 
 
-def test_hovering_redraws_in_the_browser_and_matches_the_capture(browser, default_server):
-    url = default_server
-    page, frames = _open(browser, f"{url}/attention")
+def test_hovering_redraws_in_the_browser_and_matches_the_capture(window, server):
+    page, frames = _open(window, f"{server}/attention")
     first = page.evaluate(EXPLORER)
     assert first["tier"] == "heads"  # the bundled model is small: every head of every query is sent
 
@@ -215,7 +121,7 @@ def test_hovering_redraws_in_the_browser_and_matches_the_capture(browser, defaul
     # hover values of another query against the Capture too: the class token's row, via its button
     page.locator(".vv-token").first.click()
     page.wait_for_function("() => window.__vitvizExplorer.committed.token === 0", timeout=TIMEOUT_MS)
-    _idle(page)
+    idle(page)
     arrays, settings = _download(page)
     assert settings["query"] == "cls"
     cls_heads = arrays["attention_heads"].astype(np.float64)
@@ -239,8 +145,6 @@ def _query_heading(page) -> str:
 
 def _same_shares(page) -> None:
     """The explorer's shares of the committed query (quantised rows) round to the page's (the Capture's)."""
-    import re
-
     line = page.locator("[data-testid=stMarkdownContainer]", has_text="Share of this query's attention:").inner_text()
     page_shares = [float(v) for v in re.findall(r"(-?[\d.]+)%", line)]
     drawn = [100 * v for v in page.evaluate(EXPLORER)["shares"]]
@@ -248,11 +152,11 @@ def _same_shares(page) -> None:
     assert all(abs(a - b) <= 0.1 + 1e-9 for a, b in zip(page_shares, drawn)), (line, drawn)
 
 
-def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(browser, default_server):
+def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(window, server):
     """After a click the explorer (the page's map) holds it and the URL, the heading and the table follow
     (one fragment rerun) with no Plotly figure to redraw. With the page's Plotly figures on, their map follows
     too, and Plotly did not have to widen any figure's margins (which draws a figure twice)."""
-    page, _frames = _open(browser, f"{default_server}/attention")
+    page, _frames = _open(window, f"{server}/attention")
     assert page.locator("[data-testid=stMain] .js-plotly-plot").count() == 0  # the explorer is the map
     table = page.locator("[data-testid=stTable]").inner_text()
     draws = _hover(page, 2, 3)["draw_count"]  # the pointer is on the patch: the click itself draws once
@@ -271,27 +175,72 @@ def test_a_committed_click_updates_the_page_and_its_figures_are_drawn_once(brows
     box, (gh, gw) = page.locator(".vv-map").bounding_box(), state["grid"]
     page.mouse.click(box["x"] + 3.5 * box["width"] / gw, box["y"] + 2.5 * box["height"] / gh)
     page.wait_for_function("() => window.__vitvizExplorer.committed.head === 'max'", timeout=TIMEOUT_MS)
-    _idle(page)
+    idle(page)
     assert "Max over heads" in _query_heading(page)
     _same_shares(page)  # normalised by the row's total, as the page does
 
-    page, _frames = _open(browser, f"{default_server}/attention?attn_figures=true")
+    page, _frames = _open(window, f"{server}/attention?attn_figures=true")
     _commit_click(page, 2, 3)
     title = page.evaluate("() => document.querySelector('.st-key-fig-attn-map .js-plotly-plot').layout.title.text")
     assert "(row 2, col 3)" in title
     widened = page.evaluate(_WIDENED)
     assert len(widened) == 2 and all(not sides for _key, sides in widened), widened
     # the fragment's rerun skips app.py, which sets the language: a click on a Chinese page stays Chinese
-    page, _frames = _open(browser, f"{default_server}/attention?lang=zh")
+    page, _frames = _open(window, f"{server}/attention?lang=zh")
     _commit_click(page, 4, 1)
     heading = _query_heading(page)
     assert "query" not in heading and "本页的查询：图像块（4, 1）" in heading, heading
     assert "注意力" in page.locator("[data-testid=stTable]").inner_text()  # the table's header, translated
 
 
-def test_a_huge_grid_falls_back_to_clicks_and_the_page_says_so(browser, tmp_path):
-    with _server(tmp_path, VITVIZ_BROWSER_BUDGET="12000") as url:
-        page, frames = _open(browser, f"{url}/attention")
+def _text(page, selector: str) -> str:
+    return page.locator(selector).first.text_content() or ""
+
+
+def test_the_attention_explorer_speaks_chinese(window, server):
+    """Its labels, titles, status line and the tooltips a pointer raises are the catalogue's (``?lang=zh``),
+    with the numbers filled in by the component's script."""
+    page, _ = _open(window, f"{server}/attention?lang=zh")
+    state = _hover(page, 1, 2)
+    tip = _text(page, ".vv-tip")
+    assert tip.startswith("第 1 行，第 2 列 · 对自身："), tip
+    value = float(re.search(r"对自身：([-0-9.e]+)", tip).group(1))
+    assert value == pytest.approx(state["values"][state["query"]], rel=5e-3)  # the drawn value, to 3 significant digits
+    assert _text(page, ".vv-map-title").startswith("图像块（1, 2）的注意力 · 第 ")
+    assert _text(page, ".vv-layer-label") == "层" and _text(page, ".vv-head-label") == "注意力头"
+    assert "各注意力头的平均" in [o.strip() for o in page.locator(".vv-head option").all_text_contents()]
+    assert _text(page, ".vv-shares").startswith("该查询的注意力分配：")
+    grid = page.locator(".vv-grid").bounding_box()
+    page.mouse.move(grid["x"] + 30, grid["y"] + 20)  # over the first tile of the layers × heads grid
+    grid_tip = page.locator(".vv-tip").nth(1).text_content() or ""
+    assert grid_tip.startswith("第 0 层，") and grid_tip.endswith("点击打开"), grid_tip
+    shown = page.locator(".vv-explorer").first.inner_text()
+    assert not _ENGLISH.search(shown), shown
+
+
+def test_the_tile_explorer_speaks_chinese(window, server):
+    page = window(1500, 1400)
+    page.goto(f"{server}/position_embeddings?lang=zh")
+    page.locator(".vt-big").wait_for(state="attached")
+    page.locator(".vt-big").scroll_into_view_if_needed()
+    page.wait_for_function("() => window.__vitvizTiles && window.__vitvizTiles.draw_count > 0")
+    idle(page)
+    gh, gw = page.evaluate("() => window.__vitvizTiles.grid")
+    box = page.locator(".vt-big").bounding_box()
+    page.mouse.move(box["x"] + 2.5 * box["width"] / gw, box["y"] + 1.5 * box["height"] / gh)  # cell (1, 2)
+    tip = _text(page, ".vt-tip")
+    assert tip.startswith("第 1 行，第 2 列："), tip
+    assert re.fullmatch(r"位置（\d+, \d+）：与每个位置的相似度", _text(page, ".vt-title"))
+    assert _text(page, ".vt-note").startswith("颜色：")
+    assert _text(page, ".vt-caption").startswith("悬停在小图上")
+    assert not _ENGLISH.search(page.locator(".vt-explorer").first.inner_text())
+
+
+def test_a_huge_grid_falls_back_to_clicks_and_the_page_says_so(window, tmp_path):
+    # the size budget is read from the server's environment, one for every session: this test needs a server
+    # of its own (the page's caption for each budget is checked in AppTest, tests/app/test_explorer_app.py)
+    with streamlit_server(tmp_path, VITVIZ_BROWSER_BUDGET="12000") as url:
+        page, frames = _open(window, f"{url}/attention")
         state = page.evaluate(EXPLORER)
         assert state["tier"] == "prefix"
         assert page.get_by_text("too many to send every query").count() >= 1  # the page's caption

@@ -224,7 +224,7 @@ def test_fig_patch_grid_and_sequence_show_the_model_input(ex):
     assert np.asarray(grid.data[1].z).shape == (10, 10)
     assert list(grid.layout.xaxis.range) == pytest.approx([0, ex.image.width])
     sequence = ex.fig_patch_sequence(columns=10)
-    from test_figures import decode_data_uri
+    from tests._imagefactory import decode_data_uri
 
     mosaic = decode_data_uri(sequence.data[0].source).astype(int)
     pixels = ex.input_pixels().astype(int)

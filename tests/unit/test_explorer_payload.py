@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from tests._layouts import FLOAT32_SLACK, LAYOUT_IDS, LAYOUTS, capture_layout
 from vitviz.export import (
     DEFAULT_BUDGET,
     FUSIONS,
@@ -17,8 +17,6 @@ from vitviz.export import (
     query_rows_payload,
     unpack,
 )
-
-FLOAT32_SLACK = 2e-7  # lo + code * step in float32, on values below 1
 
 
 def test_pack_unpack_round_trip_keeps_arrays_bytes_and_alignment():
@@ -50,27 +48,6 @@ def test_quantised_rows_are_within_half_a_step_and_keep_extremes():
     assert (rows.step > 0)[1:].all() and np.allclose(rows.step[1:], (values.max(-1) - values.min(-1))[1:] / 255)
 
 
-def _capture(name: str, **kwargs):
-    import timm
-
-    from vitviz.capture import capture
-
-    torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False, **kwargs).eval()
-    size = model.patch_embed.img_size
-    return capture(model, torch.randn(1, 3, *size))
-
-
-LAYOUTS = [
-    ("test_vit", {}, ("cls",)),
-    ("test_vit2", {}, ("reg0",)),  # a register, no class token, average pooling
-    ("test_vit3", {}, ("reg0",)),  # attention pooling
-    ("deit_tiny_distilled_patch16_224", {"img_size": (48, 80), "depth": 2, "num_heads": 4}, ("cls", "dist")),  # 3 × 5
-    ("vit_tiny_patch16_224", {"img_size": (32, 64), "depth": 2, "num_heads": 6, "class_token": False,
-                              "global_pool": "avg"}, ()),
-]
-
-
 def _steps(rows: np.ndarray) -> np.ndarray:
     return (rows.max(-1) - rows.min(-1)) / 255  # the codec's per-row step
 
@@ -97,10 +74,9 @@ def _check_against_capture(cap, reader: PayloadReader, queries, heads: bool, fus
     return checked
 
 
-@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=[case[0] + "-" + "-".join(case[2] or ("none",))
-                                                               for case in LAYOUTS])
+@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=LAYOUT_IDS)
 def test_every_tier_decodes_to_the_captures_attention_for_every_layout(name, kwargs, prefix):
-    cap = _capture(name, **kwargs)
+    cap = capture_layout(name, **kwargs)
     layout = cap.layout
     assert layout.prefix_names == prefix
     L, H, N, P = cap.num_layers, cap.num_heads, cap.num_tokens, layout.num_prefix_tokens
@@ -138,7 +114,7 @@ def test_every_tier_decodes_to_the_captures_attention_for_every_layout(name, kwa
 
 
 def test_payload_id_follows_the_content():
-    cap = _capture("test_vit")
+    cap = capture_layout("test_vit")
     a, b = attention_payload(cap), attention_payload(cap)
     assert a.id == b.id and a.blob == b.blob
     assert attention_payload(cap, image_jpeg=b"other").id != a.id

@@ -6,8 +6,6 @@ Hover text is checked by rendering each trace's ``hovertemplate`` for one cell w
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 from types import SimpleNamespace
 
@@ -17,6 +15,7 @@ import pytest
 from PIL import Image
 
 import vitviz.figures as F
+from tests._imagefactory import decode_data_uri
 from vitviz.figures import mosaics, traces
 from vitviz.figures import tiles as tiled
 from vitviz.figures.features import hidden_state_name
@@ -94,12 +93,6 @@ def hover(trace, *index: int) -> str:
         return format(value, fmt)
 
     return _FIELD.sub(field, trace.hovertemplate)
-
-
-def decode_data_uri(uri: str) -> np.ndarray:
-    header, payload = uri.split(",", 1)
-    assert header.startswith("data:image/") and header.endswith(";base64")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))).convert("RGB"))
 
 
 def check_image_axes(fig: go.Figure, extent=None, xaxis="xaxis", yaxis="yaxis") -> None:

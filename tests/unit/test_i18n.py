@@ -1,30 +1,22 @@
-"""The app in Chinese: every text translated, placeholders intact, one glossary, and no English left on a page.
+"""The app in Chinese: the mechanism, every text translated with its placeholders intact, one glossary.
 
-Three layers of checks:
 - the catalogue against the code (``scripts/i18n.py`` extracts every ``_()``/``N_()``/``ngettext()`` text):
-  each has a reviewed translation whose placeholders are the English's;
+  each has a reviewed translation whose placeholders are the English's, and Markdown bold that opens and closes;
 - the glossary (``docs/glossary.md``): a text that uses a ✓ term is translated with its Chinese term;
-- every page rendered in Chinese in AppTest, on every token layout: no exception, and a detector finds no
-  visible text that is still English (labels, help, captions, alerts, metrics, table headers, and the
-  figures' titles, axes, colour bars, hover texts and slider labels); on each page the first use of a ✓
-  term gives the English in parentheses.
+- the detector of English left on a page (``tests/_texts.py``), on hand-picked texts. Every page rendered in
+  Chinese, on every token layout, is checked with it in ``tests/app/test_app_pages.py``.
 """
 from __future__ import annotations
 
 import importlib.util
-import json
-import re
 import threading
-from pathlib import Path
 
 import pytest
 
+from tests._pages import ROOT
+from tests._texts import english_pattern, glossary, prose, untranslated
 from vitviz import i18n
 from vitviz.i18n import _
-
-ROOT = Path(__file__).resolve().parents[2]
-PAGES = [None, "pages/patches.py", "pages/position_embeddings.py", "pages/attention.py", "pages/rollout.py",
-         "pages/heads_depth.py", "pages/how_vit_works.py", "pages/compare.py"]
 
 
 def _tool():
@@ -77,6 +69,20 @@ def test_fuzzy_entries_are_not_used_and_a_missing_catalogue_speaks_english(tmp_p
         i18n.translations.cache_clear()
 
 
+def test_a_kept_language_holds_in_another_thread():
+    import threading
+
+    from vitviz.i18n import _, keep_language, language
+
+    with language("zh"):
+        label = keep_language(lambda: _("Class token"))
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(label()))
+    worker.start()
+    worker.join()
+    assert seen == ["类别词元"] and label() == "类别词元" and _("Class token") == "Class token"
+
+
 def test_placeholders_are_read_from_format_fields_and_percent_conversions():
     tool = _tool()
     assert tool.placeholders("{n} of {total:,} at {p:.1%}, %s and %(name)d, 100%%") == sorted(
@@ -100,161 +106,65 @@ def test_the_catalogue_is_in_step_with_the_code():
     assert not stale, f"run `python scripts/i18n.py update`: {stale[:10]}"
 
 
-def _glossary() -> list[tuple[str, str]]:
-    """The ✓ rows of docs/glossary.md: (English term, Chinese term), longest English first."""
-    rows = []
-    for line in (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[2] == "✓" and cells[0] != "English":  # not the header row
-            english = cells[0].split(",")[0].strip()
-            rows.append((english, cells[1]))
-    assert len(rows) >= 6, "the glossary lost its checked terms"
-    return sorted(rows, key=lambda r: -len(r[0]))
+MY_SOURCES = ("pages/patches.py", "pages/position_embeddings.py", "pages/attention.py", "pages/rollout.py",
+              "pages/heads_depth.py", "pages/compare.py", "vitviz_app/clicks.py", "vitviz_app/downloads.py",
+              "vitviz_app/components/")
 
 
-def _english_pattern(term: str) -> re.Pattern:
-    return re.compile(r"\b" + r"\s+".join(map(re.escape, term.split())) + r"(?:e?s)?\b", re.IGNORECASE)
+def _flanking(text: str, at: int) -> tuple[bool, bool]:
+    """Whether the ``**`` at ``at`` can open / close emphasis (CommonMark's left- and right-flanking rules)."""
+    import unicodedata
+
+    def punct(char: str) -> bool:
+        return unicodedata.category(char)[0] in "PS"
+
+    before = text[at - 1] if at > 0 else " "
+    after = text[at + 2] if at + 2 < len(text) else " "
+    opens = not after.isspace() and (not punct(after) or before.isspace() or punct(before))
+    closes = not before.isspace() and (not punct(before) or after.isspace() or punct(after))
+    return opens, closes
 
 
-def _prose(text: str) -> str:
-    """Text without code spans, math, placeholders and HTML tags (which may spell terms as identifiers)."""
-    text = re.sub(r"`[^`]*`|\$\$.*?\$\$|\$[^$]*\$", " ", text, flags=re.S)
-    return re.sub(r"\{[^{}]*\}|%\{[^}]*\}|<[^>]+>", " ", text)
+def test_chinese_bold_text_opens_and_closes():
+    """Markdown bold next to full-width punctuation: ``**本模型：**它`` is never closed (a closing ``**`` after
+    punctuation must be followed by a space or punctuation), so the page would show the asterisks."""
+    import re
+
+    from babel.messages.pofile import read_po
+
+    from vitviz.i18n import catalogue_path
+
+    with catalogue_path("zh").open("rb") as handle:
+        catalog = read_po(handle)
+    checked = 0
+    for message in catalog:
+        if not message.id or not any(path.startswith(MY_SOURCES) for path, _ in message.locations):
+            continue
+        text = re.sub(r"\{[^{}]*\}", "x", message.string)  # a field's value starts and ends with a letter or digit
+        marks = [m.start() for m in re.finditer(r"\*\*", text)]
+        assert len(marks) % 2 == 0, message.string
+        for i, at in enumerate(marks):
+            opens, closes = _flanking(text, at)
+            assert (opens if i % 2 == 0 else closes), f"{'opening' if i % 2 == 0 else 'closing'} ** at {at}: {text}"
+        checked += len(marks)
+    assert checked > 20
 
 
 def test_translations_use_the_glossary_terms():
-    terms = _glossary()
+    terms = glossary()
     wrong = []
     for message in _tool().read("zh"):
         if not message.id or not message.string:
             continue
-        source = _prose(message.id if isinstance(message.id, str) else message.id[0])
+        source = prose(message.id if isinstance(message.id, str) else message.id[0])
         target = message.string if isinstance(message.string, str) else message.string[0]
         for english, chinese in terms:
-            if _english_pattern(english).search(source) and chinese not in target:
+            if english_pattern(english).search(source) and chinese not in target:
                 wrong.append(f"{english!r} → {chinese!r} missing in {target!r}")
     assert not wrong, "\n".join(wrong[:30])
 
 
-# --- what a page shows ---------------------------------------------------------------------------------------
-
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_WORD = re.compile(r"(?<![\w/.-])[A-Za-z][a-z]{2,}(?![\w/.-])")
-# Names that stay as they are in Chinese text: people, libraries, file formats, model and method names.
-_KEEP = {"abnar", "zuidema", "chefer", "dosovitskiy", "beyer", "gildenblat", "timm", "torch", "pytorch", "plotly",
-         "streamlit", "numpy", "vitviz", "shapes", "softmax", "logit", "logits", "png", "npz", "json", "csv",
-         "safetensors", "deit", "dino", "eva", "flexivit", "augreg", "imagenet", "hugging", "face", "transformer",
-         "vision", "grad", "cam", "smoothgrad", "lrp", "attnlrp", "gelu", "mlp", "layernorm", "qkv", "rgb",
-         "jpeg", "webp", "bmp", "gif", "tiff", "heic", "avif", "svg", "pth", "bin", "english", "relu", "et", "al"}
-
-
-def untranslated(text: str, allowed: set[str] = frozenset()) -> bool:
-    """Whether a visible text is still English prose: no Chinese, and two or more ordinary English words.
-
-    Names (capitalised inside, such as ViT or AugReg), identifiers, file names, numbers, code spans, math and
-    the words in :data:`_KEEP` or ``allowed`` (e.g. the model's class names, which are data) do not count.
-    """
-    if _CJK.search(text):
-        return False
-    words = [w for w in _WORD.findall(_prose(text)) if w.lower() not in _KEEP and w.lower() not in allowed]
-    return len(words) >= 2
-
-
-_TEXT_FIELDS = {"body", "label", "help", "placeholder", "caption", "content"}
-_SKIP_TYPES = {"Html", "PlotlyChart", "Arrow", "DownloadButton.type"}
-
-
-def _proto_texts(message, found: list[str]) -> None:
-    from google.protobuf.descriptor import FieldDescriptor
-
-    kind = type(message).__name__
-    for field, value in message.ListFields():
-        values = list(value) if getattr(field, "is_repeated", False) else [value]
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            for v in values:
-                _proto_texts(v, found)
-        elif field.type == FieldDescriptor.TYPE_STRING and kind not in _SKIP_TYPES and (
-                field.name in _TEXT_FIELDS or (field.name == "options" and kind != "Selectbox")):
-            found += [v for v in values if v]
-
-
-def _figure_texts(spec: dict) -> list[str]:
-    layout = spec.get("layout", {})
-    found = []
-
-    def title(obj):
-        t = (obj or {}).get("title")
-        return t.get("text") if isinstance(t, dict) else t
-
-    found.append(title(layout))
-    for key, value in layout.items():
-        if key.startswith(("xaxis", "yaxis", "coloraxis")) and isinstance(value, dict):
-            found += [title(value), title(value.get("colorbar"))]
-    for trace in spec.get("data", []):
-        found += [trace.get("hovertemplate"), title(trace.get("colorbar")),
-                  title(trace.get("marker", {}).get("colorbar"))]
-        if trace.get("showlegend") or trace.get("type") in ("bar", "scatter") and trace.get("name"):
-            found.append(trace.get("name"))
-    found += [a.get("text") for a in layout.get("annotations", [])]
-    for slider in layout.get("sliders", []):
-        found.append((slider.get("currentvalue") or {}).get("prefix"))
-        found += [step.get("label") for step in slider.get("steps", [])]
-    for menu in layout.get("updatemenus", []):
-        found += [b.get("label") for b in menu.get("buttons", [])]
-    for frame in spec.get("frames", []):
-        found.append(title(frame.get("layout")))
-    return [t for t in found if isinstance(t, str) and t.strip()]
-
-
-def _table_headers(arrow_proto) -> list[str]:
-    import pyarrow as pa
-
-    try:
-        return [str(n) for n in pa.ipc.open_stream(arrow_proto.data).schema.names if not str(n).startswith("__")]
-    except Exception:
-        return []
-
-
-def page_texts(at, where: str = "all") -> list[str]:
-    """Every text a user can read on the page run by ``at`` (``where``: 'all', or 'main' for the page alone)."""
-    found: list[str] = []
-
-    def walk(node):
-        proto = getattr(node, "proto", None)
-        if proto is not None:
-            kind = type(proto).__name__
-            if kind == "PlotlyChart":
-                found.extend(_figure_texts(json.loads(proto.spec)))
-            elif kind == "Arrow":
-                found.extend(_table_headers(proto))
-            _proto_texts(proto, found)
-        children = getattr(node, "children", None)
-        if isinstance(children, dict):
-            for child in children.values():
-                walk(child)
-
-    walk(at.main if where == "main" else at._tree)
-    return found
-
-
-def _class_names(at) -> set[str]:
-
-    names: set[str] = set()
-    ctx = at.session_state["_vitviz_context"] if "_vitviz_context" in at.session_state else None
-    labels = getattr(getattr(ctx, "loaded", None), "labels", None) or []
-    for label in labels:
-        names |= {w.lower() for w in re.findall(r"[A-Za-z]+", str(label))}
-    return names
-
-
-def _assert_chinese(at, page) -> None:
-    assert not at.exception, (page, [e.value for e in at.exception])
-    assert not at.error, (page, [e.value for e in at.error])
-    assert at.title and _CJK.search(at.title[0].value), (page, [t.value for t in at.title])
-    allowed = _class_names(at)
-    english = sorted({t for t in page_texts(at) if untranslated(t, allowed)})
-    assert not english, f"{page or 'overview'} still shows English:\n" + "\n".join(map(repr, english[:30]))
-
+# --- the detector of English left on a page (tests/_texts.py) ------------------------------------------
 
 def test_the_detector_flags_english_and_lets_names_and_chinese_pass():
     assert untranslated("Sample image")
@@ -263,52 +173,6 @@ def test_the_detector_flags_english_and_lets_names_and_chinese_pass():
     assert not untranslated("ViT-B/16 (AugReg)")
     assert not untranslated("`vit_base_patch16_224.augreg2_in21k_ft_in1k` · 12 × 12")
     assert not untranslated("tabby cat (#281)", allowed={"tabby", "cat"})
-
-
-def _first_use_without_english(text: str, terms: list[tuple[str, str]]) -> list[str]:
-    missing = []
-    for english, chinese in terms:
-        longer = [c for _, c in terms if chinese in c and c != chinese]
-        covered = {i for c in longer for m in re.finditer(re.escape(c), text) for i in range(m.start(), m.end())}
-        uses = [m for m in re.finditer(re.escape(chinese), text) if m.start() not in covered]
-        if not uses:
-            continue
-        after = text[uses[0].end(): uses[0].end() + 80]
-        if not re.match(r"\s*[（(]\s*" + _english_pattern(english).pattern.removeprefix(r"\b"), after,
-                        re.IGNORECASE):
-            missing.append(f"{chinese} ({english}): …{text[max(0, uses[0].start() - 20): uses[0].end() + 20]}…")
-    return missing
-
-
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p or "overview")
-def test_every_page_speaks_chinese_and_names_each_term_in_english_at_first_use(open_app, page):
-    at = open_app(page, query={"lang": "zh"})
-    _assert_chinese(at, page)
-    texts = page_texts(at, where="main")
-    if at.title:  # the page title is a name, not a sentence: the gloss comes in the intro below it
-        texts = [t for t in texts if t != at.title[0].value]
-    missing = _first_use_without_english("\n".join(texts), _glossary())
-    assert not missing, "\n".join(missing)
-
-
-LAYOUTS = [
-    ("test_vit2", {"num_classes": 10}),  # one register, no class token, average pooling
-    ("test_vit3", {"num_classes": 10}),  # attention pooling
-    ("test_vit", {"num_classes": 0}),  # no classifier head
-    ("test_vit", {"num_classes": 10, "img_size": (64, 96)}),  # a non-square grid
-    ("deit_tiny_distilled_patch16_224", {"num_classes": 10, "img_size": 64}),  # class + distillation tokens
-]
-
-
-@pytest.mark.parametrize("name, model_args", LAYOUTS,
-                         ids=["registers-avg-pool", "attention-pool", "no-head", "non-square", "distilled"])
-def test_every_page_speaks_chinese_on_every_token_layout(open_app, swap_bundled, name, model_args):
-    swap_bundled(name, **model_args)
-    at = open_app(query={"lang": "zh"})
-    _assert_chinese(at, None)
-    for page in PAGES[1:]:
-        at.switch_page(page).run()
-        _assert_chinese(at, page)
 
 
 def test_a_notebook_sets_the_language_from_the_package():

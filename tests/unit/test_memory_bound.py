@@ -175,9 +175,8 @@ from PIL import Image
 from tests import _imagefactory as factory
 
 if not os.path.isfile(os.path.join(root, "vitviz", "assets", "shapes_vit.safetensors")):
-    import vitviz.shapes  # the same stand-in as tests/conftest.py until vitviz-shapes ships
-    sys.path.insert(0, os.path.join(root, "tests"))
-    from conftest import stand_in_shapes_model
+    import vitviz.shapes  # the same stand-in as the app tests (tests/_apptest.py) until vitviz-shapes ships
+    from tests._apptest import stand_in_shapes_model
     vitviz.shapes.load_shapes_model = stand_in_shapes_model
 from streamlit.testing.v1 import AppTest
 

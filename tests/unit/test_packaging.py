@@ -9,7 +9,8 @@ import zipfile
 
 import pytest
 import tomllib
-from conftest import ROOT
+
+from tests._apptest import ROOT
 
 _REQUIREMENT = re.compile(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)")
 

@@ -1,21 +1,20 @@
 """The rollout payload for the browser (every layer, every head fusion) decodes, as the browser decodes it, to
-the rollout's maps within half a quantisation step, for every token layout; and the browser components get
-the colour stops of the server's own figures."""
+the rollout's maps within half a quantisation step, for every token layout; and the colour stops are the
+figures' own scales."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_explorer_payload import LAYOUTS, _capture
 
+from tests._layouts import LAYOUT_IDS, LAYOUTS, capture_layout
 from vitviz.analysis import rollout
 from vitviz.export import FUSIONS, colour_at, colour_stops, read_rollout, rollout_payload, rollout_payload_bytes
 
 
-@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=[case[0] + "-" + "-".join(case[2] or ("none",))
-                                                               for case in LAYOUTS])
+@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=LAYOUT_IDS)
 @pytest.mark.parametrize("discard, start", [(0.0, 0), (0.5, 1)])
 def test_rollout_payload_decodes_to_the_rollout_for_every_layout(name, kwargs, prefix, discard, start):
-    cap = _capture(name, **kwargs)
+    cap = capture_layout(name, **kwargs)
     layout = cap.layout
     results = {f: rollout(cap, head_fusion=f, discard_ratio=discard, start_layer=start) for f in FUSIONS}
     payload = rollout_payload(results, prefix_names=layout.prefix_names, image_jpeg=b"jpeg",
@@ -38,7 +37,7 @@ def test_rollout_payload_decodes_to_the_rollout_for_every_layout(name, kwargs, p
 
 
 def test_rollout_payload_falls_back_when_the_maps_do_not_fit():
-    cap = _capture("test_vit")
+    cap = capture_layout("test_vit")
     results = {f: rollout(cap, head_fusion=f) for f in FUSIONS}
     need = rollout_payload_bytes(3, cap.num_layers, cap.layout.num_patches, 1)
     assert rollout_payload(results, prefix_names=("cls",), budget=need + 4096).tier == "maps"
@@ -50,7 +49,7 @@ def test_rollout_payload_falls_back_when_the_maps_do_not_fit():
 
 
 def test_rollout_payload_needs_matching_layers():
-    cap = _capture("test_vit")
+    cap = capture_layout("test_vit")
     with pytest.raises(ValueError, match="same layers"):
         rollout_payload({"mean": rollout(cap), "max": rollout(cap, head_fusion="max", start_layer=1)})
     with pytest.raises(ValueError, match="no rollout"):
@@ -70,9 +69,3 @@ def test_colour_stops_are_the_figures_scales():
     np.testing.assert_allclose(mid, (np.asarray(stops[3][1:]) + stops[4][1:]) / 2)
     red_blue = colour_stops(SIMILARITY_SCALE)
     assert red_blue[0][1:] == [5, 48, 97] and red_blue[-1][1:] == [103, 0, 31]  # RdBu reversed: blue … red
-
-
-def test_the_explorers_are_sent_the_figures_colours():
-    from vitviz_app.components import map_colours
-
-    assert map_colours() == colour_stops("Inferno")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_explorer_payload import FLOAT32_SLACK, LAYOUTS
 
+from tests._layouts import FLOAT32_SLACK, LAYOUT_IDS, LAYOUTS
 from vitviz.analysis import walkthrough as wt
 from vitviz.export import PARTS, patch_steps_payload, read_patch_steps
 
@@ -36,8 +36,7 @@ def _payload(model, x, cap, layer: int, head: int, budget: int = 2_000_000):
                                layout=layout, layer=layer, head=head, image_png=b"png", budget=budget)
 
 
-@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=[case[0] + "-" + "-".join(case[2] or ("none",))
-                                                               for case in LAYOUTS])
+@pytest.mark.parametrize("name, kwargs, prefix", LAYOUTS, ids=LAYOUT_IDS)
 def test_every_patch_decodes_to_the_pages_numbers_for_every_layout(name, kwargs, prefix):
     model, x, cap = _model_and_capture(name, **kwargs)
     layout = cap.layout
