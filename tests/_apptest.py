@@ -4,14 +4,17 @@ Fixtures that use these (``open_app``, ``figure``, ``app_model`` ...) are in ``t
 """
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from tests._pages import APP, ROOT
 
-__all__ = ["APP", "APP_TIMEOUT_S", "ROOT", "bundled_model_shipped", "chart_spec", "component_data",
-           "stand_in_shapes_model", "walk_tree"]
+__all__ = ["APP", "APP_TIMEOUT_S", "ROOT", "app_capture", "bundled_model_shipped", "chart_spec", "component_data",
+           "heat", "reference_capture", "stand_in_shapes_model", "values", "walk_tree"]
 
 APP_TIMEOUT_S = 240  # the first run imports torch and timm on a busy 2-core machine
 
@@ -59,3 +62,43 @@ def component_data(at, name: str) -> dict:
              if getattr(getattr(node, "proto", None), "component_name", "") == f"vitviz.{name}"]
     assert len(found) == 1, f"{name}: {len(found)} mounted"
     return found[0]
+
+
+def values(data) -> np.ndarray:
+    """Plotly JSON arrays: a list, or a base64 typed array (``{'dtype', 'bdata', 'shape'}``), as float64."""
+    if isinstance(data, dict) and "bdata" in data:
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        if data.get("shape"):
+            array = array.reshape([int(v) for v in str(data["shape"]).split(",")])
+        return array.astype(np.float64)
+    return np.asarray(data, dtype=np.float64)
+
+
+def heat(spec: dict) -> np.ndarray:
+    """The values of a figure's (first) heat map."""
+    return values(next(t for t in spec["data"] if t["type"] == "heatmap")["z"])
+
+
+def app_capture(at):
+    """The capture the page is showing: the app's own cached forward pass (no new pass: it is cached)."""
+    from vitviz_app import loaders
+    from vitviz_app.samples import read_sample
+
+    name = at.selectbox(key="model").value
+    loaded = loaders.load(name, None)
+    data = read_sample(at.selectbox(key="image").value)
+    key = loaders.digest(data)
+    return loaders.forward(f"{name}|default", key, None, None, loaded, loaders.decode(key, data))
+
+
+def reference_capture(at):
+    """An independent forward pass: the app's (cached, shared) model object, the library's own capture."""
+    from vitviz.capture import capture
+    from vitviz.images import load_image, prepare_input
+    from vitviz_app import loaders
+    from vitviz_app.samples import read_sample
+
+    loaded = loaders.load(at.selectbox(key="model").value, None)
+    image = load_image(read_sample(at.selectbox(key="image").value))
+    x, _ = prepare_input(image, loaded.data_config)
+    return loaded, capture(loaded.model, x)

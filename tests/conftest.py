@@ -189,3 +189,31 @@ def page(window):
     """A browser page at the desktop size (1500 × 1100)."""
     return window()
 
+
+# ------------------------------------------------------------------------------------------ the run's time
+
+
+def pytest_sessionstart(session) -> None:
+    import time
+
+    session.config.stash[_STARTED] = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """One line with the run's wall time and the sum of its tests' own durations (setup, call and teardown).
+
+    On a shared machine the wall time grows with the load; the sum of durations, measured test by test, shows
+    how much of it the tests themselves took. ``.ci/run`` holds the default tier to its time budget.
+    """
+    import time
+
+    reports = [r for kind in ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+               for r in terminalreporter.stats.get(kind, []) if hasattr(r, "duration")]
+    tests = {r.nodeid for r in reports}
+    wall = time.monotonic() - config.stash.get(_STARTED, time.monotonic())
+    tier = config.getoption("markexpr") or "every test"
+    terminalreporter.write_line(f"vitviz tests ({tier}): {len(tests)} tests, {wall:.0f} s wall, "
+                                f"{sum(r.duration for r in reports):.0f} s in the tests' own durations")
+
+
+_STARTED = pytest.StashKey[float]()

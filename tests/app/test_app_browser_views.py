@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from test_app_controls import heat, values
 
+from tests._apptest import heat, values
 from vitviz.export import FUSIONS, read_patch_steps, read_rollout
 from vitviz_app.components.attention_explorer import BUDGET_ENV
 

@@ -1,37 +1,10 @@
 """Moving a control changes what is shown; only the controls that need a new pass run the model."""
 from __future__ import annotations
 
-import base64
-
 import numpy as np
 
+from tests._apptest import app_capture, heat, values
 from vitviz_app.loaders import forward_passes
-
-
-def values(data) -> np.ndarray:
-    """Plotly JSON arrays: a list, or a base64 typed array ({'dtype', 'bdata', 'shape'})."""
-    if isinstance(data, dict) and "bdata" in data:
-        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
-        if data.get("shape"):
-            array = array.reshape([int(v) for v in str(data["shape"]).split(",")])
-        return array.astype(np.float64)
-    return np.asarray(data, dtype=np.float64)
-
-
-def heat(spec: dict) -> np.ndarray:
-    return values(next(t for t in spec["data"] if t["type"] == "heatmap")["z"])
-
-
-def app_capture(at):
-    """The capture the page is showing: the app's own cached forward pass (no new pass: it is cached)."""
-    from vitviz_app import loaders
-    from vitviz_app.samples import read_sample
-
-    name = at.selectbox(key="model").value
-    loaded = loaders.load(name, None)
-    data = read_sample(at.selectbox(key="image").value)
-    key = loaders.digest(data)
-    return loaders.forward(f"{name}|default", key, None, None, loaded, loaders.decode(key, data))
 
 
 def test_attention_controls_change_the_map_without_running_the_model(open_app, figure):

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from tests._apptest import component_data
+from tests._apptest import component_data, reference_capture, values
 from tests._pages import app_pages
 from tests._texts import CJK, assert_chinese, first_use_without_english, glossary, page_texts
 from vitviz.i18n import _, language
@@ -106,28 +106,15 @@ def test_every_page_renders_in_each_language(open_app, page, lang):
         _assert_speaks_chinese(at, page)
 
 
-def _reference(at):
-    """An independent forward pass: the app's (cached, shared) model object, the library's own capture."""
-    from vitviz.capture import capture
-    from vitviz.images import load_image, prepare_input
-    from vitviz_app import loaders
-    from vitviz_app.samples import read_sample
-
-    loaded = loaders.load(at.selectbox(key="model").value, None)
-    image = load_image(read_sample(at.selectbox(key="image").value))
-    x, _ = prepare_input(image, loaded.data_config)
-    return loaded, capture(loaded.model, x)
-
-
 def test_overview_shows_the_models_predictions_and_rollout(open_app, figure):
     at = open_app()
-    loaded, cap = _reference(at)
+    loaded, cap = reference_capture(at)
     probs = np.exp(cap.output[0].double().numpy() - cap.output[0].double().numpy().max())
     probs /= probs.sum()
     top5 = np.argsort(-probs, kind="stable")[:5]
     bars = figure(at, "overview.predictions")["data"][0]
     assert bars["type"] == "bar"
-    np.testing.assert_allclose(_values(bars["x"]), probs[top5], rtol=1e-4)
+    np.testing.assert_allclose(values(bars["x"]), probs[top5], rtol=1e-4)
     assert bars["customdata"] == [loaded.labels[i] for i in top5]
 
     # rollout, recomputed by hand (Abnar & Zuidema: 0.5·A + 0.5·I, rows normalised, R_l = Â_l R_{l-1})
@@ -141,7 +128,7 @@ def test_overview_shows_the_models_predictions_and_rollout(open_app, figure):
     rollout = figure(at, "overview.rollout")
     assert len(rollout["frames"]) == cap.num_layers
     heat = next(t for t in rollout["data"] if t["type"] == "heatmap")
-    np.testing.assert_allclose(_values(heat["z"]), expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(values(heat["z"]), expected, rtol=1e-4, atol=1e-7)
     assert [m.value for m in at.metric][:3] == [str(layout.num_tokens), str(cap.num_layers), str(cap.num_heads)]
 
 
@@ -157,7 +144,7 @@ def test_choosing_another_sample_changes_what_is_shown(open_app, figure):
     assert not at.exception
     assert any(f"sample: {other}" in caption for image in at.main.image for caption in image.captions)
     assert _photo(before) != _photo(after)
-    assert _values(_heat(before)["z"]).tolist() != _values(_heat(after)["z"]).tolist()
+    assert values(_heat(before)["z"]).tolist() != values(_heat(after)["z"]).tolist()
 
 
 def test_a_shared_url_opens_the_same_view(open_app):
@@ -190,19 +177,6 @@ def test_choices_persist_across_pages(open_app):
     at.switch_page("pages/attention.py").run()
     assert at.slider(key="attn_layer").value == 2
     assert at.selectbox(key="image").value == "rocket"
-
-
-def _values(data) -> np.ndarray:
-    """Plotly JSON arrays come as lists or as base64 typed arrays ({'dtype', 'bdata', 'shape'})."""
-    import base64
-
-    if isinstance(data, dict) and "bdata" in data:
-        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
-        shape = data.get("shape")
-        if shape:
-            array = array.reshape([int(v) for v in str(shape).split(",")])
-        return array.astype(np.float64)
-    return np.asarray(data, dtype=np.float64)
 
 
 def _heat(spec: dict) -> dict:

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import plotly.io as pio
 import pytest
-from test_app_controls import app_capture, heat
 
 import vitviz.analysis
+from tests._apptest import app_capture, heat
 from vitviz.analysis import walkthrough as wt
 from vitviz_app import views
 from vitviz_app.loaders import forward_passes

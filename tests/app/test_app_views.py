@@ -4,9 +4,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from test_app_controls import app_capture
 
-from tests._apptest import chart_spec
+from tests._apptest import app_capture, chart_spec
 
 
 def test_attention_shares_never_exceed_100_percent_with_any_fusion(open_app):

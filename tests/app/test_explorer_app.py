@@ -40,12 +40,12 @@ def test_a_commit_becomes_the_pages_query_layer_and_head():
 
 def test_the_top_patches_table_is_the_querys_five_largest_attentions(open_app):
     """The static table beside the map: rows, columns and values from an independent capture."""
-    from test_app_pages import _reference
+    from tests._apptest import reference_capture
 
     at = open_app("pages/attention.py", query={"attn_layer": "2", "attn_head": "Head 1", "attn_query": "A patch",
                                                  "attn_row": "3", "attn_col": "4"})
     assert not at.exception, [e.value for e in at.exception]
-    _loaded, cap = _reference(at)
+    _loaded, cap = reference_capture(at)
     gh, gw = cap.layout.grid_size
     row = cap.attention(2)[0, 1, cap.layout.num_prefix_tokens + 3 * gw + 4].double().numpy()  # (N,) head 1's row
     patches = row[cap.layout.num_prefix_tokens:]
@@ -58,15 +58,12 @@ def test_the_top_patches_table_is_the_querys_five_largest_attentions(open_app):
 def test_the_explorer_is_the_pages_map_and_its_plotly_figures_come_on_demand(open_app, figure):
     """By default the page's map is the explorer, mounted on the committed query; the shares and the heading
     agree with an independent capture; the Plotly map and grid appear with their toggle, on the same query."""
-    from test_app_controls import heat
-    from test_app_pages import _reference
-
-    from tests._apptest import component_data
+    from tests._apptest import component_data, heat, reference_capture
 
     at = open_app("pages/attention.py", query={"attn_layer": "2", "attn_head": "Head 1", "attn_query": "A patch",
                                                  "attn_row": "3", "attn_col": "4"})
     assert not at.exception, [e.value for e in at.exception]
-    _loaded, cap = _reference(at)
+    _loaded, cap = reference_capture(at)
     layout = cap.layout
     token = layout.patch_index(3, 4)
     assert component_data(at, "attention_explorer")["committed"] == {"token": token, "layer": 2, "head": "1",

@@ -84,7 +84,10 @@ async def _browse(browser, url: str, i: int) -> bytes:
 
 
 def _browse_all(url: str, n: int) -> list[bytes]:
+    """Run the n sessions at once with Playwright's async API, on a thread of their own: the session's sync
+    Chromium (``tests/conftest.py``) keeps its event loop marked as running on the test's thread."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from playwright.async_api import async_playwright
 
@@ -98,7 +101,8 @@ def _browse_all(url: str, n: int) -> list[bytes]:
             finally:
                 await browser.close()
 
-    return asyncio.run(main())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 def test_eight_browser_sessions_at_once_each_see_their_own_maps(server, app_model):
