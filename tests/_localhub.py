@@ -327,3 +327,33 @@ class Blackhole:
     def __exit__(self, *exc) -> None:
         for sock in (*self._fillers, self._server):
             sock.close()
+
+
+# ------------------------------------------------------------------------------------------ the catalogue model
+# ``ViT-Ti/16 (AugReg)``: timm's real ``vit_tiny_patch16_224`` architecture (5.7 M parameters, a 23 MB safetensors
+# file) under the repository id timm expects for it, with seeded random weights. It is the smallest catalogue
+# entry, so the whole path runs unchanged: catalogue key → timm's pretrained config → ``vitviz.hub`` →
+# ``load_model``. The fixtures serving it (``vit_tiny``, ``hub_env``, ``catalogue_hub``) are in tests/conftest.py.
+
+CATALOGUE_KEY = "ViT-Ti/16 (AugReg)"
+TIMM_NAME = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+REPO = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+
+
+def timm_repo_files(name: str, seed: int) -> tuple[bytes, bytes, dict]:
+    """(model.safetensors, config.json, state dict) of a seeded random timm model, as timm's own
+    ``save_for_hf`` (behind ``push_to_hf_hub``) writes a hub repository."""
+    import tempfile
+    from pathlib import Path
+
+    import timm
+    import torch
+    from timm.models._hub import save_for_hf
+
+    torch.manual_seed(seed)
+    model = timm.create_model(name, pretrained=False)
+    with tempfile.TemporaryDirectory() as folder:
+        save_for_hf(model, folder, safe_serialization=True)
+        files = Path(folder)
+        return (files / "model.safetensors").read_bytes(), (files / "config.json").read_bytes(), {
+            k: v.clone() for k, v in model.state_dict().items()}

@@ -1,6 +1,6 @@
 """Capture: one forward pass of a timm ViT that records every layer's real attention.
 
-Two storage paths give the same attention probabilities (proved in ``tests/test_capture.py``):
+Two storage paths give the same attention probabilities (proved in ``tests/unit/test_capture.py``):
 
 ``'full'``
     Every attention module runs its unfused path for the duration of the capture (``fused_attn`` is set to
