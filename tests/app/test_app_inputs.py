@@ -40,7 +40,7 @@ def test_an_uploaded_photo_is_explained(open_app, figure):
     at.switch_page("pages/attention.py").run()
     _clean(at)
     assert at.file_uploader(key="upload").value is not None, "the upload is kept on other pages"
-    from conftest import component_data
+    from tests._apptest import component_data
 
     assert component_data(at, "attention_explorer")["committed"]["layer"] == at.session_state["attn_layer"] == 3
 

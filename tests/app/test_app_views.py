@@ -23,7 +23,7 @@ def test_attention_shares_never_exceed_100_percent_with_any_fusion(open_app):
 
 
 def test_rollout_title_names_the_settings_and_a_single_layer(open_app):
-    from conftest import component_data
+    from tests._apptest import component_data
 
     at = open_app("pages/rollout.py")
     last = int(at.slider(key="ro_start").max)

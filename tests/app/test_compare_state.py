@@ -27,7 +27,7 @@ def _shown_class(at) -> tuple[int, str, str, str]:
     """(class explained, its label in the picker, the faithfulness heading, the curves' axis title)."""
     picker = at.selectbox(key="cmp_class")
     heading = next(h.value for h in at.subheader if h.value.startswith("Faithfulness"))
-    from conftest import chart_spec
+    from tests._apptest import chart_spec
 
     axis = chart_spec(at, "cmp.curves.most")["layout"]["yaxis"]["title"]["text"]
     return int(picker.value), picker.format_func(picker.value), heading, axis

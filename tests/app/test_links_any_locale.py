@@ -11,8 +11,8 @@ import json
 import re
 
 import pytest
-from conftest import APP, APP_TIMEOUT_S, walk_tree
 
+from tests._apptest import APP, APP_TIMEOUT_S, walk_tree
 from vitviz_app.ui import PATH
 
 pytestmark = pytest.mark.slow

@@ -3,13 +3,9 @@ readable size, no title overlaps or is cut, no legend covers an axis title, the 
 shows. Screenshots go to ``artifacts/screenshots/compare-<width>-<lang>.png``."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_browser import SCREENSHOTS, browser, server, wait_until_idle  # noqa: E402, F401 (fixtures)
+from tests._browser import SCREENSHOTS, wait_until_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,11 +63,11 @@ _PROBLEMS_JS = """(minMap) => {
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_compare_fits_1400_800_and_390_px(browser, server, lang):  # noqa: F811
+def test_compare_fits_1400_800_and_390_px(chromium, server, lang):
     problems = []
     for width in WIDTHS:
         phone = width < 500
-        context = browser.new_context(viewport={"width": width, "height": 900}, is_mobile=phone, has_touch=phone)
+        context = chromium.new_context(viewport={"width": width, "height": 900}, is_mobile=phone, has_touch=phone)
         tab = context.new_page()
         try:
             tab.goto(f"{server}/compare?lang={lang}")

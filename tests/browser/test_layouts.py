@@ -8,8 +8,8 @@ sticking out of the column, no truncated title or label. Each screenshot is save
 from __future__ import annotations
 
 import pytest
-from test_browser import SCREENSHOTS, browser, server, wait_until_idle  # noqa: F401 (fixtures)
 
+from tests._browser import SCREENSHOTS, wait_until_idle
 from vitviz_app.ui import PATH
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -108,9 +108,9 @@ def _path(page: str, lang: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tabs(browser):  # noqa: F811
+def tabs(chromium):
     """One browser context per width (a tab each), reused by every page and language."""
-    contexts = {width: browser.new_context(viewport={"width": width, "height": 900}) for width in WIDTHS}
+    contexts = {width: chromium.new_context(viewport={"width": width, "height": 900}) for width in WIDTHS}
     yield {width: context.new_page() for width, context in contexts.items()}
     for context in contexts.values():
         context.close()
@@ -121,7 +121,7 @@ def tabs(browser):  # noqa: F811
 @pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.xfail(
     reason="Compare's layouts belong to the Compare helper (issue 22); checked here, fixed there", strict=False))
     if p == "compare" else p for p in PATH])
-def test_every_page_lays_out_at_every_width_in_both_languages(tabs, server, page, width, lang):  # noqa: F811
+def test_every_page_lays_out_at_every_width_in_both_languages(tabs, server, page, width, lang):
     tab = tabs[width]
     tab.goto(f"{server}/{_path(page, lang)}", timeout=240_000)
     wait_until_idle(tab)

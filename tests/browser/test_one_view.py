@@ -7,7 +7,8 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import browser, server, wait_until_idle  # noqa: F401 (fixtures)
+
+from tests._browser import wait_until_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,14 +31,14 @@ def _settled(page, predicate_js: str) -> None:
 
 
 @pytest.fixture
-def tab(browser):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+def tab(chromium):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
     yield page
     context.close()
 
 
-def test_the_attention_page_follows_its_explorer_after_a_hover_a_grid_click_and_a_scrub(tab, server):  # noqa: F811
+def test_the_attention_page_follows_its_explorer_after_a_hover_a_grid_click_and_a_scrub(tab, server):
     tab.goto(f"{server}/attention?lang=en", timeout=TIMEOUT_MS)
     wait_until_idle(tab)
     _settled(tab, "() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0")
@@ -84,7 +85,7 @@ def test_the_attention_page_follows_its_explorer_after_a_hover_a_grid_click_and_
     assert _url(tab)["lang"] == "en"
 
 
-def test_the_rollout_page_follows_its_scrubber(tab, server):  # noqa: F811
+def test_the_rollout_page_follows_its_scrubber(tab, server):
     tab.goto(f"{server}/rollout?lang=en", timeout=TIMEOUT_MS)
     wait_until_idle(tab)
     _settled(tab, "() => window.__vitvizRollout && window.__vitvizRollout.draw_count > 0")
@@ -101,8 +102,8 @@ def test_the_rollout_page_follows_its_scrubber(tab, server):  # noqa: F811
     assert (probe["fusion"], probe["layer"]) == ("max", 0)
 
 
-def test_a_touch_screen_reads_tap_not_hover_or_shift(browser, server):  # noqa: F811
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+def test_a_touch_screen_reads_tap_not_hover_or_shift(chromium, server):
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
     try:
         page.goto(f"{server}/attention?lang=en", timeout=TIMEOUT_MS)
