@@ -24,4 +24,4 @@ python -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/python" -m pip install -q --disable-pip-version-check $pins 2> >(grep -v "is ignored: it is neither" >&2)
 "$work/venv/bin/python" -c "import streamlit, plotly, timm, numpy; print('streamlit', streamlit.__version__, '| plotly', plotly.__version__, '| timm', timm.__version__, '| numpy', numpy.__version__)"
 cd "$repo"
-"$work/venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_app_pages.py -k test_every_page_renders_without_errors
+"$work/venv/bin/python" -m pytest -q -p no:cacheprovider tests/app/test_app_pages.py -k test_every_page_renders_in_each_language

@@ -75,11 +75,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, env: dict[str, str], log: Path, timeout_s: float = 240.0) -> subprocess.Popen:
-    """``streamlit run app.py`` on ``port``; returns once its health endpoint answers."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+def start_server(port: int, env: dict[str, str], log: Path, timeout_s: float = 240.0,
+                 app_dir: Path = REPO) -> subprocess.Popen:
+    """``streamlit run app.py`` of ``app_dir`` (this tree by default) on ``port``; returns once its health endpoint
+    answers."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(Path(app_dir) / APP.name), "--server.headless", "true",
            "--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=log.open("w"),
+    proc = subprocess.Popen(cmd, cwd=app_dir, env={**os.environ, **env}, stdout=log.open("w"),
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -57,30 +57,35 @@ def _spread(values: list[float]) -> str:
 
 
 def conservation_table(count: int) -> Table:
-    """Conservation / completeness of AttnLRP, Chefer 2021 and IG on ``count`` held-out shapes images."""
-    from vitviz.attribution.attnlrp import attnlrp_relevance
+    """Conservation / completeness of CP-LRP, AttnLRP, Chefer 2021 and IG on ``count`` held-out shapes images."""
     from vitviz.attribution.chefer2021 import chefer_relevance
+    from vitviz.attribution.conservation import decompose_logit
     from vitviz.attribution.integrated_gradients import integrated_gradients
 
     model, x, _ = _shapes_inputs(count)
-    pixels, inputs, chefer, ig = [], [], [], []
+    pixels, inputs, chefer, ig = {"cp_lrp": [], "attnlrp": []}, {"cp_lrp": [], "attnlrp": []}, [], []
     for i in range(count):
         image = x[i: i + 1]
-        lrp = attnlrp_relevance(model, image)
-        pixels.append(float(lrp.pixels.sum()) / lrp.score)
-        inputs.append(lrp.input_total / lrp.score)
-        chefer.append(float(abs(chefer_relevance(model, image, lrp.target).input_totals - 1).max()))
-        result = integrated_gradients(model, image, lrp.target)
+        for method in pixels:
+            lrp = decompose_logit(model, image, method=method)
+            pixels[method].append(lrp.patches / lrp.logit)
+            inputs[method].append((lrp.patches + lrp.position + sum(lrp.prefix.values())) / lrp.logit)
+        target = lrp.relevance.target
+        chefer.append(float(abs(chefer_relevance(model, image, target).input_totals - 1).max()))
+        result = integrated_gradients(model, image, target)
         ig.append(abs(result.completeness_gap) / abs(result.score - result.baseline_score))
     table = Table(f"Conservation on vitviz-shapes, {count} held-out images, top class "
                   "(median [10th, 90th percentile])", ["method", "quantity", "value", "ideal"])
-    table.add("AttnLRP", "Σ pixel relevance / logit", _spread(pixels), "1 minus the biases' share")
-    table.add("AttnLRP", "(pixels + position emb. + prefix) / logit", _spread(inputs), "1 minus the biases' share")
+    for method, title in (("cp_lrp", "CP-LRP"), ("attnlrp", "AttnLRP")):
+        table.add(title, "Σ pixel relevance / logit", _spread(pixels[method]), "1 minus the biases' share")
+        table.add(title, "(pixels + position emb. + prefix) / logit", _spread(inputs[method]),
+                  "1 minus the biases' (and AttnLRP's softmax's) share")
     table.add("Chefer 2021", "max over blocks |Σ R(block input) - 1|", _spread(chefer), "0")
     table.add("Integrated gradients (32 steps)", "|Σ IG - (f(x) - f(black))| / |f(x) - f(black)|",
               _spread(ig), "0 (trapezoid error)")
-    table.notes.append("Biases (qkv, proj, MLP, LayerNorm, head) absorb the rest of the AttnLRP logit: the test "
-                       "suite checks Σ input + Σ bias ⊙ ∂logit/∂bias = logit to 1e-9 (float64).")
+    table.notes.append("Biases (qkv, proj, MLP, LayerNorm, head) absorb the rest of the CP-LRP logit, biases and "
+                       "the softmax rule's bias term the rest of AttnLRP's (vitviz.attribution.conservation): the "
+                       "test suite checks that the parts sum to the logit to 1e-9 (float64).")
     return table
 
 

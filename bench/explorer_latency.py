@@ -9,9 +9,11 @@ Starts ``streamlit run app.py`` (offline, random-weight ViT-B/16 through the app
 * **head (explorer)**: arrow key on the explorer's head menu;
 * **patch click (commit)**: a click on the explorer's map (the page's map); the page must be consistent again:
   the explorer holds the clicked patch as the committed query, and every server-drawn part that depends on it
-  has changed: the URL, the "page's query" heading, the top-5 table and, with ``--figures`` (the page's
-  "Plotly figures" toggle on), the Plotly attention map;
-* **layer slider (server)**: the page's own slider (a server rerun), until the same parts have changed.
+  has changed: the URL, the "committed view" heading, the top-5 table and, with ``--figures`` (the page's
+  "Plotly figures" toggle on), the Plotly attention map.
+
+The explorer is the page's one set of controls (issue 22): its layer and head changes commit too (the page
+follows them in a fragment rerun); the page's own server slider is gone.
 
 Then the Rollout page (``--pages rollout``): **rollout layer (browser)**, an arrow key on the explorer's layer
 scrubber, and **rollout fusion (browser)**, a click on another head-fusion button; and "How a ViT works"
@@ -28,8 +30,11 @@ the websocket payloads sent and received between the input and the page being id
 Targets: hover median ≤ 50 ms, p90 ≤ 100 ms and 0 bytes sent; layer/head ≤ 50 ms; click ≤ 300 ms.
 ``--commit-ab`` measures only committed clicks, alternated between two tabs: the page as shipped and with its
 Plotly figures on (rAF latency; a side-by-side ratio on a noisy machine).
-Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--figures | --commit-ab]
-[--out FILE.md]``.
+``--toggle [--app DIR ...]`` measures the Attention page's "Plotly figures" toggle: from the click on it to the
+first animation frame after both figures (the map and the layers × heads grid) are drawn, in each checkout given
+(e.g. the commit before a change, unpacked with ``git archive``), servers started in turn and rounds alternating.
+Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--figures | --commit-ab |
+--toggle [--app DIR ...]] [--out FILE.md]``.
 """
 from __future__ import annotations
 
@@ -45,8 +50,9 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
-from bench._timing import Table, add_common_args, machine, quantiles, report  # noqa: E402
+from bench._timing import REPO, Table, add_common_args, machine, quantiles, report  # noqa: E402
 from bench.browser_latency import _FINGERPRINT, CHROMIUM, CHROMIUM_ARGS, MAP, MODEL, FrameCounter  # noqa: E402
+from vitviz_app.components._registry import TEST_HOOKS_ENV  # noqa: E402
 
 __all__ = ["main"]
 
@@ -75,7 +81,7 @@ _ARM = """([kind, sel, before, target]) => {
             return e && e.committed.token === target && now.every(
                 (p, i) => p !== before[i] || before[i] === 'no figure');
         }
-        return e && e.drawCount !== before;
+        return e && e.draw_count !== before;
     };
     window.__vvProbe = null;
     let input = null;
@@ -98,13 +104,13 @@ _ARM = """([kind, sel, before, target]) => {
 
 
 # The same probe for the other pages' components: `name` is the window global a component publishes
-# (drawCount, committed); a commit is seen when `committed` matches `target` and the server figure `sel` changed.
+# (draw_count, committed); a commit is seen when `committed` matches `target` and the server figure `sel` changed.
 _ARM_VIEW = """([name, kind, sel, before, target]) => {
     const fingerprint = %s;
     const changed = () => {
         const e = window[name];
         if (kind === 'commit') return e && JSON.stringify(e.committed) === target && fingerprint(sel) !== before;
-        return e && e.drawCount !== before;
+        return e && e.draw_count !== before;
     };
     window.__vvProbe = null;
     let input = null;
@@ -151,7 +157,7 @@ def _cell(page, row: int, col: int) -> tuple[float, float]:
 def measure(page, counter: FrameCounter, cast: Screencast, kind: str, action, target: int = -1) -> dict:
     """Arm the probe, do ``action``, wait for the change and for the app to be idle; times in ms."""
     state = page.evaluate(EXPLORER)
-    before = page.evaluate(f"(sel) => ({_PAGE_PARTS})(sel)", MAP) if kind == "commit" else state["drawCount"]
+    before = page.evaluate(f"(sel) => ({_PAGE_PARTS})(sel)", MAP) if kind == "commit" else state["draw_count"]
     page.evaluate(_ARM, [kind, MAP, before, target])
     received, sent, _ = counter.snapshot()
     action()
@@ -179,7 +185,7 @@ def measure(page, counter: FrameCounter, cast: Screencast, kind: str, action, ta
 def run(url: str, rounds: int) -> dict[str, list[dict]]:
     from playwright.sync_api import sync_playwright
 
-    names = ["hover", "layer (explorer)", "head (explorer)", "patch click (commit)", "layer slider (server)"]
+    names = ["hover", "layer (explorer)", "head (explorer)", "patch click (commit)"]
     results: dict[str, list[dict]] = {name: [] for name in names}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -189,7 +195,7 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
         counter = FrameCounter(page)
         page.goto(url, timeout=TIMEOUT_MS)
         page.locator(".vv-map").wait_for(state="attached", timeout=TIMEOUT_MS)
-        page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.drawCount > 0",
+        page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0",
                                timeout=TIMEOUT_MS)
         _idle_on(page, counter, ".vv-map", quiet_s=1.0)
         page.locator(".vv-map").scroll_into_view_if_needed()
@@ -198,7 +204,6 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
         gh, gw = info["grid"]
         cells = [(r, c) for r in range(1, gh - 1, 2) for c in range(1, gw - 1, 3)]
         layer_input, head_input = page.locator(".vv-layer"), page.locator(".vv-head")
-        slider = page.locator(".st-key-attn_layer input[type=range]")
         for k in range(rounds):
             row, col = cells[k % len(cells)]
             point = _cell(page, row, col)
@@ -218,20 +223,12 @@ def run(url: str, rounds: int) -> dict[str, list[dict]]:
                 page, counter, cast, "draw",
                 lambda k=k: explorer_key(head_input, "ArrowDown" if (k // 5) % 2 == 0 else "ArrowUp")))
             if k % 2 == 0:
-                target = info["numPrefix"] + row * gw + col
+                target = info["num_prefix"] + row * gw + col
                 page.mouse.move(*point)
                 page.wait_for_timeout(100)
                 results["patch click (commit)"].append(measure(
                     page, counter, cast, "commit", lambda point=point: page.mouse.click(*point), target=target))
-
-                def server_slider(key=key):
-                    slider.focus()
-                    page.keyboard.press(key)
-
-                # today's round trip, same probe: from the key to the page's own Plotly map changing
-                before_token = page.evaluate(EXPLORER)["committed"]["token"]
-                results["layer slider (server)"].append(measure(
-                    page, counter, cast, "commit", server_slider, target=before_token))
+                _idle_on(page, counter, ".vv-map")
                 page.locator(".vv-map").scroll_into_view_if_needed()
         browser.close()
     return results
@@ -249,7 +246,7 @@ def measure_view(page, counter: FrameCounter, cast: Screencast, name: str, kind:
                  sel: str = "", target: str = "") -> dict:
     """:func:`measure` for a component publishing ``window[name]``; a commit waits for ``sel`` to change."""
     before = page.evaluate(f"(sel) => ({_FINGERPRINT})(sel)", sel) if kind == "commit" else \
-        page.evaluate(f"() => window.{name}.drawCount")
+        page.evaluate(f"() => window.{name}.draw_count")
     page.evaluate(_ARM_VIEW, [name, kind, sel, before, target])
     received, sent, _ = counter.snapshot()
     action()
@@ -275,7 +272,7 @@ def _open_view(page, url: str, selector: str, name: str):
     counter = FrameCounter(page)
     page.goto(url, timeout=TIMEOUT_MS)
     page.locator(selector).wait_for(state="attached", timeout=TIMEOUT_MS)
-    page.wait_for_function(f"() => window.{name} && window.{name}.drawCount > 0", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => window.{name} && window.{name}.draw_count > 0", timeout=TIMEOUT_MS)
     _idle_on(page, counter, selector, quiet_s=1.0)
     page.locator(selector).scroll_into_view_if_needed()
     return counter, Screencast(page)
@@ -296,7 +293,7 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
             page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
             counter = FrameCounter(page)
             page.goto(address, timeout=TIMEOUT_MS)
-            page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.drawCount > 0",
+            page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0",
                                    timeout=TIMEOUT_MS)
             _idle_on(page, counter, ".vv-map", quiet_s=1.0)
             tabs[name] = (page, counter, Screencast(page))
@@ -313,7 +310,7 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
                 page.mouse.move(*point)
                 page.wait_for_timeout(600)
                 found = measure(page, counter, cast, "commit", lambda page=page, point=point: page.mouse.click(*point),
-                                target=info["numPrefix"] + row * gw + col)
+                                target=info["num_prefix"] + row * gw + col)
                 results[name].append({**found, "screencast": None} if found else found)
         browser.close()
     return results
@@ -374,6 +371,93 @@ def run_views(base: str, rounds: int, pages: list[str]) -> dict[str, list[dict]]
     return results
 
 
+# Until both Plotly figures of the Attention page (map and grid) are drawn, then the next animation frame.
+_TOGGLE_ARM = """() => {
+    const drawn = (key) => { const gd = document.querySelector(`.st-key-fig-${key} .js-plotly-plot`);
+                             return gd && gd._fullData && gd.querySelector('.main-svg'); };
+    window.__vvProbe = null;
+    let input = null;
+    window.addEventListener('mousedown', (e) => { input = e.timeStamp; }, {capture: true, once: true});
+    const poll = () => {
+        if (input !== null && drawn('attn-map') && drawn('attn-grid')) {
+            const seen = performance.now();
+            requestAnimationFrame((next) => { window.__vvProbe = {input, seen, raf: next}; });
+            return;
+        }
+        requestAnimationFrame(poll);
+    };
+    requestAnimationFrame(poll);
+}"""
+
+
+def run_toggle(url: str, rounds: int) -> list[float]:
+    """The "Plotly figures" toggle switched on ``rounds`` times (and off between): ms from the click to the first
+    animation frame after both figures are drawn. Each round commits another patch first, so the figures are
+    built for a view they were not built for before (the first view of a commit, not a cached one)."""
+    from playwright.sync_api import sync_playwright
+
+    times: list[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+        counter = FrameCounter(page)
+        page.goto(url, timeout=TIMEOUT_MS)
+        page.wait_for_function("() => window.__vitvizExplorer && window.__vitvizExplorer.draw_count > 0",
+                               timeout=TIMEOUT_MS)
+        _idle_on(page, counter, ".vv-map", quiet_s=1.0)
+        toggle = page.locator(".st-key-attn_figures label").first
+        gh, gw = page.evaluate(EXPLORER)["grid"]
+        cells = [(r, c) for r in range(1, gh - 1, 2) for c in range(1, gw - 1, 3)]
+        for k in range(rounds):
+            page.locator(".vv-map").scroll_into_view_if_needed()
+            page.mouse.click(*_cell(page, *cells[(k * 5) % len(cells)]))  # a new committed view
+            _idle_on(page, counter, ".vv-map")
+            toggle.scroll_into_view_if_needed()
+            page.evaluate(_TOGGLE_ARM)
+            toggle.click()
+            page.wait_for_function("() => window.__vvProbe !== null", polling=10, timeout=TIMEOUT_MS)
+            probe = page.evaluate("() => window.__vvProbe")
+            times.append(probe["raf"] - probe["input"])
+            _idle_on(page, counter, ".st-key-fig-attn-grid .js-plotly-plot")
+            toggle.click()  # off again
+            page.wait_for_function("() => !document.querySelector('.st-key-fig-attn-map .js-plotly-plot')",
+                                   timeout=TIMEOUT_MS)
+            _idle_on(page, counter, ".vv-map")
+        browser.close()
+    return times
+
+
+def toggle_main(args, apps: list[Path], rounds: int) -> None:
+    """``--toggle``: the figures toggle in each checkout, one server at a time, the checkouts alternating."""
+    env = app_env(threads=args.threads) | {TEST_HOOKS_ENV: "1"}
+    results: dict[str, list[float]] = {str(app): [] for app in apps}
+    chunk = max(1, rounds // 2)
+    for _half in range(2):  # two passes, alternating the checkouts, so a change in the machine's load hits both
+        for app in apps:
+            port = free_port()
+            log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
+            server = start_server(port, env, log, timeout_s=600, app_dir=app)
+            try:
+                url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}"
+                results[str(app)] += run_toggle(url, chunk)
+                print(app, results[str(app)], flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
+    table = Table(f"Attention page: the Plotly figures toggle, {MODEL[0]} with random weights (headless Chromium)",
+                  ["app", "n", "median ms", "p25–p75 ms", "min ms", "max ms"])
+    for app, ms in results.items():
+        q1, q2, q3 = quantiles(ms)
+        table.add(app, len(ms), q2, f"{q1:.0f}–{q3:.0f}", min(ms), max(ms))
+    table.notes += [
+        "From the mousedown on the toggle to the first animation frame after both Plotly figures (the map over the "
+        "photo and the layers × heads grid) have their SVG; each round first commits another patch, so the figures "
+        "are made for a new view. Target: ≤ 1 s.",
+        "Checkouts started one at a time, in alternation; the machine is shared, so compare rows of one run only.",
+    ]
+    report([table], machine(), args.out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--pages", default="attention,rollout,how",
@@ -382,13 +466,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="open the Attention page with its Plotly figures on (?attn_figures=true)")
     parser.add_argument("--commit-ab", action="store_true",
                         help="only committed clicks, side by side: the page as shipped and with its Plotly figures on")
+    parser.add_argument("--toggle", action="store_true",
+                        help="only the Attention page's Plotly figures toggle, in each --app checkout")
+    parser.add_argument("--app", type=Path, nargs="*", default=[REPO],
+                        help="with --toggle: app checkouts to compare (default: this tree)")
     args = parser.parse_args(argv)
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     rounds = args.repeats or (2 if args.quick else 10)
     random_hub_weights(MODEL[1])
+    if args.toggle:
+        toggle_main(args, args.app, rounds)
+        return
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
-    server = start_server(port, app_env(threads=args.threads), log, timeout_s=600)
+    env = app_env(threads=args.threads) | {TEST_HOOKS_ENV: "1"}  # the components expose what they draw
+    server = start_server(port, env, log, timeout_s=600)
     try:
         url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}"
         t0 = time.perf_counter()

@@ -77,7 +77,7 @@ st.caption(_("Hidden state {index}: the {name}.").format(index=int(depth),
                                                         name=hidden_state_name(int(depth), cap.num_layers + 1)))
 norms = token_norms_view(fwd.key, fwd)  # (L+1, N)
 ui.show_figure(figure_view(("heads.norms", fwd.key, int(depth)), lambda: token_norm_figure(norms, layout, int(depth))),
-               key="heads.norms", filename=f"token-norms-{depth}", height=440)
+               key="heads.norms", filename=f"token-norms-{depth}", height=620)
 rgb = feature_pca_view(fwd.key, int(depth), fwd)  # (gh, gw, 3)
 ui.show_figure(figure_view(("heads.pca", fwd.key, int(depth)),
                            lambda: feature_pca_figure(rgb, ctx.image, fwd.geometry, layout)), key="heads.pca",
@@ -88,3 +88,4 @@ ui.download_arrays(
     ctx.settings(view="heads_depth", hidden_state=int(depth), distance_unit="input pixels"),
     filename="heads-depth", key="heads.download",
 )
+ui.next_steps("heads_depth")

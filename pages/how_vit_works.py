@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz.i18n import N_, _, ngettext
-from vitviz_app import walkthrough as wt
-from vitviz_app.language import url_format
+from vitviz.analysis import walkthrough as wt
+from vitviz.i18n import _, keep_language, ngettext
+from vitviz_app import links
 from vitviz_app.views import figure_view
 
 ui.entry_point()
@@ -28,7 +27,9 @@ if not wt.supports_walkthrough(model):
               "other pages work for it.").format(model=ctx.loaded.name), icon=":material/info:")
     st.stop()
 
-from vitviz.figures import attention_map_figure, map_extent, patch_grid_figure, predictions_figure
+from vitviz.analysis import token_norms
+from vitviz.figures import attention_map_figure, map_extent, predictions_figure
+from vitviz.figures import walkthrough as wf
 from vitviz.images import input_image
 
 gh, gw = layout.grid_size
@@ -46,11 +47,6 @@ def step(number: int, title: str, text: str, formula: str, shapes: str) -> None:
     st.markdown(text)
     st.latex(formula)
     st.markdown(_("**Shapes:** {shapes}").format(shapes=shapes))
-
-
-def fmt(values, n: int = 4) -> str:
-    shown = ", ".join(f"{v:.3f}" for v in np.asarray(values)[:n])
-    return f"[{shown}, …]" if len(values) > n else f"[{shown}]"
 
 
 def check(error: float, what: str) -> None:
@@ -91,27 +87,10 @@ step(2, _("Flatten each patch"),
      rf"x_p^{{i}} \in \mathbb{{R}}^{{P^2 \cdot C}}, \quad P^2 \cdot C = {ph} \cdot {pw} \cdot 3 = {embed.pixels.size}",
      _("{n} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = ({n}, {size})").format(
          n=layout.num_patches, ph=ph, pw=pw, size=embed.pixels.size))
-n_per_channel = ph * pw
-
-
-def flat_figure() -> go.Figure:
-    fig = go.Figure([
-        go.Scatter(x=np.arange(c * n_per_channel, (c + 1) * n_per_channel),
-                   y=embed.pixels[c * n_per_channel:(c + 1) * n_per_channel], mode="lines", name=_(name),
-                   line=dict(color=color, width=1))
-        for c, (name, color) in enumerate(((N_("red"), "#d62728"), (N_("green"), "#2ca02c"), (N_("blue"), "#1f77b4")))
-    ])
-    fig.update_layout(title=dict(text=_("Patch (row {row}, col {col}) flattened: x = {values}").format(
-                          row=row, col=col, values=fmt(embed.pixels))),
-                      xaxis_title=_("index in the vector"), yaxis_title=_("normalised value"), height=280,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, x=1,
-                                                                         xanchor="right", yanchor="bottom"))
-    return fig
-
-
 # each figure is built once per forward pass, what it shows and language (vitviz_app.views.figure_view)
-ui.show_figure(figure_view(("how.flat", fwd.key, row, col), flat_figure), key="how.flat",
-               filename="step2-flattened-patch")
+ui.show_figure(figure_view(("how.flat", fwd.key, row, col),
+                           lambda: wf.flattened_patch_figure(embed.pixels, layout.patch_size, row, col)),
+               key="how.flat", filename="step2-flattened-patch")
 
 # 3 ------------------------------------------------------------------------------------ project
 step(3, _("Project each patch to an embedding"),
@@ -120,18 +99,9 @@ step(3, _("Project each patch to an embedding"),
      rf"z^{{i}} = x_p^{{i}} E + b, \quad E \in \mathbb{{R}}^{{{embed.pixels.size} \times {dim}}}",
      f"({layout.num_patches}, {embed.pixels.size}) · ({embed.pixels.size}, {dim}) → ({layout.num_patches}, {dim})")
 
-
-def embedding_figure() -> go.Figure:
-    fig = go.Figure(go.Bar(x=np.arange(dim), y=embed.embedding, marker_color="#3b5bdb", name=_("embedding")))
-    fig.update_layout(title=dict(text=_("Token of patch (row {row}, col {col}): z = {values}").format(
-                          row=row, col=col, values=fmt(embed.embedding))),
-                      xaxis_title=_("embedding dimension"), yaxis_title=_("value"), height=260,
-                      margin=dict(l=10, r=10, t=50, b=10))
-    return fig
-
-
-ui.show_figure(figure_view(("how.embed", fwd.key, row, col), embedding_figure), key="how.embed",
-               filename="step3-patch-embedding")
+ui.show_figure(figure_view(("how.embed", fwd.key, row, col),
+                           lambda: wf.patch_embedding_figure(embed.embedding, row, col)),
+               key="how.embed", filename="step3-patch-embedding")
 check(embed.error, _("x·E + b equals the model's patch-embedding output for this patch"))
 
 # 4 ------------------------------------------------------------------------------------ prefix + positions
@@ -150,22 +120,8 @@ step(4, title4, prefix_text + pos_text,
      r"z_0 = [\,x_\text{class};\ x_p^1 E;\ \dots;\ x_p^N E\,] + E_\text{pos}",
      _("({n}, {dim}) → ({tokens}, {dim}): {layout}").format(n=layout.num_patches, tokens=layout.num_tokens,
                                                             dim=dim, layout=layout.describe()))
-shown_dims = min(dim, 96)
-
-
-def tokens_figure() -> go.Figure:
-    fig = go.Figure(go.Heatmap(
-        z=tokens0[:, :shown_dims].astype(np.float32), colorscale="RdBu_r", zmid=0,
-        hovertemplate=_("token %{y}, dim %{x}: %{z:.3f}") + "<extra></extra>",
-        colorbar=dict(title=_("value"), thickness=12)))
-    fig.update_layout(title=dict(text=_("z₀: one row per token (first {shown} of {dim} dimensions)").format(
-                          shown=shown_dims, dim=dim)),
-                      xaxis_title=_("dimension"), yaxis_title=_("token"), yaxis_autorange="reversed", height=340,
-                      margin=dict(l=10, r=10, t=50, b=10))
-    return fig
-
-
-ui.show_figure(figure_view(("how.tokens", fwd.key), tokens_figure), key="how.tokens", filename="step4-tokens")
+ui.show_figure(figure_view(("how.tokens", fwd.key), lambda: wf.first_tokens_figure(tokens0)), key="how.tokens",
+               filename="step4-tokens")
 check(tokens_error, _("the sequence equals the tokens entering the first block"))
 
 # 5 ------------------------------------------------------------------------------------ self-attention
@@ -179,10 +135,10 @@ step(5, _("Self-attention"),
 c1, c2 = st.columns(2)
 layer = int(c1.slider(_("Layer"), 0, depth - 1, value=0, key="how_layer", bind="query-params",
                       persist_state="session"))
-head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)),
-                        format_func=url_format("how_head", range(cap.num_heads), ui.head_label),
-                        key="how_head",
-                        bind="query-params", persist_state="session"))
+links.seed("how_head", 0, links.choice(range(cap.num_heads), ui.head_label))  # the URL holds the head's number
+head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=keep_language(ui.head_label), key="how_head",
+                        persist_state="session"))
+links.publish("how_head", head, 0)
 from vitviz_app.components import patch_follower
 
 
@@ -202,24 +158,20 @@ with step1_left:  # filled now that step 5 has its layer and head
               "norms": _("6 · its length ‖z‖ per block (dotted: mean of all patches)"),
               "missing": _("(too large to send: click the patch to see this step)")})
     if follower.tier == "none":
-        grid_fig = patch_grid_figure(pixels, None, layout)
-        grid_fig.update_layout(title=dict(
-            text=_("What the model sees: {height}×{width} px, {gh}×{gw} patches").format(
-                height=height, width=width, gh=gh, gw=gw),
-            subtitle=dict(text=_("click a patch to follow it"))))
-        ui.add_cell_targets(grid_fig, map_extent(None, (height, width), layout))
-        extent = map_extent(None, (height, width), layout)
-        x0, y0, x1, y1 = extent.cell_box(row, col)
-        grid_fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="#00e5ff", width=3))
+        grid_fig = ui.add_cell_targets(wf.chosen_patch_figure(pixels, layout, row, col),
+                                       map_extent(None, (height, width), layout))
         ui.show_figure(grid_fig, key="how.grid", filename="step1-patches", height=460,
                        on_select=ui.click_to_state("how.grid", "how_row", "how_col"))
         st.caption(_("This model's patches are too many to send their numbers to the browser: click a patch."))
     else:
         missing = [name for name in ("embeddings", "attention") if name not in follower.holds]
-        st.caption(_("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
-                     "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
-                     "**Click** it to follow it through every step below.").format(height=height, width=width,
-                                                                                     gh=gh, gw=gw))
+        st.caption(ui.pointer_text(
+            _("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Point at** a patch: its pixels, "
+              "flattened vector, token, attention and length are redrawn beside the image, in your browser. "
+              "**Click** it to follow it through every step below."),
+            _("What the model sees: {height}×{width} px, {gh}×{gw} patches. **Tap** a patch: its pixels, flattened "
+              "vector, token, attention and length are redrawn beside the image, and every step below follows it."),
+        ).format(height=height, width=width, gh=gh, gw=gw), unsafe_allow_html=True)
         if missing:
             st.caption({("embeddings", "attention"): _("Too many patches to send every step's numbers: click a patch "
                                                        "for its token and its attention."),
@@ -227,13 +179,7 @@ with step1_left:  # filled now that step 5 has its layer and head
                                           "attention.")}[tuple(missing)])
 
 att = wt.attention_numbers(model, cap, layer, head, token)
-order = np.argsort(-att.weights, kind="stable")
-keys = list(range(len(prefix))) + [token]
-for r, c in ((row, col + 1), (row + 1, col), (0, 0), (gh - 1, gw - 1)):
-    if 0 <= r < gh and 0 <= c < gw:
-        keys.append(layout.patch_index(r, c))
-keys += [int(k) for k in order[:3]]
-keys = list(dict.fromkeys(keys))  # unique, in order
+keys = wt.shown_keys(att.weights, layout, token)
 
 
 def key_name(k: int, mark_query: bool = True) -> str:
@@ -277,25 +223,9 @@ step(6, _("Repeat: transformer blocks"),
      r"z'_\ell = \mathrm{MSA}_\ell(\mathrm{LN}(z_\ell)) + z_\ell, \qquad "
      r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
      _("({n}, {dim}) → … → ({n}, {dim}), {depth} times").format(n=layout.num_tokens, dim=dim, depth=depth))
-norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
-
-
-def depth_figure() -> go.Figure:
-    fig = go.Figure()
-    for k, name in [(i, prefix[i]) for i in range(len(prefix))] + [(token, key_name(token, mark_query=False))]:
-        fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
-    fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
-                             mode="lines", name=_("mean of all patches"), line=dict(dash="dot", color="gray")))
-    fig.update_layout(title=dict(text=_("Token length ‖z‖ after each block")), height=300,
-                      xaxis_title=_("hidden state: the embeddings z₀, then the output of each block"),
-                      yaxis_title="‖z‖", margin=dict(l=10, r=10, t=50, b=10))
-    fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
-                     ticktext=[_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)])
-    return fig
-
-
-ui.show_figure(figure_view(("how.blocks", fwd.key, row, col), depth_figure), key="how.blocks",
-               filename="step6-token-norms")
+norms = token_norms(cap).astype(np.float32)  # (L+1, N), float32 as the capture's tokens
+ui.show_figure(figure_view(("how.blocks", fwd.key, row, col), lambda: wf.token_lengths_figure(norms, layout, token)),
+               key="how.blocks", filename="step6-token-norms")
 
 # 7 ------------------------------------------------------------------------------------ classifier
 has_head = fwd.probabilities is not None
@@ -322,3 +252,4 @@ ui.download_arrays(
     ctx.settings(view="how_vit_works", patch=[row, col], query_token=token, layer=layer, head=head),
     filename="how-a-vit-works", key="how.download",
 )
+ui.next_steps("how_vit_works")

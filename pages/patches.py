@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 
 import vitviz_app as ui
-from vitviz.i18n import _
-from vitviz_app.language import url_format
+from vitviz.i18n import _, keep_language
+from vitviz_app import links
 from vitviz_app.loaders import native_patch_size
 
 ui.entry_point()
@@ -46,35 +46,41 @@ def size_label(p: int) -> str:
     return _("{size} px (native)").format(size=p) if p == native else f"{p} px"
 
 
-def patch_size_from_url(options: list[int]) -> str | None:
-    """Honour a link's ``?patch=8`` (or ``8 px``): the URL normally holds the slider's text ("8 px"), which
-    Streamlit reads itself; a bare size is set here, once per link. Returns a warning for a size this model
-    does not offer, else None."""
+def _read_size(options: list[int]):
+    """A parser of a link's ``?patch=``: ``8``, ``8 px`` or an old link's label (``16 px (native)`` in any
+    language); None for a size this model does not offer."""
+    def parse(text: str) -> int | None:
+        match = re.fullmatch(r"\s*(\d+)\s*(px)?\s*(\(.*\)|（.*）)?\s*", text)
+        return int(match.group(1)) if match and int(match.group(1)) in options else None
+
+    return parse
+
+
+def url_problem(options: list[int]) -> str | None:
+    """A warning for a link whose ``?patch=`` this model does not offer (read once per session), else None."""
     raw = st.query_params.get("patch")
-    if raw is None or raw in [size_label(p) for p in options] or st.session_state.get("_patch_url") == raw:
+    if raw is None or "patch" in st.session_state or _read_size(options)(raw) is not None:
         return None
-    st.session_state["_patch_url"] = raw
-    match = re.fullmatch(r"\s*(\d+)\s*(px)?\s*(\(.*\)|（.*）)?\s*", raw)  # "16 px (native)" in any language
-    if match and int(match.group(1)) in options:
-        st.session_state["patch"] = int(match.group(1))
-        return None
+    match = re.fullmatch(r"\s*(\d+)", raw.split("px")[0]) if raw else None
     allowed = ", ".join(f"{p}" for p in options)
     asked = f"{int(match.group(1))} px" if match else f"“{raw}”"
     return _("The link asks for patch size {asked}, which this model does not offer; it offers {allowed} px. "
              "Showing {native} px, its native size.").format(asked=asked, allowed=allowed, native=native)
 
 
-url_problem = patch_size_from_url(options)
-if url_problem:
-    st.warning(url_problem, icon=":material/link_off:")
+problem = url_problem(options)
+if problem:
+    st.warning(problem, icon=":material/link_off:")
+links.seed("patch", native, _read_size(options), valid=lambda value: value in options)
 controls, facts = st.columns([2, 3], vertical_alignment="bottom")
 with controls:
     size = st.select_slider(
-        _("Patch size (pixels)"), options=options, value=native, key="patch", bind="query-params",
-        persist_state="session", format_func=url_format("patch", options, size_label),
+        _("Patch size (pixels)"), options=options, key="patch", persist_state="session",
+        format_func=keep_language(size_label),
         help=_("The model was trained at the native size. Other sizes resample its patch-embedding weights "
                "and position embeddings (timm's set_input_size)."),
     )
+links.publish("patch", size, native)
 fwd = native_fwd if size == native else ctx.forward(patch_size=size)
 layout, geometry = fwd.layout, fwd.geometry
 with facts:
@@ -130,3 +136,4 @@ ui.download_arrays(
                  input_size=list(layout.input_size)),
     filename=f"patches-{size}px", key="patches.download",
 )
+ui.next_steps("patches")

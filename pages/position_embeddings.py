@@ -6,6 +6,7 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz.i18n import _
+from vitviz_app import links
 from vitviz_app.views import figure_view, filters_view, position_similarity_view
 
 ui.entry_point()
@@ -16,7 +17,9 @@ ui.page_header(
       "Each tile below shows how similar one position's embedding is to all others (cosine similarity; "
       "ViT paper, Fig. 7 centre). In ImageNet-trained ViTs, nearby positions, and positions in the same row or "
       "column, are similar: those models learn the 2-D layout of the image. Whether this model did is said "
-      "below the title. **Click a tile** to enlarge it."),
+      "below the title. ")
+    + ui.pointer_text(_("**Point at a tile** to see it large, **click** it to keep it."),
+                      _("**Tap a tile** to see it large.")),
 )
 ctx = ui.context()
 ctx.require()
@@ -56,53 +59,56 @@ def locality_sentence(sim) -> str:
              "near ones, unlike in ImageNet ViTs.").format(numbers=numbers)
 
 
+row = col = None
 if sim is not None:
     st.markdown(locality_sentence(sim))
     data_range = st.toggle(_("Colour by the data's range instead of −1…1"), key="pos_range",
                            bind="query-params", persist_state="session",
                            help=_("Learned embeddings are often all positively correlated; the data range "
                                   "shows their structure better."))
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        tiles_fig = figure_view(("pos.tiles", fwd.key, data_range),
-                                lambda: ui.add_tile_targets(position_similarity_figure(sim, data_range=data_range)))
-        ui.show_figure(tiles_fig, key="pos.tiles", filename="position-similarity", height=640,
-                       on_select=ui.click_to_state("pos.tiles", "pos_row", "pos_col"))
-    with right:
-        a, b = st.columns(2)
-        row = a.number_input(_("Position row"), 0, gh - 1, value=gh // 2, key="pos_row", bind="query-params",
-                             persist_state="session")
-        col = b.number_input(_("Position column"), 0, gw - 1, value=gw // 2, key="pos_col",
-                             bind="query-params", persist_state="session")
-        tile = figure_view(("pos.tile", fwd.key, int(row), int(col), data_range),
-                           lambda: position_tile_figure(sim, int(row), int(col), data_range=data_range))
-        ui.show_figure(tile, key="pos.tile", filename=f"position-{row}-{col}", height=480)
-        near = [sim[row, col, r, c] for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
-                if 0 <= r < gh and 0 <= c < gw]
-        st.caption(_("Mean similarity to its 4 neighbours: **{neighbours:.3f}**; to all positions: "
-                     "{everywhere:.3f}.").format(neighbours=sum(near) / max(len(near), 1),
-                                                 everywhere=sim[row, col].mean()))
-
-if sim is not None:
-    st.subheader(_("Point at a position"))
+    # the committed position: the explorer's click (or the figure's, or the inputs below) sets it
+    row = int(links.seed("pos_row", gh // 2, links.index(gh)))
+    col = int(links.seed("pos_col", gw // 2, links.index(gw)))
     from vitviz.export import maps_payload
     from vitviz_app.components import explorer_budget, tile_explorer
 
     lo, hi = (float(sim.min()), float(sim.max())) if data_range else (-1.0, 1.0)
     tiles_payload = maps_payload(sim.reshape(gh * gw, gh, gw), value_range=(lo, hi), budget=explorer_budget(),
                                  kind="position_similarity")  # (gh*gw, gh, gw): one map per position
-    if tiles_payload.tier == "maps":
+    if tiles_payload.tier == "maps":  # one grid and one enlarged view, both drawn in the browser
 
         def _pick(r: int, c: int) -> None:
             st.session_state["pos_row"], st.session_state["pos_col"] = r, c
 
-        tile_explorer(tiles_payload, committed=(int(row), int(col)), grid_width=gw, key="pos_explorer",
+        tile_explorer(tiles_payload, committed=(row, col), grid=(gh, gw), key="pos_explorer",
                       caption=_("Hover a tile: its map is shown large at once (drawn in your browser). Click to "
                                 "keep it."),
-                      on_commit=_pick)
-    else:
+                      caption_touch=_("Tap a tile: its map is shown large (drawn in your browser)."),
+                      on_commit=_pick, url={"pos_row": links.publish("pos_row", row, gh // 2),
+                                            "pos_col": links.publish("pos_col", col, gw // 2)})
+    else:  # too many positions for the browser: the server's grid, clicked
         st.caption(_("This grid's {n} positions are too many to send their {n}² similarities to the browser: "
-                     "click a tile in the figure above to enlarge it.").format(n=gh * gw))
+                     "click a tile to enlarge it.").format(n=gh * gw))
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            tiles_fig = figure_view(("pos.tiles", fwd.key, data_range),
+                                    lambda: ui.add_tile_targets(position_similarity_figure(sim, data_range=data_range)))
+            ui.show_figure(tiles_fig, key="pos.tiles", filename="position-similarity", height=640,
+                           on_select=ui.click_to_state("pos.tiles", "pos_row", "pos_col"))
+        with right:
+            a, b = st.columns(2)
+            row = int(a.number_input(_("Position row"), 0, gh - 1, key="pos_row", persist_state="session"))
+            col = int(b.number_input(_("Position column"), 0, gw - 1, key="pos_col", persist_state="session"))
+            tile = figure_view(("pos.tile", fwd.key, row, col, data_range),
+                               lambda: position_tile_figure(sim, row, col, data_range=data_range))
+            ui.show_figure(tile, key="pos.tile", filename=f"position-{row}-{col}", height=480)
+    near = [sim[row, col, r, c] for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
+            if 0 <= r < gh and 0 <= c < gw]
+    st.caption(_("Position ({row}, {col}): mean similarity to its 4 neighbours **{neighbours:.3f}**; to all "
+                 "positions {everywhere:.3f}.").format(row=row, col=col, neighbours=sum(near) / max(len(near), 1),
+                                                       everywhere=sim[row, col].mean()))
+    links.publish("pos_row", row, gh // 2)
+    links.publish("pos_col", col, gw // 2)
 
 st.subheader(_("Patch-embedding filters"))
 st.markdown(_("The first layer projects each flattened patch with a learned matrix. Its principal components "
@@ -113,11 +119,12 @@ n_filters = st.slider(_("Components"), 7, 42, value=28, step=7, key="pos_filters
 filters = filters_view(fwd.key, n_filters, fwd)
 ui.show_figure(figure_view(("pos.filters", fwd.key, n_filters),
                            lambda: embedding_filters_figure(filters.tiles, filters.explained_variance_ratio)),
-               key="pos.filters", filename="embedding-filters")
+               key="pos.filters", filename="embedding-filters", height=720)
 
 arrays = {"filter_tiles": filters.tiles, "filter_explained_variance": filters.explained_variance_ratio}
 settings = dict(view="position_embeddings", grid_size=[gh, gw], filter_components=n_filters)
 if sim is not None:
     arrays["position_similarity"] = sim
-    settings.update(selected_position=[int(row), int(col)], color_range="data" if data_range else "-1..1")
+    settings.update(selected_position=[row, col], color_range="data" if data_range else "-1..1")
 ui.download_arrays(arrays, ctx.settings(**settings), filename="position-embeddings", key="pos.download")
+ui.next_steps("position_embeddings")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -82,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recipe(arch: str, size: int, seed: int, settings: dict, threads: int, workers: int):
     """The ``TrainConfig`` of one point: fixed steps and batch, whole epochs over ``size`` images."""
+    # torch (through vitviz.shapes): loaded only when the script runs, so --help is instant
     from vitviz.shapes.training import TrainConfig
 
     per_epoch = size // settings['batch_size']
@@ -94,6 +96,7 @@ def recipe(arch: str, size: int, seed: int, settings: dict, threads: int, worker
 
 def training_pool(seed: int, count: int, workers: int):
     """Items ``0 .. count-1`` of training set ``(seed, split 0)`` in the family mix, with mask cells."""
+    # torch (through vitviz.shapes): loaded only when the script runs, so --help is instant
     from vitviz.shapes.dataset import TRAIN_SPLIT, pregenerate
     from vitviz.shapes.families import TRAIN_MIX
     from vitviz.shapes.training import MASK_CELL
@@ -103,6 +106,7 @@ def training_pool(seed: int, count: int, workers: int):
 
 def evaluation_sets(settings: dict) -> dict:
     """``name -> (x, labels)``: the training mix and each held-out family, on the model card's held-out seed."""
+    # torch (through vitviz.shapes): loaded only when the script runs, so --help is instant
     from vitviz.shapes.dataset import EVAL_SPLIT, normalize, pregenerate
     from vitviz.shapes.evaluation import EVAL_SEED
     from vitviz.shapes.families import HELD_OUT_FAMILIES, TRAIN_MIX
@@ -119,6 +123,7 @@ def evaluation_sets(settings: dict) -> dict:
 def run_point(arch: str, size: int, seed: int, settings: dict, pool, eval_sets: dict, threads: int = 2,
               workers: int = 2) -> dict:
     """Train one model on the first ``size`` images of ``pool`` and measure it on ``eval_sets``."""
+    # torch (through vitviz.shapes): loaded only when the script runs, so --help is instant
     import torch
 
     from vitviz.shapes.cnn import train_cnn
@@ -141,8 +146,6 @@ def run_point(arch: str, size: int, seed: int, settings: dict, pool, eval_sets: 
 
 def summarise(runs: list[dict]) -> dict:
     """``arch -> size -> set -> {mean, sd, n}`` over seeds (sd: sample standard deviation)."""
-    import statistics
-
     out: dict = {}
     for run in runs:
         for name, acc in run['accuracy'].items():
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         update_doc(args.doc, markdown(json.loads(args.out.read_text())))
         return 0
+    # torch (through vitviz.shapes): loaded only when the script runs, so --help is instant
     import torch
 
     torch.set_num_threads(args.threads)

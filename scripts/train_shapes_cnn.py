@@ -95,6 +95,7 @@ def update_card(card: Path, section: str) -> None:
 
 def evaluate_cnn(model, config: dict, eval_count: int, family_count: int) -> dict:
     """Accuracy on the ViT's held-out images: the training mix, then each style family on its own."""
+    # torch (through vitviz.shapes): loaded only when the script runs, so --help is instant
     from vitviz.shapes.cnn import accuracy
     from vitviz.shapes.evaluation import EVAL_SEED
     from vitviz.shapes.families import HELD_OUT_FAMILIES, TRAIN_FAMILIES, TRAIN_MIX
@@ -114,6 +115,7 @@ def evaluate_cnn(model, config: dict, eval_count: int, family_count: int) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # torch (through vitviz.shapes): loaded only when the script runs, so --help is instant
     import torch
 
     from vitviz.shapes.cnn import CNN_CONFIG_PATH, load_shapes_cnn, make_cnn_config, save_shapes_cnn, train_cnn

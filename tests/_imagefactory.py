@@ -4,7 +4,7 @@ No binary fixtures: each function returns the encoded file as ``bytes`` (or a PI
 ``make_marker_image``), built from numpy arrays so the expected pixels are known exactly.
 Sizes are ``(height, width)`` like the rest of vitviz; colours are ``(R, G, B)`` tuples.
 
-Used by ``tests/test_images.py`` and by other tests (the app's bad-upload tests), e.g.::
+Used by ``tests/unit/test_images.py`` and by other tests (the app's bad-upload tests), e.g.::
 
     from tests._imagefactory import make_png, make_truncated_jpeg, make_bomb_png
 """
@@ -352,3 +352,12 @@ BAD_UPLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
     "zero-width png": (make_zero_width_png, "corrupt"),
     "bomb png": (make_bomb_png, "too_large"),
 }
+
+
+def decode_data_uri(uri: str) -> np.ndarray:
+    """The RGB pixels of a ``data:image/...;base64,`` URI (a figure's photo trace), as a (H, W, 3) array."""
+    import base64
+
+    header, payload = uri.split(",", 1)
+    assert header.startswith("data:image/") and header.endswith(";base64")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))).convert("RGB"))

@@ -1,9 +1,10 @@
 """vitviz: see how a Vision Transformer sees an image.
 
 The library is pure Python (no Streamlit): ``models`` loads a ViT and its weights, ``images`` decodes and
-preprocesses a photo, ``capture`` records every layer's real attention in one forward pass, ``analysis``
-turns captures into maps, and ``figures`` draws them with Plotly. Submodules import torch and timm lazily,
-so ``import vitviz`` itself is cheap.
+preprocesses a photo, ``pipeline`` runs one image through one model (``capture`` records every layer's real
+attention in that pass), ``analysis`` turns captures into maps, ``attribution`` holds the relevance methods,
+``evaluation`` judges them, and ``figures`` draws them with Plotly; ``explain`` is the notebook's one call.
+Submodules import torch and timm lazily, so ``import vitviz`` itself is cheap.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Capture: one forward pass of a timm ViT that records every layer's real attention.
 
-Two storage paths give the same attention probabilities (proved in ``tests/test_capture.py``):
+Two storage paths give the same attention probabilities (proved in ``tests/unit/test_capture.py``):
 
 ``'full'``
     Every attention module runs its unfused path for the duration of the capture (``fused_attn`` is set to
@@ -19,14 +19,17 @@ threads, so concurrent sessions sharing a cached model never see each other's at
 """
 from __future__ import annotations
 
+import operator
 import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from .hooks import Edits
 from .i18n import _
 from .layout import TokenLayout
 
@@ -37,6 +40,8 @@ __all__ = [
     "CaptureError",
     "attention_modules",
     "capture",
+    "check_target",
+    "eager_attention",
     "model_lock",
 ]
 
@@ -89,9 +94,20 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return modules
 
 
+def eager_attention(edits: Edits, modules: Sequence[nn.Module]) -> None:
+    """Run each attention module on its unfused path (``fused_attn = False``) until ``edits`` ends.
+
+    timm's fused kernel never forms the attention matrix; its eager path computes the softmax and passes it
+    through ``attn_drop``, where a hook can see it. Setting the global flag after the model was built changes
+    nothing, so each module's own flag is switched, and given back on exit.
+    """
+    for module in modules:
+        edits.set(module, "fused_attn", False)
+
+
 def _supports_qk(attn: nn.Module) -> bool:
     """True when softmax(scale * q_norm(q) @ k_norm(k).T) is exactly the module's attention."""
-    from timm.layers import Attention
+    from timm.layers import Attention  # timm: heavy; capturing itself needs torch only
 
     return type(attn) is Attention and getattr(attn, "gate", None) is None
 
@@ -205,9 +221,7 @@ class AttentionRecorder:
         if storage == "qk" and not all(_supports_qk(m) for m in self.modules):
             raise CaptureError(_("storage='qk' needs timm's plain Attention module in every block"))
         self._lock = model_lock(model)
-        self._handles: list = []
-        self._saved_flags: list[bool] = []
-        self._was_training = False
+        self._edits = Edits()
         self._owner: int | None = None
         self.clear()
 
@@ -243,16 +257,16 @@ class AttentionRecorder:
             hidden[:, 0] = tokens
             self.hidden.append(hidden)
 
-    def _register(self) -> None:
+    def _register(self, edits: Edits) -> None:
         blocks = self.model.blocks
-        self._handles.append(blocks[0].register_forward_pre_hook(self._block_input_hook))
+        edits.forward_pre_hook(blocks[0], self._block_input_hook)
         for i, (block, attn) in enumerate(zip(blocks, self.modules)):
-            self._handles.append(block.register_forward_hook(self._store_block_output(i)))
+            edits.forward_hook(block, self._store_block_output(i))
             if self.storage == "full":
-                self._handles.append(attn.attn_drop.register_forward_hook(self._store_hook(self.probs[i])))
+                edits.forward_hook(attn.attn_drop, self._store_hook(self.probs[i]))
             else:
-                self._handles.append(attn.q_norm.register_forward_hook(self._store_hook(self.queries[i], True)))
-                self._handles.append(attn.k_norm.register_forward_hook(self._store_hook(self.keys[i], True)))
+                edits.forward_hook(attn.q_norm, self._store_hook(self.queries[i], True))
+                edits.forward_hook(attn.k_norm, self._store_hook(self.keys[i], True))
 
     def _store_block_output(self, i: int):
         def hook(_module, _args, output):
@@ -263,16 +277,15 @@ class AttentionRecorder:
 
     def __enter__(self) -> AttentionRecorder:
         self._lock.acquire()
+        self._edits = Edits()
         try:
             self._owner = threading.get_ident()
-            self._was_training = self.model.training
-            if self._was_training:  # eval() walks every module: skip it when there is nothing to change
+            if self.model.training:  # eval() walks every module: skip it when there is nothing to change
                 self.model.eval()
-            self._saved_flags = [bool(m.fused_attn) for m in self.modules]
+                self._edits.callback(self.model.train)
             if self.storage == "full":
-                for m in self.modules:
-                    m.fused_attn = False
-            self._register()
+                eager_attention(self._edits, self.modules)
+            self._register(self._edits)
         except BaseException:
             self._restore()
             raise
@@ -283,13 +296,7 @@ class AttentionRecorder:
 
     def _restore(self) -> None:
         try:
-            for handle in self._handles:
-                handle.remove()
-            self._handles.clear()
-            for m, flag in zip(self.modules, self._saved_flags):
-                m.fused_attn = flag
-            if self._was_training:
-                self.model.train()
+            self._edits.close()  # hooks removed, flags and the train/eval mode given back, in reverse order
         finally:
             self._owner = None
             self._lock.release()
@@ -334,12 +341,34 @@ def _choose_storage(model: nn.Module, layout: TokenLayout, batch: int, storage: 
     return "qk"
 
 
-def _targets(target, batch: int) -> tuple[int, ...] | None:
+def check_target(target: int, num_classes: int) -> int:
+    """``target`` as an index of one of the model's ``num_classes`` classes (the one check of a class index:
+    capture, the pipeline, the attribution methods and the evaluation all ask it).
+
+    Raises:
+        ValueError: The model has no classifier (``num_classes`` 0), or ``target`` is not a whole number from 0
+            to ``num_classes - 1`` (a negative index is refused, never counted from the end).
+    """
+    if not num_classes:
+        raise ValueError(_("this model has no classifier head: there is no class to explain"))
+    try:
+        index = operator.index(target)
+    except TypeError:
+        raise ValueError(_("class index {target} is out of range: the model has {count} classes").format(
+            target=repr(target), count=num_classes)) from None
+    if not 0 <= index < num_classes:
+        raise ValueError(_("class index {target} is out of range: the model has {count} classes").format(
+            target=index, count=num_classes))
+    return index
+
+
+def _targets(model: nn.Module, target: int | Sequence[int] | None, batch: int) -> tuple[int, ...] | None:
     if target is None:
         return None
-    if isinstance(target, int):
-        return (int(target),) * batch
-    targets = tuple(int(t) for t in target)
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    if np.ndim(target) == 0:  # an int, a numpy or 0-d torch integer
+        return (check_target(target, num_classes),) * batch
+    targets = tuple(check_target(t, num_classes) for t in target)
     if len(targets) != batch:
         raise ValueError(f"{len(targets)} targets for a batch of {batch}")
     return targets
@@ -369,7 +398,7 @@ def capture(
         raise ValueError(f"expected an image batch (B, 3, H, W), got shape {tuple(x.shape)}")
     batch = int(x.shape[0])
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
-    targets = _targets(target, batch)
+    targets = _targets(model, target, batch)
     storage = _choose_storage(model, layout, batch, storage, targets)
     recorder = AttentionRecorder(model, storage=storage, keep_graph=targets is not None)
     with recorder:

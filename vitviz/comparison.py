@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from vitviz.images import data_config, load_image, prepare_input
+from vitviz.shapes.families import TRAIN_MIX
 
 __all__ = ['CnnComparison', 'compare_cnn', 'comparison_images']
 
@@ -65,10 +69,6 @@ class CnnComparison:
 
 def _as_image(image: Any):
     """An RGB PIL image from a path, bytes, file object, PIL image or uint8 ``(H, W, 3)`` array."""
-    from PIL import Image
-
-    from vitviz.images import load_image
-
     if isinstance(image, Image.Image):
         return image if image.mode == 'RGB' else image.convert('RGB')
     if isinstance(image, np.ndarray):
@@ -92,10 +92,8 @@ def comparison_images(image: Any = None, *, samples: bool = True, shapes: int = 
     Returns:
         RGB PIL images and how many came from each source.
     """
-    from PIL import Image
-
+    # torch: the shapes data set and model modules load it
     from vitviz.shapes.dataset import mix_batch
-    from vitviz.shapes.families import TRAIN_MIX
     from vitviz.shapes.model import ASSETS_DIR
 
     images, sources = [], {}
@@ -115,10 +113,7 @@ def comparison_images(image: Any = None, *, samples: bool = True, shapes: int = 
 
 def _inputs(model: Any, images: Sequence) -> Any:
     """The model's own preprocessing (timm's eval transform) of each image, stacked: ``(n, 3, H, W)``."""
-    import torch
-
-    from vitviz.images import prepare_input
-    from vitviz.models import data_config
+    import torch  # torch: loaded when a comparison runs, not on import
 
     config = data_config(model)
     return torch.cat([prepare_input(im, config)[0] for im in images])
@@ -148,6 +143,7 @@ def compare_cnn(vit: Any = None, cnn: Any = None, image: Any = None, *, erf_imag
     Returns:
         The frozen :class:`CnnComparison`.
     """
+    # torch (and timm through the models): loaded when a comparison runs, not on `import vitviz`
     import torch
 
     from vitviz.analysis.cka import cka_matrix, layer_grams
@@ -158,11 +154,11 @@ def compare_cnn(vit: Any = None, cnn: Any = None, image: Any = None, *, erf_imag
     from vitviz.shapes.model import ASSETS_DIR
 
     if vit is None:
-        from vitviz.shapes.model import load_shapes_model
+        from vitviz.shapes.model import load_shapes_model  # safetensors: only for the bundled weights
 
         vit = load_shapes_model()[0]
     if cnn is None:
-        from vitviz.shapes.cnn import load_shapes_cnn
+        from vitviz.shapes.cnn import load_shapes_cnn  # timm and safetensors: only for the bundled weights
 
         cnn = load_shapes_cnn()[0]
     vit, cnn = vit.eval(), cnn.eval()

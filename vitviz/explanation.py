@@ -1,4 +1,4 @@
-"""Notebook entry point: one call from a model and an image to every array and figure vitviz has.
+"""The notebook facade: one call from a model and an image to every array and figure vitviz has.
 
     >>> import vitviz
     >>> ex = vitviz.explain("vitviz-shapes", "cat.jpg")
@@ -14,30 +14,51 @@ faithfulness test) is computed on demand, once, and kept on the Explanation:
     >>> ex.relevance("gradient_rollout")           # (grid_h, grid_w) map for the top class
     >>> ex.faithfulness("rollout", removal="tokens").positive_auc
     >>> ex.sanity("attention").correlations       # cascading randomisation (Adebayo et al. 2018)
+    >>> ex.decomposition("attnlrp").shares()       # where an LRP map's explained logit went
+    >>> ex.verdict()                               # which map to trust here, in plain words
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from vitviz import analysis, figures
-from vitviz.capture import Capture, capture
-from vitviz.figures._base import as_rgb_array
+from vitviz import analysis, figures, models, pipeline
+from vitviz.attribution import METHODS, AttributionMethod, Relevance, get_method, renamed_note
+from vitviz.capture import Capture, capture, check_target
+from vitviz.evaluation import Faithfulness, PerturbationBand, SanityCheck, faithfulness, random_baseline, sanity_check
+from vitviz.evaluation.verdict import read_curves, verdict, verdict_sentences
 from vitviz.i18n import _
-from vitviz.images import InputGeometry, input_image, load_image, prepare_input
+from vitviz.images import InputGeometry, input_image, read_image
 from vitviz.layout import TokenLayout
-from vitviz.models import data_config as model_data_config
+from vitviz.models import LoadedModel
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import BinaryIO
+
+    import torch
+    from torch import nn
+
+    from vitviz.attribution.conservation import LogitDecomposition
+
+    ImageSource = str | Path | bytes | BinaryIO | Image.Image | np.ndarray
 
 __all__ = ["Explanation", "explain"]
 
-TOP_K = 5
+TOP_K = pipeline.TOP_K
+
+Query = str | int | tuple[int, int]
+"""A query token: a prefix name (``'cls'``, ``'reg0'``), a token index or a patch ``(row, col)``."""
+_T = TypeVar("_T")
+_NOTED: set[str] = set()
+"""Renamed keys already noted in this process (the note is a one-release FutureWarning, shown once)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +72,7 @@ class Explanation:
         capture: The recorded forward pass (attention, hidden states, output).
         predictions: Top classes, most probable first; empty for a model without a classifier.
         model: The model that ran (after re-patchifying, when asked).
-        input: The model input (1, 3, H, W) as normalised.
+        input: The model input (1, 3, H, W) as normalised, on the model's device.
         data_config: timm data config used to prepare the input.
         name: Model name, for titles.
         notice: Which weights are in use, when the model was loaded by name (e.g. the offline fallback).
@@ -62,8 +83,8 @@ class Explanation:
     layout: TokenLayout
     capture: Capture
     predictions: tuple[analysis.Prediction, ...]
-    model: Any = field(repr=False)
-    input: Any = field(repr=False)
+    model: nn.Module = field(repr=False)
+    input: torch.Tensor = field(repr=False)
     data_config: dict = field(repr=False)
     name: str = ""
     notice: str = ""
@@ -85,15 +106,16 @@ class Explanation:
         rows, cols = self.layout.grid_size
         return self.layout.patch_index(rows // 2, cols // 2)
 
-    def _query(self, query: Any) -> int:
+    def _query(self, query: Query | None) -> int:
         return self.default_query() if query is None else analysis.query_index(query, self.layout)
 
-    def attention_map(self, layer: int = -1, head: int | str = "mean", query: Any = None) -> analysis.AttentionMap:
+    def attention_map(self, layer: int = -1, head: int | str = "mean",
+                      query: Query | None = None) -> analysis.AttentionMap:
         """One query's attention in one layer (see ``vitviz.analysis.attention_map``); query as token index,
         prefix name (``'cls'``, ``'reg0'``) or patch ``(row, col)``; default :meth:`default_query`."""
         return analysis.attention_map(self.capture, layer, head, self._query(query))
 
-    def attention_grid(self, query: Any = None) -> np.ndarray:
+    def attention_grid(self, query: Query | None = None) -> np.ndarray:
         """(L, H, gh, gw) one query's attention over the patches, every layer and head."""
         return analysis.attention_grid(self.capture, self._query(query))
 
@@ -115,24 +137,22 @@ class Explanation:
 
     # ------------------------------------------------------------------ attribution and its evaluation
 
-    def _memo(self, key: tuple, compute: Any) -> Any:
+    def _memo(self, key: tuple, compute: Callable[[], _T]) -> _T:
         """``compute()`` once per ``key``, kept on this Explanation."""
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
 
     def target_class(self, target: int | None = None) -> int:
-        """``target`` checked against the classifier, or the top class when None."""
+        """``target`` checked against the classifier (``vitviz.capture.check_target``), or the top class when
+        None."""
         num_classes = int(getattr(self.model, "num_classes", 0) or 0)
-        if not num_classes or self.capture.output.shape[-1] != num_classes:
-            raise ValueError(_("this model has no classifier head: there is no class to explain"))
+        if self.capture.output.shape[-1] != num_classes:
+            num_classes = 0  # features, not class scores
         if target is None:
+            check_target(0, num_classes)  # refuses a model without a classifier
             return int(self.capture.output[0].argmax())
-        target = int(target)
-        if not 0 <= target < num_classes:
-            raise ValueError(_("class index {target} is out of range: the model has {count} classes").format(
-                target=target, count=num_classes))
-        return target
+        return check_target(target, num_classes)
 
     def capture_for(self, target: int | None = None) -> Capture:
         """A capture with gradients for ``target`` (default the top class): the original one when it has
@@ -140,32 +160,45 @@ class Explanation:
         target = self.target_class(target)
         if self.capture.target == (target,):
             return self.capture
-        return self._memo(("capture", target), lambda: capture(self.model, self.input.to(_device_of(self.model)),
-                                                               target=target))
+        return self._memo(("capture", target), lambda: capture(self.model, self.input, target=target))
 
-    def _method(self, method: Any) -> Any:
-        from vitviz.attribution import get_method
+    def _method(self, method: str | AttributionMethod) -> AttributionMethod:
+        if isinstance(method, str):
+            if method not in _NOTED and (note := renamed_note(method)):  # 'attnlrp' named CP-LRP up to 0.1
+                _NOTED.add(method)
+                warnings.warn(note, FutureWarning, stacklevel=3)
+            return get_method(method)
+        return method
 
-        return get_method(method) if isinstance(method, str) else method
-
-    def attribution(self, method: Any, target: int | None = None) -> Any:
-        """The ``vitviz.attribution.Relevance`` of ``method`` (a key of ``vitviz.analysis.METHODS`` or an
+    def attribution(self, method: str | AttributionMethod, target: int | None = None) -> Relevance:
+        """The ``vitviz.attribution.Relevance`` of ``method`` (a key of ``vitviz.attribution.METHODS`` or an
         ``AttributionMethod``) for ``target``; class-specific methods default to the top class."""
         method = self._method(method)
         target = self.target_class(target) if method.class_specific else None
+        if method.conserves:  # one LRP pass gives the map and where the rest of the logit went
+            return self.decomposition(method, target).relevance
         reuse = self._cache.get(("capture", target), self.capture)
 
-        def compute():
-            x = self.input.to(_device_of(self.model))
-            return method.attribute(self.model, x, target, capture=reuse)
+        return self._memo(("relevance", method.key, target),
+                          lambda: method.attribute(self.model, self.input, target, capture=reuse))
 
-        return self._memo(("relevance", method.key, target), compute)
+    def decomposition(self, method: str | AttributionMethod = "attnlrp", target: int | None = None
+                      ) -> LogitDecomposition:
+        """Where an LRP map's explained logit went, in parts that sum to it (``vitviz.attribution.conservation``);
+        only for methods with ``conserves`` (CP-LRP, AttnLRP)."""
+        method = self._method(method)
+        if not method.conserves:
+            raise ValueError(f"{method.key} does not decompose the logit (only the LRP methods do)")
+        target = self.target_class(target)
+        return self._memo(("decomposition", method.key, target),
+                          lambda: method.decompose(self.model, self.input, target))
 
-    def relevance(self, method: Any, target: int | None = None) -> np.ndarray:
+    def relevance(self, method: str | AttributionMethod, target: int | None = None) -> np.ndarray:
         """(grid_h, grid_w) relevance of every patch by ``method`` for ``target`` (see :meth:`attribution`)."""
         return self.attribution(method, target).patches
 
-    def faithfulness(self, method: Any, removal: str = "tokens", target: int | None = None) -> Any:
+    def faithfulness(self, method: str | AttributionMethod, removal: str = "tokens",
+                     target: int | None = None) -> Faithfulness:
         """Both perturbation curves of ``method``'s map (``vitviz.evaluation.faithfulness``).
 
         The returned ``Faithfulness`` holds the fractions, the positive (most relevant removed first, lower
@@ -173,42 +206,37 @@ class Explanation:
         the probability of ``target`` (default the top class). ``removal`` is ``'tokens'`` (token
         dropping) or ``'pixels'`` (Chefer's protocol).
         """
-        from vitviz.evaluation import faithfulness
-
         method = self._method(method)
         target = self.target_class(target)
 
         def compute():
             relevance = self.attribution(method, target if method.class_specific else None)
-            return faithfulness(self.model, self.input, relevance, target, removal,
+            return faithfulness(self.model, self.input, relevance, target, removal, clean=self.capture.output,
                                 mean=self.data_config.get("mean"), std=self.data_config.get("std"))
 
         return self._memo(("faithfulness", method.key, removal, target), compute)
 
     def random_baseline(self, removal: str = "tokens", order: str = "most", target: int | None = None,
-                        seeds: Sequence[int] = tuple(range(5))) -> Any:
+                        seeds: Sequence[int] = tuple(range(5))) -> PerturbationBand:
         """Perturbation curves of random orders as a band (``vitviz.evaluation.random_baseline``)."""
-        from vitviz.evaluation import random_baseline
-
         target = self.target_class(target)
         seeds = tuple(int(s) for s in seeds)
         return self._memo(("random", removal, order, target, seeds), lambda: random_baseline(
-            self.model, self.input, target, removal=removal, order=order, seeds=seeds,
+            self.model, self.input, target, removal=removal, order=order, seeds=seeds, clean=self.capture.output,
             mean=self.data_config.get("mean"), std=self.data_config.get("std"),
         ))
 
-    def sanity(self, method: Any, target: int | None = None, steps: int | None = None, seed: int = 0) -> Any:
+    def sanity(self, method: str | AttributionMethod, target: int | None = None, steps: int | None = None,
+               seed: int = 0) -> SanityCheck:
         """Cascading model randomisation of ``method`` (``vitviz.evaluation.sanity_check``, Adebayo et al.
         2018): rank correlation with the original map as the head, then the blocks from the top, are
         re-initialised on a copy of the model."""
-        from vitviz.evaluation import sanity_check
-
         method = self._method(method)
         target = self.target_class(target) if method.class_specific else None
 
         def compute():
             original = self.attribution(method, target)
-            return sanity_check(self.model, self.input.to(_device_of(self.model)), method, target, steps=steps,
+            return sanity_check(self.model, self.input, method, target, steps=steps,
                                 seed=seed, original=original)
 
         return self._memo(("sanity", method.key, target, steps, seed), compute)
@@ -264,7 +292,7 @@ class Explanation:
         result = self.embedding_filters(n)
         return figures.embedding_filters_figure(result.tiles, result.explained_variance_ratio)
 
-    def fig_attention(self, layer: int = -1, head: int | str = "mean", query: Any = None) -> go.Figure:
+    def fig_attention(self, layer: int = -1, head: int | str = "mean", query: Query | None = None) -> go.Figure:
         """One query's attention in one layer over the photo, prefix tokens listed apart."""
         amap = self.attention_map(layer, head, query)
         row = np.concatenate([list(amap.prefix.values()), amap.patches.reshape(-1)])  # (N,)
@@ -272,7 +300,7 @@ class Explanation:
             row, self.image, self.geometry, self.layout, query=amap.query, layer=amap.layer, head=amap.head,
         )
 
-    def fig_attention_grid(self, query: Any = None, normalize: bool = False) -> go.Figure:
+    def fig_attention_grid(self, query: Query | None = None, normalize: bool = False) -> go.Figure:
         """Layers × heads grid of one query's attention."""
         index = self._query(query)
         title = _("Attention of {token}, per layer and head").format(token=figures.token_name(self.layout, index))
@@ -303,36 +331,61 @@ class Explanation:
         """Patch features coloured by their first three principal components, beside the photo."""
         return figures.feature_pca_figure(self.feature_pca(layer), self.image, self.geometry, self.layout)
 
-    def _method_keys(self, methods: Sequence[str] | None) -> list[str]:
-        """``methods``, or every registered method this model can run (class-specific ones need a head)."""
-        from vitviz.attribution import METHODS
-
+    def _methods(self, methods: Sequence[str | AttributionMethod] | None, *, lrp: bool = False) -> list:
+        """``methods`` as methods (a renamed key the user typed is noted), or every registered method this model
+        can run (class-specific ones need a head; with ``lrp``, every LRP method)."""
         if methods is not None:
-            return list(methods)
-        return [k for k, m in METHODS.items() if self.predictions or not m.class_specific]
+            return [self._method(m) for m in methods]
+        return [m for m in METHODS.values() if (m.conserves if lrp else self.predictions or not m.class_specific)]
+
+    def _map_title(self, method: AttributionMethod, target: int | None) -> str:
+        """A method's title; an LRP map's says what share of the explained logit it holds."""
+        if not method.conserves:
+            return method.display_title
+        share = figures.logit_parts(self.decomposition(method, target))["patches"]
+        return _("{method} ({share:.0%} of the logit)").format(method=method.display_title, share=share)
 
     def fig_relevance(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
-        """Every method's map over the photo, side by side (default: every registered method)."""
-        keys = self._method_keys(methods)
-        maps = {self._method(k).display_title: self.relevance(k, target) for k in keys}
+        """Every method's map over the photo, side by side (default: every registered method); an LRP map's
+        title gives its share of the explained logit (see :meth:`fig_conservation`)."""
+        maps = {self._map_title(m, target): self.relevance(m, target) for m in self._methods(methods)}
         return figures.relevance_maps_figure(maps, self.image, self.geometry, self.layout)
+
+    def fig_conservation(self, methods: Sequence[str] | None = None, target: int | None = None) -> go.Figure:
+        """Where each LRP map's explained logit went: the map, prefix tokens, position embedding, biases, softmax
+        (default: every LRP method)."""
+        return figures.conservation_figure({m.display_title: self.decomposition(m, target)
+                                            for m in self._methods(methods, lrp=True)})
 
     def fig_faithfulness(self, methods: Sequence[str] | None = None, removal: str = "tokens",
                          target: int | None = None) -> go.Figure:
         """Perturbation curves of each method beside the random band (see :meth:`faithfulness`)."""
         target = self.target_class(target)
-        keys = self._method_keys(methods)
-        results = {self._method(k).display_title: self.faithfulness(k, removal, target) for k in keys}
+        results = {m.display_title: self.faithfulness(m, removal, target) for m in self._methods(methods)}
         bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
         labels = analysis.imagenet_labels(self.model)
         name = next((p.label for p in self.predictions if p.index == target), None) or (
             labels[target] if labels else _("class {index}").format(index=target))
         return figures.faithfulness_figure(results, bands, class_name=f"“{name}”")
 
-    def fig_sanity(self, methods: Sequence[str] | None = None, steps: int | None = None) -> go.Figure:
-        """Rank correlation with the original map under cascading randomisation (see :meth:`sanity`)."""
-        keys = self._method_keys(methods)
-        return figures.sanity_figure({self._method(k).display_title: self.sanity(k, steps=steps) for k in keys})
+    def fig_sanity(self, methods: Sequence[str] | None = None, steps: int | None = None,
+                   metric: str = "spearman") -> go.Figure:
+        """Similarity with the original map under cascading randomisation (see :meth:`sanity`): ``metric`` is
+        ``'spearman'``, ``'spearman_abs'`` or ``'ssim'``."""
+        checks = {m.display_title: self.sanity(m, steps=steps) for m in self._methods(methods)}
+        return figures.sanity_figure(checks, metric=metric)
+
+    def verdict(self, methods: Sequence[str] | None = None, removal: str = "tokens", target: int | None = None,
+                sanity: bool = True) -> list[str]:
+        """Which map to trust on this image, in plain words (``vitviz.evaluation.verdict``): each method's
+        curves against the random band and, with ``sanity``, its randomisation test."""
+        target = self.target_class(target)
+        chosen = {m.key: m for m in self._methods(methods)}
+        results = {k: self.faithfulness(m, removal, target) for k, m in chosen.items()}
+        bands = {order: self.random_baseline(removal, order, target) for order in ("most", "least")}
+        checks = {k: self.sanity(m) for k, m in chosen.items()} if sanity else None
+        verdicts = verdict(read_curves(results, bands), checks, {k: m.class_specific for k, m in chosen.items()})
+        return verdict_sentences(verdicts, {k: m.display_title for k, m in chosen.items()}, sanity_run=sanity)
 
     def fig_predictions(self) -> go.Figure:
         """Top classes as a bar chart."""
@@ -343,81 +396,58 @@ class Explanation:
 # ------------------------------------------------------------------------------------------- explain
 
 
-def _resolve_model(model_or_name: Any, device: str | None) -> tuple[Any, dict, list[str] | None, str, str]:
-    """``(model, data_config, labels, name, notice)`` from a name, a ``LoadedModel`` or a model object."""
+def _resolve_model(
+    model_or_name: str | LoadedModel | nn.Module, device: str | torch.device | None,
+) -> tuple[nn.Module, dict[str, Any] | None, list[str] | None, str, str]:
+    """``(model, data_config, labels, name, notice)`` from a name, a ``LoadedModel`` or a model object; the
+    data config and labels are None for a model object (the pipeline reads timm's)."""
     if isinstance(model_or_name, str):
-        from vitviz.models import load_model
-
-        model_or_name = load_model(model_or_name, device=device)
-    if hasattr(model_or_name, "data_config") and hasattr(model_or_name, "model"):  # LoadedModel
+        model_or_name = models.load_model(model_or_name, device=device)
+    if isinstance(model_or_name, models.LoadedModel):
         loaded = model_or_name
-        model = loaded.model if device is None else loaded.model.to(device)
-        return model, dict(loaded.data_config), loaded.labels, loaded.name, loaded.notice
-
-    model = model_or_name if device is None else model_or_name.to(device)
-    name = str(getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__))
-    return model, model_data_config(model), analysis.imagenet_labels(model), name, ""
-
-
-def _resolve_image(image: Any) -> Image.Image:
-    """An upright RGB image from a path, bytes, file object, PIL image or uint8 array."""
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        return Image.fromarray(as_rgb_array(image))
-    if isinstance(image, (str, Path, bytes, bytearray, memoryview)) or hasattr(image, "read"):
-        return load_image(image)
-    raise TypeError(f"cannot read an image from {type(image).__name__}")
-
-
-def _repatched(model: Any, data_config: dict, patch_size: int | Sequence[int]) -> tuple[Any, dict]:
-    """A copy of the model at ``patch_size`` and the data config for its (possibly new) input size."""
-    model = analysis.with_patch_size(model, patch_size)
-    return model, model_data_config(model, base=data_config)
-
-
-def _device_of(model: Any) -> Any:
-    return next(model.parameters()).device
+        return loaded.model, dict(loaded.data_config), loaded.labels, loaded.name, loaded.notice
+    name = str(getattr(model_or_name, "pretrained_cfg", {}).get("architecture", type(model_or_name).__name__))
+    return model_or_name, None, None, name, ""
 
 
 def explain(
-    model_or_name: Any,
-    image: Any,
+    model_or_name: str | LoadedModel | nn.Module,
+    image: ImageSource,
     *,
     target: int | None = None,
     patch_size: int | Sequence[int] | None = None,
-    device: str | None = None,
+    device: str | torch.device | None = None,
+    fit: str = "crop",
 ) -> Explanation:
-    """Run a ViT once on an image and keep everything needed to explain what it saw.
+    """Run a ViT once on an image (``vitviz.pipeline.run``) and keep everything needed to explain what it saw.
 
     Args:
         model_or_name: A catalogue key or timm name (loaded with ``vitviz.models.load_model``), a
             ``LoadedModel``, or a timm ViT-family model object (used as it is; moved, in place, to
             ``device`` when one is given).
-        image: A path, bytes, file object (decoded with ``vitviz.images.load_image``), PIL image or
-            uint8 array.
+        image: A path, bytes, file object (decoded with ``vitviz.images.load_image``), PIL image (converted as
+            an upload is, ``vitviz.images.to_rgb``) or array (``vitviz.images.as_rgb_array``).
         target: Class index whose gradients are recorded with the capture (gradient rollout for this class
-            needs no second pass; any other class is computed on demand).
+            needs no second pass; any other class is computed on demand). Checked against the model's classes.
         patch_size: Run at another patch size (FlexiViT-style resampled copy of the model,
             ``vitviz.analysis.with_patch_size``); the model passed in is left untouched.
-        device: Device to load the model on (by name) or to move it to.
+        device: Device to load the model on (by name) or to move it to; the input always follows the model.
+        fit: ``'crop'`` (the model's own preprocessing), ``'letterbox'`` or ``'squash'``: the whole photo
+            (``vitviz.images.FITS``).
 
     Returns:
         The frozen Explanation.
+
+    Raises:
+        vitviz.images.ImageError: An image that cannot be read, or an empty or non-finite array.
+        ValueError: ``target`` names no class of the model.
     """
     model, data_config, labels, name, notice = _resolve_model(model_or_name, device)
-    picture = _resolve_image(image)
-    if patch_size is not None:
-        model, data_config = _repatched(model, data_config, patch_size)
-    else:
-        data_config = model_data_config(model, base=data_config)
-    x, geometry = prepare_input(picture, data_config)  # (1, 3, H, W)
-    result = capture(model, x.to(_device_of(model)), target=target)
-    num_classes = int(getattr(model, "num_classes", 0) or 0)
-    predictions = ()
-    if num_classes and result.output.shape[-1] == num_classes:
-        predictions = tuple(analysis.top_k(result.output[0], labels, k=TOP_K))
+    picture = read_image(image)
+    result = pipeline.run(model, picture, patch_size=patch_size, target=target, data_config=data_config,
+                          labels=labels, device=device, fit=fit)
     return Explanation(
-        image=picture, geometry=geometry, layout=result.layout, capture=result, predictions=predictions,
-        model=model, input=x, data_config=data_config, name=name, notice=notice,
+        image=picture, geometry=result.geometry, layout=result.layout, capture=result.capture,
+        predictions=result.predictions, model=result.model, input=result.x, data_config=result.data_config,
+        name=name, notice=notice,
     )

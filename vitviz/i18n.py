@@ -30,12 +30,14 @@ import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "DOMAIN", "LOCALE_DIR", "N_", "_", "catalogue_path", "get_language",
-           "keep_language", "language", "match_language", "ngettext", "set_language", "translations"]
+__all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "DOMAIN", "LOCALE_DIR", "Message", "N_", "_", "catalogue_path",
+           "get_language", "keep_language", "language", "match_language", "ngettext", "sentences", "set_language",
+           "translations"]
 
 LANGUAGES = {"en": "English", "zh": "中文"}
 """Language codes the app speaks, with each language's name in itself (for the switch)."""
@@ -117,6 +119,7 @@ def translations(code: str) -> gettext.NullTranslations:
     path = catalogue_path(code)
     if code == DEFAULT_LANGUAGE or not path.is_file():
         return gettext.NullTranslations()
+    # babel: needed only for a language other than English, on first use
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
@@ -141,3 +144,32 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Mark ``message`` for extraction without translating it (for texts defined at import time)."""
     return message
+
+
+def sentences(*parts: str) -> str:
+    """Sentences one after the other, as the current language writes them (English: a space between)."""
+    text = parts[0]
+    for part in parts[1:]:
+        # TRANSLATORS: two sentences one after the other; Chinese needs no space between them.
+        text = _("{sentence} {next_sentence}").format(sentence=text, next_sentence=part)
+    return text
+
+
+@dataclass(frozen=True)
+class Message:
+    """A sentence for the user kept as its English text and values, so that whoever reads it gets it in their
+    own language: ``str(message)`` looks the text up in the current language's catalogue and fills it in.
+
+    A loaded model or a download in flight is shared by every session (whatever their language), so what it
+    says cannot be a finished sentence. A value may itself be a :class:`Message` (translated too).
+
+    Attributes:
+        text: The English text, marked for extraction where it is written (``N_()``), with ``{placeholders}``.
+        values: ``(name, value)`` pairs for the placeholders; each value is shown with ``str()``.
+    """
+
+    text: str
+    values: tuple[tuple[str, object], ...] = ()
+
+    def __str__(self) -> str:
+        return _(self.text).format(**{name: str(value) for name, value in self.values})

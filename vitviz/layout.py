@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from vitviz.i18n import _
 
@@ -103,6 +104,29 @@ class TokenLayout:
         xs = (np.arange(cols) + 0.5) * pw
         yy, xx = np.meshgrid(ys, xs, indexing="ij")  # (rows, cols) each
         return np.stack([yy.ravel(), xx.ravel()], axis=1)  # (rows*cols, 2)
+
+    def split(self, tokens: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Split per-token values into the prefix tokens' and the patch grid's: the one splitter of vitviz.
+
+        Args:
+            tokens: (..., N) values in sequence order (prefix first), numpy or torch (any device).
+
+        Returns:
+            ``(prefix, patches)``: float64 arrays (..., P) and (..., rows, cols).
+
+        Raises:
+            ValueError: When the last axis is not this layout's N tokens.
+        """
+        if hasattr(tokens, "detach"):  # a torch tensor, without importing torch here
+            tokens = tokens.detach().cpu().double().numpy()
+        values = np.asarray(tokens, dtype=np.float64)
+        if values.ndim == 0 or values.shape[-1] != self.num_tokens:
+            got = values.shape[-1] if values.ndim else 0
+            raise ValueError(f"expected {self.num_prefix_tokens} prefix + {self.num_patches} patch values "
+                             f"({self.describe()}), got {got}")
+        prefix = values[..., : self.num_prefix_tokens]  # (..., P)
+        patches = values[..., self.patch_slice].reshape(*values.shape[:-1], *self.grid_size)  # (..., gh, gw)
+        return prefix, patches
 
     def to_grid(self, values: np.ndarray) -> np.ndarray:
         """Reshape per-patch values ``(..., num_patches)`` to ``(..., rows, cols)``."""

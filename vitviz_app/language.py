@@ -2,9 +2,10 @@
 
 ``app.py`` calls :func:`choose` first thing in every run, before any text is made, so that the navigation,
 the sidebar, the page and the library's figures all speak the same language; the sidebar draws
-:func:`switch`. The choice lives in the widget's state and in the URL (``?lang=zh``) like every other view
-setting; without either, it follows the browser's language (``st.context.locale``). Only texts change:
-every cache key of model and capture results ignores the language, so switching never runs the model.
+:func:`switch`. The choice lives in the switch's state and in the URL as a code (``?lang=zh``), written on every
+run so that a copied link opens in the same language in any browser; without either, it follows the browser's
+language (``st.context.locale``). Only texts change: every cache key of model and capture results ignores the
+language, so switching never runs the model.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import streamlit as st
 
 from vitviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, _, keep_language, language, match_language, set_language
+
+from . import links
 
 __all__ = ["KEY", "choose", "switch", "url_format"]
 
@@ -51,19 +54,27 @@ def choose() -> str:
 
 
 def switch() -> str:
-    """The language switch (English / 中文), bound to the URL; returns the code chosen."""
+    """The language switch (English / 中文); returns the code chosen, which the URL holds as ``?lang=en|zh``.
+
+    Not bound by Streamlit: a bound switch wrote its label (``?lang=中文``) and dropped a value equal to its
+    default, which followed the URL, so ``/attention?lang=zh`` lost ``lang`` at once.
+    """
     code = _requested()
-    options = list(LANGUAGES)
-    st.segmented_control(
-        _("Language"), options, default=code, format_func=LANGUAGES.get, required=True, key=KEY,
-        bind="query-params", persist_state="session", label_visibility="collapsed",
+    st.session_state[KEY] = code  # the switch shows it (a legacy ``中文`` becomes ``zh``)
+    chosen = st.segmented_control(
+        _("Language"), list(LANGUAGES), format_func=LANGUAGES.get, required=True, key=KEY,
+        persist_state="session", label_visibility="collapsed",
         help=_("The language of the app. Class names, model names and downloaded settings stay English."),
-    )
-    return code
+    ) or code
+    links.publish(KEY, chosen, always=True)
+    return chosen
 
 
 def url_format(key: str, options: Sequence[Any], label: Callable[[Any], str]) -> Callable[[Any], str]:
     """``label`` as the ``format_func`` of the URL-bound widget ``key``, for links made in any language.
+
+    Deprecated for the app's own widgets: Streamlit then writes the label into the URL; ``vitviz_app.links``
+    keeps a language-neutral id there instead.
 
     Streamlit writes a bound widget's *shown label* into the URL (``?attn_head=Head 0``) and reads a link back
     by matching the labels, so a link made in English would open a Chinese page on the widget's default (and a

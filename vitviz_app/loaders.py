@@ -11,24 +11,25 @@ Streamlit's caches decide how fast the app feels:
 * :func:`repatched` keeps the FlexiViT-style copies made for other patch sizes.
 * :func:`forward` keeps the result of one capture (``st.cache_resource`` with a bounded LRU, so the
   captured tensors are shared, not pickled and unpickled on every rerun as ``st.cache_data`` would). It is
-  keyed by the image bytes' digest, the model, the patch size and the gradient target. Moving a layer,
+  keyed by the image bytes' digest, the model, the patch size, the gradient target and how the photo is
+  fitted to the input (``fit``). Moving a layer,
   head, query or fusion control only reads from a cached :class:`Forward`: it never runs the model;
   :data:`FORWARD_PASSES` counts the passes so tests can prove that.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from vitviz.i18n import _
+from vitviz.pipeline import Pass, run
 
 __all__ = [
     "FORWARD_PASSES",
@@ -57,41 +58,16 @@ def forward_passes() -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class Forward:
-    """One captured forward pass of one image through one model at one patch size.
+class Forward(Pass):
+    """One captured pass (``vitviz.pipeline.Pass``: model, data config, input on the model's device, geometry,
+    capture, probabilities, top-5, patch size, target, finite) kept under its cache key.
 
     Attributes:
-        model: The model that ran (a re-patched copy when ``patch_size`` differs from the native size).
-        data_config: timm data config used to prepare the input (``input_size`` follows the model).
-        x: The normalised input, (1, 3, H, W).
-        geometry: ``InputGeometry`` between the original image and the input.
-        capture: ``vitviz.capture.Capture`` with every layer's attention and tokens.
-        probabilities: Softmax of the logits, (C,), or None for a model without a classifier.
-        predictions: Top-5 ``Prediction`` s (empty without labels or classifier).
-        patch_size: Patch size (height, width) of this pass.
-        target: Class whose gradients were taken, or None.
-        finite: Whether the output and every recorded token are finite (NaN weights make neither); checked
-            once here, not on every rerun.
-        key: Cache key of this pass (model, image, patch size, target): views derived from it are
-            cached under it.
+        key: Cache key of this pass (model, image, patch size, target): views derived from it are cached
+            under it.
     """
 
-    key: str
-    model: Any
-    data_config: dict
-    x: Any
-    geometry: Any
-    capture: Any
-    probabilities: np.ndarray | None
-    predictions: tuple
-    patch_size: tuple[int, int]
-    target: int | None
-    finite: bool = True
-
-    @property
-    def layout(self):
-        return self.capture.layout
-
+    key: str = ""
 
 
 _PROGRESS_REDRAW_S = 0.25
@@ -217,9 +193,23 @@ def native_patch_size(model) -> int:
     return int(model.patch_embed.patch_size[0])
 
 
+def forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, _loaded, _image, *,
+            fit: str = "crop") -> Forward:
+    """One pass of the pipeline (``vitviz.pipeline.run``: repatch, prepare, move to the model's device, capture,
+    top-5), once per model, image, patch size, target and fit (:func:`_forward` keeps it).
+
+    Streamlit's cache key hashes the arguments as they are passed, without their defaults, so the cached function
+    is always called with every argument, in order: a call that names ``fit="crop"`` and one that leaves it out
+    find the same pass.
+    """
+    return _forward(model_key, image_key, patch_size, target, fit, _loaded, _image)
+
+
 @st.cache_resource(max_entries=12, show_spinner=False)
-def forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, _loaded, _image) -> Forward:
-    """Prepare the input, run the model once with attention capture, and take the top-5 predictions.
+def _forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, fit: str, _loaded,
+             _image) -> Forward:
+    """One pass of the pipeline (``vitviz.pipeline.run``: repatch, prepare, move to the model's device, capture,
+    top-5), once per model, image, patch size, target and fit.
 
     Args:
         model_key, image_key: Cache keys standing for ``_loaded`` and ``_image``.
@@ -227,37 +217,18 @@ def forward(model_key: str, image_key: str, patch_size: int | None, target: int 
         target: Class index whose gradients to take (for gradient rollout), or None.
         _loaded: ``vitviz.models.LoadedModel``.
         _image: The decoded PIL image.
+        fit: How the photo is fitted to the input (``vitviz.images.FITS``); part of the key.
     """
-    import torch
-
-    from vitviz.analysis import top_k
-    from vitviz.capture import capture
-    from vitviz.images import prepare_input
-    from vitviz.models import data_config
-
-    model = _loaded.model
-    if patch_size is not None and patch_size != native_patch_size(model):
-        model = repatched(model_key, patch_size, _loaded)
-    config = data_config(model, base=_loaded.data_config)  # a re-patched copy may have another input size
-    x, geometry = prepare_input(_image, config)
     with _COUNT_LOCK:
         FORWARD_PASSES["count"] += 1
-    with one_thread_if_small(model):
-        cap = capture(model, x, target=target)
-    probabilities = predictions = None
-    if getattr(model, "num_classes", 0):
-        probabilities = torch.softmax(cap.output[0].double(), dim=-1).numpy()
-        predictions = tuple(top_k(cap.output[0], _loaded.labels, k=5))
-    return Forward(
-        key=f"{model_key}|{image_key}|{patch_size}|{target}",
-        model=model,
-        data_config=config,
-        x=x,
-        geometry=geometry,
-        capture=cap,
-        probabilities=probabilities,
-        predictions=predictions or (),
-        patch_size=tuple(int(p) for p in model.patch_embed.patch_size),
-        target=target,
-        finite=bool(torch.isfinite(cap.output).all() and torch.isfinite(cap.hidden_states).all()),
-    )
+    with one_thread_if_small(_loaded.model):
+        result = run(_loaded.model, _image, patch_size=patch_size, target=target, data_config=_loaded.data_config,
+                     labels=_loaded.labels,
+                     repatch=lambda _model, size: repatched(model_key, size[0], _loaded),  # the cached copy
+                     fit=fit)
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(Pass)}
+    image_part = image_key if fit == "crop" else f"{image_key}:{fit}"  # the default keeps the warm-up's key
+    return Forward(**fields, key=f"{model_key}|{image_part}|{patch_size}|{target}")
+
+
+forward.clear = _forward.clear  # type: ignore[attr-defined]  # tests and benchmarks empty the cache through it

@@ -1,33 +1,31 @@
-"""The sidebar every page shares: which image, which model, which weights.
+"""The sidebar every page shares: its widgets for the image, the model and the weights.
 
-``app.py`` draws it once per run, before the page (so its widgets keep their state on every page); pages
-get its result with :func:`context`. Each widget has an explicit key, keeps its value for the whole session
-(``persist_state="session"``) and is bound to the URL (``bind="query-params"``): ``?model=...&image=cat``
-opens the same view on another machine.
+``app.py`` draws it once per run, before the page (so its widgets keep their state on every page); what they
+chose becomes the run's :class:`~vitviz_app.context.AppContext`, which pages get with :func:`context`. Each
+widget has an explicit key, keeps its value for the whole session (``persist_state="session"``) and is in the URL
+as a language-neutral id (``vitviz_app.links``, or ``bind="query-params"`` for file names):
+``?model=...&image=cat&fit=letterbox`` opens the same view on another machine.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
 
-from vitviz.i18n import N_, _
+from vitviz.i18n import N_, _, keep_language
 
-from . import language, loaders
-from .language import url_format
+from . import language, links, loaders
+from .context import AppContext, Prompt, current_context, remember
 from .samples import default_sample, list_samples, read_sample, sample_title
 
-__all__ = ["AppContext", "Prompt", "sidebar", "context", "describe_image", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES",
-           "WEIGHT_TYPES"]
+__all__ = ["sidebar", "context", "FIT_LABELS", "SOURCES", "OTHER_MODEL", "IMAGE_TYPES", "WEIGHT_TYPES"]
 
 SOURCES = ("Sample", "Upload", "Camera", "Draw")
 OTHER_MODEL = N_("Other timm model…")
 """The model picker's last option (its URL value stays English; only its display is translated)."""
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif", "svg"]
 WEIGHT_TYPES = ["safetensors", "pth", "pt", "bin"]
-_CONTEXT = "_vitviz_context"
 _LOG = logging.getLogger(__name__)
 _SOURCE_ICONS = {
     "hub": ":material/cloud_done:",
@@ -44,127 +42,28 @@ _SOURCE_TEXT = {
     "random": N_("random (untrained)"),
 }
 _SOURCE_LABELS = {"Sample": N_("Sample"), "Upload": N_("Upload"), "Camera": N_("Camera"), "Draw": N_("Draw")}
-"""What the image-source switch shows for each of its (English, URL-bound) values."""
-
-
-class Prompt(str):
-    """A message for an empty state (nothing uploaded or typed yet): shown as a neutral prompt, not an error."""
-
-
-@dataclass(frozen=True, eq=False)
-class AppContext:
-    """What the sidebar chose, for the page to show.
-
-    Attributes:
-        loaded: ``vitviz.models.LoadedModel``, or None when no model could be loaded.
-        model_key: Cache key of the model (name and weights digest).
-        image: The decoded, upright RGB image (PIL), or None.
-        image_key: Digest of the image bytes (cache key), or None.
-        image_label: Where the image came from, e.g. ``'sample: cat'`` or ``'upload: holiday.jpg'``.
-        problems: Messages for the user when the model or image is missing or bad.
-    """
-
-    loaded: Any
-    model_key: str
-    image: Any
-    image_key: str | None
-    image_label: str
-    problems: tuple[str, ...] = field(default=())
-
-    @property
-    def image_title(self) -> str:
-        """Where the image came from, in the user's language (``image_label`` stays English: it is data)."""
-        return describe_image(self.image_label)
-
-    @property
-    def ready(self) -> bool:
-        return self.loaded is not None and self.image is not None
-
-    def require(self) -> None:
-        """Stop the page with a clear message unless both a model and an image are ready."""
-        if self.ready:
-            return
-        for problem in self.problems:
-            if isinstance(problem, Prompt):
-                st.info(problem, icon=":material/arrow_back:")
-            else:
-                st.error(problem, icon=":material/error:")
-        if not self.problems:
-            st.info(_("Choose an image in the sidebar: a sample, your own upload, the camera, or a drawing."),
-                    icon=":material/image:")
-        st.stop()
-
-    def forward(self, patch_size: int | None = None, target: int | None = None) -> loaders.Forward:
-        """The captured forward pass for this image and model (cached; runs the model only on a miss)."""
-        from vitviz.capture import CaptureError
-
-        self.require()
-        with st.spinner(_spinner_text(self.loaded, patch_size, target)):
-            try:
-                fwd = loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image)
-            except (CaptureError, ValueError) as exc:
-                st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
-                         icon=":material/error:")
-                st.stop()
-        if not fwd.finite:
-            st.warning(_("The model's outputs contain NaN or infinite values (are the weights broken?): the "
-                         "maps below cannot mean anything."), icon=":material/warning:")
-        return fwd
-
-    def settings(self, **view: Any) -> dict[str, Any]:
-        """Settings saved next to downloaded arrays: model, weights, image, plus the view's own."""
-        loaded = self.loaded
-        return {
-            "model": getattr(loaded, "name", None),
-            "model_requested": getattr(loaded, "requested", None),
-            "weights": getattr(loaded, "source", None),
-            "image": self.image_label,
-            "image_size_hw": None if self.image is None else [self.image.height, self.image.width],
-            **view,
-        }
-
-
-def _spinner_text(loaded, patch_size, target) -> str:
-    if patch_size is None:
-        text = _("Running {model} on your image…") if target is None else \
-            _("Running {model} with gradients on your image…")
-    else:
-        text = _("Running {model} at patch size {patch} on your image…") if target is None else \
-            _("Running {model} at patch size {patch} with gradients on your image…")
-    return text.format(model=loaded.name, patch=patch_size)
-
-
-def describe_image(label: str) -> str:
-    """An image label (``'sample: cat'``, ``'upload: a.jpg'``, ``'camera photo'``) in the user's language (the
-    sample's name stays: it is the selector's option and the URL's value)."""
-    kind, _sep, name = label.partition(": ")
-    if kind == "sample" and name:
-        return _("sample: {name}").format(name=name)
-    if kind == "upload" and name:
-        return _("upload: {file}").format(file=name)
-    return {"camera photo": _("camera photo"), "drawing": _("drawing")}.get(label, label)
-
-
-def current_context() -> AppContext | None:
-    """The sidebar's result if it was drawn in this run (None before), without drawing it."""
-    return st.session_state.get(_CONTEXT)
+"""What the image-source switch shows for each of its (English, URL) values."""
+FIT_LABELS = {"crop": N_("Centre crop"), "letterbox": N_("Whole, padded"), "squash": N_("Whole, squashed")}
+"""What the fit switch shows for each ``vitviz.images.FITS`` value (the URL holds the value)."""
 
 
 def context() -> AppContext:
-    """The sidebar's result for this run (drawn by ``app.py`` before the page)."""
-    ctx = st.session_state.get(_CONTEXT)
-    if ctx is None:  # a page run without the entry point: draw the sidebar here
-        ctx = sidebar()
-    return ctx
+    """The sidebar's result for this run (drawn by ``app.py`` before the page; drawn here when a page runs alone)."""
+    ctx = current_context()
+    return sidebar() if ctx is None else ctx
 
 
 def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     st.markdown(_("**Image**"))
+    def label(value: str) -> str:
+        return _(_SOURCE_LABELS.get(value, value))
+
+    links.seed("source", "Sample", links.choice(SOURCES, label))
     source = st.segmented_control(
-        _("Image source"), SOURCES, default="Sample", required=True, key="source",
-        format_func=url_format("source", SOURCES, lambda value: _(_SOURCE_LABELS.get(value, value))),
-        bind="query-params", persist_state="session", label_visibility="collapsed",
-    )
+        _("Image source"), SOURCES, required=True, key="source", format_func=keep_language(label),
+        persist_state="session", label_visibility="collapsed",
+    ) or "Sample"
+    links.publish("source", source, "Sample")
     problems: list[str] = []
     if source == "Upload":
         upload = st.file_uploader(
@@ -194,21 +93,43 @@ def _image_section(offline: bool) -> tuple[bytes | None, str, list[str]]:
     return data, f"sample: {name}", problems
 
 
+def _fit_section() -> str:
+    """How a photo that is not square is fitted to the model's input (``vitviz.images.FITS``), in the URL as
+    ``?fit=letterbox``; the default is the model's own centre crop."""
+    from vitviz.images import FITS
+
+    def label(value: str) -> str:
+        return _(FIT_LABELS[value])
+
+    links.seed("fit", "crop", links.choice(FITS, label))
+    fit = st.segmented_control(
+        _("What the model sees of a photo that is not square"), list(FITS), required=True, key="fit",
+        format_func=keep_language(label), persist_state="session",
+        help=_("Centre crop: the model's own preprocessing, which cuts off the sides of a wide photo. Whole, "
+               "padded: the whole photo, shrunk to fit and padded with grey. Whole, squashed: the whole photo, "
+               "stretched to a square."),
+    ) or "crop"
+    links.publish("fit", fit, "crop")
+    return fit
+
+
 def _drawing() -> tuple[bytes | None, str, list[str]]:
-    """The drawing pad: its sketch (PNG bytes) once something is drawn, else a prompt; a bad payload says why."""
-    from vitviz.i18n import _
+    """The drawing pad: its sketch (PNG bytes) once something is drawn, else a prompt. What the pad sends is
+    checked by its handler; a sketch that does not decode is ignored too (a log line, never an error box)."""
+    from vitviz.images import ImageError
 
-    from .components.drawing_canvas import DrawingError, drawing_canvas, drawing_png
+    from .components.drawing_canvas import drawing_canvas
 
-    value = drawing_canvas(key="drawing", labels={
+    data = drawing_canvas(key="drawing", text={
         "pen": _("Pen"), "width": _("Thickness"), "background": _("Background"), "undo": _("Undo"), "clear": _("Clear"),
         "canvas": _("Drawing pad: draw a shape with the mouse, a pen or a finger"),
     })
-    try:
-        data = drawing_png(value)
-    except DrawingError as exc:
-        st.error(str(exc), icon=":material/broken_image:")
-        return None, "", [str(exc)]
+    if data is not None:
+        try:
+            loaders.decode(loaders.digest(data), data)  # cached: the sidebar's own decode finds it
+        except ImageError as exc:
+            _LOG.warning("drawing pad: ignored a sketch that does not decode (%s)", exc)
+            data = None
     if data is None:
         return None, "", [Prompt(_("Draw a shape on the pad in the sidebar (or pick a sample) to begin."))]
     return data, "drawing", []
@@ -220,11 +141,15 @@ def _model_section(default_model: str) -> tuple[str, bytes | None, str | None, A
 
     st.markdown(_("**Model**"))
     options = list(CATALOGUE) + [OTHER_MODEL]
+
+    def label(value: str) -> str:
+        return _(value) if value == OTHER_MODEL else value
+
     # options are the catalogue keys, which the URL holds (?model=ViT-S/16 (AugReg))
-    choice = st.selectbox(_("Model"), options, index=options.index(default_model), key="model",
-                          format_func=url_format("model", options,
-                                                 lambda value: _(value) if value == OTHER_MODEL else value),
-                          bind="query-params", persist_state="session", label_visibility="collapsed")
+    links.seed("model", default_model, links.choice(options, label))
+    choice = st.selectbox(_("Model"), options, key="model", format_func=keep_language(label), persist_state="session",
+                          label_visibility="collapsed")
+    links.publish("model", choice, default_model)
     name = choice
     if choice == OTHER_MODEL:
         name = st.text_input(
@@ -320,6 +245,7 @@ def sidebar() -> AppContext:
         language.switch()
         data, image_label, image_problems = _image_section(offline=default_model == BUNDLED_MODEL)
         problems += image_problems
+        fit = _fit_section()
         if data is not None:
             image_key = loaders.digest(data)
             try:
@@ -342,7 +268,5 @@ def sidebar() -> AppContext:
             if loaded is not None:
                 _weights_line(loaded)
         _describe(description, name, loaded)
-    ctx = AppContext(loaded, model_key, image, image_key if image is not None else None, image_label,
-                     tuple(problems))
-    st.session_state[_CONTEXT] = ctx
-    return ctx
+    return remember(AppContext(loaded, model_key, image, image_key if image is not None else None, image_label,
+                               tuple(problems), fit=fit))

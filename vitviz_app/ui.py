@@ -9,8 +9,11 @@ import streamlit as st
 
 from vitviz.i18n import N_, _
 
+from .context import current_context
+
 __all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout",
-           "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table"]
+           "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table", "pointer_text",
+           "PATH", "next_steps", "start_here"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
 _FUSION_LABELS = {"mean": N_("Mean over heads"), "max": N_("Max over heads"), "min": N_("Min over heads")}
@@ -68,6 +71,12 @@ _RESPONSIVE_CSS = f"""<style>
 [data-testid="stMain"] img {{ max-width: 100%; height: auto; }}
 [data-testid="stMain"] .katex-display {{ overflow-x: auto; overflow-y: hidden; }}
 [data-testid="stMetricValue"] > div {{ overflow: visible; text-overflow: clip; white-space: normal; }}
+/* a "next" link's whole label, on as many lines as it needs (Streamlit cuts it with an ellipsis) */
+[data-testid="stPageLink"] a, [data-testid="stPageLink"] a * {{
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }}
+/* words for the pointer the reader has: hover and Shift with a mouse, tap on a touch screen (pointer_text) */
+@media (hover: none) {{ .vz-hover-only {{ display: none !important; }} }}
+@media (hover: hover) {{ .vz-touch-only {{ display: none !important; }} }}
 </style>"""
 
 
@@ -80,13 +89,11 @@ def page_header(title: str, intro: str) -> None:
     """The page title, the offline-fallback notice when it applies, and what the page shows and how to use it."""
     st.title(title)
     fallback_notice()
-    st.markdown(intro)
+    st.markdown(intro, unsafe_allow_html=True)  # our own text; it may hold pointer_text()'s spans
 
 
 def fallback_notice() -> None:
     """Say on the page, not only in the sidebar, that the model shown is not the one asked for, and why."""
-    from .sidebar import current_context
-
     ctx = current_context()
     loaded = getattr(ctx, "loaded", None)
     if loaded is not None and getattr(loaded, "fallback", False):
@@ -150,3 +157,58 @@ def bar_max(values) -> float:
     finite = values[np.isfinite(values)]
     top = float(finite.max()) if finite.size else 0.0
     return top if top > 0 else 1.0
+
+
+def pointer_text(hover: str, touch: str) -> str:
+    """Markdown that reads ``hover`` with a mouse and ``touch`` on a touch screen, chosen in the browser by the CSS
+    media query ``(hover: none)`` (:func:`responsive_layout`); show it with ``unsafe_allow_html=True``."""
+    return f'<span class="vz-hover-only">{hover}</span><span class="vz-touch-only">{touch}</span>'
+
+
+PATH = ("overview", "how_vit_works", "patches", "attention", "rollout", "position_embeddings", "heads_depth",
+        "compare")
+"""The learner's path through the pages: what a page's "next" link leads to."""
+_NEXT = {
+    "how_vit_works": N_("How a ViT works: the whole forward pass on your image, one step at a time"),
+    "patches": N_("Patches: how the image is cut into patches, and what the patch size changes"),
+    "attention": N_("Attention: where each patch looks, in every layer and head"),
+    "rollout": N_("Rollout: attention followed through all the layers"),
+    "position_embeddings": N_("Position embeddings: how the model knows where each patch sits"),
+    "heads_depth": N_("Heads & depth: how far each head looks, and what the tokens carry"),
+    "compare": N_("Compare methods: which explanation really tracks what the model uses"),
+}
+_ICONS = {"how_vit_works": ":material/school:", "patches": ":material/grid_on:",
+          "attention": ":material/center_focus_strong:", "rollout": ":material/layers:",
+          "position_embeddings": ":material/apps:", "heads_depth": ":material/insights:",
+          "compare": ":material/compare:"}
+
+
+def _page_link(name: str) -> None:
+    st.page_link(f"pages/{name}.py", label=_(_NEXT[name]), icon=_ICONS[name])
+
+
+def next_steps(page: str) -> None:
+    """The end of a page: a link to the next page of the learner's path (:data:`PATH`)."""
+    if page not in PATH or page == PATH[-1]:
+        return
+    st.divider()
+    st.markdown(_("**Next**"))
+    _page_link(PATH[PATH.index(page) + 1])
+
+
+START_KEY = "start_here_hidden"
+
+
+def start_here() -> None:
+    """A first visit's guide on the Overview: How a ViT works, then Patches, then Attention (until hidden)."""
+    if st.session_state.get(START_KEY):
+        return
+    with st.container(border=True, key="start-here"):
+        st.markdown(_("**New to Vision Transformers? Start here**, three pages in order:"))
+        for name in ("how_vit_works", "patches", "attention"):
+            _page_link(name)
+
+        def hide() -> None:
+            st.session_state[START_KEY] = True
+
+        st.button(_("Hide this guide"), key="start_here_hide", on_click=hide, type="tertiary")

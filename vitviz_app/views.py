@@ -187,16 +187,18 @@ def _figure_view(key: tuple, _build: Callable):
 
 
 def overview_figures(fwd, image):
-    """The Overview's views of a forward pass: ``(rollout view, rollout figure, predictions figure or None)``.
+    """The Overview's views of a forward pass: ``(rollout view, rollout figure, predictions figure or None,
+    patches figure)``.
 
     One function for the page and for the server warm-up (``vitviz_app.warmup``), so that both fill the
     same cache entries: the warm-up's figures are the ones the first visitor gets.
     """
-    from vitviz.figures import predictions_figure, rollout_figure
+    from vitviz.figures import patch_grid_figure, predictions_figure, rollout_figure
 
     view = rollout_view(fwd.key, "mean", 0.0, 0, fwd)
     rollout = figure_view(("overview.rollout", fwd.key), lambda: rollout_figure(
         view.maps, image, fwd.geometry, fwd.layout, query=view.figure_query, head_fusion="mean"))
+    patches = figure_view(("overview.patches", fwd.key), lambda: patch_grid_figure(image, fwd.geometry, fwd.layout))
     bars = None
     if fwd.predictions:
         def build_bars():
@@ -205,4 +207,4 @@ def overview_figures(fwd, image):
             return fig
 
         bars = figure_view(("overview.predictions", fwd.key), build_bars)
-    return view, rollout, bars
+    return view, rollout, bars, patches

@@ -28,7 +28,8 @@ LABELS = {
     "capture": N_("Running the model on it"),
     "figures": N_("Drawing the Overview"),
 }
-"""Warm-up steps in order, with what the progress box says about each (in English: shown through ``_()``)."""
+"""Warm-up steps in order, with what the progress box says about each (in English: shown through ``_()``).
+The last one is the Overview's own: opening another page, the box names that page instead."""
 
 STEPS: dict[str, float] = {}
 """Step → seconds after the warm-up started when it finished (``'failed'`` holds the time of an error)."""
@@ -124,23 +125,46 @@ def done(step: str = "imports") -> bool:
     return step in STEPS or "failed" in STEPS or not _THREAD or not _THREAD[0].is_alive()
 
 
-def show_progress(wait_for: str = "imports", poll_s: float = 0.1, sleep: Callable[[float], None] = time.sleep) -> None:
+def _labels(page: str | None) -> dict[str, str]:
+    """The steps the progress box lists (English, shown through ``_()``), the last one naming ``page`` when the
+    visitor opened another page than the Overview (whose figures the warm-up draws)."""
+    if page is None or page == _("Overview"):
+        return dict(LABELS)
+    return {**{step: label for step, label in LABELS.items() if step != "figures"}, "page": page}
+
+
+def show_progress(wait_for: str = "imports", poll_s: float = 0.1, sleep: Callable[[float], None] = time.sleep, *,
+                  page: str | None = None) -> None:
     """While the warm-up has not finished ``wait_for``, show its steps in an ``st.status`` box and wait.
 
     The page needs the imports anyway; waiting here, with the steps on screen, is what the first visitor
     would otherwise spend looking at a blank page. Later steps are not waited for: a visitor who asked for
     another model or image (e.g. through the URL) should not wait for the default one.
+
+    Args:
+        wait_for: The step to wait for.
+        poll_s, sleep: How often, and how, to wait between redraws.
+        page: The title of the page being opened (in the reader's language): the box says it opens that page,
+            and lists the Overview's figures only when it is the Overview.
     """
     if done(wait_for):
         return
     import streamlit as st
 
+    labels = _labels(page)
+    title = _("Starting vitviz…") if page is None else _("Starting vitviz to open {page}…").format(page=page)
     placeholder = st.empty()
-    with placeholder.status(_("Starting vitviz…"), expanded=True):
-        lines = {step: st.empty() for step in LABELS}
+    with placeholder.status(title, expanded=True):
+        lines = {step: st.empty() for step in labels}
         drawn: dict[str, bool] = {}
         while True:
-            for step, label in LABELS.items():
+            for step, label in labels.items():
+                if step == "page":  # drawn by the page itself, once the warm-up lets it run
+                    if not drawn.get(step):
+                        lines[step].markdown(":material/hourglass_empty: " + _("Opening {page}").format(page=label)
+                                             + "…")
+                        drawn[step] = True
+                    continue
                 finished = step in STEPS
                 if drawn.get(step) != finished:
                     lines[step].markdown(

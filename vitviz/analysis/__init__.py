@@ -1,11 +1,12 @@
-"""Pure analyses over captured arrays: patches, position embeddings, attention, rollout, distances.
-
-``METHODS`` names the attribution methods (the registry of ``vitviz.attribution``, read lazily).
+"""Analyses: pure functions over captured arrays (patches, position embeddings, attention, rollout, distances).
 
 Every function takes numpy arrays or torch tensors (or a ``vitviz.capture.Capture``) and returns numpy
 arrays or frozen dataclasses; none draws, none touches a widget, and none needs every layer's full
 attention at once when given a Capture.
 """
+import importlib
+import warnings
+
 from .attention import AttentionMap, attention_grid, attention_map, query_index, split_tokens
 from .cka import cka_matrix, layer_grams, linear_cka
 from .cost import Cost, PatchCost, count_flops, measure_cost, patch_costs, patch_tokens
@@ -33,7 +34,6 @@ from .repatch import nearest_input_size, with_patch_size
 from .rollout import RolloutResult, discard_lowest, gradient_rollout, gradient_rollout_steps, rollout, rollout_steps
 
 __all__ = [
-    "METHODS",
     "AttentionMap",
     "Cost",
     "Depths",
@@ -87,11 +87,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """``METHODS``: the attribution registry of ``vitviz.attribution`` (method key -> method), imported on
-    first use because ``vitviz.attribution`` itself builds on these analyses."""
-    if name == "METHODS":
-        from vitviz.attribution import METHODS
+def __getattr__(name: str) -> object:
+    """Deprecated: ``METHODS`` lives with the methods (``vitviz.attribution.METHODS``), kept here for one release.
 
-        return METHODS
+    Resolved on request only (``vitviz.attribution`` builds on these analyses, never the reverse).
+    """
+    if name == "METHODS":
+        warnings.warn("vitviz.analysis.METHODS moved to vitviz.attribution.METHODS", DeprecationWarning,
+                      stacklevel=2)
+        return importlib.import_module("vitviz.attribution").METHODS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

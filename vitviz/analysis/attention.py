@@ -11,13 +11,20 @@ build a full attention matrix, even with ``'qk'`` storage.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vitviz.layout import TokenLayout
+
 from ._convert import is_capture, to_numpy
+
+if TYPE_CHECKING:
+    from ._convert import Array, AttentionSource, Query
+
 
 __all__ = ["AttentionMap", "attention_grid", "attention_map", "query_index", "split_tokens"]
 
@@ -57,7 +64,7 @@ class AttentionMap:
         return {name: value / total for name, value in values.items()}
 
 
-def query_index(query: Any, layout: Any) -> int:
+def query_index(query: Query, layout: TokenLayout) -> int:
     """The sequence index of a query given as ``'cls'`` (or another prefix name), ``(row, col)`` or an index.
 
     Raises:
@@ -81,17 +88,15 @@ def query_index(query: Any, layout: Any) -> int:
     return index
 
 
-def split_tokens(values: Any, layout: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Split per-token values (..., N) into the patch grid (..., gh, gw) and the prefix part (..., P)."""
-    values = to_numpy(values)
-    if values.shape[-1] != layout.num_tokens:
-        raise ValueError(f"{values.shape[-1]} values for {layout.describe()}")
-    prefix = values[..., : layout.num_prefix_tokens]  # (..., P)
-    patches = values[..., layout.patch_slice].reshape(*values.shape[:-1], *layout.grid_size)  # (..., gh, gw)
+def split_tokens(values: Array, layout: TokenLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Deprecated: ``(patches, prefix)``; use ``layout.split(values)``, which gives ``(prefix, patches)``."""
+    warnings.warn("vitviz.analysis.split_tokens is deprecated: use TokenLayout.split (prefix first)",
+                  DeprecationWarning, stacklevel=2)
+    prefix, patches = layout.split(values)
     return patches, prefix
 
 
-def _num_layers(source: Any) -> int:
+def _num_layers(source: AttentionSource) -> int:
     return int(source.num_layers) if is_capture(source) else len(source)
 
 
@@ -101,7 +106,7 @@ def _layer_index(layer: int, num_layers: int) -> int:
     return layer % num_layers
 
 
-def _query_row(source: Any, layer: int, query: int, item: int) -> np.ndarray:
+def _query_row(source: AttentionSource, layer: int, query: int, item: int) -> np.ndarray:
     """One query's attention over all tokens for every head: (H, N) float64."""
     if is_capture(source):
         return to_numpy(source.attention_row(layer, query)[item])  # (H, N)
@@ -122,7 +127,7 @@ def _fuse_heads(rows: np.ndarray, head: int | str) -> np.ndarray:
     return rows[head]
 
 
-def _resolve_layout(source: Any, layout: Any) -> Any:
+def _resolve_layout(source: AttentionSource, layout: TokenLayout | None) -> TokenLayout:
     if layout is None:
         if not is_capture(source):
             raise ValueError("attention arrays need a layout (vitviz.layout.TokenLayout)")
@@ -131,11 +136,11 @@ def _resolve_layout(source: Any, layout: Any) -> Any:
 
 
 def attention_map(
-    source: Any,
+    source: AttentionSource,
     layer: int,
     head: int | str = "mean",
-    query: Any = "cls",
-    layout: Any = None,
+    query: Query = "cls",
+    layout: TokenLayout | None = None,
     item: int = 0,
 ) -> AttentionMap:
     """One query token's attention in one layer: the map over patches and the prefix tokens' values.
@@ -155,7 +160,7 @@ def attention_map(
     layer = _layer_index(layer, _num_layers(source))
     index = query_index(query, layout)
     rows = _query_row(source, layer, index, item)  # (H, N)
-    patches, prefix = split_tokens(_fuse_heads(rows, head), layout)  # (gh, gw), (P,)
+    prefix, patches = layout.split(_fuse_heads(rows, head))  # (P,), (gh, gw)
     head = head if isinstance(head, str) else int(head) % len(rows)
     return AttentionMap(
         patches=patches,
@@ -167,9 +172,9 @@ def attention_map(
 
 
 def attention_grid(
-    source: Any,
-    query: Any = "cls",
-    layout: Any = None,
+    source: AttentionSource,
+    query: Query = "cls",
+    layout: TokenLayout | None = None,
     item: int = 0,
     layers: Sequence[int] | None = None,
 ) -> np.ndarray:
@@ -190,4 +195,4 @@ def attention_grid(
     layers = range(num_layers) if layers is None else [_layer_index(i, num_layers) for i in layers]
     index = query_index(query, layout)
     rows = [_query_row(source, layer, index, item) for layer in layers]  # L × (H, N)
-    return split_tokens(np.stack(rows), layout)[0]  # (L, H, gh, gw)
+    return layout.split(np.stack(rows))[1]  # (L, H, gh, gw)

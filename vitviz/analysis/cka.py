@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .depths import depth_outputs
+
 __all__ = ['center_gram', 'cka_matrix', 'gram', 'layer_grams', 'linear_cka']
 
 
@@ -77,8 +79,6 @@ def layer_grams(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 32) -
     Returns:
         Per depth an ``(n, n)`` float64 centred Gram matrix.
     """
-    from .depths import depth_outputs
-
     chunks: list[list[torch.Tensor]] = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):

@@ -21,6 +21,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from vitviz.capture import model_lock
+
+from .repatch import with_patch_size
 
 __all__ = ['Cost', 'PatchCost', 'count_flops', 'measure_cost', 'patch_costs', 'patch_tokens']
 
@@ -75,8 +80,6 @@ def patch_tokens(input_size: tuple[int, int] | int, patch_size: int) -> int:
 
 def _unfused(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose attention modules compute ``Q K^T`` and ``A V`` as plain products."""
-    from vitviz.capture import model_lock
-
     with model_lock(model):
         twin = copy.deepcopy(model)
     for module in twin.modules():
@@ -91,8 +94,6 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     The attention part is what the counter attributes to batched products (``bmm``) inside modules that
     have a ``fused_attn`` switch (timm's attention modules).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     has_attention = any(hasattr(m, 'fused_attn') for m in model.modules())
     twin = _unfused(model) if has_attention else model
     attention_names = {name for name, m in twin.named_modules() if hasattr(m, 'fused_attn')}
@@ -148,8 +149,6 @@ def patch_costs(model: nn.Module, patch_sizes: Iterable[int], *, input_size: tup
         repeats: timed passes per patch size.
         warmup: untimed passes before them.
     """
-    from .repatch import with_patch_size
-
     size = tuple(model.patch_embed.img_size) if input_size is None else input_size
     h, w = (size, size) if isinstance(size, int) else size
     out = []

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vitviz.layout import TokenLayout
+
 __all__ = ['Depths', 'depth_names', 'depth_outputs', 'is_vit']
 
 
@@ -53,8 +55,6 @@ class Depths:
 
 
 def _vit_depths(model: nn.Module, x: torch.Tensor) -> Depths:
-    from vitviz.layout import TokenLayout
-
     layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
     gh, gw = layout.grid_size
     tokens = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))  # (B, N, D)

@@ -12,23 +12,29 @@ average over where the head looks *in the image*, independent of how much it att
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ._convert import is_capture, to_numpy
 
+if TYPE_CHECKING:
+    from vitviz.layout import TokenLayout
+
+    from ._convert import Array, AttentionSource
+
+
 __all__ = ["mean_attention_distance", "patch_distances"]
 
 
-def patch_distances(layout: Any) -> np.ndarray:
+def patch_distances(layout: TokenLayout) -> np.ndarray:
     """Euclidean distance between every pair of patch centres, in model-input pixels: (Np, Np)."""
     centres = np.asarray(layout.patch_centers(), dtype=np.float64)  # (Np, 2) as (y, x)
     return np.linalg.norm(centres[:, None, :] - centres[None, :, :], axis=-1)  # (Np, Np)
 
 
-def _layer_distance(attn: np.ndarray, distances: np.ndarray, layout: Any) -> np.ndarray:
+def _layer_distance(attn: np.ndarray, distances: np.ndarray, layout: TokenLayout) -> np.ndarray:
     """Mean attention distance per head of one layer's attention (H, N, N): (H,)."""
     if attn.ndim != 3 or attn.shape[-1] != layout.num_tokens or attn.shape[-2] != layout.num_tokens:
         raise ValueError(f"attention of shape {attn.shape} does not match {layout.describe()}")
@@ -41,7 +47,7 @@ def _layer_distance(attn: np.ndarray, distances: np.ndarray, layout: Any) -> np.
     return out
 
 
-def mean_attention_distance(source: Any, layout: Any = None, item: int = 0) -> np.ndarray:
+def mean_attention_distance(source: AttentionSource, layout: TokenLayout | None = None, item: int = 0) -> np.ndarray:
     """Mean attention distance of every head in every layer, in pixels of the model input.
 
     Args:
@@ -67,7 +73,7 @@ def mean_attention_distance(source: Any, layout: Any = None, item: int = 0) -> n
     return np.stack([_layer_distance(_native(a), distances, layout) for a in layers])  # (L, H)
 
 
-def _native(attn: Any) -> np.ndarray:
+def _native(attn: Array) -> np.ndarray:
     """A layer's attention as numpy without widening it (float32 stays float32; sums run in float64)."""
     if hasattr(attn, "detach"):
         return to_numpy(attn, np.float64 if attn.dtype == torch.float64 else np.float32)

@@ -10,24 +10,30 @@ global storage; registers absorb them.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._convert import is_capture, to_numpy
-from .attention import split_tokens
+
+if TYPE_CHECKING:
+    from vitviz.capture import Capture
+    from vitviz.layout import TokenLayout
+
+    from ._convert import Array
+
 
 __all__ = ["feature_pca", "token_norm_map", "token_norms"]
 
 
-def _hidden_states(source: Any, item: int) -> Any:
+def _hidden_states(source: Capture | Array, item: int) -> Array:
     """Tokens of one image (L+1, N, D) from a Capture or an array with or without a batch axis."""
     if is_capture(source):
         return source.hidden_states[item]  # (L+1, N, D)
     return source[item] if source.ndim == 4 else source
 
 
-def _layer_tokens(tokens: Any, layer: int | None, item: int) -> np.ndarray:
+def _layer_tokens(tokens: Capture | Array, layer: int | None, item: int) -> np.ndarray:
     """One layer's tokens (N, D) from (N, D), (L+1, N, D), (B, L+1, N, D) or a Capture."""
     if is_capture(tokens) or tokens.ndim >= 3:
         if layer is None:
@@ -53,7 +59,7 @@ def _unit_range(values: np.ndarray) -> np.ndarray:
     return np.where(span > 0, scaled, 0.5)
 
 
-def feature_pca(tokens: Any, layout: Any, layer: int | None = None, item: int = 0) -> np.ndarray:
+def feature_pca(tokens: Capture | Array, layout: TokenLayout, layer: int | None = None, item: int = 0) -> np.ndarray:
     """The first three principal components of a layer's patch tokens, as an RGB image over the patch grid.
 
     The patch tokens are centred and decomposed by SVD; component ``k``'s scores become channel ``k``,
@@ -87,7 +93,7 @@ def feature_pca(tokens: Any, layout: Any, layer: int | None = None, item: int = 
     return rgb.reshape(*layout.grid_size, 3)  # (gh, gw, 3)
 
 
-def token_norms(hidden_states: Any, item: int = 0) -> np.ndarray:
+def token_norms(hidden_states: Capture | Array, item: int = 0) -> np.ndarray:
     """L2 norm of every token after every block (Darcet et al. 2024).
 
     Args:
@@ -103,7 +109,7 @@ def token_norms(hidden_states: Any, item: int = 0) -> np.ndarray:
     return np.linalg.norm(states, axis=-1)  # (L+1, N)
 
 
-def token_norm_map(norms: Any, layout: Any, layer: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
+def token_norm_map(norms: Array, layout: TokenLayout, layer: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
     """One layer's token norms on the patch grid, with the prefix tokens' norms apart.
 
     Args:
@@ -119,5 +125,5 @@ def token_norm_map(norms: Any, layout: Any, layer: int | None = None) -> tuple[n
         if layer is None:
             raise ValueError("norms (L+1, N) need a layer")
         norms = norms[layer]  # (N,)
-    grid, prefix = split_tokens(norms, layout)  # (gh, gw), (P,)
+    prefix, grid = layout.split(norms)  # (P,), (gh, gw)
     return grid, dict(zip(layout.prefix_names, prefix.tolist()))

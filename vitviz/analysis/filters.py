@@ -9,12 +9,16 @@ mean (standard PCA).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
 
 from ._convert import to_numpy
+
+if TYPE_CHECKING:
+    from ._convert import Array
+
 
 __all__ = ["EmbeddingFilters", "embedding_filters"]
 
@@ -41,7 +45,7 @@ class EmbeddingFilters:
         return EmbeddingFilters(self.tiles[:n], self.components[:n], self.explained_variance_ratio[:n])
 
 
-def _patch_weight(model_or_weight: Any) -> np.ndarray:
+def _patch_weight(model_or_weight: nn.Module | Array) -> np.ndarray:
     if isinstance(model_or_weight, nn.Module):
         proj = getattr(getattr(model_or_weight, "patch_embed", None), "proj", None)
         if not isinstance(proj, nn.Conv2d):
@@ -59,7 +63,7 @@ def _sign_fix(components: np.ndarray) -> np.ndarray:
     return components * np.where(peak < 0, -1.0, 1.0)[:, None]
 
 
-def embedding_filters(model_or_weight: Any, n: int = 28) -> EmbeddingFilters:
+def embedding_filters(model_or_weight: nn.Module | Array, n: int = 28) -> EmbeddingFilters:
     """The first ``n`` principal components of the patch-embedding filters, as RGB tiles.
 
     Args:

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..i18n import _
 from ._convert import to_numpy
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ._convert import Array
+
 
 __all__ = ["PatchGrid", "patch_grid", "patchify", "patch_tiles"]
 
@@ -140,7 +146,7 @@ def _fit(x: np.ndarray, grid: PatchGrid) -> np.ndarray:
     return np.pad(x, pad) if grid.pad != (0, 0) else x
 
 
-def patchify(x: Any, patch_size: tuple[int, int] | int, mode: str = "crop") -> np.ndarray:
+def patchify(x: Array, patch_size: tuple[int, int] | int, mode: str = "crop") -> np.ndarray:
     """Flatten an image into the patch vectors a ViT's patch embedding multiplies with its weights.
 
     The order matches timm's ``Conv2d`` patch embedding exactly: patches row-major over the grid, and each
@@ -170,7 +176,7 @@ def patchify(x: Any, patch_size: tuple[int, int] | int, mode: str = "crop") -> n
     return x if batched else x[0]
 
 
-def patch_tiles(image: Any, patch_size: tuple[int, int] | int, mode: str = "crop") -> np.ndarray:
+def patch_tiles(image: Image.Image | Array, patch_size: tuple[int, int] | int, mode: str = "crop") -> np.ndarray:
     """Cut a channels-last image into patch tiles for display, in sequence order.
 
     Args:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +23,12 @@ from torch import nn
 
 from ..i18n import _
 from ._convert import to_numpy
+
+if TYPE_CHECKING:
+    from vitviz.layout import TokenLayout
+
+    from ._convert import Array
+
 
 __all__ = ["PositionEmbeddingUnavailable", "patch_position_embeddings", "position_similarity",
            "PositionLocality", "position_locality"]
@@ -81,7 +87,7 @@ def _square_side(n: int) -> int | None:
     return side if side > 0 and side * side == n else None
 
 
-def _array_patch_embeddings(pos_embed: Any, layout: Any) -> np.ndarray:
+def _array_patch_embeddings(pos_embed: Array, layout: TokenLayout) -> np.ndarray:
     """Patch rows of a bare position-embedding array, resampled from a square grid when needed: (gh*gw, D)."""
     pe = torch.as_tensor(to_numpy(pos_embed))
     grid = tuple(layout.grid_size)
@@ -105,7 +111,7 @@ def _array_patch_embeddings(pos_embed: Any, layout: Any) -> np.ndarray:
     raise ValueError(f"cannot place {tokens} position embeddings on {layout.describe()}")
 
 
-def patch_position_embeddings(model_or_pos_embed: Any, layout: Any) -> np.ndarray:
+def patch_position_embeddings(model_or_pos_embed: nn.Module | Array, layout: TokenLayout) -> np.ndarray:
     """The absolute position embedding of every patch position, as the model adds it at ``layout``'s grid.
 
     Prefix entries (class, distillation, register tokens) are dropped following the model: timm's
@@ -132,7 +138,7 @@ def patch_position_embeddings(model_or_pos_embed: Any, layout: Any) -> np.ndarra
     return patches.reshape(*grid, -1)  # (gh, gw, D)
 
 
-def position_similarity(model_or_pos_embed: Any, layout: Any) -> np.ndarray:
+def position_similarity(model_or_pos_embed: nn.Module | Array, layout: TokenLayout) -> np.ndarray:
     """Cosine similarity between the position embeddings of every pair of patch positions.
 
     Dosovitskiy et al. 2021, Fig. 7 centre. ``sim[r, c]`` is the tile for position ``(r, c)``: its

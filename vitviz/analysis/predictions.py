@@ -3,12 +3,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from timm.data import ImageNetInfo, infer_imagenet_subset
 
 from ._convert import to_numpy
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ._convert import Array
+
 
 __all__ = ["Prediction", "imagenet_labels", "softmax", "top_k"]
 
@@ -28,7 +34,7 @@ class Prediction:
     probability: float
 
 
-def softmax(logits: Any) -> np.ndarray:
+def softmax(logits: Array) -> np.ndarray:
     """Numerically stable softmax over the last axis, in float64."""
     logits = to_numpy(logits)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -36,7 +42,7 @@ def softmax(logits: Any) -> np.ndarray:
 
 
 def top_k(
-    output: Any,
+    output: Array,
     labels: Sequence[str] | None = None,
     k: int = 5,
     from_logits: bool = True,
@@ -66,7 +72,7 @@ def top_k(
     ]
 
 
-def imagenet_labels(model: Any) -> list[str] | None:
+def imagenet_labels(model: nn.Module) -> list[str] | None:
     """Readable class names (WordNet lemmas, e.g. ``'tench, Tinca tinca'``) for an ImageNet classifier.
 
     The ImageNet subset is inferred by timm from the model's class count (``infer_imagenet_subset``:

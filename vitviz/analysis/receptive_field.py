@@ -35,7 +35,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .depths import depth_outputs, is_vit
+from vitviz.capture import model_lock
+from vitviz.layout import TokenLayout
+
+from .depths import depth_names, depth_outputs, is_vit
 
 __all__ = [
     'EffectiveReceptiveField',
@@ -145,8 +148,6 @@ def _unit_gradients(feature_fn: FeatureFn, x: torch.Tensor) -> tuple[list[torch.
 
 def _feature_fn(model: nn.Module | FeatureFn) -> tuple[FeatureFn, tuple[str, ...] | None]:
     if isinstance(model, nn.Module) and (is_vit(model) or hasattr(model, 'feature_info')):
-        from .depths import depth_names
-
         return (lambda x: depth_outputs(model, x).maps), depth_names(model)
     return model, None
 
@@ -226,8 +227,6 @@ def positive_copy(model: nn.Module) -> nn.Module:
     an input of ones every activation stays about 1, so ReLU, GELU and SiLU pass gradients, and a pixel's
     gradient is positive exactly when some path connects it to the unit.
     """
-    from vitviz.capture import model_lock
-
     with model_lock(model):
         pos = copy.deepcopy(model)
     pos = pos.double().eval()
@@ -322,13 +321,9 @@ def theoretical_receptive_field(model: nn.Module, input_size: tuple[int, int] | 
         input_size: ``(H, W)`` of the real input (sets which unit is the centre one, and its centre).
         max_size: largest canvas side to try.
     """
-    from .depths import depth_names
-
     size = _pair(input_size)
     names = depth_names(model)
     if is_vit(model):
-        from vitviz.layout import TokenLayout
-
         layout = TokenLayout.from_model(model, size)
         gh, gw = layout.grid_size
         ph, pw = layout.patch_size

@@ -13,6 +13,8 @@ import copy
 
 from torch import nn
 
+from vitviz.capture import model_lock
+
 from .patches import _pair
 
 __all__ = ["nearest_input_size", "with_patch_size"]
@@ -63,8 +65,6 @@ def with_patch_size(
     patch_size = _pair(patch_size, "patch_size")
     current = _pair(tuple(model.patch_embed.img_size), "img_size")
     img_size = nearest_input_size(current if img_size is None else img_size, patch_size)
-    from vitviz.capture import model_lock
-
     with model_lock(model):  # never copy a model mid-capture: the copy would inherit its hooks and flags
         resized = copy.deepcopy(model)
     resized.set_input_size(img_size=img_size, patch_size=patch_size)

@@ -22,17 +22,25 @@ the layers are visited from the top down and every read-out row still being buil
 layer's step matrix, ``rows[l:] ← rows[l:] · M_l``. That costs ``O(L²·N²)`` (at most L rows times an
 ``N × N`` matrix per layer) instead of the ``O(L·N³)`` of forming each ``R_l``, and holds ``(L, N)`` rows
 instead of ``N × N`` matrices. ``keep_joint=True`` forms ``R`` itself when it is wanted.
+
+One concept in one file (a little over 450 lines): both rollouts share their read-out, layer ranges and
+precomputed steps.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._convert import is_capture, to_numpy
-from .attention import split_tokens
+
+if TYPE_CHECKING:
+    from vitviz.layout import TokenLayout
+
+    from ._convert import Array, AttentionSource
+
 
 __all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "gradient_rollout_steps", "rollout",
            "rollout_steps"]
@@ -86,7 +94,7 @@ def _fuse(attn: np.ndarray, fusion: str) -> np.ndarray:
     return getattr(attn, fusion)(axis=0)  # (N, N)
 
 
-def discard_lowest(attn: Any, ratio: float, keep_column: int | None = None) -> np.ndarray:
+def discard_lowest(attn: Array, ratio: float, keep_column: int | None = None) -> np.ndarray:
     """Zero the lowest ``ratio`` fraction of each row's discardable entries.
 
     A row's own (diagonal) entry is never discarded, nor the ``keep_column`` entry (the class token's
@@ -137,7 +145,7 @@ def _layer_range(num_layers: int, start_layer: int, end_layer: int | None) -> ra
     return layers
 
 
-def _readout_row(joint: np.ndarray, layout: Any) -> np.ndarray:
+def _readout_row(joint: np.ndarray, layout: TokenLayout) -> np.ndarray:
     """The class token's row of R, or the mean of the patch tokens' rows: (N,)."""
     if joint.shape[-1] != layout.num_tokens:
         raise ValueError(f"attention over {joint.shape[-1]} tokens does not match {layout.describe()}")
@@ -146,7 +154,7 @@ def _readout_row(joint: np.ndarray, layout: Any) -> np.ndarray:
     return joint[layout.patch_slice].mean(axis=0)
 
 
-def _readout_vector(layout: Any) -> np.ndarray:
+def _readout_vector(layout: TokenLayout) -> np.ndarray:
     """``e`` with ``e·R`` the read-out row: the class token's indicator, or 1/P on each patch token: (N,)."""
     vector = np.zeros(layout.num_tokens)
     if layout.class_index is not None:
@@ -175,8 +183,8 @@ def _readout_rows(steps_top_down: Iterable[np.ndarray], count: int, readout: np.
     return rows
 
 
-def _rows_result(rows: np.ndarray, layers: range, layout: Any, **info: Any) -> RolloutResult:
-    maps, prefix = split_tokens(rows, layout)  # (L', gh, gw), (L', P)
+def _rows_result(rows: np.ndarray, layers: range, layout: TokenLayout, **info: str | float) -> RolloutResult:
+    prefix, maps = layout.split(rows)  # (L', P), (L', gh, gw)
     readout = "cls" if layout.class_index is not None else "mean_patches"
     return RolloutResult(maps=maps, prefix=prefix, joint=None, cumulative=None, layers=tuple(layers),
                          readout=readout, **info)
@@ -185,9 +193,9 @@ def _rows_result(rows: np.ndarray, layers: range, layout: Any, **info: Any) -> R
 def _collect(
     steps: Iterator[np.ndarray],
     layers: range,
-    layout: Any,
+    layout: TokenLayout,
     keep_cumulative: bool,
-    **info: Any,
+    **info: str | float,
 ) -> RolloutResult:
     """Run the step iterator, keeping each step's read-out row (and all of R only when asked)."""
     kept, picked = [], []
@@ -198,7 +206,7 @@ def _collect(
             picked.append(_readout_row(joint, layout))
     maps = prefix = readout = None
     if layout is not None:
-        maps, prefix = split_tokens(np.stack(picked), layout)  # (L', gh, gw), (L', P)
+        prefix, maps = layout.split(np.stack(picked))  # (L', P), (L', gh, gw)
         readout = "cls" if layout.class_index is not None else "mean_patches"
     return RolloutResult(
         maps=maps,
@@ -240,7 +248,7 @@ def _cumulative_products(matrices: Iterable[np.ndarray]) -> Iterator[np.ndarray]
         yield joint
 
 
-def _array_layers(attentions: Any) -> list:
+def _array_layers(attentions: AttentionSource) -> list[np.ndarray]:
     if hasattr(attentions, "ndim") and attentions.ndim != 4:
         raise ValueError(
             "expected one image's attention (L, H, N, N) or a list of (H, N, N), "
@@ -266,13 +274,13 @@ def _aligned_pairs(stack: list, grad_stack: list, layers: Iterable[int]) -> Iter
 
 
 def rollout(
-    attentions: Any,
+    attentions: AttentionSource,
     head_fusion: str = "mean",
     discard_ratio: float = 0.0,
     start_layer: int = 0,
     end_layer: int | None = None,
     *,
-    layout: Any = None,
+    layout: TokenLayout | None = None,
     item: int = 0,
     keep_joint: bool = False,
     steps: Sequence[np.ndarray] | None = None,
@@ -337,12 +345,12 @@ def rollout(
 
 
 def gradient_rollout(
-    attentions: Any,
-    grads: Any = None,
+    attentions: AttentionSource,
+    grads: AttentionSource | None = None,
     start_layer: int = 0,
     end_layer: int | None = None,
     *,
-    layout: Any = None,
+    layout: TokenLayout | None = None,
     item: int = 0,
     keep_joint: bool = False,
     steps: Sequence[np.ndarray] | None = None,
@@ -411,7 +419,8 @@ def _checked_steps(steps: Sequence[np.ndarray] | None, num_layers: int) -> Seque
 
 
 def rollout_steps(
-    attentions: Any, head_fusion: str = "mean", discard_ratio: float = 0.0, *, layout: Any = None, item: int = 0,
+    attentions: AttentionSource, head_fusion: str = "mean", discard_ratio: float = 0.0, *,
+    layout: TokenLayout | None = None, item: int = 0,
 ) -> list[np.ndarray]:
     """Every layer's rollout step ``Â_l`` (N, N), as :func:`rollout` forms it: heads fused, the weakest links
     discarded (never a token's own entry or the class-token column), the residual added, rows re-normalised.
@@ -433,7 +442,8 @@ def rollout_steps(
     return list(_rollout_matrices(fused, float(discard_ratio), keep_column))
 
 
-def gradient_rollout_steps(attentions: Any, grads: Any = None, *, item: int = 0) -> list[np.ndarray]:
+def gradient_rollout_steps(attentions: AttentionSource, grads: AttentionSource | None = None, *,
+                           item: int = 0) -> list[np.ndarray]:
     """Every layer's gradient-rollout step ``I + Ā_l`` (N, N), ``Ā = E_h[(∇A ⊙ A)^+]``, as
     :func:`gradient_rollout` forms it; pass the list to it (``steps=``) to reuse them."""
     if is_capture(attentions):

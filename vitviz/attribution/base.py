@@ -12,14 +12,21 @@ Methods never call metrics; metrics (``vitviz.evaluation``) call methods.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+import torch
 
 from vitviz.i18n import _
 from vitviz.layout import TokenLayout
 
-__all__ = ["AttributionMethod", "Relevance", "resolve_target"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vitviz.capture import Capture
+
+
+__all__ = ["AttributionMethod", "Relevance", "check_start_layer", "resolve_target"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class AttributionMethod:
             randomises the head can only change such maps).
         passes: What one call costs, e.g. ``'1 forward'`` or ``'1 forward + 1 backward'``, in English
             (:attr:`cost` gives it in the current language).
+        conserves: True for the LRP family, whose :meth:`decompose` says where the explained logit went
+            (``vitviz.attribution.conservation``).
+        options: Names of the constructor's options (e.g. ``('start_layer',)``), each kept as an attribute;
+            :meth:`settings` reads them and :meth:`configured` makes a copy with other values.
     """
 
     key: ClassVar[str] = ""
@@ -70,8 +81,23 @@ class AttributionMethod:
     class_specific: ClassVar[bool] = False
     reads_head: ClassVar[bool] = False
     passes: ClassVar[str] = "1 forward"
+    conserves: ClassVar[bool] = False
+    options: ClassVar[tuple[str, ...]] = ()
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def settings(self) -> dict[str, object]:
+        """This instance's options (``{'start_layer': 1}``; empty for a method without options)."""
+        return {name: getattr(self, name) for name in self.options}
+
+    def configured(self, **options: object) -> AttributionMethod:
+        """A new instance with ``options`` changed (those this method does not take are ignored)."""
+        return type(self)(**{**self.settings(), **{k: v for k, v in options.items() if k in self.options}})
+
+    def decompose(self, model: nn.Module, x: torch.Tensor, target: int | None = None):
+        """Where the explained logit went (``LogitDecomposition``): LRP-family methods only (:attr:`conserves`)."""
+        raise NotImplementedError(f"{self.key} does not decompose the logit")
+
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         """Relevance of every patch of ``x`` for ``target``.
 
         Args:
@@ -101,7 +127,8 @@ class AttributionMethod:
         return f"<{type(self).__name__} {self.key!r}>"
 
 
-def resolve_target(model: Any, x: Any, target: int | None, output: Any = None) -> int | None:
+def resolve_target(model: nn.Module, x: torch.Tensor, target: int | None,
+                   output: torch.Tensor | None = None) -> int | None:
     """The class to explain: ``target`` if given, else the top class of ``output`` (run once if absent).
 
     Returns None for a headless model (no classifier), which has nothing class specific to explain.
@@ -111,8 +138,13 @@ def resolve_target(model: Any, x: Any, target: int | None, output: Any = None) -
     if not int(getattr(model, "num_classes", 0) or 0):
         return None
     if output is None:
-        import torch
-
         with torch.no_grad():
             output = model(x)
     return int(output[0].argmax())
+
+
+def check_start_layer(value: object) -> int:
+    """A ``start_layer`` option: a whole number ≥ 0 (a clear error otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"start_layer must be a whole number >= 0, not {value!r}")
+    return int(value)

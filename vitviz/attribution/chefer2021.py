@@ -12,8 +12,8 @@ The method, as the authors' code computes it for a ViT:
    products, the renormalised z rule at the residual additions, identity for LayerNorm, softmax, GELU),
    which yields the relevance ``R_A`` of every block's attention probabilities;
 4. per block ``Ā = E_h[(∇A ⊙ R_A)⁺]`` (mean over heads of the positive part), aggregated from the identity
-   as ``R ← R + Ā·R`` from the first block to the last (the authors' ``compute_rollout_attention`` without
-   row normalisation; :func:`aggregate`).
+   as ``R ← R + Ā·R`` from block ``start_layer`` (0 by default; the authors' Table 1 uses 1) to the last (the
+   authors' ``compute_rollout_attention`` without row normalisation; :func:`aggregate`).
 
 The map is the read-out row of ``R`` over the patch columns: the rows of the tokens the head reads,
 weighted by their LRP relevance at the final norm (:attr:`CheferResult.readout`, which sums to 1). For a
@@ -26,18 +26,24 @@ matrix products, about two backward passes' worth.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
+from vitviz.capture import eager_attention, model_lock
+from vitviz.hooks import Edits
 from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from . import _lrp
-from ._common import check_input, class_target
-from .base import AttributionMethod, Relevance
+from ._common import check_input, check_plain_blocks, class_target
+from .base import AttributionMethod, Relevance, check_start_layer
+
+if TYPE_CHECKING:
+    from vitviz.capture import Capture
+
 
 __all__ = ["Chefer2021", "CheferResult", "aggregate", "chefer_relevance"]
 
@@ -57,29 +63,9 @@ class _BlockRecord:
         return found[0]
 
 
-def _check_structure(model: nn.Module) -> None:
-    from timm.layers import Mlp
-    from timm.layers.attention import Attention
-
-    blocks = getattr(model, "blocks", None)
-    if not blocks:
-        raise ValueError(_("Chefer 2021 needs a timm ViT with transformer blocks; {model} has none").format(
-            model=type(model).__name__))
-    if getattr(model, "attn_pool", None) is not None or getattr(model, "global_pool", "token") not in ("token", "avg"):
-        raise ValueError(_("Chefer 2021 LRP covers class-token and average pooling, not global_pool={pool}").format(
-            pool=repr(getattr(model, "global_pool", None))))
-    for i, block in enumerate(blocks):
-        attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
-        if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
-            raise ValueError(_("block {index}: Chefer 2021 LRP covers timm's plain Attention, not {module}").format(
-                index=i, module=type(attn).__name__))
-        if type(mlp) is not Mlp or not hasattr(block, "ls1"):
-            raise ValueError(_("block {index}: Chefer 2021 LRP covers timm's Block with Mlp, not {module}").format(
-                index=i, module=type(mlp).__name__))
-
-
 class _Recorder:
-    """Forward hooks that keep every tensor the LRP pass needs; ``fused_attn`` off while inside.
+    """Forward hooks that keep every tensor the LRP pass needs; ``fused_attn`` off while inside (one
+    :class:`vitviz.hooks.Edits`, undone on exit as ``vitviz.capture`` does).
 
     Everything is detached except the attention probabilities, whose gradient is taken afterwards.
     """
@@ -88,8 +74,7 @@ class _Recorder:
         self.model = model
         self.blocks = [_BlockRecord() for _ in model.blocks]
         self.heads: dict[str, list[torch.Tensor]] = {"tokens": [], "head": [], "head_dist": []}
-        self._handles: list[Any] = []
-        self._fused: list[tuple[nn.Module, bool]] = []
+        self._edits = Edits()
 
     def _keep(self, bucket: list[torch.Tensor], which: str, graph: bool = False):
         def hook(_module, args, output=None):
@@ -97,47 +82,38 @@ class _Recorder:
             bucket.append(value if graph else value.detach())
         return hook
 
-    def _register(self) -> None:
-        add = self._handles.append
+    def _register(self, edits: Edits) -> None:
+        after, before = edits.forward_hook, edits.forward_pre_hook
         for block, record in zip(self.model.blocks, self.blocks):
             t, attn = record.tensors, block.attn
-            add(block.register_forward_pre_hook(self._keep(t["x_in"], "input")))
-            add(attn.register_forward_pre_hook(self._keep(t["h1"], "input")))
-            add(attn.qkv.register_forward_hook(self._keep(t["qkv"], "output")))
-            add(attn.q_norm.register_forward_hook(self._keep(t["q"], "output")))
-            add(attn.k_norm.register_forward_hook(self._keep(t["k"], "output")))
-            add(attn.attn_drop.register_forward_hook(self._keep(t["probs"], "output", graph=True)))
-            add(attn.proj.register_forward_pre_hook(self._keep(t["o"], "input")))
-            add(block.ls1.register_forward_hook(self._keep(t["branch1"], "output")))
-            add(block.mlp.fc1.register_forward_pre_hook(self._keep(t["h2"], "input")))
-            add(block.mlp.fc2.register_forward_pre_hook(self._keep(t["a"], "input")))
-            add(block.ls2.register_forward_hook(self._keep(t["branch2"], "output")))
-        add(self.model.norm.register_forward_hook(self._keep(self.heads["tokens"], "output")))
-        add(self.model.head.register_forward_pre_hook(self._keep(self.heads["head"], "input")))
+            before(block, self._keep(t["x_in"], "input"))
+            before(attn, self._keep(t["h1"], "input"))
+            after(attn.qkv, self._keep(t["qkv"], "output"))
+            after(attn.q_norm, self._keep(t["q"], "output"))
+            after(attn.k_norm, self._keep(t["k"], "output"))
+            after(attn.attn_drop, self._keep(t["probs"], "output", graph=True))
+            before(attn.proj, self._keep(t["o"], "input"))
+            after(block.ls1, self._keep(t["branch1"], "output"))
+            before(block.mlp.fc1, self._keep(t["h2"], "input"))
+            before(block.mlp.fc2, self._keep(t["a"], "input"))
+            after(block.ls2, self._keep(t["branch2"], "output"))
+        after(self.model.norm, self._keep(self.heads["tokens"], "output"))
+        before(self.model.head, self._keep(self.heads["head"], "input"))
         if getattr(self.model, "head_dist", None) is not None:
-            add(self.model.head_dist.register_forward_pre_hook(self._keep(self.heads["head_dist"], "input")))
+            before(self.model.head_dist, self._keep(self.heads["head_dist"], "input"))
 
     def __enter__(self) -> _Recorder:
+        self._edits = Edits()
         try:
-            for block in self.model.blocks:
-                self._fused.append((block.attn, block.attn.fused_attn))
-                block.attn.fused_attn = False
-            self._register()
+            eager_attention(self._edits, [block.attn for block in self.model.blocks])
+            self._register(self._edits)
         except BaseException:
-            self._restore()
+            self._edits.close()
             raise
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        for attn, fused in reversed(self._fused):
-            attn.fused_attn = fused
-        self._fused.clear()
+        self._edits.close()  # never swallows the exception: returns None
 
 
 def aggregate(grads: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
@@ -242,18 +218,19 @@ def lrp_attention_relevance(model: nn.Module, rec: _Recorder, target: int):
     return torch.stack(cams[::-1]), np.array(totals[::-1]), readout
 
 
-def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = None) -> CheferResult:
+def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                     start_layer: int = 0) -> CheferResult:
     """Chefer et al. 2021 for one image: one forward, one backward, one LRP pass.
 
     Args:
         model: A timm ViT or DeiT with plain attention blocks and token or average pooling.
         x: One normalised image (1, C, H, W).
         target: Class to explain; None takes the top class (read from the same forward pass).
+        start_layer: First block aggregated (the authors' ``start_layer``: their Table 1 uses 1); the blocks
+            below it count as the identity.
     """
-    from vitviz.capture import model_lock
-
     check_input(x)
-    _check_structure(model)
+    check_plain_blocks(model, "Chefer 2021", pools=("token", "avg"), layer_scale=True)
     with model_lock(model), torch.enable_grad():
         with _Recorder(model) as rec:
             logits = model(x.detach().requires_grad_(True))
@@ -263,14 +240,22 @@ def chefer_relevance(model: nn.Module, x: torch.Tensor, target: int | None = Non
     with torch.no_grad():
         cams, totals, readout = lrp_attention_relevance(model, rec, target)
         grads = torch.stack([g[0] for g in grads]).double()  # (L, H, N, N)
-        joint = aggregate(grads, cams.double())
+        if not 0 <= start_layer < len(grads):
+            raise ValueError(_("start layer {start} is beyond this model's {layers} layers").format(
+                start=start_layer, layers=len(grads)))
+        joint = aggregate(grads[start_layer:], cams.double()[start_layer:])
     return CheferResult(joint=joint.cpu().numpy(), readout=readout.cpu().numpy(), target=target,
                         input_totals=totals,
                         attention_totals=cams.sum(dim=(1, 2, 3)).cpu().numpy())
 
 
 class Chefer2021(AttributionMethod):
-    """LRP relevance of the attention times its gradient, aggregated over blocks (see the module docstring)."""
+    """LRP relevance of the attention times its gradient, aggregated over blocks (see the module docstring).
+
+    Args:
+        start_layer: First block aggregated (0: every block). The authors' Table 1 uses 1
+            (``generate_LRP(..., start_layer=1)``), which ``python -m vitviz.evaluate`` reproduces.
+    """
 
     key = "chefer2021"
     title = N_("Chefer et al. 2021 (LRP × gradient)")
@@ -279,10 +264,15 @@ class Chefer2021(AttributionMethod):
     class_specific = True
     reads_head = True
     passes = N_("1 forward + 1 backward + 1 LRP pass (no model call; about 2 backward passes' arithmetic)")
+    options = ("start_layer",)
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def __init__(self, start_layer: int = 0) -> None:
+        self.start_layer = check_start_layer(start_layer)
+
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
-        result = chefer_relevance(model, x, target)
+        result = chefer_relevance(model, x, target, start_layer=self.start_layer)
         if result.joint.shape[0] != layout.num_tokens:
             raise ValueError(f"the model produced {result.joint.shape[0]} tokens, the layout says "
                              f"{layout.describe()}")

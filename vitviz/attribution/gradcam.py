@@ -7,19 +7,30 @@ for a class-token model: only the class token reaches the head after the last bl
 zero. The map is therefore taken on the tokens *entering* the last block's attention (the output of its
 ``norm1``), where every patch token still reaches the read-out; this is the layer the pytorch-grad-cam
 ViT recipe uses, and it works for average-pooled models too.
+
+This is not the "GradCAM" row of Chefer, Gur & Wolf 2021 (Table 1): theirs weighs the last block's attention
+heads (:mod:`vitviz.attribution.gradcam_attn`). Why Grad-CAM on a ViT's tokens can rank patches worse than a
+random order is discussed in ``docs/evaluation.md`` ("Why token Grad-CAM can fail on a ViT").
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from vitviz.capture import model_lock
 from vitviz.i18n import N_, _
 from vitviz.layout import TokenLayout
 
 from ._common import recorded_output, scored_forward
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vitviz.capture import Capture
+
 
 __all__ = ["GradCAM", "gradcam_map"]
 
@@ -38,7 +49,7 @@ def gradcam_map(tokens: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     return torch.relu(tokens @ weights)  # (P,)
 
 
-def _target_layer(model: Any) -> torch.nn.Module:
+def _target_layer(model: nn.Module) -> nn.Module:
     blocks = getattr(model, "blocks", None)
     if not blocks or not hasattr(blocks[-1], "norm1"):
         raise ValueError(_("Grad-CAM needs a ViT with transformer blocks; {model} has none").format(
@@ -50,15 +61,14 @@ class GradCAM(AttributionMethod):
     """Grad-CAM on the patch tokens entering the last block (see the module docstring)."""
 
     key = "gradcam"
-    title = N_("Grad-CAM (last block)")
+    title = N_("Grad-CAM on tokens (last block)")
     paper = "Selvaraju et al. 2017, ICCV, 'Grad-CAM: Visual Explanations from Deep Networks'"
     class_specific = True
     reads_head = True
     passes = N_("1 forward + 1 backward (down to the last block)")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
-        from vitviz.capture import model_lock
-
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         with model_lock(model), torch.enable_grad():
             with recorded_output(_target_layer(model)) as outputs:

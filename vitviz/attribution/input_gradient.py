@@ -6,15 +6,22 @@ pixel's effect; gradient × input with the attention rules is AttnLRP (``vitviz.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
+from vitviz.capture import model_lock
 from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from ._common import pixel_relevance, scored_forward
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vitviz.capture import Capture
+
 
 __all__ = ["InputGradient"]
 
@@ -30,9 +37,8 @@ class InputGradient(AttributionMethod):
     reads_head = True
     passes = N_("1 forward + 1 backward")
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
-        from vitviz.capture import model_lock
-
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         with model_lock(model), torch.enable_grad():
             x_leaf, _, target, score = scored_forward(model, x, target, self.key)

@@ -10,15 +10,23 @@ which :func:`integrated_gradients` reports. Implemented here in plain torch (cap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
+from vitviz.capture import model_lock
 from vitviz.i18n import N_, _
+from vitviz.images.preprocess import data_config
 from vitviz.layout import TokenLayout
 
 from ._common import check_input, class_target, pixel_relevance
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vitviz.capture import Capture
+
 
 __all__ = ["IGResult", "IntegratedGradients", "black_baseline", "integrated_gradients"]
 
@@ -47,10 +55,8 @@ class IGResult:
         return float(self.attributions.sum()) - (self.score - self.baseline_score)
 
 
-def black_baseline(model: Any, x: torch.Tensor) -> torch.Tensor:
+def black_baseline(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """A black image in the model's normalised input space: ``(0 - mean) / std`` per channel."""
-    from vitviz.models import data_config
-
     config = data_config(model)
     mean = torch.as_tensor(config["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std = torch.as_tensor(config["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
@@ -67,7 +73,7 @@ def trapezoid_weights(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return alphas, weights
 
 
-def integrated_gradients(model: Any, x: torch.Tensor, target: int | None = None, *,
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int | None = None, *,
                          baseline: torch.Tensor | None = None, steps: int = DEFAULT_STEPS,
                          batch_size: int = 16) -> IGResult:
     """Integrated gradients of the target logit along the straight path from ``baseline`` to ``x``.
@@ -127,9 +133,8 @@ class IntegratedGradients(AttributionMethod):
         """:attr:`passes` in the current language."""
         return _(_PASSES).format(passes=self.steps + 1, steps=self.steps)
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
-        from vitviz.capture import model_lock
-
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         layout = TokenLayout.from_model(model, tuple(x.shape[-2:]))
         with model_lock(model), torch.enable_grad():
             result = integrated_gradients(model, x, target, steps=self.steps)

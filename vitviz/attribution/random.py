@@ -1,7 +1,7 @@
 """A random map: the baseline every faithfulness metric is read against."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -9,6 +9,13 @@ from vitviz.i18n import N_
 from vitviz.layout import TokenLayout
 
 from .base import AttributionMethod, Relevance
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from vitviz.capture import Capture
+
 
 __all__ = ["RandomMap"]
 
@@ -30,7 +37,8 @@ class RandomMap(AttributionMethod):
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
 
-    def attribute(self, model: Any, x: Any, target: int | None = None, *, capture: Any = None) -> Relevance:
+    def attribute(self, model: nn.Module, x: torch.Tensor, target: int | None = None, *,
+                  capture: Capture | None = None) -> Relevance:
         layout = capture.layout if capture is not None else TokenLayout.from_model(model, tuple(x.shape[-2:]))
         patches = np.random.default_rng(self.seed).random(layout.grid_size)  # (gh, gw)
         return Relevance(patches=patches, method=self.key, target=None, layout=layout)

@@ -5,6 +5,7 @@ its protocol (what is removed, in what order, with what baseline value) and the 
 """
 from .faithfulness import (
     DEFAULT_FRACTIONS,
+    DEFAULT_TIE_ORDERS,
     ORDERS,
     REMOVALS,
     Faithfulness,
@@ -27,6 +28,7 @@ __all__ = [
     "FLAG_THRESHOLD",
     "SanityCheck",
     "DEFAULT_FRACTIONS",
+    "DEFAULT_TIE_ORDERS",
     "ORDERS",
     "REMOVALS",
     "Faithfulness",

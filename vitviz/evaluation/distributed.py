@@ -12,11 +12,13 @@ copy (the computation is deterministic, so both copies are equal).
 """
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["World", "gather_to_root", "init_world", "shard_indices"]
+__all__ = ["Shard", "World", "gather_to_root", "init_world", "shard_indices"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class World:
     def barrier(self) -> None:
         """Wait for every rank (nothing to wait for in a world of one)."""
         if self.initialised:
+            # heavy: torch, loaded when a process group is set up
             import torch.distributed as dist
 
             dist.barrier()
@@ -51,6 +54,7 @@ class World:
     def close(self) -> None:
         """Leave the process group if this module joined it."""
         if self.initialised:
+            # heavy: torch, loaded when a process group is set up
             import torch.distributed as dist
 
             dist.destroy_process_group()
@@ -71,6 +75,7 @@ def init_world(device: str | None = None) -> World:
     Returns:
         The :class:`World`; call ``close()`` when done.
     """
+    # heavy: torch, loaded when a process group is set up
     import torch
 
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -80,6 +85,7 @@ def init_world(device: str | None = None) -> World:
         device = f"cuda:{local_rank}"
     if not launched_by_torchrun():
         return World(device=device)
+    # heavy: torch, loaded when a process group is set up
     import torch.distributed as dist
 
     if device.startswith("cuda"):
@@ -91,18 +97,52 @@ def init_world(device: str | None = None) -> World:
                  initialised=True)
 
 
-def shard_indices(length: int, world: World) -> list[int]:
-    """The data-set indices this rank evaluates: ``DistributedSampler(shuffle=False)``'s shard (padded)."""
-    from torch.utils.data import DistributedSampler
+class Shard(Sequence):
+    """The data-set indices one rank evaluates, as ``DistributedSampler(shuffle=False)`` orders them, computed
+    on demand: a data set of a billion images costs no memory until its images are evaluated.
 
-    sampler = DistributedSampler(range(length), num_replicas=world.size, rank=world.rank, shuffle=False)
-    return list(sampler)
+    ``DistributedSampler`` pads the index list ``0 … length-1`` to a multiple of the world size by repeating
+    it from the start, so its position ``j`` holds ``j % length``, and rank ``r`` takes positions
+    ``r, r + size, r + 2 size, …``.
+
+    Args:
+        length: Images in the data set.
+        world: The process group.
+    """
+
+    def __init__(self, length: int, world: World) -> None:
+        self.length, self.rank, self.size = int(length), world.rank, world.size
+        self.total = math.ceil(self.length / self.size) * self.size if self.length else 0
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.total, self.size))
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        position = range(self.rank, self.total, self.size)[k]
+        return position % self.length
+
+    def __iter__(self) -> Iterator[int]:
+        return (position % self.length for position in range(self.rank, self.total, self.size))
+
+    def __contains__(self, index: object) -> bool:
+        if not isinstance(index, int) or not 0 <= index < self.length:
+            return False
+        return any(j % self.size == self.rank for j in range(index, self.total, self.length))
+
+
+def shard_indices(length: int, world: World) -> Shard:
+    """The data-set indices this rank evaluates: ``DistributedSampler(shuffle=False)``'s shard (padded),
+    computed on demand (:class:`Shard`)."""
+    return Shard(length, world)
 
 
 def gather_to_root(obj: Any, world: World) -> list[Any] | None:
     """Every rank's ``obj`` on rank 0 (in rank order), None on the other ranks."""
     if not world.initialised:
         return [obj]
+    # heavy: torch, loaded when a process group is set up
     import torch.distributed as dist
 
     gathered = [None] * world.size if world.is_root else None

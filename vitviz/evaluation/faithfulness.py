@@ -21,6 +21,9 @@ Two kinds of removal:
   ``-mean/std`` after normalisation), all channels of a pixel at once; the map is negated for the
   negative perturbation (their ``--neg``).
 
+Ties in a map's ranking are broken at random with a seed, and the curve is averaged over several such orders
+where a tie changes what a step removes (:mod:`vitviz.evaluation.ranking`; 4 orders by default).
+
 Fractions are 0.0, 0.1, …, 0.9 by default: Chefer's steps 10 %…90 % plus the unperturbed input. A step
 removes ``floor(fraction · n)`` of the n patches (tokens) or pixels, like their ``int(base_size * step)``.
 
@@ -28,18 +31,40 @@ The AUC is the trapezoidal area under the curve of the target's softmax probabil
 (so at most 0.9 with the default steps; multiply by 100 to read it on the scale of Chefer's table). Their
 released script records top-1 accuracy at the nine steps and leaves the area to the reader; here one
 image has a probability, not an accuracy, and ``PerturbationCurve.predicted`` keeps the top class at
-every step so that a data-set evaluation can take the accuracy curve (``PerturbationCurve.hits``).
+every step so that a data-set evaluation can take the accuracy curve (``PerturbationCurve.hit_rate``).
+
+One concept in one file (over 450 lines): the perturbation test, its two removals (tokens, pixels), its
+curves, their AUC and the random band share the model passes (the rankings are in ``ranking``).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vitviz.images.preprocess import data_config
+
+from .ranking import (
+    DEFAULT_TIE_ORDERS,
+    ORDERS,
+    check_order,
+    map_scores,
+    pixel_ranking,
+    removal_order,
+    removal_orders,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from vitviz.attribution import Relevance
+
 __all__ = [
     "DEFAULT_FRACTIONS",
+    "DEFAULT_TIE_ORDERS",
     "Faithfulness",
     "PerturbationBand",
     "PerturbationCurve",
@@ -60,7 +85,6 @@ __all__ = [
 DEFAULT_FRACTIONS = tuple(i / 10 for i in range(10))
 """0.0, 0.1, …, 0.9: the unperturbed input and Chefer's nine steps."""
 REMOVALS = ("tokens", "pixels")
-ORDERS = ("most", "least")
 ORDER_NAMES = {"most": "positive perturbation", "least": "negative perturbation"}
 
 
@@ -70,14 +94,17 @@ class PerturbationCurve:
 
     Attributes:
         fractions: (S,) fraction of patches (tokens) or pixels removed at each step, increasing.
-        probabilities: (S,) softmax probability of ``target`` at each step.
-        logits: (S,) logit of ``target`` at each step.
-        predicted: (S,) top class at each step.
+        probabilities: (S,) softmax probability of ``target`` at each step (the mean over the tie orders).
+        logits: (S,) logit of ``target`` at each step (the mean over the tie orders).
+        predicted: (S,) top class at each step (of the first tie order).
         removed: (S,) how many patches (tokens) or pixels were removed at each step.
         auc: Trapezoidal area under ``probabilities`` over ``fractions``.
         target: Class whose probability is followed.
         removal: ``'tokens'`` or ``'pixels'``.
         order: ``'most'`` (positive perturbation) or ``'least'`` (negative perturbation).
+        tie_probabilities: (K, S) probability of ``target`` for each random tie-breaking order (K = 1 when the
+            map's ties change no step).
+        tie_predicted: (K, S) top class for each tie-breaking order.
     """
 
     fractions: np.ndarray
@@ -89,11 +116,31 @@ class PerturbationCurve:
     target: int
     removal: str
     order: str
+    tie_probabilities: np.ndarray | None = None
+    tie_predicted: np.ndarray | None = None
+
+    @property
+    def tie_aucs(self) -> np.ndarray:
+        """(K,) AUC of each tie-breaking order (their mean is :attr:`auc`)."""
+        rows = self.probabilities[None] if self.tie_probabilities is None else self.tie_probabilities
+        return np.asarray([area_under_curve(self.fractions, row) for row in rows])
+
+    @property
+    def tie_spread(self) -> float:
+        """Standard deviation of :attr:`tie_aucs` (0 with one order): how much the ties alone move the AUC."""
+        aucs = self.tie_aucs
+        return float(aucs.std(ddof=1)) if aucs.size > 1 else 0.0
+
+    def hit_rate(self, reference: int | None = None) -> np.ndarray:
+        """(S,) share of the tie orders whose top class is still ``reference`` (default the target) at each step:
+        Chefer's accuracy for one image."""
+        predicted = self.predicted[None] if self.tie_predicted is None else self.tie_predicted
+        return (np.asarray(predicted) == (self.target if reference is None else reference)).mean(axis=0)
 
     @property
     def hits(self) -> np.ndarray:
-        """(S,) whether the top class is still ``target`` at each step (Chefer's accuracy, one image)."""
-        return self.predicted == self.target
+        """(S,) :meth:`hit_rate` of the target."""
+        return self.hit_rate()
 
     @property
     def name(self) -> str:
@@ -172,7 +219,14 @@ class PerturbationBand:
 
     @property
     def auc_std(self) -> float:
+        """Standard deviation of the random orders' AUCs (population; see :attr:`noise` for the estimate)."""
         return float(self.aucs.std())
+
+    @property
+    def noise(self) -> float:
+        """Sample standard deviation (ddof = 1) of the random orders' AUCs: how much this image's AUC moves when
+        the removal order changes by chance (``vitviz.evaluation.verdict`` reads curves against it)."""
+        return float(self.aucs.std(ddof=1)) if self.aucs.size > 1 else float("nan")
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -207,53 +261,11 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _scores(relevance: Any) -> np.ndarray:
-    """(gh, gw) float64 scores from a ``Relevance`` or an array; NaN ranks as least relevant."""
-    patches = getattr(relevance, "patches", relevance)
-    scores = np.asarray(patches, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError(f"a relevance map must be (grid_h, grid_w), got shape {scores.shape}")
-    return np.where(np.isfinite(scores), scores, -np.inf)
-
-
-def removal_order(scores: np.ndarray, order: str) -> np.ndarray:
-    """Flat indices of ``scores`` in the order they are removed (ties: lower index first).
-
-    Args:
-        scores: Relevance of each patch (any shape; flattened row-major, the token order).
-        order: ``'most'`` removes the highest score first, ``'least'`` the lowest first.
-    """
-    flat = np.asarray(scores, dtype=np.float64).reshape(-1)
-    _check_choice(order, ORDERS, "order")
-    key = -flat if order == "most" else flat
-    return np.argsort(key, kind="stable")
-
-
-def pixel_ranking(relevance: Any, input_size: tuple[int, int]) -> np.ndarray:
-    """(H, W) per-pixel scores for Chefer's pixel removal.
-
-    A method's own per-pixel map (``Relevance.pixels``) is used as it is; a (gh, gw) map is upsampled
-    bilinearly (``align_corners=False``, as ``torch.nn.functional.interpolate`` in Chefer's code).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    pixels = getattr(relevance, "pixels", None)
-    if pixels is not None and tuple(np.shape(pixels)) == tuple(input_size):
-        return np.asarray(pixels, dtype=np.float64)
-    scores = torch.as_tensor(_scores(relevance))
-    scores = torch.nan_to_num(scores, neginf=float(scores[torch.isfinite(scores)].min()) if
-                              torch.isfinite(scores).any() else 0.0)
-    up = F.interpolate(scores[None, None], size=tuple(input_size), mode="bilinear", align_corners=False)
-    return up[0, 0].numpy()  # (H, W)
-
-
-def _mean_std(model: Any, x: Any, mean: Any, std: Any) -> tuple[Any, Any]:
-    import torch
+def _mean_std(model: nn.Module, x: torch.Tensor, mean: Sequence[float] | None,
+              std: Sequence[float] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     if mean is None or std is None:
-        from vitviz.models import data_config
-
         config = data_config(model)
         mean = config["mean"] if mean is None else mean
         std = config["std"] if std is None else std
@@ -261,11 +273,11 @@ def _mean_std(model: Any, x: Any, mean: Any, std: Any) -> tuple[Any, Any]:
     return as_tensor(mean), as_tensor(std)
 
 
-def _device(model: Any) -> Any:
+def _device(model: nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
     except StopIteration:  # a parameter-free model (tests)
-        import torch
+        import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
         return torch.device("cpu")
 
@@ -273,7 +285,7 @@ def _device(model: Any) -> Any:
 # ------------------------------------------------------------------------------------ model passes
 
 
-def _check_token_model(model: Any) -> None:
+def _check_token_model(model: nn.Module) -> None:
     needed = ("patch_embed", "_pos_embed", "blocks", "norm", "forward_head")
     missing = [name for name in needed if not hasattr(model, name)]
     if missing:
@@ -283,7 +295,7 @@ def _check_token_model(model: Any) -> None:
         )
 
 
-def embed_tokens(model: Any, x: Any) -> Any:
+def embed_tokens(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, P + N, D) the tokens that enter block 0: patch embedding, prefix tokens, position embedding."""
     tokens = model.patch_embed(x)  # (B, gh, gw, D) or (B, N, D)
     tokens = model._pos_embed(tokens)  # (B, P + N, D)
@@ -291,7 +303,8 @@ def embed_tokens(model: Any, x: Any) -> Any:
     return model.norm_pre(tokens) if hasattr(model, "norm_pre") else tokens
 
 
-def forward_kept_tokens(model: Any, x: Any, keep: Any, *, tokens: Any = None) -> Any:
+def forward_kept_tokens(model: nn.Module, x: torch.Tensor, keep: torch.Tensor | Sequence[int] | np.ndarray, *,
+                        tokens: torch.Tensor | None = None) -> torch.Tensor:
     """Output of ``model`` on one image when only the patch tokens ``keep`` are fed to it (token dropping).
 
     The prefix tokens (class, distillation, registers) are always kept. Each row of ``keep`` is one
@@ -306,7 +319,7 @@ def forward_kept_tokens(model: Any, x: Any, keep: Any, *, tokens: Any = None) ->
     Returns:
         (B, C) the model's output (logits) for each batch item.
     """
-    import torch
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     _check_token_model(model)
     keep = torch.as_tensor(keep, dtype=torch.long, device=x.device)
@@ -322,31 +335,32 @@ def forward_kept_tokens(model: Any, x: Any, keep: Any, *, tokens: Any = None) ->
     return model.forward_head(hidden)  # (B, C)
 
 
-def _token_outputs(model: Any, x: Any, orders: np.ndarray, counts: Sequence[int]) -> Any:
-    """(R, S, C) outputs: R removal orders × S steps, one stacked batch per step."""
-    import torch
+def _token_outputs(model: nn.Module, x: torch.Tensor, orders: np.ndarray, counts: Sequence[int],
+                   clean: torch.Tensor) -> torch.Tensor:
+    """(R, S, C) outputs: R removal orders × S steps, one stacked batch per step; ``clean`` (C,) where nothing
+    is removed."""
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     tokens = embed_tokens(model, x)  # (1, P + N, D)
     outputs = []
     for count in counts:
-        kept = np.sort(orders[:, count:], axis=1)  # (R, N - count), in sequence order
         if count == 0:
-            out = forward_kept_tokens(model, x, kept[:1], tokens=tokens).expand(len(orders), -1)
-        else:
-            out = forward_kept_tokens(model, x, kept, tokens=tokens)
-        outputs.append(out)
+            outputs.append(clean[None].expand(len(orders), -1))
+            continue
+        kept = np.sort(orders[:, count:], axis=1)  # (R, N - count), in sequence order
+        outputs.append(forward_kept_tokens(model, x, kept, tokens=tokens))
     return torch.stack(outputs, dim=1)  # (R, S, C)
 
 
-def _pixel_outputs(model: Any, x: Any, orders: np.ndarray, counts: Sequence[int], baseline: Any,
-                   batch_size: int) -> Any:
-    """(R, S, C) outputs: R pixel orders × S steps, removed pixels set to ``baseline`` (1, 3, 1, 1)."""
-    import torch
+def _pixel_outputs(model: nn.Module, x: torch.Tensor, orders: np.ndarray, counts: Sequence[int], baseline: torch.Tensor,
+                   batch_size: int, clean: torch.Tensor) -> torch.Tensor:
+    """(R, S, C) outputs: R pixel orders × S steps, removed pixels set to ``baseline`` (1, 3, 1, 1); ``clean``
+    (C,) where nothing is removed."""
+    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
 
     height, width = x.shape[-2:]
     steps = [(r, s) for r in range(len(orders)) for s, count in enumerate(counts) if count]
-    clean = model(x)[0]  # (C,)
-    outputs = clean[None, None].repeat(len(orders), len(counts), 1)  # (R, S, C)
+    outputs = clean.to(x.dtype)[None, None].repeat(len(orders), len(counts), 1)  # (R, S, C)
     orders_t = torch.as_tensor(orders, device=x.device)
     for start in range(0, len(steps), batch_size):
         chunk = steps[start:start + batch_size]
@@ -361,10 +375,18 @@ def _pixel_outputs(model: Any, x: Any, orders: np.ndarray, counts: Sequence[int]
     return outputs
 
 
+def _clean_output(model: nn.Module, x: torch.Tensor, clean: torch.Tensor | None) -> torch.Tensor:
+    """(C,) the model's output on the unperturbed input: ``clean`` when the caller has it, else one forward."""
+    if clean is None:
+        return model(x)[0]
+    clean = clean.detach().to(x.device)
+    return clean.reshape(-1) if clean.ndim == 1 or clean.shape[0] == 1 else clean[0]
+
+
 def perturbation_curves(
-    model: Any,
-    x: Any,
-    scores: Mapping[str, Any],
+    model: nn.Module,
+    x: torch.Tensor,
+    scores: Mapping[str, Relevance | np.ndarray],
     target: int | None = None,
     *,
     removal: str = "tokens",
@@ -373,76 +395,96 @@ def perturbation_curves(
     batch_size: int = 16,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    tie_orders: int = DEFAULT_TIE_ORDERS,
+    seed: int | None = 0,
+    pooled: bool = False,
+    clean: torch.Tensor | None = None,
 ) -> dict[tuple[str, str], PerturbationCurve]:
     """Perturbation curves of several maps of one image in both orders at once, in shared batches.
 
     Token dropping runs one stacked batch per step (every curve keeps the same number of tokens there);
-    pixel removal runs ``batch_size`` perturbed images per forward pass. The unperturbed input runs once.
+    pixel removal runs ``batch_size`` perturbed images per forward pass. The unperturbed input runs once (not
+    at all when ``clean`` is given). Ties in a map are broken at random (:mod:`vitviz.evaluation.ranking`): a
+    map whose ties change a step gets ``tie_orders`` orders, and its curve is their mean.
 
     Args:
         model: A timm ViT-family classifier in eval mode (left untouched; the capture lock is held).
         x: One normalised input (1, 3, H, W).
         scores: Name -> map, each a ``Relevance`` or a (gh, gw) array; for pixel removal a ``Relevance``
-            with ``pixels`` of the input size is ranked per pixel.
+            with ``pixels`` of the input size is ranked per pixel (unless ``pooled``).
         target: Class whose probability is followed; None for the top class of the unperturbed input.
         removal: ``'tokens'`` (token dropping) or ``'pixels'`` (Chefer's protocol).
         orders: Which of ``'most'`` (positive perturbation) and ``'least'`` (negative perturbation) to run.
         fractions: Increasing fractions in [0, 1); default 0.0, 0.1, …, 0.9.
         batch_size: Perturbed images per forward pass (pixel removal).
         mean, std: Normalisation of ``x`` per channel; default the model's data config.
+        tie_orders: Random tie-breaking orders averaged where ties matter (≥ 1).
+        seed: Seed of the tie-breaking; None breaks ties by index (lower first), one order.
+        pooled: Pixel removal ranks every map at patch resolution (a per-pixel map summed over each patch,
+            then upsampled bilinearly like any patch map) instead of per pixel.
+        clean: The model's output on ``x`` (1, C) or (C,), when the caller already has it (e.g. a capture's).
 
     Returns:
         ``(name, order)`` -> PerturbationCurve.
     """
-    import torch
+    import torch  # torch: heavy, imported on first use
 
-    from vitviz.capture import model_lock
+    from vitviz.capture import check_target, model_lock
 
     _check_choice(removal, REMOVALS, "removal")
     for order in orders:
-        _check_choice(order, ORDERS, "order")
+        check_order(order)
     steps = _check_fractions(fractions)
     if not int(getattr(model, "num_classes", 0) or 0):
         raise ValueError("perturbation tests need a classifier: this model has no class scores")
+    if target is not None:
+        target = check_target(target, int(model.num_classes))
     if removal == "tokens":
         _check_token_model(model)
     if getattr(x, "ndim", 0) != 4 or x.shape[0] != 1:
         raise ValueError(f"x must be one image (1, 3, H, W), got shape {tuple(getattr(x, 'shape', ()))}")
     x = x.to(_device(model))
     keys = [(name, order) for name in scores for order in orders]
+    if removal == "tokens":
+        ranked = {name: map_scores(scores[name]) for name in scores}
+    else:
+        size = tuple(int(s) for s in x.shape[-2:])
+        ranked = {name: pixel_ranking(scores[name], size, pooled=pooled) for name in scores}
+    total = next(iter(ranked.values())).size if ranked else 0
+    counts = [removed_count(f, total) for f in steps]
+    per_key = [removal_orders(ranked[name], order, counts, tie_orders=tie_orders, seed=seed) for name, order in keys]
+    rankings = np.concatenate(per_key) if per_key else np.zeros((0, total), dtype=np.int64)  # (R, n)
     with model_lock(model), torch.no_grad():
+        unperturbed = _clean_output(model, x, clean)
         if removal == "tokens":
-            ranked = {name: _scores(scores[name]) for name in scores}
-            rankings = np.stack([removal_order(ranked[name], order) for name, order in keys])  # (R, N)
-            counts = [removed_count(f, rankings.shape[1]) for f in steps]
-            outputs = _token_outputs(model, x, rankings, counts)
+            outputs = _token_outputs(model, x, rankings, counts, unperturbed)
         else:
-            size = tuple(int(s) for s in x.shape[-2:])
-            ranked = {name: pixel_ranking(scores[name], size) for name in scores}
-            rankings = np.stack([removal_order(ranked[name], order) for name, order in keys])  # (R, H·W)
-            counts = [removed_count(f, rankings.shape[1]) for f in steps]
             mean_t, std_t = _mean_std(model, x, mean, std)
-            outputs = _pixel_outputs(model, x, rankings, counts, (0.0 - mean_t) / std_t, batch_size)
+            outputs = _pixel_outputs(model, x, rankings, counts, (0.0 - mean_t) / std_t, batch_size, unperturbed)
         logits = outputs.double()  # (R, S, C)
         if target is None:
-            target = int(logits[0, 0].argmax())
+            target = int(unperturbed.argmax())
         probabilities = torch.softmax(logits, dim=-1)[..., target].cpu().numpy()  # (R, S)
         predicted = logits.argmax(dim=-1).cpu().numpy()  # (R, S)
         target_logits = logits[..., target].cpu().numpy()  # (R, S)
-    return {
-        key: PerturbationCurve(
-            fractions=steps.copy(), probabilities=probabilities[i], logits=target_logits[i],
-            predicted=predicted[i], removed=np.asarray(counts), auc=area_under_curve(steps, probabilities[i]),
-            target=int(target), removal=removal, order=key[1],
+    curves, start = {}, 0
+    for key, rows in zip(keys, per_key):
+        span = slice(start, start + len(rows))
+        start += len(rows)
+        mean_probability = probabilities[span].mean(axis=0)  # (S,) over the tie orders
+        curves[key] = PerturbationCurve(
+            fractions=steps.copy(), probabilities=mean_probability, logits=target_logits[span].mean(axis=0),
+            predicted=predicted[span][0], removed=np.asarray(counts),
+            auc=area_under_curve(steps, mean_probability), target=int(target), removal=removal, order=key[1],
+            tie_probabilities=probabilities[span], tie_predicted=predicted[span],
         )
-        for i, key in enumerate(keys)
-    }
+    return curves
 
 
 def perturbation_curve(
-    model: Any,
-    x: Any,
-    relevance: Any,
+    model: nn.Module,
+    x: torch.Tensor,
+    relevance: Relevance | np.ndarray,
     target: int | None = None,
     *,
     removal: str = "tokens",
@@ -451,6 +493,10 @@ def perturbation_curve(
     batch_size: int = 16,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    tie_orders: int = DEFAULT_TIE_ORDERS,
+    seed: int | None = 0,
+    pooled: bool = False,
+    clean: torch.Tensor | None = None,
 ) -> PerturbationCurve:
     """One map's perturbation curve: the target probability as patches are removed in the map's order.
 
@@ -462,14 +508,14 @@ def perturbation_curve(
     """
     return perturbation_curves(
         model, x, {"map": relevance}, target, removal=removal, orders=(order,), fractions=fractions,
-        batch_size=batch_size, mean=mean, std=std,
+        batch_size=batch_size, mean=mean, std=std, tie_orders=tie_orders, seed=seed, pooled=pooled, clean=clean,
     )["map", order]
 
 
 def faithfulness(
-    model: Any,
-    x: Any,
-    relevance: Any,
+    model: nn.Module,
+    x: torch.Tensor,
+    relevance: Relevance | np.ndarray,
     target: int | None = None,
     removal: str = "tokens",
     *,
@@ -477,6 +523,10 @@ def faithfulness(
     batch_size: int = 16,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    tie_orders: int = DEFAULT_TIE_ORDERS,
+    seed: int | None = 0,
+    pooled: bool = False,
+    clean: torch.Tensor | None = None,
 ) -> Faithfulness:
     """Both perturbation curves of one map (positive: most relevant first; negative: least first).
 
@@ -484,15 +534,15 @@ def faithfulness(
     """
     curves = perturbation_curves(
         model, x, {"map": relevance}, target, removal=removal, fractions=fractions, batch_size=batch_size,
-        mean=mean, std=std,
+        mean=mean, std=std, tie_orders=tie_orders, seed=seed, pooled=pooled, clean=clean,
     )
     return Faithfulness(positive=curves["map", "most"], negative=curves["map", "least"], removal=removal,
                         method=str(getattr(relevance, "method", "")))
 
 
 def random_baseline(
-    model: Any,
-    x: Any,
+    model: nn.Module,
+    x: torch.Tensor,
     target: int | None = None,
     *,
     removal: str = "tokens",
@@ -503,6 +553,7 @@ def random_baseline(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     grid_size: tuple[int, int] | None = None,
+    clean: torch.Tensor | None = None,
 ) -> PerturbationBand:
     """Curves of random orders (the map of ``vitviz.attribution.RandomMap(seed)`` per seed), as a band.
 
@@ -510,7 +561,7 @@ def random_baseline(
     band is computed by the very protocol of the curve it is drawn beside. ``grid_size`` defaults to the
     model's patch grid at the size of ``x``; other arguments as :func:`perturbation_curves`.
     """
-    from vitviz.attribution import RandomMap
+    from vitviz.attribution import RandomMap  # imports torch and timm: heavy, on first use
 
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -521,7 +572,7 @@ def random_baseline(
         maps = {str(seed): np.random.default_rng(seed).random(tuple(grid_size)) for seed in seeds}
     curves = perturbation_curves(
         model, x, maps, target, removal=removal, orders=(order,), fractions=fractions, batch_size=batch_size,
-        mean=mean, std=std,
+        mean=mean, std=std, clean=clean,
     )
     rows = [curves[str(s), order] for s in seeds]
     return PerturbationBand(

@@ -3,7 +3,7 @@
 Pure: numpy and a Capture in, bytes out. Nothing here imports streamlit; the components that read these
 payloads live in ``vitviz_app/components/``.
 """
-from ._codec import QuantisedRows, pack, quantise_rows, unpack
+from ._codec import PrefixedRows, QuantisedRows, pack, quantise_prefixed, quantise_rows, unpack
 from .attention import (
                         DEFAULT_BUDGET,
                         FUSIONS,
@@ -28,6 +28,7 @@ __all__ = [
     "PARTS",
     "PatchStepsPayload",
     "PayloadReader",
+    "PrefixedRows",
     "QuantisedRows",
     "RolloutPayload",
     "TIERS",
@@ -39,6 +40,7 @@ __all__ = [
     "pack",
     "patch_steps_payload",
     "payload_tier",
+    "quantise_prefixed",
     "quantise_rows",
     "read_maps",
     "read_patch_steps",

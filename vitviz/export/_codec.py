@@ -10,17 +10,28 @@ the header's padding; dtype ``'uint8'``, ``'float32'`` or ``'bytes'``). Everythi
 Rows are quantised affinely, each with its own offset and step: ``value = lo + code * step`` with
 ``code`` in 0..255, ``lo`` the row's minimum and ``step = (max - min) / 255``. Decoding is off by at most
 half a step (plus float32 rounding of ``lo`` and ``step``).
+
+An attention row mixes two scales: a class token may take 0.98 of it while the patches share the rest, so one
+step over the whole row (0.98 / 255) is larger than every patch's value and all patches would decode to the
+same level. :func:`quantise_prefixed` keeps the row's first ``P`` entries (the prefix tokens) as float32 and
+quantises the patches on their own range, so a decoded patch is within ``(max - min) / 510`` of the patches'
+own ``max - min`` (plus float32 rounding, below ``1e-6`` of their largest magnitude), whatever the prefix holds.
 """
 from __future__ import annotations
 
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["MAGIC", "Payload", "QuantisedRows", "quantise_rows", "pack", "unpack"]
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+
+__all__ = ["MAGIC", "Payload", "PrefixedRows", "QuantisedRows", "quantise_prefixed", "quantise_rows", "pack",
+           "unpack"]
 
 MAGIC = b"VVZ1"
 LEVELS = 255
@@ -63,7 +74,7 @@ class QuantisedRows:
         return self.codes.nbytes + self.lo.nbytes + self.step.nbytes
 
 
-def quantise_rows(values: Any) -> QuantisedRows:
+def quantise_rows(values: ArrayLike) -> QuantisedRows:
     """Quantise each row of ``values`` (..., N) to 8 bits with its own offset and step."""
     values = np.asarray(values, dtype=np.float64)
     lo = values.min(axis=-1)  # (...)
@@ -72,6 +83,50 @@ def quantise_rows(values: Any) -> QuantisedRows:
     codes = np.rint((values - lo[..., None]) / safe[..., None])  # (..., N)
     return QuantisedRows(np.clip(codes, 0, LEVELS).astype(np.uint8), lo.astype(np.float32),
                          step.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class PrefixedRows:
+    """Rows whose first ``P`` entries are kept as float32 and whose others are quantised on their own scale.
+
+    Attributes:
+        prefix: (..., P) float32, the prefix tokens' entries as they are.
+        patches: The other entries, (..., N - P), as :class:`QuantisedRows` (their own ``lo`` and ``step``).
+    """
+
+    prefix: np.ndarray
+    patches: QuantisedRows
+
+    def decode(self) -> np.ndarray:
+        """float32 rows (..., N) as the browser decodes them: the prefix, then ``lo + code * step``."""
+        return np.concatenate([self.prefix, self.patches.decode()], axis=-1)
+
+    @property
+    def nbytes(self) -> int:
+        return self.prefix.nbytes + self.patches.nbytes
+
+    def sections(self, name: str) -> dict[str, np.ndarray]:
+        """The container sections: ``name`` (codes), ``name_lo``, ``name_step`` and ``name_prefix``."""
+        rows = self.patches
+        return {name: rows.codes, f"{name}_lo": rows.lo, f"{name}_step": rows.step, f"{name}_prefix": self.prefix}
+
+
+def prefixed_row_bytes(num_tokens: int, num_prefix: int) -> int:
+    """Bytes of one row in :class:`PrefixedRows`: uint8 patch codes, float32 lo and step, float32 prefix."""
+    return (num_tokens - num_prefix) + 8 + 4 * num_prefix
+
+
+def quantise_prefixed(values: ArrayLike, num_prefix: int) -> PrefixedRows:
+    """Split each row of ``values`` (..., N) after ``num_prefix`` entries: the prefix as float32, the rest
+    quantised on its own range (:func:`quantise_rows`).
+
+    A decoded entry after the prefix is within half a step of the value, i.e. ``(max - min) / 510`` of the
+    row's own entries after the prefix, plus float32 rounding of ``lo`` and ``step``; the prefix is exact to
+    float32.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return PrefixedRows(np.ascontiguousarray(values[..., :num_prefix], dtype=np.float32),
+                        quantise_rows(values[..., num_prefix:]))
 
 
 def _align(n: int) -> int:

@@ -8,9 +8,15 @@ the stops in RGB, as Plotly does.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from vitviz.figures.traces import ColourScale
+
 
 __all__ = ["colour_stops", "colour_at"]
 
@@ -22,19 +28,19 @@ def _rgb(colour: str) -> list[int]:
     return [int(round(float(v))) for v in inside.split(",")[:3]]
 
 
-def colour_stops(scale: Any) -> list[list[float]]:
+def colour_stops(scale: ColourScale) -> list[list[float]]:
     """``[[t, r, g, b], ...]`` (t in 0..1 ascending, channels 0..255) of a Plotly colour scale.
 
     Args:
         scale: A Plotly scale name (``'Inferno'``, ``'RdBu_r'``) or a list of ``[t, colour]`` pairs.
     """
-    from plotly.colors import get_colorscale
+    from plotly.colors import get_colorscale  # plotly: heavy, and vitviz.export stays numpy-only otherwise
 
     pairs = get_colorscale(scale) if isinstance(scale, str) else scale
     return [[float(t), *_rgb(str(c))] for t, c in pairs]
 
 
-def colour_at(stops: list[list[float]], t: Any) -> np.ndarray:
+def colour_at(stops: list[list[float]], t: ArrayLike) -> np.ndarray:
     """RGB (..., 3) float of positions ``t`` in 0..1 on ``stops``, interpolated as the browser does."""
     table = np.asarray(stops, dtype=np.float64)  # (S, 4)
     t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)

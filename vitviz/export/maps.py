@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._codec import Payload, pack, quantise_rows, unpack
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 
 __all__ = ["MapsPayload", "maps_payload", "read_maps"]
 
@@ -23,7 +27,7 @@ class MapsPayload(Payload):
     """Container bytes, content id and tier (``'maps'`` or ``'none'``)."""
 
 
-def maps_payload(maps: Any, *, value_range: tuple[float, float] | None = None, budget: int = 2_000_000,
+def maps_payload(maps: ArrayLike, *, value_range: tuple[float, float] | None = None, budget: int = 2_000_000,
                  kind: str = "maps") -> MapsPayload:
     """The payload of ``maps`` (K, gh, gw).
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._codec import Payload, pack, quantise_rows, unpack
 from .attention import FUSIONS
+
+if TYPE_CHECKING:
+    from vitviz.analysis import RolloutResult
+
 
 __all__ = ["RolloutPayload", "read_rollout", "rollout_payload", "rollout_payload_bytes"]
 
@@ -36,7 +40,7 @@ def rollout_payload_bytes(num_fusions: int, num_maps: int, num_patches: int, num
     return num_fusions * num_maps * (num_patches + 8 + 4 * num_prefix)
 
 
-def rollout_payload(results: Mapping[str, Any], *, prefix_names: list[str] | tuple[str, ...] = (),
+def rollout_payload(results: Mapping[str, RolloutResult], *, prefix_names: list[str] | tuple[str, ...] = (),
                     image_jpeg: bytes | None = None, image_size: tuple[int, int] | None = None,
                     budget: int = 2_000_000) -> RolloutPayload:
     """The payload of one rollout setting, for each head fusion.
@@ -64,7 +68,7 @@ def rollout_payload(results: Mapping[str, Any], *, prefix_names: list[str] | tup
     header = {"kind": "rollout", "version": 1, "tier": "maps" if fits else "none", "budget": int(budget),
               "fusions": fusions, "layers": [int(v) for v in first.layers], "grid": [gh, gw],
               "prefix_names": list(prefix_names), "readout": first.readout}
-    sections: dict[str, Any] = {}
+    sections: dict[str, np.ndarray | bytes] = {}
     if fits:
         rows = quantise_rows(maps.reshape(num_fusions, num_maps, gh * gw))  # (F, L', gh*gw)
         sections = {"maps": rows.codes, "maps_lo": rows.lo, "maps_step": rows.step,

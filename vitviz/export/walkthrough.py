@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._codec import Payload, pack, quantise_rows, unpack
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["PatchStepsPayload", "PARTS", "patch_steps_payload", "read_patch_steps"]
 
@@ -38,7 +44,8 @@ def _rows(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
     return {name: rows.codes, f"{name}_lo": rows.lo, f"{name}_step": rows.step}
 
 
-def patch_steps_payload(*, pixels: Any, embeddings: Any, attention: Any, norms: Any, layout: Any,
+def patch_steps_payload(*, pixels: ArrayLike, embeddings: ArrayLike, attention: ArrayLike, norms: ArrayLike,
+                        layout: TokenLayout,
                         layer: int, head: int, image_png: bytes | None = None,
                         budget: int = 2_000_000) -> PatchStepsPayload:
     """The payload of every patch's walk-through numbers.
@@ -61,7 +68,7 @@ def patch_steps_payload(*, pixels: Any, embeddings: Any, attention: Any, norms: 
         if parts[name].ndim != 2 or parts[name].shape[0] != num_patches:
             raise ValueError(f"{name}: expected one row per patch ({num_patches}), got shape {parts[name].shape}")
     used = 4096 + len(image_png or b"")
-    sections: dict[str, Any] = {}
+    sections: dict[str, np.ndarray | bytes] = {}
     holds = []
     for name in PARTS:
         values = parts[name]

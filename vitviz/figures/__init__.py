@@ -5,7 +5,6 @@ Builders take plain arrays (numpy), the original image (PIL or uint8 array), an 
 ``.show()`` and never import streamlit.
 """
 
-from vitviz.figures._base import MAP_SCALE, MapExtent, map_extent, overlay_figure
 from vitviz.figures.attention import (
     attention_distance_figure,
     attention_grid_figure,
@@ -13,13 +12,17 @@ from vitviz.figures.attention import (
     token_name,
 )
 from vitviz.figures.attribution import (
+    conservation_figure,
     faithfulness_figure,
+    logit_parts,
+    perturbation_figure,
     relevance_maps_figure,
     sanity_figure,
     scaled_map,
 )
 from vitviz.figures.features import feature_pca_figure, token_norm_figure
 from vitviz.figures.patches import patch_grid_figure, patch_sequence_figure
+from vitviz.figures.placement import MapExtent, map_extent
 from vitviz.figures.posembed import (
     SIMILARITY_SCALE,
     embedding_filters_figure,
@@ -28,6 +31,7 @@ from vitviz.figures.posembed import (
 )
 from vitviz.figures.predictions import predictions_figure
 from vitviz.figures.rollout import rollout_figure
+from vitviz.figures.traces import MAP_SCALE, overlay_figure
 
 __all__ = [
     "MAP_SCALE",
@@ -46,7 +50,10 @@ __all__ = [
     "token_name",
     "rollout_figure",
     "relevance_maps_figure",
+    "conservation_figure",
     "faithfulness_figure",
+    "logit_parts",
+    "perturbation_figure",
     "sanity_figure",
     "scaled_map",
     "token_norm_figure",

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
-from vitviz.figures._base import (
-    MAP_SCALE,
-    MARGIN,
-    cell_outline,
-    grid_spec,
-    image_size,
-    map_extent,
-    overlay_figure,
-    prefix_summary,
-    split_tokens,
-    tiled_heatmap_figure,
-)
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent
+from vitviz.figures.tiles import tiled_heatmap_figure
+from vitviz.figures.traces import MAP_SCALE, cell_outline, overlay_figure, prefix_summary
 from vitviz.i18n import N_, _
+from vitviz.images import image_size
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name",
            "head_colours"]
@@ -33,13 +33,11 @@ FUSION_TITLES = {"mean": N_("mean over heads"), "max": N_("max over heads"), "mi
 def head_colours(num_heads: int) -> list[str]:
     """One clearly different colour per head: Plotly's qualitative palettes (10, or up to 24 colours);
     beyond 24 heads the colours repeat."""
-    from plotly.colors import qualitative
-
     palette = qualitative.Plotly if num_heads <= len(qualitative.Plotly) else qualitative.Dark24
     return [palette[h % len(palette)] for h in range(num_heads)]
 
 
-def token_name(layout: Any, token: int) -> str:
+def token_name(layout: TokenLayout, token: int) -> str:
     """``"cls"``, ``"reg0"``, … for a prefix token, ``"patch (row r, col c)"`` for a patch token."""
     (gh, gw), _patch_size, prefix = grid_spec(layout)
     if not 0 <= token < len(prefix) + gh * gw:
@@ -62,9 +60,9 @@ def _head_name(head: int | str | None) -> str:
 
 def attention_map_figure(
     attention_row: np.ndarray,
-    image: Any,
-    geometry: Any,
-    layout: Any,
+    image: Image.Image | np.ndarray,
+    geometry: InputGeometry | None,
+    layout: TokenLayout,
     *,
     query: int,
     layer: int | None = None,
@@ -91,7 +89,7 @@ def attention_map_figure(
         row normalised to 1 for a max or min over heads (whose values do not sum to 1).
     """
     (gh, gw), _patch_size, prefix = grid_spec(layout)
-    prefix_values, patch_map = split_tokens(attention_row, layout)  # (P,), (gh, gw)
+    prefix_values, patch_map = layout.split(attention_row)  # (P,), (gh, gw)
     heads_text, query_text = _head_name(head), token_name(layout, query)
     if layer is None:
         title = _("{heads}: attention of {query}").format(heads=heads_text, query=query_text)
@@ -131,18 +129,21 @@ def attention_grid_figure(
         layers: block index of each row of tiles (default ``0..L-1``).
         heads: head index of each column of tiles (default ``0..H-1``).
         normalize: scale each tile to its own maximum (shows the pattern of weak late-layer heads); the
-            hover then reports the fraction of the tile's maximum.
+            hover then reports the fraction of the tile's maximum, and a tile whose maximum is tiny (below
+            uniform attention, 1 / patches: the query looks almost only at prefix tokens) says so on the tile
+            ("max 0.0003"), so that its stretched colours are not read as strong attention.
         title: figure title.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 4:
         raise ValueError(f"expected (L, H, gh, gw) maps, got shape {maps.shape}")
     num_layers, num_heads = maps.shape[:2]
+    tops = maps.max(axis=(2, 3))  # (L, H)
     if normalize:
-        maps = maps / np.maximum(maps.max(axis=(2, 3), keepdims=True), 1e-12)  # (L, H, gh, gw)
+        maps = maps / np.maximum(tops[:, :, None, None], 1e-12)  # (L, H, gh, gw)
     layers = list(range(num_layers)) if layers is None else list(layers)
     heads = list(range(num_heads)) if heads is None else list(heads)
-    return tiled_heatmap_figure(
+    fig = tiled_heatmap_figure(
         maps,
         rows=(layers, _("layer {t}, row {k}"), "{t}"),
         cols=(heads, _("head {t}, col {k}"), "{t}"),
@@ -151,6 +152,22 @@ def attention_grid_figure(
         title=_("Attention per layer and head") if title is None else title,
         x_title=_("head"), y_title=_("layer"),
     )
+    if normalize:
+        _mark_tiny_tiles(fig, tops, layers, heads, maps.shape[2:])
+    return fig
+
+
+def _mark_tiny_tiles(fig: go.Figure, tops: np.ndarray, layers: Sequence[int], heads: Sequence[int],
+                     grid: tuple[int, int]) -> None:
+    """Write "max …" on each tile (of a grid scaled per tile) whose maximum is below uniform attention."""
+    gh, gw = grid
+    tiny = 1.0 / (gh * gw)
+    for i, j in zip(*np.nonzero(tops < tiny)):
+        fig.add_annotation(
+            x=_("head {t}, col {k}").format(t=heads[j], k=gw // 2),  # tiled_heatmap_figure names the cells so
+            y=_("layer {t}, row {k}").format(t=layers[i], k=gh - 1),
+            text=_("max {value}").format(value=f"{tops[i, j]:.1g}"), showarrow=False, yanchor="bottom",
+            font=dict(size=9, color="white"), bgcolor="rgba(0,0,0,0.55)", borderpad=1)
 
 
 def attention_distance_figure(

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from vitviz.figures._base import (
-    MARGIN,
-    VALUE_FORMAT,
-    as_rgb_array,
-    cell_hover,
-    grid_spec,
-    image_size,
-    map_extent,
-    photo_trace,
-    split_tokens,
-    style_image_axes,
-)
+from vitviz.figures.placement import MARGIN, grid_spec, map_extent, style_image_axes
+from vitviz.figures.traces import VALUE_FORMAT, cell_hover, photo_trace
 from vitviz.i18n import _
+from vitviz.images import as_rgb_array, image_size
+
+if TYPE_CHECKING:
+    from vitviz.figures.placement import GridLike
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["token_norm_figure", "feature_pca_figure", "hidden_state_name"]
 
@@ -32,8 +29,9 @@ def hidden_state_name(index: int, num_states: int) -> str:
     return _("embeddings (before block 0)") if index == 0 else _("output of block {block}").format(block=index - 1)
 
 
-def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Figure:
-    """L2 norm of every token at one depth: patch tokens as a map, prefix tokens as bars beside it.
+def token_norm_figure(norms: np.ndarray, layout: TokenLayout, layer: int = -1) -> go.Figure:
+    """L2 norm of every token at one depth: patch tokens as a map (colour from 0: a length), prefix tokens as bars
+    below it.
 
     High-norm outlier tokens (Darcet et al., "Vision Transformers Need Registers") stand out in both.
 
@@ -50,35 +48,40 @@ def token_norm_figure(norms: np.ndarray, layout: Any, layer: int = -1) -> go.Fig
     if norms.ndim != 2:
         raise ValueError(f"expected (L+1, N) norms, got shape {norms.shape}")
     (gh, gw), _patch_size, prefix = grid_spec(layout)
-    prefix_values, patch_map = split_tokens(norms[layer], layout)  # (P,), (gh, gw)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.12,
+    prefix_values, patch_map = layout.split(norms[layer])  # (P,), (gh, gw)
+    # the map above the bars: side by side, the map's colour bar sat on the bars' axis at narrow widths
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.72, 0.28], vertical_spacing=0.2,
                         subplot_titles=(_("patch tokens"), _("prefix tokens vs patches")))
+    rows_domain = fig.layout.yaxis.domain
     fig.add_trace(go.Heatmap(
         z=patch_map.astype(np.float32), x0=0, dx=1, y0=0, dy=1, colorscale="Viridis",
+        zmin=0.0, zmax=float(np.nanmax(patch_map)) if np.isfinite(patch_map).any() else None,  # a length: from 0
         hovertemplate=cell_hover("%{y}", "%{x}", f"%{{z:{VALUE_FORMAT}}}") + "<extra>{}</extra>".format(_("norm")),
-        colorbar=dict(title=dict(text=_("norm")), thickness=14, x=fig.layout.xaxis.domain[1] + 0.01,
-                      xanchor="left"),
+        colorbar=dict(title=dict(text=_("norm")), thickness=14, y=sum(rows_domain) / 2, yanchor="middle",
+                      len=rows_domain[1] - rows_domain[0]),
         name=_("patch norms"),
     ), row=1, col=1)
     names = [*prefix, _("patch mean"), _("patch max")]
     values = [*prefix_values, patch_map.mean(), patch_map.max()]
     colors = ["#d62728"] * len(prefix) + ["#7f7f7f"] * 2
-    fig.add_trace(go.Bar(
-        x=names, y=values, marker_color=colors, name=_("norms"),
-        hovertemplate=f"%{{x}}: %{{y:{VALUE_FORMAT}}}<extra></extra>", showlegend=False,
-    ), row=1, col=2)
+    fig.add_trace(go.Bar(  # horizontal: the names read side by side ran into each other on a phone
+        x=values, y=names, orientation="h", marker_color=colors, name=_("norms"),
+        hovertemplate=f"%{{y}}: %{{x:{VALUE_FORMAT}}}<extra></extra>", showlegend=False,
+    ), row=2, col=1)
     fig.update_xaxes(range=[-0.5, gw - 0.5], title_text=_("patch column"), showgrid=False, zeroline=False,
                      constrain="domain", row=1, col=1)
     fig.update_yaxes(range=[gh - 0.5, -0.5], title_text=_("patch row"), showgrid=False, zeroline=False,
                      constrain="domain", scaleanchor="x", scaleratio=1, row=1, col=1)
-    fig.update_yaxes(title_text=_("norm"), rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(title_text=_("norm"), rangemode="tozero", row=2, col=1)
+    fig.update_yaxes(autorange="reversed", row=2, col=1)  # the prefix tokens first, as in the sequence
     title = _("Token norms, {state}").format(state=hidden_state_name(layer, norms.shape[0]))
     fig.update_layout(title=dict(text=title),
                       margin=MARGIN)
     return fig
 
 
-def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any = None) -> go.Figure:
+def feature_pca_figure(rgb: np.ndarray, image: Image.Image | np.ndarray, geometry: InputGeometry | None,
+                       layout: GridLike | None = None) -> go.Figure:
     """Patch features coloured by their first three principal components, beside the photo.
 
     Both panels use original-image pixels, so a patch's colour sits where the patch is in the photo.
@@ -111,6 +114,8 @@ def feature_pca_figure(rgb: np.ndarray, image: Any, geometry: Any, layout: Any =
     ), row=1, col=2)
     for col in (1, 2):
         style_image_axes(fig, size, extent, row=1, col=col)
+    # the right panel shares the left's rows: its own y title and labels sat on the photo in a narrow chart
+    fig.update_yaxes(title_text=None, showticklabels=False, row=1, col=2)
     fig.update_layout(title=dict(text=_("Patch features, first three principal components as RGB")),
                       margin=MARGIN)
     return fig

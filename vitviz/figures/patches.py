@@ -2,45 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from vitviz.figures._base import (
+from vitviz.figures.mosaics import mosaic_figure
+from vitviz.figures.placement import (
     MARGIN,
-    as_rgb_array,
-    cell_hover,
-    grid_lines_trace,
+    UNSEEN_FILL,
+    Rect,
     grid_spec,
     map_extent,
-    mosaic_figure,
-    photo_trace,
+    rect_difference,
     style_image_axes,
+    unseen_parts,
 )
+from vitviz.figures.traces import cell_hover, grid_lines_trace, photo_trace
 from vitviz.i18n import _
+from vitviz.images import as_rgb_array
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vitviz.figures.placement import GridLike
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["patch_grid_figure", "patch_sequence_figure", "rect_difference"]
 
-Rect = tuple[float, float, float, float]  # (x0, y0, x1, y1)
-
-CROPPED_FILL = "rgba(20,20,20,0.6)"
+CROPPED_FILL = UNSEEN_FILL  # what the model does not see (``vitviz.figures.placement`` dims it on every map)
 PADDED_FILL = "rgba(255,160,0,0.35)"
-
-
-def rect_difference(outer: Rect, inner: Rect) -> list[Rect]:
-    """The parts of ``outer`` not covered by ``inner``, as at most four disjoint rectangles.
-
-    Bands above and below ``inner`` span the full width of ``outer``; bands left and right span only the
-    rows ``inner`` covers.
-    """
-    ox0, oy0, ox1, oy1 = outer
-    ix0, iy0 = min(max(inner[0], ox0), ox1), min(max(inner[1], oy0), oy1)
-    ix1, iy1 = max(min(inner[2], ox1), ix0), max(min(inner[3], oy1), iy0)
-    if ix0 >= ix1 or iy0 >= iy1:
-        return [outer] if ox0 < ox1 and oy0 < oy1 else []
-    parts = [(ox0, oy0, ox1, iy0), (ox0, iy1, ox1, oy1), (ox0, iy0, ix0, iy1), (ix1, iy0, ox1, iy1)]
-    return [p for p in parts if p[2] > p[0] and p[3] > p[1]]
 
 
 def _shade(rects: list[Rect], fill: str) -> list[dict]:
@@ -48,12 +41,13 @@ def _shade(rects: list[Rect], fill: str) -> list[dict]:
                  line=dict(width=0), layer="above") for x0, y0, x1, y1 in rects]
 
 
-def patch_grid_figure(image: Any, geometry: Any, layout_or_grid: Any) -> go.Figure:
+def patch_grid_figure(image: Image.Image | np.ndarray, geometry: InputGeometry | None,
+                      layout_or_grid: GridLike) -> go.Figure:
     """The original image with the model's patch grid drawn on the region the model sees.
 
     Parts of the image the model never sees (centre crop, dropped remainder) are shaded dark; parts of
-    the grid beyond the image (padding) are tinted orange. Hovering a patch gives its row, column and
-    token index.
+    the grid beyond the image (padding) are tinted orange; the subtitle names only the ones this image has.
+    Hovering a patch gives its row, column and token index.
 
     Args:
         image: original image, PIL or uint8 array.
@@ -82,23 +76,21 @@ def patch_grid_figure(image: Any, geometry: Any, layout_or_grid: Any) -> go.Figu
     fig.add_trace(grid_lines_trace(extent, color="rgba(255,255,255,0.8)"))
     grid_rect = (extent.left, extent.top, extent.right, extent.bottom)
     image_rect = (0.0, 0.0, float(width), float(height))
-    shapes = _shade(rect_difference(image_rect, grid_rect), CROPPED_FILL)
-    shapes += _shade(rect_difference(grid_rect, image_rect), PADDED_FILL)
-    fig.update_layout(shapes=shapes)
-    style_image_axes(fig, (height, width), extent)
+    padding = [p for p in rect_difference(grid_rect, image_rect) if min(p[2] - p[0], p[3] - p[1]) > 0.5]
+    fig.update_layout(shapes=_shade(padding, PADDED_FILL))
+    style_image_axes(fig, (height, width), extent)  # dims what the model does not see
     if patch is None:
         title = _("{rows}×{cols} = {count} patches").format(rows=gh, cols=gw, count=gh * gw)
     else:
         title = _("{rows}×{cols} = {count} patches of {height}×{width} px").format(
             rows=gh, cols=gw, count=gh * gw, height=patch[0], width=patch[1])
-    fig.update_layout(
-        title=dict(text=title, subtitle=dict(text=_("dark: not seen by the model · orange: padding"))),
-        margin=MARGIN,
-    )
+    legend = ([_("dark: not seen by the model")] if unseen_parts((height, width), extent) else []) + \
+        ([_("orange: padding")] if padding else [])  # only what this image has
+    fig.update_layout(title=dict(text=title, subtitle=dict(text=" · ".join(legend))), margin=MARGIN)
     return fig
 
 
-def patch_sequence_figure(patches: np.ndarray, layout: Any, *, columns: int | None = None) -> go.Figure:
+def patch_sequence_figure(patches: np.ndarray, layout: TokenLayout, *, columns: int | None = None) -> go.Figure:
     """The token sequence as the model receives it: prefix tokens first (labelled grey boxes), then the
     patches in raster order, wrapped ``columns`` tokens per row.
 

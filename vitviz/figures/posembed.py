@@ -6,14 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vitviz.figures._base import (
-    MARGIN,
-    auto_stride,
-    grid_heatmap_figure,
-    mosaic_traces,
-    style_mosaic_axes,
-    tiled_heatmap_figure,
-)
+from vitviz.figures.mosaics import mosaic_traces, style_mosaic_axes
+from vitviz.figures.placement import MARGIN
+from vitviz.figures.tiles import auto_stride, tiled_heatmap_figure
+from vitviz.figures.traces import grid_heatmap_figure
 from vitviz.i18n import _
 
 __all__ = ["position_similarity_figure", "position_tile_figure", "embedding_filters_figure"]
@@ -106,7 +102,8 @@ def embedding_filters_figure(
         columns: tiles per row (the paper shows 28 components in rows of 7).
 
     Returns:
-        Left: traces ``[image, hover heatmap]`` of the tiles; right: a bar per component.
+        Above: traces ``[image, hover heatmap]`` of the tiles; below: a bar per component and the cumulative
+        share (stacked, not side by side: beside the tiles, the curve's axis title ran into them on a phone).
     """
     tiles = _to_uint8_tiles(tiles)
     ratio = np.asarray(explained_variance, dtype=np.float64).reshape(-1)  # (n,)
@@ -117,25 +114,25 @@ def embedding_filters_figure(
     component = _("component {index}: {share:.1%} of variance")
     hover = [component.format(index=k, share=ratio[k]) for k in range(n)]
     image, hover_map, size = mosaic_traces(tiles, columns, hover, fmt="PNG")
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.08,
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.14,
                         subplot_titles=(_("components"), _("explained variance")))
     fig.add_trace(image, row=1, col=1)
     fig.add_trace(hover_map, row=1, col=1)
     fig.add_trace(go.Bar(
         x=np.arange(n), y=ratio, name=_("per component"),
         hovertemplate=_("component {index}: {share}").format(index="%{x}", share="%{y:.1%}") + "<extra></extra>",
-    ), row=1, col=2)
+    ), row=2, col=1)
     fig.add_trace(go.Scatter(
         x=np.arange(n), y=np.cumsum(ratio), mode="lines+markers", name=_("cumulative"),
         hovertemplate=_("components 0..{index}: {share}").format(index="%{x}", share="%{y:.1%}")
         + "<extra></extra>",
-    ), row=1, col=2)
+    ), row=2, col=1)
     style_mosaic_axes(fig, size, row=1, col=1)
-    fig.update_xaxes(title_text=_("component"), row=1, col=2)
-    fig.update_yaxes(title_text=_("fraction of variance"), tickformat=".0%", rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(title_text=_("component"), row=2, col=1)
+    fig.update_yaxes(title_text=_("fraction of variance"), tickformat=".0%", rangemode="tozero", row=2, col=1)
     fig.update_layout(
         title=dict(text=_("Patch-embedding filters: first {count} principal components ({share:.0%} of variance)")
                    .format(count=n, share=ratio.sum())),
-        margin=MARGIN, plot_bgcolor="white", legend=dict(orientation="h", y=-0.15),
+        margin=MARGIN, plot_bgcolor="white", legend=dict(orientation="h", y=-0.12),
     )
     return fig

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
-from vitviz.figures._base import MARGIN
+from vitviz.figures.placement import MARGIN
 from vitviz.i18n import _
+
+if TYPE_CHECKING:
+    from vitviz.analysis import Prediction
+
 
 __all__ = ["predictions_figure"]
 
 
-def _label_and_probability(prediction: Any) -> tuple[str, float]:
+def _label_and_probability(prediction: Prediction | tuple[str, float]) -> tuple[str, float]:
     """``(label, probability)`` from a ``Prediction`` (``label``/``probability``) or a pair."""
     if hasattr(prediction, "probability"):
         return str(prediction.label), float(prediction.probability)
@@ -21,7 +25,7 @@ def _label_and_probability(prediction: Any) -> tuple[str, float]:
     return str(label), float(probability)
 
 
-def predictions_figure(predictions: Iterable[Any], *, title: str | None = None) -> go.Figure:
+def predictions_figure(predictions: Iterable[Prediction | tuple[str, float]], *, title: str | None = None) -> go.Figure:
     """Horizontal bars of the top-k classes, most probable on top, probability printed on each bar.
 
     Args:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from vitviz.figures._base import overlay_figure
+from vitviz.figures.traces import overlay_figure
 from vitviz.i18n import N_, _
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vitviz.images import InputGeometry
+    from vitviz.layout import TokenLayout
+
 
 __all__ = ["rollout_figure", "rollout_title"]
 
@@ -57,9 +64,9 @@ def rollout_title(method: str, first: int, last: int, query: str, head_fusion: s
 
 def rollout_figure(
     maps: np.ndarray,
-    image: Any,
-    geometry: Any,
-    layout: Any = None,
+    image: Image.Image | np.ndarray,
+    geometry: InputGeometry | None,
+    layout: TokenLayout | None = None,
     *,
     start_layer: int = 0,
     query: str = "cls",

@@ -21,9 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
+from .dataset import EVAL_SPLIT, normalize, pregenerate
 from .generator import CLASSES
-from .model import ASSETS_DIR, MEAN, STD
+from .model import ASSETS_DIR, MEAN, STD, save_shapes_model
+from .training import TrainResult, fit, json_ready, load_init
 
 __all__ = [
     'CNN_CONFIG_PATH',
@@ -76,7 +79,7 @@ def make_cnn_config(*, architecture: str = 'resnet18', channels: tuple[int, ...]
 
 def build_cnn(config: dict[str, Any]) -> torch.nn.Module:
     """A randomly initialised CNN for ``config``, whose ``pretrained_cfg`` prepares images as in training."""
-    import timm
+    import timm  # timm: only when a CNN is built
 
     args = dict(config['model_args'])
     args['layers'], args['channels'] = tuple(args['layers']), tuple(args['channels'])
@@ -90,8 +93,6 @@ def build_cnn(config: dict[str, Any]) -> torch.nn.Module:
 def save_shapes_cnn(model: torch.nn.Module, config: dict[str, Any], weights_path: Path | str = CNN_WEIGHTS_PATH,
                     config_path: Path | str = CNN_CONFIG_PATH) -> None:
     """Write the weights (float32 safetensors, BatchNorm statistics included) and the config JSON."""
-    from .model import save_shapes_model
-
     save_shapes_model(model, config, weights_path, config_path)
 
 
@@ -102,8 +103,6 @@ def load_shapes_cnn(device: str | torch.device = 'cpu', weights_path: Path | str
     Returns:
         ``(model, config)``: the model in eval mode, and the config dict (classes, mean/std, metrics, ...).
     """
-    from safetensors.torch import load_file
-
     config = json.loads(Path(config_path).read_text())
     model = build_cnn(config)
     state = {k: v.to(model.state_dict()[k].dtype) for k, v in load_file(str(weights_path)).items()}
@@ -113,8 +112,6 @@ def load_shapes_cnn(device: str | torch.device = 'cpu', weights_path: Path | str
 
 def recipe(cfg: Any) -> dict[str, Any]:
     """The recipe fields of a :class:`~vitviz.shapes.training.TrainConfig` as JSON (no ViT architecture)."""
-    from .training import json_ready
-
     return {k: json_ready(v) for k, v in asdict(cfg).items() if k not in VIT_ONLY_FIELDS}
 
 
@@ -146,8 +143,6 @@ def train_cnn(cfg: Any, config: dict[str, Any] | None = None, *, progress: bool 
     Returns:
         A :class:`~vitviz.shapes.training.TrainResult` whose model is a plain timm ResNet (CPU, eval mode).
     """
-    from .training import TrainResult, fit, load_init
-
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     config = dict(config or make_cnn_config(image_size=cfg.image_size, seed=cfg.seed))
@@ -169,8 +164,6 @@ def accuracy(model: torch.nn.Module, config: dict[str, Any], *, seed: int, count
     The images are those :func:`vitviz.shapes.evaluation.evaluate` draws for the same arguments, so a CNN and
     the ViT are scored on the very same pictures.
     """
-    from .dataset import EVAL_SPLIT, normalize, pregenerate
-
     images, _, labels = pregenerate(seed, count, split=EVAL_SPLIT, image_size=config['image_size'],
                                     keep_masks=False, mix=mix)
     x = normalize(images, config['mean'], config['std'])  # (count, 3, H, W)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .families import generate_mix
 from .generator import Style, generate, generate_batch, sample_rng
 
 __all__ = ['ShapesDataset', 'TRAIN_SPLIT', 'EVAL_SPLIT', 'Mix', 'mix_batch', 'normalize', 'pregenerate']
@@ -71,8 +72,6 @@ def mix_batch(seed: int, count: int, mix: Mix, *, split: int = 0, start: int = 0
     Args:
         mix: ``(family, weight)`` pairs (see :mod:`vitviz.shapes.families`); one pair for a single family.
     """
-    from .families import generate_mix
-
     samples = [generate_mix(sample_rng(seed, start + i, split), mix, image_size) for i in range(count)]
     images = np.stack([smp.image for smp in samples])  # (count, H, W, 3)
     masks = np.stack([smp.mask for smp in samples])  # (count, H, W)

@@ -14,7 +14,7 @@ Maps (all read out at the class token, over the patch grid):
 ``gradient_rollout``
     gradient-weighted rollout (Chefer et al. 2021) for the ground-truth class.
 
-Scores per image, against the object mask (the protocols live in :mod:`vitviz.evaluation.localisation`,
+Scores per image, against the object mask (the protocols live in :mod:`vitviz.analysis.localisation`,
 which the data-set evaluation ``python -m vitviz.evaluate`` shares):
 
 pointing game
@@ -38,7 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitviz.evaluation.localisation import patch_coverage, pointing_hits, top_region_iou
+from vitviz.analysis import attention_map, gradient_rollout, position_similarity, rollout, with_patch_size
+from vitviz.analysis.localisation import patch_coverage, pointing_hits, top_region_iou
+from vitviz.capture import capture
+from vitviz.layout import TokenLayout
 
 from .dataset import EVAL_SPLIT, normalize, pregenerate
 from .generator import Style
@@ -92,9 +95,6 @@ def relevance_maps(model: torch.nn.Module, x: torch.Tensor, labels: Iterable[int
     Returns:
         method -> ``(B, gh, gw)`` float64.
     """
-    from vitviz.analysis import attention_map, gradient_rollout, rollout
-    from vitviz.capture import capture
-
     methods = tuple(methods)
     labels = [int(v) for v in labels]
     cap = capture(model, x, target=labels if 'gradient_rollout' in methods else None)
@@ -121,9 +121,6 @@ def position_locality(model: torch.nn.Module) -> dict[str, float]:
         ``neighbour``: mean cosine similarity of each position to its 4-neighbours; ``far``: mean similarity
         of pairs at least half the grid side apart (Euclidean, in patches); ``gap``: their difference.
     """
-    from vitviz.analysis import position_similarity
-    from vitviz.layout import TokenLayout
-
     layout = TokenLayout.from_model(model, tuple(model.patch_embed.img_size))
     sim = position_similarity(model, layout)  # (gh, gw, gh, gw)
     gh, gw = layout.grid_size
@@ -177,8 +174,6 @@ def evaluate(model: torch.nn.Module, config: dict[str, Any], *, seed: int = EVAL
         A JSON-ready dict: ``accuracy`` {patch: float}, ``localisation`` {patch: {method: {score: float}}},
         ``position_locality``, and the evaluation set's ``seed``/``count``.
     """
-    from vitviz.analysis import with_patch_size
-
     start = time.perf_counter()
     patch_sizes = list(config['patch_sizes'] if patch_sizes is None else patch_sizes)
     localise_count = count if localise_count is None else min(localise_count, count)

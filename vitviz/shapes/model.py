@@ -79,7 +79,7 @@ def build_model(config: dict[str, Any]) -> torch.nn.Module:
     ``pretrained_cfg`` carries mean, std, input size, interpolation and crop so that
     ``timm.data.resolve_model_data_config(model)`` prepares images exactly as in training.
     """
-    import timm
+    import timm  # timm: heavy, imported on first use
 
     args = dict(config['model_args'])
     size = args['img_size']

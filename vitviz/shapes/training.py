@@ -183,7 +183,7 @@ class FitResult:
 
 def load_init(model: torch.nn.Module, path: str, log: Callable[[str], None] = print) -> None:
     """Start from the float32 safetensors weights in ``path`` (strict)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # safetensors: only to start from saved weights
 
     model.load_state_dict({k: v.float() for k, v in load_file(path).items()}, strict=True)
     log(f'starting from the weights in {path}')
@@ -212,7 +212,7 @@ def fit(model: torch.nn.Module, config: dict[str, Any], cfg: TrainConfig, forwar
         data: ``(images, mask cell counts, labels)`` as :func:`~vitviz.shapes.dataset.pregenerate` returns them
             with ``mask_cell=MASK_CELL``: train on these instead of generating ``cfg``'s set.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # tqdm: the progress bars (tqdm comes with huggingface_hub), on first use
 
     model = model.to(device).train()
     num_classes = len(config['classes'])

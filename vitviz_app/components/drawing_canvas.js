@@ -1,7 +1,10 @@
 // Drawing canvas: a square sketch pad for the mouse, a pen or a finger (pointer events). Strokes are kept as
 // vectors, so undo redraws from them; the sketch goes to the server as a PNG when a stroke ends (or after undo,
-// clear or a new background), never on a pointer move. Every word shown comes from Python (data.labels).
-// What the pad holds is exposed on window.__vitvizDrawing for the browser test.
+// clear or a new background), never on a pointer move.
+//
+// Data (drawing_canvas.py): committed {size, strokes, pen, width, background} (the sketch the page keeps, or a
+// new pad's settings), text {pen, width, background, undo, clear, canvas}; no payload, no colours. What it sends
+// goes back as the state value "drawing". Test probe: Drawing.
 
 const VD_MAX_POINTS = 20000; // in all strokes: ink beyond it is not taken (the payload stays small)
 const VD_MAX_STROKES = 500;
@@ -37,7 +40,7 @@ function vdPaint(ctx, stroke) {
 class VDPad {
   constructor(root) {
     const box = document.createElement("div");
-    box.className = "vd-pad";
+    box.className = "vd-pad vz-view";
     box.innerHTML = `<canvas class="vd-canvas" tabindex="0" role="img"></canvas>
       <div class="vd-tools">
         <label class="vd-tool"><span class="vd-pen-label"></span><input type="color" class="vd-pen"></label>
@@ -61,6 +64,7 @@ class VDPad {
     this.adopted = false;
     this.sent = 0;
     this.send = () => {};
+    this.stop = () => {};
     this.canvas.addEventListener("pointerdown", (e) => this.start(e));
     this.canvas.addEventListener("pointermove", (e) => this.move(e));
     for (const end of ["pointerup", "pointercancel"]) this.canvas.addEventListener(end, (e) => this.end(e));
@@ -78,8 +82,8 @@ class VDPad {
 
   update(data, send) {
     this.send = send;
-    this.size = Number(data.size) || 256;
-    const labels = data.labels || {};
+    const kept = data.committed || {}, labels = data.text || {};
+    this.size = Number(kept.size) || 256;
     for (const [sel, name] of Object.entries(this.labelled)) {
       this.box.querySelector(sel).textContent = labels[name] || "";
     }
@@ -89,11 +93,10 @@ class VDPad {
     this.canvas.title = labels.canvas || "";
     if (!this.adopted) { // first mount (or back from another page): take up the kept sketch
       this.adopted = true;
-      const kept = data.initial || {};
       this.strokes = vdStrokes(kept.strokes);
-      this.pen.value = vdColour(kept.pen, vdColour(data.pen, "#000000"));
-      this.width.value = String(Number(kept.width) || Number(data.width) || 12);
-      this.bg.value = vdColour(kept.background, vdColour(data.background, "#ffffff"));
+      this.pen.value = vdColour(kept.pen, "#000000");
+      this.width.value = String(Number(kept.width) || 12);
+      this.bg.value = vdColour(kept.background, "#ffffff");
       this.width.title = this.width.value;
     }
     this.redraw();
@@ -162,8 +165,8 @@ class VDPad {
     this.render(this.context());
     if (this.current) vdPaint(this.context(), this.current);
     this.undoButton.disabled = this.clearButton.disabled = this.strokes.length === 0;
-    window.__vitvizDrawing = { strokes: this.strokes.length, sent: this.sent, background: this.bg.value,
-                               pen: this.pen.value, width: Number(this.width.value) };
+    vvProbe("Drawing", () => ({ strokes: this.strokes.length, sent: this.sent, background: this.bg.value,
+                                pen: this.pen.value, width: Number(this.width.value) }));
   }
 
   render(ctx) {
@@ -192,8 +195,4 @@ class VDPad {
   }
 }
 
-export default function (component) {
-  const { data, parentElement, setStateValue } = component;
-  if (!parentElement.__vitvizDrawing) parentElement.__vitvizDrawing = new VDPad(parentElement);
-  parentElement.__vitvizDrawing.update(data, (value) => setStateValue("drawing", value));
-}
+export default vvMount(VDPad, "drawing");

@@ -2,22 +2,18 @@
 // pixels, flattened vector, embedding, attention row, token length per block) are redrawn at once, with no
 // server round trip; a click commits the patch to the page, whose steps then follow it in full.
 //
-// Data (from patch_follower.py): {payload, committed: {row, col}, colours, text: {templates}}. The numbers come
-// from the payload carrier (payload.js, vitviz/export/walkthrough.py). What is drawn is exposed on
-// window.__vitvizFollow.
+// Data (patch_follower.py): payload, committed {row, col}, colours, text {templates}. The numbers come from the
+// payload carrier (vitviz/export/walkthrough.py). Test probe: Follow.
 
 const VF_SIDE = 300; // css px of the image's longer side
 const VF_CHANNELS = ["#d62728", "#2ca02c", "#1f77b4"]; // as the page's step-2 figure: red, green, blue
 
-function vfCanvas(canvas, w, h) {
-  const ratio = window.devicePixelRatio || 1;
-  if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
-  canvas.style.width = `${w}px`; canvas.style.height = `${h}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, w, h);
-  return ctx;
-}
+const VF_HTML = `<div class="vf-stage vz-stage"><canvas class="vf-image vz-map"></canvas><div class="vf-tip vz-tip"></div></div>
+  <div class="vf-panel"><div class="vf-title"></div>
+    <div class="vf-row"><canvas class="vf-patch"></canvas><div><div class="vf-label vf-pixels-label"></div><canvas class="vf-pixels"></canvas></div></div>
+    <div class="vf-label vf-embedding-label"></div><canvas class="vf-embedding"></canvas>
+    <div class="vf-row"><div><div class="vf-label vf-attention-label"></div><canvas class="vf-attention"></canvas></div>
+    <div><div class="vf-label vf-norms-label"></div><canvas class="vf-norms"></canvas></div></div></div>`;
 
 function vfRange(values) {
   let lo = Infinity, hi = -Infinity;
@@ -27,7 +23,7 @@ function vfRange(values) {
 
 // A line (or bar) chart of `series` [{values, colour, dash}] into a canvas of w × h css px.
 function vfChart(canvas, w, h, series, bars) {
-  const ctx = vfCanvas(canvas, w, h), pad = 4;
+  const ctx = vvCanvas(canvas, w, h), pad = 4;
   const [lo, hi] = vfRange(series.flatMap((s) => Array.from(s.values)).concat(bars ? [0] : []));
   const y = (v) => pad + (h - 2 * pad) * (1 - (v - lo) / (hi - lo));
   ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1;
@@ -48,48 +44,27 @@ function vfChart(canvas, w, h, series, bars) {
   return [lo, hi];
 }
 
-class VFFollower {
+class VFFollower extends VVView {
   constructor(root) {
-    const box = document.createElement("div");
-    box.className = "vf-follower";
-    box.innerHTML = `<div class="vf-stage"><canvas class="vf-image"></canvas><div class="vf-tip"></div></div>
-      <div class="vf-panel"><div class="vf-title"></div>
-        <div class="vf-row"><canvas class="vf-patch"></canvas><div><div class="vf-label vf-pixels-label"></div><canvas class="vf-pixels"></canvas></div></div>
-        <div class="vf-label vf-embedding-label"></div><canvas class="vf-embedding"></canvas>
-        <div class="vf-row"><div><div class="vf-label vf-attention-label"></div><canvas class="vf-attention"></canvas></div>
-        <div><div class="vf-label vf-norms-label"></div><canvas class="vf-norms"></canvas></div></div></div>`;
-    root.appendChild(box);
-    this.el = {};
-    for (const name of ["image", "tip", "title", "patch", "pixels", "pixels-label", "embedding", "embedding-label",
-                        "attention", "attention-label", "norms", "norms-label"]) {
-      this.el[name] = box.querySelector(".vf-" + name);
-    }
+    super(root);
+    this.vvElements("vf-follower vz-view", VF_HTML, "vf-", ["image", "tip", "title", "patch", "pixels", "pixels-label",
+      "embedding", "embedding-label", "attention", "attention-label", "norms", "norms-label"]);
     this.patch = 0;
-    this.drawCount = 0;
-    this.waiting = () => {};
     this.el.image.addEventListener("pointermove", (e) => this.onMove(e));
-    this.el.image.addEventListener("pointerleave", () => { this.el.tip.style.display = "none"; });
+    this.el.image.addEventListener("pointerleave", () => vvHideTip(this.el.tip));
     this.el.image.addEventListener("click", (e) => {
       const cell = this.cellAt(e);
       if (!cell) return;
       this.patch = cell[0] * this.gw + cell[1];
-      this.commit({ row: cell[0], col: cell[1], at: Date.now() }); // first: the rerun starts while this draws
+      this.send({ row: cell[0], col: cell[1], at: Date.now() }); // first: the rerun starts while this draws
       this.draw();
     });
   }
 
-  update(data, commit) {
-    this.data = data; this.commit = commit; this.text = data.text || {};
-    if (data.colours && data.colours !== this.colours) { this.colours = data.colours; this.lut = vvLut(data.colours); }
-    const key = JSON.stringify(data.committed);
-    if (key !== this.committedSeen) { this.committedSeen = key; this.patchFromCommit = true; }
-    this.waiting();
-    this.waiting = vvWhenPayload(data.payload, (payload) => this.setPayload(payload));
-  }
+  committed() { this.patchFromCommit = true; }
 
   setPayload(payload) {
     const h = payload.header;
-    this.payload = payload;
     [this.gh, this.gw] = h.grid; [this.ph, this.pw] = h.patch_size; [this.H, this.W] = h.input_size;
     this.P = h.prefix_names.length; this.N = h.num_tokens;
     if (this.patchFromCommit) { this.patch = this.data.committed.row * this.gw + this.data.committed.col; this.patchFromCommit = false; }
@@ -99,40 +74,26 @@ class VFFollower {
 
   row(name, k) { // patch k's decoded row of a quantised part, or null
     const s = this.payload.sections;
-    if (!s[name]) return null;
-    const n = s[name].length / s[`${name}_lo`].length, lo = s[`${name}_lo`][k], step = s[`${name}_step`][k];
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = lo + s[name][k * n + i] * step;
-    return out;
+    return s[name] ? vvRow(s, name, k, s[name].length / s[`${name}_lo`].length) : null;
   }
 
-  cellAt(event) {
-    if (!this.payload) return null;
-    const box = this.el.image.getBoundingClientRect();
-    const x = (event.clientX - box.left) / box.width, y = (event.clientY - box.top) / box.height;
-    if (x < 0 || y < 0 || x >= 1 || y >= 1) return null;
-    return [Math.floor(y * this.gh), Math.floor(x * this.gw)];
-  }
+  cellAt(event) { return this.payload ? vvCellAt(this.el.image, event, this.gh, this.gw) : null; }
 
   onMove(event) {
     const cell = this.cellAt(event);
     if (!cell) return;
     const k = cell[0] * this.gw + cell[1];
     if (k !== this.patch) { this.patch = k; this.draw(); }
-    const tip = this.el.tip, stage = tip.parentElement.getBoundingClientRect();
-    tip.textContent = vvFormat(this.text.tip, { row: cell[0], col: cell[1], token: this.P + k });
-    Object.assign(tip.style, { display: "block", left: `${Math.min(event.clientX - stage.left + 12, stage.width - 10)}px`,
-                               top: `${event.clientY - stage.top + 14}px` });
+    vvShowTip(this.el.tip, event, this.t("tip", { row: cell[0], col: cell[1], token: this.P + k }));
   }
 
   draw() {
     if (!this.payload) return;
-    const el = this.el, t = this.text, k = this.patch, gh = this.gh, gw = this.gw;
+    const el = this.el, k = this.patch, gh = this.gh, gw = this.gw;
     const r = Math.floor(k / gw), c = k % gw, token = this.P + k;
     // the model input with the grid, the committed patch (dashed) and the followed one
-    const aspect = this.W / this.H, w = aspect >= 1 ? VF_SIDE : Math.round(VF_SIDE * aspect);
-    const h = aspect >= 1 ? Math.round(VF_SIDE / aspect) : VF_SIDE;
-    const ctx = vfCanvas(el.image, w, h), cw = w / gw, ch = h / gh;
+    const [w, h] = vvFit(this.W / this.H, VF_SIDE);
+    const ctx = vvCanvas(el.image, w, h), cw = w / gw, ch = h / gh;
     if (this.image) ctx.drawImage(this.image, 0, 0, w, h);
     ctx.strokeStyle = "rgba(255,255,255,0.45)"; ctx.lineWidth = 1;
     for (let i = 1; i < gw; i++) { ctx.beginPath(); ctx.moveTo(i * cw, 0); ctx.lineTo(i * cw, h); ctx.stroke(); }
@@ -142,23 +103,22 @@ class VFFollower {
     ctx.strokeRect(cm.col * cw, cm.row * ch, cw, ch);
     ctx.setLineDash([]); ctx.strokeStyle = "#00e5ff"; ctx.lineWidth = 3;
     ctx.strokeRect(c * cw, r * ch, cw, ch);
-    el.title.textContent = vvFormat(t.title, { row: r, col: c, token });
+    el.title.textContent = this.t("title", { row: r, col: c, token });
     // step 1: the patch itself, pixel for pixel
-    const side = 92, pctx = vfCanvas(el.patch, side, Math.round((side * this.ph) / this.pw));
-    pctx.imageSmoothingEnabled = false;
-    if (this.image) pctx.drawImage(this.image, c * this.pw, r * this.ph, this.pw, this.ph, 0, 0, side, Math.round((side * this.ph) / this.pw));
+    const side = 92, sideH = Math.round((side * this.ph) / this.pw), pctx = vvCanvas(el.patch, side, sideH);
+    if (this.image) vvBlit(pctx, this.image, 0, 0, side, sideH, 1, [c * this.pw, r * this.ph, this.pw, this.ph]);
     // step 2: flattened vector, channel by channel
     const pixels = this.row("pixels", k), per = this.ph * this.pw;
-    el["pixels-label"].textContent = vvFormat(t.pixels, { n: pixels ? pixels.length : 0 });
+    el["pixels-label"].textContent = this.t("pixels", { n: pixels ? pixels.length : 0 });
     if (pixels) vfChart(el.pixels, 176, 80, VF_CHANNELS.map((colour, ch3) => ({ values: pixels.subarray(ch3 * per, (ch3 + 1) * per), colour })));
     // step 3: embedding
     const emb = this.row("embeddings", k);
-    el["embedding-label"].textContent = emb ? vvFormat(t.embedding, { n: emb.length }) : t.missing;
+    el["embedding-label"].textContent = emb ? this.t("embedding", { n: emb.length }) : this.t("missing");
     if (emb) vfChart(el.embedding, 280, 70, [{ values: emb, colour: "#3b5bdb" }], true);
-    else vfCanvas(el.embedding, 280, 0);
+    else vvCanvas(el.embedding, 280, 0);
     // step 5: attention row of this patch as the query, over the patches
     const att = this.row("attention", k);
-    el["attention-label"].textContent = att ? vvFormat(t.attention, { layer: this.payload.header.layer, head: this.payload.header.head }) : t.missing;
+    el["attention-label"].textContent = att ? this.t("attention", { layer: this.payload.header.layer, head: this.payload.header.head }) : this.t("missing");
     this.drawAttention(att);
     // step 6: token length after each block
     const norms = this.payload.sections.norms, L1 = norms ? norms.length / this.N : 0;
@@ -171,44 +131,31 @@ class VFFollower {
         for (let j = this.P; j < this.N; j++) sum += norms[l * this.N + j];
         mean[l] = sum / (this.N - this.P);
       }
-      el["norms-label"].textContent = t.norms;
+      el["norms-label"].textContent = this.t("norms");
       vfChart(el.norms, 148, 100, [{ values: mean, colour: "#888", dash: true }, { values: mine, colour: "#e4572e" }]);
     }
     this.drawCount += 1;
-    window.__vitvizFollow = { drawCount: this.drawCount, patch: k, row: r, col: c, token, grid: [gh, gw],
+    vvProbe("Follow", () => ({
+      draw_count: this.drawCount, patch: k, row: r, col: c, token, grid: [gh, gw],
       tier: this.payload.header.tier, holds: this.payload.header.holds, committed: cm,
       pixels: pixels ? Array.from(pixels) : null, embedding: emb ? Array.from(emb) : null,
       attention: att ? Array.from(att) : null, norms: mine ? Array.from(mine) : null,
-      layer: this.payload.header.layer, head: this.payload.header.head, drawnAt: performance.now() };
+      layer: this.payload.header.layer, head: this.payload.header.head, drawn_at: performance.now(),
+    }));
   }
 
   drawAttention(att) {
-    const gh = this.gh, gw = this.gw, side = 120;
-    const w = gw >= gh ? side : Math.round((side * gw) / gh), h = gw >= gh ? Math.round((side * gh) / gw) : side;
-    const ctx = vfCanvas(this.el.attention, att ? w : 0, att ? h : 0);
+    const gh = this.gh, gw = this.gw, [w, h] = vvFit(gw / gh, 120);
+    const ctx = vvCanvas(this.el.attention, att ? w : 0, att ? h : 0);
     if (!att) return;
     let hi = 0;
     for (let j = this.P; j < this.N; j++) hi = Math.max(hi, att[j]);
     hi = hi || 1; // as the page's attention figure: 0 … the largest patch value
-    const cells = new ImageData(gw, gh);
-    for (let i = 0; i < gh * gw; i++) {
-      const q = Math.max(0, Math.min(255, Math.round((att[this.P + i] / hi) * 255))) * 3;
-      cells.data.set([this.lut[q], this.lut[q + 1], this.lut[q + 2], 255], i * 4);
-    }
-    const tmp = document.createElement("canvas");
-    tmp.width = gw; tmp.height = gh;
-    tmp.getContext("2d").putImageData(cells, 0, 0);
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(tmp, 0, 0, w, h);
+    this.cellCanvas = vvDrawMap(ctx, att, gh, gw, this.lut, 0, hi, [0, 0, w, h], { offset: this.P, scratch: this.cellCanvas });
     const k = this.patch;
     ctx.strokeStyle = "#00e5ff"; ctx.lineWidth = 2;
     ctx.strokeRect((k % gw) * (w / gw), Math.floor(k / gw) * (h / gh), w / gw, h / gh);
   }
 }
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  if (!parentElement.__vitvizFollow) parentElement.__vitvizFollow = new VFFollower(parentElement);
-  parentElement.__vitvizFollow.update(data, (value) => setTriggerValue("commit", value));
-  return () => { parentElement.__vitvizFollow.waiting(); };
-}
+export default vvMount(VFFollower);

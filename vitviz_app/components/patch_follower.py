@@ -3,31 +3,26 @@ at once, drawn in the browser; a click commits the patch (URL state) and the pag
 
 Every patch's numbers (``vitviz.export.patch_steps_payload``) are made once per forward pass, layer and head,
 and delivered by the payload carrier. The component gets the payload's id, the committed patch, the colour
-stops of the server's maps and every text it shows (so all of it can be translated).
+stops of the server's maps and every text it shows (so all of it can be translated). A click reaches the page
+once its handler has checked it against the patch grid.
 """
 from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from ._registry import RuntimeComponent
+from ._contract import as_cell, commit_handler, mount_data
+from ._registry import component
 from .attention_explorer import explorer_budget, map_colours
-from .payload import PAYLOAD_JS, payload_carrier
+from .payload import payload_carrier
 
 __all__ = ["patch_follower", "patch_steps"]
 
-_HERE = Path(__file__).parent
-
-_follower = RuntimeComponent(
-    "vitviz.patch_follower",
-    js=PAYLOAD_JS + "\n" + (_HERE / "patch_follower.js").read_text(),
-    css=(_HERE / "patch_follower.css").read_text(),
-)
+_follower = component("patch_follower")
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -41,13 +36,14 @@ def _png(pixels: np.ndarray) -> bytes:
 @st.cache_data(max_entries=16, show_spinner=False)
 def patch_steps(fwd_key: str, layer: int, head: int, budget: int, _fwd: Any, _pixels: np.ndarray):
     """Every patch's walk-through numbers at ``layer`` and ``head`` (a ``PatchStepsPayload``)."""
+    from vitviz.analysis import token_norms
+    from vitviz.analysis.walkthrough import embed_patches
     from vitviz.export import patch_steps_payload
-    from vitviz_app.walkthrough import embed_patches
 
     cap, layout = _fwd.capture, _fwd.layout
     vectors, embeddings = embed_patches(_fwd.model, _fwd.x, layout)  # (Np, C·ph·pw), (Np, D)
     attention = cap.attention(layer)[0, head, layout.patch_slice].float().numpy()  # (Np, N) patch queries
-    norms = cap.hidden_states[0].norm(dim=-1).numpy()  # (L+1, N)
+    norms = token_norms(cap).astype(np.float32)  # (L+1, N), as the page's step 6
     return patch_steps_payload(pixels=vectors, embeddings=embeddings, attention=attention, norms=norms,
                                layout=layout, layer=layer, head=head, image_png=_png(_pixels), budget=budget)
 
@@ -64,18 +60,15 @@ def patch_follower(fwd: Any, pixels: np.ndarray, *, layer: int, head: int, commi
         text: Templates: ``tip`` (``{row}``, ``{col}``, ``{token}``), ``title`` (same fields), ``pixels``
             (``{n}``), ``embedding`` (``{n}``), ``attention`` (``{layer}``, ``{head}``), ``norms``, ``missing``.
         key: Widget key; the carrier uses ``key + '.data'``.
-        on_commit: Called with (row, col) when the user clicks a patch.
+        on_commit: Called with (row, col) when the user clicks a patch (checked against the grid).
     """
     payload = patch_steps(fwd.key, int(layer), int(head), explorer_budget(), fwd, pixels)
     if payload.tier == "none":
         return payload
     payload_carrier(payload.blob, key=f"{key}.data")
-
-    def callback() -> None:
-        value = (st.session_state.get(key) or {}).get("commit")
-        if isinstance(value, dict) and "row" in value:
-            on_commit(int(value["row"]), int(value["col"]))
-
-    _follower(data={"payload": payload.id, "committed": {"row": int(committed[0]), "col": int(committed[1])},
-                    "colours": map_colours(), "text": dict(text)}, key=key, on_commit_change=callback)
+    grid = fwd.layout.grid_size
+    _follower(data=mount_data(payload=payload.id, committed={"row": int(committed[0]), "col": int(committed[1])},
+                              colours=map_colours(), text=text),
+              key=key, on_commit_change=commit_handler(key, lambda value: as_cell(value, grid),
+                                                       lambda cell: on_commit(*cell), "patch follower"))
     return payload

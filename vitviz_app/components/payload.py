@@ -1,24 +1,17 @@
 """The payload carrier: delivers one capture's attention payload (bytes) to the page, once.
 
 It draws nothing. Its message is the same on every rerun for the same capture, so Streamlit's message
-cache sends it once (later reruns send a reference); the explorer components look the payload up by id.
+cache sends it once (later reruns send a reference); the explorer components look the payload up by id
+(``vvWhenPayload`` in ``lib.js``).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from ._registry import RuntimeComponent
 
-__all__ = ["payload_carrier", "PAYLOAD_JS"]
+__all__ = ["payload_carrier"]
 
-PAYLOAD_JS = (Path(__file__).parent / "payload.js").read_text()
-
-_carrier = RuntimeComponent(
-    "vitviz.payload",
-    # every rerun hands the carrier its data again: a payload already kept is not copied and decoded again
-    js=PAYLOAD_JS + "\nexport default function ({ data }) {\n  const id = vvPeekId(data);\n"
-    "  if (id !== null && vvStore().has(id)) return;\n  const p = vvDecode(data);\n  if (p) vvRemember(p);\n}\n",
-)
+# every rerun hands the carrier its data again: a payload already kept is not copied and decoded again (vvCarry)
+_carrier = RuntimeComponent("vitviz.payload", "export default function ({ data }) { vvCarry(data); }\n")
 
 
 def payload_carrier(blob: bytes, *, key: str) -> None:

@@ -1,0 +1,447 @@
+"""A class at once: N browser sessions each upload their own photo at the same moment; how long until each
+one sees its own map, whether anyone sees someone else's, and what the server spent per upload.
+
+Drives N real Chromium sessions (Playwright, Debian's ``/usr/bin/chromium``; one browser, one context per
+student, so no two share a cookie) against any vitviz URL: one ``streamlit run app.py``, or HAProxy in front
+of several (``deploy/``). Without ``--url`` it starts the server itself: ``--replicas 1`` as the other app
+benchmarks do (``bench/_app.py``: offline, a catalogue ViT gets seeded random weights through the app's own
+hub-cache loading path), ``--replicas K`` through ``deploy/serve.sh K`` (K replicas behind HAProxy).
+
+Each session opens the Overview, waits for the sample photo's maps (so the page has loaded its figure
+code, as a student's has by then), picks "Upload" and waits until the app is idle with the upload box. Then
+every page is handed its own PNG and a wall-clock instant a moment ahead; at that instant each page puts the
+file into the upload box itself and fires its ``change`` event (what a person's file pick does), so all
+uploads start together and none waits on this script. Measured inside each page:
+
+* **time to own map**: from the upload event to the first animation frame in which the Overview's rollout
+  figure is drawn (``performance.timeOrigin``-based, so pages and processes share one clock);
+* **mix-ups**: every photo has its own size and file name. The first map a page draws must span its own
+  photo (the figure's axes are in the photo's pixels), the caption must name its own file and size, and its
+  heatmap must differ from every other session's (a session showing another's rollout shares its heatmap).
+  Any failure is a mix-up, named by the photo the page really shows when that can be told;
+* **replica**: the ``X-Vitviz-Replica`` header HAProxy adds (``deploy/haproxy/haproxy.cfg``); a session
+  answered by two replicas would have lost its state;
+* **server CPU-seconds per upload**: user + system time of the server processes (``/proc/<pid>/stat``; the
+  ones this script started, or ``--pids``) from just before the uploads until the last map, divided by N.
+
+Run: ``python bench/classroom.py [--sessions 30] [--model "ViT-B/16 (AugReg)"] [--replicas 2]`` or
+``python bench/classroom.py --url http://host:8501 --pids 1234 [--model ...]``. Writes
+``bench/results/classroom.md`` and ``.json`` (``--out`` to change), and the sessions one by one in
+``.raw.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
+from bench._timing import REPO, Table, machine, report  # noqa: E402
+
+__all__ = ["ClassImage", "Session", "class_images", "open_session", "pick_upload", "wait_ready", "arm", "outcome",
+           "judge", "cpu_seconds", "run_class", "main"]
+
+CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CATALOGUE_TIMM = {"ViT-B/16 (AugReg)": "vit_base_patch16_224.augreg_in21k_ft_in1k"}
+UPLOAD = ".st-key-upload input[type=file]"
+ROLLOUT = ".st-key-fig-overview-rollout .js-plotly-plot"
+REPLICA_HEADER = "x-vitviz-replica"
+LEAD_S = 1.5  # how far ahead of arming the common upload instant is set (plus 50 ms per session)
+
+# Arms one page: at the epoch instant `at` (ms) it puts `name` into the upload box and fires its change event,
+# then looks at every animation frame for the Overview's rollout figure. The first frame that draws one (other
+# than the one on the page when armed, after an earlier upload) ends the probe:
+# window.__vvClass = {t0 (the upload event), t1 (that frame), shown: what the figure and its caption say}.
+_ARM = """([sel, upload, name, b64, at]) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const file = new File([bytes], name, {type: 'image/png'});
+    const probe = window.__vvClass = {name, t0: null, t1: null, shown: null, error: null};
+    const hash = (text) => {  // FNV-1a, 32 bits
+        let h = 0x811c9dc5;
+        for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+        return h.toString(16);
+    };
+    const shown = () => {  // [width, height, heatmap hash, captions] of the rollout figure drawn now, or null
+        const gd = document.querySelector(sel);
+        const heat = gd && gd._fullData && gd._fullData.find((t) => t.type === 'heatmap');
+        const [xr, yr] = ['xaxis', 'yaxis'].map((a) => gd && gd.layout && gd.layout[a] && gd.layout[a].range);
+        if (!heat || !heat.z || !xr || !yr) return null;
+        const z = JSON.stringify(Array.from(heat.z, (row) => Array.from(row, (v) => Number(v).toPrecision(5))));
+        const captions = Array.from(document.querySelectorAll('[data-testid=stMain] [data-testid=stImageCaption], '
+            + '[data-testid=stMain] [data-testid=stCaptionContainer]'), (e) => e.innerText);
+        return {width: Math.round(Math.max(...xr)), height: Math.round(Math.max(...yr)), heat: hash(z), captions};
+    };
+    const before = shown();
+    const poll = (ts) => {
+        const now = shown();
+        const changed = now && (!before || ['width', 'height', 'heat'].some((k) => now[k] !== before[k]));
+        if (changed) Object.assign(probe, {t1: performance.timeOrigin + ts, shown: now});
+        else requestAnimationFrame(poll);
+    };
+    const fire = () => {
+        const input = document.querySelector(upload);
+        if (!input) { probe.error = 'no upload box'; return; }
+        const files = new DataTransfer();
+        files.items.add(file);
+        input.files = files.files;
+        probe.t0 = performance.timeOrigin + performance.now();
+        input.dispatchEvent(new Event('input', {bubbles: true}));
+        input.dispatchEvent(new Event('change', {bubbles: true}));
+        requestAnimationFrame(poll);
+    };
+    setTimeout(fire, Math.max(0, at - Date.now()));
+}"""
+
+
+@dataclass(frozen=True)
+class ClassImage:
+    """One student's photo: PNG bytes of a size no other photo of the class has."""
+
+    name: str
+    data: bytes
+    width: int
+    height: int
+
+    @property
+    def caption(self) -> str:
+        """What the Overview's caption says about it (``upload: name · W×H px``)."""
+        return f"{self.name} · {self.width}×{self.height} px"
+
+
+def class_images(n: int, first: int = 0) -> list[ClassImage]:
+    """``n`` distinct photos (random shapes on a random background), sizes and names unique from ``first`` on."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    images = []
+    for k in range(first, first + n):
+        rng = np.random.default_rng(1000 + k)
+        width, height = 300 + 6 * k, 220 + 4 * k
+        picture = Image.new("RGB", (width, height), tuple(int(c) for c in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(picture)
+        for _ in range(int(rng.integers(3, 7))):
+            x0, y0 = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
+            box = [x0, y0, x0 + int(rng.integers(30, width // 2)), y0 + int(rng.integers(30, height // 2))]
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        images.append(ClassImage(f"student-{k:02d}.png", buffer.getvalue(), width, height))
+    return images
+
+
+@dataclass
+class Session:
+    """One student: a browser context (its own cookies), its page, and which replica answered each request
+    (``answers``: ``(url, X-Vitviz-Replica or None)``; ``replicas``: the names among them)."""
+
+    context: object
+    page: object
+    answers: list
+
+    @property
+    def replicas(self) -> set:
+        """The replicas that answered what a session's state lives in: the page, ``/_stcore/...`` (health,
+        uploads), ``/media/...``. Files under ``/static/`` are left out: every replica has the same ones, and
+        the browser answers them from its cache with the header of whichever replica sent them first."""
+        return {replica for url, replica in self.answers if replica and "/static/" not in url}
+
+
+def open_session(browser, url: str, timeout_ms: float, wait: bool = True) -> Session:
+    """Open ``url`` (the Overview) in a fresh context and, unless ``wait`` is False, :func:`pick_upload`."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    session = Session(context, page, [])
+    page.on("response", lambda r: session.answers.append((r.url, r.headers.get(REPLICA_HEADER))))
+    page.goto(url, timeout=timeout_ms, wait_until="commit")
+    if wait:
+        pick_upload(page, timeout_ms)
+    return session
+
+
+def pick_upload(page, timeout_ms: float) -> None:
+    """As a student does: wait for the sample photo's maps (so the page has loaded its figure code), pick
+    "Upload", and wait until the app is idle with the upload box shown."""
+    page.wait_for_function("(sel) => { const gd = document.querySelector(sel); return gd && gd._fullData; }",
+                           arg=ROLLOUT, timeout=timeout_ms, polling=200)
+    page.locator(".st-key-source button", has_text="Upload").click(timeout=timeout_ms)
+    wait_ready(page, timeout_ms)
+
+
+def wait_ready(page, timeout_ms: float) -> None:
+    """Until the page shows the upload box and the app is idle with its model loaded."""
+    page.wait_for_selector(UPLOAD, state="attached", timeout=timeout_ms)
+    # the "upload a photo" prompt comes after the sidebar loaded the model; then the run ends
+    page.wait_for_selector("[data-testid=stMain] [data-testid=stAlert]", timeout=timeout_ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms,
+                           polling=200)
+
+
+def arm(page, image: ClassImage, at_ms: float) -> None:
+    """Make ``page`` upload ``image`` by itself at epoch ``at_ms`` and time its first map."""
+    page.evaluate(_ARM, [ROLLOUT, UPLOAD, image.name, base64.b64encode(image.data).decode(), at_ms])
+
+
+def outcome(page, timeout_ms: float) -> dict:
+    """The page's probe once its first map is drawn (or the probe as it stands after ``timeout_ms``)."""
+    try:
+        page.wait_for_function("() => window.__vvClass && (window.__vvClass.t1 || window.__vvClass.error)",
+                               timeout=timeout_ms, polling=250)
+    except Exception as exc:  # a timeout is a result of its own: the session never saw a map
+        return {**(page.evaluate("() => window.__vvClass") or {}), "error": f"no map: {type(exc).__name__}"}
+    return page.evaluate("() => window.__vvClass")
+
+
+def judge(results: list[dict], images: list[ClassImage]) -> list[str]:
+    """A verdict per session: ``'own'``, ``'mix-up: shows …'``, ``'unrecognised: …'`` or ``'no map: …'``."""
+    by_size = {(im.width, im.height): im.name for im in images}
+    heats: dict[str, list[int]] = {}
+    for i, result in enumerate(results):
+        if result.get("shown"):
+            heats.setdefault(result["shown"]["heat"], []).append(i)
+    verdicts = []
+    for i, (result, image) in enumerate(zip(results, images)):
+        shown = result.get("shown")
+        if not shown:
+            verdicts.append(result.get("error") or "no map")
+            continue
+        size = (shown["width"], shown["height"])
+        twins = [images[j].name for j in heats[shown["heat"]] if j != i]
+        if size != (image.width, image.height):
+            other = by_size.get(size)
+            verdicts.append(f"mix-up: shows {other}" if other else f"unrecognised: a {size[0]}×{size[1]} map")
+        elif not any(image.caption in text for text in shown["captions"]):
+            verdicts.append(f"mix-up: the caption does not name {image.caption} ({shown['captions'][:2]})")
+        elif twins:
+            verdicts.append(f"mix-up: the same heatmap as {', '.join(twins)}")
+        else:
+            verdicts.append("own")
+    return verdicts
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s children, grandchildren, ... (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes ``pids`` have used so far (fields 14 and 15 of /proc/<pid>/stat);
+    a process that is gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15; the list starts at field 3)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_s: float, nice: int = 0) -> dict:
+    """Open one session per image, upload them all at one instant, and collect what each page saw.
+
+    ``nice`` > 0 lowers the priority of this script's browser below the servers' (students bring their own
+    computers; here the browser shares the server's CPU).
+    """
+    sessions = []
+    try:
+        for _ in images:  # all pages load at once, then each student picks "Upload"
+            sessions.append(open_session(browser, url, timeout_s * 1e3, wait=False))
+        for session in sessions:
+            pick_upload(session.page, timeout_s * 1e3)
+        sidebar = sessions[0].page.locator("[data-testid=stSidebar]").inner_text() if sessions else ""
+        model = re.search(r"(\S+) · \d+ layers × \d+ heads", sidebar)  # what really runs (offline fallback?)
+        pids = server_pids()
+        client = [p for p in _descendants(os.getpid()) if p not in pids]
+        for pid in client if nice else ():
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.setpriority(os.PRIO_PROCESS, pid, nice)
+        cpu0, client0 = cpu_seconds(pids), cpu_seconds(client)
+        at_ms = time.time() * 1e3 + (LEAD_S + 0.05 * len(images)) * 1e3
+        for session, image in zip(sessions, images):
+            arm(session.page, image, at_ms)
+        results = [outcome(s.page, timeout_s * 1e3) for s in sessions]
+        cpu = cpu_seconds(pids) - cpu0
+        client_cpu = cpu_seconds(client) - client0
+        for result, session in zip(results, sessions):
+            result["replicas"] = sorted(session.replicas)
+    finally:
+        for session in sessions:
+            session.context.close()
+    verdicts = judge(results, images)
+    return {"results": [{**r, "verdict": v, "image": im.name, "size": [im.width, im.height]}
+                        for r, v, im in zip(results, verdicts, images)],
+            "server_cpu_s": cpu if pids else None, "client_cpu_s": client_cpu, "server_pids": pids,
+            "model": model.group(1) if model else None}
+
+
+# ----------------------------------------------------------------------------------------------- servers
+
+
+class Servers:
+    """The app this script starts: one ``streamlit run app.py``, or ``deploy/serve.sh K`` (HAProxy + K)."""
+
+    def __init__(self, replicas: int, env: dict[str, str]) -> None:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="vitviz-classroom-"))
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        if replicas == 1:
+            self.proc = start_server(port, env, self.run_dir / "streamlit.log")
+            return
+        ports = ",".join(str(free_port()) for _ in range(replicas))
+        self.proc = subprocess.Popen(
+            ["bash", str(REPO / "deploy" / "serve.sh"), "-a", "127.0.0.1", "-p", str(port), "-r", ports,
+             "-d", str(self.run_dir), str(replicas)],
+            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=(self.run_dir / "serve.log").open("w"))
+        deadline = time.monotonic() + 600
+        while not _healthy(self.url) or not (self.run_dir / "haproxy.pid").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"deploy/serve.sh did not start; see {self.run_dir}")
+            time.sleep(0.5)
+
+    def pids(self) -> list[int]:
+        """The server processes now: streamlit, or HAProxy and each replica's streamlit."""
+        if not (self.run_dir / "haproxy.pid").exists():
+            return [self.proc.pid]
+        files = [self.run_dir / "haproxy.pid", *sorted(self.run_dir.glob("replica-*.pid"))]
+        return [int(f.read_text()) for f in files]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)  # serve.sh: what Ctrl-C does; streamlit: a clean shutdown
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _healthy(url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url + "_stcore/health", timeout=2) as answer:
+        return answer.status == 200
+    return False
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def _p95(values: list[float]) -> float:
+    return values[0] if len(values) == 1 else statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def tables(run: dict, label: str) -> list[Table]:
+    rows = run["results"]
+    times = sorted((r["t1"] - r["t0"]) / 1e3 for r in rows if r.get("t0") and r.get("t1"))
+    own = sum(r["verdict"] == "own" for r in rows)
+    mixups = sum(r["verdict"].startswith(("mix-up", "unrecognised")) for r in rows)
+    moved = sum(len(r["replicas"]) > 1 for r in rows)
+    starts = [r["t0"] for r in rows if r.get("t0")]
+    cpu = run["server_cpu_s"]
+    summary = Table(f"A class of {len(rows)} uploading at once: {label}",
+                    ["sessions", "own map", "mix-ups", "no map", "moved replica", "median s", "p95 s", "max s",
+                     "uploads spread ms", "server CPU-s", "server CPU-s / upload", "browser CPU-s"])
+    summary.add(len(rows), own, mixups, len(rows) - own - mixups, moved,
+                statistics.median(times) if times else None, _p95(times) if times else None,
+                times[-1] if times else None, max(starts) - min(starts) if starts else None,
+                *((cpu, cpu / len(rows)) if cpu is not None else ("no --pids", "—")), run["client_cpu_s"])
+    summary.notes += [
+        "Time to own map: from the page's upload event to the first animation frame that draws the Overview's "
+        "rollout figure, measured inside each page (one clock). Mix-up: that map, its caption or its heatmap "
+        "belongs to another session's photo.",
+        "Server CPU-s: user + system time of the server processes (/proc/<pid>/stat) from just before the "
+        "uploads to the last map; browser CPU-s: this script's Chromium over the same span (same machine).",
+    ]
+    by_replica: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get("t1") and r.get("t0"):
+            by_replica.setdefault(",".join(r["replicas"]) or "—", []).append((r["t1"] - r["t0"]) / 1e3)
+    per = Table("Time to own map per replica (s)", ["replica", "sessions", "median", "max"])
+    for name, values in sorted(by_replica.items()):
+        per.add(name, len(values), statistics.median(values), max(values))
+    return [summary, per]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=30, help="browser sessions, one photo each (default 30)")
+    parser.add_argument("--url", default=None, help="a running vitviz (or HAProxy) to drive; default: start one")
+    parser.add_argument("--pids", type=int, nargs="*", default=[], help="with --url: the server processes to "
+                        "read CPU time from (HAProxy and the replicas)")
+    parser.add_argument("--replicas", type=int, default=1, help="without --url: 1 = one streamlit; K > 1 = "
+                        "deploy/serve.sh K (HAProxy in front)")
+    parser.add_argument("--model", default=None, help="catalogue model to open (?model=...; without --url, "
+                        f"{', '.join(CATALOGUE_TIMM)} gets random weights); default: the app's default")
+    parser.add_argument("--threads", type=int, default=1, help="without --url: torch threads per server")
+    parser.add_argument("--browser-nice", type=int, default=0, help="run the browser at this nice value (e.g. "
+                        "10: the servers get the CPU first, as if the students' own computers drew their pages)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds a session may wait for its map")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classroom.md",
+                        help="markdown report; .json and .raw.json beside it")
+    args = parser.parse_args(argv)
+    servers = None
+    if args.url is None:
+        if args.model in CATALOGUE_TIMM:
+            random_hub_weights(CATALOGUE_TIMM[args.model])
+        servers = Servers(args.replicas, app_env(threads=args.threads))
+        url, server_pids = servers.url, servers.pids
+    else:
+        url, server_pids = args.url.rstrip("/") + "/", lambda: list(args.pids)
+    query = {"model": args.model} if args.model else {}
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page_url = url + (f"?{urlencode(query)}" if query else "")
+                run = run_class(browser, page_url, class_images(args.sessions), server_pids, args.timeout,
+                                args.browser_nice)
+            finally:
+                browser.close()
+    finally:
+        if servers is not None:
+            servers.stop()
+    where = args.url or (f"{args.replicas} replicas behind HAProxy (deploy/serve.sh)" if args.replicas > 1
+                         else "one streamlit server")
+    label = f"{run['model'] or args.model or 'the default model'}, {where}"
+    if args.browser_nice:
+        label += f", browser at nice {args.browser_nice}"
+    for r in run["results"]:
+        took = f"{(r['t1'] - r['t0']) / 1e3:6.2f} s" if r.get("t1") and r.get("t0") else "   —    "
+        print(f"{r['image']}  {took}  {','.join(r['replicas']) or '—':8s} {r['verdict']}")
+    report(tables(run, label), machine(), args.out)
+    raw = args.out.with_suffix(".raw.json")
+    raw.write_text(json.dumps({"url": url, "label": label, **run}, indent=1))
+    print(f"wrote {raw}")
+
+
+if __name__ == "__main__":
+    main()

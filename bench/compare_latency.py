@@ -1,0 +1,232 @@
+"""The Compare page in a real browser: a new image's first map, and ViT-B/16's first faithfulness curve.
+
+Two scenarios, each against every app checkout given (this tree, and e.g. an older commit unpacked with
+``git archive``, to compare side by side), each a fresh ``streamlit run app.py`` (offline, ``bench/_app.py``):
+
+* ``--scenario image`` (the bundled vitviz-shapes): open Compare on one sample, wait until the page is done,
+  then pick another sample in the sidebar and time, from that click, until the **first map of the new image**
+  is drawn (the first map figure's heatmap differs from the old image's), until **every map** is, until the
+  **first curve** and until the page's run ends (issue 22: "Compare on a new image: at most 2 s to its first
+  map");
+* ``--scenario vitb`` (ViT-B/16 with seeded random weights in a private hub cache, as ``bench/_app.py``
+  loads them): open the Overview (the model loads and the image is captured), then click "Compare methods"
+  and time until the first map, the **first curve** and the first method's second curve (issue 25 item 5: the
+  first curve within 3 s on this CPU).
+
+``--floor`` also measures, in this process, what the first curve cannot go below: the forward passes it needs
+(raw attention's map is the capture's, and the unperturbed output is too) at the batch size the page uses
+(one curve per call: batch 1), each timed on its own: ``Σ_f forward(N·(1−f) patch tokens)`` over the nine
+perturbed steps.
+
+Run: ``python bench/compare_latency.py --scenario image --app . /tmp/base [--repeats 3] [--out ...]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._app import app_env, free_port, random_hub_weights  # noqa: E402
+from bench._timing import Table, add_common_args, machine, report  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VITB = ("ViT-B/16 (AugReg)", "vit_base_patch16_224.augreg_in21k_ft_in1k")
+MAPS = "[class*='st-key-fig-cmp-map'] .js-plotly-plot"
+CURVES = "[class*='st-key-fig-cmp-curves'] .js-plotly-plot"
+TIMEOUT_S = 900
+
+# What the page shows now: the first map's heatmap (as text), how many maps, and how many curves are drawn.
+_STATE_JS = """([maps, curves]) => {
+  const plots = [...document.querySelectorAll(maps)];
+  const heat = plots.length && plots[0].data ? plots[0].data.find(t => t.type === 'heatmap') : null;
+  const lines = [...document.querySelectorAll(curves)].map(p => (p.data || []).filter(
+      t => t.mode === 'lines+markers').length);
+  return {first: heat ? JSON.stringify(Array.from(heat.z, r => Array.from(r))) : null,
+          maps: plots.filter(p => p.data).length, curves: lines.length ? Math.max(...lines) : 0,
+          running: !!document.querySelector('[data-testid=stStatusWidget]')};
+}"""
+
+
+def start_server(app: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``streamlit run app.py`` of the checkout ``app`` on ``port``; returns once its health endpoint answers."""
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+           str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=app, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise TimeoutError(f"streamlit did not answer on port {port}; see {log}")
+
+
+def _poll(tab, start: float, done, what: dict[str, float], timeout_s: float = TIMEOUT_S) -> None:
+    """Poll the page every 50 ms; ``done(state, seconds)`` records events into ``what`` and returns True at the
+    end."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = tab.evaluate(_STATE_JS, [MAPS, CURVES])
+        if done(state, time.perf_counter() - start):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the Compare page did not finish within {timeout_s:.0f} s: {what}")
+
+
+def _settle(tab) -> None:
+    tab.wait_for_selector("[data-testid=stMain] h1", timeout=TIMEOUT_S * 1000)
+    tab.wait_for_timeout(1500)
+    tab.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=TIMEOUT_S * 1000)
+    tab.wait_for_timeout(500)
+
+
+def image_round(tab, base: str, first: str, second: str) -> dict[str, float]:
+    """Open Compare on ``first``, then switch to ``second``: seconds from the switch to each event."""
+    tab.goto(f"{base}/compare?image={quote(first)}")
+    _settle(tab)
+    old = tab.evaluate(_STATE_JS, [MAPS, CURVES])["first"]
+    total = tab.evaluate(_STATE_JS, [MAPS, CURVES])["maps"]
+    tab.locator(".st-key-image [role=combobox]").click()
+    option = tab.get_by_role("option", name=second, exact=False).first
+    what: dict[str, float] = {}
+    start = time.perf_counter()
+    option.click()
+
+    def done(state, seconds):
+        if "first map" not in what and state["first"] and state["first"] != old:
+            what["first map"] = seconds
+        if "first map" in what and "every map" not in what and state["maps"] >= total and not state["running"]:
+            what["every map"] = seconds
+        if "first map" in what and "page done" not in what and seconds > 1 and not state["running"]:
+            what.setdefault("every map", seconds)
+            what["page done"] = seconds
+        return "page done" in what
+
+    _poll(tab, start, done, what)
+    return what
+
+
+def vitb_round(tab, base: str) -> dict[str, float]:
+    """Overview with ViT-B/16 (model and capture cached), then Compare: seconds from the click to each event."""
+    tab.goto(f"{base}/?model={quote(VITB[0])}")
+    _settle(tab)
+    what: dict[str, float] = {}
+    link = tab.locator("[data-testid=stSidebarNav] a").filter(has_text="Compare methods")
+    start = time.perf_counter()
+    link.click()
+
+    def done(state, seconds):
+        if "first map" not in what and state["maps"]:
+            what["first map"] = seconds
+        if "first curve" not in what and state["curves"] >= 1:
+            what["first curve"] = seconds
+        if "first method's two curves" not in what and state["curves"] >= 1 and \
+                len(tab.query_selector_all(CURVES)) >= 2 and all(
+                    len([t for t in (p.evaluate("p => p.data || []") or []) if t.get("mode") == "lines+markers"]) >= 1
+                    for p in tab.query_selector_all(CURVES)[:2]):
+            what["first method's two curves"] = seconds
+        return "first method's two curves" in what
+
+    _poll(tab, start, done, what)
+    return what
+
+
+def floor_seconds(repeats: int) -> dict[str, float]:
+    """The first curve's floor on this CPU: nine forward passes with the kept patch tokens, batch 1."""
+    import numpy as np
+    import timm
+    import torch
+
+    from vitviz.evaluation import forward_kept_tokens
+    from vitviz.evaluation.faithfulness import DEFAULT_FRACTIONS, embed_tokens, removed_count
+
+    torch.manual_seed(0)
+    model = timm.create_model(VITB[1].split(".")[0], pretrained=False).eval()
+    x = torch.randn(1, 3, 224, 224)
+    patches = model.patch_embed.num_patches
+    with torch.no_grad():
+        tokens = embed_tokens(model, x)
+        model(x)  # warm-up
+        forward, steps = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            forward.append(time.perf_counter() - start)
+            total = 0.0
+            for fraction in DEFAULT_FRACTIONS[1:]:
+                keep = np.arange(removed_count(fraction, patches), patches)[None]
+                start = time.perf_counter()
+                forward_kept_tokens(model, x, keep, tokens=tokens)
+                total += time.perf_counter() - start
+            steps.append(total)
+    return {"one forward (batch 1)": statistics.median(forward), "first curve's nine steps": statistics.median(steps)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--scenario", choices=("image", "vitb"), default="image")
+    parser.add_argument("--app", nargs="+", type=Path, default=[Path(".")], help="app checkouts to compare")
+    parser.add_argument("--floor", action="store_true", help="also time the first curve's floor in-process")
+    parser.add_argument("--samples", nargs=2, default=("shapes_arrow", "shapes_ring"))
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    from playwright.sync_api import sync_playwright
+
+    env = app_env(threads=None)
+    if args.scenario == "vitb":
+        random_hub_weights(VITB[1])
+    tables = []
+    columns = ["app", "event", "median s", "rounds (s)"]
+    table = Table(f"Compare page, scenario {args.scenario}: seconds from the click", columns)
+    for app in args.app:
+        app = app.resolve()
+        log = Path(tempfile.mkdtemp()) / "streamlit.log"
+        port = free_port()
+        server = start_server(app, port, env, log)
+        rounds: list[dict[str, float]] = []
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                for i in range(repeats):
+                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                    tab = context.new_page()
+                    first, second = args.samples if i % 2 == 0 else args.samples[::-1]
+                    rounds.append(image_round(tab, f"http://127.0.0.1:{port}", first, second)
+                                  if args.scenario == "image" else vitb_round(tab, f"http://127.0.0.1:{port}"))
+                    context.close()
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait()
+        for event in rounds[0]:
+            values = [r[event] for r in rounds if event in r]
+            table.add(str(app), event, statistics.median(values), ", ".join(f"{v:.2f}" for v in values))
+    tables.append(table)
+    if args.floor:
+        floor = floor_seconds(max(repeats, 3))
+        extra = Table("ViT-B/16, in-process: what the first curve cannot go below", ["quantity", "seconds"])
+        for name, seconds in floor.items():
+            extra.add(name, seconds)
+        extra.notes.append("One curve per call (batch 1): raw attention's map comes with the capture and the "
+                           "unperturbed output is the capture's, so the first curve is its nine perturbed steps.")
+        tables.append(extra)
+    report(tables, machine(), args.out)
+
+
+if __name__ == "__main__":
+    main()
