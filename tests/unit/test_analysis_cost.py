@@ -52,3 +52,51 @@ def test_counting_leaves_the_model_s_fused_attention_alone(vit):
     cost = measure_cost(vit, 96, repeats=1, warmup=0)
     assert [m.fused_attn for m in vit.modules() if hasattr(m, 'fused_attn')] == flags
     assert cost.attention_flops > 0 and cost.flops > cost.attention_flops and cost.input_size == (96, 96)
+
+
+def _hand_counted_vit_flops(patch: int, side: int, *, width: int = 32, depth: int = 2, mlp_ratio: int = 3,
+                            classes: int = 10) -> int:
+    """FLOPs of a timm ViT forward counted by hand (multiply-add = 2), with one class token.
+
+    Patch embedding: one ``3 p^2 -> D`` product per patch. Each block: QKV (``D -> 3D``), ``Q K^T`` and ``A V``
+    (``T x T x D`` each), the output projection (``D -> D``) and the MLP (``D -> rD -> D``) over all ``T`` tokens.
+    The head reads the class token (``D -> classes``). Norms, softmax and GELU are not products: not counted.
+    """
+    n = (side // patch) ** 2
+    t = n + 1
+    d = width
+    embed = 2 * n * d * 3 * patch * patch
+    block = 2 * t * d * 3 * d + 2 * (2 * t * t * d) + 2 * t * d * d + 2 * (2 * t * d * mlp_ratio * d)
+    return embed + depth * block + 2 * d * classes
+
+
+def test_a_vit_s_flops_equal_a_count_by_hand_at_every_patch_size(vit):
+    for c in patch_costs(vit, (8, 12, 16, 24), repeats=1, warmup=0):
+        assert c.cost.flops == _hand_counted_vit_flops(c.patch_size, 96)
+
+
+def test_the_attention_pairs_are_the_square_of_the_whole_sequence(vit):
+    costs = {c.patch_size: c for c in patch_costs(vit, (12, 24), repeats=1, warmup=0)}
+    assert costs[12].prefix_tokens == 1 and costs[12].attention_pairs == (64 + 1) ** 2
+    assert costs[24].attention_pairs == (16 + 1) ** 2  # half the patch side: a quarter of the tokens
+
+
+def test_a_patch_size_that_does_not_divide_the_input_runs_on_the_nearest_input_it_divides(vit):
+    (cost,) = patch_costs(vit, (10,), repeats=1, warmup=0)
+    assert cost.cost.input_size == (100, 100) and cost.grid == (10, 10) and cost.tokens == 100
+    assert cost.cost.flops == _hand_counted_vit_flops(10, 100)
+
+
+def test_the_bundled_model_s_accuracy_per_patch_size_is_its_model_card_s_table():
+    import json
+    import re
+    from pathlib import Path
+
+    from vitviz.shapes.model import CONFIG_PATH, patch_accuracy
+
+    card = (Path(__file__).resolve().parents[2] / 'docs' / 'model_card.md').read_text(encoding='utf-8')
+    table = card.split('### Accuracy per patch size')[1].split('###')[0]
+    rows = re.findall(r'^\| (\d+)(?: \(native\))? \| \d+×\d+ \| \d+ \| ([\d.]+)% \|$', table, flags=re.M)
+    accuracy = patch_accuracy(json.loads(CONFIG_PATH.read_text()))
+    assert rows and {int(p): float(a) for p, a in rows} == {p: round(100 * a, 1) for p, a in accuracy.items()}
+    assert patch_accuracy({'metrics': {}}) == {} and patch_accuracy({}) == {}

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vitviz.capture import model_lock
 
-from .repatch import with_patch_size
+from .repatch import nearest_input_size, with_patch_size
 
 __all__ = ['Cost', 'PatchCost', 'count_flops', 'measure_cost', 'patch_costs', 'patch_tokens']
 
@@ -61,13 +61,20 @@ class PatchCost:
         patch_size: square patch side in pixels.
         grid: patch rows and columns.
         tokens: patch tokens ``N = (H / p)(W / p)``.
-        cost: the model's cost at this patch size.
+        cost: the model's cost at this patch size (``cost.input_size`` is the input it ran on).
+        prefix_tokens: class, distillation and register tokens, which attend beside the patches.
     """
 
     patch_size: int
     grid: tuple[int, int]
     tokens: int
     cost: Cost
+    prefix_tokens: int = 0
+
+    @property
+    def attention_pairs(self) -> int:
+        """Query-key pairs per head and layer: the square of the whole sequence, ``(N + prefix)^2``."""
+        return (self.tokens + self.prefix_tokens) ** 2
 
 
 def patch_tokens(input_size: tuple[int, int] | int, patch_size: int) -> int:
@@ -144,17 +151,18 @@ def patch_costs(model: nn.Module, patch_sizes: Iterable[int], *, input_size: tup
 
     Args:
         model: a timm ViT (``set_input_size`` and ``patch_embed``).
-        patch_sizes: square patch sides; each must divide the input.
+        patch_sizes: square patch sides. A side that does not divide the input runs on the nearest input it
+            divides (:func:`~vitviz.analysis.nearest_input_size`), as the repatched model itself does.
         input_size: ``(H, W)``; defaults to the model's own.
         repeats: timed passes per patch size.
         warmup: untimed passes before them.
     """
     size = tuple(model.patch_embed.img_size) if input_size is None else input_size
-    h, w = (size, size) if isinstance(size, int) else size
     out = []
     for p in patch_sizes:
-        n = patch_tokens((h, w), p)
+        h, w = nearest_input_size(size, p)
         resized = with_patch_size(model, p, img_size=(h, w)).eval()
-        out.append(PatchCost(patch_size=p, grid=(h // p, w // p), tokens=n,
-                             cost=measure_cost(resized, (h, w), repeats=repeats, warmup=warmup)))
+        out.append(PatchCost(patch_size=p, grid=(h // p, w // p), tokens=patch_tokens((h, w), p),
+                             cost=measure_cost(resized, (h, w), repeats=repeats, warmup=warmup),
+                             prefix_tokens=int(getattr(model, 'num_prefix_tokens', 0))))
     return out

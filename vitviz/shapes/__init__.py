@@ -38,6 +38,7 @@ _LAZY = {
     'build_model': 'model',
     'load_shapes_model': 'model',
     'make_config': 'model',
+    'patch_accuracy': 'model',
     'save_shapes_model': 'model',
     'CNN_CONFIG_PATH': 'cnn',
     'CNN_WEIGHTS_PATH': 'cnn',

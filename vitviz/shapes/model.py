@@ -23,6 +23,7 @@ __all__ = [
     'build_model',
     'load_shapes_model',
     'make_config',
+    'patch_accuracy',
     'save_shapes_model',
 ]
 
@@ -71,6 +72,16 @@ def make_config(*, architecture: str = 'vit_tiny_patch16_224', image_size: int =
         'seed': seed,
         'metrics': {},
     }
+
+
+def patch_accuracy(config: dict[str, Any]) -> dict[int, float]:
+    """Held-out accuracy per patch size from a shapes model's config (its model card's results), as a fraction.
+
+    Returns:
+        ``{patch size: accuracy}``, empty when the config holds no results.
+    """
+    measured = (config.get('metrics') or {}).get('accuracy') or {}
+    return {int(p): float(a) for p, a in sorted(measured.items(), key=lambda item: int(item[0]))}
 
 
 def build_model(config: dict[str, Any]) -> torch.nn.Module:
