@@ -9,7 +9,7 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz.i18n import _, keep_language
 from vitviz_app import links
-from vitviz_app.loaders import native_patch_size
+from vitviz_app.loaders import native_patch_size, one_thread_if_small
 
 ui.entry_point()
 
@@ -128,6 +128,74 @@ st.markdown(_("The model never sees the grid: it receives the patches as one seq
               "prefix tokens. Each patch is flattened to a vector of {size}·{size}·3 = {numbers} numbers and "
               "projected to one token.").format(size=size, numbers=size * size * 3))
 ui.show_figure(patch_sequence_figure(tiles, layout), key="patches.sequence", filename=f"patch-sequence-{size}px")
+
+
+# --------------------------------------------------------------------------------------------- patch size and cost
+
+from vitviz.analysis import patch_costs
+from vitviz.figures import patch_cost_figure
+from vitviz.models import BUNDLED_MODEL
+from vitviz.shapes.model import patch_accuracy
+
+MEASURE_WITHOUT_ASKING = 2e9  # parameters × tokens at the finest patch size (about the multiply-adds): ~1 s on 2 cores
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def costs_per_patch_size(model_key: str, sizes: tuple[int, ...], _model) -> list:
+    """FLOPs and measured time of the model at every patch size, once per model (``vitviz.analysis.patch_costs``:
+    each size on a repatched copy, timed as the median of 5 passes, on one thread for a small model as its passes
+    run)."""
+    with one_thread_if_small(_model):
+        return patch_costs(_model, sizes, repeats=5, warmup=1)
+
+
+def trained_accuracy(loaded) -> tuple[dict[int, float], int | None]:
+    """The bundled model's held-out accuracy per patch size and the number of images it was measured on, from its
+    shipped results; nothing for other models."""
+    if loaded.name != BUNDLED_MODEL or getattr(loaded, "source", None) != "bundled":
+        return {}, None
+    config = (getattr(loaded, "extra", None) or {}).get("config") or {}
+    return patch_accuracy(config), (config.get("metrics") or {}).get("eval_count")
+
+
+def flops_text(flops: int) -> str:
+    return f"{flops / 1e9:,.2f} G" if flops >= 1e9 else f"{flops / 1e6:,.1f} M"
+
+
+st.subheader(_("Patch size and cost"))
+st.markdown(_("**Larger patches mean fewer tokens, less compute and coarser detail**, not more computation: an "
+              "H×W input cut into p×p patches gives N = (H/p)·(W/p) tokens, and attention compares every token "
+              "with every other, N² pairs, so doubling p divides N by 4 and the attention pairs by about 16."))
+model = ctx.loaded.model
+parameters = sum(q.numel() for q in model.parameters())
+finest = (input_side // min(options)) ** 2
+measure = st.toggle(_("Measure every patch size"), value=parameters * finest <= MEASURE_WITHOUT_ASKING,
+                    key="patch_costs", bind="query-params", persist_state="session",
+                    help=_("Counts the FLOPs and times one forward pass at each patch size on this machine, once "
+                           "per model: a few seconds for a small model, longer for a large one."))
+if measure:
+    with st.spinner(_("Measuring {count} patch sizes…").format(count=len(options))):
+        costs = costs_per_patch_size(ctx.model_key, tuple(options), model)
+    accuracy, measured_on = trained_accuracy(ctx.loaded)
+    ui.show_figure(patch_cost_figure(costs, native), key="patches.cost", filename="patch-size-cost")
+    rows = {_("patch size"): [size_label(c.patch_size) for c in costs],
+            _("grid"): [f"{c.grid[0]}×{c.grid[1]}" for c in costs],
+            _("tokens N"): [c.tokens for c in costs],
+            _("attention pairs"): [f"{c.attention_pairs:,}" for c in costs],
+            _("FLOPs"): [flops_text(c.cost.flops) for c in costs],
+            _("of which attention"): [f"{c.cost.attention_flops / c.cost.flops:.0%}" for c in costs],
+            _("time"): [f"{1000 * c.cost.seconds:.1f} ms" for c in costs]}
+    if accuracy:
+        rows[_("accuracy")] = [f"{accuracy[c.patch_size]:.1%}" if c.patch_size in accuracy else "—" for c in costs]
+    st.table(rows)
+    notes = [_("FLOPs for one image, counted by PyTorch's FlopCounterMode (a multiply-add counts 2); attention pairs "
+               "include the {prefix} prefix token(s). Time: median of {repeats} forward passes on this machine "
+               "({threads} threads); other sessions share it, so compare the rows, not the numbers.").format(
+        prefix=layout.num_prefix_tokens, repeats=costs[0].cost.repeats, threads=costs[0].cost.threads)]
+    if accuracy:
+        notes.append(_("Accuracy: vitviz-shapes on {count} held-out shapes images at each patch size, from its "
+                       "model card: coarser patches cost less but see less detail.").format(count=measured_on))
+    st.caption(" ".join(notes))
 
 ui.download_arrays(
     {"patches": tiles, "model_input": pixels, "grid_size": np.array(layout.grid_size),

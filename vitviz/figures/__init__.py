@@ -21,7 +21,7 @@ from vitviz.figures.attribution import (
     scaled_map,
 )
 from vitviz.figures.features import feature_pca_figure, token_norm_figure
-from vitviz.figures.patches import patch_grid_figure, patch_sequence_figure
+from vitviz.figures.patches import patch_cost_figure, patch_grid_figure, patch_sequence_figure
 from vitviz.figures.placement import MapExtent, map_extent
 from vitviz.figures.posembed import (
     SIMILARITY_SCALE,
@@ -38,6 +38,7 @@ __all__ = [
     "MapExtent",
     "map_extent",
     "overlay_figure",
+    "patch_cost_figure",
     "patch_grid_figure",
     "patch_sequence_figure",
     "SIMILARITY_SCALE",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,12 +26,13 @@ from vitviz.images import as_rgb_array
 if TYPE_CHECKING:
     from PIL import Image
 
+    from vitviz.analysis.cost import PatchCost
     from vitviz.figures.placement import GridLike
     from vitviz.images import InputGeometry
     from vitviz.layout import TokenLayout
 
 
-__all__ = ["patch_grid_figure", "patch_sequence_figure", "rect_difference"]
+__all__ = ["patch_cost_figure", "patch_grid_figure", "patch_sequence_figure", "rect_difference"]
 
 CROPPED_FILL = UNSEEN_FILL  # what the model does not see (``vitviz.figures.placement`` dims it on every map)
 PADDED_FILL = "rgba(255,160,0,0.35)"
@@ -124,4 +126,41 @@ def patch_sequence_figure(patches: np.ndarray, layout: TokenLayout, *, columns: 
                                                                                   patches=gh * gw),
         subtitle=dict(text=_("read left to right, {columns} tokens per row").format(columns=columns)),
     ))
+    return fig
+
+
+def patch_cost_figure(costs: Sequence[PatchCost], native: int) -> go.Figure:
+    """What each patch size costs, relative to the native one (log scale): patch tokens ``N``, attention pairs
+    ``(N + prefix)^2`` and FLOPs. Measured times are left to a table: they vary from run to run.
+
+    Args:
+        costs: one :class:`~vitviz.analysis.cost.PatchCost` per patch size (``vitviz.analysis.patch_costs``).
+        native: the patch size the others are compared with (must be among ``costs``).
+
+    Returns:
+        One line per quantity, x = patch size in pixels.
+    """
+    costs = sorted(costs, key=lambda c: c.patch_size)
+    base = next((c for c in costs if c.patch_size == native), None)
+    if base is None:
+        raise ValueError(f"patch size {native} is not among the costs {[c.patch_size for c in costs]}")
+    series = (
+        (_("patch tokens N"), lambda c: c.tokens, "dot"),
+        (_("attention pairs (N²)"), lambda c: c.attention_pairs, "solid"),
+        (_("FLOPs"), lambda c: c.cost.flops, "dash"),
+    )
+    sizes = [c.patch_size for c in costs]
+    fig = go.Figure()
+    for name, value, dash in series:
+        ratios = [value(c) / value(base) if value(base) else float("nan") for c in costs]
+        fig.add_trace(go.Scatter(x=sizes, y=ratios, name=name, mode="lines+markers", line=dict(dash=dash),
+                                 hovertemplate=_("{name} at {size} px: ×{ratio}").format(
+                                     name=name, size="%{x}", ratio="%{y:.3g}") + "<extra></extra>"))
+    fig.update_layout(
+        title=dict(text=_("Cost per patch size, relative to {native} px").format(native=native),
+                   subtitle=dict(text=_("a larger patch: fewer tokens, less compute (log scale)"))),
+        xaxis=dict(title=_("patch size (pixels)"), tickvals=sizes),
+        yaxis=dict(title=_("× the cost at {native} px").format(native=native), type="log"),
+        legend=dict(orientation="h", yanchor="top", y=-0.2),
+    )
     return fig
