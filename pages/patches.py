@@ -189,8 +189,8 @@ if measure:
         rows[_("accuracy")] = [f"{accuracy[c.patch_size]:.1%}" if c.patch_size in accuracy else "—" for c in costs]
     st.table(rows)
     notes = [_("FLOPs for one image, counted by PyTorch's FlopCounterMode (a multiply-add counts 2); attention pairs "
-               "include the {prefix} prefix token(s). Time: median of {repeats} forward passes on this machine "
-               "({threads} threads); other sessions share it, so compare the rows, not the numbers.").format(
+               "include the {prefix} prefix token(s). Time: median of {repeats} forward passes on this machine, on "
+               "{threads} torch thread(s); other sessions share it, so compare the rows, not the numbers.").format(
         prefix=layout.num_prefix_tokens, repeats=costs[0].cost.repeats, threads=costs[0].cost.threads)]
     if accuracy:
         notes.append(_("Accuracy: vitviz-shapes on {count} held-out shapes images at each patch size, from its "
