@@ -31,7 +31,8 @@ def overview() -> None:
     left, right = st.columns([1.0, 1.2], gap="large")
     with left:
         st.subheader(_("Your image"))
-        st.image(ctx.image, caption=f"{ctx.image_title} · {ctx.image.width}×{ctx.image.height} px",
+        st.image(ctx.image, caption=f"{ctx.image_title} · " + _("{width}×{height} px").format(
+                     width=ctx.image.width, height=ctx.image.height),
                  width="stretch")
         st.subheader(_("Top-5 predictions"))
         if bars is not None:

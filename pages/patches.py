@@ -43,7 +43,7 @@ options = patch_size_options(ctx.loaded, native, input_side)
 
 
 def size_label(p: int) -> str:
-    return _("{size} px (native)").format(size=p) if p == native else f"{p} px"
+    return _("{size} px (native)").format(size=p) if p == native else _("{size} px").format(size=p)
 
 
 def patch_size_from_url(options: list[int]) -> str | None:
@@ -54,7 +54,7 @@ def patch_size_from_url(options: list[int]) -> str | None:
     if raw is None or raw in [size_label(p) for p in options] or st.session_state.get("_patch_url") == raw:
         return None
     st.session_state["_patch_url"] = raw
-    match = re.fullmatch(r"\s*(\d+)\s*(px)?\s*(\(.*\)|（.*）)?\s*", raw)  # "16 px (native)" in any language
+    match = re.fullmatch(r"\s*(\d+)\s*(px|像素)?\s*(\(.*\)|（.*）)?\s*", raw)  # "16 px (native)" in any language
     if match and int(match.group(1)) in options:
         st.session_state["patch"] = int(match.group(1))
         return None
