@@ -2,20 +2,24 @@
 texts come from the catalogue, and switching the language keeps the view."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import component_data
 
 ZH = {"lang": "zh"}
 
-# page -> (title, a piece of its intro that gives a glossary term with the English at its first use)
+# page -> (title, a piece of its intro: the subject it leads with, or a term glossed where the page teaches it)
 PAGES = {
     "pages/patches.py": ("图像块", "**图像块（patch）**"),
-    "pages/position_embeddings.py": ("位置嵌入", "**位置嵌入（position embedding）**"),
+    "pages/position_embeddings.py": ("位置编码", "**可学习的位置编码（position embedding）**"),
     "pages/attention.py": ("注意力", "每个词元（token）都作为**查询**"),
-    "pages/rollout.py": ("注意力展开", "**注意力展开（attention rollout）**（Abnar & Zuidema 2020）"),
-    "pages/heads_depth.py": ("注意力头与深度", "注意力（attention）加权"),
-    "pages/compare.py": ("比较归因方法", "注意力（attention）并不等于解释"),
+    "pages/rollout.py": ("Attention Rollout", "**Attention Rollout**（注意力逐层累乘，Abnar & Zuidema 2020）"),
+    "pages/heads_depth.py": ("注意力头与深度", "**平均注意力距离**是一个查询图像块平均看向多远"),
+    "pages/compare.py": ("比较归因方法", "本页让每种归因方法解释同一张图像"),
 }
+LEAD = {"pages/rollout.py", "pages/heads_depth.py", "pages/compare.py"}
+"""Pages whose intro leads with its subject, with at most one parenthesis a sentence (issue 23, item 7)."""
 
 
 def _has_han(text: str) -> bool:
@@ -29,7 +33,12 @@ def test_every_explore_page_speaks_chinese(open_app, page):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert [t.value for t in at.title] == [title]
-    assert any(intro in m.value for m in at.markdown), [m.value[:60] for m in at.markdown]
+    shown = [m.value for m in at.markdown if intro in m.value]
+    assert shown, [m.value[:60] for m in at.markdown]
+    if page in LEAD:
+        assert shown[0].startswith(intro), shown[0][:60]
+        crowded = [s for s in re.split(r"(?<=[。？！])", shown[0]) if s.count("（") > 1]
+        assert not crowded, crowded
     # every visible label of the page's own widgets is Chinese (the sidebar's are another helper's)
     labels = [w.label for kind in ("slider", "select_slider", "selectbox", "multiselect", "number_input", "toggle",
                                    "segmented_control") for w in at.main.get(kind)]
@@ -129,8 +138,6 @@ def _flanking(text: str, at: int) -> tuple[bool, bool]:
 def test_chinese_bold_text_opens_and_closes():
     """Markdown bold next to full-width punctuation: ``**本模型：**它`` is never closed (a closing ``**`` after
     punctuation must be followed by a space or punctuation), so the page would show the asterisks."""
-    import re
-
     from babel.messages.pofile import read_po
 
     from vitviz.i18n import catalogue_path

@@ -3,11 +3,12 @@
 Three layers of checks:
 - the catalogue against the code (``scripts/i18n.py`` extracts every ``_()``/``N_()``/``ngettext()`` text):
   each has a reviewed translation whose placeholders are the English's;
-- the glossary (``docs/glossary.md``): a text that uses a ✓ term is translated with its Chinese term;
+- the glossary (``docs/glossary.md``): a text that uses a glossed term is translated with its Chinese term;
 - every page rendered in Chinese in AppTest, on every token layout: no exception, and a detector finds no
   visible text that is still English (labels, help, captions, alerts, metrics, table headers, and the
-  figures' titles, axes, colour bars, hover texts and slider labels); on each page the first use of a ✓
-  term gives the English in parentheses.
+  figures' titles, axes, colour bars, hover texts and slider labels); a page that teaches a term glosses its
+  first use (the English, or the Chinese for a name kept in English), other pages never gloss it, and no page
+  shows a wording that tests/unit/test_zh_wording.py rules out.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import json
 import re
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -100,16 +102,31 @@ def test_the_catalogue_is_in_step_with_the_code():
     assert not stale, f"run `python scripts/i18n.py update`: {stale[:10]}"
 
 
-def _glossary() -> list[tuple[str, str]]:
-    """The ✓ rows of docs/glossary.md: (English term, Chinese term), longest English first."""
+class Term(NamedTuple):
+    """A glossary row that some page teaches: its first use there carries ``gloss`` in parentheses."""
+
+    english: str
+    chinese: str
+    pages: frozenset[str]
+    gloss: re.Pattern
+
+
+def _glossary() -> list[Term]:
+    """The rows of docs/glossary.md with pages in 'glossed on', longest English first.
+
+    The gloss is the English, or, for a name that stays English (Attention Rollout), the Chinese given in its
+    notes as ``gloss: Name（中文）``.
+    """
     rows = []
     for line in (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[2] == "✓" and cells[0] != "English":  # not the header row
+        if len(cells) >= 4 and cells[2] and cells[0] != "English" and not cells[2].startswith("-"):
             english = cells[0].split(",")[0].strip()
-            rows.append((english, cells[1]))
-    assert len(rows) >= 6, "the glossary lost its checked terms"
-    return sorted(rows, key=lambda r: -len(r[0]))
+            named = re.search(r"gloss: " + re.escape(cells[1]) + r"（([^，）]+)", cells[3])
+            gloss = re.compile(re.escape(named[1])) if named else _english_pattern(english)
+            rows.append(Term(english, cells[1], frozenset(p.strip() for p in cells[2].split(",")), gloss))
+    assert len(rows) >= 6, "the glossary lost its glossed terms"
+    return sorted(rows, key=lambda r: -len(r.english))
 
 
 def _english_pattern(term: str) -> re.Pattern:
@@ -130,9 +147,10 @@ def test_translations_use_the_glossary_terms():
             continue
         source = _prose(message.id if isinstance(message.id, str) else message.id[0])
         target = message.string if isinstance(message.string, str) else message.string[0]
-        for english, chinese in terms:
+        for english, chinese, *_rest in terms:  # longest first: "attention rollout" hides its "attention"
             if _english_pattern(english).search(source) and chinese not in target:
                 wrong.append(f"{english!r} → {chinese!r} missing in {target!r}")
+            source = _english_pattern(english).sub(" ", source)
     assert not wrong, "\n".join(wrong[:30])
 
 
@@ -145,7 +163,8 @@ _KEEP = {"abnar", "zuidema", "chefer", "dosovitskiy", "beyer", "gildenblat", "ti
          "streamlit", "numpy", "vitviz", "shapes", "softmax", "logit", "logits", "png", "npz", "json", "csv",
          "safetensors", "deit", "dino", "eva", "flexivit", "augreg", "imagenet", "hugging", "face", "transformer",
          "vision", "grad", "cam", "smoothgrad", "lrp", "attnlrp", "gelu", "mlp", "layernorm", "qkv", "rgb",
-         "jpeg", "webp", "bmp", "gif", "tiff", "heic", "avif", "svg", "pth", "bin", "english", "relu", "et", "al"}
+         "jpeg", "webp", "bmp", "gif", "tiff", "heic", "avif", "svg", "pth", "bin", "english", "relu", "et", "al",
+         "rollout"}
 
 
 def untranslated(text: str, allowed: set[str] = frozenset()) -> bool:
@@ -250,7 +269,9 @@ def _class_names(at) -> set[str]:
 def _assert_chinese(at, page) -> None:
     assert not at.exception, (page, [e.value for e in at.exception])
     assert not at.error, (page, [e.value for e in at.error])
-    assert at.title and _CJK.search(at.title[0].value), (page, [t.value for t in at.title])
+    names = {t.chinese for t in _glossary() if not _CJK.search(t.chinese)}  # method names kept as published
+    assert at.title and (_CJK.search(at.title[0].value) or at.title[0].value in names), (
+        page, [t.value for t in at.title])
     allowed = _class_names(at)
     english = sorted({t for t in page_texts(at) if untranslated(t, allowed)})
     assert not english, f"{page or 'overview'} still shows English:\n" + "\n".join(map(repr, english[:30]))
@@ -265,30 +286,63 @@ def test_the_detector_flags_english_and_lets_names_and_chinese_pass():
     assert not untranslated("tabby cat (#281)", allowed={"tabby", "cat"})
 
 
-def _first_use_without_english(text: str, terms: list[tuple[str, str]]) -> list[str]:
-    missing = []
-    for english, chinese in terms:
-        longer = [c for _, c in terms if chinese in c and c != chinese]
+def _glossed(text: str, end: int, term: Term) -> bool:
+    """Whether the use of ``term`` ending at ``end`` is followed by its gloss in parentheses (bold may close
+    between them)."""
+    return bool(re.match(r"\**\s*[（(]\s*" + term.gloss.pattern.removeprefix(r"\b"), text[end:end + 80], re.IGNORECASE))
+
+
+def gloss_problems(text: str, terms: list[Term], page: str) -> list[str]:
+    """On a page that teaches a term, its first use lacks the gloss; on any other page, some use has one."""
+    problems = []
+    for term in terms:
+        longer = [t.chinese for t in terms if term.chinese in t.chinese and t.chinese != term.chinese]
         covered = {i for c in longer for m in re.finditer(re.escape(c), text) for i in range(m.start(), m.end())}
-        uses = [m for m in re.finditer(re.escape(chinese), text) if m.start() not in covered]
-        if not uses:
-            continue
-        after = text[uses[0].end(): uses[0].end() + 80]
-        if not re.match(r"\s*[（(]\s*" + _english_pattern(english).pattern.removeprefix(r"\b"), after,
-                        re.IGNORECASE):
-            missing.append(f"{chinese} ({english}): …{text[max(0, uses[0].start() - 20): uses[0].end() + 20]}…")
-    return missing
+        uses = [m for m in re.finditer(re.escape(term.chinese), text) if m.start() not in covered]
+        shown = [f"…{text[max(0, m.start() - 20): m.end() + 20]}…" for m in uses]
+        if page in term.pages:
+            if uses and not _glossed(text, uses[0].end(), term):
+                problems.append(f"{term.chinese} ({term.english}) has no gloss at its first use: {shown[0]}")
+        else:
+            problems += [f"{term.chinese} ({term.english}) is glossed on {page}, which does not teach it: {s}"
+                         for m, s in zip(uses, shown) if _glossed(text, m.end(), term)]
+    return problems
+
+
+def _page_name(page: str | None) -> str:
+    return Path(page).stem if page else "overview"
+
+
+def _wording():
+    """tests/unit/test_zh_wording.py, which owns the wording rules (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("zh_wording", ROOT / "tests" / "unit" / "test_zh_wording.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gloss_check_wants_a_gloss_where_a_page_teaches_a_term_and_nowhere_else():
+    terms = [t for t in _glossary() if t.english in ("patch", "attention rollout")]
+    taught = "图像块（patch）排成序列；**Attention Rollout**（注意力逐层累乘，2020）"
+    assert not gloss_problems(taught, terms, "overview")
+    assert gloss_problems("图像块排成序列", terms, "patches")  # patches teaches patch: the gloss is missing
+    assert gloss_problems("Attention Rollout 与 Attention Rollout（注意力逐层累乘）", terms, "rollout")
+    assert gloss_problems("移除图像块（patch）", terms, "compare")  # compare does not teach patch
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p or "overview")
-def test_every_page_speaks_chinese_and_names_each_term_in_english_at_first_use(open_app, page):
+def test_every_page_speaks_chinese_and_glosses_only_the_terms_it_teaches(open_app, page):
     at = open_app(page, query={"lang": "zh"})
     _assert_chinese(at, page)
     texts = page_texts(at, where="main")
     if at.title:  # the page title is a name, not a sentence: the gloss comes in the intro below it
         texts = [t for t in texts if t != at.title[0].value]
-    missing = _first_use_without_english("\n".join(texts), _glossary())
-    assert not missing, "\n".join(missing)
+    problems = gloss_problems("\n".join(texts), _glossary(), _page_name(page))
+    assert not problems, "\n".join(problems)
+    never = _wording().NEVER  # what the page shows follows the wording rules too
+    stumbles = [f"{reason}: {t[:120]!r}" for t in page_texts(at) for pattern, reason in never.items()
+                if re.search(pattern, t)]
+    assert not stumbles, "\n".join(stumbles)
 
 
 LAYOUTS = [
