@@ -81,7 +81,8 @@ def test_rollout_is_named_attention_rollout_or_said_as_multiplying_the_layers():
 
 def test_rollout_is_glossed_at_its_first_use_and_flattening_the_grid_has_a_word_of_its_own():
     assert _entry("**Rollout** (Abnar & Zuidema").startswith("**Attention Rollout**（注意力逐层累乘")
-    assert "**Attention Rollout**（注意力逐层累乘，" in _entry("**Attention rollout** (Abnar & Zuidema 2020) follows that")
+    assert "**Attention Rollout**（注意力逐层累乘，" in _entry(
+        "**Attention rollout** (Abnar & Zuidema 2020) follows that")
     assert "网格按行排成序列" in _entry("so the grid becomes a sequence of N = {n} patches, row by row")
 
 
