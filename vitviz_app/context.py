@@ -13,7 +13,7 @@ import streamlit as st
 
 from vitviz.i18n import _
 
-from . import loaders
+from . import loaders, waiting
 
 __all__ = ["AppContext", "Prompt", "current_context", "describe_image", "remember"]
 
@@ -68,17 +68,19 @@ class AppContext:
         st.stop()
 
     def forward(self, patch_size: int | None = None, target: int | None = None) -> loaders.Forward:
-        """The captured forward pass for this image and model (cached; runs the model only on a miss)."""
+        """The captured forward pass for this image and model (cached; runs the model only on a miss, showing the
+        place in line while the pass waits behind other sessions')."""
         from vitviz.capture import CaptureError
 
         self.require()
-        with st.spinner(_spinner_text(self.loaded, patch_size, target)):
-            try:
-                fwd = loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image)
-            except (CaptureError, ValueError) as exc:
-                st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
-                         icon=":material/error:")
-                st.stop()
+        doing = _spinner_text(self.loaded, patch_size, target)
+        try:  # a pass not cached waits in line with other sessions' passes, and this page shows its place
+            fwd = loaders.pass_for(self.model_key, self.image_key, patch_size, target, self.loaded, self.image,
+                                   wait=lambda ticket: waiting.wait_for(ticket, doing))
+        except (CaptureError, ValueError) as exc:
+            st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
+                     icon=":material/error:")
+            st.stop()
         if not fwd.finite:
             st.warning(_("The model's outputs contain NaN or infinite values (are the weights broken?): the "
                          "maps below cannot mean anything."), icon=":material/warning:")
