@@ -21,6 +21,8 @@ uploads start together and none waits on this script. Measured inside each page:
   Any failure is a mix-up, named by the photo the page really shows when that can be told;
 * **replica**: the ``X-Vitviz-Replica`` header HAProxy adds (``deploy/haproxy/haproxy.cfg``); a session
   answered by two replicas would have lost its state;
+* **informed**: from the upload event to the first frame that shows the session's place in line ("3 ahead of
+  you · about 4 s", ``vitviz_app.waiting``), or its map if it never waited; and each different text it saw;
 * **server CPU-seconds per upload**: user + system time of the server processes (``/proc/<pid>/stat``; the
   ones this script started, or ``--pids``) from just before the uploads until the last map, divided by N.
 
@@ -68,11 +70,13 @@ LEAD_S = 1.5  # how far ahead of arming the common upload instant is set (plus 5
 # Arms one page: at the epoch instant `at` (ms) it puts `name` into the upload box and fires its change event,
 # then looks at every animation frame for the Overview's rollout figure. The first frame that draws one (other
 # than the one on the page when armed, after an earlier upload) ends the probe:
-# window.__vvClass = {t0 (the upload event), t1 (that frame), shown: what the figure and its caption say}.
+# window.__vvClass = {t0 (the upload event), t1 (that frame), shown: what the figure and its caption say,
+# t_informed (the first frame showing the session's place in line), notices (each different text of it, in order)}.
 _ARM = """([sel, upload, name, b64, at]) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const file = new File([bytes], name, {type: 'image/png'});
-    const probe = window.__vvClass = {name, t0: null, t1: null, shown: null, error: null};
+    const probe = window.__vvClass = {name, t0: null, t1: null, t_informed: null, notices: [], shown: null,
+                                      error: null};
     const hash = (text) => {  // FNV-1a, 32 bits
         let h = 0x811c9dc5;
         for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
@@ -88,9 +92,21 @@ _ARM = """([sel, upload, name, b64, at]) => {
             + '[data-testid=stMain] [data-testid=stCaptionContainer]'), (e) => e.innerText);
         return {width: Math.round(Math.max(...xr)), height: Math.round(Math.max(...yr)), heat: hash(z), captions};
     };
+    const notice = () => {  // the text of the page's place in line (vitviz_app.waiting: an alert with an hourglass)
+        for (const e of document.querySelectorAll('[data-testid=stMain] [data-testid=stAlert]')) {
+            const icon = e.querySelector('[data-testid=stIconMaterial]');
+            const text = e.innerText;
+            if (icon && icon.innerText.trim() === 'hourglass_top') return text.replace('hourglass_top', '').trim();
+        }
+        return null;
+    };
     const before = shown();
     const poll = (ts) => {
-        const now = shown();
+        const now = shown(), told = notice();
+        if (told !== null) {
+            if (probe.t_informed === null) probe.t_informed = performance.timeOrigin + ts;
+            if (probe.notices.length < 40 && probe.notices[probe.notices.length - 1] !== told) probe.notices.push(told);
+        }
         const changed = now && (!before || ['width', 'height', 'heat'].some((k) => now[k] !== before[k]));
         if (changed) Object.assign(probe, {t1: performance.timeOrigin + ts, shown: now});
         else requestAnimationFrame(poll);
@@ -372,6 +388,22 @@ def tables(run: dict, label: str) -> list[Table]:
                 statistics.median(times) if times else None, _p95(times) if times else None,
                 times[-1] if times else None, max(starts) - min(starts) if starts else None,
                 *((cpu, cpu / len(rows)) if cpu is not None else ("no --pids", "—")), run["client_cpu_s"])
+    informed = sorted(((r["t_informed"] if r.get("t_informed") else r["t1"]) - r["t0"]) / 1e3
+                      for r in rows if r.get("t0") and (r.get("t_informed") or r.get("t1")))
+    told = [r for r in rows if r.get("notices")]
+    waiting = Table(f"Informed while waiting: {label}",
+                    ["sessions told their place", "informed ≤ 1 s", "median s to informed", "max s to informed",
+                     "median texts seen", "example (first, last)"])
+    if informed:
+        example = max(told, key=lambda r: len(r["notices"]), default=None)
+        waiting.add(len(told), sum(t <= 1.0 for t in informed), statistics.median(informed), informed[-1],
+                    statistics.median(len(r["notices"]) for r in told) if told else 0,
+                    f"{example['notices'][0]!r} … {example['notices'][-1]!r}" if example else "—")
+    waiting.notes += [
+        "Informed: from the upload event to the first frame that shows the session's place in line (the app's "
+        "hourglass notice, vitviz_app.waiting) or, for a session that never waited in line, its map. Texts seen: "
+        "how many different texts of its place (position, time left) a session saw while it waited.",
+    ]
     summary.notes += [
         "Time to own map: from the page's upload event to the first animation frame that draws the Overview's "
         "rollout figure, measured inside each page (one clock). Mix-up: that map, its caption or its heatmap "
@@ -386,7 +418,7 @@ def tables(run: dict, label: str) -> list[Table]:
     per = Table("Time to own map per replica (s)", ["replica", "sessions", "median", "max"])
     for name, values in sorted(by_replica.items()):
         per.add(name, len(values), statistics.median(values), max(values))
-    return [summary, per]
+    return [summary, waiting, per]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,10 @@ follows them in a fragment rerun); the page's own server slider is gone.
 Then the Rollout page (``--pages rollout``): **rollout layer (browser)**, an arrow key on the explorer's layer
 scrubber, and **rollout fusion (browser)**, a click on another head-fusion button; and "How a ViT works"
 (``--pages how``): **follow a patch (hover)**, the pointer onto another patch in step 1, and **follow a patch
-(commit)**, a click, until the page's step-3 figure shows the clicked patch (a server rerun).
+(commit)**, a click, until the page is consistent again (a server rerun): the follower holds the clicked patch,
+every later step's picture shows it (a browser view drawn from the follower's payload, or, with ``--how-figures``
+or on an older version, a Plotly figure whose title and traces changed), and step 1's patch caption and step 5's
+table of keys have changed.
 
 Latency is taken from the input event's own timestamp (``event.timeStamp``, page clock) to the **first
 frame Chrome produced after the change** (CDP ``Page.startScreencast``: each frame's compositor timestamp;
@@ -29,12 +32,14 @@ the websocket payloads sent and received between the input and the page being id
 
 Targets: hover median ≤ 50 ms, p90 ≤ 100 ms and 0 bytes sent; layer/head ≤ 50 ms; click ≤ 300 ms.
 ``--commit-ab`` measures only committed clicks, alternated between two tabs: the page as shipped and with its
-Plotly figures on (rAF latency; a side-by-side ratio on a noisy machine).
+Plotly figures on (rAF latency; a side-by-side ratio on a noisy machine). ``--how-ab`` does the same for "How a
+ViT works": its steps drawn in the browser (shipped) against its steps as Plotly figures (``?how_figures=true``,
+the page before).
 ``--toggle [--app DIR ...]`` measures the Attention page's "Plotly figures" toggle: from the click on it to the
 first animation frame after both figures (the map and the layers × heads grid) are drawn, in each checkout given
 (e.g. the commit before a change, unpacked with ``git archive``), servers started in turn and rounds alternating.
-Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--figures | --commit-ab |
---toggle [--app DIR ...]] [--out FILE.md]``.
+Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--figures | --how-figures |
+--commit-ab | --how-ab | --toggle [--app DIR ...]] [--out FILE.md]``.
 """
 from __future__ import annotations
 
@@ -130,6 +135,55 @@ _ARM_VIEW = """([name, kind, sel, before, target]) => {
     };
     requestAnimationFrame(poll);
 }""" % _FINGERPRINT  # noqa: UP031 (a JS template: its braces stay literal)
+
+
+# The parts of "How a ViT works" a committed patch changes: each later step's picture (a browser view of the
+# follower's payload, "view:" + its committed patch; or the step's Plotly figure: its title and trace names), and
+# the server's texts (step 1's patch caption, step 5's table of keys). One string each.
+_HOW_PARTS = """() => {
+    const parts = {};
+    for (const [step, fig] of [['pixels', 'flat'], ['embeddings', 'embed'], ['attention', 'attention'],
+                               ['norms', 'blocks']]) {
+        const view = window['__vitvizStep_' + step];
+        const gd = document.querySelector('.st-key-fig-how-' + fig + ' .js-plotly-plot');
+        const shown = document.querySelector('.st-key-how_step_' + step) && view;
+        if (shown) parts[step] = 'view:' + JSON.stringify(view.committed);
+        else parts[step] = gd && gd.layout ? JSON.stringify([gd.layout.title && gd.layout.title.text,
+                                                             (gd.data || []).map((t) => t.name)]) : null;
+    }
+    const text = (sel) => { const e = document.querySelector(sel); return e ? e.innerText : null; };
+    parts.table = text('[data-testid=stMain] [data-testid=stTable]');
+    parts.caption = text('[data-testid=stMain] [data-testid=stImageCaption]');
+    return parts;
+}"""
+
+# A commit on "How a ViT works" is seen when the follower holds the clicked patch, every browser view shows it
+# and every server-drawn part has changed.
+_ARM_HOW = """([target, before]) => {
+    const parts = %s;
+    const changed = () => {
+        const e = window.__vitvizFollow;
+        if (!e || JSON.stringify(e.committed) !== target) return false;
+        const now = parts();
+        return Object.keys(now).every((k) => now[k] !== null
+            && (now[k].startsWith('view:') ? now[k] === 'view:' + target : now[k] !== before[k]));
+    };
+    window.__vvProbe = null;
+    let input = null;
+    const mark = (e) => { if (input === null) input = e.timeStamp; };
+    window.addEventListener('mousedown', mark, {capture: true, once: true});
+    const poll = () => {
+        if (input !== null && changed()) {
+            const seen = performance.now();
+            requestAnimationFrame((next) => {
+                window.__vvProbe = {input, seen, raf: next, origin: performance.timeOrigin};
+            });
+            return;
+        }
+        requestAnimationFrame(poll);
+    };
+    requestAnimationFrame(poll);
+}""" % _HOW_PARTS  # noqa: UP031 (a JS template: its braces stay literal)
 
 
 class Screencast:
@@ -268,6 +322,25 @@ def measure_view(page, counter: FrameCounter, cast: Screencast, name: str, kind:
             "received": r2 - received, "sent": s2 - sent}
 
 
+def measure_how_commit(page, counter: FrameCounter, cast: Screencast, action, target: str) -> dict:
+    """A committed patch on "How a ViT works", until every part that depends on it shows it (``_ARM_HOW``)."""
+    before = page.evaluate(f"({_HOW_PARTS})()")
+    page.evaluate(_ARM_HOW, [target, before])
+    received, sent, _ = counter.snapshot()
+    action()
+    try:
+        page.wait_for_function("() => window.__vvProbe !== null", polling=10, timeout=COMMIT_TIMEOUT_MS)
+    except Exception:
+        return {}
+    probe = page.evaluate("() => window.__vvProbe")
+    _idle_on(page, counter, ".vf-image")
+    r2, s2, _ = counter.snapshot()
+    input_epoch, seen_epoch = probe["origin"] + probe["input"], probe["origin"] + probe["seen"]
+    later = [t for t in cast.frames if t >= seen_epoch - 1.0]
+    return {"screencast": min(later) - input_epoch if later else None, "raf": probe["raf"] - probe["input"],
+            "seen": probe["seen"] - probe["input"], "received": r2 - received, "sent": s2 - sent}
+
+
 def _open_view(page, url: str, selector: str, name: str):
     counter = FrameCounter(page)
     page.goto(url, timeout=TIMEOUT_MS)
@@ -316,7 +389,43 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
     return results
 
 
-def run_views(base: str, rounds: int, pages: list[str]) -> dict[str, list[dict]]:
+def run_how_ab(base: str, rounds: int) -> dict[str, list[dict]]:
+    """Side by side on one server: two tabs of "How a ViT works", as shipped (the steps drawn in the browser) and
+    with its steps as Plotly figures (``how_figures``, the page before); each round clicks the same patch in both
+    (the order alternates). Latency is the rAF one, as in :func:`run_commit_ab`."""
+    from playwright.sync_api import sync_playwright
+
+    how = base.replace("/attention", "/how_vit_works")
+    variants = {"follow a patch (commit), steps drawn in the browser (shipped)": how,
+                "follow a patch (commit), steps as Plotly figures (before)": how + "&how_figures=true"}
+    results: dict[str, list[dict]] = {name: [] for name in variants}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tabs = {}
+        for name, address in variants.items():
+            page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+            counter, cast = _open_view(page, address, ".vf-image", "__vitvizFollow")
+            tabs[name] = (page, counter, cast)
+        gh, gw = next(iter(tabs.values()))[0].evaluate("() => window.__vitvizFollow.grid")
+        cells = [(r, c) for r in range(1, gh - 1, 2) for c in range(1, gw - 1, 3)]
+        for k in range(rounds):
+            row, col = cells[(k * 7) % len(cells)]
+            for name in (list(tabs) if k % 2 == 0 else list(tabs)[::-1]):
+                page, counter, cast = tabs[name]
+                page.bring_to_front()
+                page.locator(".vf-image").scroll_into_view_if_needed()
+                box = page.locator(".vf-image").bounding_box()
+                point = box["x"] + (col + 0.5) * box["width"] / gw, box["y"] + (row + 0.5) * box["height"] / gh
+                page.mouse.move(*point)
+                page.wait_for_timeout(600)
+                found = measure_how_commit(page, counter, cast, lambda page=page, point=point: page.mouse.click(*point),
+                                           target=json.dumps({"row": row, "col": col}, separators=(",", ":")))
+                results[name].append({**found, "screencast": None} if found else found)
+        browser.close()
+    return results
+
+
+def run_views(base: str, rounds: int, pages: list[str], how_query: str = "") -> dict[str, list[dict]]:
     """The Rollout page's scrubber and fusion buttons, and the walk-through's patch follower."""
     from playwright.sync_api import sync_playwright
 
@@ -345,7 +454,7 @@ def run_views(base: str, rounds: int, pages: list[str]) -> dict[str, list[dict]]
             page.close()
         if "how" in pages:
             page = context.new_page()
-            counter, cast = _open_view(page, base.replace("/attention", "/how_vit_works"), ".vf-image",
+            counter, cast = _open_view(page, base.replace("/attention", "/how_vit_works") + how_query, ".vf-image",
                                        "__vitvizFollow")
             gh, gw = page.evaluate("() => window.__vitvizFollow.grid")
             cells = [(r, c) for r in range(1, gh - 1, 2) for c in range(1, gw - 1, 3)]
@@ -361,10 +470,9 @@ def run_views(base: str, rounds: int, pages: list[str]) -> dict[str, list[dict]]
                     page, counter, cast, "__vitvizFollow", "draw", lambda r=r, c=c: page.mouse.move(*point(r, c))))
                 if k % 3 == 0:
                     xy = point(r, c)
-                    results["follow a patch (commit)"].append(measure_view(
-                        page, counter, cast, "__vitvizFollow", "commit", lambda xy=xy: page.mouse.click(*xy),
-                        sel=".st-key-fig-how-embed .js-plotly-plot", target=json.dumps({"row": r, "col": c},
-                                                                                       separators=(",", ":"))))
+                    results["follow a patch (commit)"].append(measure_how_commit(
+                        page, counter, cast, lambda xy=xy: page.mouse.click(*xy),
+                        target=json.dumps({"row": r, "col": c}, separators=(",", ":"))))
                     page.locator(".vf-image").scroll_into_view_if_needed()
             page.close()
         browser.close()
@@ -464,12 +572,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated: attention (the explorer), rollout, how (the walk-through)")
     parser.add_argument("--figures", action="store_true",
                         help="open the Attention page with its Plotly figures on (?attn_figures=true)")
+    parser.add_argument("--how-figures", action="store_true",
+                        help="open How a ViT works with its steps drawn as Plotly figures (?how_figures=true)")
     parser.add_argument("--commit-ab", action="store_true",
                         help="only committed clicks, side by side: the page as shipped and with its Plotly figures on")
     parser.add_argument("--toggle", action="store_true",
                         help="only the Attention page's Plotly figures toggle, in each --app checkout")
     parser.add_argument("--app", type=Path, nargs="*", default=[REPO],
                         help="with --toggle: app checkouts to compare (default: this tree)")
+    parser.add_argument("--how-ab", action="store_true",
+                        help="only committed clicks on How a ViT works, side by side: the steps drawn in the browser "
+                             "(shipped) and as Plotly figures (before)")
     args = parser.parse_args(argv)
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     rounds = args.repeats or (2 if args.quick else 10)
@@ -486,9 +599,11 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         if args.commit_ab:
             results = run_commit_ab(url, rounds)
+        elif args.how_ab:
+            results = run_how_ab(url, rounds)
         else:
             results = run(url + ("&attn_figures=true" if args.figures else ""), rounds) if "attention" in pages else {}
-            results.update(run_views(url, rounds, pages))
+            results.update(run_views(url, rounds, pages, "&how_figures=true" if args.how_figures else ""))
         total_s = time.perf_counter() - t0
     finally:
         server.terminate()
@@ -515,7 +630,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{rounds} committed clicks per tab, the same patch in both tabs each round, the order alternating; one "
             f"server. Until the explorer holds the clicked patch and the URL, the \"page's query\" heading, the top-5 "
             f"table (and, figures on, the Plotly map) have all changed. {total_s:.0f} s in all.")
-    table.notes += [] if args.commit_ab else [
+    if args.how_ab:
+        table.notes.append(
+            f"{rounds} committed clicks per tab, the same patch in both tabs each round, the order alternating; one "
+            "server. Until the follower holds the clicked patch, every later step's picture shows it (a browser view "
+            "of the follower's payload, or a Plotly figure whose title and traces changed) and step 1's caption and "
+            f"step 5's table of keys have changed. {total_s:.0f} s in all.")
+    table.notes += [] if args.commit_ab or args.how_ab else [
         f"{rounds} rounds; pages {', '.join(pages)}. Attention: 3 hovers, one explorer layer and head change each, "
         "a commit and a server slider move every other round. Rollout: 3 layer keys and 3 fusion clicks per round. "
         "How a ViT works: 3 hovers per round, a commit every third hover. "
@@ -524,8 +645,9 @@ def main(argv: list[str] | None = None) -> None:
         "after the change was made in the page; rAF: → the first animation frame after it. Commit and server "
         "slider: until the explorer holds the new committed state and the URL, the \"page's query\" heading, the "
         "top-5 table" + (" and the page's Plotly attention map (figures on)" if args.figures else "")
-        + " have all changed (a server rerun); follow a patch (commit): until the step-3 figure shows the "
-        "clicked patch.",
+        + " have all changed (a server rerun); follow a patch (commit): until the follower, every step's picture "
+        "(browser view or Plotly figure) and the server's texts (step 1's caption, step 5's table) show the clicked "
+        "patch.",
         "Server, browser and the benchmark share the machine's CPUs.",
     ]
     if any(by_raf.values()):

@@ -30,6 +30,7 @@ if not wt.supports_walkthrough(model):
 from vitviz.analysis import token_norms
 from vitviz.figures import attention_map_figure, map_extent, predictions_figure
 from vitviz.figures import walkthrough as wf
+from vitviz.figures.attention import attention_map_titles
 from vitviz.images import input_image
 
 gh, gw = layout.grid_size
@@ -87,10 +88,7 @@ step(2, _("Flatten each patch"),
      rf"x_p^{{i}} \in \mathbb{{R}}^{{P^2 \cdot C}}, \quad P^2 \cdot C = {ph} \cdot {pw} \cdot 3 = {embed.pixels.size}",
      _("{n} patches of (3, {ph}, {pw}) → matrix (N, P²·C) = ({n}, {size})").format(
          n=layout.num_patches, ph=ph, pw=pw, size=embed.pixels.size))
-# each figure is built once per forward pass, what it shows and language (vitviz_app.views.figure_view)
-ui.show_figure(figure_view(("how.flat", fwd.key, row, col),
-                           lambda: wf.flattened_patch_figure(embed.pixels, layout.patch_size, row, col)),
-               key="how.flat", filename="step2-flattened-patch")
+flat_box = st.container()  # steps 2, 3, 5 and 6 are drawn once the follower's payload is made (after step 5)
 
 # 3 ------------------------------------------------------------------------------------ project
 step(3, _("Project each patch to an embedding"),
@@ -99,9 +97,7 @@ step(3, _("Project each patch to an embedding"),
      rf"z^{{i}} = x_p^{{i}} E + b, \quad E \in \mathbb{{R}}^{{{embed.pixels.size} \times {dim}}}",
      f"({layout.num_patches}, {embed.pixels.size}) · ({embed.pixels.size}, {dim}) → ({layout.num_patches}, {dim})")
 
-ui.show_figure(figure_view(("how.embed", fwd.key, row, col),
-                           lambda: wf.patch_embedding_figure(embed.embedding, row, col)),
-               key="how.embed", filename="step3-patch-embedding")
+embed_box = st.container()
 check(embed.error, _("x·E + b equals the model's patch-embedding output for this patch"))
 
 # 4 ------------------------------------------------------------------------------------ prefix + positions
@@ -140,6 +136,7 @@ head = int(c2.selectbox(_("Head"), list(range(cap.num_heads)), format_func=keep_
                         persist_state="session"))
 links.publish("how_head", head, 0)
 from vitviz_app.components import patch_follower
+from vitviz_app.components.patch_follower import patch_step
 
 
 def _follow(r: int, c: int) -> None:
@@ -157,6 +154,7 @@ with step1_left:  # filled now that step 5 has its layer and head
               "attention": _("5 · where it looks: layer {layer}, head {head}"),
               "norms": _("6 · its length ‖z‖ per block (dotted: mean of all patches)"),
               "missing": _("(too large to send: click the patch to see this step)")})
+    figures = False
     if follower.tier == "none":
         grid_fig = ui.add_cell_targets(wf.chosen_patch_figure(pixels, layout, row, col),
                                        map_extent(None, (height, width), layout))
@@ -177,6 +175,34 @@ with step1_left:  # filled now that step 5 has its layer and head
                                                        "for its token and its attention."),
                         ("attention",): _("Too many patches to send every step's numbers: click a patch for its "
                                           "attention.")}[tuple(missing)])
+        figures = st.toggle(
+            _("Draw the steps below as Plotly figures"), value=False, key="how_figures", bind="query-params",
+            persist_state="session",
+            help=_("Zoom, exact values on hover and a PNG download. Each change is drawn by the server, so these "
+                   "follow a click more slowly than the drawings made in your browser."))
+# what the browser draws from the follower's payload: a commit then sends the patch and a few texts, no figure
+views = () if follower.tier == "none" or figures else follower.holds
+
+
+def show_step(box, part: str, text: dict, figure, key: str, filename: str, height: int | None = None) -> None:
+    """One step's picture of the committed patch: drawn in the browser (``part`` in the payload) or by Plotly."""
+    with box:
+        if part in views:
+            patch_step(follower, step=part, committed=(row, col), text=text, key=f"how_step_{part}")
+        else:  # each figure is built once per forward pass, what it shows and language (views.figure_view)
+            ui.show_figure(figure_view((key, fwd.key, row, col, layer, head), figure), key=key, filename=filename,
+                           height=height)
+
+
+show_step(flat_box, "pixels", {
+    "title": wf.flattened_patch_title(embed.pixels, row, col), "x_axis": _("index in the vector"),
+    "y_axis": _("normalised value"), "series": [_(name) for name, _colour in wf.CHANNELS],
+    "tip": _("{name} · index {x}: {value}")},
+    lambda: wf.flattened_patch_figure(embed.pixels, layout.patch_size, row, col), "how.flat", "step2-flattened-patch")
+show_step(embed_box, "embeddings", {
+    "title": wf.patch_embedding_title(embed.embedding, row, col), "x_axis": _("embedding dimension"),
+    "y_axis": _("value"), "series": [_("embedding")], "tip": _("{name} · dimension {x}: {value}")},
+    lambda: wf.patch_embedding_figure(embed.embedding, row, col), "how.embed", "step3-patch-embedding")
 
 att = wt.attention_numbers(model, cap, layer, head, token)
 keys = wt.shown_keys(att.weights, layout, token)
@@ -208,10 +234,11 @@ with left:
                  "{rest:.1%}. All weights sum to {total:.4f}.").format(
         shown=len(keys), share=1 - rest, others=layout.num_tokens - len(keys), rest=rest, total=att.weights.sum()))
     check(att.error, _("the softmax row equals the attention the model computed"))
-with right:
-    afig = figure_view(("how.attention", fwd.key, layer, head, token), lambda: attention_map_figure(
-        att.weights, pixels, None, layout, query=token, layer=layer, head=head))
-    ui.show_figure(afig, key="how.attention", filename=f"step5-attention-layer{layer}-head{head}", height=420)
+map_title, map_subtitle = attention_map_titles(att.weights, layout, query=token, layer=layer, head=head)
+show_step(right, "attention", {"title": map_title, "subtitle": map_subtitle, "value": _("attention"),
+                               "tip": _("row {row}, column {col}: {value}")},
+          lambda: attention_map_figure(att.weights, pixels, None, layout, query=token, layer=layer, head=head),
+          "how.attention", f"step5-attention-layer{layer}-head{head}", height=420)
 
 # 6 ------------------------------------------------------------------------------------ blocks
 step(6, _("Repeat: transformer blocks"),
@@ -224,8 +251,12 @@ step(6, _("Repeat: transformer blocks"),
      r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
      _("({n}, {dim}) → … → ({n}, {dim}), {depth} times").format(n=layout.num_tokens, dim=dim, depth=depth))
 norms = token_norms(cap).astype(np.float32)  # (L+1, N), float32 as the capture's tokens
-ui.show_figure(figure_view(("how.blocks", fwd.key, row, col), lambda: wf.token_lengths_figure(norms, layout, token)),
-               key="how.blocks", filename="step6-token-norms")
+show_step(st.container(), "norms", {
+    "title": _("Token length ‖z‖ after each block"),
+    "x_axis": _("hidden state: the embeddings z₀, then the output of each block"), "y_axis": "‖z‖",
+    "series": wf.token_lengths_names(layout, token), "ticks": wf.token_lengths_ticks(depth),
+    "tip": _("{name} · {x}: {value}")},
+    lambda: wf.token_lengths_figure(norms, layout, token), "how.blocks", "step6-token-norms")
 
 # 7 ------------------------------------------------------------------------------------ classifier
 has_head = fwd.probabilities is not None

@@ -43,14 +43,14 @@ options = patch_size_options(ctx.loaded, native, input_side)
 
 
 def size_label(p: int) -> str:
-    return _("{size} px (native)").format(size=p) if p == native else f"{p} px"
+    return _("{size} px (native)").format(size=p) if p == native else _("{size} px").format(size=p)
 
 
 def _read_size(options: list[int]):
     """A parser of a link's ``?patch=``: ``8``, ``8 px`` or an old link's label (``16 px (native)`` in any
     language); None for a size this model does not offer."""
     def parse(text: str) -> int | None:
-        match = re.fullmatch(r"\s*(\d+)\s*(px)?\s*(\(.*\)|（.*）)?\s*", text)
+        match = re.fullmatch(r"\s*(\d+)\s*(px|像素)?\s*(\(.*\)|（.*）)?\s*", text)
         return int(match.group(1)) if match and int(match.group(1)) in options else None
 
     return parse
@@ -61,7 +61,7 @@ def url_problem(options: list[int]) -> str | None:
     raw = st.query_params.get("patch")
     if raw is None or "patch" in st.session_state or _read_size(options)(raw) is not None:
         return None
-    match = re.fullmatch(r"\s*(\d+)", raw.split("px")[0]) if raw else None
+    match = re.fullmatch(r"\s*(\d+)", re.split("px|像素", raw)[0]) if raw else None
     allowed = ", ".join(f"{p}" for p in options)
     asked = f"{int(match.group(1))} px" if match else f"“{raw}”"
     return _("The link asks for patch size {asked}, which this model does not offer; it offers {allowed} px. "

@@ -6,10 +6,10 @@
     >>> ex.fig_rollout()              # a plotly Figure; displays itself in Jupyter
     >>> ex.attention_map(layer=-1, head=3, query=(4, 5)).patches
 
-``explain`` runs the model once (plus one backward pass when ``target`` is given); the attention views of
-the returned ``Explanation`` work on that capture and never run the model again. What else a view needs
-(a gradient pass for another class, an attribution method's own passes, the perturbed inputs of a
-faithfulness test) is computed on demand, once, and kept on the Explanation:
+``explain`` runs the model once (plus one backward pass when ``target`` is given); the attention views of the returned
+``Explanation`` work on that capture and never run the model again. What else a view needs (a gradient pass for another
+class, an attribution method's own passes, the perturbed inputs of a faithfulness test) is computed on demand, once,
+and kept on the Explanation:
 
     >>> ex.relevance("gradient_rollout")           # (grid_h, grid_w) map for the top class
     >>> ex.faithfulness("rollout", removal="tokens").positive_auc
@@ -432,8 +432,7 @@ def explain(
         patch_size: Run at another patch size (FlexiViT-style resampled copy of the model,
             ``vitviz.analysis.with_patch_size``); the model passed in is left untouched.
         device: Device to load the model on (by name) or to move it to; the input always follows the model.
-        fit: ``'crop'`` (the model's own preprocessing), ``'letterbox'`` or ``'squash'``: the whole photo
-            (``vitviz.images.FITS``).
+        fit: ``'crop'`` (the model's own preprocessing), ``'letterbox'`` or ``'squash'`` (``vitviz.images.FITS``).
 
     Returns:
         The frozen Explanation.
@@ -446,8 +445,6 @@ def explain(
     picture = read_image(image)
     result = pipeline.run(model, picture, patch_size=patch_size, target=target, data_config=data_config,
                           labels=labels, device=device, fit=fit)
-    return Explanation(
-        image=picture, geometry=result.geometry, layout=result.layout, capture=result.capture,
-        predictions=result.predictions, model=result.model, input=result.x, data_config=result.data_config,
-        name=name, notice=notice,
-    )
+    return Explanation(image=picture, geometry=result.geometry, layout=result.layout, capture=result.capture,
+                       predictions=result.predictions, model=result.model, input=result.x,
+                       data_config=result.data_config, name=name, notice=notice)

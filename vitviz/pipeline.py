@@ -3,13 +3,16 @@
 ``run`` repatches (a FlexiViT-style copy at another patch size), prepares the input with the model's own data
 config, moves it to the model's device, captures every layer's attention (and its gradient for a target) and
 reads the top-k classes. The notebook's ``vitviz.explain`` and the app's cached ``forward`` both call it.
+``run_batch`` does the same for several images in one batch and splits the result, one ``Pass`` per image (the
+app's serving queue batches sessions' passes with it where batching pays, ``vitviz.serving``).
 
 One device rule: the input always goes to the device of the model that runs. ``device`` names another one to
 run on; the model is then moved there first (in place, as ``module.to`` does), so model and input never part.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from vitviz.analysis.predictions import Prediction
     from vitviz.capture import Capture
 
-__all__ = ["TOP_K", "Pass", "model_device", "run"]
+__all__ = ["TOP_K", "Pass", "model_device", "run", "run_batch"]
 
 TOP_K = 5
 """How many classes a pass reads (the app's table, the notebook's ``predictions``)."""
@@ -134,31 +137,99 @@ def run(
         ValueError: ``target`` names no class of the model, or ``fit`` is not one of ``vitviz.images.FITS``.
         vitviz.images.ImageError: The image cannot be made into a model input.
     """
+    return run_batch(model, [image], patch_size=patch_size, targets=None if target is None else [target],
+                     data_config=data_config, labels=labels, device=device, repatch=repatch, fit=fit)[0]
+
+
+def run_batch(
+    model: nn.Module,
+    images: Sequence[Image.Image],
+    *,
+    patch_size: int | tuple[int, int] | None = None,
+    targets: Sequence[int] | None = None,
+    data_config: Mapping[str, Any] | None = None,
+    labels: list[str] | None = None,
+    device: str | torch.device | None = None,
+    repatch: Repatch | None = None,
+    fit: str = "crop",
+) -> list[Pass]:
+    """``run`` for several images at once: one capture of the batch, split into one ``Pass`` per image.
+
+    Each image is prepared on its own (as ``run`` prepares it), the inputs go through the model as one batch
+    (B, 3, H, W), and each Pass holds only its own rows: its input, capture (batch 1), probabilities and top-k.
+    Images in a batch do not see each other (a ViT in eval mode treats batch items independently), so each Pass
+    equals ``run`` on that image alone up to floating-point rounding of the batched kernels.
+
+    Args:
+        model, patch_size, data_config, labels, device, repatch, fit: As for ``run``.
+        images: Upright RGB images (at least one).
+        targets: One class per image whose gradients are recorded, or None for none.
+
+    Returns:
+        One frozen Pass per image, in order.
+
+    Raises:
+        ValueError: No image, a count of targets other than the images', a target naming no class, or an unknown
+            ``fit``.
+        vitviz.images.ImageError: An image cannot be made into a model input.
+    """
     import torch  # torch and timm: heavy, imported on first use (vitviz.pipeline is imported at start-up)
 
     from vitviz.analysis.predictions import imagenet_labels, top_k
     from vitviz.analysis.repatch import with_patch_size
     from vitviz.capture import capture, check_target
 
+    if not images:
+        raise ValueError("run_batch needs at least one image")
+    if targets is not None and len(targets) != len(images):
+        raise ValueError(f"{len(targets)} targets for {len(images)} images")
     if device is not None and model_device(model) != torch.device(device):
         model = model.to(device)
-    if target is not None:
-        target = check_target(target, int(getattr(model, "num_classes", 0) or 0))
+    if targets is not None:
+        targets = [check_target(t, int(getattr(model, "num_classes", 0) or 0)) for t in targets]
     if patch_size is not None and _patch_pair(patch_size) != tuple(int(p) for p in model.patch_embed.patch_size):
         model = (repatch or with_patch_size)(model, _patch_pair(patch_size))
     config = preprocess.data_config(model, base=data_config)  # a re-patched copy may have another input size
-    x, geometry = prepare_input(image, config, fit=fit)  # (1, 3, H, W) on the CPU
-    x = x.to(model_device(model))
-    result = capture(model, x, target=target)
+    prepared = [prepare_input(image, config, fit=fit) for image in images]  # (1, 3, H, W) on the CPU, geometry
+    x = torch.cat([item[0] for item in prepared]).to(model_device(model))  # (B, 3, H, W)
+    result = capture(model, x, target=targets)
     num_classes = _classes(model, result.output)
-    probabilities, predictions = None, ()
-    if num_classes:
-        probabilities = torch.softmax(result.output[0].double(), dim=-1).numpy()  # (C,)
-        names = labels if labels is not None else imagenet_labels(model)
-        predictions = tuple(top_k(result.output[0], names, k=TOP_K))
-    return Pass(
-        model=model, data_config=config, image=image, x=x, geometry=geometry, capture=result,
-        probabilities=probabilities, predictions=predictions,
-        patch_size=tuple(int(p) for p in model.patch_embed.patch_size), target=target,
-        finite=bool(torch.isfinite(result.output).all() and torch.isfinite(result.hidden_states).all()),
-    )
+    names = (labels if labels is not None else imagenet_labels(model)) if num_classes else None
+    size = tuple(int(p) for p in model.patch_embed.patch_size)
+    passes = []
+    for i, (image, (_x, geometry)) in enumerate(zip(images, prepared)):
+        own = _item(result, i)
+        probabilities, predictions = None, ()
+        if num_classes:
+            probabilities = torch.softmax(own.output[0].double(), dim=-1).numpy()  # (C,)
+            predictions = tuple(top_k(own.output[0], names, k=TOP_K))
+        passes.append(Pass(
+            model=model, data_config=config, image=image, x=x[i : i + 1] if len(images) > 1 else x,
+            geometry=geometry, capture=own, probabilities=probabilities, predictions=predictions, patch_size=size,
+            target=None if targets is None else targets[i],
+            finite=bool(torch.isfinite(own.output).all() and torch.isfinite(own.hidden_states).all())))
+    return passes
+
+
+def _item(result: Capture, index: int) -> Capture:
+    """Batch item ``index`` of a capture as a capture of batch 1 (a batch of one is returned as it is).
+
+    A ``Capture`` is batch first everywhere: every tensor it holds, and every tensor of a tuple it holds, has the
+    batch first; ``target`` holds one class per item. The rows are copied, so one item kept alive (in the app's
+    cache) never keeps the other items' tensors.
+    """
+    import torch  # torch: heavy, imported on first use
+
+    if result.batch_size == 1:
+        return result
+
+    def rows(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value[index : index + 1].clone()
+        if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+            return tuple(v[index : index + 1].clone() for v in value)
+        return value
+
+    fields = {f.name: rows(getattr(result, f.name)) for f in dataclasses.fields(result)}
+    fields["target"] = None if result.target is None else (result.target[index],)
+    return type(result)(**fields)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from vitviz.i18n import _
 
-from . import loaders
+from . import loaders, waiting
 
 __all__ = ["AppContext", "Prompt", "current_context", "describe_image", "remember", "seen_note"]
 
@@ -71,7 +71,8 @@ class AppContext:
         st.stop()
 
     def forward(self, patch_size: int | None = None, target: int | None = None) -> loaders.Forward:
-        """The captured forward pass for this image and model (cached; runs the model only on a miss).
+        """The captured forward pass for this image and model (cached; runs the model only on a miss, showing the
+        place in line while the pass waits behind other sessions').
 
         The page's own pass (no other patch size, no gradient target) also says, above the page's views, what
         the model sees of a photo that is not square (:func:`seen_note`).
@@ -79,14 +80,14 @@ class AppContext:
         from vitviz.capture import CaptureError
 
         self.require()
-        with st.spinner(_spinner_text(self.loaded, patch_size, target)):
-            try:
-                fwd = loaders.forward(self.model_key, self.image_key, patch_size, target, self.loaded, self.image,
-                                      fit=self.fit)
-            except (CaptureError, ValueError) as exc:
-                st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
-                         icon=":material/error:")
-                st.stop()
+        doing = _spinner_text(self.loaded, patch_size, target)
+        try:  # a pass not cached waits in line with other sessions' passes, and this page shows its place
+            fwd = loaders.pass_for(self.model_key, self.image_key, patch_size, target, self.loaded, self.image,
+                                   fit=self.fit, wait=lambda ticket: waiting.wait_for(ticket, doing))
+        except (CaptureError, ValueError) as exc:
+            st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
+                     icon=":material/error:")
+            st.stop()
         if patch_size is None and target is None:
             seen_note(fwd.geometry, self.fit)
         if not fwd.finite:

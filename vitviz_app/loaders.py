@@ -15,6 +15,11 @@ Streamlit's caches decide how fast the app feels:
   fitted to the input (``fit``). Moving a layer,
   head, query or fusion control only reads from a cached :class:`Forward`: it never runs the model;
   :data:`FORWARD_PASSES` counts the passes so tests can prove that.
+* :func:`passes` keeps each model's queue (``vitviz.serving``): a pass that is not cached waits in line behind
+  other sessions' passes on that model, and the session is shown its place and the time left while it waits
+  (:func:`pass_for`, drawn by ``vitviz_app.waiting``). A pass asked for by several sessions at once runs once;
+  one whose session went away before its turn does not run; passes that arrive together run as one batch where
+  batching pays (a GPU).
 """
 from __future__ import annotations
 
@@ -23,17 +28,19 @@ import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import streamlit as st
 
 from vitviz.i18n import _
-from vitviz.pipeline import Pass, run
+from vitviz.pipeline import Pass, run_batch
+from vitviz.serving import Batcher, Ticket, batch_policy
 
 __all__ = [
     "FORWARD_PASSES",
     "Forward",
+    "cached_forward",
     "digest",
     "download_weights",
     "load",
@@ -41,10 +48,13 @@ __all__ = [
     "repatched",
     "forward",
     "forward_passes",
+    "pass_for",
+    "passes",
+    "submit",
 ]
 
 FORWARD_PASSES = {"count": 0}
-"""How many forward passes :func:`forward` ran in this process (cache misses only)."""
+"""How many images the model ran on in this process for :func:`forward` (cache misses, each done once)."""
 _COUNT_LOCK = threading.Lock()
 
 
@@ -193,23 +203,33 @@ def native_patch_size(model) -> int:
     return int(model.patch_embed.patch_size[0])
 
 
+class _NotKept(LookupError):
+    """A peek found no pass under its key (raised inside :func:`forward`, so Streamlit caches nothing)."""
+
+
+_PEEK = object()
+
+
 def forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, _loaded, _image, *,
-            fit: str = "crop") -> Forward:
+            fit: str = "crop", _ticket=None) -> Forward:
     """One pass of the pipeline (``vitviz.pipeline.run``: repatch, prepare, move to the model's device, capture,
-    top-5), once per model, image, patch size, target and fit (:func:`_forward` keeps it).
+    top-5), once per model, image, patch size, target and fit: the cache every session shares (:func:`_forward`).
 
     Streamlit's cache key hashes the arguments as they are passed, without their defaults, so the cached function
     is always called with every argument, in order: a call that names ``fit="crop"`` and one that leaves it out
     find the same pass.
     """
-    return _forward(model_key, image_key, patch_size, target, fit, _loaded, _image)
+    return _forward(model_key, image_key, patch_size, target, fit, _loaded, _image, _ticket=_ticket)
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
-def _forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, fit: str, _loaded,
-             _image) -> Forward:
-    """One pass of the pipeline (``vitviz.pipeline.run``: repatch, prepare, move to the model's device, capture,
-    top-5), once per model, image, patch size, target and fit.
+def _forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, fit: str, _loaded, _image,
+             _ticket=None) -> Forward:
+    """The cached pass behind :func:`forward`.
+
+    On a miss the pass is queued with the model's :func:`passes` (or joins the same pass queued or running for
+    another session) and waited for. Pages go through :func:`pass_for`, which waits outside the cache, where the
+    session can be shown its place.
 
     Args:
         model_key, image_key: Cache keys standing for ``_loaded`` and ``_image``.
@@ -218,17 +238,94 @@ def _forward(model_key: str, image_key: str, patch_size: int | None, target: int
         _loaded: ``vitviz.models.LoadedModel``.
         _image: The decoded PIL image.
         fit: How the photo is fitted to the input (``vitviz.images.FITS``); part of the key.
+        _ticket: The ``vitviz.serving.Ticket`` of this pass, already queued (its result is kept); None to queue
+            it here.
     """
-    with _COUNT_LOCK:
-        FORWARD_PASSES["count"] += 1
-    with one_thread_if_small(_loaded.model):
-        result = run(_loaded.model, _image, patch_size=patch_size, target=target, data_config=_loaded.data_config,
-                     labels=_loaded.labels,
-                     repatch=lambda _model, size: repatched(model_key, size[0], _loaded),  # the cached copy
-                     fit=fit)
-    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(Pass)}
-    image_part = image_key if fit == "crop" else f"{image_key}:{fit}"  # the default keeps the warm-up's key
-    return Forward(**fields, key=f"{model_key}|{image_part}|{patch_size}|{target}")
+    if _ticket is _PEEK:
+        raise _NotKept(model_key, image_key, patch_size, target, fit)
+    if _ticket is None:
+        _ticket = submit(model_key, image_key, patch_size, target, _loaded, _image, fit=fit)
+    return _ticket.result()
 
 
 forward.clear = _forward.clear  # type: ignore[attr-defined]  # tests and benchmarks empty the cache through it
+
+
+def cached_forward(model_key: str, image_key: str, patch_size: int | None, target: int | None, loaded,
+                   image, *, fit: str = "crop") -> Forward | None:
+    """The pass if :func:`forward` holds it, else None (never runs the model)."""
+    try:
+        return forward(model_key, image_key, patch_size, target, loaded, image, fit=fit, _ticket=_PEEK)
+    except _NotKept:
+        return None
+
+
+def pass_for(model_key: str, image_key: str, patch_size: int | None, target: int | None, loaded, image, *,
+             fit: str = "crop", wait: Callable[[Ticket], object] | None = None) -> Forward:
+    """The cached pass; on a miss, queue it (:func:`submit`), ``wait(ticket)`` until it is done (the page shows
+    the place in line meanwhile; ``Ticket.wait`` when None), then keep it in :func:`forward`'s cache."""
+    found = cached_forward(model_key, image_key, patch_size, target, loaded, image, fit=fit)
+    if found is not None:
+        return found
+    ticket = submit(model_key, image_key, patch_size, target, loaded, image, fit=fit)
+    (wait or Ticket.wait)(ticket)
+    return forward(model_key, image_key, patch_size, target, loaded, image, fit=fit, _ticket=ticket)
+
+
+@dataclass(frozen=True, eq=False)
+class _Request:
+    """One pass a session asked for: what the model's worker needs to run it."""
+
+    key: str
+    patch_size: int | None
+    target: int | None
+    image: object
+    fit: str = "crop"
+
+
+def submit(model_key: str, image_key: str, patch_size: int | None, target: int | None, loaded, image, *,
+           fit: str = "crop") -> Ticket:
+    """Queue the pass with the model's worker (:func:`passes`), or join the same pass queued, running or just
+    finished: its ``vitviz.serving.Ticket`` (place in line, estimate, result)."""
+    image_part = image_key if fit == "crop" else f"{image_key}:{fit}"  # the default keeps the warm-up's key
+    key = f"{model_key}|{image_part}|{patch_size}|{target}"
+    kind = (patch_size, target is not None, fit)  # passes of one kind can share a batch; each kind is timed apart
+    request = _Request(key, patch_size, target, image, fit)
+    return passes(model_key, id(loaded.model), loaded).submit(key, kind, request)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def passes(model_key: str, model_id: int, _loaded) -> Batcher:
+    """The queue of one loaded model's passes and the worker that runs them (one per model object per server).
+
+    Sessions' passes wait in one line, first come first served, and each is told its place. The worker holds
+    the model's capture lock while it runs (``vitviz.capture.model_lock``: other computations on the model wait,
+    and the queue says so while one holds it). Passes of one kind that arrive within the batching window run
+    as one batch (``vitviz.serving.batch_policy``: on for CUDA, off on the CPU, ``VITVIZ_BATCH_WINDOW_MS``).
+
+    Args:
+        model_key: The model's cache key; ``model_id`` tells a reloaded model object from the old one.
+        _loaded: ``vitviz.models.LoadedModel``.
+    """
+    from vitviz.capture import model_lock
+    from vitviz.pipeline import model_device
+
+    return Batcher(lambda requests: _run(model_key, _loaded, requests),
+                   policy=batch_policy(model_device(_loaded.model).type), lock=model_lock(_loaded.model),
+                   name=f"vitviz-passes {model_key}")
+
+
+def _run(model_key: str, loaded, requests: list[_Request]) -> list[Forward]:
+    """The worker's work: one batch of passes of one kind (``vitviz.pipeline.run_batch``), one Forward each."""
+    with _COUNT_LOCK:
+        FORWARD_PASSES["count"] += len(requests)
+    first = requests[0]
+    targets = None if first.target is None else [r.target for r in requests]
+    with one_thread_if_small(loaded.model):
+        results = run_batch(loaded.model, [r.image for r in requests], patch_size=first.patch_size, targets=targets,
+                            data_config=loaded.data_config, labels=loaded.labels,
+                            repatch=lambda _model, size: repatched(model_key, size[0], loaded),  # the cached copy
+                            fit=first.fit)
+    names = [f.name for f in dataclasses.fields(Pass)]
+    return [Forward(**{name: getattr(result, name) for name in names}, key=request.key)
+            for result, request in zip(results, requests)]

@@ -123,8 +123,10 @@ def model_facts(fwd: Any) -> None:
     cells[0].metric(_("Tokens"), layout.num_tokens, help=layout.describe())
     cells[1].metric(_("Layers"), cap.num_layers)
     cells[2].metric(_("Heads per layer"), cap.num_heads)
-    cells[3].metric(_("Patch size"), f"{layout.patch_size[0]}×{layout.patch_size[1]} px")
-    cells[4].metric(_("Model input"), f"{layout.input_size[0]}×{layout.input_size[1]} px")
+    cells[3].metric(_("Patch size"), _("{height}×{width} px").format(
+        height=layout.patch_size[0], width=layout.patch_size[1]))  # (H, W)
+    cells[4].metric(_("Model input"), _("{height}×{width} px").format(
+        height=layout.input_size[0], width=layout.input_size[1]))  # (H, W)
 
 
 def no_classifier_note() -> None:

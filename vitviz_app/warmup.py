@@ -88,7 +88,7 @@ def _default_view() -> None:
     image_key = loaders.digest(data)
     image = loaders.decode(image_key, data)
     _mark("image")
-    fwd = loaders.forward(f"{name}|default", image_key, None, None, loaded, image)
+    fwd = loaders.pass_for(f"{name}|default", image_key, None, None, loaded, image)  # queued as a session's pass
     _mark("capture")
     overview_figures(fwd, image)  # also imports the Plotly classes and validators the figures use
     _mark("figures")

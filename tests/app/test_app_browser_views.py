@@ -25,7 +25,11 @@ def _components(at) -> dict[str, object]:
                 kind = proto.WhichOneof("data")
                 data = json.loads(proto.json) if kind == "json" else bytes(getattr(proto, kind))
                 name = proto.component_name
-                found[f"{name}:{proto.id.rsplit('-', 1)[-1]}" if name == "vitviz.payload" else name] = data
+                if name == "vitviz.payload":
+                    name = f"{name}:{proto.id.rsplit('-', 1)[-1]}"
+                elif isinstance(data, dict) and isinstance(data.get("committed"), dict) and "step" in data["committed"]:
+                    name = f"{name}:{data['committed']['step']}"  # a later step's view of the walk-through
+                found[name] = data
             walk(child)
 
     walk(at.main)
@@ -103,7 +107,7 @@ def _check_follower(at) -> dict:
 
 
 def test_patch_follower_holds_every_patch_and_matches_the_steps(open_app):
-    at = open_app("pages/how_vit_works.py")
+    at = open_app("pages/how_vit_works.py", {"how_figures": "true"})  # the steps as Plotly figures
     assert not at.exception
     data = _check_follower(at)
     first = data["payload"]
@@ -129,6 +133,7 @@ def test_both_work_for_other_token_layouts(open_app, swap_bundled, name, model_a
         at.session_state["ro_fusion"] = fusion
         at.run()
         _check_rollout(at, fusion)
+    at.query_params["how_figures"] = "true"  # the steps as Plotly figures, to compare with
     at.switch_page("pages/how_vit_works.py").run()
     assert not at.exception, [e.value for e in at.exception]
     _check_follower(at)

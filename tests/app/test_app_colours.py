@@ -23,7 +23,8 @@ HEATMAPS = {
     "pages/rollout.py": ["ro.gradient"],  # the plain rollout and the position tiles are drawn in the browser
     "pages/how_vit_works.py": ["how.attention"],
 }
-QUERY = {"pages/attention.py": {"attn_figures": "true"}}  # the page's map is the explorer; its Plotly figures on demand
+QUERY = {"pages/attention.py": {"attn_figures": "true"},  # the page's map is the explorer; its Plotly figures on demand
+         "pages/how_vit_works.py": {"how_figures": "true"}}  # the steps are drawn in the browser; figures on demand
 
 
 def chart_proto(at, key: str):

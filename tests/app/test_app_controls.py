@@ -131,7 +131,7 @@ def test_heads_and_depth_slider_only_reads_the_capture(open_app, figure):
 
 
 def test_how_page_recomputes_every_step_by_hand(open_app, figure):
-    at = open_app("pages/how_vit_works.py")
+    at = open_app("pages/how_vit_works.py", {"how_figures": "true"})  # the steps as Plotly figures
     checks = [c.value for c in at.caption if "Recomputed by hand" in c.value]
     assert len(checks) == 4 and all(":material/check_circle:" in c for c in checks), checks
     embed = figure(at, "how.embed")

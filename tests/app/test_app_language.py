@@ -63,7 +63,9 @@ def test_the_url_opens_the_app_in_chinese(open_app):
     assert not at.exception, [e.value for e in at.exception]
     assert _titles(at) == ["Vision Transformer 如何看你的图像"]
     metrics = [m.label for m in at.get("metric")]
-    assert metrics == ["词元（token）数", "层数", "每层注意力头数", "图像块大小", "模型输入"]
+    assert metrics == ["词元数", "层数", "每层注意力头数", "图像块大小", "模型输入"]
+    sizes = [m.value for m in at.get("metric")][3:]  # one unit spelling on the page: 像素, not px
+    assert len(sizes) == 2 and all(re.fullmatch(r"\d+×\d+ 像素", v) for v in sizes), sizes
     # the caption under the image keeps the sample's name (the selector's option and the URL's value)
     sample = at.selectbox(key="image").value
     assert any(f"示例图像：{sample}" in c.value for c in at.main.caption)
@@ -131,8 +133,8 @@ def _title(spec: dict) -> str:
 
 
 @pytest.mark.parametrize("title", [
-    "注意力展开，第 0–3 层（类别词元所在行；平均融合）",
-    "第 0 层，注意力头 0：图像块（第 4 行，第 4 列）的注意力",
+    "Attention Rollout，第 0–3 层（类别词元所在行；平均融合）",
+    "第 0 层，注意力头 0：图像块（4, 4）的注意力",
     "模型看到的图像：96×96 像素，8×8 个图像块",
 ])
 def test_a_chinese_figure_title_wraps_to_a_phone_wide_chart(title):

@@ -11,24 +11,28 @@ import pytest
 
 from tests._apptest import component_data, reference_capture, values
 from tests._pages import app_pages
-from tests._texts import CJK, assert_chinese, first_use_without_english, glossary, page_texts
+from tests._texts import CJK, NEVER, assert_chinese, gloss_problems, glossary, page_texts
 from vitviz.i18n import _, language
 
 PAGES = app_pages()
 # What each page shows: its title in each language, the key of its download, and in Chinese a piece of its
-# intro that gives a glossary term with the English at its first use.
+# intro: the subject it leads with, or a term glossed where the page teaches it.
 EXPECTED = {
     "overview": ("How a Vision Transformer sees your image", "Vision Transformer 如何看你的图像", "overview.download",
                  None),
     "patches": ("Patches", "图像块", "patches.download", "**图像块（patch）**"),
-    "position_embeddings": ("Position embeddings", "位置嵌入", "pos.download", "**位置嵌入（position embedding）**"),
+    "position_embeddings": ("Position embeddings", "位置编码", "pos.download",
+                            "**可学习的位置编码（position embedding）**"),
     "attention": ("Attention", "注意力", "attn.download", "每个词元（token）都作为**查询**"),
-    "rollout": ("Attention rollout", "注意力展开", "ro.download",
-                "**注意力展开（attention rollout）**（Abnar & Zuidema 2020）"),
-    "heads_depth": ("Heads & depth", "注意力头与深度", "heads.download", "注意力（attention）加权"),
-    "compare": ("Compare methods", "比较归因方法", "cmp.download", "注意力（attention）并不等于解释"),
+    "rollout": ("Attention rollout", "Attention Rollout", "ro.download",
+                "**Attention Rollout**（注意力逐层累乘，Abnar & Zuidema 2020）"),
+    "heads_depth": ("Heads & depth", "注意力头与深度", "heads.download",
+                    "**平均注意力距离**是一个查询图像块平均看向多远"),
+    "compare": ("Compare methods", "比较归因方法", "cmp.download", "本页让每种归因方法解释同一张图像"),
     "how_vit_works": ("How a Vision Transformer works", "Vision Transformer 是如何工作的", "how.download", None),
 }
+LEAD = {"rollout", "heads_depth", "compare"}
+"""Pages whose intro leads with its subject, with at most one parenthesis a sentence (issue 23, item 7)."""
 PLACEHOLDER = re.compile(r'"#0000[0-9]{2}"')  # Streamlit's theme tokens (tests/app/test_app_colours.py)
 
 
@@ -56,16 +60,25 @@ def _has_han(text: str) -> bool:
 
 
 def _assert_speaks_chinese(at, page) -> None:
-    """Every visible text Chinese, each glossary term glossed in English at its first use, the page's widgets
+    """Every visible text Chinese, each glossary term glossed at its first use on the pages that teach it (and
+    nowhere else), no wording docs/glossary.md rules out, the intro leading with its subject, the page's widgets
     labelled in Chinese, and still so after a rerun from the test's thread."""
     assert_chinese(at, page.name)
     # the page's "next" links name other pages, as the navigation does: their terms are glossed there
     texts = page_texts(at, where="main", links=False)
     texts = [t for t in texts if t != at.title[0].value]  # the title is a name: the gloss comes in the intro
-    missing = first_use_without_english("\n".join(texts), glossary())
-    assert not missing, "\n".join(missing)
+    problems = gloss_problems("\n".join(texts), glossary(), page.name)
+    assert not problems, "\n".join(problems)
+    stumbles = [f"{reason}: {t[:120]!r}" for t in page_texts(at) for pattern, reason in NEVER.items()
+                if re.search(pattern, t)]
+    assert not stumbles, "\n".join(stumbles)
     intro = EXPECTED[page.name][3]
-    assert intro is None or any(intro in m.value for m in at.markdown), [m.value[:60] for m in at.markdown]
+    shown = [m.value for m in at.markdown if intro and intro in m.value]
+    assert intro is None or shown, [m.value[:60] for m in at.markdown]
+    if page.name in LEAD:
+        assert shown[0].startswith(intro), shown[0][:60]
+        crowded = [s for s in re.split(r"(?<=[。？！])", shown[0]) if s.count("（") > 1]
+        assert not crowded, crowded
     labels = [w.label for kind in ("slider", "select_slider", "selectbox", "multiselect", "number_input", "toggle",
                                    "segmented_control") for w in at.main.get(kind)]
     assert all(_has_han(label) for label in labels), labels

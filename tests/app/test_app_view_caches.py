@@ -89,7 +89,7 @@ def test_hidden_state_feature_pca_is_computed_once_per_state(open_app, monkeypat
 
 def test_walkthrough_head_and_patch_changes_run_no_model_module(open_app, figure):
     wt._MEMO.clear()  # an earlier test may have seen this pass at layer 1 already (the memo is per process)
-    at = open_app("pages/how_vit_works.py")
+    at = open_app("pages/how_vit_works.py", {"how_figures": "true"})  # the steps as Plotly figures
     fwd = app_capture(at)
     passes, calls = forward_passes(), wt.MODEL_CALLS["count"]
     at.selectbox(key="how_head").set_value(1).run()

@@ -47,7 +47,7 @@ def test_overview_rollout_title_follows_its_slider(open_app):
 
 
 def test_walkthrough_numbers_blocks_from_zero_with_whole_ticks(open_app):
-    at = open_app("pages/how_vit_works.py")
+    at = open_app("pages/how_vit_works.py", {"how_figures": "true"})  # the steps as Plotly figures
     layers = int(at.slider(key="how_layer").max) + 1
     step6 = [latex.value for latex in at.latex if "MSA" in latex.value]
     assert step6 and rf"\ell = 0 \dots {layers - 1}" in step6[0], step6

@@ -2,7 +2,8 @@
 
 - the catalogue against the code (``scripts/i18n.py`` extracts every ``_()``/``N_()``/``ngettext()`` text):
   each has a reviewed translation whose placeholders are the English's, and Markdown bold that opens and closes;
-- the glossary (``docs/glossary.md``): a text that uses a ✓ term is translated with its Chinese term;
+- the glossary (``docs/glossary.md``): a text that uses a glossed term is translated with its Chinese term, and a page
+  that teaches a term glosses it there and nowhere else (the check, on hand-made texts);
 - the detector of English left on a page (``tests/_texts.py``), on hand-picked texts. Every page rendered in
   Chinese, on every token layout, is checked with it in ``tests/app/test_app_pages.py``.
 """
@@ -14,7 +15,7 @@ import threading
 import pytest
 
 from tests._pages import ROOT
-from tests._texts import english_pattern, glossary, prose, untranslated
+from tests._texts import english_pattern, gloss_problems, glossary, prose, untranslated
 from vitviz import i18n
 from vitviz.i18n import _
 
@@ -158,10 +159,20 @@ def test_translations_use_the_glossary_terms():
             continue
         source = prose(message.id if isinstance(message.id, str) else message.id[0])
         target = message.string if isinstance(message.string, str) else message.string[0]
-        for english, chinese in terms:
+        for english, chinese, *_rest in terms:  # longest first: "attention rollout" hides its "attention"
             if english_pattern(english).search(source) and chinese not in target:
                 wrong.append(f"{english!r} → {chinese!r} missing in {target!r}")
+            source = english_pattern(english).sub(" ", source)
     assert not wrong, "\n".join(wrong[:30])
+
+
+def test_the_gloss_check_wants_a_gloss_where_a_page_teaches_a_term_and_nowhere_else():
+    terms = [t for t in glossary() if t.english in ("patch", "attention rollout")]
+    taught = "图像块（patch）排成序列；**Attention Rollout**（注意力逐层累乘，2020）"
+    assert not gloss_problems(taught, terms, "overview")
+    assert gloss_problems("图像块排成序列", terms, "patches")  # patches teaches patch: the gloss is missing
+    assert gloss_problems("Attention Rollout 与 Attention Rollout（注意力逐层累乘）", terms, "rollout")
+    assert gloss_problems("移除图像块（patch）", terms, "compare")  # compare does not teach patch
 
 
 # --- the detector of English left on a page (tests/_texts.py) ------------------------------------------

@@ -133,12 +133,13 @@ def test_chinese_figure_texts_say_what_the_english_ones_say():
         grid = F.patch_grid_figure(PHOTO, GEOMETRY, LAYOUT)
         rollout = F.rollout_figure(np.ones((2, 3, 4)), PHOTO, GEOMETRY, LAYOUT, start_layer=3, head_fusion="max")
         predictions = F.predictions_figure([("tabby cat", 0.7)])
-    assert attention.layout.title.text == "第 4 层，注意力头 2：图像块（第 1 行，第 1 列） 的注意力"
+    assert attention.layout.title.text == "第 4 层，注意力头 2：图像块（1, 1） 的注意力"
     assert attention.data[1].hovertemplate.startswith("第 %{customdata[0]} 行，第 %{customdata[1]} 列：")
     assert attention.layout.xaxis.title.text == "x（像素）"
     assert grid.layout.title.text == "3×4 = 12 个 16×16 像素的图像块"
     assert [f.layout.title.text for f in rollout.frames] == [
-        "注意力展开，第 3 层（类别词元所在行；最大值融合）", "注意力展开，第 3–4 层（类别词元所在行；最大值融合）"]
+        "Attention Rollout，第 3 层（类别词元所在行；最大值融合）",
+        "Attention Rollout，第 3–4 层（类别词元所在行；最大值融合）"]
     assert predictions.layout.title.text == "最可能的预测" and predictions.layout.xaxis.title.text == "概率"
 
 

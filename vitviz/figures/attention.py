@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from vitviz.layout import TokenLayout
 
 
-__all__ = ["attention_map_figure", "attention_grid_figure", "attention_distance_figure", "token_name",
-           "head_colours"]
+__all__ = ["attention_map_figure", "attention_map_titles", "attention_grid_figure", "attention_distance_figure",
+           "token_name", "head_colours"]
 
 
 FUSION_TITLES = {"mean": N_("mean over heads"), "max": N_("max over heads"), "min": N_("min over heads")}
@@ -58,6 +58,27 @@ def _head_name(head: int | str | None) -> str:
     return _("{fusion} over heads").format(fusion=head)
 
 
+def attention_map_titles(attention_row: np.ndarray, layout: TokenLayout, *, query: int, layer: int | None = None,
+                         head: int | str | None = None) -> tuple[str, str]:
+    """The title and subtitle of :func:`attention_map_figure` (which query, layer and heads; each prefix token's and
+    all patches' share of the row's total), for views of the same map drawn elsewhere (the walk-through's step 5)."""
+    _grid, _patch_size, prefix = grid_spec(layout)
+    prefix_values, patch_map = layout.split(attention_row)  # (P,), (gh, gw)
+    heads_text, query_text = _head_name(head), token_name(layout, query)
+    if layer is None:
+        title = _("{heads}: attention of {query}").format(heads=heads_text, query=query_text)
+    else:
+        title = _("Layer {layer}, {heads}: attention of {query}").format(layer=layer, heads=heads_text,
+                                                                          query=query_text)
+    total = float(prefix_values.sum() + patch_map.sum())  # 1 for one head or the mean; not for max / min
+    scale = 1.0 / total if np.isfinite(total) and total > 0 else 1.0
+    shares = [prefix_summary(prefix, prefix_values * scale),
+              _("all patches: {share:.3g}").format(share=patch_map.sum() * scale)]
+    if abs(total - 1.0) > 1e-3:
+        shares.insert(0, _("shares of the fused row's total:"))
+    return title, " · ".join(s for s in shares if s).replace(": · ", ": ")
+
+
 def attention_map_figure(
     attention_row: np.ndarray,
     image: Image.Image | np.ndarray,
@@ -89,24 +110,13 @@ def attention_map_figure(
         row normalised to 1 for a max or min over heads (whose values do not sum to 1).
     """
     (gh, gw), _patch_size, prefix = grid_spec(layout)
-    prefix_values, patch_map = layout.split(attention_row)  # (P,), (gh, gw)
-    heads_text, query_text = _head_name(head), token_name(layout, query)
-    if layer is None:
-        title = _("{heads}: attention of {query}").format(heads=heads_text, query=query_text)
-    else:
-        title = _("Layer {layer}, {heads}: attention of {query}").format(layer=layer, heads=heads_text,
-                                                                          query=query_text)
+    _prefix_values, patch_map = layout.split(attention_row)  # (P,), (gh, gw)
+    title, subtitle = attention_map_titles(attention_row, layout, query=query, layer=layer, head=head)
     fig = overlay_figure(
         patch_map, image, geometry, layout, title=title,
         zmin=0.0, zmax=float(patch_map.max()) or 1.0, opacity=opacity, value_label=_("attention"),
     )
-    total = float(prefix_values.sum() + patch_map.sum())  # 1 for one head or the mean; not for max / min
-    scale = 1.0 / total if np.isfinite(total) and total > 0 else 1.0
-    shares = [prefix_summary(prefix, prefix_values * scale),
-              _("all patches: {share:.3g}").format(share=patch_map.sum() * scale)]
-    if abs(total - 1.0) > 1e-3:
-        shares.insert(0, _("shares of the fused row's total:"))
-    fig.update_layout(title_subtitle_text=" · ".join(s for s in shares if s).replace(": · ", ": "))
+    fig.update_layout(title_subtitle_text=subtitle)
     if query >= len(prefix):
         row, col = divmod(query - len(prefix), gw)
         extent = map_extent(geometry, image_size(image), layout)

@@ -14,8 +14,9 @@ import plotly.graph_objects as go
 from vitviz.figures import map_extent, patch_grid_figure
 from vitviz.i18n import N_, _
 
-__all__ = ["CHANNELS", "chosen_patch_figure", "first_tokens_figure", "flattened_patch_figure", "numbers_text",
-           "patch_embedding_figure", "token_lengths_figure"]
+__all__ = ["CHANNELS", "chosen_patch_figure", "first_tokens_figure", "flattened_patch_figure", "flattened_patch_title",
+           "numbers_text", "patch_embedding_figure", "patch_embedding_title", "token_lengths_figure",
+           "token_lengths_names", "token_lengths_ticks"]
 
 CHANNELS = ((N_("red"), "#d62728"), (N_("green"), "#2ca02c"), (N_("blue"), "#1f77b4"))
 """Name and line colour of each input channel (the browser's patch follower draws them in the same colours)."""
@@ -51,6 +52,29 @@ def chosen_patch_figure(pixels: np.ndarray, layout: Any, row: int, col: int) -> 
     return fig
 
 
+def flattened_patch_title(values: np.ndarray, row: int, col: int) -> str:
+    """Step 2's title, with the first values of the flattened patch (the page's browser view shows it too)."""
+    return _("Patch (row {row}, col {col}) flattened: x = {values}").format(row=row, col=col,
+                                                                           values=numbers_text(values))
+
+
+def patch_embedding_title(embedding: np.ndarray, row: int, col: int) -> str:
+    """Step 3's title, with the first values of the patch's token."""
+    return _("Token of patch (row {row}, col {col}): z = {values}").format(row=row, col=col,
+                                                                          values=numbers_text(embedding))
+
+
+def token_lengths_names(layout: Any, token: int) -> list[str]:
+    """Step 6's lines, in order: each prefix token, the followed patch, the mean of all patches."""
+    row, col = layout.patch_position(token)
+    return [*layout.prefix_names, _("patch ({row}, {col})").format(row=row, col=col), _("mean of all patches")]
+
+
+def token_lengths_ticks(depth: int) -> list[str]:
+    """Step 6's x labels: the embeddings entering block 0, then the output of each of ``depth`` blocks."""
+    return [_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)]
+
+
 def flattened_patch_figure(values: np.ndarray, patch_size: tuple[int, int], row: int, col: int) -> go.Figure:
     """Step 2: a patch's flattened pixels, one line per channel.
 
@@ -66,8 +90,7 @@ def flattened_patch_figure(values: np.ndarray, patch_size: tuple[int, int], row:
                    line=dict(color=colour, width=1))
         for c, (name, colour) in enumerate(CHANNELS)
     ])
-    fig.update_layout(title=dict(text=_("Patch (row {row}, col {col}) flattened: x = {values}").format(
-                          row=row, col=col, values=numbers_text(values))),
+    fig.update_layout(title=dict(text=flattened_patch_title(values, row, col)),
                       xaxis_title=_("index in the vector"), yaxis_title=_("normalised value"), height=280,
                       margin=_MARGIN, legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     return fig
@@ -81,8 +104,7 @@ def patch_embedding_figure(embedding: np.ndarray, row: int, col: int) -> go.Figu
         row, col: The patch, for the title.
     """
     fig = go.Figure(go.Bar(x=np.arange(len(embedding)), y=embedding, marker_color="#3b5bdb", name=_("embedding")))
-    fig.update_layout(title=dict(text=_("Token of patch (row {row}, col {col}): z = {values}").format(
-                          row=row, col=col, values=numbers_text(embedding))),
+    fig.update_layout(title=dict(text=patch_embedding_title(embedding, row, col)),
                       xaxis_title=_("embedding dimension"), yaxis_title=_("value"), height=260, margin=_MARGIN)
     return fig
 
@@ -117,16 +139,15 @@ def token_lengths_figure(norms: np.ndarray, layout: Any, token: int) -> go.Figur
         token: The followed patch token.
     """
     depth = norms.shape[0] - 1
-    row, col = layout.patch_position(token)
-    followed = list(enumerate(layout.prefix_names)) + [(token, _("patch ({row}, {col})").format(row=row, col=col))]
+    names = token_lengths_names(layout, token)
     fig = go.Figure()
-    for k, name in followed:
+    for k, name in zip([*range(len(layout.prefix_names)), token], names):
         fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, k], mode="lines+markers", name=name))
     fig.add_trace(go.Scatter(x=np.arange(depth + 1), y=norms[:, layout.patch_slice].mean(axis=1),
-                             mode="lines", name=_("mean of all patches"), line=dict(dash="dot", color="gray")))
+                             mode="lines", name=names[-1], line=dict(dash="dot", color="gray")))
     fig.update_layout(title=dict(text=_("Token length ‖z‖ after each block")), height=300,
                       xaxis_title=_("hidden state: the embeddings z₀, then the output of each block"),
                       yaxis_title="‖z‖", margin=_MARGIN)
     fig.update_xaxes(tickmode="array", tickvals=list(range(depth + 1)),  # whole states only, no 0.5
-                     ticktext=[_("z₀ in")] + [_("block {index}").format(index=i) for i in range(depth)])
+                     ticktext=token_lengths_ticks(depth))
     return fig

@@ -2,8 +2,13 @@
 // pixels, flattened vector, embedding, attention row, token length per block) are redrawn at once, with no
 // server round trip; a click commits the patch to the page, whose steps then follow it in full.
 //
-// Data (patch_follower.py): payload, committed {row, col}, colours, text {templates}. The numbers come from the
-// payload carrier (vitviz/export/walkthrough.py). Test probe: Follow.
+// The same component draws each later step's view of the committed patch (VFStep: step 2's flattened vector,
+// step 3's token, step 5's attention map, step 6's token lengths) from the same payload, so a commit sends the
+// page only the committed patch and a few texts, not figures.
+//
+// Data (patch_follower.py): payload, committed {row, col} (a step view: {row, col, step}), colours, text
+// {templates}. The numbers come from the payload carrier (vitviz/export/walkthrough.py). Test probes: Follow,
+// Step_<step>.
 
 const VF_SIDE = 300; // css px of the image's longer side
 const VF_CHANNELS = ["#d62728", "#2ca02c", "#1f77b4"]; // as the page's step-2 figure: red, green, blue
@@ -44,6 +49,12 @@ function vfChart(canvas, w, h, series, bars) {
   return [lo, hi];
 }
 
+// Patch k's decoded row of a quantised part of the payload, or null when the payload does not hold the part.
+function vfRow(payload, name, k) {
+  const s = payload.sections;
+  return s[name] ? vvRow(s, name, k, s[name].length / s[`${name}_lo`].length) : null;
+}
+
 class VFFollower extends VVView {
   constructor(root) {
     super(root);
@@ -72,10 +83,7 @@ class VFFollower extends VVView {
     this.draw();
   }
 
-  row(name, k) { // patch k's decoded row of a quantised part, or null
-    const s = this.payload.sections;
-    return s[name] ? vvRow(s, name, k, s[name].length / s[`${name}_lo`].length) : null;
-  }
+  row(name, k) { return vfRow(this.payload, name, k); }
 
   cellAt(event) { return this.payload ? vvCellAt(this.el.image, event, this.gh, this.gw) : null; }
 
@@ -158,4 +166,181 @@ class VFFollower extends VVView {
   }
 }
 
-export default vvMount(VFFollower);
+// ---- a later step's view of the committed patch, drawn where the page's figure of that step was --------------
+
+const VS_HEIGHT = { pixels: 210, embeddings: 190, norms: 240 }; // css px of a chart
+const VS_PAD = { l: 52, r: 12, t: 10, b: 40 }; // around a chart's plot area, for tick labels and axis titles
+const VS_MAP_SIDE = 420; // css px of the attention map's longer side
+const VS_SERIES = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"]; // Plotly's colours
+const VS_HTML = `<div class="vs-title vz-title"></div><div class="vs-subtitle"></div>
+  <div class="vs-stage vz-stage"><canvas class="vs-canvas vz-map"></canvas><div class="vs-tip vz-tip"></div></div>
+  <div class="vs-legend vz-legend"></div>`;
+
+function vsNumber(v) { return Math.abs(v) >= 1000 || (v !== 0 && Math.abs(v) < 0.001) ? v.toExponential(2) : v.toFixed(3); }
+
+class VFStep extends VVView {
+  constructor(root) {
+    super(root);
+    this.box = this.vvElements("vs-step vz-view", VS_HTML, "vs-", ["title", "subtitle", "canvas", "tip", "legend"]);
+    this.el.canvas.addEventListener("pointermove", (e) => this.onMove(e));
+    this.el.canvas.addEventListener("pointerleave", () => vvHideTip(this.el.tip));
+    this.width = 0;
+    if (window.ResizeObserver) {
+      new ResizeObserver(() => {
+        const width = this.available();
+        if (this.payload && width !== this.width) this.draw();
+      }).observe(this.box); // the root may be a shadow root, which cannot be observed
+    }
+  }
+
+  available() { return Math.max(260, Math.min(980, Math.floor(this.box.clientWidth || 640))); }
+
+  setPayload(payload) {
+    const h = payload.header;
+    [this.gh, this.gw] = h.grid; [this.ph, this.pw] = h.patch_size; [this.H, this.W] = h.input_size;
+    this.P = h.prefix_names.length; this.N = h.num_tokens;
+    if (this.data.committed.step === "attention") vvLoadImage(this, () => this.draw());
+    this.draw();
+  }
+
+  draw() {
+    if (!this.payload) return;
+    const c = this.data.committed, k = c.row * this.gw + c.col, step = c.step;
+    this.width = this.available();
+    this.el.title.textContent = this.t("title");
+    this.el.subtitle.textContent = this.t("subtitle");
+    this.el.legend.replaceChildren();
+    this.shown = step === "attention" ? this.drawMap(k) : this.drawChart(step, this.series(step, k));
+    this.drawCount += 1;
+    vvProbe(`Step_${step}`, () => ({
+      draw_count: this.drawCount, step, committed: { row: c.row, col: c.col }, title: this.el.title.textContent,
+      values: this.shown ? this.shown.series.map((s) => Array.from(s.values)) : null, drawn_at: performance.now(),
+    }));
+  }
+
+  // The lines (or bars) of a chart step: [{name, values, colour, dash, offset}], or null without the numbers.
+  series(step, k) {
+    const names = this.data.text.series || [];
+    if (step === "pixels") {
+      const pixels = vfRow(this.payload, "pixels", k), per = this.ph * this.pw;
+      return pixels && VF_CHANNELS.map((colour, c) => ({ name: names[c], colour, offset: c * per,
+        values: pixels.subarray(c * per, (c + 1) * per) }));
+    }
+    if (step === "embeddings") {
+      const emb = vfRow(this.payload, "embeddings", k);
+      return emb && [{ name: names[0], colour: "#3b5bdb", values: emb, bars: true }];
+    }
+    const norms = this.payload.sections.norms, N = this.N, P = this.P;
+    if (!norms) return null;
+    const L1 = norms.length / N, token = P + k;
+    const column = (j) => Float32Array.from({ length: L1 }, (_, l) => norms[l * N + j]);
+    const mean = Float32Array.from({ length: L1 }, (_, l) => {
+      let sum = 0;
+      for (let j = P; j < N; j++) sum += norms[l * N + j];
+      return sum / (N - P);
+    });
+    const lines = [];
+    for (let p = 0; p < P; p++) lines.push({ name: names[p], colour: VS_SERIES[p % VS_SERIES.length], values: column(p), marks: true });
+    lines.push({ name: names[P], colour: VS_SERIES[P % VS_SERIES.length], values: column(token), marks: true });
+    lines.push({ name: names[P + 1], colour: "#808080", values: mean, dash: true });
+    return lines;
+  }
+
+  drawChart(step, series) {
+    const w = this.width, h = VS_HEIGHT[step], ctx = vvCanvas(this.el.canvas, w, series ? h : 0);
+    if (!series) { this.el.subtitle.textContent = this.t("missing"); return null; }
+    const bars = series.some((s) => s.bars), n = Math.max(...series.map((s) => (s.offset || 0) + s.values.length));
+    const [lo, hi] = vfRange(series.flatMap((s) => Array.from(s.values)).concat(bars ? [0] : []));
+    const x0 = VS_PAD.l, x1 = w - VS_PAD.r, y0 = VS_PAD.t, y1 = h - VS_PAD.b;
+    const ticks = this.data.text.ticks, cells = bars || !!ticks; // bars and named states sit in the middle of a cell
+    const x = (i) => x0 + (x1 - x0) * (cells ? (i + 0.5) / n : i / Math.max(1, n - 1));
+    const y = (v) => y1 - ((y1 - y0) * (v - lo)) / (hi - lo);
+    ctx.font = "11px sans-serif"; ctx.fillStyle = "#555"; ctx.strokeStyle = "#e4e4e4"; ctx.lineWidth = 1;
+    ctx.textAlign = "right"; ctx.textBaseline = "middle";
+    for (const v of lo < 0 && hi > 0 ? [lo, 0, hi] : [lo, hi]) {
+      ctx.beginPath(); ctx.moveTo(x0, y(v)); ctx.lineTo(x1, y(v)); ctx.stroke();
+      ctx.fillText(vsNumber(v), x0 - 4, y(v));
+    }
+    ctx.textAlign = "center"; ctx.textBaseline = "top";
+    const at = ticks ? ticks.map((_, i) => i) : [0, Math.round((n - 1) / 2), n - 1];
+    const every = Math.max(1, Math.ceil((at.length * 52) / (x1 - x0)));
+    at.forEach((i, j) => { if (j % every === 0) ctx.fillText(ticks ? ticks[i] : String(i), x(i), y1 + 4); });
+    ctx.fillText(this.t("x_axis"), (x0 + x1) / 2, h - 14);
+    ctx.save(); ctx.translate(10, (y0 + y1) / 2); ctx.rotate(-Math.PI / 2); ctx.fillText(this.t("y_axis"), 0, -6); ctx.restore();
+    for (const s of series) {
+      const off = s.offset || 0;
+      ctx.strokeStyle = s.colour; ctx.fillStyle = s.colour; ctx.setLineDash(s.dash ? [4, 3] : []);
+      if (s.bars) {
+        const bw = Math.max(1, (x1 - x0) / n - 0.3);
+        for (let i = 0; i < s.values.length; i++) {
+          const top = Math.min(y(0), y(s.values[i]));
+          ctx.fillRect(x(off + i) - bw / 2, top, bw, Math.max(1, Math.abs(y(s.values[i]) - y(0))));
+        }
+        continue;
+      }
+      ctx.lineWidth = s.marks ? 2 : 1; ctx.beginPath();
+      for (let i = 0; i < s.values.length; i++) (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(off + i), y(s.values[i]));
+      ctx.stroke();
+      if (s.marks) for (let i = 0; i < s.values.length; i++) ctx.fillRect(x(off + i) - 2.5, y(s.values[i]) - 2.5, 5, 5);
+    }
+    ctx.setLineDash([]);
+    if (series.length > 1) this.legend(series);
+    return { series, n, x0, x1, cells, off: (s) => s.offset || 0 };
+  }
+
+  legend(series) {
+    for (const s of series) {
+      const item = document.createElement("span"), swatch = document.createElement("span");
+      swatch.className = "vs-swatch"; swatch.style.borderTop = `3px ${s.dash ? "dashed" : "solid"} ${s.colour}`;
+      item.append(swatch, document.createTextNode(s.name || ""));
+      this.el.legend.append(item);
+    }
+  }
+
+  drawMap(k) {
+    const att = vfRow(this.payload, "attention", k), [w, h] = vvFit(this.W / this.H, Math.min(VS_MAP_SIDE, this.width));
+    const ctx = vvCanvas(this.el.canvas, att ? w : 0, att ? h : 0);
+    if (!att) { this.el.subtitle.textContent = this.t("missing"); return null; }
+    if (this.image) ctx.drawImage(this.image, 0, 0, w, h);
+    let hi = 0;
+    for (let j = this.P; j < this.N; j++) hi = Math.max(hi, att[j]);
+    hi = hi || 1; // as the page's attention figure: 0 … the largest patch value
+    this.cellCanvas = vvDrawMap(ctx, att, this.gh, this.gw, this.lut, 0, hi, [0, 0, w, h],
+      { offset: this.P, alpha: 0.6, scratch: this.cellCanvas });
+    ctx.strokeStyle = "#00e5ff"; ctx.lineWidth = 2;
+    ctx.strokeRect((k % this.gw) * (w / this.gw), Math.floor(k / this.gw) * (h / this.gh), w / this.gw, h / this.gh);
+    const scale = document.createElement("canvas"), label = document.createElement("span");
+    scale.width = 160; scale.height = 10;
+    this.el.legend.append(scale, label);
+    vvDrawScale(scale, this.lut, label, ` 0 … ${hi.toPrecision(3)} ${this.t("value")}`);
+    return { series: [{ values: att }], map: true };
+  }
+
+  onMove(event) {
+    const shown = this.shown;
+    if (!shown) return;
+    if (shown.map) {
+      const cell = vvCellAt(this.el.canvas, event, this.gh, this.gw);
+      if (!cell) return;
+      const v = shown.series[0].values[this.P + cell[0] * this.gw + cell[1]];
+      vvShowTip(this.el.tip, event, this.t("tip", { row: cell[0], col: cell[1], value: v.toFixed(4) }));
+      return;
+    }
+    const box = this.el.canvas.getBoundingClientRect(), px = event.clientX - box.left;
+    const span = shown.x1 - shown.x0;
+    const i = Math.round(shown.cells ? ((px - shown.x0) / span) * shown.n - 0.5 : ((px - shown.x0) / span) * (shown.n - 1));
+    const found = shown.series.map((s) => [s, i - shown.off(s)]).filter(([s, j]) => j >= 0 && j < s.values.length);
+    if (!found.length) { vvHideTip(this.el.tip); return; }
+    const ticks = this.data.text.ticks, where = ticks ? ticks[i] : String(i);
+    vvShowTip(this.el.tip, event, found.map(([s, j]) => this.t("tip", { name: s.name || "", x: where,
+      value: vsNumber(s.values[j]) })).join(" · "));
+  }
+}
+
+const vfMountFollower = vvMount(VFFollower), vfMountStep = vvMount(VFStep);
+
+// One component, two views: the follower, and a step's view when its committed state names a step.
+export default function (component) {
+  const committed = component.data && component.data.committed;
+  return (committed && committed.step ? vfMountStep : vfMountFollower)(component);
+}

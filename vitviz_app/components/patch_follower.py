@@ -1,6 +1,10 @@
 """The patch follower of "How a ViT works": point at a patch in step 1 and see its numbers from the later steps
 at once, drawn in the browser; a click commits the patch (URL state) and the page's steps follow it in full.
 
+The page's later steps draw the committed patch with the same component (:func:`patch_step`: step 2's flattened
+vector, step 3's token, step 5's attention map, step 6's token lengths) from the payload the browser already
+holds, so a commit's rerun sends the committed patch and a few texts instead of four Plotly figures.
+
 Every patch's numbers (``vitviz.export.patch_steps_payload``) are made once per forward pass, layer and head,
 and delivered by the payload carrier. The component gets the payload's id, the committed patch, the colour
 stops of the server's maps and every text it shows (so all of it can be translated). A click reaches the page
@@ -20,9 +24,13 @@ from ._registry import component
 from .attention_explorer import explorer_budget, map_colours
 from .payload import payload_carrier
 
-__all__ = ["patch_follower", "patch_steps"]
+__all__ = ["STEPS", "patch_follower", "patch_step", "patch_steps"]
 
 _follower = component("patch_follower")
+
+STEPS = ("pixels", "embeddings", "attention", "norms")
+"""The step views, each named by the payload part it draws (steps 2, 3, 5 and 6); one is drawn only when the
+payload holds its part."""
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -72,3 +80,23 @@ def patch_follower(fwd: Any, pixels: np.ndarray, *, layer: int, head: int, commi
               key=key, on_commit_change=commit_handler(key, lambda value: as_cell(value, grid),
                                                        lambda cell: on_commit(*cell), "patch follower"))
     return payload
+
+
+def patch_step(payload: Any, *, step: str, committed: tuple[int, int], text: Mapping[str, Any], key: str) -> None:
+    """Mount one later step's view of the committed patch, drawn in the browser from the follower's payload.
+
+    Args:
+        payload: The follower's ``PatchStepsPayload`` (its carrier is mounted by :func:`patch_follower`); it must
+            hold the step's part.
+        step: ``'pixels'`` (step 2), ``'embeddings'`` (step 3), ``'attention'`` (step 5) or ``'norms'`` (step 6).
+        committed: The page's patch (row, col).
+        text: ``title`` and ``subtitle`` (the server's exact numbers), ``tip`` (``{name}``, ``{x}``, ``{value}``;
+            the map's ``{row}``, ``{col}``, ``{value}``), ``x_axis``, ``y_axis``, ``series`` (names of the lines),
+            ``ticks`` (x labels, step 6), ``value`` (the map's colour scale), ``missing``.
+        key: Widget key.
+    """
+    if step not in STEPS or step not in payload.holds:
+        raise ValueError(f"no view of step {step!r} from a payload holding {payload.holds}")
+    _follower(data=mount_data(payload=payload.id,
+                              committed={"row": int(committed[0]), "col": int(committed[1]), "step": step},
+                              colours=map_colours(), text=text), key=key)

@@ -1,0 +1,211 @@
+"""A class on one server: passes wait in one line per model, each session is told its place, nothing runs twice,
+a session that leaves before its turn costs nothing, and passes that arrive together can run as one batch.
+
+Sessions are threads calling what a page calls (``loaders.pass_for``, ``loaders.forward``), as Streamlit runs
+each browser session in a thread of one process; the stop of a run that navigates away is a real AppTest run
+stopped by Streamlit at the page's wait.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests import _imagefactory as factory
+from vitviz import pipeline
+from vitviz_app import loaders, waiting
+from vitviz_app.samples import list_samples, read_sample
+
+DEADLINE_S = 120.0
+
+
+def together(work, n: int) -> list:
+    """``work(i)`` in n threads released at once (re-raises the first error; fails on a hang)."""
+    barrier, results, errors = threading.Barrier(n), [None] * n, []
+
+    def target(i):
+        try:
+            barrier.wait(DEADLINE_S)
+            results[i] = work(i)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(i,), daemon=True, name=f"session-{i}") for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_S)
+    assert not any(t.is_alive() for t in threads), "a session never finished: deadlock"
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.fixture
+def model(app_model):
+    """The app's default model as a page gets it: (model_key, LoadedModel); the pass cache and the model's queue
+    (where a finished pass can still be joined for a moment) start empty."""
+    name = "vitviz-shapes"
+    loaders.forward.clear()
+    loaders.passes.clear()
+    yield f"{name}|default", loaders.load(name, None)
+    loaders.forward.clear()
+    loaders.passes.clear()
+
+
+def photo(i: int) -> tuple[str, Image.Image]:
+    """Session i's own photo: (its cache key, the decoded image); a fresh key per test run."""
+    data = factory.encode(factory.make_marker_image((90 + 6 * i, 120), markers=((8 + 5 * i, 10 + 9 * i),),
+                                                    marker_size=20, background=(25 * i % 255, 90, 180)), "PNG")
+    return f"{loaders.digest(data)}-{uuid.uuid4().hex[:8]}", loaders.decode(loaders.digest(data), data)
+
+
+def queue(model_key: str, loaded, i: int):
+    """Queue session i's pass (its photo, the model's own patch size, no target): the ticket."""
+    key, image = photo(i)
+    return loaders.submit(model_key, key, None, None, loaded, image)
+
+
+class Hold:
+    """Holds the model's worker at the start of each pass (a forward pre-hook on block 0) until let through:
+    :meth:`step` lets one pass go, :meth:`close` all."""
+
+    def __init__(self, model) -> None:
+        self.inside, self.permits, self.released = threading.Event(), threading.Semaphore(0), threading.Event()
+        self.handle = model.blocks[0].register_forward_pre_hook(self)
+
+    def __call__(self, _module, _args):
+        if threading.current_thread().name.startswith("vitviz-passes") and not self.released.is_set():
+            self.inside.set()
+            deadline = time.monotonic() + DEADLINE_S
+            while not self.permits.acquire(timeout=0.05) and not self.released.is_set():
+                assert time.monotonic() < deadline
+
+    def step(self) -> None:
+        self.permits.release()
+
+    def close(self) -> None:
+        self.released.set()
+        self.handle.remove()
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_thirty_sessions_on_the_same_sample_run_the_model_once(model):
+    model_key, loaded = model
+    data = read_sample(list_samples()[0].name)
+    key = loaders.digest(data)
+    image = loaders.decode(key, data)
+    passes = loaders.forward_passes()
+    # half the sessions as pages ask (queue, wait, keep), half straight through the cache
+    results = together(lambda i: loaders.pass_for(model_key, key, None, None, loaded, image) if i % 2 else
+                       loaders.forward(model_key, key, None, None, loaded, image), 30)
+    assert loaders.forward_passes() == passes + 1
+    assert all(r is results[0] for r in results)  # one shared pass, not thirty equal ones
+
+
+def test_a_session_that_leaves_before_its_turn_runs_nothing(model, open_app):
+    """Streamlit stops a run that waits in line (here AppTest's timeout, as navigating away does): the page's
+    wait lets it stop, its ticket is withdrawn and the model never runs its pass."""
+    model_key, loaded = model
+    at = open_app()  # the default sample's pass, cached
+    samples = [s.name for s in list_samples()]
+    other = next(name for name in samples if name != at.selectbox(key="image").value)
+    other_key = loaders.digest(read_sample(other))
+    hold = Hold(loaded.model)
+    timer = threading.Timer(60.0, hold.released.set)  # a wait that ignores the stop would end here (and fail below)
+    timer.start()
+    try:
+        blocker = queue(model_key, loaded, 1)
+        assert hold.inside.wait(DEADLINE_S)
+        passes = loaders.forward_passes()
+        at.selectbox(key="image").set_value(other)
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="timed out"):
+            at.run(timeout=8)
+        assert time.monotonic() - started < 30, "the run did not stop at the page's wait"
+    finally:
+        hold.close()
+        timer.cancel()
+    blocker.result(DEADLINE_S)
+    queue(model_key, loaded, 2).result(DEADLINE_S)  # queued after the abandoned pass, so run after its turn
+    assert loaders.forward_passes() == passes + 1  # the sentinel only
+    assert loaders.cached_forward(model_key, other_key, None, None, loaded, loaders.decode(
+        other_key, read_sample(other))) is None
+
+
+def test_a_waiting_session_sees_its_place_and_the_time_left_update(model, monkeypatch):
+    model_key, loaded = model
+    shown: list[str] = []
+
+    class Box:
+        def info(self, text, icon=None):
+            shown.append(text)
+
+        def empty(self):
+            shown.append("")
+
+    monkeypatch.setattr(waiting.st, "empty", Box)
+    key, image = photo(0)
+    loaders.pass_for(model_key, key, None, None, loaded, image)  # one pass timed: estimates are known
+    hold = Hold(loaded.model)
+    try:
+        queue(model_key, loaded, 1)
+        assert hold.inside.wait(DEADLINE_S)
+        ahead = queue(model_key, loaded, 2)
+        key, image = photo(3)
+        waiter = threading.Thread(target=lambda: loaders.pass_for(
+            model_key, key, None, None, loaded, image,
+            wait=lambda ticket: waiting.wait_for(ticket, "Running it…", poll_s=0.05, quiet_s=0.0)), daemon=True)
+        waiter.start()
+        wait_until(lambda: shown, "the waiting session was never told its place")
+        hold.step()  # the first pass ahead ends; the second starts
+        wait_until(lambda: any(" 1 ahead of you" in text for text in shown), "the place was not updated")
+    finally:
+        hold.close()
+    waiter.join(DEADLINE_S)
+    ahead.result(DEADLINE_S)
+    assert shown[0].startswith("Running it… · 2 ahead of you · about ")
+    assert shown[-1] == ""  # and the notice went away with the result
+    assert loaders.cached_forward(model_key, key, None, None, loaded, image) is not None
+
+
+def test_eight_sessions_batched_each_get_exactly_the_pass_they_get_alone(app_model, monkeypatch):
+    """With batching on (as on a GPU), eight sessions' passes that arrive together run as one batch, and each
+    session's pass equals the pipeline's pass of its own photo alone."""
+    monkeypatch.setenv("VITVIZ_BATCH_WINDOW_MS", "3000")
+    loaders.passes.clear()
+    loaders.forward.clear()
+    name = "vitviz-shapes"
+    loaded = loaders.load(name, None)
+    model_key = f"{name}|batched-{uuid.uuid4().hex[:6]}"
+    photos = [photo(i) for i in range(8)]
+    try:
+        results = together(lambda i: loaders.pass_for(model_key, photos[i][0], None, None, loaded, photos[i][1]), 8)
+        batcher = loaders.passes(model_key, id(loaded.model), loaded)
+        assert list(batcher.batches) == [8]
+    finally:
+        loaders.passes.clear()
+        loaders.forward.clear()
+    outputs = []
+    for (_key, image), fwd in zip(photos, results):
+        alone = pipeline.run(loaded.model, image, data_config=loaded.data_config, labels=loaded.labels)
+        torch.testing.assert_close(fwd.capture.output, alone.capture.output, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fwd.capture.hidden_states, alone.capture.hidden_states, rtol=1e-4, atol=1e-5)
+        for layer in range(alone.capture.num_layers):
+            torch.testing.assert_close(fwd.capture.attention(layer), alone.capture.attention(layer), rtol=1e-4,
+                                       atol=1e-6)
+        assert [p.label for p in fwd.predictions] == [p.label for p in alone.predictions]
+        outputs.append(alone.capture.output[0].numpy())
+    gaps = np.abs(np.stack(outputs)[:, None] - np.stack(outputs)[None]).max(-1)  # (8, 8)
+    assert (gaps + np.eye(8) * 1e9).min() > 1e-4  # a swapped pass could not have passed the comparison
