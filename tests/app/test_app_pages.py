@@ -248,7 +248,8 @@ def test_every_page_works_in_chinese_on_every_token_layout(open_app, swap_bundle
             with language("zh"):
                 names = [_("Register {index}").format(index=p[3:]) if p.startswith("reg") else
                          _({"cls": "Class token", "dist": "Distillation token"}[p]) for p in prefix]
-            assert list(at.segmented_control(key="attn_query").options)[: len(prefix)] == names
+            labels = component_data(at, "attention_explorer")["text"]["prefix_labels"]  # the explorer's buttons
+            assert list(labels) == list(prefix) and list(labels.values()) == names
         if page.file == "pages/rollout.py":  # without a class token, rollout says what it read out
             with language("zh"):
                 readout = _("class token") if "cls" in prefix else _(
