@@ -1,6 +1,8 @@
 """A class at once: N browser sessions each upload their own photo at the same moment; how long until each
 one sees its own map, whether anyone sees someone else's, and what the server spent per upload.
 
+One concept in one file (a little over 450 lines): one class's run, from the sessions' start to the report.
+
 Drives N real Chromium sessions (Playwright, Debian's ``/usr/bin/chromium``; one browser, one context per
 student, so no two share a cookie) against any vitviz URL: one ``streamlit run app.py``, or HAProxy in front
 of several (``deploy/``). Without ``--url`` it starts the server itself: ``--replicas 1`` as the other app

@@ -1,6 +1,9 @@
 """In the browser: the attention explorer's hover, layer and head changes, and a committed click; the rollout
 explorer's layer scrubber and head fusion; following a patch on "How a ViT works".
 
+One concept in one file (over 450 lines): the click-to-frame latency of the app's browser-drawn views, every mode
+sharing one server start-up, one in-page frame probe and one report.
+
 Starts ``streamlit run app.py`` (offline, random-weight ViT-B/16 through the app's own loading path, see
 ``bench/_app.py``), opens the Attention page in headless Chromium and measures, on the explorer:
 
