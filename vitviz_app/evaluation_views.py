@@ -56,7 +56,7 @@ def decomposition_view(fwd_key: str, method: str, target: int | None, _fwd):
         return get_method(method).decompose(_fwd.model, _input(_fwd), target)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)  # small arrays: ~3 images' curves of every method
 def curve_view(fwd_key: str, method: str, relevance_target: int | None, target: int, removal: str, order: str,
                _fwd, _relevance):
     """One perturbation curve of one map (``vitviz.evaluation.perturbation_curve``) for class ``target``; the

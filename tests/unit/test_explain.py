@@ -198,7 +198,7 @@ def test_fig_token_norms_matches_reference(ex, reference):
     norms = torch.linalg.vector_norm(states[4], dim=-1).double().numpy()  # leaving block 3
     fig = ex.fig_token_norms(layer=4)
     np.testing.assert_allclose(fig.data[0].z, norms[1:].reshape(10, 10), rtol=1e-5)
-    assert fig.data[1].y[0] == pytest.approx(norms[0], rel=1e-5)
+    assert fig.data[1].x[0] == pytest.approx(norms[0], rel=1e-5)  # horizontal bars: the class token first
     assert fig.layout.title.text == "Token norms, output of block 3"
 
 
