@@ -28,7 +28,7 @@ uploads start together and none waits on this script. Measured inside each page:
 * **server CPU-seconds per upload**: user + system time of the server processes (``/proc/<pid>/stat``; the
   ones this script started, or ``--pids``) from just before the uploads until the last map, divided by N.
 
-Run: ``python bench/classroom.py [--sessions 30] [--model "ViT-B/16 (AugReg)"] [--replicas 2]`` or
+Run: ``python bench/classroom.py [--sessions 30] [--model "ViT-B/16 (AugReg)"] [--replicas 2] [--app DIR]`` or
 ``python bench/classroom.py --url http://host:8501 --pids 1234 [--model ...]``. Writes
 ``bench/results/classroom.md`` and ``.json`` (``--out`` to change), and the sessions one by one in
 ``.raw.json``.
@@ -329,12 +329,12 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
 class Servers:
     """The app this script starts: one ``streamlit run app.py``, or ``deploy/serve.sh K`` (HAProxy + K)."""
 
-    def __init__(self, replicas: int, env: dict[str, str]) -> None:
+    def __init__(self, replicas: int, env: dict[str, str], app_dir: Path = REPO) -> None:
         self.run_dir = Path(tempfile.mkdtemp(prefix="vitviz-classroom-"))
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         if replicas == 1:
-            self.proc = start_server(port, env, self.run_dir / "streamlit.log")
+            self.proc = start_server(port, env, self.run_dir / "streamlit.log", app_dir=app_dir)
             return
         ports = ",".join(str(free_port()) for _ in range(replicas))
         self.proc = subprocess.Popen(
@@ -425,6 +425,8 @@ def tables(run: dict, label: str) -> list[Table]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--app", type=Path, default=REPO, help="without --url and with one replica: the app checkout "
+                        "to start (e.g. an older commit unpacked with git archive, for a before/after run)")
     parser.add_argument("--sessions", type=int, default=30, help="browser sessions, one photo each (default 30)")
     parser.add_argument("--url", default=None, help="a running vitviz (or HAProxy) to drive; default: start one")
     parser.add_argument("--pids", type=int, nargs="*", default=[], help="with --url: the server processes to "
@@ -444,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.url is None:
         if args.model in CATALOGUE_TIMM:
             random_hub_weights(CATALOGUE_TIMM[args.model])
-        servers = Servers(args.replicas, app_env(threads=args.threads))
+        servers = Servers(args.replicas, app_env(threads=args.threads), app_dir=args.app)
         url, server_pids = servers.url, servers.pids
     else:
         url, server_pids = args.url.rstrip("/") + "/", lambda: list(args.pids)
