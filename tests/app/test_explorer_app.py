@@ -68,7 +68,8 @@ def test_the_explorer_is_the_pages_map_and_its_plotly_figures_come_on_demand(ope
     token = layout.patch_index(3, 4)
     assert component_data(at, "attention_explorer")["committed"] == {
         "token": token, "layer": 2, "head": "1", "rows": None,  # the browser holds every row
-        "url": {"attn_layer": "2", "attn_head": "1", "attn_query": "patch", "attn_row": "3", "attn_col": "4"}}
+        # ids in the URL, a default left out: column 4 is the middle of the 8 × 8 grid, where a patch query starts
+        "url": {"attn_layer": "2", "attn_head": "1", "attn_query": "patch", "attn_row": "3", "attn_col": None}}
     assert not at.get("plotly_chart"), "no server-drawn map by default: a click must not wait for one"
     assert [h.value for h in at.subheader] == ["Committed view: patch (3, 4) · layer 2 · Head 1"]
     row = cap.attention(2)[0, 1, token].double().numpy()

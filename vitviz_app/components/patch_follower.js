@@ -337,10 +337,17 @@ class VFStep extends VVView {
   }
 }
 
-const vfMountFollower = vvMount(VFFollower), vfMountStep = vvMount(VFStep);
+// One component, two views: a step's view when its committed state names a step, else the follower. A mount
+// (one keyed element) keeps the view it started with.
+class VFEither {
+  constructor(root) { this.root = root; this.view = null; }
 
-// One component, two views: the follower, and a step's view when its committed state names a step.
-export default function (component) {
-  const committed = component.data && component.data.committed;
-  return (committed && committed.step ? vfMountStep : vfMountFollower)(component);
+  update(data, send) {
+    if (!this.view) this.view = new (data.committed && data.committed.step ? VFStep : VFFollower)(this.root);
+    this.view.update(data, send);
+  }
+
+  stop() { if (this.view) this.view.stop(); }
 }
+
+export default vvMount(VFEither);
