@@ -19,6 +19,7 @@ from tests._browser import (
     open_page,
     plot,
     screenshot,
+    streamlit_server,
     wait_for_change,
     wait_for_figure,
     wait_until_idle,
@@ -82,14 +83,18 @@ def test_patch_size_changes_the_grid_and_predictions(page, server):
     screenshot(page, "patches-resized")
 
 
-def test_clicking_a_position_tile_enlarges_it(page, server):
-    open_page(page, f"{server}/position_embeddings")
-    tile = figure_state(page, "pos.tile")
-    click_cell(page, "pos.tiles", 0, 1)
-    after = wait_for_change(page, "pos.tile", tile)
-    assert "(row 0, col 1)" in json.loads(after)[0]
-    assert page.locator(".st-key-pos_row input").input_value() == "0"
-    assert page.locator(".st-key-pos_col input").input_value() == "1"
+@pytest.mark.slow
+def test_position_tiles_over_the_browser_budget_are_the_servers_grid_and_a_click_enlarges_one(page, tmp_path):
+    """Within the budget the tiles are drawn in the browser (tests/browser/test_explorer_browser.py); over it, the
+    server draws the grid and a click on a tile enlarges it. The budget is the server's: a server of its own."""
+    with streamlit_server(tmp_path, VITVIZ_BROWSER_BUDGET="1000") as url:
+        open_page(page, f"{url}/position_embeddings", ("pos.tiles",))
+        tile = figure_state(page, "pos.tile")
+        click_cell(page, "pos.tiles", 0, 1)
+        after = wait_for_change(page, "pos.tile", tile)
+        assert "(row 0, col 1)" in json.loads(after)[0]
+        assert page.locator(".st-key-pos_row input").input_value() == "0"
+        assert page.locator(".st-key-pos_col input").input_value() == "1"
 
 
 def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, server, window):
@@ -101,7 +106,7 @@ def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, serve
     assert "patch (row 1, col 2)" in figure_title(after)
     page.wait_for_function("() => location.search.includes('attn_row=1')", timeout=30_000)
     url = page.url
-    assert "attn_row=1" in url and "attn_col=2" in url and "attn_query=A+patch" in url, url
+    assert "attn_row=1" in url and "attn_col=2" in url and "attn_query=patch" in url, url
 
     other = window()
     other.goto(url)
