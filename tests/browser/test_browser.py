@@ -96,6 +96,29 @@ def test_position_tiles_over_the_browser_budget_are_the_servers_grid_and_a_click
         assert page.locator(".st-key-pos_row input").input_value() == "0"
         assert page.locator(".st-key-pos_col input").input_value() == "1"
 
+        # a click near a tile's corner, far from its centre (where its click marker sits), selects that tile
+        before = figure_state(page, "pos.tile")
+        point = page.evaluate(
+            """(sel) => {
+                const gd = document.querySelector(sel), L = gd._fullLayout, box = gd.getBoundingClientRect();
+                const heat = gd._fullData.find(t => t.type === 'heatmap');
+                const gw = heat.x.filter(v => v.startsWith('col 0 ')).length;
+                const gh = heat.y.filter(v => v.startsWith('row 0 ')).length;
+                const x = heat.x[2 * (gw + 1)], y = heat.y[1 * (gh + 1)];
+                const targets = gd._fullData.find(t => t.name === 'click targets');
+                const i = Array.from(targets.customdata).findIndex(c => c[0] === 1 && c[1] === 2);
+                const px = (v, ax) => ax._offset + ax.d2p(v);
+                return {x: box.left + px(x, L.xaxis), y: box.top + px(y, L.yaxis),
+                        cx: box.left + px(targets.x[i], L.xaxis), cy: box.top + px(targets.y[i], L.yaxis)};
+            }""",
+            plot("pos.tiles"))
+        assert abs(point["x"] - point["cx"]) + abs(point["y"] - point["cy"]) > 20, point
+        page.mouse.move(point["x"], point["y"])
+        page.wait_for_timeout(300)
+        page.mouse.click(point["x"], point["y"])
+        after = wait_for_change(page, "pos.tile", before)
+        assert "(row 1, col 2)" in figure_title(after)
+
 
 def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, server, window):
     open_page(page, f"{server}/attention?attn_figures=true", ("attn.map",))
@@ -113,29 +136,3 @@ def test_first_click_with_the_class_token_query_is_shared_by_the_url(page, serve
     wait_until_idle(other)
     wait_for_figure(other, "attn.map")
     assert figure_state(other, "attn.map") == after, "the link opens the same map"
-
-
-def test_a_click_near_a_tiles_corner_selects_that_tile(page, server):
-    open_page(page, f"{server}/position_embeddings")
-    before = figure_state(page, "pos.tile")
-    # the top-left cell of tile (row 1, col 2): far from the tile's centre, where its marker sits
-    point = page.evaluate(
-        """(sel) => {
-            const gd = document.querySelector(sel), L = gd._fullLayout, box = gd.getBoundingClientRect();
-            const heat = gd._fullData.find(t => t.type === 'heatmap');
-            const gw = heat.x.filter(v => v.startsWith('col 0 ')).length;
-            const gh = heat.y.filter(v => v.startsWith('row 0 ')).length;
-            const x = heat.x[2 * (gw + 1)], y = heat.y[1 * (gh + 1)];
-            const targets = gd._fullData.find(t => t.name === 'click targets');
-            const i = Array.from(targets.customdata).findIndex(c => c[0] === 1 && c[1] === 2);
-            const px = (v, ax) => ax._offset + ax.d2p(v);
-            return {x: box.left + px(x, L.xaxis), y: box.top + px(y, L.yaxis),
-                    cx: box.left + px(targets.x[i], L.xaxis), cy: box.top + px(targets.y[i], L.yaxis)};
-        }""",
-        plot("pos.tiles"))
-    assert abs(point["x"] - point["cx"]) + abs(point["y"] - point["cy"]) > 20, point
-    page.mouse.move(point["x"], point["y"])
-    page.wait_for_timeout(300)
-    page.mouse.click(point["x"], point["y"])
-    after = wait_for_change(page, "pos.tile", before)
-    assert "(row 1, col 2)" in figure_title(after)
