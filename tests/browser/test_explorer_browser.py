@@ -95,6 +95,8 @@ def test_hovering_redraws_in_the_browser_and_matches_the_capture(window, server)
     b = _hover(page, 5, 6)
     assert a["query"] != b["query"] and a["draw_count"] < b["draw_count"]
     assert not np.allclose(a["values"], b["values"])  # two different maps drawn
+    page.wait_for_timeout(300)
+    assert frames.sent == sent, "hovering sent something to the server"
     layer_input = page.locator(".vv-layer")
     layer_input.focus()
     page.keyboard.press("ArrowLeft")
@@ -104,7 +106,8 @@ def test_hovering_redraws_in_the_browser_and_matches_the_capture(window, server)
     c = page.evaluate(EXPLORER)
     assert c["query"] == b["query"] and not np.allclose(c["values"], b["values"])
     page.wait_for_timeout(300)
-    assert frames.sent == sent, "hovering or changing layer/head in the explorer sent something to the server"
+    # the explorer is the page's one set of controls: a new layer and a new head each commit once to the page
+    assert frames.sent - sent <= 2, "more than one message per change of the explorer's layer or head"
 
     # a click commits: the page's query, layer and head follow; its download is the Capture's row
     _commit_click(page, 5, 6)
