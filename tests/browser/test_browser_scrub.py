@@ -42,16 +42,20 @@ def test_scrubbing_and_switching_fusion_redraw_in_the_browser(window, server):
     page.wait_for_function("() => window.__vitvizRollout.step === 0", timeout=60_000)
     drawn["mean", 0] = page.evaluate(ROLLOUT)
     for fusion in ("max", "min"):
+        idle(page)  # the last change's commit has rerun the page (its scrubber is mounted once again)
         page.locator(f".vr-fusion[data-fusion={fusion}]").click()
         page.wait_for_function(f"() => window.__vitvizRollout.fusion === '{fusion}'", timeout=60_000)
         drawn[fusion, 0] = page.evaluate(ROLLOUT)
+    idle(page)
     slider.focus()
     page.keyboard.press("End")
     last = first["step"]
     page.wait_for_function(f"() => window.__vitvizRollout.step === {last}", timeout=60_000)
     drawn["min", last] = page.evaluate(ROLLOUT)
     page.wait_for_timeout(300)
-    assert frames.sent == sent, "scrubbing or switching the fusion sent something to the server"
+    # drawn in the browser; the scrubber is also the page's one set of controls, so each of the four changes
+    # commits once to the page (its heading, table, URL and downloads follow: tests/browser/test_one_view.py)
+    assert frames.sent - sent <= 4, "more than one message to the server per change of the scrubber"
     maps = [np.asarray(d["values"]) for d in drawn.values()]
     assert all(not np.allclose(a, b) for i, a in enumerate(maps) for b in maps[i + 1:]), "five different maps"
     assert drawn["min", last]["title"] != drawn["mean", last]["title"]
@@ -117,4 +121,4 @@ def test_pointing_at_patches_follows_them_without_a_rerun(window, server):
                            "window.__vitvizFollow.committed.col === 1", timeout=TIMEOUT_MS)
     idle(page)
     text = page.locator("[data-testid=stMain]").inner_text()
-    assert "图像块（第 2 行，第 1 列）" in text and "Recomputed by hand" not in text
+    assert "图像块（2, 1）" in text and "Recomputed by hand" not in text

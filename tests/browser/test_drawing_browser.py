@@ -90,8 +90,11 @@ def predictions(page) -> list[str]:
         return gd && gd._fullData ? Array.from(gd._fullData[0].customdata) : []; }""", plot("overview.predictions"))
 
 
-_INK_BOX_JS = """async () => {  // the box of the dark pixels of the page's first image, in fractions of its size
-    const img = document.querySelector('[data-testid=stMain] [data-testid=stImage] img');
+_INK_BOX_JS = """async (sel) => {  // the box of the dark pixels of the photo under the Overview's patch grid, in
+    // fractions of its size (the figure's image trace carries the photo the app shows)
+    const gd = document.querySelector(sel);
+    const img = new Image();
+    img.src = gd.data.find((t) => t.type === 'image').source;
     await img.decode();
     const c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -109,7 +112,7 @@ _INK_BOX_JS = """async () => {  // the box of the dark pixels of the page's firs
 
 def ink_box(page) -> list[float]:
     """Where the image the app shows has ink: (left, top, right, bottom) as fractions."""
-    return page.evaluate(_INK_BOX_JS)
+    return page.evaluate(_INK_BOX_JS, plot("overview.patches"))
 
 
 def _answered(page) -> None:

@@ -160,7 +160,8 @@ def patch_cost_figure(costs: Sequence[PatchCost], native: int) -> go.Figure:
         title=dict(text=_("Cost per patch size, relative to {native} px").format(native=native),
                    subtitle=dict(text=_("a larger patch: fewer tokens, less compute (log scale)"))),
         xaxis=dict(title=_("patch size (pixels)"), tickvals=sizes),
-        yaxis=dict(title=_("× the cost at {native} px").format(native=native), type="log"),
+        yaxis=dict(title=_("× the cost at {native} px").format(native=native), type="log",
+                   dtick=1),  # powers of ten only: the minor labels of a log axis ran into each other
         legend=dict(orientation="h", yanchor="top", y=-0.2),
     )
     return fig
