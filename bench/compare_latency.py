@@ -23,19 +23,16 @@ Run: ``python bench/compare_latency.py --scenario image --app . /tmp/base [--rep
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._app import app_env, free_port, random_hub_weights  # noqa: E402
+from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
 from bench._timing import Table, add_common_args, machine, report  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,25 +52,6 @@ _STATE_JS = """([maps, curves]) => {
           maps: plots.filter(p => p.data).length, curves: lines.length ? Math.max(...lines) : 0,
           running: !!document.querySelector('[data-testid=stStatusWidget]')};
 }"""
-
-
-def start_server(app: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """``streamlit run app.py`` of the checkout ``app`` on ``port``; returns once its health endpoint answers."""
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-           str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=app, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise TimeoutError(f"streamlit did not answer on port {port}; see {log}")
 
 
 def _poll(tab, start: float, done, what: dict[str, float], timeout_s: float = TIMEOUT_S) -> None:
@@ -197,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         app = app.resolve()
         log = Path(tempfile.mkdtemp()) / "streamlit.log"
         port = free_port()
-        server = start_server(app, port, env, log)
+        server = start_server(port, env, log, timeout_s=300, app_dir=app)
         rounds: list[dict[str, float]] = []
         try:
             with sync_playwright() as pw:

@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts._markers import replace_between  # noqa: E402
+
 OUT = ROOT / 'vitviz' / 'assets' / 'data_curves.json'
 DOC = ROOT / 'docs' / 'data_curves.md'
 START, END = '<!-- curves:start -->', '<!-- curves:end -->'
@@ -198,11 +200,10 @@ def reference_markdown(ref: dict) -> list[str]:
 
 
 def update_doc(doc: Path, table: str) -> None:
-    text = doc.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f'{doc} has no {START} ... {END} section to update')
-    head, rest = text.split(START, 1)
-    doc.write_text(f'{head}{START}\n{table}{END}{rest.split(END, 1)[1]}')
+    try:
+        doc.write_text(replace_between(doc.read_text(), START, END, f'\n{table}'))
+    except ValueError as exc:
+        raise SystemExit(f'{doc}: {exc} to update') from exc
 
 
 def main(argv: list[str] | None = None) -> int:

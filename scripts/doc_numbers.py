@@ -19,6 +19,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts._markers import replace_between  # noqa: E402
+
 CONFIG = ROOT / "vitviz" / "assets" / "shapes_vit.json"
 START, END = "<!-- shapes-numbers:start -->", "<!-- shapes-numbers:end -->"
 READMES = {"en": ROOT / "README.md", "zh": ROOT / "README.zh-CN.md"}
@@ -54,11 +58,7 @@ def blocks(text: str) -> list[str]:
 
 
 def update(text: str, sentence: str) -> str:
-    if START not in text or END not in text:
-        raise ValueError(f"no {START} … {END} block")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}{sentence}{END}{tail}"
+    return replace_between(text, START, END, sentence)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts._markers import replace_between  # noqa: E402
+
 CARD = ROOT / 'docs' / 'model_card.md'
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 GALLERY_CLASSES = ('star', 'heart', 'arrow', 'ring', 'crescent', 'cross')
@@ -167,12 +169,10 @@ def families_markdown(config: dict) -> list[str]:
 
 def update_card(card: Path, section: str) -> None:
     """Replace the text between the results markers of the model card."""
-    text = card.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f'{card} has no {START} ... {END} section to update')
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    card.write_text(f'{head}{START}\n{section}\n{END}{tail}')
+    try:
+        card.write_text(replace_between(card.read_text(), START, END, f'\n{section}\n'))
+    except ValueError as exc:
+        raise SystemExit(f'{card}: {exc} to update') from exc
 
 
 def write_gallery(folder: Path, image_size: int) -> list[Path]:

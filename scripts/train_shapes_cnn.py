@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts._markers import replace_between  # noqa: E402
+
 CARD = ROOT / 'docs' / 'model_card.md'
 START, END = '<!-- cnn-results:start -->', '<!-- cnn-results:end -->'
 STAGE1 = dict(train_images=100_000, mix=None)  # version 1 of the ViT: classic style only, from scratch
@@ -85,12 +87,10 @@ def results_markdown(cnn: dict, vit: dict) -> str:
 
 def update_card(card: Path, section: str) -> None:
     """Replace the text between the CNN markers of the model card."""
-    text = card.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f'{card} has no {START} ... {END} section to update')
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    card.write_text(f'{head}{START}\n{section}\n{END}{tail}')
+    try:
+        card.write_text(replace_between(card.read_text(), START, END, f'\n{section}\n'))
+    except ValueError as exc:
+        raise SystemExit(f'{card}: {exc} to update') from exc
 
 
 def evaluate_cnn(model, config: dict, eval_count: int, family_count: int) -> dict:
