@@ -96,9 +96,8 @@ _ARM = """([sel, upload, name, b64, at]) => {
     };
     const notice = () => {  // the text of the page's place in line (vitviz_app.waiting: an alert with an hourglass)
         for (const e of document.querySelectorAll('[data-testid=stMain] [data-testid=stAlert]')) {
-            const icon = e.querySelector('[data-testid=stIconMaterial]');
-            const text = e.innerText;
-            if (icon && icon.innerText.trim() === 'hourglass_top') return text.replace('hourglass_top', '').trim();
+            const text = e.innerText.trim();  // the icon's ligature name comes first, then the text
+            if (text.startsWith('hourglass_top')) return text.replace('hourglass_top', '').trim();
         }
         return null;
     };
