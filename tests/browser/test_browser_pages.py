@@ -19,7 +19,8 @@ from tests._browser import LAYOUT_PROBLEMS_JS, screenshot, wait_until_idle
 from tests._pages import app_pages
 from tests._texts import glossary
 
-pytestmark = pytest.mark.browser
+# every page in four windows (32 page loads): the slow tier, beside tests/browser/test_layouts.py's width matrix
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 WINDOWS = {  # name: (language, width, height, phone)
