@@ -80,52 +80,10 @@ _PAGE_PARTS = """(sel) => {
 
 # One-shot probe: remembers the next input event's time, then watches every animation frame until `changed()`
 # holds; stores the input time, the time the change was seen in the page, and the first rAF after it.
-_ARM = """([kind, sel, before, target]) => {
-    const parts = %s;
-    const changed = () => {
-        const e = window.__vitvizExplorer;
-        if (kind === 'commit') {  // every part changed (a part that is the same for both queries is skipped)
-            const now = parts(sel);
-            return e && e.committed.token === target && now.every(
-                (p, i) => p !== before[i] || before[i] === 'no figure');
-        }
-        return e && e.draw_count !== before;
-    };
-    window.__vvProbe = null;
+_PROBE = """    window.__vvProbe = null;
     let input = null;
     const mark = (e) => { if (input === null) input = e.timeStamp; };
-    for (const type of ['pointermove', 'keydown', 'mousedown']) {
-        window.addEventListener(type, mark, {capture: true, once: true});
-    }
-    const poll = (ts) => {
-        if (input !== null && changed()) {
-            const seen = performance.now();
-            requestAnimationFrame((next) => {
-                window.__vvProbe = {input, seen, raf: next, origin: performance.timeOrigin};
-            });
-            return;
-        }
-        requestAnimationFrame(poll);
-    };
-    requestAnimationFrame(poll);
-}""" % _PAGE_PARTS  # noqa: UP031 (a JS template: its braces stay literal)
-
-
-# The same probe for the other pages' components: `name` is the window global a component publishes
-# (draw_count, committed); a commit is seen when `committed` matches `target` and the server figure `sel` changed.
-_ARM_VIEW = """([name, kind, sel, before, target]) => {
-    const fingerprint = %s;
-    const changed = () => {
-        const e = window[name];
-        if (kind === 'commit') return e && JSON.stringify(e.committed) === target && fingerprint(sel) !== before;
-        return e && e.draw_count !== before;
-    };
-    window.__vvProbe = null;
-    let input = null;
-    const mark = (e) => { if (input === null) input = e.timeStamp; };
-    for (const type of ['pointermove', 'keydown', 'mousedown']) {
-        window.addEventListener(type, mark, {capture: true, once: true});
-    }
+    for (const type of %s) window.addEventListener(type, mark, {capture: true, once: true});
     const poll = () => {
         if (input !== null && changed()) {
             const seen = performance.now();
@@ -137,7 +95,35 @@ _ARM_VIEW = """([name, kind, sel, before, target]) => {
         requestAnimationFrame(poll);
     };
     requestAnimationFrame(poll);
-}""" % _FINGERPRINT  # noqa: UP031 (a JS template: its braces stay literal)
+}"""
+"""What every probe shares, after its ``changed()``: from the first input event of ``%s`` (a JS array of event
+types) to the first animation frame after ``changed()`` holds, in ``window.__vvProbe``."""
+
+
+_ARM = """([kind, sel, before, target]) => {
+    const parts = %s;
+    const changed = () => {
+        const e = window.__vitvizExplorer;
+        if (kind === 'commit') {  // every part changed (a part that is the same for both queries is skipped)
+            const now = parts(sel);
+            return e && e.committed.token === target && now.every(
+                (p, i) => p !== before[i] || before[i] === 'no figure');
+        }
+        return e && e.draw_count !== before;
+    };
+""" % _PAGE_PARTS + _PROBE % "['pointermove', 'keydown', 'mousedown']"  # noqa: UP031 (JS templates: their braces stay literal)
+
+
+# The same probe for the other pages' components: `name` is the window global a component publishes
+# (draw_count, committed); a commit is seen when `committed` matches `target` and the server figure `sel` changed.
+_ARM_VIEW = """([name, kind, sel, before, target]) => {
+    const fingerprint = %s;
+    const changed = () => {
+        const e = window[name];
+        if (kind === 'commit') return e && JSON.stringify(e.committed) === target && fingerprint(sel) !== before;
+        return e && e.draw_count !== before;
+    };
+""" % _FINGERPRINT + _PROBE % "['pointermove', 'keydown', 'mousedown']"  # noqa: UP031 (JS templates: their braces stay literal)
 
 
 # The parts of "How a ViT works" a committed patch changes: each later step's picture (a browser view of the
@@ -171,22 +157,7 @@ _ARM_HOW = """([target, before]) => {
         return Object.keys(now).every((k) => now[k] !== null
             && (now[k].startsWith('view:') ? now[k] === 'view:' + target : now[k] !== before[k]));
     };
-    window.__vvProbe = null;
-    let input = null;
-    const mark = (e) => { if (input === null) input = e.timeStamp; };
-    window.addEventListener('mousedown', mark, {capture: true, once: true});
-    const poll = () => {
-        if (input !== null && changed()) {
-            const seen = performance.now();
-            requestAnimationFrame((next) => {
-                window.__vvProbe = {input, seen, raf: next, origin: performance.timeOrigin};
-            });
-            return;
-        }
-        requestAnimationFrame(poll);
-    };
-    requestAnimationFrame(poll);
-}""" % _HOW_PARTS  # noqa: UP031 (a JS template: its braces stay literal)
+""" % _HOW_PARTS + _PROBE % "['mousedown']"  # noqa: UP031 (JS templates: their braces stay literal)
 
 
 class Screencast:
