@@ -51,7 +51,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -176,9 +176,16 @@ class Session:
     @property
     def replicas(self) -> set:
         """The replicas that answered what a session's state lives in: the page, ``/_stcore/...`` (health,
-        uploads), ``/media/...``. Files under ``/static/`` are left out: every replica has the same ones, and
-        the browser answers them from its cache with the header of whichever replica sent them first."""
-        return {replica for url, replica in self.answers if replica and "/static/" not in url}
+        uploads), ``/media/...``. Files (``/static/...``, ``/favicon.png``) are left out: every replica has the
+        same ones, and the browser answers them from its cache with the header of whichever replica sent them
+        first."""
+        return {replica for url, replica in self.answers if replica and _holds_session_state(url)}
+
+
+def _holds_session_state(url: str) -> bool:
+    """True for the page itself (a path without a file extension), ``/_stcore/...`` and ``/media/...``."""
+    path = urlsplit(url).path
+    return path.startswith(("/_stcore/", "/media/")) or "." not in path.rsplit("/", 1)[-1]
 
 
 def open_session(browser, url: str, timeout_ms: float, wait: bool = True) -> Session:

@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     parser.add_argument('--eval-only', action='store_true', help='evaluate the weights in --out-dir, no training')
     parser.add_argument('--card-only', action='store_true', help='only rewrite the card section from the JSON')
+    parser.add_argument('--resume', action='store_true',
+                        help="start from stage 1's weights kept in --out-dir by an earlier, interrupted run")
     return parser.parse_args(argv)
 
 
@@ -140,15 +142,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             stage1, stage2 = (replace(s, train_images=512, epochs=1, warmup_steps=2) for s in (stage1, stage2))
         config = make_cnn_config(image_size=base.image_size, seed=args.seed)
-        with tempfile.TemporaryDirectory() as tmp:
+        # stage 1 is kept beside the result until the end, so that an interrupted run can go on with --resume
+        init, init_config = out_dir / 'shapes_cnn_stage1.safetensors', out_dir / 'shapes_cnn_stage1.json'
+        if args.resume and init.exists() and init_config.exists():
+            first_training = json.loads(init_config.read_text())['training']
+            if first_training.get('seed') != args.seed:
+                raise SystemExit(f'{init_config}: stage 1 was trained with seed {first_training.get("seed")}, '
+                                 f'not {args.seed}; remove it or pass that seed')
+            print(f'stage 1 from {init} (--resume)', flush=True)
+        else:
             first = train_cnn(stage1, config, progress=not args.no_progress)
-            init = Path(tmp) / 'stage1.safetensors'
-            save_shapes_cnn(first.model, first.config, init, Path(tmp) / 'stage1.json')
-            second = train_cnn(replace(stage2, init=str(init)), config, progress=not args.no_progress)
+            save_shapes_cnn(first.model, first.config, init, init_config)
+            first_training = first.config['training']
+        second = train_cnn(replace(stage2, init=str(init)), config, progress=not args.no_progress)
         model, config = second.model, dict(second.config)
         config['training']['init'] = 'stage 1 (the same script, classic style, from scratch)'
-        config['stages'] = [first.config['training'], config['training']]
+        config['stages'] = [first_training, config['training']]
         save_shapes_cnn(model, config, weights, config_path)  # saved before evaluating: nothing is lost
+        init.unlink()
+        init_config.unlink()
     config['metrics'] = evaluate_cnn(model, config, eval_count, family_count)
     save_shapes_cnn(model, config, weights, config_path)
     section = results_markdown(config, vit)
