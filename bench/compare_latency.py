@@ -42,28 +42,47 @@ MAPS = "[class*='st-key-fig-cmp-map'] .js-plotly-plot"
 CURVES = "[class*='st-key-fig-cmp-curves'] .js-plotly-plot"
 TIMEOUT_S = 900
 
-# What the page shows now: the first map's heatmap (as text), how many maps, and how many curves are drawn.
-_STATE_JS = """([maps, curves]) => {
-  const plots = [...document.querySelectorAll(maps)];
-  const heat = plots.length && plots[0].data ? plots[0].data.find(t => t.type === 'heatmap') : null;
-  const lines = [...document.querySelectorAll(curves)].map(p => (p.data || []).filter(
+# What the page shows now: a fingerprint of the first map (its photo and its decoded heatmap: ``_fullData``, as
+# Plotly sends arrays base64-encoded in ``data``), how many maps, and the most lines+markers curves in a chart.
+_STATE_JS = """(maps, curves) => {
+  const plots = [...document.querySelectorAll(maps)].filter(p => p._fullData);
+  const print = (gd) => {
+    const heat = gd._fullData.find(t => t.type === 'heatmap'), photo = gd._fullData.find(t => t.type === 'image');
+    return JSON.stringify([photo ? String(photo.source).slice(-200) : '',
+                           heat && heat.z ? Array.from(heat.z, r => Array.from(r)) : []]);
+  };
+  const lines = [...document.querySelectorAll(curves)].filter(p => p._fullData).map(p => p._fullData.filter(
       t => t.mode === 'lines+markers').length);
-  return {first: heat ? JSON.stringify(Array.from(heat.z, r => Array.from(r))) : null,
-          maps: plots.filter(p => p.data).length, curves: lines.length ? Math.max(...lines) : 0,
+  return {first: plots.length ? print(plots[0]) : null, maps: plots.length,
+          curves: lines.length ? Math.max(...lines) : 0, charts: lines.length,
           running: !!document.querySelector('[data-testid=stStatusWidget]')};
 }"""
 
-
-def _poll(tab, start: float, done, what: dict[str, float], timeout_s: float = TIMEOUT_S) -> None:
-    """Poll the page every 50 ms; ``done(state, seconds)`` records events into ``what`` and returns True at the
-    end."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = tab.evaluate(_STATE_JS, [MAPS, CURVES])
-        if done(state, time.perf_counter() - start):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"the Compare page did not finish within {timeout_s:.0f} s: {what}")
+# Arms the probe: from the next mousedown (its own timestamp), every animation frame reads the page's state and
+# records, in ``window.__cmp``, the frame time at which each event was first seen (ms after the input):
+# "first map" (the first map differs from ``old``), "every map" (``total`` maps, the run over), "first curve",
+# "first method's two curves" (both charts hold a curve) and "page done" (the run over, every map drawn).
+_ARM_JS = """([maps, curves, old, total]) => {
+  const state = %s;
+  const seen = {};
+  window.__cmp = null;
+  let input = null;
+  window.addEventListener('mousedown', (e) => { input = e.timeStamp; }, {capture: true, once: true});
+  const poll = (frame) => {
+    if (input !== null) {
+      const s = state(maps, curves), t = frame - input;
+      if (!('first map' in seen) && s.first !== null && s.first !== old) seen['first map'] = t;
+      if ('first map' in seen && s.curves >= 1 && !('first curve' in seen)) seen['first curve'] = t;
+      if ('first curve' in seen && s.charts >= 2 && !("first method's two curves" in seen))
+        seen["first method's two curves"] = t;
+      const over = 'first map' in seen && !s.running && t > 1000;
+      if (over && s.maps >= total && !('every map' in seen)) seen['every map'] = t;
+      if (over && 'every map' in seen) { seen['page done'] = t; window.__cmp = seen; return; }
+    }
+    requestAnimationFrame(poll);
+  };
+  requestAnimationFrame(poll);
+}""" % _STATE_JS  # noqa: UP031 (a JS template: its braces stay literal)
 
 
 def _settle(tab) -> None:
@@ -73,55 +92,30 @@ def _settle(tab) -> None:
     tab.wait_for_timeout(500)
 
 
+def _measure(tab, click, old: str | None, total: int) -> dict[str, float]:
+    """Arm the probe, ``click()``, wait until the page is done: seconds from the input event to each event."""
+    tab.evaluate(_ARM_JS, [MAPS, CURVES, old, total])
+    click()
+    tab.wait_for_function("() => window.__cmp !== null", polling=100, timeout=TIMEOUT_S * 1000)
+    return {event: ms / 1000 for event, ms in tab.evaluate("() => window.__cmp").items()}
+
+
 def image_round(tab, base: str, first: str, second: str) -> dict[str, float]:
-    """Open Compare on ``first``, then switch to ``second``: seconds from the switch to each event."""
+    """Open Compare on ``first``, then pick ``second`` in the sidebar: seconds from that click to each event."""
     tab.goto(f"{base}/compare?image={quote(first)}")
     _settle(tab)
-    old = tab.evaluate(_STATE_JS, [MAPS, CURVES])["first"]
-    total = tab.evaluate(_STATE_JS, [MAPS, CURVES])["maps"]
+    before = tab.evaluate(f"() => ({_STATE_JS})({MAPS!r}, {CURVES!r})")
     tab.locator(".st-key-image [role=combobox]").click()
-    option = tab.get_by_role("option", name=second, exact=False).first
-    what: dict[str, float] = {}
-    start = time.perf_counter()
-    option.click()
-
-    def done(state, seconds):
-        if "first map" not in what and state["first"] and state["first"] != old:
-            what["first map"] = seconds
-        if "first map" in what and "every map" not in what and state["maps"] >= total and not state["running"]:
-            what["every map"] = seconds
-        if "first map" in what and "page done" not in what and seconds > 1 and not state["running"]:
-            what.setdefault("every map", seconds)
-            what["page done"] = seconds
-        return "page done" in what
-
-    _poll(tab, start, done, what)
-    return what
+    option = tab.get_by_role("option", name=second, exact=True).first
+    return _measure(tab, option.click, before["first"], before["maps"])
 
 
 def vitb_round(tab, base: str) -> dict[str, float]:
-    """Overview with ViT-B/16 (model and capture cached), then Compare: seconds from the click to each event."""
+    """Overview with ViT-B/16 (model and capture cached), then Compare from the sidebar: seconds from the click."""
     tab.goto(f"{base}/?model={quote(VITB[0])}")
     _settle(tab)
-    what: dict[str, float] = {}
-    link = tab.locator("[data-testid=stSidebarNav] a").filter(has_text="Compare methods")
-    start = time.perf_counter()
-    link.click()
-
-    def done(state, seconds):
-        if "first map" not in what and state["maps"]:
-            what["first map"] = seconds
-        if "first curve" not in what and state["curves"] >= 1:
-            what["first curve"] = seconds
-        if "first method's two curves" not in what and state["curves"] >= 1 and \
-                len(tab.query_selector_all(CURVES)) >= 2 and all(
-                    len([t for t in (p.evaluate("p => p.data || []") or []) if t.get("mode") == "lines+markers"]) >= 1
-                    for p in tab.query_selector_all(CURVES)[:2]):
-            what["first method's two curves"] = seconds
-        return "first method's two curves" in what
-
-    _poll(tab, start, done, what)
-    return what
+    link = tab.locator("[data-testid=stSidebarNav] a[href$='/compare']").first
+    return _measure(tab, link.click, None, 1)
 
 
 def floor_seconds(repeats: int) -> dict[str, float]:

@@ -186,6 +186,8 @@ def explore() -> None:
                "explorer."))
     if figures:
         _figures(ctx, fwd, amap, maps, layer=layer, head=head, head_arg=head_arg, query=query, query_kind=query_kind)
+    else:
+        ui.preload_plotly()  # so that switching the figures on does not wait for the browser's Plotly code
 
     ui.download_arrays(
         {"attention_heads": cap.attention_row(layer, amap.query)[0], "attention_map": amap.patches,

@@ -9,7 +9,7 @@ from .clicks import TILE_LAYER_HEAD, TILE_POSITION, add_cell_targets, add_tile_t
 from .context import AppContext
 from .downloads import download_arrays, npz_bytes, read_npz
 from .loaders import Forward, forward_passes
-from .plotting import show_figure
+from .plotting import preload_plotly, show_figure
 from .sidebar import context, sidebar
 from .ui import (
                  HEAD_FUSIONS,
@@ -55,6 +55,7 @@ __all__ = [
     "npz_bytes",
     "page_header",
     "pointer_text",
+    "preload_plotly",
     "read_npz",
     "responsive_layout",
     "shapes_note",

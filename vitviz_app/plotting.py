@@ -10,9 +10,12 @@ long title for a phone, and starts the figure with the margins Plotly would grow
 """
 from __future__ import annotations
 
+import functools
+import json
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -21,8 +24,8 @@ import streamlit as st
 from .downloads import slug
 from .margins import reserve_margins, text_columns, wide_char
 
-__all__ = ["APP_TEMPLATE", "TITLE_LINE_CHARS", "apply_template", "browser_safe_colours", "plotly_config",
-           "show_figure", "wrap_title"]
+__all__ = ["APP_TEMPLATE", "PRELOAD_KEY", "TITLE_LINE_CHARS", "apply_template", "browser_safe_colours",
+           "plotly_config", "preload_plotly", "show_figure", "wrap_title"]
 
 
 def _app_template() -> go.layout.Template:
@@ -213,3 +216,41 @@ def show_figure(
                                    selection_mode="points", config=config, theme=None)
         st.plotly_chart(fig, key=key, config=config, theme=None)
     return None
+
+
+PRELOAD_KEY = "plotly-preload"
+"""Key of the hidden container :func:`preload_plotly` draws in (the CSS class ``st-key-plotly-preload``)."""
+
+_PRELOAD_JS = """<script>(() => {
+  if (window.__vvPlotlyPreload) return;
+  window.__vvPlotlyPreload = true;
+  const load = () => import(new URL(%s, document.baseURI).href).catch(() => {});
+  const idle = window.requestIdleCallback || ((f) => setTimeout(f, 100));
+  setTimeout(() => idle(load, {timeout: 4000}), %d);
+})();</script>"""
+
+
+@functools.cache
+def _plotly_module() -> str | None:
+    """The path, relative to the app's base URL, of the code module Streamlit's front end loads for its first
+    Plotly chart (``static/js/PlotlyChart.<hash>.js``, shipped with Streamlit); None if this Streamlit has none."""
+    found = sorted((Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))
+    return f"./static/js/{found[0].name}" if len(found) == 1 else None
+
+
+def preload_plotly(delay_ms: int = 1500) -> None:
+    """Have the browser load Streamlit's Plotly code ``delay_ms`` after the page is drawn, when it is idle.
+
+    A page whose Plotly figures are optional (a toggle) calls this while they are off. The browser loads that
+    code (4.7 MB) on a session's first Plotly chart: 1.1 s of the first toggle on the Attention page on this
+    2-core machine (``bench/explorer_latency.py --toggle``). Loading it with the page instead (an empty hidden
+    chart) cost the page's first view 0.9 s (``bench/first_view.py --page attention``), so it waits until the
+    page has been drawn. The module is the very one Streamlit imports later, so it is loaded and run once.
+    Nothing is drawn when this Streamlit has no such module (another version's layout): the toggle is then
+    only slower the first time.
+    """
+    module = _plotly_module()
+    if module is None:
+        return
+    with st.container(key=PRELOAD_KEY):
+        st.html(_PRELOAD_JS % (json.dumps(module), int(delay_ms)), unsafe_allow_javascript=True)

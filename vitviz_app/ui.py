@@ -10,6 +10,7 @@ import streamlit as st
 from vitviz.i18n import N_, _
 
 from .context import current_context
+from .plotting import PRELOAD_KEY
 
 __all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout",
            "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table", "pointer_text",
@@ -75,6 +76,9 @@ _RESPONSIVE_CSS = f"""<style>
 [data-testid="stPageLink"] a, [data-testid="stPageLink"] a * {{
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }}
 /* words for the pointer the reader has: hover and Shift with a mouse, tap on a touch screen (pointer_text) */
+/* the empty chart that loads the Plotly code early (plotting.preload_plotly): out of the flow and unseen */
+.st-key-{PRELOAD_KEY} {{ position: absolute !important; width: 1px; height: 1px; overflow: hidden;
+  visibility: hidden; pointer-events: none; }}
 @media (hover: none) {{ .vz-hover-only {{ display: none !important; }} }}
 @media (hover: hover) {{ .vz-touch-only {{ display: none !important; }} }}
 </style>"""

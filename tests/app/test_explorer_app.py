@@ -2,10 +2,13 @@
 when the attention is too large to send, and its commit callback moves the page's query, layer and head."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from vitviz_app.components.attention_explorer import BUDGET_ENV
+from vitviz_app.plotting import _plotly_module
 
 
 def _explorer_caption(at) -> str:
@@ -77,6 +80,19 @@ def test_the_explorer_is_the_pages_map_and_its_plotly_figures_come_on_demand(ope
     assert not [m.value for m in at.markdown if "Share of this query's attention" in m.value]
     assert component_data(at, "attention_explorer")["text"]["shares"].startswith("Share of this query's attention")
 
+    # with the figures off, the browser is told to load Streamlit's Plotly code once the page is drawn and idle
+    assert [h.proto.body.count(_plotly_module()) for h in at.get("html") if "PlotlyChart." in h.proto.body] == [1]
     at.toggle(key="attn_figures").set_value(True).run()
+    assert not [h for h in at.get("html") if "PlotlyChart." in h.proto.body], "the figures load it themselves"
     np.testing.assert_allclose(heat(figure(at, "attn.map")).ravel(), row[layout.patch_slice], rtol=1e-5, atol=1e-7)
     assert "Attention of patch (3, 4)" in figure(at, "attn.grid")["layout"]["title"]["text"]
+
+
+def test_the_plotly_module_the_page_preloads_is_the_one_this_streamlit_ships():
+    """``preload_plotly`` names Streamlit's own Plotly chunk: a Streamlit that renamed it would make the preload
+    silently do nothing, and the first figures toggle 1.1 s slower (bench/README §14)."""
+    import streamlit
+
+    module = _plotly_module()
+    assert module is not None and module.startswith("./static/js/PlotlyChart.")
+    assert (Path(streamlit.__file__).parent / "static" / module.removeprefix("./")).is_file()
