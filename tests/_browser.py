@@ -20,9 +20,9 @@ from pathlib import Path
 
 from tests._apptest import ROOT, bundled_model_shipped
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "LAYOUT_PROBLEMS_JS", "SCREENSHOTS", "TIMEOUT_MS", "Frames", "click_cell",
-           "download_from", "figure_state", "idle", "open_page", "plot", "screenshot", "streamlit_server",
-           "wait_for_change", "wait_for_figure", "wait_until_idle"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "LAYOUT_PROBLEMS_JS", "MIN_CHART_PX", "SCREENSHOTS", "TIMEOUT_MS", "Frames",
+           "click_cell", "download_from", "figure_state", "idle", "open_page", "plot", "screenshot", "settled",
+           "streamlit_server", "wait_for_change", "wait_for_figure", "wait_until_idle"]
 
 CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -110,6 +110,26 @@ def idle(page) -> None:
     """Wait until no script run is going on (the status widget is gone)."""
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=TIMEOUT_MS)
     page.wait_for_timeout(500)
+
+
+# True once the page's elements and drawn Plotly figures have not changed for ``quiet`` ms and no run is shown.
+_SETTLED_JS = """(quiet) => {
+  const now = performance.now();
+  const sig = [document.querySelectorAll('[data-testid=stElementContainer]').length,
+               [...document.querySelectorAll('.js-plotly-plot')].filter((p) => p._fullData).length,
+               !!document.querySelector('[data-testid=stStatusWidget]')].join();
+  const last = window.__vvSettle;
+  if (!last || last.sig !== sig) { window.__vvSettle = {sig, since: now}; return false; }
+  return !sig.endsWith('true') && now - last.since >= quiet;
+}"""
+
+
+def settled(page, quiet_ms: int = 1500) -> None:
+    """Wait until the page stops adding elements and figures for ``quiet_ms`` (a page that draws its results one
+    by one, as Compare does, is not done when its first figure is there, and Streamlit's running indicator is not
+    always shown while it works)."""
+    page.evaluate("() => { window.__vvSettle = null; }")
+    page.wait_for_function(_SETTLED_JS, arg=quiet_ms, polling=200, timeout=TIMEOUT_MS)
 
 
 def wait_until_idle(page) -> None:
@@ -220,35 +240,109 @@ class Frames:
         self.bytes_sent += len(payload.encode() if isinstance(payload, str) else payload)
 
 
-# What a page must satisfy at its width; returns a list of problems (empty when the layout is right).
-LAYOUT_PROBLEMS_JS = """() => {
+MIN_CHART_PX = 280
+"""No chart is narrower than this (or than the column, when that is narrower)."""
+
+# What a page must satisfy at its width (``minChart``: MIN_CHART_PX); a list of problems, empty when it is right:
+# no overlapping text, nothing sticking out of the column, no chart too narrow, no title or label cut.
+LAYOUT_PROBLEMS_JS = """(minChart) => {
   const problems = [];
-  const page = document.scrollingElement;
-  if (page.scrollWidth > innerWidth + 1) problems.push(`page scrolls sideways: ${page.scrollWidth} > ${innerWidth}`);
-  const content = document.querySelector('[data-testid=stMainBlockContainer]');
-  const style = getComputedStyle(content);
-  const width = content.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-  for (const chart of document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')) {
-    const box = chart.getBoundingClientRect();
-    if (box.width < 0.9 * width) problems.push(`a chart is ${Math.round(box.width)} px wide of ${Math.round(width)}`);
-    for (const title of chart.querySelectorAll('.gtitle')) {
-      const t = title.getBoundingClientRect();
-      if (t.width && (t.left < box.left - 1 || t.right > box.right + 1 || t.top < box.top - 10))  // text box > glyphs
-        problems.push(`title "${title.textContent}" is cut`);
+  const main = document.querySelector('[data-testid=stMainBlockContainer]');
+  const style = getComputedStyle(main), box = main.getBoundingClientRect();
+  const left = box.left + parseFloat(style.paddingLeft), right = box.right - parseFloat(style.paddingRight);
+  const column = right - left;
+  if (document.scrollingElement.scrollWidth > innerWidth + 1)
+    problems.push(`the page scrolls sideways: ${document.scrollingElement.scrollWidth} > ${innerWidth}`);
+  const shown = (el) => { const s = getComputedStyle(el);
+    return s.display !== 'none' && s.visibility !== 'hidden' && parseFloat(s.opacity || '1') > 0.05; };
+  const clipped = (el) => { // inside a box that scrolls or clips on its own (a table that scrolls, a code block)
+    for (let e = el.parentElement; e && e !== main; e = e.parentElement) {
+      const o = getComputedStyle(e).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+    }
+    return false;
+  };
+  // a line box that a clipping ancestor (overflow other than visible) hides entirely: e.g. a collapsing expander
+  const clippedAway = (el, r) => {
+    for (let e = el.parentElement; e && e !== main; e = e.parentElement) {
+      const s = getComputedStyle(e);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+      const c = e.getBoundingClientRect();
+      if (r.right <= c.left || r.left >= c.right || r.bottom <= c.top || r.top >= c.bottom) return true;
+    }
+    return false;
+  };
+  const name = (el) => (el.innerText || el.textContent || el.className || el.tagName).toString().trim().slice(0, 50);
+
+  // nothing sticks out of the column
+  for (const el of main.querySelectorAll('[data-testid=stElementContainer], .js-plotly-plot, canvas, img, table')) {
+    const b = el.getBoundingClientRect();
+    if (!b.width || !shown(el) || clipped(el)) continue;
+    const out = Math.round(Math.max(b.right - right, left - b.left));
+    if (out > 1) problems.push(`"${name(el)}" sticks out by ${out} px`);
+  }
+  // no chart narrower than 280 px (or than the column)
+  const least = Math.min(minChart, column);
+  for (const el of main.querySelectorAll('.js-plotly-plot, canvas.vz-map, canvas.vt-tiles')) {
+    const b = el.getBoundingClientRect();
+    if (b.width && shown(el) && b.width < least - 1)
+      problems.push(`a chart (${el.className}) is ${Math.round(b.width)} px wide`);
+  }
+  // no truncated title: Plotly's titles inside their chart, no text cut with an ellipsis
+  for (const chart of main.querySelectorAll('.js-plotly-plot')) {
+    const b = chart.getBoundingClientRect();
+    const titles = '.gtitle, .g-gtitle text, .xtitle, .ytitle, .cbtitle text, .legendtext, .annotation-text';
+    for (const t of chart.querySelectorAll(titles)) {
+      const r = t.getBoundingClientRect();
+      if (r.width && (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1))
+        problems.push(`"${t.textContent.slice(0, 50)}" is cut by its chart's edge`);
     }
   }
-  const right = content.getBoundingClientRect().right - parseFloat(style.paddingRight);
-  for (const canvas of document.querySelectorAll('[data-testid=stMain] canvas')) {  // the browser components' maps
-    const box = canvas.getBoundingClientRect();
-    if (box.width && box.right > right + 1) {
-        problems.push(`a ${canvas.className || 'canvas'} sticks out by ${Math.round(box.right - right)} px`);
+  // no axis title on a plot: a title inside any subplot's plotting area (another panel's, in a narrow chart)
+  for (const chart of main.querySelectorAll('.js-plotly-plot')) {
+    const areas = [...chart.querySelectorAll('.bglayer .bg, .imagelayer image')].map((a) => a.getBoundingClientRect());
+    for (const t of chart.querySelectorAll('.xtitle, .ytitle')) {
+      const r = t.getBoundingClientRect();
+      for (const a of areas) {
+        const w = Math.min(a.right, r.right) - Math.max(a.left, r.left);
+        const h = Math.min(a.bottom, r.bottom) - Math.max(a.top, r.top);
+        if (r.width && w > 2 && h > 2) { problems.push(`axis title "${t.textContent}" lies on a plot`); break; }
+      }
     }
   }
-  for (const value of document.querySelectorAll('[data-testid=stMain] [data-testid=stMetricValue]')) {
+  for (const el of main.querySelectorAll('*')) {
+    if (el.textContent.trim() && shown(el) && getComputedStyle(el).textOverflow === 'ellipsis'
+        && el.scrollWidth > el.clientWidth + 1) problems.push(`"${name(el)}" is truncated`);
+  }
+  // no text on top of other text
+  const lines = [];
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el || !shown(el)) continue;
+    if (el.closest('.vz-tip, [role=tooltip], .hoverlayer, .modebar, .katex')) continue;  // KaTeX sets its own math
+    if (el.closest('details:not([open])')) continue;  // a closed expander's body
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects())
+      if (r.width > 2 && r.height > 2 && !clippedAway(el, r)) lines.push({ r, node, text: node.textContent.trim() });
+  }
+  for (let i = 0; i < lines.length; i++) {
+    for (let j = i + 1; j < lines.length; j++) {
+      const a = lines[i].r, b = lines[j].r;
+      if (lines[i].node === lines[j].node) continue;
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w > 2 && h > 0.4 * Math.min(a.height, b.height))
+        problems.push(`"${lines[i].text.slice(0, 40)}" overlaps "${lines[j].text.slice(0, 40)}"`);
+    }
+  }
+  // a metric's value and a select's chosen label are never cut (they clip without an ellipsis)
+  for (const value of main.querySelectorAll('[data-testid=stMetricValue]'))
     for (const el of [value, ...value.querySelectorAll('*')])
       if (el.scrollWidth > el.clientWidth + 1) problems.push(`metric "${value.textContent}" is truncated`);
-  }
-  for (const label of document.querySelectorAll('[data-testid=stMain] [data-baseweb=select] [value]'))
+  for (const label of main.querySelectorAll('[data-baseweb=select] [value]'))
     if (label.scrollWidth > label.clientWidth + 1) problems.push(`select "${label.textContent}" is truncated`);
-  return problems;
+  return [...new Set(problems)];
 }"""
+

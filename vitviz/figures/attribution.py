@@ -358,7 +358,9 @@ def sanity_figure(checks: Mapping[str, SanityCheck], *, metric: str = "spearman"
                       annotation_text=_("flag above ρ = {threshold:g} (after head + top block)").format(
                           threshold=threshold),
                       annotation_position="bottom right")
-    fig.update_xaxes(title_text=_("randomised from the top down to"), type="category", automargin=True)
+    # upright step names overlap on a phone (Plotly's automatic 30° turn still leaves them touching): vertical
+    fig.update_xaxes(title_text=_("randomised from the top down to"), type="category", automargin=True,
+                     tickangle=-90)
     fig.update_yaxes(title_text=_("{metric} with the original").format(metric=label_metric), automargin=True,
                      range=[-1.05, 1.05])
     fig.update_layout(title=dict(text=title), margin=dict(MARGIN, l=60, b=40), height=legend_height(320, len(checks)),
