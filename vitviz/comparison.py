@@ -120,7 +120,8 @@ def _inputs(model: Any, images: Sequence) -> Any:
     import torch  # torch: loaded when a comparison runs, not on import
 
     config = data_config(model)
-    return torch.cat([prepare_input(im, config)[0] for im in images])
+    device = next(model.parameters()).device  # the model's own device (a GPU server's)
+    return torch.cat([prepare_input(im, config)[0] for im in images]).to(device)
 
 
 def _default_patch_sizes(size: tuple[int, int]) -> tuple[int, ...]:

@@ -57,6 +57,7 @@ def cnn_gradcam(model: nn.Module, x: torch.Tensor, target: int | None = None) ->
 
     if getattr(x, "ndim", 0) != 4 or x.shape[0] != 1:
         raise ValueError(f"x must be one image (1, 3, H, W), got shape {tuple(getattr(x, 'shape', ()))}")
+    x = x.to(next(model.parameters()).device)  # the model's own device (a GPU server's)
     with model_lock(model), torch.enable_grad():
         with torch.no_grad():
             features = model.forward_features(x)  # (1, C, h, w)
