@@ -93,7 +93,8 @@ with st.spinner(_("Measuring both models on your image…")):
 st.subheader(_("How far each layer reaches"))
 st.markdown(_("The **effective receptive field** (Luo et al. 2016) of the unit at the centre of each layer: how "
               "much each input pixel changes it (the gradient), averaged over {count} images (yours and "
-              "generated shapes). Bright means the pixel matters.").format(count=cmp.vit_erf.images))
+              "generated shapes). Bright means the pixel matters. Depth 0 is the ViT's patch embedding and the "
+              "CNN's stem; then come the ViT's blocks and the CNN's stages.").format(count=cmp.vit_erf.images))
 ui.show_figure(erf_maps_figure(cmp), key="cnn.erf", filename="effective-receptive-fields")
 st.markdown(_("The same maps as one number per layer: the radius around the unit that holds 50 % or 90 % of "
               "the gradient. The CNN's **theoretical** receptive field, fixed by its kernels and strides, bounds "

@@ -65,8 +65,10 @@ def test_the_reach_figure_draws_the_radii_the_theory_and_the_attention_distance_
 def test_the_cka_heat_map_is_the_matrix_with_vit_depths_as_rows_and_cnn_depths_as_columns(cmp):
     fig = cka_figure(cmp.cka, cmp.vit_erf.names, cmp.cnn_erf.names)
     np.testing.assert_allclose(np.asarray(fig.data[0].z), cmp.cka)
-    assert list(fig.data[0].y) == ["embedding", "block 1", "block 2"]
-    assert list(fig.data[0].x) == ["stem", "stage 1", "stage 2", "stage 3"]
+    assert list(fig.data[0].y) == [0, 1, 2] and list(fig.data[0].x) == [0, 1, 2, 3]
+    names = np.asarray(fig.data[0].customdata)
+    assert list(names[:, 0, 0]) == ["embedding", "block 1", "block 2"]
+    assert list(names[0, :, 1]) == ["stem", "stage 1", "stage 2", "stage 3"]
     with pytest.raises(ValueError):
         cka_figure(cmp.cka.T, cmp.vit_erf.names, cmp.cnn_erf.names)
 

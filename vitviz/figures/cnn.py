@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from vitviz.figures.attribution import TOP_LEGEND, legend_height
 from vitviz.figures.placement import MARGIN
 from vitviz.figures.traces import MAP_SCALE
 from vitviz.i18n import N_, _
@@ -42,14 +43,13 @@ def erf_maps_figure(cmp: CnnComparison) -> go.Figure:
     its own maximum (each sums to 1 before that)."""
     rows = (("vit", _("ViT"), cmp.vit_erf), ("cnn", _("CNN"), cmp.cnn_erf))
     columns = max(len(cmp.vit_erf.names), len(cmp.cnn_erf.names))
-    titles = []
-    for kind, _name, erf in rows:
-        labels = _depth_labels(erf.names, kind)
-        titles += labels + [""] * (columns - len(labels))
+    titles = []  # the depth's number only (a phone shows five maps in a row); hovers name it in full
+    for _kind, _name, erf in rows:
+        titles += [str(i) for i in range(len(erf.names))] + [""] * (columns - len(erf.names))
     fig = make_subplots(rows=2, cols=columns, subplot_titles=titles, horizontal_spacing=0.01,
                         vertical_spacing=0.12, row_titles=[name for _k, name, _e in rows])
-    for row, (_kind, name, erf) in enumerate(rows, start=1):
-        for col, (erf_map, label) in enumerate(zip(erf.maps, titles[(row - 1) * columns:]), start=1):
+    for row, (kind, name, erf) in enumerate(rows, start=1):
+        for col, (erf_map, label) in enumerate(zip(erf.maps, _depth_labels(erf.names, kind)), start=1):
             peak = float(erf_map.max()) or 1.0
             fig.add_trace(go.Heatmap(
                 z=erf_map / peak, colorscale=MAP_SCALE, zmin=0.0, zmax=1.0, showscale=row == 1 and col == 1,
@@ -85,28 +85,35 @@ def reach_figure(cmp: CnnComparison) -> go.Figure:
                                  line=dict(color=ARCH_COLOURS[kind], dash=dash), marker=dict(symbol=symbol, size=8),
                                  hovertemplate=f"{name}<br>" + hover + "<extra></extra>"))
     side = max(cmp.vit_theory.input_size)
-    fig.add_hline(y=side, line=dict(color="grey", width=1), annotation_text=_("input side {side} px").format(side=side),
-                  annotation_position="top left")
-    fig.update_xaxes(title_text=_("depth (0: ViT embedding / CNN stem; then blocks / stages)"), dtick=1)
+    depths = max(len(vit.names), len(cnn.names)) - 1
+    name = _("input side {side} px").format(side=side)
+    fig.add_trace(go.Scatter(x=[0, depths], y=[side, side], name=name, mode="lines", hoverinfo="skip",
+                             line=dict(color="grey", width=1)))
+    fig.update_xaxes(title_text=_("depth"), dtick=1)
     fig.update_yaxes(title_text=_("pixels (log scale)"), type="log")
-    fig.update_layout(margin=dict(MARGIN, t=20, b=40), height=430,
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"))
+    fig.update_layout(margin=dict(MARGIN, t=20, b=40), height=legend_height(320, len(fig.data)), legend=TOP_LEGEND)
     return fig
 
 
 def cka_figure(cka: np.ndarray, vit_names: Sequence[str], cnn_names: Sequence[str]) -> go.Figure:
-    """Linear CKA between every ViT depth (rows) and every CNN depth (columns), 0 to 1 (Raghu et al. 2021)."""
+    """Linear CKA between every ViT depth (rows) and every CNN depth (columns), 0 to 1 (Raghu et al. 2021).
+
+    The axes number the depths (0: the ViT's embedding, the CNN's stem), so that a phone shows them side by side;
+    the hover names them.
+    """
     cka = np.asarray(cka, dtype=np.float64)
     rows, cols = _depth_labels(vit_names, "vit"), _depth_labels(cnn_names, "cnn")
     if cka.shape != (len(rows), len(cols)):
         raise ValueError(f"CKA {cka.shape} for {len(rows)} ViT and {len(cols)} CNN depths")
+    names = np.array([[(r, c) for c in cols] for r in rows], dtype=object)  # (Lv, Lc, 2)
     fig = go.Figure(go.Heatmap(
-        z=cka, x=cols, y=rows, zmin=0.0, zmax=1.0, colorscale="Viridis",
-        text=np.round(cka, 2), texttemplate="%{text:.2f}",
+        z=cka, x=list(range(len(cols))), y=list(range(len(rows))), zmin=0.0, zmax=1.0, colorscale="Viridis",
+        text=np.round(cka, 2), texttemplate="%{text:.2f}", customdata=names,
         colorbar=dict(title=dict(text=_("CKA")), thickness=12),
-        hovertemplate=_("ViT {vit} · CNN {cnn}").format(vit="%{y}", cnn="%{x}") + ": %{z:.3f}<extra></extra>"))
-    fig.update_yaxes(title_text=_("ViT"), autorange="reversed")
-    fig.update_xaxes(title_text=_("CNN"), side="bottom")
+        hovertemplate=_("ViT {vit} · CNN {cnn}").format(vit="%{customdata[0]}", cnn="%{customdata[1]}")
+        + ": %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(title_text=_("ViT depth"), autorange="reversed", dtick=1)
+    fig.update_xaxes(title_text=_("CNN depth"), side="bottom", dtick=1)
     fig.update_layout(margin=dict(MARGIN, t=20, b=40), height=360)
     return fig
 
@@ -151,6 +158,5 @@ def data_curves_figure(results: Mapping[str, Any]) -> go.Figure:
                 + ": %{y:.1f} % ± %{error_y.array:.1f}<extra></extra>"))
     fig.update_xaxes(title_text=_("training images (log scale)"), type="log")
     fig.update_yaxes(title_text=_("held-out accuracy (%)"))
-    fig.update_layout(margin=dict(MARGIN, t=20, b=40), height=420,
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, xanchor="left"))
+    fig.update_layout(margin=dict(MARGIN, t=20, b=40), height=legend_height(320, len(fig.data)), legend=TOP_LEGEND)
     return fig
