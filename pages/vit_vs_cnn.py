@@ -12,6 +12,7 @@ import streamlit as st
 import vitviz_app as ui
 from vitviz.i18n import _
 from vitviz_app import cnn_views
+from vitviz_app.views import figure_view
 
 ui.entry_point()
 
@@ -27,8 +28,8 @@ ctx.require()
 fwd = ctx.forward()  # the sidebar's model on the sidebar's image (cached; says what the model sees, warns of NaN)
 
 from vitviz.attribution import METHODS  # noqa: E402
-from vitviz.figures import perturbation_figure, relevance_maps_figure  # noqa: E402
-from vitviz.figures.attribution import ORDER_TITLES  # noqa: E402
+from vitviz.evaluation import Faithfulness  # noqa: E402
+from vitviz.figures import faithfulness_figure, relevance_maps_figure  # noqa: E402
 from vitviz.figures.cnn import cka_figure, cost_rows, data_curves_figure, erf_maps_figure, reach_figure  # noqa: E402
 
 
@@ -48,21 +49,22 @@ def looks_section(vit_fwd, arrays: dict) -> str:
         cnn_class=pair.cnn.labels[cnn_class] if pair.cnn.labels else cnn_class))
     left, right = st.columns(2)
     with left:
-        ui.show_figure(relevance_maps_figure({vit_title: relevance.patches}, ctx.image, vit_fwd.geometry,
-                                             vit_fwd.layout, columns=1, colorbar=False),
+        ui.show_figure(figure_view(("cnn.vit_map", vit_fwd.key, method), lambda: relevance_maps_figure(
+            {vit_title: relevance.patches}, ctx.image, vit_fwd.geometry, vit_fwd.layout, columns=1, colorbar=False)),
                        key="cnn.vit_map", filename="vit-most-faithful-map")
     with right:
-        ui.show_figure(relevance_maps_figure({cnn_title: looks.gradcam.cells}, ctx.image, looks.geometry,
-                                             looks.gradcam.cells.shape, columns=1, colorbar=False),
-                       key="cnn.cnn_map", filename="cnn-grad-cam")
+        ui.show_figure(figure_view(("cnn.cnn_map", pair.cnn_key, ctx.image_key, ctx.fit), lambda: relevance_maps_figure(
+            {cnn_title: looks.gradcam.cells}, ctx.image, looks.geometry, looks.gradcam.cells.shape, columns=1,
+            colorbar=False)), key="cnn.cnn_map", filename="cnn-grad-cam")
     st.markdown(_("Both curves remove the same kind of thing, pixels set to black in the order each map ranks them, "
                   "so neither model is favoured. A faithful map makes its model's probability fall fast when the "
                   "most relevant pixels go first, and keeps it up when the least relevant go first."))
+    results = {vit_title: Faithfulness(vit_curves["most"], vit_curves["least"], "pixels", method),
+               cnn_title: Faithfulness(looks.curves["most"], looks.curves["least"], "pixels", "gradcam")}
+    ui.show_figure(figure_view(("cnn.curves", vit_fwd.key, method, pair.cnn_key, ctx.image_key), lambda:
+                               faithfulness_figure(results, class_name=_("its top class"))), key="cnn.curves",
+                   filename="vit-vs-cnn-pixel-removal")
     for order in ("most", "least"):
-        st.markdown(f"**{_(ORDER_TITLES[order])}**")
-        curves = {vit_title: vit_curves[order], cnn_title: looks.curves[order]}
-        ui.show_figure(perturbation_figure(curves, order=order, removal="pixels", class_name=_("its top class")),
-                       key=f"cnn.curve.{order}", filename=f"vit-vs-cnn-{order}-first")
         arrays[f"vit_curve_{order}_first"] = vit_curves[order].probabilities
         arrays[f"cnn_curve_{order}_first"] = looks.curves[order].probabilities
     arrays.update(vit_map=relevance.patches, cnn_gradcam=looks.gradcam.cells)
@@ -88,6 +90,7 @@ if pair.cnn.source == "random":
 
 with st.spinner(_("Measuring both models on your image…")):
     cmp = cnn_views.comparison(pair.vit_key, pair.cnn_key, ctx.image_key, pair.vit, pair.cnn, ctx.image)
+keys = (pair.vit_key, pair.cnn_key, ctx.image_key)  # what the comparison's figures show
 
 # ----------------------------------------------------------------------------------------------- reach
 st.subheader(_("How far each layer reaches"))
@@ -95,11 +98,12 @@ st.markdown(_("The **effective receptive field** (Luo et al. 2016) of the unit a
               "much each input pixel changes it (the gradient), averaged over {count} images (yours and "
               "generated shapes). Bright means the pixel matters. Depth 0 is the ViT's patch embedding and the "
               "CNN's stem; then come the ViT's blocks and the CNN's stages.").format(count=cmp.vit_erf.images))
-ui.show_figure(erf_maps_figure(cmp), key="cnn.erf", filename="effective-receptive-fields")
+ui.show_figure(figure_view(("cnn.erf", *keys), lambda: erf_maps_figure(cmp)), key="cnn.erf",
+               filename="effective-receptive-fields")
 st.markdown(_("The same maps as one number per layer: the radius around the unit that holds 50 % or 90 % of "
               "the gradient. The CNN's **theoretical** receptive field, fixed by its kernels and strides, bounds "
               "its reach; the ViT's **mean attention distance** says how far its heads look in each block."))
-ui.show_figure(reach_figure(cmp), key="cnn.reach", filename="reach-by-depth")
+ui.show_figure(figure_view(("cnn.reach", *keys), lambda: reach_figure(cmp)), key="cnn.reach", filename="reach-by-depth")
 st.caption(_("At the last layer, half of the gradient lies within {vit:.0f} px for the ViT and {cnn:.0f} px for "
              "the CNN; the input is {side} px wide.").format(
     vit=cmp.vit_erf.radius50[-1], cnn=cmp.cnn_erf.radius50[-1], side=max(cmp.vit_theory.input_size)))
@@ -118,7 +122,8 @@ st.markdown(_("**Linear CKA** (Kornblith et al. 2019) between every ViT layer an
               "al. 2021: 1 means the two layers arrange the images the same way, 0 not at all. Computed over "
               "{count} images: your image, {samples} sample pictures and {shapes} generated shapes.").format(
     count=cmp.cka_images, samples=sources.get("samples", 0), shapes=sources.get("shapes", 0)))
-ui.show_figure(cka_figure(cmp.cka, cmp.vit_erf.names, cmp.cnn_erf.names), key="cnn.cka", filename="cka")
+ui.show_figure(figure_view(("cnn.cka", *keys), lambda: cka_figure(cmp.cka, cmp.vit_erf.names, cmp.cnn_erf.names)),
+               key="cnn.cka", filename="cka")
 
 # ----------------------------------------------------------------------------------------------- looks
 st.subheader(_("Where each looks for its answer"))

@@ -46,7 +46,10 @@ def test_the_erf_maps_are_each_depths_map_scaled_to_its_peak_vit_above_cnn_below
     expected = [m / m.max() for m in cmp.vit_erf.maps] + [m / m.max() for m in cmp.cnn_erf.maps]
     assert len(heat) == len(expected)
     for trace, reference in zip(heat, expected):
-        np.testing.assert_allclose(np.asarray(trace.z), reference)
+        drawn = np.asarray(trace.z)
+        assert drawn.dtype == np.uint8 and (trace.zmin, trace.zmax) == (0, 255)
+        np.testing.assert_allclose(drawn / 255, reference, atol=0.5 / 255 + 1e-12)  # the share of the peak, 255 steps
+        assert drawn.max() == 255
     vit_axes = {t.yaxis for t in heat[:3]}
     cnn_axes = {t.yaxis for t in heat[3:]}
     assert not vit_axes & cnn_axes  # two rows
