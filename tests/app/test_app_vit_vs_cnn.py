@@ -21,7 +21,13 @@ PAGE = "pages/vit_vs_cnn.py"
 
 
 @pytest.fixture
-def page_setup(monkeypatch, app_model, tmp_path):
+def page_setup(app_model, small_page):
+    """The offline app (the bundled ViT) with :func:`small_page`."""
+    return small_page
+
+
+@pytest.fixture
+def small_page(monkeypatch, tmp_path):
     """Small comparisons, the page's caches emptied before and after, and no data curves unless a test writes them."""
     import vitviz
     from vitviz import comparison
@@ -210,3 +216,54 @@ def test_a_damaged_data_curves_file_is_said_plainly_and_the_rest_of_the_page_sti
     assert not at.exception
     assert [e.value for e in at.main.error] == ["data_curves.json is not a data-curves results file (JSONDecodeError)"]
     assert at.main.get("plotly_chart")
+
+
+def _open_with_catalogue_vit():
+    from streamlit.testing.v1 import AppTest
+
+    from tests._apptest import APP, APP_TIMEOUT_S
+    from tests._localhub import CATALOGUE_KEY
+
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+    at.query_params["model"] = CATALOGUE_KEY
+    at.run()
+    return at.switch_page(PAGE).run()
+
+
+@pytest.mark.slow  # downloads the 23 MB catalogue ViT from the local hub and runs it at 224 px
+def test_an_imagenet_vit_whose_cnn_cannot_be_fetched_is_compared_through_the_shapes_pair_and_says_why(
+        catalogue_hub, small_page, missing_cnn):
+    catalogue_hub()  # the ViT only: resnet18.a1_in1k is not on this hub
+    at = _open_with_catalogue_vit()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    infos = [i.value for i in at.main.info]
+    said = [i for i in infos if "So this page compares the bundled shapes pair" in i]
+    assert said and "resnet18.a1_in1k" in said[0], infos
+    compared = [m.value for m in at.main.markdown if m.value.startswith("**Compared:**")]
+    assert compared == ["**Compared:** vitviz-shapes (a small ViT) and vitviz-shapes-cnn (a small ResNet with about "
+                        "as many parameters and FLOPs), both trained on the same ten shapes with the same recipe."]
+
+
+@pytest.mark.slow  # two hub models (23 MB and 47 MB) measured at 224 px
+def test_an_imagenet_vit_is_set_beside_resnet18_from_the_same_hub(catalogue_hub, small_page, figure):
+    from tests._localhub import TIMM_NAME, timm_repo_files
+    from vitviz_app import cnn_views, loaders
+    from vitviz_app.samples import read_sample
+
+    local = catalogue_hub()
+    weights, config, _state = timm_repo_files("resnet18", seed=2)
+    local.add("timm/resnet18.a1_in1k", "model.safetensors", weights)
+    local.add("timm/resnet18.a1_in1k", "config.json", config)
+    at = _open_with_catalogue_vit()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    compared = [m.value for m in at.main.markdown if m.value.startswith("**Compared:**")]
+    assert compared == [f"**Compared:** {TIMM_NAME} (the sidebar's ViT) and resnet18.a1_in1k (ResNet-18, He et al. "
+                        "2016), both trained on ImageNet."]
+    cnn = cnn_views.load_cnn("resnet18.a1_in1k")
+    vit = loaders.load(at.selectbox(key="model").value, None)
+    data = read_sample(at.selectbox(key="image").value)
+    key = loaders.digest(data)
+    cmp = cnn_views.comparison(f"{at.selectbox(key='model').value}|default", "resnet18.a1_in1k|hub", key, vit, cnn,
+                               loaders.decode(key, data))
+    assert cmp.cnn_erf.names[-1] == "layer4" and cmp.cka.shape == (len(vit.model.blocks) + 1, 5)
+    np.testing.assert_allclose(values(figure(at, "cnn.cka")["data"][0]["z"]).reshape(cmp.cka.shape), cmp.cka)
