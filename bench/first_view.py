@@ -80,7 +80,7 @@ def _start(app_dir: Path, port: int, env: dict[str, str], log: Path) -> tuple[su
 
 PAGE_VIEWS = {"": FIGURES, "attention": ("canvas.vv-map",),
               "vit_vs_cnn": tuple(f".st-key-fig-cnn-{key} .js-plotly-plot .main-svg" for key in (
-                  "erf", "reach", "cka", "vit-map", "cnn-map", "curves"))}
+                  "erf", "reach", "cka", "vit-map", "cnn-map", "curve-most", "curve-least"))}
 """What a page's first view is: the Overview's two figures, the Attention explorer's map, every figure of ViT vs
 CNN (the last one drawn; its data curves are drawn only where their JSON is shipped); others' first figure."""
 _PROGRESS = "() => (document.body.innerText.match(/(Starting vitviz[^\\n]*)/) || [null, null])[1]"

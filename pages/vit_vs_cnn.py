@@ -7,6 +7,8 @@ comes from ``vitviz.compare_cnn`` and the library, cached once per (ViT, CNN, im
 """
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 import vitviz_app as ui
@@ -28,8 +30,8 @@ ctx.require()
 fwd = ctx.forward()  # the sidebar's model on the sidebar's image (cached; says what the model sees, warns of NaN)
 
 from vitviz.attribution import METHODS  # noqa: E402
-from vitviz.evaluation import Faithfulness  # noqa: E402
-from vitviz.figures import faithfulness_figure, relevance_maps_figure  # noqa: E402
+from vitviz.figures import perturbation_figure, relevance_maps_figure  # noqa: E402
+from vitviz.figures.attribution import ORDER_TITLES  # noqa: E402
 from vitviz.figures.cnn import cka_figure, cost_rows, data_curves_figure, erf_maps_figure, reach_figure  # noqa: E402
 
 
@@ -59,11 +61,13 @@ def looks_section(vit_fwd, arrays: dict) -> str:
     st.markdown(_("Both curves remove the same kind of thing, pixels set to black in the order each map ranks them, "
                   "so neither model is favoured. A faithful map makes its model's probability fall fast when the "
                   "most relevant pixels go first, and keeps it up when the least relevant go first."))
-    results = {vit_title: Faithfulness(vit_curves["most"], vit_curves["least"], "pixels", method),
-               cnn_title: Faithfulness(looks.curves["most"], looks.curves["least"], "pixels", "gradcam")}
-    ui.show_figure(figure_view(("cnn.curves", vit_fwd.key, method, pair.cnn_key, ctx.image_key), lambda:
-                               faithfulness_figure(results, class_name=_("its top class"))), key="cnn.curves",
-                   filename="vit-vs-cnn-pixel-removal")
+    for order in ("most", "least"):  # one figure per order: side by side they do not fit a phone
+        st.markdown(f"**{_(ORDER_TITLES[order])}**")
+        curves = {vit_title: vit_curves[order], cnn_title: looks.curves[order]}
+        ui.show_figure(figure_view(("cnn.curve", order, vit_fwd.key, method, pair.cnn_key, ctx.image_key),
+                                   functools.partial(perturbation_figure, curves, order=order, removal="pixels",
+                                                     class_name=_("its top class"))),
+                       key=f"cnn.curve.{order}", filename=f"vit-vs-cnn-{order}-first")
     for order in ("most", "least"):
         arrays[f"vit_curve_{order}_first"] = vit_curves[order].probabilities
         arrays[f"cnn_curve_{order}_first"] = looks.curves[order].probabilities

@@ -150,10 +150,9 @@ def test_without_the_cnns_weights_or_the_data_curves_the_page_says_so_and_how_to
     looks = cnn_views.cnn_looks(f"{cnn.name}|{cnn.source}", image_key, cnn, _image)
     with language(lang):
         name = _("CNN: Grad-CAM on its last stage")
-    drawn = [values(t["y"]) for t in figure(at, "cnn.curves")["data"] if t["name"] == name]
-    assert len(drawn) == 2
-    for y, order in zip(drawn, ("most", "least")):
-        np.testing.assert_allclose(y, looks.curves[order].probabilities)
+    for order in ("most", "least"):
+        (drawn,) = [values(t["y"]) for t in figure(at, f"cnn.curve.{order}")["data"] if t["name"] == name]
+        np.testing.assert_allclose(drawn, looks.curves[order].probabilities)
 
 
 @pytest.mark.slow  # recomputes every default attribution method's map and curve as the independent reference
@@ -195,7 +194,7 @@ def test_with_trained_weights_and_data_curves_it_draws_grad_cam_the_most_faithfu
     with language(lang):
         title = _("ViT: {method}").format(method=_(METHODS[best].title))
         cnn_title = _("CNN: Grad-CAM on its last stage")
-    curves = {t["name"]: t for t in figure(at, "cnn.curves")["data"] if t.get("showlegend", True)}
+    curves = {t["name"]: t for t in figure(at, "cnn.curve.most")["data"]}
     assert set(curves) >= {title, cnn_title}, list(curves)
 
     # the data curves: the means and standard deviations the script's summary holds, in per cent
