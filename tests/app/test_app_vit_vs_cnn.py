@@ -266,3 +266,18 @@ def test_an_imagenet_vit_is_set_beside_resnet18_from_the_same_hub(catalogue_hub,
                                loaders.decode(key, data))
     assert cmp.cnn_erf.names[-1] == "layer4" and cmp.cka.shape == (len(vit.model.blocks) + 1, 5)
     np.testing.assert_allclose(values(figure(at, "cnn.cka")["data"][0]["z"]).reshape(cmp.cka.shape), cmp.cka)
+
+
+def test_a_vit_without_a_classifier_is_compared_through_the_shapes_pair_and_the_page_says_why(
+        page_setup, missing_cnn):
+    from types import SimpleNamespace
+
+    from vitviz_app import cnn_views
+
+    dino = SimpleNamespace(name="vit_small_patch16_224.dino", labels=None)
+    pair = cnn_views.pair_for(SimpleNamespace(loaded=dino, model_key="DINO ViT-S/16|default"))
+    assert pair.problem == ("vit_small_patch16_224.dino has no classifier head, so it is compared through the "
+                            "bundled shapes pair.")
+    assert (pair.vit.name, pair.vit_key, pair.cnn_key) == ("vitviz-shapes", "vitviz-shapes|default",
+                                                           "vitviz-shapes-cnn|random")
+    assert pair.shapes
