@@ -87,6 +87,7 @@ def pages() -> dict[str, list]:
             st.Page("pages/position_embeddings.py", title=_("Position embeddings"), icon=":material/apps:"),
             st.Page("pages/heads_depth.py", title=_("Heads & depth"), icon=":material/insights:"),
             st.Page("pages/compare.py", title=_("Compare methods"), icon=":material/compare:"),
+            st.Page("pages/vit_vs_cnn.py", title=_("ViT vs CNN"), icon=":material/difference:"),
         ],
     }
 

@@ -18,8 +18,10 @@ What is measured (the page "ViT vs CNN" shows the same numbers):
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +30,11 @@ from PIL import Image
 from vitviz.images import data_config, load_image, prepare_input
 from vitviz.shapes.families import TRAIN_MIX
 
-__all__ = ['CnnComparison', 'compare_cnn', 'comparison_images']
+__all__ = ['DATA_CURVES_PATH', 'CnnComparison', 'compare_cnn', 'comparison_images', 'read_data_curves']
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+DATA_CURVES_PATH = Path(__file__).resolve().parent / 'assets' / 'data_curves.json'
+"""Accuracy against training-set size for the small ViT and CNN, written by ``python scripts/data_curves.py``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +120,8 @@ def _inputs(model: Any, images: Sequence) -> Any:
     import torch  # torch: loaded when a comparison runs, not on import
 
     config = data_config(model)
-    return torch.cat([prepare_input(im, config)[0] for im in images])
+    device = next(model.parameters()).device  # the model's own device (a GPU server's)
+    return torch.cat([prepare_input(im, config)[0] for im in images]).to(device)
 
 
 def _default_patch_sizes(size: tuple[int, int]) -> tuple[int, ...]:
@@ -187,3 +192,24 @@ def compare_cnn(vit: Any = None, cnn: Any = None, image: Any = None, *, erf_imag
         cka_sources=sources, vit_cost=measure_cost(vit, vit_size, repeats=timing_repeats),
         cnn_cost=measure_cost(cnn, cnn_size, repeats=timing_repeats),
         patch_costs=tuple(patch_costs(vit, sizes, input_size=vit_size, repeats=timing_repeats)))
+
+
+def read_data_curves(path: Path | str | None = None) -> dict | None:
+    """The results of ``scripts/data_curves.py`` (``summary``: arch -> size -> image set -> mean, sd, n; ``runs``;
+    ``reference``: Dosovitskiy et al. 2021's numbers), or None when the file is not there.
+
+    Raises:
+        ValueError: The file is there but is not such a results file.
+    """
+    path = DATA_CURVES_PATH if path is None else Path(path)
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding='utf-8'))
+        for sizes in results['summary'].values():
+            for sets in sizes.values():
+                for point in sets.values():
+                    float(point['mean']), float(point['sd']), int(point['n'])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f'{path.name} is not a data-curves results file ({type(exc).__name__})') from exc
+    return results

@@ -172,7 +172,7 @@ def pointer_text(hover: str, touch: str) -> str:
 
 
 PATH = ("overview", "how_vit_works", "patches", "attention", "rollout", "position_embeddings", "heads_depth",
-        "compare")
+        "compare", "vit_vs_cnn")
 """The learner's path through the pages: what a page's "next" link leads to."""
 _NEXT = {
     "how_vit_works": N_("How a ViT works: the whole forward pass on your image, one step at a time"),
@@ -182,11 +182,12 @@ _NEXT = {
     "position_embeddings": N_("Position embeddings: how the model knows where each patch sits"),
     "heads_depth": N_("Heads & depth: how far each head looks, and what the tokens carry"),
     "compare": N_("Compare methods: which explanation really tracks what the model uses"),
+    "vit_vs_cnn": N_("ViT vs CNN: how far each layer reaches, and how much data each needs"),
 }
 _ICONS = {"how_vit_works": ":material/school:", "patches": ":material/grid_on:",
           "attention": ":material/center_focus_strong:", "rollout": ":material/layers:",
           "position_embeddings": ":material/apps:", "heads_depth": ":material/insights:",
-          "compare": ":material/compare:"}
+          "compare": ":material/compare:", "vit_vs_cnn": ":material/difference:"}
 
 
 def _page_link(name: str) -> None:

@@ -30,6 +30,7 @@ EXPECTED = {
                     "**平均注意力距离**是一个查询图像块平均看向多远"),
     "compare": ("Compare methods", "比较归因方法", "cmp.download", "本页让每种归因方法解释同一张图像"),
     "how_vit_works": ("How a Vision Transformer works", "Vision Transformer 是如何工作的", "how.download", None),
+    "vit_vs_cnn": ("ViT vs CNN", "ViT 与 CNN", "cnn.download", "卷积神经网络（CNN）从小邻域出发"),
 }
 LEAD = {"rollout", "heads_depth", "compare"}
 """Pages whose intro leads with its subject, with at most one parenthesis a sentence (issue 23, item 7)."""

@@ -30,6 +30,7 @@ LINKS = {
     "heads_depth": {"heads_state": "1"},
     "how_vit_works": {"how_head": "1", "how_layer": "1", "how_row": "0", "how_col": "1"},
     "compare": {},
+    "vit_vs_cnn": {},
 }
 assert set(LINKS) == set(PATH)
 

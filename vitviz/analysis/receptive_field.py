@@ -229,7 +229,7 @@ def positive_copy(model: nn.Module) -> nn.Module:
     """
     with model_lock(model):
         pos = copy.deepcopy(model)
-    pos = pos.double().eval()
+    pos = pos.to("cpu", torch.float64).eval()  # geometry only: the same on every device, and float64 everywhere
     for name, module in list(pos.named_modules()):
         replacement = None
         if isinstance(module, _NORMS):

@@ -19,11 +19,13 @@ from .chefer2021 import Chefer2021
 from .cp_lrp import CPLRP
 from .gradcam import GradCAM
 from .gradcam_attn import AttentionGradCAM
+from .gradcam_cnn import CnnGradCAM, cnn_gradcam
 from .input_gradient import InputGradient
 from .integrated_gradients import IntegratedGradients
 from .random import RandomMap
 
-__all__ = ["METHODS", "RENAMED", "AttributionMethod", "Relevance", "attribute", "get_method", "renamed_note",
+__all__ = ["METHODS", "RENAMED", "AttributionMethod", "CnnGradCAM", "Relevance", "attribute", "cnn_gradcam",
+           "get_method", "renamed_note",
            "resolve_key", "resolve_target"]
 
 METHODS: dict[str, AttributionMethod] = {

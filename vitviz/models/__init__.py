@@ -2,7 +2,8 @@
 
 One concept per module: ``catalogue`` (the curated models), ``names`` (a key, timm or ``hf-hub:`` name checked
 to be a ViT vitviz explains), ``weights`` (safe reading and strict loading of a state dict), ``loading``
-(``load_model``: hub, cache, local file or the bundled ``vitviz-shapes``, put on the best device). Whether the
+(``load_model``: hub, cache, local file or the bundled ``vitviz-shapes``, put on the best device; ``load_cnn``:
+any timm CNN the same way, or the bundled ``vitviz-shapes-cnn``). Whether the
 hub answers is ``vitviz.hub.reachability``. torch and timm are imported on first use, so ``import vitviz.models``
 is cheap (the app's sidebar reads the catalogue with it).
 """
@@ -12,15 +13,17 @@ import warnings
 
 from vitviz.hub.reachability import hub_reachable
 
-from .catalogue import BUNDLED_MODEL, CATALOGUE, ModelSpec
+from .catalogue import BUNDLED_CNN, BUNDLED_MODEL, CATALOGUE, CNN_EXAMPLES, ModelSpec
 from .errors import FallbackWarning, ModelError
-from .loading import MAX_PARAMETERS, LoadedModel, default_device, load_model, offline_howto
-from .names import resolve_name
+from .loading import MAX_PARAMETERS, LoadedModel, default_device, load_cnn, load_model, offline_howto
+from .names import resolve_cnn_name, resolve_name
 from .weights import MAX_WEIGHTS_BYTES, load_state_dict
 
 __all__ = [
+    "BUNDLED_CNN",
     "BUNDLED_MODEL",
     "CATALOGUE",
+    "CNN_EXAMPLES",
     "MAX_PARAMETERS",
     "MAX_WEIGHTS_BYTES",
     "FallbackWarning",
@@ -29,9 +32,11 @@ __all__ = [
     "ModelSpec",
     "default_device",
     "hub_reachable",
+    "load_cnn",
     "load_model",
     "load_state_dict",
     "offline_howto",
+    "resolve_cnn_name",
     "resolve_name",
 ]
 

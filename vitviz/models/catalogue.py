@@ -5,9 +5,13 @@ from dataclasses import dataclass
 
 from vitviz.i18n import N_
 
-__all__ = ["BUNDLED_MODEL", "CATALOGUE", "ModelSpec"]
+__all__ = ["BUNDLED_CNN", "BUNDLED_MODEL", "CATALOGUE", "CNN_EXAMPLES", "ModelSpec"]
 
 BUNDLED_MODEL = "vitviz-shapes"
+BUNDLED_CNN = "vitviz-shapes-cnn"
+"""The small CNN trained like vitviz-shapes (``vitviz.shapes.cnn``), set beside it on the ViT vs CNN page."""
+CNN_EXAMPLES = ("resnet18.a1_in1k", "resnet50.a1_in1k", "convnext_atto.d2_in1k", "efficientnet_b0.ra_in1k")
+"""timm CNNs with ImageNet weights on the hub, offered as examples (any timm CNN loads by name)."""
 
 
 @dataclass(frozen=True)

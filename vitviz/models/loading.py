@@ -21,16 +21,16 @@ from vitviz.hub.reachability import hub_reachable
 from vitviz.i18n import N_, Message, _, sentences
 from vitviz.images.preprocess import data_config
 
-from .catalogue import BUNDLED_MODEL, CATALOGUE, ModelSpec
+from .catalogue import BUNDLED_CNN, BUNDLED_MODEL, CATALOGUE, ModelSpec
 from .errors import FallbackWarning, ModelError
-from .names import resolve_name
+from .names import resolve_cnn_name, resolve_name
 from .weights import load_state_dict
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["MAX_PARAMETERS", "LoadedModel", "default_device", "load_model", "offline_howto"]
+__all__ = ["MAX_PARAMETERS", "LoadedModel", "default_device", "load_cnn", "load_model", "offline_howto"]
 
 MAX_PARAMETERS = 700_000_000
 """Largest model built (ViT-H/14 has 632 M parameters; ViT-g/14 with 1.1 B is refused)."""
@@ -242,33 +242,41 @@ def load_model(
     if (name or "").strip() == BUNDLED_MODEL:
         return _bundled(device, name, Message(N_("Using vitviz-shapes, the small ViT shipped with vitviz (offline).")))
     timm_name, spec = resolve_name(name)
+    found = _build(name, timm_name, weights=weights, pretrained=pretrained, hub_timeout=hub_timeout,
+                   strict=not allow_fallback, **model_kwargs)
+    if found is not None:
+        model, source, message = found
+        return _loaded(model, timm_name, spec, source, message, device, name)
+    notice = _fallback_notice(name, timm_name)
+    warnings.warn(str(notice), FallbackWarning, stacklevel=2)
+    return _bundled(device, name, notice, fallback=True)
+
+
+def _build(name: str, timm_name: str, *, weights, pretrained: bool, hub_timeout: float, strict: bool,
+           **model_kwargs) -> tuple[nn.Module, str, Message] | None:
+    """Build ``timm_name`` with the first weights found (local file, random, hub, hub cache), as
+    ``(model, source, message)``; None when the hub is out of reach and nothing is cached (a
+    :class:`ModelError` instead when ``strict``). The one weight search of ViTs and CNNs."""
     _check_size(timm_name, **model_kwargs)
     if weights is not None:
         model = _create(timm_name, False, **model_kwargs)
         load_state_dict(model, weights)
-        return _loaded(model, timm_name, spec, "local", Message(N_("Using weights from your local file.")), device,
-                       name)
+        return model, "local", Message(N_("Using weights from your local file."))
     if not pretrained:
         model = _create(timm_name, False, **model_kwargs)
-        return _loaded(model, timm_name, spec, "random",
-                       Message(N_("Random weights (untrained): maps show structure only.")), device, name)
+        return model, "random", Message(N_("Random weights (untrained): maps show structure only."))
     if hub_reachable(hub_timeout):
-        model = _create_from_hub(timm_name, **model_kwargs)
-        return _loaded(model, timm_name, spec, "hub", Message(N_("Pretrained weights from the Hugging Face hub.")),
-                       device, name)
+        return _create_from_hub(timm_name, **model_kwargs), "hub", Message(
+            N_("Pretrained weights from the Hugging Face hub."))
     cached = _cached_hub_file(timm_name)
     if cached is not None:
         model = _create(_offline_name(timm_name) or timm_name, False, **model_kwargs)
         load_state_dict(model, cached)
-        return _loaded(model, timm_name, spec, "hub-cache",
-                       Message(N_("Pretrained hub weights from the local cache (the hub is unreachable).")), device,
-                       name)
-    if not allow_fallback:
+        return model, "hub-cache", Message(N_("Pretrained hub weights from the local cache (the hub is unreachable)."))
+    if strict:
         message = _("The Hugging Face hub is unreachable and '{name}' is not cached.").format(name=name)
         raise ModelError(sentences(message, offline_howto(timm_name)))
-    notice = _fallback_notice(name, timm_name)
-    warnings.warn(str(notice), FallbackWarning, stacklevel=2)
-    return _bundled(device, name, notice, fallback=True)
+    return None
 
 
 def _loaded(model: nn.Module, timm_name: str, spec: ModelSpec | None, source: str, notice: Message,
@@ -293,3 +301,78 @@ def _loaded(model: nn.Module, timm_name: str, spec: ModelSpec | None, source: st
         labels=labels,
         requested=requested,
     )
+
+
+def load_cnn(
+    name: str,
+    *,
+    weights: str | Path | bytes | None = None,
+    pretrained: bool = True,
+    device: str | torch.device | None = None,
+    hub_timeout: float = 2.0,
+    **model_kwargs,
+) -> LoadedModel:
+    """Load a convolutional network by timm or ``hf-hub:`` name, or the bundled ``vitviz-shapes-cnn``.
+
+    The weights are found as :func:`load_model` finds a ViT's (local file, hub, hub cache; the same weights
+    safety and size limit), but there is no fallback: offline and uncached, the same :class:`ModelError` a
+    strict ViT load gives says what to do.
+
+    Args:
+        name: A timm name (``'resnet18.a1_in1k'``, ``'convnext_atto'``), an ``hf-hub:`` name, or
+            ``'vitviz-shapes-cnn'``.
+        weights: A local weights file (path or bytes) to load instead of the hub weights.
+        pretrained: False gives random weights (the bundled CNN's: seeded, so every call gives the same model).
+        device: Where to put the model; the best available by default.
+        hub_timeout: Seconds allowed for deciding whether the hub is reachable.
+        **model_kwargs: Passed to ``timm.create_model``.
+
+    Raises:
+        ModelError: Unknown name, not a CNN, unreadable or mismatched weights, hub out of reach, or the bundled
+            CNN's weights missing from this installation (``pretrained=False`` still builds it).
+    """
+    if (name or "").strip() == BUNDLED_CNN:
+        return _bundled_cnn(device, pretrained)
+    timm_name = resolve_cnn_name(name)
+    model, source, message = _build(name, timm_name, weights=weights, pretrained=pretrained,
+                                    hub_timeout=hub_timeout, strict=True, **model_kwargs)
+    if not getattr(model, "feature_info", None):
+        raise ModelError(_("'{name}' has no feature stages (timm's feature_info): vitviz cannot measure it "
+                           "stage by stage.").format(name=name))
+    from vitviz.analysis.predictions import imagenet_labels  # timm: heavy, imported on first use
+
+    model = _finish(model, device)
+    return LoadedModel(model=model, name=timm_name, spec=None, source=source, message=message,
+                       data_config=data_config(model), labels=imagenet_labels(model), requested=name)
+
+
+def _bundled_cnn(device: str | torch.device | None, pretrained: bool) -> LoadedModel:
+    import torch  # torch: heavy, imported on first use
+
+    from vitviz.shapes import cnn  # torch, timm and safetensors: heavy, imported on first use
+
+    if pretrained:
+        try:
+            model, config = cnn.load_shapes_cnn(device="cpu")
+        except FileNotFoundError as exc:
+            raise ModelError(_(
+                "The bundled vitviz-shapes-cnn weights are not in this installation; make them with "
+                "python scripts/train_shapes_cnn.py."
+            )) from exc
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise ModelError(_(
+                "The bundled vitviz-shapes-cnn model is damaged in this installation ({error}); reinstall vitviz or "
+                "run python scripts/train_shapes_cnn.py."
+            ).format(error=type(exc).__name__)) from exc
+        source = "bundled"
+        message = Message(N_("Using vitviz-shapes-cnn, the small CNN shipped with vitviz (offline)."))
+    else:
+        config = cnn.make_cnn_config()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config["seed"])
+            model = cnn.build_cnn(config)
+        source, message = "random", Message(N_("Random weights (untrained): maps show structure only."))
+    model = _finish(model, device)
+    return LoadedModel(model=model, name=BUNDLED_CNN, spec=None, source=source, message=message,
+                       data_config=data_config(model), labels=list(config["classes"]), requested=BUNDLED_CNN,
+                       extra={"config": config})

@@ -8,7 +8,7 @@ from vitviz.i18n import _, sentences
 from .catalogue import CATALOGUE, ModelSpec
 from .errors import ModelError
 
-__all__ = ["resolve_name"]
+__all__ = ["resolve_cnn_name", "resolve_name"]
 
 _SUPPORTED_MODULES = {
     "timm.models.vision_transformer": "ViT / DeiT-III / DINO / DINOv2 / FlexiViT",
@@ -17,6 +17,16 @@ _SUPPORTED_MODULES = {
     "timm.models.vision_transformer_relpos": "ViT with relative position bias",
 }
 
+
+_CNN_MODULES = frozenset(f"timm.models.{m}" for m in (
+    "resnet", "resnetv2", "convnext", "efficientnet", "mobilenetv3", "mobilenetv5", "regnet", "rexnet",
+    "densenet", "vgg", "byobnet", "nfnet", "ghostnet", "dla", "dpn", "res2net", "resnest", "senet",
+    "inception_v3", "xception", "xception_aligned", "hrnet", "cspnet", "hgnet", "repvit",
+    "mobileone", "tresnet", "selecsls", "vovnet", "sknet", "rdnet", "inception_next", "convmixer",
+))
+"""timm modules whose models are convolutional networks with ``feature_info`` (what the ViT vs CNN page
+measures); a timm module not listed here is refused with a clear message."""
+_CNN_HINT = "resnet18.a1_in1k, convnext_atto.d2_in1k, efficientnet_b0.ra_in1k"
 
 _EXAMPLES = "vit_small_patch16_224.augreg_in21k_ft_in1k, deit_small_patch16_224, vit_small_patch14_dinov2"
 
@@ -64,6 +74,43 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
     if "." in name:
         _check_tag(name, arch, tag)
     return name, None
+
+
+def resolve_cnn_name(name: str) -> str:
+    """Check a timm or ``hf-hub:`` name of a convolutional network and return it (``resnet18``,
+    ``convnext_atto.d2_in1k``, ``hf-hub:timm/resnet18.a1_in1k``).
+
+    Raises:
+        ModelError: Unknown name, unknown weights tag, or a model that is not a CNN (a ViT is chosen in the
+            sidebar).
+    """
+    import timm  # timm: heavy, imported on first use
+    from timm.models import model_entrypoint
+
+    name = (name or "").strip()
+    if not name:
+        raise ModelError(_("No model name given."))
+    if name.startswith(("hf-hub:", "hf_hub:")):
+        _check_hub_id(name.split(":", 1)[1])
+        return name
+    arch, _dot, tag = name.partition(".")
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, timm.list_models(["resnet*", "convnext*", "efficientnet*"]), n=3,
+                                          cutoff=0.6)
+        hint = (_("Did you mean {names}?").format(names=", ".join(close)) if close
+                else _("Try for example {examples}.").format(examples=_CNN_HINT))
+        unknown = _("Unknown model '{name}': timm has no such architecture.").format(name=name)
+        raise ModelError(sentences(unknown, hint))
+    module = model_entrypoint(arch).__module__
+    if module not in _CNN_MODULES:
+        family = module.rsplit(".", 1)[-1].replace("_", " ")
+        raise ModelError(_(
+            "'{name}' is a {family} model, not a convolutional network: here a CNN is set beside the ViT "
+            "(choose a ViT in the sidebar). Try for example {examples}."
+        ).format(name=name, family=family, examples=_CNN_HINT))
+    if "." in name:
+        _check_tag(name, arch, tag)
+    return name
 
 
 def _check_hub_id(repo_id: str) -> None:
