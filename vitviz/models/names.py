@@ -43,8 +43,6 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
     Raises:
         ModelError: Unknown name, or an architecture vitviz does not explain.
     """
-    import timm  # timm: heavy, imported on first use
-    from timm.models import model_entrypoint
 
     name = (name or "").strip()
     if not name:
@@ -57,23 +55,37 @@ def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
     if name.startswith(("hf-hub:", "hf_hub:")):
         _check_hub_id(name.split(":", 1)[1])
         return name, None
+    _check_timm_name(name, _SUPPORTED_MODULES, _supported_names, _EXAMPLES, lambda family: _(
+        "'{name}' is a {family} model, not a plain Vision Transformer: vitviz explains ViT-family "
+        "models with global self-attention ({supported}). Try for example {examples}."
+    ).format(name=name, family=family, supported=", ".join(_SUPPORTED_MODULES.values()), examples=_EXAMPLES))
+    return name, None
+
+
+def _check_timm_name(name: str, modules, candidates, examples: str, wrong_family) -> None:
+    """Check that timm knows ``name``'s architecture, that it comes from one of ``modules`` (timm's model
+    modules) and that its weights tag exists.
+
+    Args:
+        candidates: called for the names a misspelt architecture is matched against ("Did you mean ...?").
+        examples: names to suggest when none is close.
+        wrong_family: ``family -> message`` for an architecture from another module.
+    """
+    import timm  # timm: heavy, imported on first use
+    from timm.models import model_entrypoint
+
     arch, _dot, tag = name.partition(".")
     if not timm.is_model(arch):
-        close = difflib.get_close_matches(arch, _supported_names(), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(arch, candidates(), n=3, cutoff=0.6)
         hint = (_("Did you mean {names}?").format(names=", ".join(close)) if close
-                else _("Try for example {examples}.").format(examples=_EXAMPLES))
+                else _("Try for example {examples}.").format(examples=examples))
         unknown = _("Unknown model '{name}': timm has no such architecture.").format(name=name)
         raise ModelError(sentences(unknown, hint))
     module = model_entrypoint(arch).__module__
-    if module not in _SUPPORTED_MODULES:
-        family = module.rsplit(".", 1)[-1].replace("_", " ")
-        raise ModelError(_(
-            "'{name}' is a {family} model, not a plain Vision Transformer: vitviz explains ViT-family "
-            "models with global self-attention ({supported}). Try for example {examples}."
-        ).format(name=name, family=family, supported=", ".join(_SUPPORTED_MODULES.values()), examples=_EXAMPLES))
+    if module not in modules:
+        raise ModelError(wrong_family(module.rsplit(".", 1)[-1].replace("_", " ")))
     if "." in name:
         _check_tag(name, arch, tag)
-    return name, None
 
 
 def resolve_cnn_name(name: str) -> str:
@@ -85,7 +97,6 @@ def resolve_cnn_name(name: str) -> str:
             sidebar).
     """
     import timm  # timm: heavy, imported on first use
-    from timm.models import model_entrypoint
 
     name = (name or "").strip()
     if not name:
@@ -93,23 +104,11 @@ def resolve_cnn_name(name: str) -> str:
     if name.startswith(("hf-hub:", "hf_hub:")):
         _check_hub_id(name.split(":", 1)[1])
         return name
-    arch, _dot, tag = name.partition(".")
-    if not timm.is_model(arch):
-        close = difflib.get_close_matches(arch, timm.list_models(["resnet*", "convnext*", "efficientnet*"]), n=3,
-                                          cutoff=0.6)
-        hint = (_("Did you mean {names}?").format(names=", ".join(close)) if close
-                else _("Try for example {examples}.").format(examples=_CNN_HINT))
-        unknown = _("Unknown model '{name}': timm has no such architecture.").format(name=name)
-        raise ModelError(sentences(unknown, hint))
-    module = model_entrypoint(arch).__module__
-    if module not in _CNN_MODULES:
-        family = module.rsplit(".", 1)[-1].replace("_", " ")
-        raise ModelError(_(
-            "'{name}' is a {family} model, not a convolutional network: here a CNN is set beside the ViT "
-            "(choose a ViT in the sidebar). Try for example {examples}."
-        ).format(name=name, family=family, examples=_CNN_HINT))
-    if "." in name:
-        _check_tag(name, arch, tag)
+    _check_timm_name(name, _CNN_MODULES, lambda: timm.list_models(["resnet*", "convnext*", "efficientnet*"]),
+                     _CNN_HINT, lambda family: _(
+                         "'{name}' is a {family} model, not a convolutional network: here a CNN is set beside the "
+                         "ViT (choose a ViT in the sidebar). Try for example {examples}."
+                     ).format(name=name, family=family, examples=_CNN_HINT))
     return name
 
 
