@@ -41,6 +41,9 @@ from bench._timing import Table, add_common_args, machine, report  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VITB = ("ViT-B/16 (AugReg)", "vit_base_patch16_224.augreg_in21k_ft_in1k")
+SHAPES_SAMPLES = ("shapes_arrow", "shapes_ring", "shapes_cross", "shapes_heart", "shapes_star", "shapes_crescent",
+                  "shapes_triangle_photo", "shapes_heart_sketch")  # four image rounds, none cached before
+VITB_IMAGES = ("cat", "astronaut", "coffee", "rocket")  # one per round: Compare's results are cached per image
 MAPS = "[class*='st-key-fig-cmp-map'] .js-plotly-plot"
 CURVES = "[class*='st-key-fig-cmp-curves'] .js-plotly-plot"
 TIMEOUT_S = 900
@@ -127,13 +130,15 @@ def image_round(tab, base: str, first: str, second: str) -> dict[str, float]:
     return _measure(tab, option.click, before, len(before["photos"]))
 
 
-def vitb_round(tab, base: str) -> dict[str, float]:
-    """Overview with ViT-B/16 (model and capture cached), then Compare from the sidebar: seconds from the click."""
-    tab.goto(f"{base}/?model={quote(VITB[0])}")
+def vitb_round(tab, base: str, image: str) -> dict[str, float]:
+    """Overview with ViT-B/16 on ``image`` (a sample not used before on this server, so that nothing of Compare's
+    is cached), then Compare from the sidebar: seconds from the click to its first map and first curve."""
+    tab.goto(f"{base}/?model={quote(VITB[0])}&image={quote(image)}")
     _settle(tab)
     link = tab.locator("[data-testid=stSidebarNav] a[href$='/compare']").first
     # the rest of the page (every method's curves, the sanity check) takes minutes on ViT-B: not waited for
-    return _measure(tab, link.click, {"photos": [], "charts": []}, 1, until="first curve")
+    times = _measure(tab, link.click, {"photos": [], "charts": []}, 1, until="first curve")
+    return {event: times[event] for event in ("first map", "first curve")}
 
 
 def floor_seconds(repeats: int) -> dict[str, float]:
@@ -172,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", choices=("image", "vitb"), default="image")
     parser.add_argument("--app", nargs="+", type=Path, default=[Path(".")], help="app checkouts to compare")
     parser.add_argument("--floor", action="store_true", help="also time the first curve's floor in-process")
-    parser.add_argument("--samples", nargs=2, default=("shapes_arrow", "shapes_ring"))
+    parser.add_argument("--samples", nargs="+", default=SHAPES_SAMPLES,
+                        help="image scenario: round k opens sample 2k and switches to sample 2k+1 (cycling); use "
+                             "new ones each round, as Compare's results are cached per image")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     from playwright.sync_api import sync_playwright
@@ -195,9 +202,10 @@ def main(argv: list[str] | None = None) -> None:
                 for i in range(repeats):
                     context = browser.new_context(viewport={"width": 1400, "height": 1000})
                     tab = context.new_page()
-                    first, second = args.samples if i % 2 == 0 else args.samples[::-1]
+                    first, second = (args.samples[(2 * i + j) % len(args.samples)] for j in (0, 1))
                     rounds.append(image_round(tab, f"http://127.0.0.1:{port}", first, second)
-                                  if args.scenario == "image" else vitb_round(tab, f"http://127.0.0.1:{port}"))
+                                  if args.scenario == "image" else
+                                  vitb_round(tab, f"http://127.0.0.1:{port}", VITB_IMAGES[i % len(VITB_IMAGES)]))
                     context.close()
                 browser.close()
         finally:
