@@ -312,3 +312,5 @@ with verdict_box:
         st.success(sentences(*said), icon=":material/fact_check:")
 
 ui.download_arrays(arrays, ctx.settings(**settings), filename="compare-methods", key="cmp.download")
+
+ui.next_steps("compare")

@@ -13,6 +13,7 @@ from tests._apptest import component_data, reference_capture, values
 from tests._pages import app_pages
 from tests._texts import CJK, NEVER, assert_chinese, gloss_problems, glossary, page_texts
 from vitviz.i18n import _, language
+from vitviz_app.ui import PATH
 
 PAGES = app_pages()
 # What each page shows: its title in each language, the key of its download, and in Chinese a piece of its
@@ -109,6 +110,9 @@ def test_every_page_renders_in_each_language(open_app, page, lang):
         assert at.get("plotly_chart"), "every page shows at least one figure"
     _assert_charts_reach_the_browser_as_built(at)
     assert download_key in [d.key for d in at.download_button]
+    # every page but the last of the learner's path ends with a link to the next one
+    following = list(PATH[PATH.index(page.name) + 1:][:1])
+    assert following == [p.proto.page for p in at.get("page_link")][-1:], "the page's last link is the next page"
     # the shared sidebar is there on every page, with its keyed widgets
     assert at.segmented_control(key="source").value == "Sample"
     assert at.selectbox(key="model").value
