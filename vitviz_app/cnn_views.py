@@ -170,7 +170,7 @@ def vit_pass(pair: Pair, ctx):
 
     from . import waiting
 
-    doing = _("Running {model} on your image…").format(model=pair.vit.name)
+    doing = _("Running {model} on your image…").format(model=pair.vit.display_name)
     return loaders.pass_for(pair.vit_key, ctx.image_key, None, None, pair.vit, ctx.image, fit=ctx.fit,
                             wait=lambda ticket: waiting.wait_for(ticket, doing))
 

@@ -137,7 +137,7 @@ def _spinner_text(loaded, patch_size, target) -> str:
     else:
         text = _("Running {model} at patch size {patch} on your image…") if target is None else \
             _("Running {model} at patch size {patch} with gradients on your image…")
-    return text.format(model=loaded.name, patch=patch_size)
+    return text.format(model=loaded.display_name, patch=patch_size)
 
 
 def describe_image(label: str) -> str:

@@ -209,3 +209,19 @@ def test_eight_sessions_batched_each_get_exactly_the_pass_they_get_alone(app_mod
         outputs.append(alone.capture.output[0].numpy())
     gaps = np.abs(np.stack(outputs)[:, None] - np.stack(outputs)[None]).max(-1)  # (8, 8)
     assert (gaps + np.eye(8) * 1e9).min() > 1e-4  # a swapped pass could not have passed the comparison
+
+
+def test_the_waiting_text_names_a_catalogue_model_as_the_sidebar_does():
+    """The line a student waits in says "Running ViT-B/16 (AugReg) …", the name they picked, not timm's."""
+    from vitviz.i18n import Message
+    from vitviz.models import CATALOGUE, LoadedModel
+    from vitviz_app.context import _spinner_text
+
+    spec = CATALOGUE["ViT-B/16 (AugReg)"]
+    loaded = LoadedModel(model=None, name=spec.timm_name, spec=spec, source="hub", message=Message("hub"),
+                         data_config={}, labels=None)
+    assert _spinner_text(loaded, None, None) == "Running ViT-B/16 (AugReg) on your image…"
+    assert _spinner_text(loaded, 32, None) == "Running ViT-B/16 (AugReg) at patch size 32 on your image…"
+    plain = LoadedModel(model=None, name="test_vit.r160_in1k", spec=None, source="random", message=Message("r"),
+                        data_config={}, labels=None)
+    assert _spinner_text(plain, None, None) == "Running test_vit.r160_in1k on your image…"

@@ -71,6 +71,11 @@ class LoadedModel:
         return str(self.message)
 
     @property
+    def display_name(self) -> str:
+        """The name the app shows: the catalogue's (``'ViT-B/16 (AugReg)'``) for a catalogue model, else ``name``."""
+        return self.spec.key if self.spec is not None else self.name
+
+    @property
     def device(self) -> torch.device:
         """Where the model's parameters are (the pipeline moves every input there)."""
         return next(self.model.parameters()).device
