@@ -81,8 +81,10 @@ def results_markdown(cnn: dict, vit: dict) -> str:
         seen = 'no (held out)' if result['held_out'] else 'yes'
         lines.append(row(f"{name} ({result['eval_count']})", seen, result['accuracy'], vacc, result['eval_count']))
     gap = 100 * (m['accuracy'] - vm['accuracy'][native])
-    verdict = ('within 2 points of the ViT in distribution (the issue\'s goal)' if abs(gap) <= 2 or gap > 0
-               else f'{-gap:.1f} points below the ViT in distribution: the issue\'s goal of 2 points is missed')
+    verdict = ('within 2 points of the ViT in distribution (the issue\'s goal)' if abs(gap) <= 2 else
+               f'{gap:.1f} points above the ViT in distribution: the issue\'s goal (no more than 2 points below '
+               f'it) is met' if gap > 0 else
+               f'{-gap:.1f} points below the ViT in distribution: the issue\'s goal of 2 points is missed')
     lines += ['', f'The CNN is {verdict}.', '']
     return '\n'.join(lines)
 

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import doc_numbers  # noqa: E402
 import train_shapes  # noqa: E402
+import train_shapes_cnn  # noqa: E402
 
 from vitviz.evaluation.summary import END, START, render_markdown  # noqa: E402
 
@@ -22,7 +23,7 @@ EVALUATION = ROOT / "docs" / "evaluation.md"
 SUMMARY = ROOT / "docs" / "evaluation" / "shapes-300" / "summary.json"
 PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
 BLOCKS = [(doc_numbers.START, doc_numbers.END), (START, END), (train_shapes.START, train_shapes.END),
-          ("<!-- hand-counted:start -->", "<!-- hand-counted:end -->")]
+          (train_shapes_cnn.START, train_shapes_cnn.END), ("<!-- hand-counted:start -->", "<!-- hand-counted:end -->")]
 
 
 def _config() -> dict:
@@ -87,7 +88,8 @@ def _matches(value: str, printed: set[tuple[float, int]]) -> bool:
 def test_every_percentage_the_model_card_quotes_about_results_is_in_its_generated_sections():
     card = CARD.read_text(encoding="utf-8")
     results = card[card.index("## Results"): card.index("## Limitations")]
-    printed = _printed(_inside(card, train_shapes.START, train_shapes.END) + _inside(card, START, END))
+    printed = _printed("\n".join(_inside(card, start, end) for start, end in (
+        (train_shapes.START, train_shapes.END), (train_shapes_cnn.START, train_shapes_cnn.END), (START, END))))
     quoted = PERCENT.findall(_outside(results))
     assert quoted, "the card's prose quotes results"
     missing = [value for value in quoted if not _matches(value, printed)]
