@@ -75,10 +75,10 @@ _RESPONSIVE_CSS = f"""<style>
 /* a "next" link's whole label, on as many lines as it needs (Streamlit cuts it with an ellipsis) */
 [data-testid="stPageLink"] a, [data-testid="stPageLink"] a * {{
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }}
-/* words for the pointer the reader has: hover and Shift with a mouse, tap on a touch screen (pointer_text) */
-/* the empty chart that loads the Plotly code early (plotting.preload_plotly): out of the flow and unseen */
+/* the script that loads the Plotly code once the page is idle (plotting.preload_plotly): out of the flow */
 .st-key-{PRELOAD_KEY} {{ position: absolute !important; width: 1px; height: 1px; overflow: hidden;
   visibility: hidden; pointer-events: none; }}
+/* words for the pointer the reader has: hover and Shift with a mouse, tap on a touch screen (pointer_text) */
 @media (hover: none) {{ .vz-hover-only {{ display: none !important; }} }}
 @media (hover: hover) {{ .vz-touch-only {{ display: none !important; }} }}
 </style>"""
