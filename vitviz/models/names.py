@@ -37,13 +37,18 @@ def _supported_names() -> list[str]:
     return timm.list_models(["vit_*", "deit*", "eva*", "flexivit*", "test_vit*"])
 
 
+def _cnn_names() -> list[str]:
+    import timm  # timm: heavy, imported on first use
+
+    return timm.list_models(["resnet*", "convnext*", "efficientnet*"])
+
+
 def resolve_name(name: str) -> tuple[str, ModelSpec | None]:
     """Map a catalogue key or a timm / ``hf-hub:`` name to a timm name, checking it is a ViT.
 
     Raises:
         ModelError: Unknown name, or an architecture vitviz does not explain.
     """
-
     name = (name or "").strip()
     if not name:
         raise ModelError(_("No model name given."))
@@ -96,19 +101,16 @@ def resolve_cnn_name(name: str) -> str:
         ModelError: Unknown name, unknown weights tag, or a model that is not a CNN (a ViT is chosen in the
             sidebar).
     """
-    import timm  # timm: heavy, imported on first use
-
     name = (name or "").strip()
     if not name:
         raise ModelError(_("No model name given."))
     if name.startswith(("hf-hub:", "hf_hub:")):
         _check_hub_id(name.split(":", 1)[1])
         return name
-    _check_timm_name(name, _CNN_MODULES, lambda: timm.list_models(["resnet*", "convnext*", "efficientnet*"]),
-                     _CNN_HINT, lambda family: _(
-                         "'{name}' is a {family} model, not a convolutional network: here a CNN is set beside the "
-                         "ViT (choose a ViT in the sidebar). Try for example {examples}."
-                     ).format(name=name, family=family, examples=_CNN_HINT))
+    _check_timm_name(name, _CNN_MODULES, _cnn_names, _CNN_HINT, lambda family: _(
+        "'{name}' is a {family} model, not a convolutional network: here a CNN is set beside the "
+        "ViT (choose a ViT in the sidebar). Try for example {examples}."
+    ).format(name=name, family=family, examples=_CNN_HINT))
     return name
 
 
