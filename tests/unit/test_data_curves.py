@@ -57,6 +57,33 @@ def test_shipped_results_cover_every_point_and_the_page_table_is_what_the_script
 
 
 @needs_results
+def test_what_the_doc_says_the_curves_show_is_what_the_shipped_results_hold(shipped):
+    doc = (ROOT / 'docs' / 'data_curves.md').read_text().split('## What the curves show', 1)[1]
+    text = ' '.join(doc.split())  # one line: the doc wraps its sentences
+    runs, summary = shipped['runs'], shipped['summary']
+
+    def curve(arch):
+        return ' → '.join(f"{100 * summary[arch][str(n)]['in_distribution']['mean']:.1f}"
+                          for n in shipped['settings']['sizes'])
+
+    def span(values, unit=' %', scale=100):
+        low, high = min(values) * scale, max(values) * scale
+        return f'{low:.0f}–{high:.0f}{unit}'
+
+    def fit(arch, sizes):
+        return [r['final_train_accuracy'] for r in runs if r['arch'] == arch and r['size'] in sizes]
+
+    seconds = [r['train_seconds'] for r in runs]
+    quoted = [curve('vit') + ' %', curve('cnn') + ' %', f"The {round(shipped['wall_seconds'] / 60)} minutes",
+              f'up to {max(seconds):.0f} s', span([r['train_seconds'] for r in runs if r['seed'] == 2], ' s', 1),
+              'fits 78–96 % of its 1,000 images', span(fit('vit', (4000, 16000))) + ' and the CNN\'s '
+              + span(fit('cnn', (4000, 16000)))]
+    assert span(fit('vit', (1000,))) == '78–96 %' and min(fit('cnn', (1000,))) == 1.0 == min(fit('vit', (250,)))
+    missing = [q for q in quoted if q not in text]
+    assert not missing, missing
+
+
+@needs_results
 @pytest.mark.slow
 def test_rerunning_the_smallest_point_gives_the_shipped_result_exactly(script, shipped):
     import torch
