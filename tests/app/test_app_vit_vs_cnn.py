@@ -205,6 +205,12 @@ def test_with_trained_weights_and_data_curves_it_draws_grad_cam_the_most_faithfu
                                [100 * summary[s]["in_distribution"]["mean"] for s in ("250", "1000")])
     np.testing.assert_allclose(values(trace["error_y"]["array"]),
                                [100 * summary[s]["in_distribution"]["sd"] for s in ("250", "1000")])
+    with language(lang):  # the caption reads the largest size both were trained on
+        said = _("On {images:,} training images: the ViT {vit:.0%}, the CNN {cnn:.0%} on held-out shapes in the "
+                 "training styles (ten shapes, so guessing scores 10 %).").format(
+            images=1000, vit=results["summary"]["vit"]["1000"]["in_distribution"]["mean"],
+            cnn=summary["1000"]["in_distribution"]["mean"])
+    assert said in [c.value for c in at.main.caption]
 
 
 def test_a_new_image_reuses_the_pairs_fixed_images_and_gets_the_numbers_of_a_whole_comparison(
