@@ -82,11 +82,21 @@ PAGE_VIEWS = {"": FIGURES, "attention": ("canvas.vv-map",),
               "vit_vs_cnn": tuple(f".st-key-fig-cnn-{key} .js-plotly-plot .main-svg" for key in (
                   "erf", "reach", "cka", "vit-map", "cnn-map", "curve-most", "curve-least"))}
 """What a page's first view is: the Overview's two figures, the Attention explorer's map, every figure of ViT vs
-CNN (the last one drawn; its data curves are drawn only where their JSON is shipped); others' first figure."""
+CNN (the last one drawn; with the data curves where the checkout ships their JSON, :func:`page_views`); others'
+first figure."""
+DATA_CURVES = ".st-key-fig-cnn-data .js-plotly-plot .main-svg"
+
+
+def page_views(app_dir: Path, page_path: str) -> tuple[str, ...]:
+    """The selectors of ``page_path``'s first view in the checkout ``app_dir``."""
+    views = PAGE_VIEWS.get(page_path, (".js-plotly-plot .main-svg",))
+    if page_path == "vit_vs_cnn" and (app_dir / "vitviz" / "assets" / "data_curves.json").is_file():
+        views += (DATA_CURVES,)
+    return views
 _PROGRESS = "() => (document.body.innerText.match(/(Starting vitviz[^\\n]*)/) || [null, null])[1]"
 
 
-def _browse(url: str, page_path: str = "") -> dict[str, float]:
+def _browse(url: str, selectors: tuple[str, ...]) -> dict[str, float]:
     """Open ``url`` and return epoch times of the page shell and of the page's first view drawn, and the first
     title of the start-up progress box seen (None when none was shown)."""
     from playwright.sync_api import sync_playwright
@@ -98,7 +108,6 @@ def _browse(url: str, page_path: str = "") -> dict[str, float]:
             opened = time.time()
             page.goto(url, timeout=TIMEOUT_MS, wait_until="commit")
             progress, shell = None, None
-            selectors = PAGE_VIEWS.get(page_path, (".js-plotly-plot .main-svg",))
             deadline = time.monotonic() + TIMEOUT_MS / 1e3
             while time.monotonic() < deadline:  # poll: the progress box is gone once the page draws
                 try:
@@ -134,9 +143,10 @@ def first_view(app_dir: Path, env: dict[str, str], query: str = "", arrive_after
     proc, started, healthy = _start(app_dir, port, env, log)
     try:
         time.sleep(arrive_after)
+        views = page_views(app_dir, page_path)
         if warm:
-            _browse(f"http://127.0.0.1:{port}/{page_path}{query}", page_path)
-        times = _browse(f"http://127.0.0.1:{port}/{page_path}{query}", page_path)
+            _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views)
+        times = _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views)
     finally:
         proc.terminate()
         try:

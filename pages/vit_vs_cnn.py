@@ -35,6 +35,17 @@ from vitviz.figures.attribution import ORDER_TITLES  # noqa: E402
 from vitviz.figures.cnn import cka_figure, cost_rows, data_curves_figure, erf_maps_figure, reach_figure  # noqa: E402
 
 
+def largest_common_size(summary: dict) -> tuple[int, float, float] | None:
+    """The largest training-set size both models were trained on, with their mean in-distribution accuracies."""
+    vit, cnn = summary.get("vit", {}), summary.get("cnn", {})
+    common = [int(n) for n in vit
+              if n.isdigit() and n in cnn and "in_distribution" in vit[n] and "in_distribution" in cnn[n]]
+    if not common:
+        return None
+    n = str(max(common))
+    return int(n), vit[n]["in_distribution"]["mean"], cnn[n]["in_distribution"]["mean"]
+
+
 def looks_section(vit_fwd, arrays: dict) -> str:
     """Grad-CAM on the CNN beside the ViT's most faithful map, and both models' pixel-removal curves; returns the
     ViT's method (its arrays go into ``arrays``)."""
@@ -156,6 +167,12 @@ if curves_data is not None:
                   "neither saw, in the training styles and in held-out ones.").format(
         steps=s.get("steps", "?"), seeds=len(s.get("seeds", [])) or "?"))
     ui.show_figure(data_curves_figure(curves_data), key="cnn.data", filename="accuracy-vs-data")
+    largest = largest_common_size(curves_data["summary"])
+    if largest is not None:
+        size, vit_acc, cnn_acc = largest
+        st.caption(_("On {images:,} training images: the ViT {vit:.0%}, the CNN {cnn:.0%} on held-out shapes in the "
+                     "training styles (ten shapes, so guessing scores 10 %).").format(
+            images=size, vit=vit_acc, cnn=cnn_acc))
 else:
     st.info(_("The data curves are not in this checkout. Make them with python scripts/data_curves.py (about an "
               "hour on two CPU cores); this section then plots them."), icon=":material/database:")

@@ -3,8 +3,10 @@
 * :func:`load_cnn` keeps each CNN (``st.cache_resource``, shared and used read-only, as :func:`loaders.load` keeps
   each ViT). The bundled ``vitviz-shapes-cnn`` is looked up on every run until its weights are there (a failed
   load is not cached): when ``vitviz/assets/shapes_cnn.*`` appear, the next run uses them.
-* :func:`comparison` keeps :func:`vitviz.compare_cnn`'s result per (ViT, CNN, image): the receptive fields, the
-  attention distances, the CKA batch and the costs are computed once and shared by every session.
+* :func:`reference` keeps what the comparison measures whatever the image, once per pair and server
+  (``vitviz.comparison.pair_reference``: the fixed images of the receptive fields and of the CKA batch, the
+  theoretical fields, the costs); :func:`comparison` keeps its ``compare(image)`` per (ViT, CNN, image), so a
+  new image costs only its own passes. Both are shared by every session.
 * :func:`cnn_looks` keeps the CNN's Grad-CAM and its two perturbation curves per (CNN, image).
 * :func:`most_faithful` picks the ViT's most faithful map with the Compare page's own cached views and measure
   (lowest AUC when the most relevant pixels go first), so the two pages agree and share their work.
@@ -19,7 +21,7 @@ import streamlit as st
 from . import loaders
 
 __all__ = ["CnnLooks", "Pair", "cnn_looks", "comparison", "data_curves", "load_cnn", "most_faithful", "pair_for",
-           "vit_pass"]
+           "reference", "vit_pass"]
 
 IMAGENET_CNN = "resnet18.a1_in1k"
 """The CNN set beside an ImageNet ViT: ResNet-18 (He et al. 2016), timm's A1 recipe (Wightman et al. 2021)."""
@@ -98,13 +100,21 @@ def pair_for(ctx) -> Pair:
     return Pair(vit, ctx.model_key if vit is ctx.loaded else f"{BUNDLED_MODEL}|default", cnn, _key(cnn), problem)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def comparison(vit_key: str, cnn_key: str, image_key: str, _vit, _cnn, _image):
-    """``vitviz.compare_cnn`` of the pair on the image (the Patches page shows the patch-size costs)."""
-    from vitviz import compare_cnn
+@st.cache_resource(max_entries=2, show_spinner=False)
+def reference(vit_key: str, cnn_key: str, _vit, _cnn):
+    """``vitviz.comparison.pair_reference`` of the pair, once (the Patches page shows the patch-size costs)."""
+    from vitviz.comparison import pair_reference
 
     with loaders.one_thread_if_small(_vit.model):
-        return compare_cnn(_vit.model, _cnn.model, _image, patch_sizes=())
+        return pair_reference(_vit.model, _cnn.model, patch_sizes=())
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def comparison(vit_key: str, cnn_key: str, image_key: str, _vit, _cnn, _image):
+    """The pair on the image: its :func:`reference`'s ``compare`` (``vitviz.compare_cnn``'s numbers)."""
+    pair = reference(vit_key, cnn_key, _vit, _cnn)
+    with loaders.one_thread_if_small(_vit.model):
+        return pair.compare(_image)
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,8 +3,8 @@ it draws is the one the library computes for that pair and image.
 
 The bundled CNN's weights may not be in the tree: one state forces them absent (the page says so and runs the
 seeded untrained network), the other stands a seeded network in for them (as ``stand_in_shapes_model`` does for
-the ViT). ``vitviz.compare_cnn`` runs with fewer images here (the page's numbers are still compared with what
-the cached comparison holds), so each test takes seconds.
+the ViT). The pair's fixed measurements (``vitviz.comparison.pair_reference``) use fewer images here (the page's
+numbers are still compared with what the cached comparison holds), so each test takes seconds.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests._apptest import values
 from vitviz.i18n import _, language
 
 PAGE = "pages/vit_vs_cnn.py"
+SMALL = {"erf_images": 2, "cka_shapes": 4, "timing_repeats": 1}
 
 
 @pytest.fixture
@@ -29,14 +30,12 @@ def page_setup(app_model, small_page):
 @pytest.fixture
 def small_page(monkeypatch, tmp_path):
     """Small comparisons, the page's caches emptied before and after, and no data curves unless a test writes them."""
-    import vitviz
     from vitviz import comparison
     from vitviz_app import cnn_views
 
-    monkeypatch.setattr(vitviz, "compare_cnn", functools.partial(comparison.compare_cnn, erf_images=2, cka_shapes=4,
-                                                                 timing_repeats=1))
+    monkeypatch.setattr(comparison, "pair_reference", functools.partial(comparison.pair_reference, **SMALL))
     monkeypatch.setattr(comparison, "DATA_CURVES_PATH", tmp_path / "data_curves.json")
-    caches = (cnn_views.load_cnn, cnn_views.comparison, cnn_views.cnn_looks)
+    caches = (cnn_views.load_cnn, cnn_views.reference, cnn_views.comparison, cnn_views.cnn_looks)
     for cache in caches:
         cache.clear()
     yield tmp_path / "data_curves.json"
@@ -206,6 +205,32 @@ def test_with_trained_weights_and_data_curves_it_draws_grad_cam_the_most_faithfu
                                [100 * summary[s]["in_distribution"]["mean"] for s in ("250", "1000")])
     np.testing.assert_allclose(values(trace["error_y"]["array"]),
                                [100 * summary[s]["in_distribution"]["sd"] for s in ("250", "1000")])
+    with language(lang):  # the caption reads the largest size both were trained on
+        said = _("On {images:,} training images: the ViT {vit:.0%}, the CNN {cnn:.0%} on held-out shapes in the "
+                 "training styles (ten shapes, so guessing scores 10 %).").format(
+            images=1000, vit=results["summary"]["vit"]["1000"]["in_distribution"]["mean"],
+            cnn=summary["1000"]["in_distribution"]["mean"])
+    assert said in [c.value for c in at.main.caption]
+
+
+def test_a_new_image_reuses_the_pairs_fixed_images_and_gets_the_numbers_of_a_whole_comparison(
+        open_app, page_setup, trained_cnn, monkeypatch):
+    from vitviz import comparison
+
+    made = []
+    reference = comparison.pair_reference
+    monkeypatch.setattr(comparison, "pair_reference", lambda *a, **k: made.append(1) or reference(*a, **k))
+    at = open_app(PAGE)
+    first = _pair_and_comparison(at)[3]
+    at.selectbox(key="image").set_value(at.selectbox(key="image").options[2]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    vit, cnn, image, cmp = _pair_and_comparison(at)
+    assert cmp is not first and len(made) == 1  # the CKA's and ERFs' fixed images were measured once
+    whole = comparison.compare_cnn(vit.model, cnn.model, image, patch_sizes=(), **SMALL)  # all images in one run
+    np.testing.assert_allclose(cmp.cka, whole.cka, atol=1e-9)
+    np.testing.assert_allclose(cmp.vit_erf.maps, whole.vit_erf.maps, atol=1e-9)
+    np.testing.assert_allclose(cmp.cnn_erf.radius90, whole.cnn_erf.radius90)
+    np.testing.assert_allclose(cmp.attention_distance_heads, whole.attention_distance_heads, rtol=1e-9)
 
 
 def test_a_damaged_data_curves_file_is_said_plainly_and_the_rest_of_the_page_still_shows(

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitviz.analysis.cka import cka_matrix, layer_grams, linear_cka
+from vitviz.analysis.cka import cka_matrix, gram_bank, layer_grams, linear_cka
 
 
 def hsic_reference(x: np.ndarray, y: np.ndarray) -> float:
@@ -82,3 +82,22 @@ def test_every_depth_of_a_model_against_itself_has_ones_on_the_diagonal():
         t1 = vit.blocks[0](t0)  # (9, N, D)
     ref = hsic_reference(t0.double().reshape(9, -1).numpy(), t1.double().reshape(9, -1).numpy())
     assert m[0, 1] == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize('max_bytes', [2 ** 30, 0], ids=['features kept', 'fixed set run again'])
+def test_a_bank_of_fixed_images_adds_new_ones_as_if_all_had_been_run_together(max_bytes):
+    from vitviz.shapes.model import build_model, make_config
+
+    torch.manual_seed(0)
+    vit = build_model(make_config(embed_dim=32, depth=2, num_heads=2)).eval()
+    x = torch.randn(7, 3, 96, 96, generator=torch.Generator().manual_seed(4))
+    bank = gram_bank(vit, x[2:], batch_size=2, max_bytes=max_bytes)  # 5 fixed images, in 3 batches
+    assert (bank.features is None) == (max_bytes == 0) and bank.images == 5
+    together = layer_grams(vit, x)
+    added = layer_grams(vit, x[:2], bank=bank)
+    assert [g.shape for g in added] == [(7, 7)] * 3
+    for a, b in zip(added, together):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max())
+    np.testing.assert_allclose(cka_matrix(added, added), cka_matrix(together, together), atol=1e-12)
+    with pytest.raises(ValueError, match='depths'):
+        layer_grams(build_model(make_config(embed_dim=32, depth=1, num_heads=2)).eval(), x[:1], bank=bank)

@@ -13,6 +13,7 @@ from torch import nn
 
 from vitviz.analysis.receptive_field import (
     effective_receptive_field,
+    gradient_mass,
     mass_radius,
     positive_copy,
     theoretical_receptive_field,
@@ -172,6 +173,19 @@ def test_erf_radii_are_the_same_on_every_run(resnet, resnet_theory, small_vit):
         a, b = (effective_receptive_field(model, x, centres=centres) for _ in range(2))
         assert np.array_equal(a.radius50, b.radius50) and np.array_equal(a.radius90, b.radius90)
         assert np.array_equal(a.maps, b.maps)
+
+
+def test_an_erf_pooled_with_fixed_images_gradients_is_the_erf_of_all_the_images(resnet, resnet_theory, small_vit):
+    x = torch.randn(4, 3, 96, 96, generator=torch.Generator().manual_seed(6))
+    for model, centres in ((resnet, resnet_theory.centres), (small_vit, None)):
+        together = effective_receptive_field(model, x, centres=centres)
+        pooled = effective_receptive_field(model, x[:1], centres=centres, pooled_with=gradient_mass(model, x[1:]))
+        assert pooled.images == together.images == 4
+        np.testing.assert_allclose(pooled.maps, together.maps, rtol=1e-5, atol=1e-10)  # float32 gradients, batched
+        assert np.array_equal(pooled.radius50, together.radius50) and np.array_equal(pooled.radius90,
+                                                                                     together.radius90)
+    with pytest.raises(ValueError, match='another model'):
+        effective_receptive_field(resnet, x[:1], pooled_with=gradient_mass(small_vit, x[1:]))
 
 
 def test_the_positive_copy_leaves_the_model_alone(resnet):

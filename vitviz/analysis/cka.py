@@ -14,17 +14,27 @@ Transformers See Like CNNs?", Fig. 1) compare every ViT layer with every ResNet 
 A representation is a layer's whole output per image, flattened: every token of a ViT (prefix tokens
 included), every position and channel of a CNN feature map. We compute it from ``n x n`` Gram matrices, so the
 number of features does not matter, in float64.
+
+A fixed set of images (the same reference pictures for every user's image) is computed once: a
+:class:`GramBank` keeps its Gram matrices and, when they fit ``max_bytes``, its features, so adding new images
+costs only their forward pass and their products with the fixed set (otherwise the fixed set is run again, in
+batches, without keeping its features).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .depths import depth_outputs
 
-__all__ = ['center_gram', 'cka_matrix', 'gram', 'layer_grams', 'linear_cka']
+__all__ = ['GramBank', 'center_gram', 'cka_matrix', 'gram', 'gram_bank', 'layer_grams', 'linear_cka']
+
+MAX_BANK_BYTES = 128 * 2 ** 20
+"""Largest fixed-set features a :class:`GramBank` keeps (float32): the bundled shapes pair's fit; a ViT-B's
+(13 depths x 197 tokens x 768 x 46 images, 360 MB) are recomputed instead."""
 
 
 def gram(features: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -65,8 +75,61 @@ def linear_cka(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> fl
     return _cka_centred(center_gram(gram(x)), center_gram(gram(y)))
 
 
-def layer_grams(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 32) -> list[np.ndarray]:
-    """The centred Gram matrix of every depth of ``model`` over the images ``x``.
+def _depth_features(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Every depth's output over the images ``x``, flattened per image: ``[(n, p)]`` float32, no gradients."""
+    chunks: list[list[torch.Tensor]] = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            full = depth_outputs(model, x[i:i + batch_size]).full
+            chunks.append([f.reshape(len(f), -1) for f in full])  # (b, p) per depth
+    return [torch.cat([c[d] for c in chunks]) for d in range(len(chunks[0]))]  # (n, p) per depth
+
+
+@dataclass(frozen=True, eq=False)
+class GramBank:
+    """A fixed image set seen by one model, computed once: what :func:`layer_grams` needs to add new images.
+
+    Attributes:
+        grams: per depth the ``(m, m)`` float64 uncentred Gram matrix of the fixed set.
+        features: per depth its ``(m, p)`` float32 features, or None when larger than the bank's ``max_bytes``.
+        inputs: the ``(m, 3, H, W)`` model inputs, run again in batches when ``features`` is None.
+        batch_size: images per forward pass.
+    """
+
+    grams: tuple[np.ndarray, ...]
+    features: tuple[torch.Tensor, ...] | None
+    inputs: torch.Tensor
+    batch_size: int
+
+    @property
+    def images(self) -> int:
+        return len(self.inputs)
+
+    def cross(self, model: torch.nn.Module, new: Sequence[torch.Tensor]) -> list[np.ndarray]:
+        """Per depth ``(m, n)`` float64 products of the fixed set's features with ``new``'s ``(n, p)`` features."""
+        new = [f.double() for f in new]
+        if self.features is not None:
+            return [(f.double() @ g.T).cpu().numpy() for f, g in zip(self.features, new)]
+        parts = []
+        for i in range(0, self.images, self.batch_size):  # (b, p) per depth, dropped after use
+            batch = _depth_features(model, self.inputs[i:i + self.batch_size], self.batch_size)
+            parts.append([(f.double() @ g.T).cpu().numpy() for f, g in zip(batch, new)])
+        return [np.concatenate([p[d] for p in parts]) for d in range(len(new))]
+
+
+def gram_bank(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 32,
+              max_bytes: int = MAX_BANK_BYTES) -> GramBank:
+    """The fixed images ``x`` seen by ``model``, for :func:`layer_grams`'s ``bank``: their Gram matrix at every
+    depth, and their features when all of them fit ``max_bytes`` (float32)."""
+    feats = _depth_features(model, x, batch_size)
+    grams = tuple((f.double() @ f.double().T).cpu().numpy() for f in feats)
+    kept = sum(f.numel() * 4 for f in feats) <= max_bytes
+    return GramBank(grams=grams, features=tuple(feats) if kept else None, inputs=x, batch_size=batch_size)
+
+
+def layer_grams(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 32, *,
+                bank: GramBank | None = None) -> list[np.ndarray]:
+    """The centred Gram matrix of every depth of ``model`` over the images ``x`` (then ``bank``'s images).
 
     Depths as :func:`~vitviz.analysis.depths.depth_outputs` (a ViT's embedding and blocks with all tokens, a
     CNN's feature levels), run in batches without gradients.
@@ -75,17 +138,20 @@ def layer_grams(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 32) -
         model: a timm ViT or CNN, in eval mode.
         x: ``(n, 3, H, W)`` model inputs.
         batch_size: images per forward pass.
+        bank: a fixed set computed once by :func:`gram_bank` with the same model: its images follow ``x``'s, as if
+            they had been appended to ``x``.
 
     Returns:
-        Per depth an ``(n, n)`` float64 centred Gram matrix.
+        Per depth an ``(n, n)`` float64 centred Gram matrix (``(n + m, n + m)`` with a bank of ``m`` images).
     """
-    chunks: list[list[torch.Tensor]] = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            full = depth_outputs(model, x[i:i + batch_size]).full
-            chunks.append([f.reshape(len(f), -1).double() for f in full])  # (b, p) per depth
-    feats = [torch.cat([c[d] for c in chunks]) for d in range(len(chunks[0]))]  # (n, p) per depth
-    return [center_gram((f @ f.T).cpu().numpy()) for f in feats]
+    feats = [f.double() for f in _depth_features(model, x, batch_size)]  # (n, p) per depth
+    own = [(f @ f.T).cpu().numpy() for f in feats]
+    if bank is None:
+        return [center_gram(k) for k in own]
+    if len(bank.grams) != len(own):
+        raise ValueError(f'the bank has {len(bank.grams)} depths, the model {len(own)}')
+    cross = bank.cross(model, feats)  # (m, n) per depth
+    return [center_gram(np.block([[k, c.T], [c, g]])) for k, c, g in zip(own, cross, bank.grams)]
 
 
 def cka_matrix(grams_a: Sequence[np.ndarray], grams_b: Sequence[np.ndarray]) -> np.ndarray:

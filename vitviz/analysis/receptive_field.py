@@ -42,8 +42,10 @@ from .depths import depth_names, depth_outputs, is_vit
 
 __all__ = [
     'EffectiveReceptiveField',
+    'GradientMass',
     'TheoreticalReceptiveField',
     'effective_receptive_field',
+    'gradient_mass',
     'mass_radius',
     'positive_copy',
     'theoretical_receptive_field',
@@ -152,8 +154,37 @@ def _feature_fn(model: nn.Module | FeatureFn) -> tuple[FeatureFn, tuple[str, ...
     return model, None
 
 
+@dataclass(frozen=True, eq=False)
+class GradientMass:
+    """What an effective receptive field averages, summed over some images: computed once for a fixed set and
+    pooled with each new image's (``effective_receptive_field(..., pooled_with=)``).
+
+    Attributes:
+        sums: ``(L, H, W)`` float64, per depth the sum over images of ``|d y[unit] / d x|`` (summed over channels).
+        units: ``(L, 2)`` the centre units.
+        feature_sizes: per depth the feature map's ``(h, w)``.
+        images: how many images are summed.
+    """
+
+    sums: np.ndarray
+    units: np.ndarray
+    feature_sizes: tuple[tuple[int, int], ...]
+    images: int
+
+
+def gradient_mass(model: nn.Module | FeatureFn, x: torch.Tensor) -> GradientMass:
+    """The summed gradient magnitudes of ``model``'s centre units over the images ``x`` (as
+    :func:`effective_receptive_field`, which normalises them into maps)."""
+    fn, _names = _feature_fn(model)
+    with torch.enable_grad():
+        grads, units, shapes = _unit_gradients(fn, x)
+    sums = np.stack([g.double().sum(0).cpu().numpy() for g in grads])  # (L, H, W)
+    return GradientMass(sums=sums, units=units, feature_sizes=tuple(shapes), images=int(x.shape[0]))
+
+
 def effective_receptive_field(model: nn.Module | FeatureFn, x: torch.Tensor, *,
-                              centres: np.ndarray | None = None) -> EffectiveReceptiveField:
+                              centres: np.ndarray | None = None,
+                              pooled_with: GradientMass | None = None) -> EffectiveReceptiveField:
     """Effective receptive field of the centre unit at every depth of ``model`` (Luo et al. 2016).
 
     The model runs in its current mode (``eval()`` for a trained model: BatchNorm uses its statistics, so the
@@ -167,26 +198,32 @@ def effective_receptive_field(model: nn.Module | FeatureFn, x: torch.Tensor, *,
             :class:`TheoreticalReceptiveField`'s, to compute it once); by default the centre of the theoretical
             field for a timm model (a ViT's patch centre). Where not given or not finite (an unbounded field):
             the centre of the input cell the unit tiles, ``((i + 0.5) H / h, (j + 0.5) W / w)``.
+        pooled_with: more images' :func:`gradient_mass` (same model and input size), averaged in with ``x``'s.
 
     Returns:
         Maps, centres and the 50 % / 90 % radii.
     """
-    fn, names = _feature_fn(model)
-    with torch.enable_grad():
-        grads, units, shapes = _unit_gradients(fn, x)
+    _fn, names = _feature_fn(model)
+    mass = gradient_mass(model, x)
+    if pooled_with is not None:
+        if pooled_with.sums.shape != mass.sums.shape or pooled_with.feature_sizes != mass.feature_sizes:
+            raise ValueError('pooled_with was measured on another model or input size')
+        mass = GradientMass(mass.sums + pooled_with.sums, mass.units, mass.feature_sizes,
+                            mass.images + pooled_with.images)
     h, w = x.shape[-2:]
-    cells = np.array([((i + 0.5) * h / s[0], (j + 0.5) * w / s[1]) for (i, j), s in zip(units, shapes)])  # (L, 2)
+    cells = np.array([((i + 0.5) * h / s[0], (j + 0.5) * w / s[1])
+                      for (i, j), s in zip(mass.units, mass.feature_sizes)])  # (L, 2)
     if centres is None and names is not None:
         centres = theoretical_receptive_field(model, (h, w)).centres  # (L, 2); NaN where unbounded
     centres = cells if centres is None else np.asarray(centres, dtype=np.float64)
     centres = np.where(np.isfinite(centres), centres, cells)
-    maps = np.stack([g.double().mean(0).cpu().numpy() for g in grads])  # (L, H, W)
+    maps = mass.sums / mass.images  # (L, H, W): the mean over images
     maps /= np.maximum(maps.sum(axis=(1, 2), keepdims=True), np.finfo(np.float64).tiny)
     return EffectiveReceptiveField(
-        names=names or tuple(str(i) for i in range(len(maps))), maps=maps, centres=centres, units=units,
+        names=names or tuple(str(i) for i in range(len(maps))), maps=maps, centres=centres, units=mass.units,
         radius50=np.array([mass_radius(m, c, 0.5) for m, c in zip(maps, centres)]),
         radius90=np.array([mass_radius(m, c, 0.9) for m, c in zip(maps, centres)]),
-        images=int(x.shape[0]))
+        images=mass.images)
 
 
 # ------------------------------------------------------------------------------------- theoretical field
