@@ -170,9 +170,9 @@ if curves_data is not None:
     largest = largest_common_size(curves_data["summary"])
     if largest is not None:
         size, vit_acc, cnn_acc = largest
-        st.caption(_("On {images:,} training images: the ViT {vit:.0%}, the CNN {cnn:.0%} on held-out shapes in the "
-                     "training styles (ten shapes, so guessing scores 10 %).").format(
-            images=size, vit=vit_acc, cnn=cnn_acc))
+        st.caption(_("On {images:,} training images: the ViT {vit:.0f} %, the CNN {cnn:.0f} % on held-out shapes in "
+                     "the training styles (ten shapes, so guessing scores 10 %).").format(
+            images=size, vit=100 * vit_acc, cnn=100 * cnn_acc))
 else:
     st.info(_("The data curves are not in this checkout. Make them with python scripts/data_curves.py (about an "
               "hour on two CPU cores); this section then plots them."), icon=":material/database:")

@@ -206,10 +206,10 @@ def test_with_trained_weights_and_data_curves_it_draws_grad_cam_the_most_faithfu
     np.testing.assert_allclose(values(trace["error_y"]["array"]),
                                [100 * summary[s]["in_distribution"]["sd"] for s in ("250", "1000")])
     with language(lang):  # the caption reads the largest size both were trained on
-        said = _("On {images:,} training images: the ViT {vit:.0%}, the CNN {cnn:.0%} on held-out shapes in the "
-                 "training styles (ten shapes, so guessing scores 10 %).").format(
-            images=1000, vit=results["summary"]["vit"]["1000"]["in_distribution"]["mean"],
-            cnn=summary["1000"]["in_distribution"]["mean"])
+        said = _("On {images:,} training images: the ViT {vit:.0f} %, the CNN {cnn:.0f} % on held-out shapes in "
+                 "the training styles (ten shapes, so guessing scores 10 %).").format(
+            images=1000, vit=100 * results["summary"]["vit"]["1000"]["in_distribution"]["mean"],
+            cnn=100 * summary["1000"]["in_distribution"]["mean"])
     assert said in [c.value for c in at.main.caption]
 
 

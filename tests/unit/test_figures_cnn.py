@@ -115,7 +115,9 @@ def _results(script, tmp_path):
 
 def test_the_data_curves_plot_the_scripts_means_and_standard_deviations_per_model_and_image_set(script, tmp_path):
     results = _results(script, tmp_path)
-    traces = {t.name: t for t in data_curves_figure(results).data}
+    fig = data_curves_figure(results)
+    traces = {t.name: t for t in fig.data}
+    assert list(fig.layout.xaxis.tickvals) == [250, 1000] and list(fig.layout.xaxis.ticktext) == ["250", "1,000"]
     assert set(traces) == {"ViT, in distribution", "ViT, held-out style: solid paint", "CNN, in distribution",
                            "CNN, held-out style: solid paint"}
     vit = traces["ViT, in distribution"]

@@ -172,7 +172,9 @@ def data_curves_figure(results: Mapping[str, Any]) -> go.Figure:
                 mode="lines+markers", line=dict(color=ARCH_COLOURS[arch], dash=dash),
                 hovertemplate=f"{name}<br>" + _("{images} training images").format(images="%{x:,}")
                 + ": %{y:.1f} % ± %{error_y.array:.1f}<extra></extra>"))
-    fig.update_xaxes(title_text=_("training images (log scale)"), type="log")
+    shown = sorted({int(x) for trace in fig.data for x in trace.x})  # ticks at the sizes trained on, not 2, 3, 4…
+    fig.update_xaxes(title_text=_("training images (log scale)"), type="log", tickvals=shown,
+                     ticktext=[f"{n:,}" for n in shown])
     fig.update_yaxes(title_text=_("held-out accuracy (%)"))
     fig.update_layout(margin=dict(MARGIN, t=20, b=40), height=legend_height(320, len(fig.data)), legend=TOP_LEGEND)
     return fig
