@@ -37,10 +37,11 @@ The pages read their figure only in a frame where Plotly drew something new: has
 the captions in every frame of 30 pages would be the benchmark's own load, which no student's page carries.
 
 **The browsers' share of the CPU.** Here the 30 pages run on the server's own two cores; in a class they run on
-the students' computers. ``--browser-nice 19`` starts Chromium (every process and thread it starts) at nice 19,
-so the server gets the cores first and the pages draw with what it leaves them: nearer a class, where the
-browsers' load is not the server's. The default (0: the browsers and the server at one priority) is the harsher
-test. Either way "informed" and "time to own map" are measured the same way, inside each page.
+the students' computers. ``--browser-nice 19`` starts Chromium (every process and thread it starts) at nice 19
+and under ``SCHED_IDLE`` (Chromium resets nice values itself, not the policy), so the server gets the cores
+first and the pages draw with what it leaves them: nearer a class, where the browsers' load is not the
+server's. The default (0: the browsers and the server at one priority) is the harsher test. Either way
+"informed" and "time to own map" are measured the same way, inside each page.
 
 Run: ``python bench/classroom.py [--sessions 30] [--model "ViT-B/16 (AugReg)"] [--replicas 2] [--app DIR]
 [--browser-nice 19] [--trace]`` or
@@ -325,13 +326,17 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def browser_executable(nice: int, folder: Path) -> str:
-    """The Chromium to launch: :data:`CHROMIUM`, or with ``nice`` > 0 a wrapper in ``folder`` that starts it at that
-    nice value, so that every process and thread it starts runs below the servers' priority (students bring
-    their own computers; here the browser shares the server's cores)."""
+    """The Chromium to launch: :data:`CHROMIUM`, or with ``nice`` > 0 a wrapper in ``folder`` that starts it below
+    the servers' priority (students bring their own computers; here the browser shares the server's cores).
+
+    A nice value alone does not hold: Chromium sets its processes' own (0 for a page, 5 for a hidden one, -8 for
+    the browser's display thread when run as root). So the wrapper also starts it under ``SCHED_IDLE``
+    (``chrt --idle``), a scheduling policy Chromium leaves alone and every process and thread inherits: it runs
+    only on cycles no normal task wants."""
     if nice <= 0:
         return CHROMIUM
     wrapper = folder / "chromium-nice"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {shlex.quote(CHROMIUM)} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} chrt --idle 0 {shlex.quote(CHROMIUM)} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 
@@ -487,8 +492,8 @@ def main(argv: list[str] | None = None) -> None:
                         f"{', '.join(CATALOGUE_TIMM)} gets random weights); default: the app's default")
     parser.add_argument("--threads", type=int, default=1, help="without --url: torch threads per server")
     parser.add_argument("--browser-nice", type=int, default=0, help="start the browser (every process and thread "
-                        "of it) at this nice value, e.g. 19: the servers get the cores first, as if the students' "
-                        "own computers drew their pages; default 0, the same priority as the servers")
+                        "of it) at this nice value and under SCHED_IDLE, e.g. 19: the servers get the cores first, "
+                        "as if the students' own computers drew their pages; default 0, the servers' priority")
     parser.add_argument("--trace", action="store_true", help="without --url: start the server with VITVIZ_TRACE=1 "
                         "and time each step from the upload to the notice (bench/_trace.py)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a session may wait for its map")
