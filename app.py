@@ -10,7 +10,7 @@ import streamlit as st
 
 import vitviz_app as ui
 from vitviz.i18n import _
-from vitviz_app import language, warmup
+from vitviz_app import language, trace, warmup
 from vitviz_app.views import overview_figures
 
 
@@ -93,6 +93,7 @@ def pages() -> dict[str, list]:
 
 
 ui.mark_entry_point()
+trace.mark("run")  # VITVIZ_TRACE=1: this session's run starts (vitviz_app.trace)
 language.choose()  # first: every text below, the library's figures included, is made in this language
 # "auto": Streamlit collapses the sidebar on narrow screens; the pages' columns stack on their own (ui.py)
 st.set_page_config(page_title="vitviz", page_icon=":material/visibility:", layout="wide",

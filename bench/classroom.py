@@ -1,7 +1,8 @@
 """A class at once: N browser sessions each upload their own photo at the same moment; how long until each
 one sees its own map, whether anyone sees someone else's, and what the server spent per upload.
 
-One concept in one file (a little over 450 lines): one class's run, from the sessions' start to the report.
+One concept in one file (about 530 lines; the trace's reading is in ``bench/_trace.py``): one class's run, from
+the sessions' start to the report.
 
 Drives N real Chromium sessions (Playwright, Debian's ``/usr/bin/chromium``; one browser, one context per
 student, so no two share a cookie) against any vitviz URL: one ``streamlit run app.py``, or HAProxy in front
@@ -27,8 +28,23 @@ uploads start together and none waits on this script. Measured inside each page:
   you · about 4 s", ``vitviz_app.waiting``), or its map if it never waited; and each different text it saw;
 * **server CPU-seconds per upload**: user + system time of the server processes (``/proc/<pid>/stat``; the
   ones this script started, or ``--pids``) from just before the uploads until the last map, divided by N.
+* **where the wait to be told goes** (``bench/_trace.py``): the upload request's start and answer (the page's
+  resource timing) and, with ``--trace`` (the server started with ``VITVIZ_TRACE=1``, ``vitviz_app.trace``), when
+  the session's script run started, when its pass joined the line and when its notice was sent, each step's
+  median, p90 and max.
 
-Run: ``python bench/classroom.py [--sessions 30] [--model "ViT-B/16 (AugReg)"] [--replicas 2] [--app DIR]`` or
+The pages read their figure only in a frame where Plotly drew something new: hashing a heatmap and laying out
+the captions in every frame of 30 pages would be the benchmark's own load, which no student's page carries.
+
+**The browsers' share of the CPU.** Here the 30 pages run on the server's own two cores; in a class they run on
+the students' computers. ``--browser-nice 19`` starts Chromium (every process and thread it starts) at nice 19
+and under ``SCHED_IDLE`` (Chromium resets nice values itself, not the policy), so the server gets the cores
+first and the pages draw with what it leaves them: nearer a class, where the browsers' load is not the
+server's. The default (0: the browsers and the server at one priority) is the harsher test. Either way
+"informed" and "time to own map" are measured the same way, inside each page.
+
+Run: ``python bench/classroom.py [--sessions 30] [--model "ViT-B/16 (AugReg)"] [--replicas 2] [--app DIR]
+[--browser-nice 19] [--trace]`` or
 ``python bench/classroom.py --url http://host:8501 --pids 1234 [--model ...]``. Writes
 ``bench/results/classroom.md`` and ``.json`` (``--out`` to change), and the sessions one by one in
 ``.raw.json``.
@@ -42,6 +58,7 @@ import io
 import json
 import os
 import re
+import shlex
 import signal
 import statistics
 import subprocess
@@ -55,6 +72,7 @@ from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import _trace  # noqa: E402
 from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
 from bench._timing import REPO, Table, machine, report  # noqa: E402
 
@@ -73,12 +91,13 @@ LEAD_S = 1.5  # how far ahead of arming the common upload instant is set (plus 5
 # then looks at every animation frame for the Overview's rollout figure. The first frame that draws one (other
 # than the one on the page when armed, after an earlier upload) ends the probe:
 # window.__vvClass = {t0 (the upload event), t1 (that frame), shown: what the figure and its caption say,
-# t_informed (the first frame showing the session's place in line), notices (each different text of it, in order)}.
+# t_informed (the first frame showing the session's place in line), notices (each different text of it, in order),
+# upload (when the upload request started and was answered)}. All times are epoch ms.
 _ARM = """([sel, upload, name, b64, at]) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const file = new File([bytes], name, {type: 'image/png'});
     const probe = window.__vvClass = {name, t0: null, t1: null, t_informed: null, notices: [], shown: null,
-                                      error: null};
+                                      upload: null, error: null};
     const hash = (text) => {  // FNV-1a, 32 bits
         let h = 0x811c9dc5;
         for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
@@ -102,8 +121,23 @@ _ARM = """([sel, upload, name, b64, at]) => {
         return null;
     };
     const before = shown();
+    // Reading a figure costs the page a hash of its heatmap and a layout for the captions' text: done only in
+    // a frame where Plotly has drawn something new (a new element or a new _fullData), as a student's page does
+    // not pay for it. The upload request's times come from the page's resource timing.
+    const drawn = () => { const gd = document.querySelector(sel); return [gd, gd && gd._fullData]; };
+    let seen = before ? drawn() : [null, null];  // the figure last read completely
+    new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+            if (!probe.upload && e.name.includes('/_stcore/upload_file') && probe.t0 !== null
+                && performance.timeOrigin + e.startTime >= probe.t0) {
+                probe.upload = [performance.timeOrigin + e.startTime, performance.timeOrigin + e.responseEnd];
+            }
+        }
+    }).observe({type: 'resource'});
     const poll = (ts) => {
-        const now = shown(), told = notice();
+        const [gd, data] = drawn();
+        const now = gd !== seen[0] || data !== seen[1] ? shown() : null, told = notice();
+        if (now) seen = [gd, data];
         if (told !== null) {
             if (probe.t_informed === null) probe.t_informed = performance.timeOrigin + ts;
             if (probe.notices.length < 40 && probe.notices[probe.notices.length - 1] !== told) probe.notices.push(told);
@@ -291,12 +325,24 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_s: float, nice: int = 0) -> dict:
-    """Open one session per image, upload them all at one instant, and collect what each page saw.
+def browser_executable(nice: int, folder: Path) -> str:
+    """The Chromium to launch: :data:`CHROMIUM`, or with ``nice`` > 0 a wrapper in ``folder`` that starts it below
+    the servers' priority (students bring their own computers; here the browser shares the server's cores).
 
-    ``nice`` > 0 lowers the priority of this script's browser below the servers' (students bring their own
-    computers; here the browser shares the server's CPU).
-    """
+    A nice value alone does not hold: Chromium sets its processes' own (0 for a page, 5 for a hidden one, -8 for
+    the browser's display thread when run as root). So the wrapper also starts it under ``SCHED_IDLE``
+    (``chrt --idle``), a scheduling policy Chromium leaves alone and every process and thread inherits: it runs
+    only on cycles no normal task wants."""
+    if nice <= 0:
+        return CHROMIUM
+    wrapper = folder / "chromium-nice"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} chrt --idle 0 {shlex.quote(CHROMIUM)} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_s: float) -> dict:
+    """Open one session per image, upload them all at one instant, and collect what each page saw."""
     sessions = []
     try:
         for _ in images:  # all pages load at once, then each student picks "Upload"
@@ -307,10 +353,7 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
         model = re.search(r"(\S+) · \d+ layers × \d+ heads", sidebar)  # what really runs (offline fallback?)
         pids = server_pids()
         client = [p for p in _descendants(os.getpid()) if p not in pids]
-        for pid in client if nice else ():
-            with contextlib.suppress(OSError):  # gone meanwhile
-                os.setpriority(os.PRIO_PROCESS, pid, nice)
-        cpu0, client0 = cpu_seconds(pids), cpu_seconds(client)
+        cpu0, client0, load = cpu_seconds(pids), cpu_seconds(client), os.getloadavg()
         at_ms = time.time() * 1e3 + (LEAD_S + 0.05 * len(images)) * 1e3
         for session, image in zip(sessions, images):
             arm(session.page, image, at_ms)
@@ -326,6 +369,7 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
     return {"results": [{**r, "verdict": v, "image": im.name, "size": [im.width, im.height]}
                         for r, v, im in zip(results, verdicts, images)],
             "server_cpu_s": cpu if pids else None, "client_cpu_s": client_cpu, "server_pids": pids,
+            "load_before": [round(v, 2) for v in load],
             "model": model.group(1) if model else None}
 
 
@@ -359,6 +403,10 @@ class Servers:
             return [self.proc.pid]
         files = [self.run_dir / "haproxy.pid", *sorted(self.run_dir.glob("replica-*.pid"))]
         return [int(f.read_text()) for f in files]
+
+    def logs(self) -> list[Path]:
+        """The servers' logs: streamlit's, or each replica's (``deploy/serve.sh``)."""
+        return sorted([*self.run_dir.glob("streamlit.log"), *self.run_dir.glob("replica-*.log")])
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)  # serve.sh: what Ctrl-C does; streamlit: a clean shutdown
@@ -413,6 +461,7 @@ def tables(run: dict, label: str) -> list[Table]:
         "how many different texts of its place (position, time left) a session saw while it waited.",
     ]
     summary.notes += [
+        f"Load average (1, 5, 15 min) just before the uploads: {run.get('load_before')}.",
         "Time to own map: from the page's upload event to the first animation frame that draws the Overview's "
         "rollout figure, measured inside each page (one clock). Mix-up: that map, its caption or its heatmap "
         "belongs to another session's photo.",
@@ -442,8 +491,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="catalogue model to open (?model=...; without --url, "
                         f"{', '.join(CATALOGUE_TIMM)} gets random weights); default: the app's default")
     parser.add_argument("--threads", type=int, default=1, help="without --url: torch threads per server")
-    parser.add_argument("--browser-nice", type=int, default=0, help="run the browser at this nice value (e.g. "
-                        "10: the servers get the CPU first, as if the students' own computers drew their pages)")
+    parser.add_argument("--browser-nice", type=int, default=0, help="start the browser (every process and thread "
+                        "of it) at this nice value and under SCHED_IDLE, e.g. 19: the servers get the cores first, "
+                        "as if the students' own computers drew their pages; default 0, the servers' priority")
+    parser.add_argument("--trace", action="store_true", help="without --url: start the server with VITVIZ_TRACE=1 "
+                        "and time each step from the upload to the notice (bench/_trace.py)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a session may wait for its map")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classroom.md",
                         help="markdown report; .json and .raw.json beside it")
@@ -452,25 +504,30 @@ def main(argv: list[str] | None = None) -> None:
     if args.url is None:
         if args.model in CATALOGUE_TIMM:
             random_hub_weights(CATALOGUE_TIMM[args.model])
-        servers = Servers(args.replicas, app_env(threads=args.threads), app_dir=args.app)
+        env = {**app_env(threads=args.threads), **({"VITVIZ_TRACE": "1"} if args.trace else {})}
+        servers = Servers(args.replicas, env, app_dir=args.app)
         url, server_pids = servers.url, servers.pids
     else:
         url, server_pids = args.url.rstrip("/") + "/", lambda: list(args.pids)
     query = {"model": args.model} if args.model else {}
+    images = class_images(args.sessions)
     from playwright.sync_api import sync_playwright
 
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page_url = url + (f"?{urlencode(query)}" if query else "")
-                run = run_class(browser, page_url, class_images(args.sessions), server_pids, args.timeout,
-                                args.browser_nice)
-            finally:
-                browser.close()
+            with tempfile.TemporaryDirectory(prefix="vitviz-classroom-browser-") as folder:
+                browser = playwright.chromium.launch(executable_path=browser_executable(args.browser_nice,
+                                                                                        Path(folder)),
+                                                     args=CHROMIUM_ARGS)
+                try:
+                    page_url = url + (f"?{urlencode(query)}" if query else "")
+                    run = run_class(browser, page_url, images, server_pids, args.timeout)
+                finally:
+                    browser.close()
     finally:
         if servers is not None:
             servers.stop()
+    marks = sorted((m for log in (servers.logs() if servers else []) for m in _trace.read(log)), key=lambda m: m.epoch)
     where = args.url or (f"{args.replicas} replicas behind HAProxy (deploy/serve.sh)" if args.replicas > 1
                          else "one streamlit server")
     label = f"{run['model'] or args.model or 'the default model'}, {where}"
@@ -479,7 +536,10 @@ def main(argv: list[str] | None = None) -> None:
     for r in run["results"]:
         took = f"{(r['t1'] - r['t0']) / 1e3:6.2f} s" if r.get("t1") and r.get("t0") else "   —    "
         print(f"{r['image']}  {took}  {','.join(r['replicas']) or '—':8s} {r['verdict']}")
-    report(tables(run, label), machine(), args.out)
+    for result, image in zip(run["results"], images):
+        result["steps"] = _trace.steps(marks, _trace.digest(image.data), result)
+    report([*tables(run, label), _trace.table([r["steps"] for r in run["results"] if r.get("notices")], label)],
+           machine(), args.out)
     raw = args.out.with_suffix(".raw.json")
     raw.write_text(json.dumps({"url": url, "label": label, **run}, indent=1))
     print(f"wrote {raw}")

@@ -13,7 +13,7 @@ import streamlit as st
 
 from vitviz.i18n import _
 
-from . import loaders, waiting
+from . import loaders, trace, waiting
 
 __all__ = ["AppContext", "Prompt", "current_context", "describe_image", "remember", "seen_note"]
 
@@ -88,6 +88,7 @@ class AppContext:
             st.error(_("The model could not be run on this image: {reason}").format(reason=exc),
                      icon=":material/error:")
             st.stop()
+        trace.mark("pass", key=self.image_key)
         if patch_size is None and target is None:
             seen_note(fwd.geometry, self.fit)
         if not fwd.finite:

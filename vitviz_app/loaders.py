@@ -37,6 +37,8 @@ from vitviz.i18n import _
 from vitviz.pipeline import Pass, run_batch
 from vitviz.serving import Batcher, Ticket, batch_policy
 
+from . import trace
+
 __all__ = [
     "FORWARD_PASSES",
     "Forward",
@@ -268,6 +270,7 @@ def pass_for(model_key: str, image_key: str, patch_size: int | None, target: int
     if found is not None:
         return found
     ticket = submit(model_key, image_key, patch_size, target, loaded, image, fit=fit)
+    trace.mark("ticket", key=image_key)
     (wait or Ticket.wait)(ticket)
     return forward(model_key, image_key, patch_size, target, loaded, image, fit=fit, _ticket=ticket)
 

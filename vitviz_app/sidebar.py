@@ -15,7 +15,7 @@ import streamlit as st
 
 from vitviz.i18n import N_, _, keep_language
 
-from . import language, links, loaders
+from . import language, links, loaders, trace
 from .context import AppContext, Prompt, current_context, remember
 from .samples import default_sample, list_samples, read_sample, sample_title
 
@@ -248,6 +248,7 @@ def sidebar() -> AppContext:
         fit = _fit_section()
         if data is not None:
             image_key = loaders.digest(data)
+            trace.mark("image", key=image_key)
             try:
                 image = loaders.decode(image_key, data)
             except ImageError as exc:

@@ -15,12 +15,15 @@ import streamlit as st
 from vitviz.i18n import _, ngettext
 from vitviz.serving import Place, Ticket
 
+from . import trace
+
 __all__ = ["POLL_S", "QUIET_S", "describe", "wait_for"]
 
 POLL_S = 0.2
 """How often the place is read again (and the run may be stopped) while waiting."""
 QUIET_S = 0.15
-"""A pass done within this time shows nothing (no flicker for a small model on an idle server)."""
+"""A pass at the front of the line that is done within this time shows nothing (no flicker for a small model on an
+idle server); one behind others is shown at once."""
 ICON = ":material/hourglass_top:"
 
 
@@ -45,6 +48,12 @@ def describe(place: Place, doing: str) -> str:
     return " · ".join(parts)
 
 
+def _behind_others(place: Place) -> bool:
+    """Whether the pass waits for other passes to end first (it has not started and one is running or queued
+    before it)."""
+    return not place.done and not place.started and place.ahead > 0
+
+
 def _yield_point() -> None:
     """Let Streamlit stop or restart this run here if it was asked to (as its own element calls do)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -56,18 +65,23 @@ def _yield_point() -> None:
 
 
 def wait_for(ticket: Ticket, doing: str, *, poll_s: float = POLL_S, quiet_s: float = QUIET_S) -> None:
-    """Block until ``ticket`` is done, showing its place (after ``quiet_s``) and updating it every ``poll_s``.
+    """Block until ``ticket`` is done, showing its place and updating it every ``poll_s``.
 
-    If Streamlit stops the run meanwhile (its exception passes through here), the ticket is withdrawn.
+    A pass with others ahead of it is shown at once: it will wait, and a class that uploads together should see
+    where it stands straight away. One at the front of the line is shown only if it is not done within
+    ``quiet_s``. If Streamlit stops the run meanwhile (its exception passes through here), the ticket is withdrawn.
     """
-    if ticket.wait(quiet_s):
+    if not _behind_others(ticket.place()) and ticket.wait(quiet_s):
         return
     box, shown = st.empty(), None
     try:
         while True:
-            text = describe(ticket.place(), doing)
+            place = ticket.place()
+            text = describe(place, doing)
             if text != shown:
                 box.info(text, icon=ICON)
+                if shown is None:
+                    trace.mark("told", ahead=place.ahead)
                 shown = text
             _yield_point()
             if ticket.wait(poll_s):

@@ -7,9 +7,11 @@ stopped by Streamlit at the page's wait.
 """
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,8 @@ from PIL import Image
 
 from tests import _imagefactory as factory
 from vitviz import pipeline
-from vitviz_app import loaders, waiting
+from vitviz.serving import WorkQueue
+from vitviz_app import loaders, trace, waiting
 from vitviz_app.samples import list_samples, read_sample
 
 DEADLINE_S = 120.0
@@ -178,6 +181,99 @@ def test_a_waiting_session_sees_its_place_and_the_time_left_update(model, monkey
     assert shown[0].startswith("Running it… · 2 ahead of you · about ")
     assert shown[-1] == ""  # and the notice went away with the result
     assert loaders.cached_forward(model_key, key, None, None, loaded, image) is not None
+
+
+def notices(monkeypatch) -> list[str]:
+    """What the page's notice box shows, in order ("" when it is emptied), instead of Streamlit's element."""
+    shown: list[str] = []
+
+    class Box:
+        def info(self, text, icon=None):
+            shown.append(text)
+
+        def empty(self):
+            shown.append("")
+
+    monkeypatch.setattr(waiting.st, "empty", Box)
+    return shown
+
+
+def waiter(ticket, quiet_s: float) -> threading.Thread:
+    """A session's page waiting for ``ticket`` (``waiting.wait_for``), in a thread of its own."""
+    thread = threading.Thread(target=waiting.wait_for, args=(ticket, "Running it…"),
+                              kwargs={"poll_s": 0.01, "quiet_s": quiet_s}, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_session_behind_others_is_told_its_place_at_once_not_after_the_quiet_time(monkeypatch):
+    """A class uploads together: a pass with another ahead of it will wait, so its place is shown straight away
+    (a page that first waited out the quiet time, here far longer than the test's deadline, fails)."""
+    shown = notices(monkeypatch)
+    line = WorkQueue()
+    line.submit("someone else's photo", "pass", None)
+    running = line.take()
+    session = waiter(line.submit("my photo", "pass", None), quiet_s=10 * DEADLINE_S)
+    try:
+        wait_until(lambda: shown, "the session behind another was not told its place before the quiet time")
+    finally:
+        line.finish(running, ["theirs"])
+        mine = line.take()
+        line.finish(mine, ["mine"])
+    session.join(DEADLINE_S)
+    assert shown[0] == "Running it… · 1 ahead of you"
+    assert shown[-1] == ""
+
+
+def test_a_pass_at_the_front_of_the_line_done_within_the_quiet_time_shows_nothing(monkeypatch):
+    """No flicker for a quick pass on an idle server: nothing is ahead, so the page first waits the quiet time."""
+    shown = notices(monkeypatch)
+    line = WorkQueue()
+    ticket = line.submit("my photo", "pass", None)
+    session = waiter(ticket, quiet_s=DEADLINE_S)
+    line.finish(line.take(), ["mine"])
+    session.join(DEADLINE_S)
+    assert not session.is_alive() and ticket.result() == "mine"
+    assert shown == []
+
+
+def test_the_trace_of_a_run_is_what_the_class_benchmark_reads(model, open_app, monkeypatch):
+    """With VITVIZ_TRACE=1 a page's run logs its steps in order, in the format ``bench/_trace.py`` reads (the
+    photo's digest ties the run to the page that uploaded it); without it, nothing."""
+    import logging
+
+    from streamlit.logger import get_logger
+
+    from bench import _trace
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger = get_logger(trace.__name__)
+    keep = Keep(level=logging.INFO)
+    logger.addHandler(keep)
+    try:
+        at = open_app()  # tracing off
+        assert lines == []
+        monkeypatch.setenv(trace.ENV, "1")
+        loaders.forward.clear()  # the page's pass is not cached: it joins the line
+        at.run()
+    finally:
+        logger.removeHandler(keep)
+    log = Path(tempfile.mkdtemp()) / "streamlit.log"
+    log.write_text("".join(f"2026-12-07 06:00:00.000 {line}\n" for line in lines))
+    marks = _trace.read(log)
+    image_key = loaders.digest(read_sample(at.selectbox(key="image").value))
+    order = [m.step for m in marks]  # "told" only when the pass took longer than the quiet time
+    assert order in (["run", "image", "ticket", "pass"], ["run", "image", "ticket", "told", "pass"])
+    assert {m.words.get("key") for m in marks if m.step != "told"} - {None} == {image_key}
+    assert len({m.session for m in marks}) == 1 and marks[0].session != "-"
+    assert [m.epoch for m in marks] == sorted(m.epoch for m in marks)
+    steps = _trace.steps(marks, image_key, {"t0": marks[0].epoch * 1e3 - 50})
+    assert steps["joined the line"] >= 0 and not {"upload sent", "run started"} & set(steps)
 
 
 def test_eight_sessions_batched_each_get_exactly_the_pass_they_get_alone(app_model, monkeypatch):
