@@ -11,7 +11,7 @@ import vitviz_app as ui
 from vitviz.analysis import walkthrough as wt
 from vitviz.i18n import _, keep_language, ngettext
 from vitviz_app import language, links
-from vitviz_app.views import figure_view
+from vitviz_app.views import figure_view, token_norms_view
 
 ui.entry_point()
 
@@ -137,7 +137,6 @@ def walk() -> None:
                   "other pages work for it.").format(model=ctx.loaded.name), icon=":material/info:")
         st.stop()  # also ends the full run: no "next" link under this note
 
-    from vitviz.analysis import token_norms
     from vitviz.figures import attention_map_figure, map_extent
     from vitviz.figures import walkthrough as wf
     from vitviz.figures.attention import attention_map_titles
@@ -323,7 +322,7 @@ def walk() -> None:
          r"z'_\ell = \mathrm{MSA}_\ell(\mathrm{LN}(z_\ell)) + z_\ell, \qquad "
          r"z_{\ell+1} = \mathrm{MLP}_\ell(\mathrm{LN}(z'_\ell)) + z'_\ell, \qquad \ell = 0 \dots " + str(depth - 1),
          _("({n}, {dim}) → … → ({n}, {dim}), {depth} times").format(n=layout.num_tokens, dim=dim, depth=depth))
-    norms = token_norms(cap).astype(np.float32)  # (L+1, N), float32 as the capture's tokens
+    norms = token_norms_view(fwd.key, fwd).astype(np.float32)  # (L+1, N), float32 as the capture's tokens
     steps.show(st.container(), "norms", {
         "title": _("Token length ‖z‖ after each block"),
         "x_axis": _("hidden state: the embeddings z₀, then the output of each block"), "y_axis": "‖z‖",
