@@ -42,7 +42,8 @@ the page before).
 first animation frame after both figures (the map and the layers × heads grid) are drawn, in each checkout given
 (e.g. the commit before a change, unpacked with ``git archive``), servers started in turn and rounds alternating.
 ``--app DIR ...`` without ``--toggle`` measures the ``--pages`` interactions in each checkout given, the same way
-(e.g. ``--pages how --app /tmp/before .``: the walk-through's commit before and after a change).
+(e.g. ``--pages how --app /tmp/before .``: the walk-through's commit before and after a change); with ``--how-ab``,
+the checkouts' servers run together and each round clicks the same patch in one tab of each.
 Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--figures | --how-figures |
 --commit-ab | --how-ab | --toggle] [--app DIR ...] [--out FILE.md]``.
 """
@@ -367,15 +368,16 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
     return results
 
 
-def run_how_ab(base: str, rounds: int) -> dict[str, list[dict]]:
-    """Side by side on one server: two tabs of "How a ViT works", as shipped (the steps drawn in the browser) and
-    with its steps as Plotly figures (``how_figures``, the page before); each round clicks the same patch in both
-    (the order alternates). Latency is the rAF one, as in :func:`run_commit_ab`."""
+def run_how_ab(base: str, rounds: int, variants: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    """Side by side: tabs of "How a ViT works", by default on one server as shipped (the steps drawn in the browser)
+    and with its steps as Plotly figures (``how_figures``, the page before), or the ``variants`` given (name → URL,
+    e.g. one server per checkout); each round clicks the same patch in every tab (the order alternates). Latency is
+    the rAF one, as in :func:`run_commit_ab`."""
     from playwright.sync_api import sync_playwright
 
     how = base.replace("/attention", "/how_vit_works")
-    variants = {"follow a patch (commit), steps drawn in the browser (shipped)": how,
-                "follow a patch (commit), steps as Plotly figures (before)": how + "&how_figures=true"}
+    variants = variants or {"follow a patch (commit), steps drawn in the browser (shipped)": how,
+                            "follow a patch (commit), steps as Plotly figures (before)": how + "&how_figures=true"}
     results: dict[str, list[dict]] = {name: [] for name in variants}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -563,12 +565,47 @@ def _add_rows(table: Table, results: dict[str, list[dict]], *first: Any) -> dict
     return by_raf
 
 
+def how_apps_ab(env: dict[str, str], apps: list[Path], rounds: int, out: str | None) -> None:
+    """``--how-ab --app A B ...``: one server per checkout, all running; one tab each, the same patch clicked in
+    every tab each round, the order alternating (:func:`run_how_ab`), so that the machine's load falls on all alike."""
+    servers, variants = [], {}
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+    try:
+        for app in apps:
+            port = free_port()
+            log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
+            servers.append(start_server(port, env, log, timeout_s=600, app_dir=app))
+            variants[str(app)] = f"http://127.0.0.1:{port}/how_vit_works?model={quote(MODEL[0])}"
+        results = run_how_ab("", rounds, variants)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=60)
+    table = Table(f"How a ViT works: a followed patch's commit in each checkout, side by side, {MODEL[0]} with random "
+                  "weights (headless Chromium)", ["app", *_COLUMNS])
+    for app, rows in results.items():
+        _add_rows(table, {"follow a patch (commit), rAF": rows}, app)
+    table.notes += [
+        f"{rounds} committed clicks per checkout: one server and one tab per checkout, all running; each round the "
+        "same patch in every tab, the order alternating. Until the follower holds the clicked patch, every later "
+        "step's picture shows it and step 1's caption and step 5's table of keys have changed; rAF after the input "
+        f"event. 1-minute load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; "
+        f"{time.perf_counter() - t0:.0f} s in all.",
+    ]
+    report([table], machine(), out)
+    if out:
+        Path(out).with_suffix(".raw.json").write_text(json.dumps(results, indent=1))
+
+
 def apps_main(args, apps: list[Path], pages: list[str], rounds: int) -> None:
     """``--app A B ...`` (without ``--toggle``): the interactions of ``--pages`` in each checkout (e.g. the commit
     before a change, unpacked with ``git archive``), one server at a time, in two passes whose order is reversed
     (A B, then B A), so that a change in the machine's load falls on every checkout. The load average is noted
     before and after each pass."""
     env = app_env(threads=args.threads) | {TEST_HOOKS_ENV: "1"}
+    if args.how_ab:
+        how_apps_ab(env, apps, rounds, args.out)
+        return
     how_query = "&how_figures=true" if args.how_figures else ""
     results: dict[str, dict[str, list[dict]]] = {str(app): {} for app in apps}
     loads = []
@@ -629,7 +666,7 @@ def main(argv: list[str] | None = None) -> None:
                              "its toggle; else the interactions of --pages (e.g. --pages how --app /tmp/before .)")
     parser.add_argument("--how-ab", action="store_true",
                         help="only committed clicks on How a ViT works, side by side: the steps drawn in the browser "
-                             "(shipped) and as Plotly figures (before)")
+                             "(shipped) and as Plotly figures (before); with --app, one tab per checkout")
     args = parser.parse_args(argv)
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     rounds = args.repeats or (2 if args.quick else 10)
