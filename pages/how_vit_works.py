@@ -40,8 +40,8 @@ def check(error: float, what: str) -> None:
 
 def url_ids(layout, *, row: int, col: int, layer: int, head: str | None, figures: bool) -> dict[str, str | None]:
     """The page's view as URL ids (``{key: id, or None}``), a default left out, as Streamlit writes its bound widgets
-    (``how_row``, ``how_col``, ``how_layer``, ``how_figures``) and ``links.publish`` the head. A fragment's rerun
-    cannot change the address bar: the follower (or, without one, the address-bar keeper) writes these there."""
+    (``how_row``, ``how_col``, ``how_layer``, ``how_figures``) and ``links.publish`` the head. Streamlit may not pass
+    a fragment rerun's URL change on: the follower (or, without one, the address-bar keeper) writes these there."""
     gh, gw = layout.grid_size
     return {"how_row": None if row == gh // 2 else str(row), "how_col": None if col == gw // 2 else str(col),
             "how_layer": None if layer == 0 else str(layer), "how_head": head,
@@ -126,7 +126,7 @@ def classifier_step(ctx, fwd, model, layout, dim: int):
 def walk() -> None:
     """Everything below the page's header. A fragment: following a patch (the follower's commit), a control or a
     click on a figure reruns only this, not the sidebar, navigation and header (bench/README.md §15); the follower
-    writes the view into the address bar, which a fragment's rerun cannot change."""
+    writes the view into the address bar, where a fragment's rerun may not (cf4ae03)."""
     language.choose()  # a fragment's rerun skips app.py, which sets the language of a full run
     ctx = ui.context()
     ctx.require()

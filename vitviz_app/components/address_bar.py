@@ -1,7 +1,7 @@
 """The address-bar keeper: writes a page's view, as URL ids, into the browser's address bar. It draws nothing.
 
-A page whose reruns are a fragment's cannot change the URL from Python (``vitviz_app.links.publish``): Streamlit
-does not pass a fragment rerun's change on to the address bar. Its browser component does it instead
+A page whose reruns are a fragment's may not change the URL from Python (``vitviz_app.links.publish``): Streamlit
+has been seen to lose a fragment rerun's change on its way to the address bar. Its browser component writes it too
 (``committed.url`` of the explorers and the patch follower, ``vvKeepInUrl`` in ``lib.js``); this keeper does the
 same for a view that has no such component on the page (How a ViT works when its patches are too many to send).
 """
