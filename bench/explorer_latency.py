@@ -41,18 +41,23 @@ the page before).
 ``--toggle [--app DIR ...]`` measures the Attention page's "Plotly figures" toggle: from the click on it to the
 first animation frame after both figures (the map and the layers × heads grid) are drawn, in each checkout given
 (e.g. the commit before a change, unpacked with ``git archive``), servers started in turn and rounds alternating.
+``--app DIR ...`` without ``--toggle`` measures the ``--pages`` interactions in each checkout given, the same way
+(e.g. ``--pages how --app /tmp/before .``: the walk-through's commit before and after a change); with ``--how-ab``,
+the checkouts' servers run together and each round clicks the same patch in one tab of each.
 Run: ``python bench/explorer_latency.py [--quick] [--pages attention,rollout,how] [--figures | --how-figures |
---commit-ab | --how-ab | --toggle [--app DIR ...]] [--out FILE.md]``.
+--commit-ab | --how-ab | --toggle] [--app DIR ...] [--out FILE.md]``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -363,15 +368,16 @@ def run_commit_ab(url: str, rounds: int) -> dict[str, list[dict]]:
     return results
 
 
-def run_how_ab(base: str, rounds: int) -> dict[str, list[dict]]:
-    """Side by side on one server: two tabs of "How a ViT works", as shipped (the steps drawn in the browser) and
-    with its steps as Plotly figures (``how_figures``, the page before); each round clicks the same patch in both
-    (the order alternates). Latency is the rAF one, as in :func:`run_commit_ab`."""
+def run_how_ab(base: str, rounds: int, variants: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    """Side by side: tabs of "How a ViT works", by default on one server as shipped (the steps drawn in the browser)
+    and with its steps as Plotly figures (``how_figures``, the page before), or the ``variants`` given (name → URL,
+    e.g. one server per checkout); each round clicks the same patch in every tab (the order alternates). Latency is
+    the rAF one, as in :func:`run_commit_ab`."""
     from playwright.sync_api import sync_playwright
 
     how = base.replace("/attention", "/how_vit_works")
-    variants = {"follow a patch (commit), steps drawn in the browser (shipped)": how,
-                "follow a patch (commit), steps as Plotly figures (before)": how + "&how_figures=true"}
+    variants = variants or {"follow a patch (commit), steps drawn in the browser (shipped)": how,
+                            "follow a patch (commit), steps as Plotly figures (before)": how + "&how_figures=true"}
     results: dict[str, list[dict]] = {name: [] for name in variants}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -538,6 +544,111 @@ def toggle_main(args, apps: list[Path], rounds: int) -> None:
     report([table], machine(), args.out)
 
 
+_COLUMNS = ["interaction", "n", "median ms (screencast)", "p90 ms", "p25–p75 ms", "median ms (rAF)",
+            "bytes sent (max)", "KiB received (median)"]
+
+
+def _add_rows(table: Table, results: dict[str, list[dict]], *first: Any) -> dict[str, int]:
+    """One row per interaction of ``results`` (after the cells ``first``); returns how many of each were timed by
+    rAF because no screencast frame followed the change."""
+    by_raf = {}
+    for name, rows in results.items():
+        rows = [r for r in rows if r]
+        if not rows:
+            continue
+        by_raf[name] = sum(r["screencast"] is None for r in rows)
+        ms = [r["screencast"] if r["screencast"] is not None else r["raf"] for r in rows]
+        q1, q2, q3 = quantiles(ms)
+        p90 = statistics.quantiles(ms, n=10, method="inclusive")[-1] if len(ms) > 1 else ms[0]
+        table.add(*first, name, len(rows), q2, p90, f"{q1:.0f}–{q3:.0f}", statistics.median(r["raf"] for r in rows),
+                  max(r["sent"] for r in rows), statistics.median(r["received"] for r in rows) / 1024)
+    return by_raf
+
+
+def how_apps_ab(env: dict[str, str], apps: list[Path], rounds: int, out: str | None) -> None:
+    """``--how-ab --app A B ...``: one server per checkout, all running; one tab each, the same patch clicked in
+    every tab each round, the order alternating (:func:`run_how_ab`), so that the machine's load falls on all alike."""
+    servers, variants = [], {}
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+    try:
+        for app in apps:
+            port = free_port()
+            log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
+            servers.append(start_server(port, env, log, timeout_s=600, app_dir=app))
+            variants[str(app)] = f"http://127.0.0.1:{port}/how_vit_works?model={quote(MODEL[0])}"
+        results = run_how_ab("", rounds, variants)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=60)
+    table = Table(f"How a ViT works: a followed patch's commit in each checkout, side by side, {MODEL[0]} with random "
+                  "weights (headless Chromium)", ["app", *_COLUMNS])
+    for app, rows in results.items():
+        _add_rows(table, {"follow a patch (commit), rAF": rows}, app)
+    table.notes += [
+        f"{rounds} committed clicks per checkout: one server and one tab per checkout, all running; each round the "
+        "same patch in every tab, the order alternating. Until the follower holds the clicked patch, every later "
+        "step's picture shows it and step 1's caption and step 5's table of keys have changed; rAF after the input "
+        f"event. 1-minute load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; "
+        f"{time.perf_counter() - t0:.0f} s in all.",
+    ]
+    report([table], machine(), out)
+    if out:
+        Path(out).with_suffix(".raw.json").write_text(json.dumps(results, indent=1))
+
+
+def apps_main(args, apps: list[Path], pages: list[str], rounds: int) -> None:
+    """``--app A B ...`` (without ``--toggle``): the interactions of ``--pages`` in each checkout (e.g. the commit
+    before a change, unpacked with ``git archive``), one server at a time, in two passes whose order is reversed
+    (A B, then B A), so that a change in the machine's load falls on every checkout. The load average is noted
+    before and after each pass."""
+    env = app_env(threads=args.threads) | {TEST_HOOKS_ENV: "1"}
+    if args.how_ab:
+        how_apps_ab(env, apps, rounds, args.out)
+        return
+    how_query = "&how_figures=true" if args.how_figures else ""
+    results: dict[str, dict[str, list[dict]]] = {str(app): {} for app in apps}
+    loads = []
+    t0 = time.perf_counter()
+    for half in range(2):
+        for app in (apps if half == 0 else apps[::-1]):
+            port = free_port()
+            log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
+            before = os.getloadavg()[0]
+            server = start_server(port, env, log, timeout_s=600, app_dir=app)
+            try:
+                url = f"http://127.0.0.1:{port}/attention?model={quote(MODEL[0])}"
+                found = run(url + ("&attn_figures=true" if args.figures else ""), max(1, rounds // 2)) \
+                    if "attention" in pages else {}
+                found.update(run_views(url, max(1, rounds // 2), pages, how_query))
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
+            for name, rows in found.items():
+                results[str(app)].setdefault(name, []).extend(rows)
+            loads.append(f"{app} (pass {half + 1}): {before:.1f} → {os.getloadavg()[0]:.1f}")
+            print(loads[-1], flush=True)
+    table = Table(f"Browser components in each checkout, {MODEL[0]} with random weights (headless Chromium)",
+                  ["app", *_COLUMNS])
+    by_raf = {}
+    for app, found in results.items():
+        by_raf.update({f"{app}: {name}": count for name, count in _add_rows(table, found, app).items()})
+    table.notes += [
+        f"Pages {', '.join(pages)}; {max(1, rounds // 2)} rounds per checkout and pass, two passes (the checkouts' "
+        f"order reversed in the second), one server at a time. {time.perf_counter() - t0:.0f} s in all.",
+        "Latency as in the other tables: the input event's timestamp → the first screencast frame after the change "
+        "(rAF: the first animation frame). How a ViT works' commit: until the follower, every step's picture and "
+        "the server's texts (step 1's caption, step 5's table) show the clicked patch.",
+        "1-minute load average before → after each pass: " + "; ".join(loads) + ".",
+    ]
+    if any(by_raf.values()):
+        table.notes.append("Measured by rAF where no screencast frame followed the change: " + ", ".join(
+            f"{name} {count}" for name, count in by_raf.items() if count) + ".")
+    report([table], machine(), args.out)
+    if args.out:
+        Path(args.out).with_suffix(".raw.json").write_text(json.dumps(results, indent=1))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--pages", default="attention,rollout,how",
@@ -551,16 +662,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--toggle", action="store_true",
                         help="only the Attention page's Plotly figures toggle, in each --app checkout")
     parser.add_argument("--app", type=Path, nargs="*", default=[REPO],
-                        help="with --toggle: app checkouts to compare (default: this tree)")
+                        help="app checkouts to compare, one server at a time (default: this tree): with --toggle, "
+                             "its toggle; else the interactions of --pages (e.g. --pages how --app /tmp/before .)")
     parser.add_argument("--how-ab", action="store_true",
                         help="only committed clicks on How a ViT works, side by side: the steps drawn in the browser "
-                             "(shipped) and as Plotly figures (before)")
+                             "(shipped) and as Plotly figures (before); with --app, one tab per checkout")
     args = parser.parse_args(argv)
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     rounds = args.repeats or (2 if args.quick else 10)
     random_hub_weights(MODEL[1])
     if args.toggle:
         toggle_main(args, args.app, rounds)
+        return
+    if args.app != [REPO]:
+        apps_main(args, args.app, pages, rounds)
         return
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="vitviz-bench-")) / "streamlit.log"
@@ -582,21 +697,8 @@ def main(argv: list[str] | None = None) -> None:
         server.wait(timeout=30)
     table = Table(
         f"Browser components (attention explorer, rollout explorer, patch follower), {MODEL[0]} with random "
-        "weights (headless Chromium)",
-        ["interaction", "n", "median ms (screencast)", "p90 ms", "p25–p75 ms", "median ms (rAF)",
-         "bytes sent (max)", "KiB received (median)"],
-    )
-    by_raf = {}
-    for name, rows in results.items():
-        rows = [r for r in rows if r]
-        if not rows:
-            continue
-        by_raf[name] = sum(r["screencast"] is None for r in rows)
-        ms = [r["screencast"] if r["screencast"] is not None else r["raf"] for r in rows]
-        q1, q2, q3 = quantiles(ms)
-        p90 = statistics.quantiles(ms, n=10, method="inclusive")[-1] if len(ms) > 1 else ms[0]
-        table.add(name, len(rows), q2, p90, f"{q1:.0f}–{q3:.0f}", statistics.median(r["raf"] for r in rows),
-                  max(r["sent"] for r in rows), statistics.median(r["received"] for r in rows) / 1024)
+        "weights (headless Chromium)", list(_COLUMNS))
+    by_raf = _add_rows(table, results)
     if args.commit_ab:
         table.notes.append(
             f"{rounds} committed clicks per tab, the same patch in both tabs each round, the order alternating; one "

@@ -115,7 +115,8 @@ def test_patch_follower_holds_every_patch_and_matches_the_steps(open_app):
     at.number_input(key="how_row").set_value(0)
     at.number_input(key="how_col").set_value(1).run()
     data = _check_follower(at)
-    assert data["committed"] == {"row": 0, "col": 1} and data["payload"] == first, "a new patch needs no new data"
+    assert (data["committed"]["row"], data["committed"]["col"]) == (0, 1)
+    assert data["payload"] == first, "a new patch needs no new data"
     at.slider(key="how_layer").set_value(1).run()
     assert _check_follower(at)["payload"] != first, "another layer: another attention row per patch"
 

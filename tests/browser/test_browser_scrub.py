@@ -112,8 +112,8 @@ def test_pointing_at_patches_follows_them_without_a_rerun(window, server):
         assert np.all(np.abs(np.asarray(drawn[part]) - ref) <= _half(ref) + 1e-5 * np.abs(ref).max() + 1e-6), part
     token = drawn["token"]
     np.testing.assert_allclose(drawn["norms"], arrays["token_norms"][:, token], rtol=1e-5)
-    # a click on the Chinese page leaves the steps Chinese (were the page a fragment, its rerun would skip
-    # app.py, which sets the language; the Attention page is one, see test_explorer_browser.py)
+    # a click on the Chinese page leaves the steps Chinese (the page below its header is a fragment, whose rerun
+    # skips app.py, which sets the language: the fragment sets it itself)
     page, _frames = _open(window, f"{server}/how_vit_works?lang=zh", ".vf-image", FOLLOW)
     box = page.locator(".vf-image").bounding_box()
     page.mouse.click(box["x"] + 1.5 * box["width"] / gw, box["y"] + 2.5 * box["height"] / gh)

@@ -4,6 +4,8 @@ browser from the patch follower's payload, show that patch: the numbers the foll
 tooltips read the drawn values."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlparse
+
 import numpy as np
 import pytest
 
@@ -57,3 +59,12 @@ def test_a_committed_patch_is_drawn_by_every_later_step(window, server):
     tip = page.locator(".st-key-how_step_attention .vs-tip").text_content()
     weight = followed["attention"][num_prefix + row * gw + col]
     assert tip == f"row {row}, column {col}: {weight:.4f}"
+
+    # the commit reran the page's fragment only; the address bar has the patch all the same, and a link copied
+    # from it reopens the page on that patch
+    link = urlparse(page.url)
+    assert parse_qs(link.query).get("how_row") == [str(row)] and parse_qs(link.query).get("how_col") == [str(col)]
+    page.goto(page.url, timeout=TIMEOUT_MS)
+    page.wait_for_function("() => window.__vitvizFollow && window.__vitvizStep_pixels", timeout=TIMEOUT_MS)
+    assert page.evaluate(FOLLOW)["committed"] == {"row": row, "col": col}
+    assert _step(page, "pixels")["committed"] == {"row": row, "col": col}

@@ -69,3 +69,18 @@ def test_colour_stops_are_the_figures_scales():
     np.testing.assert_allclose(mid, (np.asarray(stops[3][1:]) + stops[4][1:]) / 2)
     red_blue = colour_stops(SIMILARITY_SCALE)
     assert red_blue[0][1:] == [5, 48, 97] and red_blue[-1][1:] == [103, 0, 31]  # RdBu reversed: blue … red
+
+
+def test_a_named_scale_is_read_once_and_each_caller_gets_its_own_stops():
+    """Plotly's scales are looked up once per name (every component mount asks for them); a caller that changes
+    its stops changes nobody else's."""
+    from vitviz.export import colours
+
+    colours._named_stops.cache_clear()
+    first = colour_stops("Inferno")
+    first[0][1] = 255
+    first.append([2.0, 0, 0, 0])
+    again = colour_stops("Inferno")
+    assert again[0][1:] == [0, 0, 4] and again[-1][0] == 1.0
+    assert colours._named_stops.cache_info().misses == 1
+    assert colour_stops([[0, "rgb(1, 2, 3)"], [1, "#ffffff"]]) == [[0.0, 1, 2, 3], [1.0, 255, 255, 255]]

@@ -8,6 +8,7 @@ the stops in RGB, as Plotly does.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,16 +29,24 @@ def _rgb(colour: str) -> list[int]:
     return [int(round(float(v))) for v in inside.split(",")[:3]]
 
 
+@lru_cache(maxsize=32)
+def _named_stops(name: str) -> tuple[tuple[float, ...], ...]:
+    """The stops of Plotly's scale ``name``, read once: Plotly looks a name up among all its scales (~1.6 ms), and
+    every mount of a browser component (five per commit on How a ViT works) asks for them."""
+    from plotly.colors import get_colorscale  # plotly: heavy, and vitviz.export stays numpy-only otherwise
+
+    return tuple((float(t), *_rgb(str(c))) for t, c in get_colorscale(name))
+
+
 def colour_stops(scale: ColourScale) -> list[list[float]]:
     """``[[t, r, g, b], ...]`` (t in 0..1 ascending, channels 0..255) of a Plotly colour scale.
 
     Args:
         scale: A Plotly scale name (``'Inferno'``, ``'RdBu_r'``) or a list of ``[t, colour]`` pairs.
     """
-    from plotly.colors import get_colorscale  # plotly: heavy, and vitviz.export stays numpy-only otherwise
-
-    pairs = get_colorscale(scale) if isinstance(scale, str) else scale
-    return [[float(t), *_rgb(str(c))] for t, c in pairs]
+    if isinstance(scale, str):
+        return [list(stop) for stop in _named_stops(scale)]
+    return [[float(t), *_rgb(str(c))] for t, c in scale]
 
 
 def colour_at(stops: list[list[float]], t: ArrayLike) -> np.ndarray:

@@ -6,8 +6,8 @@
 // step 3's token, step 5's attention map, step 6's token lengths) from the same payload, so a commit sends the
 // page only the committed patch and a few texts, not figures.
 //
-// Data (patch_follower.py): payload, committed {row, col} (a step view: {row, col, step}), colours, text
-// {templates}. The numbers come from the payload carrier (vitviz/export/walkthrough.py). Test probes: Follow,
+// Data (patch_follower.py): payload, committed {row, col, url?} (a step view: {row, col, step}), colours, text
+// {templates}; the follower writes `url`, the page's view, into the address bar (lib.js: VVView.update). The numbers come from the payload carrier (vitviz/export/walkthrough.py). Test probes: Follow,
 // Step_<step>.
 
 const VF_SIDE = 300; // css px of the image's longer side
@@ -145,7 +145,7 @@ class VFFollower extends VVView {
     this.drawCount += 1;
     vvProbe("Follow", () => ({
       draw_count: this.drawCount, patch: k, row: r, col: c, token, grid: [gh, gw],
-      tier: this.payload.header.tier, holds: this.payload.header.holds, committed: cm,
+      tier: this.payload.header.tier, holds: this.payload.header.holds, committed: { row: cm.row, col: cm.col },
       pixels: pixels ? Array.from(pixels) : null, embedding: emb ? Array.from(emb) : null,
       attention: att ? Array.from(att) : null, norms: mine ? Array.from(mine) : null,
       layer: this.payload.header.layer, head: this.payload.header.head, drawn_at: performance.now(),

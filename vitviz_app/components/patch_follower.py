@@ -24,7 +24,7 @@ from ._registry import component
 from .attention_explorer import explorer_budget, map_colours
 from .payload import payload_carrier
 
-__all__ = ["STEPS", "patch_follower", "patch_step", "patch_steps"]
+__all__ = ["STEPS", "follower_payload", "patch_follower", "patch_step", "patch_steps"]
 
 _follower = component("patch_follower")
 
@@ -56,8 +56,15 @@ def patch_steps(fwd_key: str, layer: int, head: int, budget: int, _fwd: Any, _pi
                                layout=layout, layer=layer, head=head, image_png=_png(_pixels), budget=budget)
 
 
+def follower_payload(fwd: Any, pixels: np.ndarray, *, layer: int, head: int) -> Any:
+    """The follower's ``PatchStepsPayload`` for the page's ``layer`` and ``head`` within the browser budget (its
+    ``tier`` and ``holds`` say what the page may leave to the browser before the follower is mounted)."""
+    return patch_steps(fwd.key, int(layer), int(head), explorer_budget(), fwd, pixels)
+
+
 def patch_follower(fwd: Any, pixels: np.ndarray, *, layer: int, head: int, committed: tuple[int, int],
-                   text: Mapping[str, str], key: str, on_commit: Callable[[int, int], None]) -> Any:
+                   text: Mapping[str, str], key: str, on_commit: Callable[[int, int], None],
+                   url: Mapping[str, str | None] | None = None) -> Any:
     """Mount the follower; returns its ``PatchStepsPayload`` (tier ``'none'``: nothing mounted).
 
     Args:
@@ -69,14 +76,17 @@ def patch_follower(fwd: Any, pixels: np.ndarray, *, layer: int, head: int, commi
             (``{n}``), ``embedding`` (``{n}``), ``attention`` (``{layer}``, ``{head}``), ``norms``, ``missing``.
         key: Widget key; the carrier uses ``key + '.data'``.
         on_commit: Called with (row, col) when the user clicks a patch (checked against the grid).
+        url: The page's view as URL parameters (``{key: id, or None to remove}``), which the follower writes into
+            the address bar (``vvKeepInUrl``): the page's reruns are a fragment's, which Streamlit does not pass on
+            to the URL.
     """
-    payload = patch_steps(fwd.key, int(layer), int(head), explorer_budget(), fwd, pixels)
+    payload = follower_payload(fwd, pixels, layer=layer, head=head)
     if payload.tier == "none":
         return payload
     payload_carrier(payload.blob, key=f"{key}.data")
     grid = fwd.layout.grid_size
-    _follower(data=mount_data(payload=payload.id, committed={"row": int(committed[0]), "col": int(committed[1])},
-                              colours=map_colours(), text=text),
+    committed = {"row": int(committed[0]), "col": int(committed[1]), **({"url": dict(url)} if url is not None else {})}
+    _follower(data=mount_data(payload=payload.id, committed=committed, colours=map_colours(), text=text),
               key=key, on_commit_change=commit_handler(key, lambda value: as_cell(value, grid),
                                                        lambda cell: on_commit(*cell), "patch follower"))
     return payload
