@@ -641,12 +641,17 @@ def apps_main(args, apps: list[Path], pages: list[str], rounds: int) -> None:
         "the server's texts (step 1's caption, step 5's table) show the clicked patch.",
         "1-minute load average before → after each pass: " + "; ".join(loads) + ".",
     ]
+    _finish(table, by_raf, results, args.out)
+
+
+def _finish(table: Table, by_raf: dict[str, int], results, out) -> None:
+    """Note the cases measured by rAF, print and write the table, and the raw results next to it."""
     if any(by_raf.values()):
         table.notes.append("Measured by rAF where no screencast frame followed the change: " + ", ".join(
             f"{name} {count}" for name, count in by_raf.items() if count) + ".")
-    report([table], machine(), args.out)
-    if args.out:
-        Path(args.out).with_suffix(".raw.json").write_text(json.dumps(results, indent=1))
+    report([table], machine(), out)
+    if out:
+        Path(out).with_suffix(".raw.json").write_text(json.dumps(results, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -724,12 +729,7 @@ def main(argv: list[str] | None = None) -> None:
         "patch.",
         "Server, browser and the benchmark share the machine's CPUs.",
     ]
-    if any(by_raf.values()):
-        table.notes.append("Measured by rAF where no screencast frame followed the change: " + ", ".join(
-            f"{name} {count}" for name, count in by_raf.items() if count) + ".")
-    report([table], machine(), args.out)
-    if args.out:
-        Path(args.out).with_suffix(".raw.json").write_text(json.dumps(results, indent=1))
+    _finish(table, by_raf, results, args.out)
 
 
 if __name__ == "__main__":

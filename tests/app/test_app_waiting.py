@@ -149,16 +149,7 @@ def test_a_session_that_leaves_before_its_turn_runs_nothing(model, open_app):
 
 def test_a_waiting_session_sees_its_place_and_the_time_left_update(model, monkeypatch):
     model_key, loaded = model
-    shown: list[str] = []
-
-    class Box:
-        def info(self, text, icon=None):
-            shown.append(text)
-
-        def empty(self):
-            shown.append("")
-
-    monkeypatch.setattr(waiting.st, "empty", Box)
+    shown = notices(monkeypatch)
     key, image = photo(0)
     loaders.pass_for(model_key, key, None, None, loaded, image)  # one pass timed: estimates are known
     hold = Hold(loaded.model)
