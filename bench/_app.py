@@ -9,6 +9,7 @@ with those weights, in AppTest and under ``streamlit run`` alike.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from bench._timing import REPO
 
-__all__ = ["APP", "BENCH_CACHE", "app_env", "free_port", "random_hub_weights", "start_server", "use_random_hub"]
+__all__ = ["APP", "BENCH_CACHE", "app_env", "ctrl_c_stops", "free_port", "random_hub_weights", "start_server",
+           "use_random_hub"]
 
 APP = REPO / "app.py"
 BENCH_CACHE = Path(os.environ.get("VITVIZ_BENCH_CACHE", "/tmp/vitviz-bench-hub"))
@@ -68,6 +70,16 @@ def use_random_hub(timm_names: list[str], cache: Path = BENCH_CACHE) -> None:
     for name in timm_names:
         random_hub_weights(name, cache)
 
+
+
+def ctrl_c_stops() -> None:
+    """``preexec_fn`` of a server stopped with SIGINT (what Ctrl-C does): the child gets SIGINT's default action.
+
+    A process started in the background of a non-interactive shell (``cmd &``, ``nohup``) ignores SIGINT, and its
+    children inherit that; bash cannot trap a signal ignored when it started, so ``deploy/serve.sh`` would never
+    run its Ctrl-C clean-up (seen when CI was started with ``nohup bash .ci/run &``).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -73,7 +73,7 @@ from urllib.parse import urlencode, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _trace  # noqa: E402
-from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
+from bench._app import app_env, ctrl_c_stops, free_port, random_hub_weights, start_server  # noqa: E402
 from bench._timing import REPO, Table, machine, report  # noqa: E402
 
 __all__ = ["ClassImage", "Session", "class_images", "open_session", "pick_upload", "wait_ready", "arm", "outcome",
@@ -390,7 +390,8 @@ class Servers:
         self.proc = subprocess.Popen(
             ["bash", str(REPO / "deploy" / "serve.sh"), "-a", "127.0.0.1", "-p", str(port), "-r", ports,
              "-d", str(self.run_dir), str(replicas)],
-            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=(self.run_dir / "serve.log").open("w"))
+            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=(self.run_dir / "serve.log").open("w"),
+            preexec_fn=ctrl_c_stops)
         deadline = time.monotonic() + 600
         while not _healthy(self.url) or not (self.run_dir / "haproxy.pid").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

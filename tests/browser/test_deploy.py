@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from bench._app import ctrl_c_stops
 from bench.classroom import (
     ClassImage,
     arm,
@@ -57,7 +58,7 @@ class Deployment:
         self.proc = subprocess.Popen(
             ["bash", str(DEPLOY / "serve.sh"), "-a", "127.0.0.1", "-p", str(self.port), "-r", ports,
              "-d", str(run_dir), "--restart-after", str(RESTART_AFTER_S), "2"],
-            env=env, stdout=subprocess.DEVNULL, stderr=(run_dir / "serve.log").open("w"))
+            env=env, stdout=subprocess.DEVNULL, stderr=(run_dir / "serve.log").open("w"), preexec_fn=ctrl_c_stops)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (run_dir / "haproxy.pid").exists() or self.states().get("r1") is None:
             if self.proc.poll() is not None or time.monotonic() > deadline:
