@@ -20,5 +20,5 @@ def _option(name: str) -> str:
 def test_a_script_run_is_not_followed_by_a_full_garbage_collection():
     """Streamlit's default collects all garbage after every script run. With torch, timm, Plotly and pandas loaded
     that holds the GIL for ~230 ms, and a rerun's messages still queued wait for it: the walk-through's committed
-    click took 466 ms instead of 224 ms at the median (bench/README.md §17)."""
+    click took 352–378 ms instead of 241–265 ms at the median (bench/README.md §17)."""
     assert _option("runner.postScriptGC") == "False"
