@@ -5,10 +5,20 @@ shows "Running ViT-B/16 on your image… · 3 ahead of you · about 4 s" and red
 the pass is done. The wait is cooperative: every poll is a point where Streamlit may stop the run (the visitor
 went to another page, clicked, or uploaded another photo). The ticket is then withdrawn, so a pass that has not
 started is not run for a visitor who left; a rerun that asks for the same pass rejoins it in its place.
+
+A server with a line is one process in which Streamlit's event loop (every page's messages, uploads and notices)
+shares the GIL with every session's script thread and the model's worker. CPython hands the GIL to a thread that
+asks for it only after ``sys.getswitchinterval()`` (5 ms), and among many waiting threads the event loop may wait
+that long again and again: with 30 sessions starting their runs at once the loop stalled for up to 1.5 s
+(bench/README.md §18). :func:`serve_promptly` shortens the interval for the server's process when its first line
+starts (``loaders.passes``).
 """
 from __future__ import annotations
 
 import math
+import os
+import sys
+from collections.abc import Mapping
 
 import streamlit as st
 
@@ -17,7 +27,7 @@ from vitviz.serving import Place, Ticket
 
 from . import trace
 
-__all__ = ["POLL_S", "QUIET_S", "describe", "wait_for"]
+__all__ = ["POLL_S", "QUIET_S", "SWITCH_INTERVAL_MS", "describe", "serve_promptly", "wait_for"]
 
 POLL_S = 0.2
 """How often the place is read again (and the run may be stopped) while waiting."""
@@ -25,6 +35,26 @@ QUIET_S = 0.15
 """A pass at the front of the line that is done within this time shows nothing (no flicker for a small model on an
 idle server); one behind others is shown at once."""
 ICON = ":material/hourglass_top:"
+SWITCH_INTERVAL_MS = 1.0
+"""CPython's thread switch interval (ms) on a server with a line, instead of Python's 5 ms
+(``VITVIZ_SWITCH_INTERVAL_MS``)."""
+_SWITCH_RANGE_MS = (0.1, 100.0)
+
+
+def serve_promptly(env: Mapping[str, str] | None = None) -> float:
+    """Let the event loop take the GIL sooner: set CPython's switch interval to ``VITVIZ_SWITCH_INTERVAL_MS``
+    (default :data:`SWITCH_INTERVAL_MS`; ``off`` leaves Python's own). A value that is not a number between 0.1
+    and 100 ms is ignored (the default holds). Returns the interval in effect, seconds."""
+    env = os.environ if env is None else env
+    text = (env.get("VITVIZ_SWITCH_INTERVAL_MS") or "").strip().lower()
+    if text not in ("off", "none", "no", "false"):
+        try:
+            ms = float(text) if text else SWITCH_INTERVAL_MS
+        except ValueError:
+            ms = SWITCH_INTERVAL_MS
+        low, high = _SWITCH_RANGE_MS
+        sys.setswitchinterval((ms if low <= ms <= high else SWITCH_INTERVAL_MS) / 1000)  # NaN fails the test too
+    return sys.getswitchinterval()
 
 
 def describe(place: Place, doing: str) -> str:
