@@ -15,27 +15,30 @@ writes a line in the format of ``vitviz_app.trace`` (``vitviz-trace <epoch s> <t
 * ``lag max_ms=... mean_ms=... n=...``: how late the event loop woke from a 10 ms sleep, per half second: the
   time any message waits before the server even reads it;
 * ``stall ms=... at=... cpu=...``: an event loop that has not woken for over 100 ms: where its thread stood, and
-  which threads of the process used the CPU meanwhile (``name:ms``, from ``/proc/self/task``).
+  which threads of the process used the CPU meanwhile (``name:ms``, from ``/proc/self/task``);
+* ``gc gen=... ms=... collected=...``: a garbage collection of over 10 ms (it holds the GIL: every thread waits).
 
 Nothing in the app changes; without this launcher nothing of it runs.
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import threading
 import time
 from pathlib import Path
 
-__all__ = ["LAG_INTERVAL_S", "LAG_WINDOW_S", "STALL_S", "WATCHED_IN", "install", "lag_probe", "main", "outgoing",
-           "watch_stalls", "write"]
+__all__ = ["GC_MS", "LAG_INTERVAL_S", "LAG_WINDOW_S", "STALL_S", "WATCHED_IN", "install", "lag_probe", "main",
+           "outgoing", "time_collections", "watch_stalls", "write"]
 
 WATCHED_IN = ("file_urls_request", "rerun_script")
 """The pages' messages whose arrival is logged."""
 LAG_INTERVAL_S = 0.01
 LAG_WINDOW_S = 0.5
 STALL_S = 0.1
+GC_MS = 10.0
 _HOURGLASS = "hourglass"  # vitviz_app.waiting.ICON: ":material/hourglass_top:"
 
 
@@ -117,6 +120,21 @@ def watch_stalls(stall_s: float = STALL_S, every_s: float = 0.02) -> None:
         write("-", "stall", ms=f"{(_tick['at'] - last) * 1e3:.0f}", at=at, cpu=words or "-")
 
 
+def time_collections(least_ms: float = GC_MS) -> None:
+    """Log every garbage collection that takes ``least_ms`` or more (``gc.callbacks``)."""
+    started = {}
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started["at"] = time.perf_counter()
+        elif "at" in started:
+            ms = (time.perf_counter() - started.pop("at")) * 1e3
+            if ms >= least_ms:
+                write("-", "gc", gen=info.get("generation"), ms=f"{ms:.0f}", collected=info.get("collected"))
+
+    gc.callbacks.append(callback)
+
+
 def install() -> None:
     """Wrap Streamlit's runtime so that it logs the lines above (idempotent)."""
     from streamlit.runtime import memory_uploaded_file_manager as uploads
@@ -125,6 +143,7 @@ def install() -> None:
     if getattr(Runtime, "_vitviz_wire", False):
         return
     Runtime._vitviz_wire = True
+    time_collections()
     handle, send, loop = Runtime.handle_backmsg, Runtime._send_message, Runtime._loop_coroutine
     add_file = uploads.MemoryUploadedFileManager.add_file
 

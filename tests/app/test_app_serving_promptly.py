@@ -1,12 +1,14 @@
-"""The server answers its pages while sessions wait: the event loop gets the GIL within a millisecond of asking
-once a model's line exists (``vitviz_app.waiting.serve_promptly``), and the class bench's trace of the websocket
-(``bench/_wire.py``) names the messages of a session's wait to be told.
+"""The server answers its pages while sessions wait: once a model's line exists, the garbage collector's full
+passes no longer walk what the server keeps for good and the event loop gets the GIL within a millisecond of asking
+(``vitviz_app.waiting.serve_promptly``); and the class bench's trace of the websocket (``bench/_wire.py``) names the
+messages of a session's wait to be told.
 
-A class of 30 stalled Streamlit's event loop for up to 1.5 s while 30 script threads and the model's worker took
-turns at the GIL every 5 ms (bench/README.md §18): each page's rerun and notice waited in the loop meanwhile.
+In a class of 30 the collector's full passes took 250–430 ms every second or so, with the GIL held, and 30 script
+threads took turns at the GIL every 5 ms (bench/README.md §18): each page's rerun and notice waited meanwhile.
 """
 from __future__ import annotations
 
+import gc
 import sys
 from types import SimpleNamespace
 
@@ -20,22 +22,61 @@ from vitviz_app import loaders, waiting
 
 @pytest.fixture
 def python_interval():
-    """Python's own switch interval (5 ms) before the test, and whatever there was put back after it."""
-    before = sys.getswitchinterval()
+    """Python's own switch interval (5 ms) and nothing frozen before the test; what there was put back after it."""
+    before, frozen = sys.getswitchinterval(), gc.get_freeze_count()
     sys.setswitchinterval(0.005)
+    gc.unfreeze()
     yield
     sys.setswitchinterval(before)
+    if frozen:
+        gc.freeze()
 
 
-def test_a_servers_first_line_makes_python_switch_threads_every_millisecond(python_interval, monkeypatch):
-    monkeypatch.delenv("VITVIZ_SWITCH_INTERVAL_MS", raising=False)
+def _first_line(monkeypatch, served: bool = True) -> torch.nn.Module:
+    """Start a model's line as a page's first pass does (``loaders.passes``) on a served app; the model."""
+    monkeypatch.setattr(waiting, "served", lambda: served)
     loaders.passes.clear()
     loaded = SimpleNamespace(model=torch.nn.Linear(2, 2))
     try:
         loaders.passes("tiny|default", id(loaded.model), loaded)
     finally:
         loaders.passes.clear()
+    return loaded.model
+
+
+def test_a_servers_first_line_makes_python_switch_threads_every_millisecond(python_interval, monkeypatch):
+    monkeypatch.delenv("VITVIZ_SWITCH_INTERVAL_MS", raising=False)
+    _first_line(monkeypatch)
     assert sys.getswitchinterval() == pytest.approx(0.001)
+
+
+def test_a_servers_first_line_takes_what_is_alive_out_of_the_collectors_full_passes(python_interval, monkeypatch):
+    monkeypatch.delenv("VITVIZ_GC_FREEZE", raising=False)
+    model = _first_line(monkeypatch)
+    assert gc.get_freeze_count() > 0
+    assert not any(o is model for o in gc.get_objects())  # frozen: no generation the collector walks holds it
+    gc.unfreeze()
+    assert any(o is model for o in gc.get_objects())
+
+
+def test_the_freeze_can_be_turned_off(python_interval, monkeypatch):
+    monkeypatch.setenv("VITVIZ_GC_FREEZE", "0")
+    _first_line(monkeypatch)
+    assert gc.get_freeze_count() == 0
+
+
+def test_tests_and_bare_imports_leave_the_interpreter_as_it_is(python_interval, monkeypatch):
+    """Only a served app: a test process keeps collecting everything it makes (AppTest mocks the runtime)."""
+    monkeypatch.delenv("VITVIZ_GC_FREEZE", raising=False)
+    assert not waiting.served()
+    monkeypatch.undo()
+    loaders.passes.clear()
+    loaded = SimpleNamespace(model=torch.nn.Linear(2, 2))
+    try:
+        loaders.passes("tiny|default", id(loaded.model), loaded)
+    finally:
+        loaders.passes.clear()
+    assert (gc.get_freeze_count(), sys.getswitchinterval()) == (0, pytest.approx(0.005))
 
 
 @pytest.mark.parametrize(("value", "interval"), [("2", 0.002), ("0.5", 0.0005), ("", 0.001), ("nan", 0.001),
