@@ -88,10 +88,11 @@ def free_port() -> int:
 
 
 def start_server(port: int, env: dict[str, str], log: Path, timeout_s: float = 240.0,
-                 app_dir: Path = REPO) -> subprocess.Popen:
+                 app_dir: Path = REPO, wire: bool = False) -> subprocess.Popen:
     """``streamlit run app.py`` of ``app_dir`` (this tree by default) on ``port``; returns once its health endpoint
-    answers."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(Path(app_dir) / APP.name), "--server.headless", "true",
+    answers. With ``wire``, through ``bench/_wire.py`` (its websocket and event loop traced)."""
+    streamlit = [str(REPO / "bench" / "_wire.py")] if wire else ["-m", "streamlit"]
+    cmd = [sys.executable, *streamlit, "run", str(Path(app_dir) / APP.name), "--server.headless", "true",
            "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=app_dir, env={**os.environ, **env}, stdout=log.open("w"),
                             stderr=subprocess.STDOUT)

@@ -5,6 +5,11 @@ A server started with ``VITVIZ_TRACE=1`` logs each step of a session's run (``vi
 :func:`steps` finds, for one photo, the run that read it and times each step from the page's upload event (all on
 one machine, so the page's ``performance.timeOrigin`` clock and the server's agree); :func:`table` summarises a
 class.
+
+With ``bench/_wire.py`` (the bench's launcher, ``--trace``) the server also logs its websocket's side (``ws-in``,
+``ws-out``, ``upload-in``) and its event loop's lateness (``lag``), and each page records when it sent and got
+websocket messages: :func:`wire_steps` splits the same wait finer, into what the page did and what the server did,
+and :func:`loop_lag` says how late the server's event loop ran meanwhile.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from pathlib import Path
 
 from bench._timing import Table
 
-__all__ = ["Mark", "STEPS", "digest", "read", "steps", "table"]
+__all__ = ["Mark", "STEPS", "WIRE_STEPS", "digest", "loop_lag", "read", "steps", "table", "wire_steps"]
 
 _LINE = re.compile(r"vitviz-trace (?P<epoch>\d+\.\d+) (?P<cpu>\d+\.\d+) (?P<session>\S+) (?P<step>\S+) ?(?P<words>.*)$")
 
@@ -29,6 +34,25 @@ STEPS = (
     ("notice drawn", "→ the first animation frame that shows it (the page's \"informed\")"),
 )
 """The steps from the upload event to being told, in order, each timed from the one before."""
+
+WIRE_STEPS = (
+    ("urls asked", "page", "the upload event → the page sends its upload box's file_urls_request"),
+    ("urls read", "server", "→ the server's event loop hands it to the session (ws-in)"),
+    ("urls answered", "server", "→ the answer is handed to the websocket (ws-out file_urls_response)"),
+    ("urls received", "page", "→ the page's main thread gets a message back"),
+    ("upload started", "page", "→ the page starts the upload request (resource timing)"),
+    ("upload stored", "server", "→ the server has stored the file (upload-in)"),
+    ("upload done", "page", "→ the page has the answer (resource timing)"),
+    ("rerun asked", "page", "→ the page sends its next message (the rerun)"),
+    ("rerun read", "server", "→ the server's event loop hands it to the session (ws-in rerun_script)"),
+    ("run started", "server", "→ the session's script run starts (run)"),
+    ("joined the line", "server", "→ its pass is queued (ticket)"),
+    ("notice made", "server", "→ the notice is handed to Streamlit (told)"),
+    ("notice on the wire", "server", "→ the event loop hands it to the websocket (ws-out notice)"),
+    ("notice received", "page", "→ the page's main thread gets a message at or after that"),
+    ("notice drawn", "page", "→ the first animation frame that shows it"),
+)
+"""The same wait, finer: each step timed from the one before, and whose work it is (the page's or the server's)."""
 
 
 @dataclass(frozen=True)
@@ -82,15 +106,90 @@ def steps(marks: list[Mark], image_key: str, probe: dict) -> dict[str, float]:
     return result
 
 
-def table(per_session: list[dict[str, float]], label: str) -> Table:
-    """Median, p90 and max of each step over the sessions told their place."""
+def _first(values, after: float | None) -> float | None:
+    """The first of ``values`` (sorted epoch seconds) at or after ``after``, or None."""
+    return None if after is None else next((v for v in values if v >= after), None)
+
+
+def wire_steps(marks: list[Mark], image_key: str, probe: dict) -> dict[str, float]:
+    """The seconds of each of :data:`WIRE_STEPS` that can be timed for the session that uploaded ``image_key``
+    (its page's ``probe`` with ``ws``: ``sent`` and ``got``, epoch ms of its websocket's messages after the upload
+    event). A step is timed only when both its ends are known."""
+    t0 = (probe.get("t0") or 0) / 1e3 or None
+    ws = probe.get("ws") or {}
+    sent, got = (sorted(v / 1e3 for v in ws.get(k) or []) for k in ("sent", "got"))
+    upload = [v and v / 1e3 for v in (probe.get("upload") or [None, None])]
+    image = next((m for m in marks if m.step == "image" and m.words.get("key") == image_key and t0
+                  and m.epoch >= t0), None)
+    own = [m for m in marks if image is not None and m.session == image.session]
+
+    def server(step: str, after: float | None, kind: str | None = None) -> float | None:
+        return _first([m.epoch for m in own if m.step == step and (kind is None or m.words.get("type") == kind)],
+                      after)
+
+    points = {"start": t0, "urls asked": _first(sent, t0)}
+    points["urls read"] = server("ws-in", t0, "file_urls_request")
+    points["urls answered"] = server("ws-out", points["urls read"], "file_urls_response")
+    points["urls received"] = _first(got, points["urls answered"])
+    points["upload started"], points["upload done"] = upload
+    points["upload stored"] = server("upload-in", upload[0])
+    points["rerun asked"] = _first(sent, upload[1])
+    points["rerun read"] = server("ws-in", upload[1], "rerun_script")
+    points["run started"] = max((m.epoch for m in own if m.step == "run" and image and m.epoch <= image.epoch),
+                                default=None)
+    points["joined the line"] = server("ticket", image and image.epoch)
+    points["notice made"] = server("told", points["joined the line"])
+    points["notice on the wire"] = server("ws-out", points["notice made"], "notice")
+    points["notice received"] = _first(got, points["notice on the wire"])
+    points["notice drawn"] = (probe.get("t_informed") or 0) / 1e3 or None
+    names = ["start", *(name for name, _whose, _what in WIRE_STEPS)]
+    return {after: points[after] - points[before] for before, after in zip(names, names[1:])
+            if points[before] and points[after]}
+
+
+def loop_lag(marks: list[Mark], start: float, end: float) -> dict[str, float] | None:
+    """How late the server's event loop woke (``bench/_wire.py``'s ``lag`` lines) between epoch ``start`` and
+    ``end``: the mean and the largest, ms, and the windows counted; None without such lines."""
+    windows = [m for m in marks if m.step == "lag" and start <= m.epoch <= end + 0.5]
+    if not windows:
+        return None
+    wakes = sum(int(m.words["n"]) for m in windows)
+    mean = sum(float(m.words["mean_ms"]) * int(m.words["n"]) for m in windows) / wakes
+    return {"mean ms": mean, "max ms": max(float(m.words["max_ms"]) for m in windows), "windows": len(windows)}
+
+
+def table(per_session: list[dict[str, float]], label: str, wire: bool = False,
+          lag: dict[str, float] | None = None) -> Table:
+    """Median, p90 and max of each step over the sessions told their place (of :data:`WIRE_STEPS` if ``wire``,
+    with the event loop's ``lag`` (:func:`loop_lag`) in a note)."""
     found = [s for s in per_session if s]
+    if wire:
+        out = Table(f"The wait to be told, on the wire: {label}",
+                    ["step", "whose", "sessions", "median s", "p90 s", "max s"])
+        for name, whose, _what in WIRE_STEPS:
+            values = sorted(s[name] for s in found if name in s)
+            if values:
+                out.add(name, whose, len(values), *_spread(values))
+        out.notes += [
+            "Each step is timed from the one before: " + "; ".join(f"{n}: {what}" for n, _w, what in WIRE_STEPS)
+            + ".",
+            "Page times are the page's own (its websocket's send and message events, resource timing, animation "
+            "frames); server times are bench/_wire.py's and vitviz_app.trace's lines: one clock on one machine. "
+            "A step marked server that takes long while the server's CPU time does not is the server waiting for "
+            "the cores or the GIL.",
+        ]
+        if not found:
+            out.notes.append("No page recorded its websocket (or no --trace): nothing to split.")
+        if lag:
+            out.notes.append(f"The server's event loop, from the first upload to the last notice drawn, woke from "
+                             f"its 10 ms sleeps {lag['mean ms']:.1f} ms late on average, {lag['max ms']:.0f} ms at "
+                             "worst.")
+        return out
     out = Table(f"Where the wait to be told goes: {label}", ["step", "sessions", "median s", "p90 s", "max s"])
     for name, _what in [*STEPS, ("run CPU ms", "")]:
         values = sorted(s[name] for s in found if name in s)
         if values:
-            p90 = values[0] if len(values) == 1 else statistics.quantiles(values, n=10, method="inclusive")[8]
-            out.add(name, len(values), statistics.median(values), p90, values[-1])
+            out.add(name, len(values), *_spread(values))
     out.notes += [
         "Each step is timed from the one before: " + "; ".join(f"{name}: {what}" for name, what in STEPS) + ".",
         "The upload request's times are the page's resource timing; run, joined and sent are the server's trace "
@@ -102,3 +201,9 @@ def table(per_session: list[dict[str, float]], label: str) -> Table:
         out.notes.append("No trace lines matched these sessions (an app without vitviz_app.trace, or no --trace): "
                          "only the browser's side is known.")
     return out
+
+
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    """Median, p90 and max of sorted ``values``."""
+    p90 = values[0] if len(values) == 1 else statistics.quantiles(values, n=10, method="inclusive")[8]
+    return statistics.median(values), p90, values[-1]

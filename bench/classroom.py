@@ -1,7 +1,7 @@
 """A class at once: N browser sessions each upload their own photo at the same moment; how long until each
 one sees its own map, whether anyone sees someone else's, and what the server spent per upload.
 
-One concept in one file (about 550 lines; the trace's reading is in ``bench/_trace.py``): one class's run, from
+One concept in one file (about 570 lines; the trace's reading is in ``bench/_trace.py``): one class's run, from
 the sessions' start to the report.
 
 Drives N real Chromium sessions (Playwright, Debian's ``/usr/bin/chromium``; one browser, one context per
@@ -31,10 +31,13 @@ uploads start together and none waits on this script. Measured inside each page:
 * **where the wait to be told goes** (``bench/_trace.py``): the upload request's start and answer (the page's
   resource timing) and, with ``--trace`` (the server started with ``VITVIZ_TRACE=1``, ``vitviz_app.trace``), when
   the session's script run started, when its pass joined the line and when its notice was sent, each step's
-  median, p90 and max.
+  median, p90 and max; and through ``bench/_wire.py`` the same wait on the wire: when the page sent and got its
+  websocket messages, when the server's event loop read and answered them, and how late that loop ran.
 
-The pages read their figure only in a frame where Plotly drew something new: hashing a heatmap and laying out
-the captions in every frame of 30 pages would be the benchmark's own load, which no student's page carries.
+The pages look only in the first animation frame after their DOM changed (a ``MutationObserver``), and read
+their figure only when Plotly drew something new: hashing a heatmap, or laying out the notice's text in every frame
+of 30 pages, would be the benchmark's own load, which no student's page carries (``--probe-every-frame``: the
+probe that looked in every frame).
 
 **The browsers' share of the CPU.** Here the 30 pages run on the server's own two cores; in a class they run on
 the students' computers. ``--browser-nice 19`` starts Chromium (every process and thread it starts) at nice 19
@@ -87,78 +90,10 @@ ROLLOUT = ".st-key-fig-overview-rollout .js-plotly-plot"
 REPLICA_HEADER = "x-vitviz-replica"
 LEAD_S = 1.5  # how far ahead of arming the common upload instant is set (plus 50 ms per session)
 
-# Arms one page: at the epoch instant `at` (ms) it puts `name` into the upload box and fires its change event,
-# then looks at every animation frame for the Overview's rollout figure. The first frame that draws one (other
-# than the one on the page when armed, after an earlier upload) ends the probe:
-# window.__vvClass = {t0 (the upload event), t1 (that frame), shown: what the figure and its caption say,
-# t_informed (the first frame showing the session's place in line), notices (each different text of it, in order),
-# upload (when the upload request started and was answered)}. All times are epoch ms.
-_ARM = """([sel, upload, name, b64, at]) => {
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const file = new File([bytes], name, {type: 'image/png'});
-    const probe = window.__vvClass = {name, t0: null, t1: null, t_informed: null, notices: [], shown: null,
-                                      upload: null, error: null};
-    const hash = (text) => {  // FNV-1a, 32 bits
-        let h = 0x811c9dc5;
-        for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-        return h.toString(16);
-    };
-    const shown = () => {  // [width, height, heatmap hash, captions] of the rollout figure drawn now, or null
-        const gd = document.querySelector(sel);
-        const heat = gd && gd._fullData && gd._fullData.find((t) => t.type === 'heatmap');
-        const [xr, yr] = ['xaxis', 'yaxis'].map((a) => gd && gd.layout && gd.layout[a] && gd.layout[a].range);
-        if (!heat || !heat.z || !xr || !yr) return null;
-        const z = JSON.stringify(Array.from(heat.z, (row) => Array.from(row, (v) => Number(v).toPrecision(5))));
-        const captions = Array.from(document.querySelectorAll('[data-testid=stMain] [data-testid=stImageCaption], '
-            + '[data-testid=stMain] [data-testid=stCaptionContainer]'), (e) => e.innerText);
-        return {width: Math.round(Math.max(...xr)), height: Math.round(Math.max(...yr)), heat: hash(z), captions};
-    };
-    const notice = () => {  // the text of the page's place in line (vitviz_app.waiting: an alert with an hourglass)
-        for (const e of document.querySelectorAll('[data-testid=stMain] [data-testid=stAlert]')) {
-            const text = e.innerText.trim();  // the icon's ligature name comes first, then the text
-            if (text.startsWith('hourglass_top')) return text.replace('hourglass_top', '').trim();
-        }
-        return null;
-    };
-    const before = shown();
-    // Reading a figure costs the page a hash of its heatmap and a layout for the captions' text: done only in
-    // a frame where Plotly has drawn something new (a new element or a new _fullData), as a student's page does
-    // not pay for it. The upload request's times come from the page's resource timing.
-    const drawn = () => { const gd = document.querySelector(sel); return [gd, gd && gd._fullData]; };
-    let seen = before ? drawn() : [null, null];  // the figure last read completely
-    new PerformanceObserver((list) => {
-        for (const e of list.getEntries()) {
-            if (!probe.upload && e.name.includes('/_stcore/upload_file') && probe.t0 !== null
-                && performance.timeOrigin + e.startTime >= probe.t0) {
-                probe.upload = [performance.timeOrigin + e.startTime, performance.timeOrigin + e.responseEnd];
-            }
-        }
-    }).observe({type: 'resource'});
-    const poll = (ts) => {
-        const [gd, data] = drawn();
-        const now = gd !== seen[0] || data !== seen[1] ? shown() : null, told = notice();
-        if (now) seen = [gd, data];
-        if (told !== null) {
-            if (probe.t_informed === null) probe.t_informed = performance.timeOrigin + ts;
-            if (probe.notices.length < 40 && probe.notices[probe.notices.length - 1] !== told) probe.notices.push(told);
-        }
-        const changed = now && (!before || ['width', 'height', 'heat'].some((k) => now[k] !== before[k]));
-        if (changed) Object.assign(probe, {t1: performance.timeOrigin + ts, shown: now});
-        else requestAnimationFrame(poll);
-    };
-    const fire = () => {
-        const input = document.querySelector(upload);
-        if (!input) { probe.error = 'no upload box'; return; }
-        const files = new DataTransfer();
-        files.items.add(file);
-        input.files = files.files;
-        probe.t0 = performance.timeOrigin + performance.now();
-        input.dispatchEvent(new Event('input', {bubbles: true}));
-        input.dispatchEvent(new Event('change', {bubbles: true}));
-        requestAnimationFrame(poll);
-    };
-    setTimeout(fire, Math.max(0, at - Date.now()));
-}"""
+_ARM = "\n".join(line for line in (Path(__file__).parent / "_classroom_probe.js").read_text().splitlines()
+                 if not line.startswith("//"))  # the function alone: its header comment out
+"""Arms one page (``bench/_classroom_probe.js``): at an instant it uploads its photo by itself and times what the
+page then shows, in ``window.__vvClass``."""
 
 
 @dataclass(frozen=True)
@@ -252,9 +187,10 @@ def wait_ready(page, timeout_ms: float) -> None:
                            polling=200)
 
 
-def arm(page, image: ClassImage, at_ms: float) -> None:
-    """Make ``page`` upload ``image`` by itself at epoch ``at_ms`` and time its first map."""
-    page.evaluate(_ARM, [ROLLOUT, UPLOAD, image.name, base64.b64encode(image.data).decode(), at_ms])
+def arm(page, image: ClassImage, at_ms: float, every_frame: bool = False) -> None:
+    """Make ``page`` upload ``image`` by itself at epoch ``at_ms`` and time its first map (looking in the first
+    frame after each change of its DOM, or in ``every_frame``)."""
+    page.evaluate(_ARM, [ROLLOUT, UPLOAD, image.name, base64.b64encode(image.data).decode(), at_ms, every_frame])
 
 
 def outcome(page, timeout_ms: float) -> dict:
@@ -341,7 +277,8 @@ def browser_executable(nice: int, folder: Path) -> str:
     return str(wrapper)
 
 
-def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_s: float) -> dict:
+def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_s: float,
+              every_frame: bool = False) -> dict:
     """Open one session per image, upload them all at one instant, and collect what each page saw."""
     sessions = []
     try:
@@ -356,7 +293,7 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
         cpu0, client0, load = cpu_seconds(pids), cpu_seconds(client), os.getloadavg()
         at_ms = time.time() * 1e3 + (LEAD_S + 0.05 * len(images)) * 1e3
         for session, image in zip(sessions, images):
-            arm(session.page, image, at_ms)
+            arm(session.page, image, at_ms, every_frame)
         results = [outcome(s.page, timeout_s * 1e3) for s in sessions]
         cpu = cpu_seconds(pids) - cpu0
         client_cpu = cpu_seconds(client) - client0
@@ -379,12 +316,12 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
 class Servers:
     """The app this script starts: one ``streamlit run app.py``, or ``deploy/serve.sh K`` (HAProxy + K)."""
 
-    def __init__(self, replicas: int, env: dict[str, str], app_dir: Path = REPO) -> None:
+    def __init__(self, replicas: int, env: dict[str, str], app_dir: Path = REPO, wire: bool = False) -> None:
         self.run_dir = Path(tempfile.mkdtemp(prefix="vitviz-classroom-"))
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         if replicas == 1:
-            self.proc = start_server(port, env, self.run_dir / "streamlit.log", app_dir=app_dir)
+            self.proc = start_server(port, env, self.run_dir / "streamlit.log", app_dir=app_dir, wire=wire)
             return
         ports = ",".join(str(free_port()) for _ in range(replicas))
         self.proc = subprocess.Popen(
@@ -497,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
                         "as if the students' own computers drew their pages; default 0, the servers' priority")
     parser.add_argument("--trace", action="store_true", help="without --url: start the server with VITVIZ_TRACE=1 "
                         "and time each step from the upload to the notice (bench/_trace.py)")
+    parser.add_argument("--probe-every-frame", action="store_true", help="each page looks for its notice and map "
+                        "in every animation frame (the probe before 2026-12-07 §18) instead of in the first frame "
+                        "after its DOM changed")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a session may wait for its map")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classroom.md",
                         help="markdown report; .json and .raw.json beside it")
@@ -506,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.model in CATALOGUE_TIMM:
             random_hub_weights(CATALOGUE_TIMM[args.model])
         env = {**app_env(threads=args.threads), **({"VITVIZ_TRACE": "1"} if args.trace else {})}
-        servers = Servers(args.replicas, env, app_dir=args.app)
+        servers = Servers(args.replicas, env, app_dir=args.app, wire=args.trace)
         url, server_pids = servers.url, servers.pids
     else:
         url, server_pids = args.url.rstrip("/") + "/", lambda: list(args.pids)
@@ -522,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
                                                      args=CHROMIUM_ARGS)
                 try:
                     page_url = url + (f"?{urlencode(query)}" if query else "")
-                    run = run_class(browser, page_url, images, server_pids, args.timeout)
+                    run = run_class(browser, page_url, images, server_pids, args.timeout, args.probe_every_frame)
                 finally:
                     browser.close()
     finally:
@@ -534,13 +474,19 @@ def main(argv: list[str] | None = None) -> None:
     label = f"{run['model'] or args.model or 'the default model'}, {where}"
     if args.browser_nice:
         label += f", browser at nice {args.browser_nice}"
+    if args.probe_every_frame:
+        label += ", pages probed every frame"
     for r in run["results"]:
         took = f"{(r['t1'] - r['t0']) / 1e3:6.2f} s" if r.get("t1") and r.get("t0") else "   —    "
         print(f"{r['image']}  {took}  {','.join(r['replicas']) or '—':8s} {r['verdict']}")
     for result, image in zip(run["results"], images):
         result["steps"] = _trace.steps(marks, _trace.digest(image.data), result)
-    report([*tables(run, label), _trace.table([r["steps"] for r in run["results"] if r.get("notices")], label)],
-           machine(), args.out)
+        result["wire"] = _trace.wire_steps(marks, _trace.digest(image.data), result)
+    told = [r for r in run["results"] if r.get("notices")]
+    run["loop_lag"] = _trace.loop_lag(marks, min((r["t0"] / 1e3 for r in told), default=0),
+                                      max((r["t_informed"] / 1e3 for r in told), default=0))
+    report([*tables(run, label), _trace.table([r["steps"] for r in told], label),
+            _trace.table([r["wire"] for r in told], label, wire=True, lag=run["loop_lag"])], machine(), args.out)
     raw = args.out.with_suffix(".raw.json")
     raw.write_text(json.dumps({"url": url, "label": label, **run}, indent=1))
     print(f"wrote {raw}")

@@ -42,11 +42,9 @@ _EPOCH: list[float] = []
 def _enabled() -> bool:
     if os.environ.get("VITVIZ_WARMUP", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    from streamlit import runtime
+    from .waiting import served
 
-    # A served app: AppTest installs a mock in place of the runtime (a spec'd MagicMock, so only its exact
-    # type tells), and a bare import has none.
-    return runtime.exists() and type(runtime.Runtime.instance()) is runtime.Runtime
+    return served()
 
 
 def _mark(step: str) -> None:

@@ -52,3 +52,49 @@ def test_without_the_servers_trace_only_the_browsers_steps_are_timed():
     table = _trace.table([_trace.steps([], "mine", probe)], "a class")
     assert [row[0] for row in table.rows] == ["upload sent", "upload answered"]
     assert "only the browser's side is known" in table.notes[-1]
+
+
+def test_the_wait_on_the_wire_is_split_between_the_page_and_the_server_from_the_sessions_own_messages():
+    """Each step ends at the first event of its kind after the step before; another session's messages, an
+    earlier run's and a page message before the upload event never count."""
+    marks = _marks(
+        "99.5 0.1 A ws-in type=rerun_script",  # before the upload: not this wait
+        "100.05 0.2 B ws-in type=file_urls_request",  # another session
+        "100.10 0.2 A ws-in type=file_urls_request",
+        "100.12 0.2 A ws-out type=file_urls_response",
+        "100.40 0.3 A upload-in ",
+        "100.70 0.4 A ws-in type=rerun_script",
+        "100.75 1.00 A run  ",
+        "100.80 1.01 A image key=mine",
+        "100.90 1.02 A ticket key=mine",
+        "100.95 1.03 A told ahead=3",
+        "100.96 0.5 A ws-out type=new_session",  # not the notice
+        "101.05 0.5 A ws-out type=notice",
+    )
+    probe = {"t0": 100_000.0, "upload": [100_300.0, 100_500.0], "t_informed": 101_400.0,
+             "ws": {"sent": [100_020.0, 100_600.0, 101_200.0], "got": [100_200.0, 100_990.0, 101_100.0]}}
+    steps = _trace.wire_steps(marks, "mine", probe)
+    expected = {"urls asked": 0.02, "urls read": 0.08, "urls answered": 0.02, "urls received": 0.08,
+                "upload started": 0.1, "upload stored": 0.1, "upload done": 0.1, "rerun asked": 0.1,
+                "rerun read": 0.1, "run started": 0.05, "joined the line": 0.15, "notice made": 0.05,
+                "notice on the wire": 0.1, "notice received": 0.05, "notice drawn": 0.3}
+    assert steps == pytest.approx(expected)
+    assert list(steps) == [name for name, _whose, _what in _trace.WIRE_STEPS]
+    table = _trace.table([steps], "a class", wire=True)
+    assert {row[0]: row[1] for row in table.rows}["rerun read"] == "server"
+
+
+def test_without_the_wire_trace_only_the_steps_with_both_ends_known_are_timed():
+    probe = {"t0": 100_000.0, "upload": [100_300.0, 100_500.0], "t_informed": 101_400.0,
+             "ws": {"sent": [100_020.0], "got": []}}
+    assert _trace.wire_steps([], "mine", probe) == pytest.approx({"urls asked": 0.02})  # the rest ends or starts
+    # at a server event
+
+
+def test_the_event_loops_lag_is_weighted_by_its_wakes_within_the_span():
+    marks = _marks("99.0 0 - lag max_ms=900.0 mean_ms=900.0 n=1",  # before the span
+                   "100.5 0 - lag max_ms=30.0 mean_ms=10.0 n=30",
+                   "101.0 0 - lag max_ms=400.0 mean_ms=100.0 n=10")
+    lag = _trace.loop_lag(marks, 100.0, 101.0)
+    assert lag == pytest.approx({"mean ms": (10 * 30 + 100 * 10) / 40, "max ms": 400.0, "windows": 2})
+    assert _trace.loop_lag([], 100.0, 101.0) is None
