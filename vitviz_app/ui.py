@@ -74,6 +74,10 @@ _RESPONSIVE_CSS = f"""<style>
 [data-testid="stMain"] [data-testid="stPlotlyChart"] {{ min-width: min(300px, 100%); }}
 [data-testid="stMain"] img {{ max-width: 100%; height: auto; }}
 [data-testid="stMain"] .katex-display {{ overflow-x: auto; overflow-y: hidden; }}
+/* a Markdown table (static_table) scrolls within the column on a phone; its numbers and their units stay whole */
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] table {{
+  display: block; max-width: 100%; overflow-x: auto; }}
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] td {{ white-space: nowrap; }}
 [data-testid="stMetricValue"] > div {{ overflow: visible; text-overflow: clip; white-space: normal; }}
 /* a "next" link's whole label, on as many lines as it needs (Streamlit cuts it with an ellipsis) */
 [data-testid="stPageLink"] a, [data-testid="stPageLink"] a * {{
