@@ -22,9 +22,13 @@ its first view (the attention explorer's map, or the page's first Plotly figure)
 the start-up progress box said it was opening (issue 22: it said "Drawing the Overview" on every page).
 
 ``--warm`` measures a second visitor (a new browser) once a first one has drawn the page, so the server's caches
-are filled: e.g. ``--page vit_vs_cnn --warm``, whose first view is all of its figures drawn.
+are filled: e.g. ``--page vit_vs_cnn --warm``, whose first view is all of its figures drawn. That visitor opens the
+page's link in a new browser, which must first load Streamlit's and Plotly's code. ``--via PATH`` (with ``--page``)
+measures the learner's usual way instead: the visitor opens ``PATH`` (``""``: the Overview), waits for its first
+view, then clicks the page in the sidebar's navigation; the time is from that click to the page's first view.
 
-Run: ``python bench/first_view.py [--app DIR ...] [--repeats N] [--model KEY] [--page PATH] [--warm] [--out ...]``.
+Run: ``python bench/first_view.py [--app DIR ...] [--repeats N] [--model KEY] [--page PATH] [--warm] [--via PATH]
+[--out ...]``.
 """
 from __future__ import annotations
 
@@ -96,17 +100,27 @@ def page_views(app_dir: Path, page_path: str) -> tuple[str, ...]:
 _PROGRESS = "() => (document.body.innerText.match(/(Starting vitviz[^\\n]*)/) || [null, null])[1]"
 
 
-def _browse(url: str, selectors: tuple[str, ...]) -> dict[str, float]:
+def _browse(url: str, selectors: tuple[str, ...], via: tuple[str, tuple[str, ...]] | None = None) -> dict[str, float]:
     """Open ``url`` and return epoch times of the page shell and of the page's first view drawn, and the first
-    title of the start-up progress box seen (None when none was shown)."""
+    title of the start-up progress box seen (None when none was shown). With ``via`` (a URL and its first view's
+    selectors) that page is opened and drawn first, and the page of ``url`` is reached by a click in the sidebar's
+    navigation ("opened" is then the click)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
-            opened = time.time()
-            page.goto(url, timeout=TIMEOUT_MS, wait_until="commit")
+            if via is not None:
+                page.goto(via[0], timeout=TIMEOUT_MS)
+                for selector in via[1]:
+                    page.wait_for_selector(selector, timeout=TIMEOUT_MS)
+                link = page.locator(f"[data-testid=stSidebarNav] a[href$='/{url.rsplit('/', 1)[-1]}']")
+                opened = time.time()
+                link.click()
+            else:
+                opened = time.time()
+                page.goto(url, timeout=TIMEOUT_MS, wait_until="commit")
             progress, shell = None, None
             deadline = time.monotonic() + TIMEOUT_MS / 1e3
             while time.monotonic() < deadline:  # poll: the progress box is gone once the page draws
@@ -130,7 +144,7 @@ def _browse(url: str, selectors: tuple[str, ...]) -> dict[str, float]:
 
 
 def first_view(app_dir: Path, env: dict[str, str], query: str = "", arrive_after: float = 0.0,
-               page_path: str = "", warm: bool = False) -> dict:
+               page_path: str = "", warm: bool = False, via: str | None = None) -> dict:
     """One fresh server of ``app_dir``: times in seconds after it became healthy, plus its warm-up steps.
 
     With ``arrive_after`` the browser opens the page that many seconds after the server became healthy, and
@@ -146,7 +160,8 @@ def first_view(app_dir: Path, env: dict[str, str], query: str = "", arrive_after
         views = page_views(app_dir, page_path)
         if warm:
             _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views)
-        times = _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views)
+        before = None if via is None else (f"http://127.0.0.1:{port}/{via}{query}", page_views(app_dir, via))
+        times = _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views, before)
     finally:
         proc.terminate()
         try:
@@ -171,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="open the page this many seconds after the server is healthy (default: at once)")
     parser.add_argument("--warm", action="store_true",
                         help="measure a second visitor's first view, once a first one has drawn the page")
+    parser.add_argument("--via", default=None, metavar="PATH",
+                        help="reach --page by a click in the navigation from this page (\"\": the Overview), once it "
+                             "is drawn: the time is from the click")
     parser.add_argument("--page", default="",
                         help="the page to open, by its URL path (e.g. attention; default: the Overview)")
     args = parser.parse_args(argv)
@@ -183,12 +201,13 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[dict]] = {str(a): [] for a in args.app}
     for _ in range(rounds):  # the checkouts alternate, so a change in the machine's load hits both
         for app in args.app:
-            results[str(app)].append(first_view(app, env, query, args.arrive_after, args.page, args.warm))
+            results[str(app)].append(first_view(app, env, query, args.arrive_after, args.page, args.warm, args.via))
             print(app, results[str(app)][-1], flush=True)
-    shown = args.page or "Overview"
+    shown, shown_via = args.page or "Overview", "the Overview"
     table = Table(f"First view of {shown} after a fresh start ({args.model or 'default model'}; seconds, median of "
                   f"{rounds}; page opened {args.arrive_after:g} s after healthy"
-                  f"{'; warm: a second visitor, after a first one drew the page' if args.warm else ''})",
+                  f"{'; warm: a second visitor, after a first one drew the page' if args.warm else ''}"
+                  f"{'' if args.via is None else f'; reached by a click from {args.via or shown_via}, timed from it'})",
                   ["app", "start → healthy", "healthy → page shell", f"healthy → {shown} drawn",
                    f"≤ {TARGET_S:.0f} s?", f"start → {shown} drawn", f"page opened → {shown} drawn",
                    "warm-up steps after healthy (imports / model / image / capture / figures)",

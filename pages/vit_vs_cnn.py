@@ -125,7 +125,7 @@ st.caption(_("At the last layer, half of the gradient lies within {vit:.0f} px f
 
 # ------------------------------------------------------------------------------------------------ cost
 st.subheader(_("What each costs"))
-st.table(cost_rows(cmp.vit_cost, cmp.cnn_cost))
+ui.static_table(cost_rows(cmp.vit_cost, cmp.cnn_cost))
 st.caption(_("FLOPs of one image's forward pass, counted by PyTorch (a multiply-add counts 2); time is the median "
              "of {repeats} passes on this machine, measured side by side. Compare the times with each other only."
              ).format(repeats=cmp.vit_cost.repeats))

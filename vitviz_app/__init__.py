@@ -27,6 +27,7 @@ from .ui import (
                  responsive_layout,
                  shapes_note,
                  start_here,
+                 static_table,
                  top_table,
 )
 
@@ -62,5 +63,6 @@ __all__ = [
     "start_here",
     "show_figure",
     "sidebar",
+    "static_table",
     "top_table",
 ]

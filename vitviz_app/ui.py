@@ -1,7 +1,9 @@
 """Small pieces of page furniture shared by the pages: headers, model facts, value formatting."""
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,8 @@ from .context import current_context
 from .plotting import PRELOAD_KEY
 
 __all__ = ["entry_point", "mark_entry_point", "page_header", "fallback_notice", "shapes_note", "responsive_layout",
-           "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table", "pointer_text",
+           "model_facts", "head_label", "HEAD_FUSIONS", "no_classifier_note", "bar_max", "top_table", "static_table",
+           "markdown_table", "pointer_text",
            "PATH", "next_steps", "start_here"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
@@ -71,6 +74,10 @@ _RESPONSIVE_CSS = f"""<style>
 [data-testid="stMain"] [data-testid="stPlotlyChart"] {{ min-width: min(300px, 100%); }}
 [data-testid="stMain"] img {{ max-width: 100%; height: auto; }}
 [data-testid="stMain"] .katex-display {{ overflow-x: auto; overflow-y: hidden; }}
+/* a Markdown table (static_table) scrolls within the column on a phone; its numbers and their units stay whole */
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] table {{
+  display: block; max-width: 100%; overflow-x: auto; }}
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] td {{ white-space: nowrap; }}
 [data-testid="stMetricValue"] > div {{ overflow: visible; text-overflow: clip; white-space: normal; }}
 /* a "next" link's whole label, on as many lines as it needs (Streamlit cuts it with an ellipsis) */
 [data-testid="stPageLink"] a, [data-testid="stPageLink"] a * {{
@@ -155,6 +162,34 @@ def top_table(columns: dict[str, list], value_name: str, values: list[float], *,
     styler = (frame.style.hide(axis="index").format({**(formats or {}), value_name: value_format})
               .bar(subset=[value_name], vmin=0.0, vmax=upper, color="#f4a26166", height=70))
     st.table(styler)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$~#])")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``rows`` as a Markdown table: the first row's keys head the columns, each cell is its value's text as
+    written (Markdown's and LaTeX's special characters escaped, line breaks made spaces)."""
+    def cell(value: Any) -> str:
+        return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def static_table(rows: Sequence[Mapping[str, Any]]) -> None:
+    """A few rows of text as a plain table (:func:`markdown_table`).
+
+    Instead of ``st.table``, on a page whose other elements do not need it: ``st.table`` has the browser load
+    Streamlit's Arrow code (about 1 MB of JavaScript) before it draws, which cost the ViT vs CNN page's first view
+    about 0.24 s on this 2-core machine (bench/README.md §16).
+    """
+    if rows:
+        st.markdown(markdown_table(rows))
 
 
 def bar_max(values) -> float:
