@@ -32,9 +32,11 @@ def python_interval():
         gc.freeze()
 
 
-def _first_line(monkeypatch, served: bool = True) -> torch.nn.Module:
-    """Start a model's line as a page's first pass does (``loaders.passes``) on a served app; the model."""
-    monkeypatch.setattr(waiting, "served", lambda: served)
+def _first_line(monkeypatch, served: bool | None = True) -> torch.nn.Module:
+    """Start a model's line as a page's first pass does (``loaders.passes``) on a served app (``served=None``: in
+    this process as it is); the model."""
+    if served is not None:
+        monkeypatch.setattr(waiting, "served", lambda: served)
     loaders.passes.clear()
     loaded = SimpleNamespace(model=torch.nn.Linear(2, 2))
     try:
@@ -69,13 +71,7 @@ def test_tests_and_bare_imports_leave_the_interpreter_as_it_is(python_interval, 
     """Only a served app: a test process keeps collecting everything it makes (AppTest mocks the runtime)."""
     monkeypatch.delenv("VITVIZ_GC_FREEZE", raising=False)
     assert not waiting.served()
-    monkeypatch.undo()
-    loaders.passes.clear()
-    loaded = SimpleNamespace(model=torch.nn.Linear(2, 2))
-    try:
-        loaders.passes("tiny|default", id(loaded.model), loaded)
-    finally:
-        loaders.passes.clear()
+    _first_line(monkeypatch, served=None)
     assert (gc.get_freeze_count(), sys.getswitchinterval()) == (0, pytest.approx(0.005))
 
 
