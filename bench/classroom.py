@@ -1,8 +1,8 @@
 """A class at once: N browser sessions each upload their own photo at the same moment; how long until each
 one sees its own map, whether anyone sees someone else's, and what the server spent per upload.
 
-One concept in one file (about 570 lines; the trace's reading is in ``bench/_trace.py``): one class's run, from
-the sessions' start to the report.
+One concept in one file (about 500 lines; the trace's reading is in ``bench/_trace.py``, the page probe in
+``bench/_classroom_probe.js``): one class's run, from the sessions' start to the report.
 
 Drives N real Chromium sessions (Playwright, Debian's ``/usr/bin/chromium``; one browser, one context per
 student, so no two share a cookie) against any vitviz URL: one ``streamlit run app.py``, or HAProxy in front
