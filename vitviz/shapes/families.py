@@ -29,8 +29,8 @@ stream, and its mask is exact: the figure's region, i.e. every pixel the drawn f
 inside of an outline or a sketch* (what a person pointing at "the shape" would point at), minus anything
 occluding it.
 
-One concept in one file (over 450 lines): every style family, each a short drawing recipe, with the mix
-that training draws from.
+Every style family here is a short drawing recipe, with the mix that training draws from; the surfaces they are
+drawn on (backgrounds, paper) are in :mod:`.surfaces`.
 """
 from __future__ import annotations
 
@@ -52,7 +52,6 @@ from .generator import (
     UPRIGHT,
     Sample,
     Style,
-    _background,
     _distractor_mask,
     _far_colour,
     _polygon,
@@ -63,6 +62,7 @@ from .generator import (
     texture,
 )
 from .painter import paint
+from .surfaces import BACKGROUNDS, gradient, noisy, paper, plain, smooth_noise
 
 __all__ = [
     'FAMILIES',
@@ -157,72 +157,6 @@ def _pose(rng: np.random.Generator, label: int, size: int,
     return cx, cy, r, angle
 
 
-# ---------------------------------------------------------------------------------------------- surfaces
-
-def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Low-frequency noise in about [-1, 1], ``(size, size)`` float32 (a bicubic-upsampled random grid)."""
-    grid = rng.uniform(0, 255, size=(cells, cells)).astype(np.uint8)
-    up = Image.fromarray(grid).resize((size, size), Image.BICUBIC)
-    return np.asarray(up).astype(np.float32) / 127.5 - 1.0
-
-
-def _plain(rng: np.random.Generator, size: int) -> np.ndarray:
-    """One colour; a third of the time white or light grey (paint programs, whiteboards)."""
-    c = np.full(3, rng.uniform(215, 256), np.float32) if rng.random() < 0.33 else _random_colour(rng)
-    return np.broadcast_to(c, (size, size, 3)).copy()
-
-
-def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Linear or radial blend of two random colours."""
-    c1, c2 = _random_colour(rng), _random_colour(rng)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)  # (S, S) each
-    if rng.random() < 0.5:
-        a = rng.uniform(0, 2 * np.pi)
-        t = np.clip(0.5 + (xx - 0.5) * math.cos(a) + (yy - 0.5) * math.sin(a), 0, 1)
-    else:
-        oy, ox = rng.uniform(0, 1, size=2)
-        t = np.clip(np.hypot(yy - oy, xx - ox) / rng.uniform(0.6, 1.4), 0, 1)
-    t = t[..., None]  # (S, S, 1)
-    return c1 * (1 - t) + c2 * t
-
-
-def _noisy(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A colour with blotchy low-frequency variation and pixel noise."""
-    base = _random_colour(rng)
-    blotch = _smooth_noise(rng, size, int(rng.integers(3, 9)))[..., None] * rng.uniform(15, 60)  # (S, S, 1)
-    tint = _random_colour(rng) - base
-    img = base + blotch + tint * (0.25 * (_smooth_noise(rng, size, 4)[..., None] + 1))
-    return img + rng.standard_normal((size, size, 3), dtype=np.float32) * np.float32(rng.uniform(4, 20))
-
-
-def _cluttered(rng: np.random.Generator, size: int) -> np.ndarray:
-    """The classic generator's background: gradient, noise and crossing lines."""
-    return _background(rng, size, rng.uniform(0.3, 1.0))
-
-
-BACKGROUNDS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
-    'plain': _plain, 'gradient': _gradient, 'noise': _noisy, 'clutter': _cluttered}
-
-
-def _paper(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A sheet of paper: off-white, faint grain, sometimes ruled or squared in light blue or grey."""
-    tone = rng.uniform(222, 255) + rng.uniform(-8, 4, size=3)
-    img = np.broadcast_to(tone.astype(np.float32), (size, size, 3)).copy()
-    img += _smooth_noise(rng, size, 6)[..., None] * rng.uniform(0, 6)
-    img += rng.standard_normal((size, size, 3), dtype=np.float32) * np.float32(rng.uniform(0.5, 3))
-    kind = rng.random()
-    if kind < 0.35:
-        pitch = rng.uniform(6, 14)
-        colour = np.array([150, 185, 225] if rng.random() < 0.7 else [175, 175, 175], np.float32)
-        phase = rng.uniform(0, pitch)
-        lines = np.zeros(size, bool)
-        lines[np.floor(np.arange(phase, size, pitch)).astype(int)] = True
-        img[lines] = img[lines] * 0.4 + colour * 0.6
-        if kind < 0.15:  # squared paper
-            img[:, lines] = img[:, lines] * 0.4 + colour * 0.6
-    return img
-
-
 def _occlude(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, cx: float, cy: float,
              r: float) -> np.ndarray:
     """Paint an irregular blob over part of the object's edge (in place); the mask without it.
@@ -272,7 +206,7 @@ def _classic(rng: np.random.Generator, size: int, label: int) -> Sample:
 
 def _flat(rng: np.random.Generator, size: int, label: int) -> Sample:
     pose = _pose(rng, label, size)
-    img = (_plain if rng.random() < 0.6 else _gradient)(rng, size)
+    img = (plain if rng.random() < 0.6 else gradient)(rng, size)
     mask = silhouette(contours(label, *pose), size)
     kind, c1, c2 = _fill(rng, img, mask, ('solid',))
     return _sample(img, mask, label, kind, c1, c2, pose, 'flat')
@@ -351,7 +285,7 @@ def _hand(rng: np.random.Generator, poly: np.ndarray, r: float) -> tuple[np.ndar
 def _draw_sketch(rng: np.random.Generator, size: int, label: int) -> tuple:
     """Pen drawing on paper: image, mask, fill kind, pen colour, pose."""
     pose = _pose(rng, label, size)
-    img = _paper(rng, size)
+    img = paper(rng, size)
     polys = contours(label, *pose)
     hands = [_hand(rng, poly, pose[2]) for poly in polys]
     region = silhouette([w for w, _ in hands], size)
@@ -369,7 +303,7 @@ def _draw_sketch(rng: np.random.Generator, size: int, label: int) -> tuple:
     elif choice < 0.42:  # coloured in with a marker or crayon, blotchy
         kind = 'coloured'
         colour = _random_colour(rng)
-        strength = 0.55 + 0.4 * (_smooth_noise(rng, size, 8)[region][:, None] + 1) / 2
+        strength = 0.55 + 0.4 * (smooth_noise(rng, size, 8)[region][:, None] + 1) / 2
         img[region] = img[region] * (1 - strength) + colour * strength
     width = int(rng.integers(1, 5))
     stroke = _stroke([path for _, path in hands], size, width, closed=False)
@@ -405,7 +339,7 @@ def _photo(rng: np.random.Generator, size: int, label: int) -> Sample:
         (size, size), Image.PERSPECTIVE, coeffs, Image.NEAREST)) > 127
     on_sheet = np.asarray(Image.new('L', (size, size), 255).transform(
         (size, size), Image.PERSPECTIVE, coeffs, Image.NEAREST)) > 127
-    table = _noisy(rng, size) * rng.uniform(0.3, 0.8)  # a darker surface around the sheet
+    table = noisy(rng, size) * rng.uniform(0.3, 0.8)  # a darker surface around the sheet
     out = np.where(on_sheet[..., None], np.asarray(sheet).astype(np.float32), table)
 
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
