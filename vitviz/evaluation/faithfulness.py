@@ -33,19 +33,17 @@ released script records top-1 accuracy at the nine steps and leaves the area to 
 image has a probability, not an accuracy, and ``PerturbationCurve.predicted`` keeps the top class at
 every step so that a data-set evaluation can take the accuracy curve (``PerturbationCurve.hit_rate``).
 
-One concept in one file (over 450 lines): the perturbation test, its two removals (tokens, pixels), its
-curves, their AUC and the random band share the model passes (the rankings are in ``ranking``).
+The rankings are in :mod:`.ranking`, the two removals' model passes in :mod:`.removal`, and the curves, their
+AUC and the random band in :mod:`.curves`; this module runs the test.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vitviz.images.preprocess import data_config
-
+from .curves import Faithfulness, PerturbationBand, PerturbationCurve, area_under_curve
 from .ranking import (
     DEFAULT_TIE_ORDERS,
     ORDERS,
@@ -54,6 +52,16 @@ from .ranking import (
     pixel_ranking,
     removal_order,
     removal_orders,
+)
+from .removal import (
+    check_token_model,
+    clean_output,
+    embed_tokens,
+    forward_kept_tokens,
+    model_device,
+    normalisation,
+    pixel_outputs,
+    token_outputs,
 )
 
 if TYPE_CHECKING:
@@ -85,158 +93,9 @@ __all__ = [
 DEFAULT_FRACTIONS = tuple(i / 10 for i in range(10))
 """0.0, 0.1, …, 0.9: the unperturbed input and Chefer's nine steps."""
 REMOVALS = ("tokens", "pixels")
-ORDER_NAMES = {"most": "positive perturbation", "least": "negative perturbation"}
-
-
-@dataclass(frozen=True)
-class PerturbationCurve:
-    """The target class's score while more and more of the input is removed.
-
-    Attributes:
-        fractions: (S,) fraction of patches (tokens) or pixels removed at each step, increasing.
-        probabilities: (S,) softmax probability of ``target`` at each step (the mean over the tie orders).
-        logits: (S,) logit of ``target`` at each step (the mean over the tie orders).
-        predicted: (S,) top class at each step (of the first tie order).
-        removed: (S,) how many patches (tokens) or pixels were removed at each step.
-        auc: Trapezoidal area under ``probabilities`` over ``fractions``.
-        target: Class whose probability is followed.
-        removal: ``'tokens'`` or ``'pixels'``.
-        order: ``'most'`` (positive perturbation) or ``'least'`` (negative perturbation).
-        tie_probabilities: (K, S) probability of ``target`` for each random tie-breaking order (K = 1 when the
-            map's ties change no step).
-        tie_predicted: (K, S) top class for each tie-breaking order.
-    """
-
-    fractions: np.ndarray
-    probabilities: np.ndarray
-    logits: np.ndarray
-    predicted: np.ndarray
-    removed: np.ndarray
-    auc: float
-    target: int
-    removal: str
-    order: str
-    tie_probabilities: np.ndarray | None = None
-    tie_predicted: np.ndarray | None = None
-
-    @property
-    def tie_aucs(self) -> np.ndarray:
-        """(K,) AUC of each tie-breaking order (their mean is :attr:`auc`)."""
-        rows = self.probabilities[None] if self.tie_probabilities is None else self.tie_probabilities
-        return np.asarray([area_under_curve(self.fractions, row) for row in rows])
-
-    @property
-    def tie_spread(self) -> float:
-        """Standard deviation of :attr:`tie_aucs` (0 with one order): how much the ties alone move the AUC."""
-        aucs = self.tie_aucs
-        return float(aucs.std(ddof=1)) if aucs.size > 1 else 0.0
-
-    def hit_rate(self, reference: int | None = None) -> np.ndarray:
-        """(S,) share of the tie orders whose top class is still ``reference`` (default the target) at each step:
-        Chefer's accuracy for one image."""
-        predicted = self.predicted[None] if self.tie_predicted is None else self.tie_predicted
-        return (np.asarray(predicted) == (self.target if reference is None else reference)).mean(axis=0)
-
-    @property
-    def hits(self) -> np.ndarray:
-        """(S,) :meth:`hit_rate` of the target."""
-        return self.hit_rate()
-
-    @property
-    def name(self) -> str:
-        """Chefer's name of the order: ``'positive perturbation'`` or ``'negative perturbation'``."""
-        return ORDER_NAMES[self.order]
-
-
-@dataclass(frozen=True)
-class Faithfulness:
-    """Both perturbation curves of one map.
-
-    Attributes:
-        positive: Most relevant removed first (deletion); lower AUC is better.
-        negative: Least relevant removed first; higher AUC is better.
-        removal: ``'tokens'`` or ``'pixels'``.
-        method: Registry key of the method whose map was tested ('' for a bare array).
-    """
-
-    positive: PerturbationCurve
-    negative: PerturbationCurve
-    removal: str
-    method: str = ""
-
-    @property
-    def fractions(self) -> np.ndarray:
-        return self.positive.fractions
-
-    @property
-    def positive_auc(self) -> float:
-        return self.positive.auc
-
-    @property
-    def negative_auc(self) -> float:
-        return self.negative.auc
-
-
-@dataclass(frozen=True)
-class PerturbationBand:
-    """Curves of several random orders: the chance level a map must beat.
-
-    Attributes:
-        fractions: (S,) fractions removed.
-        probabilities: (R, S) target probability per random order and step.
-        aucs: (R,) AUC of each random order.
-        removal: ``'tokens'`` or ``'pixels'``.
-        order: The order the random maps were read in (for a random map both orders are chance).
-        seeds: Seeds of the random maps (``vitviz.attribution.RandomMap``).
-    """
-
-    fractions: np.ndarray
-    probabilities: np.ndarray
-    aucs: np.ndarray
-    removal: str
-    order: str
-    seeds: tuple[int, ...]
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.probabilities.mean(axis=0)
-
-    @property
-    def std(self) -> np.ndarray:
-        return self.probabilities.std(axis=0)
-
-    @property
-    def low(self) -> np.ndarray:
-        return self.probabilities.min(axis=0)
-
-    @property
-    def high(self) -> np.ndarray:
-        return self.probabilities.max(axis=0)
-
-    @property
-    def auc_mean(self) -> float:
-        return float(self.aucs.mean())
-
-    @property
-    def auc_std(self) -> float:
-        """Standard deviation of the random orders' AUCs (population; see :attr:`noise` for the estimate)."""
-        return float(self.aucs.std())
-
-    @property
-    def noise(self) -> float:
-        """Sample standard deviation (ddof = 1) of the random orders' AUCs: how much this image's AUC moves when
-        the removal order changes by chance (``vitviz.evaluation.verdict`` reads curves against it)."""
-        return float(self.aucs.std(ddof=1)) if self.aucs.size > 1 else float("nan")
 
 
 # ----------------------------------------------------------------------------------------- helpers
-
-
-def area_under_curve(fractions: Sequence[float], values: Sequence[float]) -> float:
-    """Trapezoidal area under ``values`` over ``fractions`` (sklearn's ``auc``, numpy's ``trapezoid``)."""
-    x = np.asarray(fractions, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
-    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
 
 
 def removed_count(fraction: float, total: int) -> int:
@@ -259,128 +118,6 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
         raise ValueError(f"{what} must be one of {', '.join(map(repr, choices))}, not {value!r}")
     return value
-
-
-def _mean_std(model: nn.Module, x: torch.Tensor, mean: Sequence[float] | None,
-              std: Sequence[float] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
-
-    if mean is None or std is None:
-        config = data_config(model)
-        mean = config["mean"] if mean is None else mean
-        std = config["std"] if std is None else std
-    as_tensor = lambda v: torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)  # noqa: E731
-    return as_tensor(mean), as_tensor(std)
-
-
-def _device(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:  # a parameter-free model (tests)
-        import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
-
-        return torch.device("cpu")
-
-
-# ------------------------------------------------------------------------------------ model passes
-
-
-def _check_token_model(model: nn.Module) -> None:
-    needed = ("patch_embed", "_pos_embed", "blocks", "norm", "forward_head")
-    missing = [name for name in needed if not hasattr(model, name)]
-    if missing:
-        raise ValueError(
-            "token dropping needs a timm VisionTransformer-style model (patch_embed, _pos_embed, blocks, norm, "
-            f"forward_head); this model lacks {', '.join(missing)}. Use removal='pixels'."
-        )
-
-
-def embed_tokens(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, P + N, D) the tokens that enter block 0: patch embedding, prefix tokens, position embedding."""
-    tokens = model.patch_embed(x)  # (B, gh, gw, D) or (B, N, D)
-    tokens = model._pos_embed(tokens)  # (B, P + N, D)
-    tokens = model.patch_drop(tokens) if hasattr(model, "patch_drop") else tokens
-    return model.norm_pre(tokens) if hasattr(model, "norm_pre") else tokens
-
-
-def forward_kept_tokens(model: nn.Module, x: torch.Tensor, keep: torch.Tensor | Sequence[int] | np.ndarray, *,
-                        tokens: torch.Tensor | None = None) -> torch.Tensor:
-    """Output of ``model`` on one image when only the patch tokens ``keep`` are fed to it (token dropping).
-
-    The prefix tokens (class, distillation, registers) are always kept. Each row of ``keep`` is one
-    batch item; all rows keep the same number of patches, so the batch stacks.
-
-    Args:
-        model: A timm VisionTransformer-style model in eval mode.
-        x: One normalised input (1, 3, H, W).
-        keep: (B, K) int patch indices (row-major over the grid) to keep per batch item.
-        tokens: The output of :func:`embed_tokens` for ``x``, when already computed.
-
-    Returns:
-        (B, C) the model's output (logits) for each batch item.
-    """
-    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
-
-    _check_token_model(model)
-    keep = torch.as_tensor(keep, dtype=torch.long, device=x.device)
-    if keep.ndim != 2:
-        raise ValueError(f"keep must be (batch, kept patches), got shape {tuple(keep.shape)}")
-    tokens = embed_tokens(model, x) if tokens is None else tokens  # (1, P + N, D)
-    num_prefix = int(getattr(model, "num_prefix_tokens", 0))
-    batch, width = keep.shape[0], tokens.shape[-1]
-    tokens = tokens.expand(batch, -1, -1)  # (B, P + N, D)
-    patches = torch.gather(tokens[:, num_prefix:], 1, keep[..., None].expand(-1, -1, width))  # (B, K, D)
-    hidden = torch.cat([tokens[:, :num_prefix], patches], dim=1)  # (B, P + K, D)
-    hidden = model.norm(model.blocks(hidden))
-    return model.forward_head(hidden)  # (B, C)
-
-
-def _token_outputs(model: nn.Module, x: torch.Tensor, orders: np.ndarray, counts: Sequence[int],
-                   clean: torch.Tensor) -> torch.Tensor:
-    """(R, S, C) outputs: R removal orders × S steps, one stacked batch per step; ``clean`` (C,) where nothing
-    is removed."""
-    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
-
-    tokens = embed_tokens(model, x)  # (1, P + N, D)
-    outputs = []
-    for count in counts:
-        if count == 0:
-            outputs.append(clean[None].expand(len(orders), -1))
-            continue
-        kept = np.sort(orders[:, count:], axis=1)  # (R, N - count), in sequence order
-        outputs.append(forward_kept_tokens(model, x, kept, tokens=tokens))
-    return torch.stack(outputs, dim=1)  # (R, S, C)
-
-
-def _pixel_outputs(model: nn.Module, x: torch.Tensor, orders: np.ndarray, counts: Sequence[int], baseline: torch.Tensor,
-                   batch_size: int, clean: torch.Tensor) -> torch.Tensor:
-    """(R, S, C) outputs: R pixel orders × S steps, removed pixels set to ``baseline`` (1, 3, 1, 1); ``clean``
-    (C,) where nothing is removed."""
-    import torch  # torch: heavy; vitviz.evaluation imports without it (the CLI's summary)
-
-    height, width = x.shape[-2:]
-    steps = [(r, s) for r in range(len(orders)) for s, count in enumerate(counts) if count]
-    outputs = clean.to(x.dtype)[None, None].repeat(len(orders), len(counts), 1)  # (R, S, C)
-    orders_t = torch.as_tensor(orders, device=x.device)
-    for start in range(0, len(steps), batch_size):
-        chunk = steps[start:start + batch_size]
-        masks = torch.zeros(len(chunk), height * width, dtype=torch.bool, device=x.device)
-        for i, (r, s) in enumerate(chunk):
-            masks[i, orders_t[r, :counts[s]]] = True
-        masks = masks.reshape(len(chunk), 1, height, width)  # (b, 1, H, W)
-        perturbed = torch.where(masks, baseline, x)  # (b, 3, H, W)
-        out = model(perturbed)  # (b, C)
-        for i, (r, s) in enumerate(chunk):
-            outputs[r, s] = out[i]
-    return outputs
-
-
-def _clean_output(model: nn.Module, x: torch.Tensor, clean: torch.Tensor | None) -> torch.Tensor:
-    """(C,) the model's output on the unperturbed input: ``clean`` when the caller has it, else one forward."""
-    if clean is None:
-        return model(x)[0]
-    clean = clean.detach().to(x.device)
-    return clean.reshape(-1) if clean.ndim == 1 or clean.shape[0] == 1 else clean[0]
 
 
 def perturbation_curves(
@@ -440,10 +177,10 @@ def perturbation_curves(
     if target is not None:
         target = check_target(target, int(model.num_classes))
     if removal == "tokens":
-        _check_token_model(model)
+        check_token_model(model)
     if getattr(x, "ndim", 0) != 4 or x.shape[0] != 1:
         raise ValueError(f"x must be one image (1, 3, H, W), got shape {tuple(getattr(x, 'shape', ()))}")
-    x = x.to(_device(model))
+    x = x.to(model_device(model))
     keys = [(name, order) for name in scores for order in orders]
     if removal == "tokens":
         ranked = {name: map_scores(scores[name]) for name in scores}
@@ -455,12 +192,12 @@ def perturbation_curves(
     per_key = [removal_orders(ranked[name], order, counts, tie_orders=tie_orders, seed=seed) for name, order in keys]
     rankings = np.concatenate(per_key) if per_key else np.zeros((0, total), dtype=np.int64)  # (R, n)
     with model_lock(model), torch.no_grad():
-        unperturbed = _clean_output(model, x, clean)
+        unperturbed = clean_output(model, x, clean)
         if removal == "tokens":
-            outputs = _token_outputs(model, x, rankings, counts, unperturbed)
+            outputs = token_outputs(model, x, rankings, counts, unperturbed)
         else:
-            mean_t, std_t = _mean_std(model, x, mean, std)
-            outputs = _pixel_outputs(model, x, rankings, counts, (0.0 - mean_t) / std_t, batch_size, unperturbed)
+            mean_t, std_t = normalisation(model, x, mean, std)
+            outputs = pixel_outputs(model, x, rankings, counts, (0.0 - mean_t) / std_t, batch_size, unperturbed)
         logits = outputs.double()  # (R, S, C)
         if target is None:
             target = int(unperturbed.argmax())
