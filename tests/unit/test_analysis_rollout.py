@@ -7,7 +7,7 @@ import timm
 import torch
 
 from vitviz.analysis import discard_lowest, gradient_rollout, rollout
-from vitviz.analysis.rollout import _fuse
+from vitviz.analysis.rollout_matrices import fuse_heads
 from vitviz.capture import capture
 from vitviz.layout import TokenLayout
 
@@ -128,7 +128,7 @@ def test_zero_discard_equals_plain_rollout():
 
 def test_head_fusions_are_ordered_and_differ():
     attn = _random_attention(seed=4)
-    fused = {f: _fuse(attn[0], f) for f in ("mean", "max", "min")}
+    fused = {f: fuse_heads(attn[0], f) for f in ("mean", "max", "min")}
     assert np.all(fused["max"] >= fused["mean"]) and np.all(fused["mean"] >= fused["min"])
     assert np.all(fused["max"] > fused["min"])
     maps = {f: rollout(attn, f, layout=CLS_LAYOUT).final_map for f in ("mean", "max", "min")}

@@ -23,8 +23,8 @@ layer's step matrix, ``rows[l:] ← rows[l:] · M_l``. That costs ``O(L²·N²)`
 ``N × N`` matrix per layer) instead of the ``O(L·N³)`` of forming each ``R_l``, and holds ``(L, N)`` rows
 instead of ``N × N`` matrices. ``keep_joint=True`` forms ``R`` itself when it is wanted.
 
-One concept in one file (a little over 450 lines): both rollouts share their read-out, layer ranges and
-precomputed steps.
+Both rollouts share their read-out, layer ranges and precomputed steps here; the per-layer step matrices
+(head fusion, discarding, the residual, the gradient weighting) are made in :mod:`.rollout_matrices`.
 """
 from __future__ import annotations
 
@@ -35,17 +35,28 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._convert import is_capture, to_numpy
+from .rollout_matrices import (
+    FUSIONS,
+    aligned_pairs,
+    array_layers,
+    checked_layer,
+    discard_lowest,
+    fuse_heads,
+    gradient_matrices,
+    gradient_rollout_steps,
+    rollout_matrices,
+    rollout_steps,
+)
 
 if TYPE_CHECKING:
     from vitviz.layout import TokenLayout
 
-    from ._convert import Array, AttentionSource
+    from ._convert import AttentionSource
 
 
 __all__ = ["RolloutResult", "discard_lowest", "gradient_rollout", "gradient_rollout_steps", "rollout",
            "rollout_steps"]
 
-_FUSIONS = ("mean", "max", "min")
 
 
 @dataclass(frozen=True)
@@ -85,57 +96,6 @@ class RolloutResult:
     def final_map(self) -> np.ndarray | None:
         """(gh, gw) map after the last layer of the range."""
         return None if self.maps is None else self.maps[-1]
-
-
-def _fuse(attn: np.ndarray, fusion: str) -> np.ndarray:
-    """Fuse heads of (H, N, N) attention into (N, N)."""
-    if fusion not in _FUSIONS:
-        raise ValueError(f"head_fusion must be one of {_FUSIONS}, not {fusion!r}")
-    return getattr(attn, fusion)(axis=0)  # (N, N)
-
-
-def discard_lowest(attn: Array, ratio: float, keep_column: int | None = None) -> np.ndarray:
-    """Zero the lowest ``ratio`` fraction of each row's discardable entries.
-
-    A row's own (diagonal) entry is never discarded, nor the ``keep_column`` entry (the class token's
-    column in rollout, as in common practice, so that attention to the class token is never cut). In row
-    ``i`` with ``n`` discardable entries, the ``floor(ratio * n)`` smallest are zeroed (entries tied at the
-    cut are chosen deterministically but in no documented order). Rows are not re-normalised here.
-
-    Args:
-        attn: (N, N) attention (heads already fused).
-        ratio: Fraction in [0, 1).
-        keep_column: A column that is never discarded, or None.
-
-    Returns:
-        float64 array (N, N).
-    """
-    attn = to_numpy(attn)
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"discard_ratio must be in [0, 1), got {ratio}")
-    n = attn.shape[-1]
-    if ratio == 0.0:
-        return attn.copy()
-    protected = np.eye(n, dtype=bool)  # (N, N)
-    if keep_column is not None:
-        protected[:, keep_column] = True
-    eligible = n - protected.sum(axis=1)  # (N,)
-    count = np.floor(ratio * eligible + 1e-9).astype(int)  # (N,) entries to zero per row
-    candidates = np.where(protected, np.inf, attn)  # (N, N): protected entries sort last
-    drop = np.zeros((n, n), dtype=bool)
-    for k in np.unique(count[count > 0]):  # one or two distinct counts: the class row and the others
-        rows = np.flatnonzero(count == k)
-        smallest = np.argpartition(candidates[rows], k - 1, axis=1)[:, :k]  # (rows, k), linear time per row
-        drop[rows[:, None], smallest] = True
-    return np.where(drop, 0.0, attn)
-
-
-def _with_residual(attn: np.ndarray) -> np.ndarray:
-    """Â = 0.5·I + 0.5·A, rows re-normalised to sum to 1."""
-    mixed = 0.5 * attn  # (N, N), a new array: the input is never changed
-    mixed[np.diag_indices_from(mixed)] += 0.5
-    mixed /= mixed.sum(axis=-1, keepdims=True)
-    return mixed
 
 
 def _layer_range(num_layers: int, start_layer: int, end_layer: int | None) -> range:
@@ -219,24 +179,6 @@ def _collect(
     )
 
 
-def _rollout_matrices(
-    fused: Iterable[np.ndarray], discard_ratio: float, keep_column: int | None
-) -> Iterator[np.ndarray]:
-    """Â of each layer, in the order given: fused (N, N) attention, weakest links discarded, residual added."""
-    for attn in fused:  # (N, N) per layer
-        if discard_ratio > 0:
-            attn = discard_lowest(attn, discard_ratio, keep_column)
-        yield _with_residual(attn)  # (N, N)
-
-
-def _gradient_matrices(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
-    """I + Ā of each layer, in the order given, with Ā = E_h[(∇A ⊙ A)^+] from its (attention, gradient)."""
-    for attn, grad in pairs:  # (H, N, N) each
-        weighted = np.clip(grad * attn, 0.0, None).mean(axis=0)  # Ā, (N, N)
-        weighted[np.diag_indices_from(weighted)] += 1.0  # I + Ā
-        yield weighted
-
-
 def _cumulative_products(matrices: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """R after each layer, from the bottom layer's step matrix M up: R_l = M_l · R_{l-1} from R = I.
 
@@ -246,31 +188,6 @@ def _cumulative_products(matrices: Iterable[np.ndarray]) -> Iterator[np.ndarray]
     for step in matrices:  # (N, N) per layer
         joint = step if joint is None else step @ joint  # R_l = M_l · R_{l-1}
         yield joint
-
-
-def _array_layers(attentions: AttentionSource) -> list[np.ndarray]:
-    if hasattr(attentions, "ndim") and attentions.ndim != 4:
-        raise ValueError(
-            "expected one image's attention (L, H, N, N) or a list of (H, N, N), "
-            f"got shape {tuple(attentions.shape)}"
-        )
-    return list(attentions)
-
-
-def _checked(stack: list, layer: int) -> np.ndarray:
-    """One layer's attention (H, N, N) as float64, shape checked."""
-    attn = to_numpy(stack[layer])
-    if attn.ndim != 3 or attn.shape[-1] != attn.shape[-2]:
-        raise ValueError(f"layer {layer}: expected square attention (H, N, N), got shape {attn.shape}")
-    return attn
-
-
-def _aligned_pairs(stack: list, grad_stack: list, layers: Iterable[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for i in layers:
-        attn, grad = _checked(stack, i), to_numpy(grad_stack[i])  # (H, N, N) each
-        if grad.shape != attn.shape:
-            raise ValueError(f"layer {i}: gradient shape {grad.shape} differs from attention shape {attn.shape}")
-        yield attn, grad
 
 
 def rollout(
@@ -311,8 +228,8 @@ def rollout(
     Returns:
         The RolloutResult.
     """
-    if head_fusion not in _FUSIONS:
-        raise ValueError(f"head_fusion must be one of {_FUSIONS}, not {head_fusion!r}")
+    if head_fusion not in FUSIONS:
+        raise ValueError(f"head_fusion must be one of {FUSIONS}, not {head_fusion!r}")
     if not 0.0 <= discard_ratio < 1.0:
         raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
     from_capture = is_capture(attentions)
@@ -324,18 +241,18 @@ def rollout(
         def fused(order):
             return (to_numpy(attentions.fused_attention(i, head_fusion)[item]) for i in order)  # (N, N) each
     else:
-        stack = _array_layers(attentions)
+        stack = array_layers(attentions)
         layers = _layer_range(len(stack), start_layer, end_layer)
 
         def fused(order):
-            return (_fuse(_checked(stack, i), head_fusion) for i in order)  # (N, N) each
+            return (fuse_heads(checked_layer(stack, i), head_fusion) for i in order)  # (N, N) each
     steps = _checked_steps(steps, attentions.num_layers if from_capture else len(stack))
     info = dict(method="rollout", head_fusion=head_fusion, discard_ratio=float(discard_ratio))
 
     def matrices(order):
         if steps is not None:
             return (steps[i] for i in order)
-        return _rollout_matrices(fused(order), float(discard_ratio), keep_column)
+        return rollout_matrices(fused(order), float(discard_ratio), keep_column)
 
     if keep_joint or layout is None:
         products = _cumulative_products(matrices(layers))
@@ -389,20 +306,20 @@ def gradient_rollout(
     else:
         if grads is None:
             raise ValueError("gradient rollout needs the gradients of the attention (grads)")
-        stack, grad_stack = _array_layers(attentions), _array_layers(grads)
+        stack, grad_stack = array_layers(attentions), array_layers(grads)
         if len(stack) != len(grad_stack):
             raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
         layers = _layer_range(len(stack), start_layer, end_layer)
 
         def pairs(order):
-            return _aligned_pairs(stack, grad_stack, order)
+            return aligned_pairs(stack, grad_stack, order)
     steps = _checked_steps(steps, attentions.num_layers if from_capture else len(stack))
     info = dict(method="gradient_rollout", head_fusion="mean", discard_ratio=0.0)
 
     def matrices(order):
         if steps is not None:
             return (steps[i] for i in order)
-        return _gradient_matrices(pairs(order))
+        return gradient_matrices(pairs(order))
 
     if keep_joint or layout is None:
         products = _cumulative_products(matrices(layers))
@@ -416,46 +333,3 @@ def _checked_steps(steps: Sequence[np.ndarray] | None, num_layers: int) -> Seque
     if steps is not None and len(steps) != num_layers:
         raise ValueError(f"{len(steps)} step matrices for {num_layers} layers")
     return steps
-
-
-def rollout_steps(
-    attentions: AttentionSource, head_fusion: str = "mean", discard_ratio: float = 0.0, *,
-    layout: TokenLayout | None = None, item: int = 0,
-) -> list[np.ndarray]:
-    """Every layer's rollout step ``Â_l`` (N, N), as :func:`rollout` forms it: heads fused, the weakest links
-    discarded (never a token's own entry or the class-token column), the residual added, rows re-normalised.
-
-    Pass the list to :func:`rollout` (``steps=``) to roll out other layer ranges without reading the attention
-    again. Holds ``L·N²`` float64 values (3.7 MB for ViT-B/16 at 224).
-    """
-    if head_fusion not in _FUSIONS:
-        raise ValueError(f"head_fusion must be one of {_FUSIONS}, not {head_fusion!r}")
-    if not 0.0 <= discard_ratio < 1.0:
-        raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
-    if is_capture(attentions):
-        layout = attentions.layout if layout is None else layout
-        fused = (to_numpy(attentions.fused_attention(i, head_fusion)[item]) for i in range(attentions.num_layers))
-    else:
-        stack = _array_layers(attentions)
-        fused = (_fuse(_checked(stack, i), head_fusion) for i in range(len(stack)))
-    keep_column = None if layout is None else layout.class_index
-    return list(_rollout_matrices(fused, float(discard_ratio), keep_column))
-
-
-def gradient_rollout_steps(attentions: AttentionSource, grads: AttentionSource | None = None, *,
-                           item: int = 0) -> list[np.ndarray]:
-    """Every layer's gradient-rollout step ``I + Ā_l`` (N, N), ``Ā = E_h[(∇A ⊙ A)^+]``, as
-    :func:`gradient_rollout` forms it; pass the list to it (``steps=``) to reuse them."""
-    if is_capture(attentions):
-        if grads is not None:
-            raise ValueError("a Capture carries its own gradients; pass grads only with attention arrays")
-        pairs = ((to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item]))
-                 for i in range(attentions.num_layers))
-    else:
-        if grads is None:
-            raise ValueError("gradient rollout needs the gradients of the attention (grads)")
-        stack, grad_stack = _array_layers(attentions), _array_layers(grads)
-        if len(stack) != len(grad_stack):
-            raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
-        pairs = _aligned_pairs(stack, grad_stack, range(len(stack)))
-    return list(_gradient_matrices(pairs))
