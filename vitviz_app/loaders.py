@@ -37,7 +37,7 @@ from vitviz.i18n import _
 from vitviz.pipeline import Pass, run_batch
 from vitviz.serving import Batcher, Ticket, batch_policy
 
-from . import trace, waiting
+from . import server, trace
 
 __all__ = [
     "FORWARD_PASSES",
@@ -313,8 +313,8 @@ def passes(model_key: str, model_id: int, _loaded) -> Batcher:
     from vitviz.capture import model_lock
     from vitviz.pipeline import model_device
 
-    if waiting.served():  # the event loop now shares the GIL with the worker and every waiting session
-        waiting.serve_promptly()
+    if server.served():  # the event loop now shares the GIL with the worker and every waiting session
+        server.serve_promptly()
     return Batcher(lambda requests: _run(model_key, _loaded, requests),
                    policy=batch_policy(model_device(_loaded.model).type), lock=model_lock(_loaded.model),
                    name=f"vitviz-passes {model_key}")

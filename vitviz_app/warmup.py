@@ -42,7 +42,7 @@ _EPOCH: list[float] = []
 def _enabled() -> bool:
     if os.environ.get("VITVIZ_WARMUP", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    from .waiting import served
+    from .server import served
 
     return served()
 

@@ -1,6 +1,6 @@
 """The server answers its pages while sessions wait: once a model's line exists, the garbage collector's full
 passes no longer walk what the server keeps for good and the event loop gets the GIL within a millisecond of asking
-(``vitviz_app.waiting.serve_promptly``); and the class bench's trace of the websocket (``bench/_wire.py``) names the
+(``vitviz_app.server.serve_promptly``); and the class bench's trace of the websocket (``bench/_wire.py``) names the
 messages of a session's wait to be told.
 
 In a class of 30 the collector's full passes took 250–430 ms every second or so, with the GIL held, and 30 script
@@ -17,7 +17,7 @@ import torch
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench import _wire
-from vitviz_app import loaders, waiting
+from vitviz_app import loaders, server, waiting
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _first_line(monkeypatch, served: bool | None = True) -> torch.nn.Module:
     """Start a model's line as a page's first pass does (``loaders.passes``) on a served app (``served=None``: in
     this process as it is); the model."""
     if served is not None:
-        monkeypatch.setattr(waiting, "served", lambda: served)
+        monkeypatch.setattr(server, "served", lambda: served)
     loaders.passes.clear()
     loaded = SimpleNamespace(model=torch.nn.Linear(2, 2))
     try:
@@ -70,7 +70,7 @@ def test_the_freeze_can_be_turned_off(python_interval, monkeypatch):
 def test_tests_and_bare_imports_leave_the_interpreter_as_it_is(python_interval, monkeypatch):
     """Only a served app: a test process keeps collecting everything it makes (AppTest mocks the runtime)."""
     monkeypatch.delenv("VITVIZ_GC_FREEZE", raising=False)
-    assert not waiting.served()
+    assert not server.served()
     _first_line(monkeypatch, served=None)
     assert (gc.get_freeze_count(), sys.getswitchinterval()) == (0, pytest.approx(0.005))
 
@@ -80,7 +80,7 @@ def test_tests_and_bare_imports_leave_the_interpreter_as_it_is(python_interval, 
                                                  ("fast", 0.001), ("off", 0.005)])
 def test_the_interval_comes_from_the_environment_and_a_hostile_value_keeps_the_default(python_interval, value,
                                                                                         interval):
-    assert waiting.serve_promptly({"VITVIZ_SWITCH_INTERVAL_MS": value}) == pytest.approx(interval)
+    assert server.serve_promptly({"VITVIZ_SWITCH_INTERVAL_MS": value}) == pytest.approx(interval)
     assert sys.getswitchinterval() == pytest.approx(interval)
 
 
