@@ -255,7 +255,7 @@ def walk() -> None:
                 keep_in_address_bar(url, key="how_url")
             else:
                 patch_follower(
-                    fwd, pixels, layer=layer, head=head, committed=(row, col), key="how_follow", on_commit=_follow,
+                    follower, grid=layout.grid_size, committed=(row, col), key="how_follow", on_commit=_follow,
                     url=url,
                     text={"tip": _("row {row}, column {col} = token {token} · click to follow it through the steps"),
                           "title": _("Patch (row {row}, col {col}) = token {token}"),

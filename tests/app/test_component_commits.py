@@ -132,8 +132,7 @@ def cell_component(request, monkeypatch, session):
     if request.param == "patch_follower":
         monkeypatch.setattr(patch_follower, "_follower", mounted)
         monkeypatch.setattr(patch_follower, "payload_carrier", lambda blob, key: None)
-        monkeypatch.setattr(patch_follower, "patch_steps", lambda *args: _payload("patches"))
-        patch_follower.patch_follower(_fwd(), None, layer=0, head=0, committed=(1, 1), text={"tip": "t"},
+        patch_follower.patch_follower(_payload("patches"), grid=LAYOUT.grid_size, committed=(1, 1), text={"tip": "t"},
                                       key="how_follow", on_commit=lambda r, c: commits.append((r, c)))
     else:
         monkeypatch.setattr(tiles, "_tiles", mounted)

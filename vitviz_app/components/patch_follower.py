@@ -62,15 +62,15 @@ def follower_payload(fwd: Any, pixels: np.ndarray, *, layer: int, head: int) -> 
     return patch_steps(fwd.key, int(layer), int(head), explorer_budget(), fwd, pixels)
 
 
-def patch_follower(fwd: Any, pixels: np.ndarray, *, layer: int, head: int, committed: tuple[int, int],
-                   text: Mapping[str, str], key: str, on_commit: Callable[[int, int], None],
-                   url: Mapping[str, str | None] | None = None) -> Any:
-    """Mount the follower; returns its ``PatchStepsPayload`` (tier ``'none'``: nothing mounted).
+def patch_follower(payload: Any, *, grid: tuple[int, int], committed: tuple[int, int], text: Mapping[str, str],
+                   key: str, on_commit: Callable[[int, int], None],
+                   url: Mapping[str, str | None] | None = None) -> None:
+    """Mount the follower on ``payload`` (:func:`follower_payload`, which the page has already made; its tier must
+    not be ``'none'``).
 
     Args:
-        fwd: The page's ``vitviz_app.Forward``.
-        pixels: (H, W, 3) uint8 model input, as the page shows it.
-        layer, head: The page's attention step settings.
+        payload: The follower's ``PatchStepsPayload``.
+        grid: The patch grid (rows, columns): a click outside it is refused.
         committed: The page's patch (row, col).
         text: Templates: ``tip`` (``{row}``, ``{col}``, ``{token}``), ``title`` (same fields), ``pixels``
             (``{n}``), ``embedding`` (``{n}``), ``attention`` (``{layer}``, ``{head}``), ``norms``, ``missing``.
@@ -80,16 +80,13 @@ def patch_follower(fwd: Any, pixels: np.ndarray, *, layer: int, head: int, commi
             the address bar (``vvKeepInUrl``): the page's reruns are a fragment's, which Streamlit does not pass on
             to the URL.
     """
-    payload = follower_payload(fwd, pixels, layer=layer, head=head)
     if payload.tier == "none":
-        return payload
+        raise ValueError("no follower for a payload that holds no patch's numbers (tier 'none')")
     payload_carrier(payload.blob, key=f"{key}.data")
-    grid = fwd.layout.grid_size
     committed = {"row": int(committed[0]), "col": int(committed[1]), **({"url": dict(url)} if url is not None else {})}
     _follower(data=mount_data(payload=payload.id, committed=committed, colours=map_colours(), text=text),
               key=key, on_commit_change=commit_handler(key, lambda value: as_cell(value, grid),
                                                        lambda cell: on_commit(*cell), "patch follower"))
-    return payload
 
 
 def patch_step(payload: Any, *, step: str, committed: tuple[int, int], text: Mapping[str, Any], key: str) -> None:
