@@ -37,12 +37,12 @@ import numpy as np
 from ._convert import is_capture, to_numpy
 from .rollout_matrices import (
     FUSIONS,
-    aligned_pairs,
     array_layers,
     checked_layer,
     discard_lowest,
     fuse_heads,
     gradient_matrices,
+    gradient_pairs,
     gradient_rollout_steps,
     rollout_matrices,
     rollout_steps,
@@ -294,26 +294,11 @@ def gradient_rollout(
         The RolloutResult (``method='gradient_rollout'``).
     """
     from_capture = is_capture(attentions)
+    num_layers, pairs = gradient_pairs(attentions, grads, item=item)
     if from_capture:
-        if grads is not None:
-            raise ValueError("a Capture carries its own gradients; pass grads only with attention arrays")
         layout = attentions.layout if layout is None else layout
-        layers = _layer_range(attentions.num_layers, start_layer, end_layer)
-
-        def pairs(order):
-            return ((to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item]))
-                    for i in order)
-    else:
-        if grads is None:
-            raise ValueError("gradient rollout needs the gradients of the attention (grads)")
-        stack, grad_stack = array_layers(attentions), array_layers(grads)
-        if len(stack) != len(grad_stack):
-            raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
-        layers = _layer_range(len(stack), start_layer, end_layer)
-
-        def pairs(order):
-            return aligned_pairs(stack, grad_stack, order)
-    steps = _checked_steps(steps, attentions.num_layers if from_capture else len(stack))
+    layers = _layer_range(num_layers, start_layer, end_layer)
+    steps = _checked_steps(steps, num_layers)
     info = dict(method="gradient_rollout", head_fusion="mean", discard_ratio=0.0)
 
     def matrices(order):

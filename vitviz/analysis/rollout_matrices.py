@@ -7,7 +7,7 @@ with ``Ā = E_h[(∇A ⊙ A)^+]``. :mod:`.rollout` multiplies them and reads the
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from ._convert import Array, AttentionSource
 
 __all__ = ["FUSIONS", "aligned_pairs", "array_layers", "checked_layer", "discard_lowest", "fuse_heads",
-           "gradient_matrices", "gradient_rollout_steps", "rollout_matrices", "rollout_steps", "with_residual"]
+           "gradient_matrices", "gradient_pairs", "gradient_rollout_steps", "rollout_matrices", "rollout_steps",
+           "with_residual"]
 
 FUSIONS = ("mean", "max", "min")
 
@@ -143,20 +144,26 @@ def rollout_steps(
     return list(rollout_matrices(fused, float(discard_ratio), keep_column))
 
 
+def gradient_pairs(attentions: AttentionSource, grads: AttentionSource | None = None, *, item: int = 0,
+                   ) -> tuple[int, Callable[[Iterable[int]], Iterator[tuple[np.ndarray, np.ndarray]]]]:
+    """The number of layers, and a function giving the (attention, gradient) pair, (H, N, N) each, of every layer
+    it is asked for: from a Capture (its own gradients) or from attention and gradient arrays, shapes checked."""
+    if is_capture(attentions):
+        if grads is not None:
+            raise ValueError("a Capture carries its own gradients; pass grads only with attention arrays")
+        return attentions.num_layers, lambda order: (
+            (to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item])) for i in order)
+    if grads is None:
+        raise ValueError("gradient rollout needs the gradients of the attention (grads)")
+    stack, grad_stack = array_layers(attentions), array_layers(grads)
+    if len(stack) != len(grad_stack):
+        raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
+    return len(stack), lambda order: aligned_pairs(stack, grad_stack, order)
+
+
 def gradient_rollout_steps(attentions: AttentionSource, grads: AttentionSource | None = None, *,
                            item: int = 0) -> list[np.ndarray]:
     """Every layer's gradient-rollout step ``I + Ā_l`` (N, N), ``Ā = E_h[(∇A ⊙ A)^+]``, as
     :func:`gradient_rollout` forms it; pass the list to it (``steps=``) to reuse them."""
-    if is_capture(attentions):
-        if grads is not None:
-            raise ValueError("a Capture carries its own gradients; pass grads only with attention arrays")
-        pairs = ((to_numpy(attentions.attention(i)[item]), to_numpy(attentions.attention_grad(i)[item]))
-                 for i in range(attentions.num_layers))
-    else:
-        if grads is None:
-            raise ValueError("gradient rollout needs the gradients of the attention (grads)")
-        stack, grad_stack = array_layers(attentions), array_layers(grads)
-        if len(stack) != len(grad_stack):
-            raise ValueError(f"{len(grad_stack)} gradient layers for {len(stack)} attention layers")
-        pairs = aligned_pairs(stack, grad_stack, range(len(stack)))
-    return list(gradient_matrices(pairs))
+    num_layers, pairs = gradient_pairs(attentions, grads, item=item)
+    return list(gradient_matrices(pairs(range(num_layers))))
