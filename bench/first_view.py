@@ -27,14 +27,26 @@ page's link in a new browser, which must first load Streamlit's and Plotly's cod
 measures the learner's usual way instead: the visitor opens ``PATH`` (``""``: the Overview), waits for its first
 view, then clicks the page in the sidebar's navigation; the time is from that click to the page's first view.
 
+"Drawn" is timed by the page itself (``bench/_first_view_probe.js``): the first animation frame in
+which every figure is there, looked for only in the first frame after each change of the document, so the timer
+adds no work while the page loads. ``--python-poll`` (with ``--warm``) also times each visit as this bench did
+before, from Python every 50 ms, reading the page's whole text each time, in another new browser right before or
+after it (alternating): that old timer forced a layout of the loading page twenty times a second and made the view
+it timed about 0.4 s slower (bench/README.md §20).
+
+``--returning`` (with ``--warm``): the measured visitor opens the link in a new browser that keeps the first
+visitor's profile, so Streamlit's and Plotly's code come from its cache: a learner who has used the app before.
+
 Run: ``python bench/first_view.py [--app DIR ...] [--repeats N] [--model KEY] [--page PATH] [--warm] [--via PATH]
-[--out ...]``.
+[--returning] [--python-poll] [--out ...]``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -97,71 +109,120 @@ def page_views(app_dir: Path, page_path: str) -> tuple[str, ...]:
     if page_path == "vit_vs_cnn" and (app_dir / "vitviz" / "assets" / "data_curves.json").is_file():
         views += (DATA_CURVES,)
     return views
+_PROBE = Path(__file__).with_name("_first_view_probe.js").read_text()
+"""The page's own timer (``bench/_first_view_probe.js``): it notes, in ``window.__vvView``, the first animation frame
+in which every watched selector matches, looking only in the first frame after each change of the document."""
 _PROGRESS = "() => (document.body.innerText.match(/(Starting vitviz[^\\n]*)/) || [null, null])[1]"
+_SHOWN = "window.__vvView && window.__vvView.drawn !== null"
 
 
-def _browse(url: str, selectors: tuple[str, ...], via: tuple[str, tuple[str, ...]] | None = None) -> dict[str, float]:
+def _browse(url: str, selectors: tuple[str, ...], via: tuple[str, tuple[str, ...]] | None = None,
+            python_poll: bool = False, profile: Path | None = None) -> dict[str, float]:
     """Open ``url`` and return epoch times of the page shell and of the page's first view drawn, and the first
     title of the start-up progress box seen (None when none was shown). With ``via`` (a URL and its first view's
     selectors) that page is opened and drawn first, and the page of ``url`` is reached by a click in the sidebar's
-    navigation ("opened" is then the click)."""
+    navigation ("opened" is then the click's event time).
+
+    The page times itself (:data:`_PROBE`): "drawn" is the first frame that has every figure (its callbacks), and the
+    bench only asks for the result, four times a second. ``python_poll`` times it the way this bench did until
+    2026-12-07 instead: from Python, every 50 ms, the page's text read through ``innerText`` each time (a layout
+    of the whole page while it loads), which slowed the page it timed (bench/README.md §20).
+
+    ``profile``: a Chromium profile folder to open the browser with (its HTTP and code caches kept on disk between
+    browsers); None: a new browser with nothing cached.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        viewport = {"width": 1500, "height": 1100}
+        if profile is None:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport=viewport)
+        else:
+            browser = context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
+                                                                     args=CHROMIUM_ARGS, viewport=viewport)
         try:
-            page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+            if not python_poll:
+                context.add_init_script(_PROBE)
+                context.add_init_script(f"window.__vvView.watch({json.dumps(list(via[1] if via else selectors))})")
+            page = context.new_page()
             if via is not None:
                 page.goto(via[0], timeout=TIMEOUT_MS)
                 for selector in via[1]:
                     page.wait_for_selector(selector, timeout=TIMEOUT_MS)
+                if not python_poll:
+                    page.evaluate("(selectors) => window.__vvView.watch(selectors)", list(selectors))
                 link = page.locator(f"[data-testid=stSidebarNav] a[href$='/{url.rsplit('/', 1)[-1]}']")
                 opened = time.time()
                 link.click()
             else:
                 opened = time.time()
                 page.goto(url, timeout=TIMEOUT_MS, wait_until="commit")
-            progress, shell = None, None
-            deadline = time.monotonic() + TIMEOUT_MS / 1e3
-            while time.monotonic() < deadline:  # poll: the progress box is gone once the page draws
-                try:
-                    progress = progress or page.evaluate(_PROGRESS)
-                    if shell is None and page.query_selector("[data-testid=stSidebar]"):
-                        shell = time.time()
-                    if all(page.query_selector(sel) for sel in selectors):
-                        break
-                except Exception:  # the document is being replaced (navigation): try again
-                    pass
-                page.wait_for_timeout(50)
-            for selector in selectors:
-                page.wait_for_selector(selector, timeout=TIMEOUT_MS)
-            drawn = time.time()
-            shell = shell or drawn
-            title = progress or "—"
+            if python_poll:
+                drawn, shell, title = _poll_from_python(page, selectors)
+            else:
+                page.wait_for_function(_SHOWN, polling=250, timeout=TIMEOUT_MS)
+                view = page.evaluate("({drawn: window.__vvView.drawn, shell: window.__vvView.shell, "
+                                     "title: window.__vvView.title, clicked: window.__vvView.clicked})")
+                drawn, title = view["drawn"] / 1e3, view["title"]
+                shell = view["shell"] / 1e3 if view["shell"] is not None else drawn
+                if via is not None and view["clicked"] is not None:
+                    opened = view["clicked"] / 1e3  # the click's own event, not the bench's call
         finally:
             browser.close()
-    return {"opened": opened, "shell": shell, "drawn": drawn, "title": title}
+    return {"opened": opened, "shell": shell, "drawn": drawn, "title": title or "—"}
+
+
+def _poll_from_python(page, selectors: tuple[str, ...]) -> tuple[float, float, str | None]:
+    """The old timer (``--python-poll``): epoch times of the view drawn and of the shell, and the progress title."""
+    progress, shell = None, None
+    deadline = time.monotonic() + TIMEOUT_MS / 1e3
+    while time.monotonic() < deadline:  # poll: the progress box is gone once the page draws
+        try:
+            progress = progress or page.evaluate(_PROGRESS)
+            if shell is None and page.query_selector("[data-testid=stSidebar]"):
+                shell = time.time()
+            if all(page.query_selector(sel) for sel in selectors):
+                break
+        except Exception:  # the document is being replaced (navigation): try again
+            pass
+        page.wait_for_timeout(50)
+    for selector in selectors:
+        page.wait_for_selector(selector, timeout=TIMEOUT_MS)
+    drawn = time.time()
+    return drawn, shell or drawn, progress
 
 
 def first_view(app_dir: Path, env: dict[str, str], query: str = "", arrive_after: float = 0.0,
-               page_path: str = "", warm: bool = False, via: str | None = None) -> dict:
+               page_path: str = "", warm: bool = False, via: str | None = None, python_poll: bool = False,
+               old_first: bool = False, returning: bool = False) -> dict:
     """One fresh server of ``app_dir``: times in seconds after it became healthy, plus its warm-up steps.
 
     With ``arrive_after`` the browser opens the page that many seconds after the server became healthy, and
     ``opened→Overview`` is what that later visitor waits for. With ``warm`` a first visitor opens the page and
     waits for it to be drawn (filling the server's caches) before the measured visitor, in a new browser, opens it:
-    ``opened→Overview`` is then a warm first view.
+    ``opened→Overview`` is then a warm first view. With ``python_poll`` the view is also timed by the old timer
+    (:func:`_browse`), in another new browser just before (``old_first``) or after it: ``opened→Overview, old timer``.
+    With ``returning`` (and ``warm``) the first visitor's browser profile is kept and the measured visitor opens the
+    page in a new browser with that profile: a learner who has used the app before opens a shared link.
     """
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="vitviz-first-view-")) / "streamlit.log"
     proc, started, healthy = _start(app_dir, port, env, log)
+    profile = Path(tempfile.mkdtemp(prefix="vitviz-first-view-profile-")) if returning else None
     try:
         time.sleep(arrive_after)
         views = page_views(app_dir, page_path)
         if warm:
-            _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views)
+            _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views, profile=profile)
         before = None if via is None else (f"http://127.0.0.1:{port}/{via}{query}", page_views(app_dir, via))
-        times = _browse(f"http://127.0.0.1:{port}/{page_path}{query}", views, before)
+        url = f"http://127.0.0.1:{port}/{page_path}{query}"
+        old = None
+        if python_poll and old_first:
+            old = _browse(url, views, before, python_poll=True)
+        times = _browse(url, views, before, profile=profile)
+        if python_poll and not old_first:
+            old = _browse(url, views, before, python_poll=True)
     finally:
         proc.terminate()
         try:
@@ -169,11 +230,13 @@ def first_view(app_dir: Path, env: dict[str, str], query: str = "", arrive_after
         except subprocess.TimeoutExpired:  # a loaded machine: do not lose the measurement over a slow exit
             proc.kill()
             proc.wait(timeout=60)
+        if profile is not None:
+            shutil.rmtree(profile, ignore_errors=True)
     steps = {m.group(1): float(m.group(2)) - healthy for m in _WARMUP.finditer(log.read_text())}
     return {"start→healthy": healthy - started, "healthy→shell": times["shell"] - healthy,
             "healthy→Overview": times["drawn"] - healthy, "start→Overview": times["drawn"] - started,
             "opened→Overview": times["drawn"] - times["opened"], "steps": steps, "title": times["title"],
-            "log": str(log)}
+            "log": str(log), **({} if old is None else {"opened→Overview, old timer": old["drawn"] - old["opened"]})}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,6 +252,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--via", default=None, metavar="PATH",
                         help="reach --page by a click in the navigation from this page (\"\": the Overview), once it "
                              "is drawn: the time is from the click")
+    parser.add_argument("--python-poll", action="store_true",
+                        help="with --warm: also time each visit with this bench's timer before 2026-12-07 (from "
+                             "Python every 50 ms, reading the page's text each time, which slows the page it times), "
+                             "in another new browser right before or after it, alternating")
+    parser.add_argument("--returning", action="store_true",
+                        help="with --warm: the measured visitor's new browser has the first visitor's profile (its "
+                             "HTTP and code caches), as a learner who has used the app before")
     parser.add_argument("--page", default="",
                         help="the page to open, by its URL path (e.g. attention; default: the Overview)")
     args = parser.parse_args(argv)
@@ -199,17 +269,23 @@ def main(argv: list[str] | None = None) -> None:
         random_hub_weights(CATALOGUE_TIMM[args.model])
         query = f"?model={quote(args.model)}"
     results: dict[str, list[dict]] = {str(a): [] for a in args.app}
-    for _ in range(rounds):  # the checkouts alternate, so a change in the machine's load hits both
+    if (args.python_poll or args.returning) and not args.warm:
+        parser.error("--python-poll and --returning time a warm visit: give --warm too")
+    for round_ in range(rounds):  # the checkouts alternate, so a change in the machine's load hits both
         for app in args.app:
-            results[str(app)].append(first_view(app, env, query, args.arrive_after, args.page, args.warm, args.via))
+            results[str(app)].append(first_view(app, env, query, args.arrive_after, args.page, args.warm, args.via,
+                                                args.python_poll, old_first=round_ % 2 == 1,
+                                                returning=args.returning))
             print(app, results[str(app)][-1], flush=True)
     shown, shown_via = args.page or "Overview", "the Overview"
     table = Table(f"First view of {shown} after a fresh start ({args.model or 'default model'}; seconds, median of "
                   f"{rounds}; page opened {args.arrive_after:g} s after healthy"
                   f"{'; warm: a second visitor, after a first one drew the page' if args.warm else ''}"
+                  f"{', in a browser that has used the app before' if args.returning else ''}"
                   f"{'' if args.via is None else f'; reached by a click from {args.via or shown_via}, timed from it'})",
                   ["app", "start → healthy", "healthy → page shell", f"healthy → {shown} drawn",
                    f"≤ {TARGET_S:.0f} s?", f"start → {shown} drawn", f"page opened → {shown} drawn",
+                   *(["the same, old timer (--python-poll)"] if args.python_poll else []),
                    "warm-up steps after healthy (imports / model / image / capture / figures)",
                    "progress box said"])
     for app, runs in results.items():
@@ -220,10 +296,16 @@ def main(argv: list[str] | None = None) -> None:
         step_text = " / ".join("—" if s is None else f"{s:.1f}" for s in steps)
         table.add(app, med["start→healthy"], med["healthy→shell"], med["healthy→Overview"],
                   "yes" if med["healthy→Overview"] <= TARGET_S else "no", med["start→Overview"],
-                  med["opened→Overview"], step_text, runs[-1]["title"])
+                  med["opened→Overview"],
+                  *([statistics.median(r["opened→Overview, old timer"] for r in runs)] if args.python_poll else []),
+                  step_text, runs[-1]["title"])
     table.notes += [
         "Overview drawn: both Plotly figures (top-5 predictions, rollout) have their SVG in headless Chromium; "
-        "attention drawn: the explorer's map canvas is there; another page: its first Plotly figure.",
+        "attention drawn: the explorer's map canvas is there; another page: its first Plotly figure. "
+        + "The page times itself (bench/_first_view_probe.js): the first animation frame that has them all, looked "
+        "for in the first frame after each change of the page."
+        + (" Old timer: the same view in another new browser just before or after (alternating), timed from Python "
+           "every 50 ms, the page's text read each time." if args.python_poll else ""),
         "Warm-up steps: epoch time of the server's 'vitviz warm-up' log lines minus the healthy time.",
         "Checkouts run in alternation; the machine is shared, so compare rows of one run only.",
     ]
