@@ -32,7 +32,7 @@ which every figure is there, looked for only in the first frame after each chang
 adds no work while the page loads. ``--python-poll`` (with ``--warm``) also times each visit as this bench did
 before, from Python every 50 ms, reading the page's whole text each time, in another new browser right before or
 after it (alternating): that old timer forced a layout of the loading page twenty times a second and made the view
-it timed about 0.4 s slower (bench/README.md §20).
+it timed 0.4–0.65 s slower at the median (bench/README.md §20).
 
 ``--returning`` (with ``--warm``): the measured visitor opens the link in a new browser that keeps the first
 visitor's profile, so Streamlit's and Plotly's code come from its cache: a learner who has used the app before.

@@ -1,6 +1,6 @@
 """The first-view bench's timer inside the page (``bench/_first_view_probe.js``): it names the first frame in which
 every watched element is there, not an earlier one and not much later, and reads the start-up box's title, without
-the bench asking the page anything while it loads (the old timer from Python slowed the page by 0.4 s,
+the bench asking the page anything while it loads (the old timer from Python slowed the page by 0.4–0.65 s,
 bench/README.md §20)."""
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 PROBE = (Path(__file__).resolve().parents[2] / "bench" / "_first_view_probe.js").read_text()
 URL = "http://first-view.test/"
-PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body><div data-testid="stSidebar">sidebar</div><script>
+PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
+<div data-testid="stSidebar">sidebar</div><script>
   window.added = {};
   const add = (id, ms, html) => setTimeout(() => {
     const e = document.createElement('div'); e.id = id; e.innerHTML = html || id; document.body.appendChild(e);
