@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.browser
+
 PROBE = (Path(__file__).resolve().parents[2] / "bench" / "_first_view_probe.js").read_text()
 URL = "http://first-view.test/"
 PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
