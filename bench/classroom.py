@@ -26,6 +26,8 @@ uploads start together and none waits on this script. Measured inside each page:
   answered by two replicas would have lost its state;
 * **informed**: from the upload event to the first frame that shows the session's place in line ("3 ahead of
   you · about 4 s", ``vitviz_app.waiting``), or its map if it never waited; and each different text it saw;
+* **first estimate ÷ real wait**: the seconds the first notice promised ("about 4 s") over the seconds from that
+  frame to the session's own map (:func:`estimate_ratios`): 1 is a true estimate;
 * **server CPU-seconds per upload**: user + system time of the server processes (``/proc/<pid>/stat``; the
   ones this script started, or ``--pids``) from just before the uploads until the last map, divided by N.
 * **where the wait to be told goes** (``bench/_trace.py``): the upload request's start and answer (the page's
@@ -367,6 +369,26 @@ def _p95(values: list[float]) -> float:
     return values[0] if len(values) == 1 else statistics.quantiles(values, n=20, method="inclusive")[18]
 
 
+_ESTIMATE = re.compile(r"(\d+) s\b")
+
+
+def estimate_ratios(rows: list[dict]) -> list[float]:
+    """Per session told its place with a time: the first notice's seconds over the real wait from that notice to
+    the session's own map, sorted. A notice without seconds ("next in line", "almost done") counts for none."""
+    ratios = []
+    for r in rows:
+        notices, informed, drawn = r.get("notices") or [], r.get("t_informed"), r.get("t1")
+        found = _ESTIMATE.search(notices[0].rsplit("·", 1)[-1]) if notices else None
+        if found and informed is not None and drawn is not None and drawn > informed:
+            ratios.append(int(found.group(1)) / ((drawn - informed) / 1e3))
+    return sorted(ratios)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``values`` (nearest rank)."""
+    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
+
+
 def tables(run: dict, label: str) -> list[Table]:
     rows = run["results"]
     times = sorted((r["t1"] - r["t0"]) / 1e3 for r in rows if r.get("t0") and r.get("t1"))
@@ -387,16 +409,22 @@ def tables(run: dict, label: str) -> list[Table]:
     told = [r for r in rows if r.get("notices")]
     waiting = Table(f"Informed while waiting: {label}",
                     ["sessions told their place", "informed ≤ 1 s", "median s to informed", "max s to informed",
-                     "median texts seen", "example (first, last)"])
+                     "median texts seen", "first estimate ÷ real wait, median (p10–p90)", "example (first, last)"])
     if informed:
         example = max(told, key=lambda r: len(r["notices"]), default=None)
+        ratios = estimate_ratios(rows)
         waiting.add(len(told), sum(t <= 1.0 for t in informed), statistics.median(informed), informed[-1],
                     statistics.median(len(r["notices"]) for r in told) if told else 0,
+                    f"{statistics.median(ratios):.2f} ({_quantile(ratios, 0.1):.2f}–{_quantile(ratios, 0.9):.2f}), "
+                    f"{len(ratios)} sessions" if ratios else "—",
                     f"{example['notices'][0]!r} … {example['notices'][-1]!r}" if example else "—")
     waiting.notes += [
         "Informed: from the upload event to the first frame that shows the session's place in line (the app's "
         "hourglass notice, vitviz_app.waiting) or, for a session that never waited in line, its map. Texts seen: "
         "how many different texts of its place (position, time left) a session saw while it waited.",
+        "First estimate ÷ real wait: the seconds the first notice promised (\"about N s\") over the seconds from "
+        "the frame that showed it to the frame with the session's own map (which also holds drawing the page, "
+        "so a true estimate of the pass reads a little under 1).",
     ]
     summary.notes += [
         f"Load average (1, 5, 15 min) just before the uploads: {run.get('load_before')}.",

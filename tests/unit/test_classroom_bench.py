@@ -98,3 +98,19 @@ def test_the_event_loops_lag_is_weighted_by_its_wakes_within_the_span():
     lag = _trace.loop_lag(marks, 100.0, 101.0)
     assert lag == pytest.approx({"mean ms": (10 * 30 + 100 * 10) / 40, "max ms": 400.0, "windows": 2})
     assert _trace.loop_lag([], 100.0, 101.0) is None
+
+
+def test_the_first_estimate_is_set_against_the_real_wait_from_its_notice_to_the_map():
+    from bench.classroom import estimate_ratios
+
+    rows = [
+        {"notices": ["Running ViT-B/16 on your image… · 3 ahead of you · about 8 s", "… · about 6 s"],
+         "t_informed": 1_000.0, "t1": 5_000.0},  # promised 8 s, waited 4 s
+        {"notices": ["Running ViT-B/16 on your image… · next in line · about 2 s"], "t_informed": 0.0,
+         "t1": 4_000.0},  # promised 2 s, waited 4 s
+        {"notices": ["Running ViT-B/16 on your image… · almost done"], "t_informed": 0.0, "t1": 900.0},  # no time
+        {"notices": [], "t_informed": None, "t1": 3_000.0},  # never waited
+        {"notices": ["Running ViT-B/16 on your image… · 12 ahead of you · about 9 s"], "t_informed": 0.0,
+         "t1": None},  # no map
+    ]
+    assert estimate_ratios(rows) == [0.5, 2.0]

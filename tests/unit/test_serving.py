@@ -226,16 +226,32 @@ def test_the_worker_thread_ends_when_idle_and_a_new_request_starts_another():
     assert batcher.submit("b", "plain", "b").result(DEADLINE_S) == "done b"
 
 
-def test_service_times_are_an_exponentially_weighted_mean_per_kind():
-    times = ServiceTimes(alpha=0.5)
-    assert times.mean("plain") is None
-    for seconds in (4.0, 2.0, 1.0):
-        times.record("plain", seconds)
+def test_service_times_are_the_median_of_the_latest_measurements_per_kind():
+    times = ServiceTimes(window=5)
+    assert times.typical("plain") is None
     times.record("gradients", 9.0)
-    assert times.mean("plain") == pytest.approx(2.0)  # 4 → 3 → 2
-    assert times.mean("gradients") == 9.0
+    times.record("plain", 8.0)  # one slow pass (the sample photo's, while a class's pages loaded)
+    assert times.typical("plain") == 8.0
+    for seconds in (1.0, 1.2):
+        times.record("plain", seconds)
+    assert times.typical("plain") == pytest.approx(1.2)  # two ordinary passes outvote it
+    for seconds in (0.9, 1.1, 1.0, 1.3):
+        times.record("plain", seconds)
+    assert times.typical("plain") == pytest.approx(1.1)  # the window holds 1.2, 0.9, 1.1, 1.0, 1.3
+    assert times.typical("gradients") == 9.0  # each kind its own
     with pytest.raises(ValueError):
-        ServiceTimes(alpha=0.0)
+        ServiceTimes(window=0)
+
+
+def test_after_one_slow_pass_the_line_estimates_from_the_ordinary_ones():
+    """A queue's estimate for the third in line, once a slow first pass and three ordinary ones were timed."""
+    times = ServiceTimes()
+    for seconds in (8.0, 1.0, 1.0, 1.0):
+        times.record("plain", seconds)
+    queue = WorkQueue(times)
+    tickets = [queue.submit(k, "plain", k) for k in "abc"]
+    place = tickets[2].place()
+    assert place.ahead == 2 and place.seconds_left == pytest.approx(3.0)
 
 
 def test_finished_jobs_are_forgotten_after_lingering():
