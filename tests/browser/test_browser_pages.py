@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from tests._browser import LAYOUT_PROBLEMS_JS, MIN_CHART_PX, screenshot, wait_until_idle
+from tests._browser import LAYOUT_PROBLEMS_JS, MIN_CHART_PX, screenshot, settled, wait_until_idle
 from tests._pages import app_pages
 from tests._texts import glossary
 
@@ -71,6 +71,7 @@ def test_every_page_fits_the_window(window, server, window_name, page):
     tab = window(width, height, phone=phone)
     tab.goto(page.url(server, **({"lang": lang} if lang != "en" else {})))
     wait_until_idle(tab)
+    settled(tab)  # as test_layouts: Compare adds its curves one by one, and a legend mid-redraw is not the page
     assert tab.locator("[data-testid=stException]").count() == 0, "the page shows an exception"
     kept = {t.chinese for t in glossary() if not CJK.search(t.chinese)}  # method names kept as published
     assert bool(CJK.search(_title(tab)) or _title(tab) in kept) == (lang == "zh"), _title(tab)
