@@ -73,18 +73,20 @@ class ServiceTimes:
             raise ValueError(f"window must be at least 1, not {window}")
         self.window = window
         self._latest: dict[Hashable, collections.deque[float]] = {}
+        self._typical: dict[Hashable, float] = {}  # the median, kept at each record: every waiter reads it often
         self._lock = threading.Lock()
 
     def record(self, kind: Hashable, seconds: float) -> None:
         """Add one measured job of ``kind`` that took ``seconds``."""
         with self._lock:
-            self._latest.setdefault(kind, collections.deque(maxlen=self.window)).append(seconds)
+            latest = self._latest.setdefault(kind, collections.deque(maxlen=self.window))
+            latest.append(seconds)
+            self._typical[kind] = statistics.median(latest)
 
     def typical(self, kind: Hashable) -> float | None:
         """The median seconds per job of ``kind`` over its latest measurements, or None before the first."""
         with self._lock:
-            latest = self._latest.get(kind)
-            return statistics.median(latest) if latest else None
+            return self._typical.get(kind)
 
 
 class Job:
