@@ -3,14 +3,15 @@
 // every frame with everyFrame). The first frame that draws one (other
 // than the one on the page when armed, after an earlier upload) ends the probe:
 // window.__vvClass = {t0 (the upload event), t1 (that frame), shown: what the figure and its caption say,
-// t_informed (the first frame showing the session's place in line), notices (each different text of it, in order),
+// t_informed (the first frame showing the session's place in line), notices (each different text of it, in order)
+// and notice_at (the frame that first showed each),
 // upload (when the upload request started and was answered), ws (when the page sent and got websocket messages;
 // the socket is heard from its first send after arming)}. All times are epoch ms.
 ([sel, upload, name, b64, at, everyFrame]) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const file = new File([bytes], name, {type: 'image/png'});
-    const probe = window.__vvClass = {name, t0: null, t1: null, t_informed: null, notices: [], shown: null,
-                                      upload: null, error: null, ws: {sent: [], got: []}};
+    const probe = window.__vvClass = {name, t0: null, t1: null, t_informed: null, notices: [], notice_at: [],
+                                      shown: null, upload: null, error: null, ws: {sent: [], got: []}};
     const socket = WebSocket.prototype;  // when the page sends and gets websocket messages after the upload event
     if (!socket.__vvSend) {
         socket.__vvSend = socket.send;
@@ -77,7 +78,10 @@
         if (now) seen = [gd, data];
         if (told !== null) {
             if (probe.t_informed === null) probe.t_informed = performance.timeOrigin + ts;
-            if (probe.notices.length < 40 && probe.notices[probe.notices.length - 1] !== told) probe.notices.push(told);
+            if (probe.notices.length < 40 && probe.notices[probe.notices.length - 1] !== told) {
+                probe.notices.push(told);
+                probe.notice_at.push(performance.timeOrigin + ts);
+            }
         }
         const changed = now && (!before || ['width', 'height', 'heat'].some((k) => now[k] !== before[k]));
         if (changed) { Object.assign(probe, {t1: performance.timeOrigin + ts, shown: now}); observer.disconnect(); }

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +40,7 @@ __all__ = [
     "median_iqr",
     "paired_ratios",
     "peak_rss",
+    "quantile",
     "quantiles",
     "report",
     "run_isolated",
@@ -131,12 +131,24 @@ def setup_threads(threads: int | None) -> int:
 # --------------------------------------------------------------------------------------------- timing
 
 
+def quantile(values: Iterable[float], q: float) -> float:
+    """The ``q`` quantile (0 ≤ q ≤ 1) of ``values``, interpolated linearly between the two nearest ranks: the
+    "inclusive" method of ``statistics.quantiles`` and numpy's default. Every report of the benches takes its
+    percentiles here, so a p90 means the same in each."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must lie in [0, 1], not {q}")
+    at = q * (len(ordered) - 1)
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
 def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
     """(25th percentile, median, 75th percentile); a single value gives it three times."""
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q2, q3
+    return quantile(values, 0.25), quantile(values, 0.5), quantile(values, 0.75)
 
 
 def median_iqr(values: Sequence[float]) -> tuple[float, float]:

@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._timing import Table
+from bench._timing import Table, quantile
 
 __all__ = ["Mark", "STEPS", "WIRE_STEPS", "digest", "loop_lag", "read", "steps", "table", "wire_steps"]
 
@@ -41,7 +41,10 @@ WIRE_STEPS = (
     ("urls answered", "server", "→ the answer is handed to the websocket (ws-out file_urls_response)"),
     ("urls received", "page", "→ the page's main thread gets a message back"),
     ("upload started", "page", "→ the page starts the upload request (resource timing)"),
-    ("upload stored", "server", "→ the server has stored the file (upload-in)"),
+    ("upload reached", "both", "→ the request reaches the server's app (upload-head: the page's network process "
+     "sent it, the server's event loop accepted it and read its headers)"),
+    ("upload read", "both", "→ its body's last bytes reach the app (upload-body)"),
+    ("upload stored", "server", "→ the server has parsed and stored the file (upload-in)"),
     ("upload done", "page", "→ the page has the answer (resource timing)"),
     ("rerun asked", "page", "→ the page sends its next message (the rerun)"),
     ("rerun read", "server", "→ the server's event loop hands it to the session (ws-in rerun_script)"),
@@ -132,7 +135,9 @@ def wire_steps(marks: list[Mark], image_key: str, probe: dict) -> dict[str, floa
     points["urls answered"] = server("ws-out", points["urls read"], "file_urls_response")
     points["urls received"] = _first(got, points["urls answered"])
     points["upload started"], points["upload done"] = upload
-    points["upload stored"] = server("upload-in", upload[0])
+    points["upload reached"] = server("upload-head", upload[0])
+    points["upload read"] = server("upload-body", points["upload reached"])
+    points["upload stored"] = server("upload-in", points["upload read"])
     points["rerun asked"] = _first(sent, upload[1])
     points["rerun read"] = server("ws-in", upload[1], "rerun_script")
     points["run started"] = max((m.epoch for m in own if m.step == "run" and image and m.epoch <= image.epoch),
@@ -145,6 +150,17 @@ def wire_steps(marks: list[Mark], image_key: str, probe: dict) -> dict[str, floa
     names = ["start", *(name for name, _whose, _what in WIRE_STEPS)]
     return {after: points[after] - points[before] for before, after in zip(names, names[1:])
             if points[before] and points[after]}
+
+
+def whose_sums(per_session: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Per session with every one of :data:`WIRE_STEPS` timed, the seconds of its steps summed by whose they are
+    (``page``, ``both``, ``server``): empty when no session has them all."""
+    complete = [s for s in per_session if all(name in s for name, _whose, _what in WIRE_STEPS)]
+    if not complete:
+        return {}
+    whose = {w for _name, w, _what in WIRE_STEPS}
+    return {w: [sum(s[name] for name, v, _what in WIRE_STEPS if v == w) for s in complete]
+            for w in ("page", "both", "server") if w in whose}
 
 
 def loop_lag(marks: list[Mark], start: float, end: float) -> dict[str, float] | None:
@@ -180,6 +196,13 @@ def table(per_session: list[dict[str, float]], label: str, wire: bool = False,
         ]
         if not found:
             out.notes.append("No page recorded its websocket (or no --trace): nothing to split.")
+        sums = whose_sums(found)
+        if sums:
+            names = {"page": "the page's own steps", "both": "the upload's way in (both)",
+                     "server": "the server's steps"}
+            out.notes.append(f"Summed per session, over the {len(sums['server'])} with every step timed: "
+                             + "; ".join(f"{names[who]}: median {statistics.median(v):.2f} s, max {max(v):.2f} s"
+                                         for who, v in sums.items()) + ".")
         if lag:
             out.notes.append(f"The server's event loop, from the first upload to the last notice drawn, woke from "
                              f"its 10 ms sleeps {lag['mean ms']:.1f} ms late on average, {lag['max ms']:.0f} ms at "
@@ -205,5 +228,4 @@ def table(per_session: list[dict[str, float]], label: str, wire: bool = False,
 
 def _spread(values: list[float]) -> tuple[float, float, float]:
     """Median, p90 and max of sorted ``values``."""
-    p90 = values[0] if len(values) == 1 else statistics.quantiles(values, n=10, method="inclusive")[8]
-    return statistics.median(values), p90, values[-1]
+    return statistics.median(values), quantile(values, 0.9), values[-1]

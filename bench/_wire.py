@@ -1,16 +1,19 @@
 """The server's side of a class's wait, as the websocket sees it: ``streamlit run`` with trace hooks, for the class
 bench only (``bench/classroom.py --trace``).
 
-``python bench/_wire.py run app.py [streamlit options]`` is ``streamlit run`` with four hooks in Streamlit's
-runtime, installed before it starts, so they work for any vitviz checkout (``--app``), old ones included. Each
-writes a line in the format of ``vitviz_app.trace`` (``vitviz-trace <epoch s> <thread CPU s> <session> <step>
-[key=value ...]``) to the server's log, which ``bench/_trace.py`` reads:
+``python bench/_wire.py run app.py [streamlit options]`` is ``streamlit run`` with hooks in Streamlit's runtime
+and its web server, installed before it starts, so they work for any vitviz checkout (``--app``), old ones
+included. Each writes a line in the format of ``vitviz_app.trace`` (``vitviz-trace <epoch s> <thread CPU s>
+<session> <step> [key=value ...]``) to the server's log, which ``bench/_trace.py`` reads:
 
 * ``ws-in type=...``: a message from a page reached its session (``Runtime.handle_backmsg``, on the event loop):
   ``file_urls_request`` (the upload box asks where to send the file), ``rerun_script`` (the page's rerun after it);
 * ``ws-out type=...``: a message to a page is handed to its websocket (``Runtime._send_message``, the event loop's
   flush): ``file_urls_response``, ``new_session`` (a run started), ``notice`` (the first delta with the waiting
   notice, ``vitviz_app.waiting``'s hourglass), ``script_finished``;
+* ``upload-head`` and ``upload-body``: an upload request reached the app (its headers read, the ASGI app called)
+  and its body's last bytes arrived (Starlette's ``receive``), both on the event loop; the session is the upload
+  path's;
 * ``upload-in``: an uploaded file is stored for its session (``UploadedFileManager.add_file``);
 * ``lag max_ms=... mean_ms=... n=...``: how late the event loop woke from a 10 ms sleep, per half second: the
   time any message waits before the server even reads it;
@@ -30,8 +33,8 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["GC_MS", "LAG_INTERVAL_S", "LAG_WINDOW_S", "STALL_S", "WATCHED_IN", "install", "lag_probe", "main",
-           "outgoing", "time_collections", "watch_stalls", "write"]
+__all__ = ["GC_MS", "LAG_INTERVAL_S", "LAG_WINDOW_S", "STALL_S", "UPLOAD_PATH", "WATCHED_IN", "install", "lag_probe",
+           "main", "outgoing", "time_collections", "upload_session", "watch_stalls", "write"]
 
 WATCHED_IN = ("file_urls_request", "rerun_script")
 """The pages' messages whose arrival is logged."""
@@ -39,6 +42,8 @@ LAG_INTERVAL_S = 0.01
 LAG_WINDOW_S = 0.5
 STALL_S = 0.1
 GC_MS = 10.0
+UPLOAD_PATH = "/_stcore/upload_file/"
+"""Streamlit's upload route: ``PUT <UPLOAD_PATH><session id>/<file id>``."""
 _HOURGLASS = "hourglass"  # vitviz_app.waiting.ICON: ":material/hourglass_top:"
 
 
@@ -60,6 +65,18 @@ def outgoing(msg) -> str | None:
         if element.WhichOneof("type") == "alert" and _HOURGLASS in element.alert.icon:
             return "notice"
     return None
+
+
+def upload_session(scope: dict) -> str | None:
+    """The session of an ASGI request when it is an upload (``PUT`` on :data:`UPLOAD_PATH`), else None."""
+    if scope.get("type") != "http" or scope.get("method") != "PUT":
+        return None
+    path = scope.get("path", "")
+    at = path.find(UPLOAD_PATH)
+    if at < 0:
+        return None
+    session = path[at + len(UPLOAD_PATH):].split("/", 1)[0]
+    return session or None
 
 
 _tick = {"at": 0.0, "thread": 0}  # the lag probe's latest wake and the event loop's thread
@@ -137,6 +154,7 @@ def time_collections(least_ms: float = GC_MS) -> None:
 
 def install() -> None:
     """Wrap Streamlit's runtime so that it logs the lines above (idempotent)."""
+    from starlette.applications import Starlette
     from streamlit.runtime import memory_uploaded_file_manager as uploads
     from streamlit.runtime.runtime import Runtime
 
@@ -146,6 +164,7 @@ def install() -> None:
     time_collections()
     handle, send, loop = Runtime.handle_backmsg, Runtime._send_message, Runtime._loop_coroutine
     add_file = uploads.MemoryUploadedFileManager.add_file
+    asgi = Starlette.__call__
 
     def handle_backmsg(self, session_id, msg, *args, **kwargs):
         kind = msg.WhichOneof("type")
@@ -171,9 +190,24 @@ def install() -> None:
         write(session_id, "upload-in")
         return add_file(self, session_id, file)
 
+    async def asgi_logged(self, scope, receive, send):
+        session = upload_session(scope)
+        if session is None:
+            return await asgi(self, scope, receive, send)
+        write(session, "upload-head")
+
+        async def receive_logged():
+            message = await receive()
+            if message.get("type") == "http.request" and not message.get("more_body", False):
+                write(session, "upload-body")
+            return message
+
+        return await asgi(self, scope, receive_logged, send)
+
     Runtime.handle_backmsg, Runtime._send_message, Runtime._loop_coroutine = handle_backmsg, send_message, \
         loop_coroutine
     uploads.MemoryUploadedFileManager.add_file = add_file_logged
+    Starlette.__call__ = asgi_logged
 
 
 def main(argv: list[str]) -> None:

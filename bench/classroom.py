@@ -26,8 +26,8 @@ uploads start together and none waits on this script. Measured inside each page:
   answered by two replicas would have lost its state;
 * **informed**: from the upload event to the first frame that shows the session's place in line ("3 ahead of
   you · about 4 s", ``vitviz_app.waiting``), or its map if it never waited; and each different text it saw;
-* **first estimate ÷ real wait**: the seconds the first notice promised ("about 4 s") over the seconds from that
-  frame to the session's own map (:func:`estimate_ratios`): 1 is a true estimate;
+* **first estimate ÷ real wait**: the seconds the first notice with a time promised ("about 4 s") over the
+  seconds from the frame that showed it to the session's own map (:func:`estimate_ratios`): 1 is a true estimate;
 * **server CPU-seconds per upload**: user + system time of the server processes (``/proc/<pid>/stat``; the
   ones this script started, or ``--pids``) from just before the uploads until the last map, divided by N.
 * **where the wait to be told goes** (``bench/_trace.py``): the upload request's start and answer (the page's
@@ -79,7 +79,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _trace  # noqa: E402
 from bench._app import app_env, ctrl_c_stops, free_port, random_hub_weights, start_server  # noqa: E402
-from bench._timing import REPO, Table, machine, report  # noqa: E402
+from bench._timing import REPO, Table, machine, quantile, report  # noqa: E402
 
 __all__ = ["ClassImage", "Session", "class_images", "open_session", "pick_upload", "wait_ready", "arm", "outcome",
            "judge", "cpu_seconds", "run_class", "main"]
@@ -365,28 +365,26 @@ def _healthy(url: str) -> bool:
 # ----------------------------------------------------------------------------------------------- report
 
 
-def _p95(values: list[float]) -> float:
-    return values[0] if len(values) == 1 else statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
 _ESTIMATE = re.compile(r"(\d+) s\b")
 
 
 def estimate_ratios(rows: list[dict]) -> list[float]:
-    """Per session told its place with a time: the first notice's seconds over the real wait from that notice to
-    the session's own map, sorted. A notice without seconds ("next in line", "almost done") counts for none."""
+    """Per session told a time: the seconds of the first notice that gave one ("about N s") over the real wait
+    from the frame that showed it to the session's own map, sorted. A notice without seconds (the place alone,
+    while the model's pass has not been timed; "almost done") is passed over; a session whose notices never gave
+    seconds counts for none. Without the frames of each notice (``notice_at``, reports before 2026-12-07 §22) only
+    the first notice counts, shown at ``t_informed``."""
     ratios = []
     for r in rows:
-        notices, informed, drawn = r.get("notices") or [], r.get("t_informed"), r.get("t1")
-        found = _ESTIMATE.search(notices[0].rsplit("·", 1)[-1]) if notices else None
-        if found and informed is not None and drawn is not None and drawn > informed:
-            ratios.append(int(found.group(1)) / ((drawn - informed) / 1e3))
+        notices, drawn = r.get("notices") or [], r.get("t1")
+        shown_at = r.get("notice_at") or [r.get("t_informed")]
+        for text, at in zip(notices, shown_at):
+            found = _ESTIMATE.search(text.rsplit("·", 1)[-1])
+            if found:
+                if at is not None and drawn is not None and drawn > at:
+                    ratios.append(int(found.group(1)) / ((drawn - at) / 1e3))
+                break
     return sorted(ratios)
-
-
-def _quantile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of sorted ``values`` (nearest rank)."""
-    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
 
 
 def tables(run: dict, label: str) -> list[Table]:
@@ -401,7 +399,7 @@ def tables(run: dict, label: str) -> list[Table]:
                     ["sessions", "own map", "mix-ups", "no map", "moved replica", "median s", "p95 s", "max s",
                      "uploads spread ms", "server CPU-s", "server CPU-s / upload", "browser CPU-s"])
     summary.add(len(rows), own, mixups, len(rows) - own - mixups, moved,
-                statistics.median(times) if times else None, _p95(times) if times else None,
+                statistics.median(times) if times else None, quantile(times, 0.95) if times else None,
                 times[-1] if times else None, max(starts) - min(starts) if starts else None,
                 *((cpu, cpu / len(rows)) if cpu is not None else ("no --pids", "—")), run["client_cpu_s"])
     informed = sorted(((r["t_informed"] if r.get("t_informed") else r["t1"]) - r["t0"]) / 1e3
@@ -415,16 +413,16 @@ def tables(run: dict, label: str) -> list[Table]:
         ratios = estimate_ratios(rows)
         waiting.add(len(told), sum(t <= 1.0 for t in informed), statistics.median(informed), informed[-1],
                     statistics.median(len(r["notices"]) for r in told) if told else 0,
-                    f"{statistics.median(ratios):.2f} ({_quantile(ratios, 0.1):.2f}–{_quantile(ratios, 0.9):.2f}), "
+                    f"{statistics.median(ratios):.2f} ({quantile(ratios, 0.1):.2f}–{quantile(ratios, 0.9):.2f}), "
                     f"{len(ratios)} sessions" if ratios else "—",
                     f"{example['notices'][0]!r} … {example['notices'][-1]!r}" if example else "—")
     waiting.notes += [
         "Informed: from the upload event to the first frame that shows the session's place in line (the app's "
         "hourglass notice, vitviz_app.waiting) or, for a session that never waited in line, its map. Texts seen: "
         "how many different texts of its place (position, time left) a session saw while it waited.",
-        "First estimate ÷ real wait: the seconds the first notice promised (\"about N s\") over the seconds from "
-        "the frame that showed it to the frame with the session's own map (which also holds drawing the page, "
-        "so a true estimate of the pass reads a little under 1).",
+        "First estimate ÷ real wait: the seconds the first notice with a time promised (\"about N s\") over the "
+        "seconds from the frame that showed it to the frame with the session's own map (which also holds "
+        "drawing the page, so a true estimate of the pass reads a little under 1).",
     ]
     summary.notes += [
         f"Load average (1, 5, 15 min) just before the uploads: {run.get('load_before')}.",

@@ -63,7 +63,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._app import app_env, free_port, random_hub_weights, start_server  # noqa: E402
-from bench._timing import REPO, Table, add_common_args, machine, quantiles, report  # noqa: E402
+from bench._timing import REPO, Table, add_common_args, machine, quantile, quantiles, report  # noqa: E402
 from bench.browser_latency import _FINGERPRINT, CHROMIUM, CHROMIUM_ARGS, MAP, MODEL, FrameCounter  # noqa: E402
 from vitviz_app.components._registry import TEST_HOOKS_ENV  # noqa: E402
 
@@ -559,7 +559,7 @@ def _add_rows(table: Table, results: dict[str, list[dict]], *first: Any) -> dict
         by_raf[name] = sum(r["screencast"] is None for r in rows)
         ms = [r["screencast"] if r["screencast"] is not None else r["raf"] for r in rows]
         q1, q2, q3 = quantiles(ms)
-        p90 = statistics.quantiles(ms, n=10, method="inclusive")[-1] if len(ms) > 1 else ms[0]
+        p90 = quantile(ms, 0.9)
         table.add(*first, name, len(rows), q2, p90, f"{q1:.0f}–{q3:.0f}", statistics.median(r["raf"] for r in rows),
                   max(r["sent"] for r in rows), statistics.median(r["received"] for r in rows) / 1024)
     return by_raf

@@ -62,6 +62,9 @@ def test_the_wait_on_the_wire_is_split_between_the_page_and_the_server_from_the_
         "100.05 0.2 B ws-in type=file_urls_request",  # another session
         "100.10 0.2 A ws-in type=file_urls_request",
         "100.12 0.2 A ws-out type=file_urls_response",
+        "100.33 0.3 B upload-head ",  # another session's upload
+        "100.35 0.3 A upload-head ",
+        "100.37 0.3 A upload-body ",
         "100.40 0.3 A upload-in ",
         "100.70 0.4 A ws-in type=rerun_script",
         "100.75 1.00 A run  ",
@@ -75,13 +78,19 @@ def test_the_wait_on_the_wire_is_split_between_the_page_and_the_server_from_the_
              "ws": {"sent": [100_020.0, 100_600.0, 101_200.0], "got": [100_200.0, 100_990.0, 101_100.0]}}
     steps = _trace.wire_steps(marks, "mine", probe)
     expected = {"urls asked": 0.02, "urls read": 0.08, "urls answered": 0.02, "urls received": 0.08,
-                "upload started": 0.1, "upload stored": 0.1, "upload done": 0.1, "rerun asked": 0.1,
+                "upload started": 0.1, "upload reached": 0.05, "upload read": 0.02, "upload stored": 0.03,
+                "upload done": 0.1, "rerun asked": 0.1,
                 "rerun read": 0.1, "run started": 0.05, "joined the line": 0.15, "notice made": 0.05,
                 "notice on the wire": 0.1, "notice received": 0.05, "notice drawn": 0.3}
     assert steps == pytest.approx(expected)
     assert list(steps) == [name for name, _whose, _what in _trace.WIRE_STEPS]
     table = _trace.table([steps], "a class", wire=True)
     assert {row[0]: row[1] for row in table.rows}["rerun read"] == "server"
+    assert _trace.whose_sums([steps, {"urls asked": 1.0}]) == {  # the incomplete session is left out
+        "page": pytest.approx([0.02 + 0.08 + 0.1 + 0.1 + 0.1 + 0.05 + 0.3]),
+        "both": pytest.approx([0.05 + 0.02]),
+        "server": pytest.approx([0.08 + 0.02 + 0.03 + 0.1 + 0.05 + 0.15 + 0.05 + 0.1])}
+    assert "the server's steps: median 0.58 s, max 0.58 s" in table.notes[-1]
 
 
 def test_without_the_wire_trace_only_the_steps_with_both_ends_known_are_timed():
@@ -114,3 +123,40 @@ def test_the_first_estimate_is_set_against_the_real_wait_from_its_notice_to_the_
          "t1": None},  # no map
     ]
     assert estimate_ratios(rows) == [0.5, 2.0]
+    later = [{"notices": ["… · 29 ahead of you", "… · 28 ahead of you · about 21 s", "… · about 20 s"],
+              "notice_at": [1_000.0, 2_000.0, 3_000.0], "t_informed": 1_000.0, "t1": 23_000.0},  # 21 s of 21 s
+             {"notices": ["… · 3 ahead of you", "… · almost done"], "notice_at": [0.0, 500.0], "t1": 900.0}]
+    assert estimate_ratios(later) == [1.0]  # the first notice with a time, from its own frame
+
+
+def test_the_wire_knows_an_upload_request_and_its_session_from_the_path_alone():
+    from bench import _wire
+
+    put = {"type": "http", "method": "PUT", "path": "/_stcore/upload_file/sess-1/file-9"}
+    assert _wire.upload_session(put) == "sess-1"
+    assert _wire.upload_session({**put, "path": "/base/_stcore/upload_file/sess-2/f"}) == "sess-2"  # a base path
+    assert _wire.upload_session({**put, "method": "DELETE"}) is None
+    assert _wire.upload_session({**put, "path": "/_stcore/upload_file/"}) is None
+    assert _wire.upload_session({**put, "type": "websocket"}) is None
+    assert _wire.upload_session({**put, "path": "/_stcore/health"}) is None
+
+
+def test_every_bench_percentile_interpolates_between_ranks_as_statistics_and_numpy_do():
+    import statistics
+
+    import numpy as np
+
+    from bench._timing import quantile, quantiles
+
+    assert quantile([4.0, 1.0, 2.0, 3.0], 0.5) == 2.5  # by hand: halfway between the 2nd and 3rd
+    assert quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9) == pytest.approx(4.6)  # 0.9 × 4 = 3.6: 4 + 0.6 × (5 - 4)
+    assert quantile([7.0], 0.95) == 7.0 and quantiles([7.0]) == (7.0, 7.0, 7.0)
+    values = list(np.random.default_rng(0).gamma(2.0, size=37))
+    for q, n, k in [(0.9, 10, 8), (0.95, 20, 18), (0.1, 10, 0), (0.25, 4, 0)]:
+        assert quantile(values, q) == pytest.approx(statistics.quantiles(values, n=n, method="inclusive")[k])
+        assert quantile(values, q) == pytest.approx(np.percentile(values, 100 * q))
+    assert not hasattr(bench, "_quantile") and not hasattr(bench, "_p95")  # the class bench has no helper of its own
+    with pytest.raises(ValueError):
+        quantile([], 0.5)
+    with pytest.raises(ValueError):
+        quantile([1.0], 1.5)

@@ -5,8 +5,8 @@ first come, first served. A job is known by its key (model, image, settings): a 
 line, in progress or just finished (``linger_s``) joins that job instead of adding another, so work for the
 same key is done once however many sessions ask at once. Every request gets a :class:`Ticket`, which tells its
 :class:`Place` (how many jobs are ahead, whether its own has started, the seconds left, estimated from
-:class:`ServiceTimes`, the median of the latest measured times per job of each kind), and gives the result once
-the job is done.
+:class:`ServiceTimes`, the median of the latest measured times per job of each kind, once three are timed after a
+warm-up), and gives the result once the job is done.
 
 A waiter who leaves withdraws its ticket. A job nobody waits for any more keeps its place until the worker
 reaches it, and is then dropped instead of run: a session that reruns (a click while it waits) asks again for
@@ -56,35 +56,56 @@ class Place:
 
 
 class ServiceTimes:
-    """Measured seconds per job: per kind of job, the median of the latest ``window`` measurements (thread-safe).
+    """Measured seconds per job: per kind of job, the median of the latest ``window`` measurements, given once there
+    are ``least`` of them, the first ``warmups`` jobs not counted (thread-safe).
 
     A job's time depends on what else the machine does meanwhile, and one measurement can be far from the next.
-    In classes of 30 here the model's first pass (on the sample photo, while 30 pages loaded) was slow, and with
-    an exponentially weighted mean of the times the first estimate a student read was up to 8.8 times the real
-    wait (bench/README.md §21): that one pass weighed on every estimate for several passes. The median of the
-    latest five drops it as soon as two ordinary ones are in.
+    Classes of 30 with ViT-B/16 here (bench/README.md §22) showed three kinds of pass:
+
+    * the model's first pass in the process, which pays its one-time costs (torch's first pass at these shapes,
+      the first allocations) and, on a server that has just started, shares the machine with the pages loading:
+      0.5–7 s. It is a warm-up, as in any benchmark, and its time is not a measurement;
+    * the first passes after 30 uploads arrived at once, while the server took them in and 30 pages redrew:
+      2.4–3.6 s for the first, 1–2 s for the next few;
+    * the passes after that: 0.6–0.9 s.
+
+    With an exponentially weighted mean of every time the first estimate a student read was up to 8.8 times the
+    real wait (§21); with the median of whatever was timed, 0.4–6.3 times (§22), as a slow pass was the only one
+    timed or one of two. A median outvotes one outlier only from three values on: until three passes of the kind
+    are timed after the warm-up the estimate is unknown, and the notice gives the place alone.
 
     Args:
         window: How many of the latest measurements of a kind count (≥ 1).
+        warmups: How many first jobs of each kind are not measurements (≥ 0).
+        least: How many measurements of a kind give an estimate (1 ≤ least ≤ window).
     """
 
-    def __init__(self, window: int = 5) -> None:
+    def __init__(self, window: int = 5, warmups: int = 1, least: int = 3) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, not {window}")
-        self.window = window
+        if warmups < 0:
+            raise ValueError(f"warmups must be at least 0, not {warmups}")
+        if not 1 <= least <= window:
+            raise ValueError(f"least must lie in [1, window={window}], not {least}")
+        self.window, self.warmups, self.least = window, warmups, least
+        self._seen: collections.Counter[Hashable] = collections.Counter()
         self._latest: dict[Hashable, collections.deque[float]] = {}
         self._typical: dict[Hashable, float] = {}  # the median, kept at each record: every waiter reads it often
         self._lock = threading.Lock()
 
     def record(self, kind: Hashable, seconds: float) -> None:
-        """Add one measured job of ``kind`` that took ``seconds``."""
+        """Add one job of ``kind`` that took ``seconds`` (a warm-up's time is dropped)."""
         with self._lock:
+            self._seen[kind] += 1
+            if self._seen[kind] <= self.warmups:
+                return
             latest = self._latest.setdefault(kind, collections.deque(maxlen=self.window))
             latest.append(seconds)
-            self._typical[kind] = statistics.median(latest)
+            if len(latest) >= self.least:
+                self._typical[kind] = statistics.median(latest)
 
     def typical(self, kind: Hashable) -> float | None:
-        """The median seconds per job of ``kind`` over its latest measurements, or None before the first."""
+        """The median seconds per job of ``kind`` over its latest measurements, or None before ``least`` of them."""
         with self._lock:
             return self._typical.get(kind)
 
