@@ -7,9 +7,10 @@ one machine, so the page's ``performance.timeOrigin`` clock and the server's agr
 class.
 
 With ``bench/_wire.py`` (the bench's launcher, ``--trace``) the server also logs its websocket's side (``ws-in``,
-``ws-out``, ``upload-in``) and its event loop's lateness (``lag``), and each page records when it sent and got
-websocket messages: :func:`wire_steps` splits the same wait finer, into what the page did and what the server did,
-and :func:`loop_lag` says how late the server's event loop ran meanwhile.
+``ws-out``, ``upload-head``, ``upload-body``, ``upload-in``) and its event loop's lateness (``lag``), and each page
+records when it sent and got websocket messages: :func:`wire_steps` splits the same wait finer, into what the page
+did, what the server did and the upload's way in between them (:func:`whose_sums` adds them up per session), and
+:func:`loop_lag` says how late the server's event loop ran meanwhile.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from bench._timing import Table, quantile
 
-__all__ = ["Mark", "STEPS", "WIRE_STEPS", "digest", "loop_lag", "read", "steps", "table", "wire_steps"]
+__all__ = ["Mark", "STEPS", "WIRE_STEPS", "digest", "loop_lag", "read", "steps", "table", "whose_sums", "wire_steps"]
 
 _LINE = re.compile(r"vitviz-trace (?P<epoch>\d+\.\d+) (?P<cpu>\d+\.\d+) (?P<session>\S+) (?P<step>\S+) ?(?P<words>.*)$")
 
