@@ -66,7 +66,7 @@ class ServiceTimes:
       the first allocations) and, on a server that has just started, shares the machine with the pages loading:
       0.5–7 s. It is a warm-up, as in any benchmark, and its time is not a measurement;
     * the first passes after 30 uploads arrived at once, while the server took them in and 30 pages redrew:
-      2.4–3.6 s for the first, 1–2 s for the next few;
+      0.7–3.6 s for the first (over 2 s in most classes), often 1–2 s for a few after it;
     * the passes after that: 0.6–0.9 s.
 
     With an exponentially weighted mean of every time the first estimate a student read was up to 8.8 times the
