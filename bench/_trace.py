@@ -159,9 +159,8 @@ def whose_sums(per_session: list[dict[str, float]]) -> dict[str, list[float]]:
     complete = [s for s in per_session if all(name in s for name, _whose, _what in WIRE_STEPS)]
     if not complete:
         return {}
-    whose = {w for _name, w, _what in WIRE_STEPS}
     return {w: [sum(s[name] for name, v, _what in WIRE_STEPS if v == w) for s in complete]
-            for w in ("page", "both", "server") if w in whose}
+            for w in ("page", "both", "server")}
 
 
 def loop_lag(marks: list[Mark], start: float, end: float) -> dict[str, float] | None:
