@@ -5,22 +5,27 @@ uses weights already in the local Hugging Face cache. So the benchmarks write *r
 catalogue model into a private cache folder (``HF_HUB_CACHE``) and run the app offline
 (``VITVIZ_OFFLINE=1``): the app's own loading path (``source='hub-cache'``) then builds the real architecture
 with those weights, in AppTest and under ``streamlit run`` alike.
+
+:class:`Servers` starts what a class bench drives: one ``streamlit run app.py``, or ``deploy/serve.sh K`` (HAProxy
+in front of K replicas).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from bench._timing import REPO
 
-__all__ = ["APP", "BENCH_CACHE", "app_env", "ctrl_c_stops", "free_port", "random_hub_weights", "start_server",
-           "use_random_hub"]
+__all__ = ["APP", "BENCH_CACHE", "Servers", "app_env", "ctrl_c_stops", "free_port", "random_hub_weights",
+           "start_server", "use_random_hub"]
 
 APP = REPO / "app.py"
 BENCH_CACHE = Path(os.environ.get("VITVIZ_BENCH_CACHE", "/tmp/vitviz-bench-hub"))
@@ -108,3 +113,50 @@ def start_server(port: int, env: dict[str, str], log: Path, timeout_s: float = 2
             time.sleep(0.5)
     proc.terminate()
     raise TimeoutError(f"streamlit did not answer on port {port} within {timeout_s:.0f} s; see {log}")
+
+
+class Servers:
+    """The app this script starts: one ``streamlit run app.py``, or ``deploy/serve.sh K`` (HAProxy + K)."""
+
+    def __init__(self, replicas: int, env: dict[str, str], app_dir: Path = REPO, wire: bool = False) -> None:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="vitviz-classroom-"))
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        if replicas == 1:
+            self.proc = start_server(port, env, self.run_dir / "streamlit.log", app_dir=app_dir, wire=wire)
+            return
+        ports = ",".join(str(free_port()) for _ in range(replicas))
+        self.proc = subprocess.Popen(
+            ["bash", str(REPO / "deploy" / "serve.sh"), "-a", "127.0.0.1", "-p", str(port), "-r", ports,
+             "-d", str(self.run_dir), str(replicas)],
+            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=(self.run_dir / "serve.log").open("w"),
+            preexec_fn=ctrl_c_stops)
+        deadline = time.monotonic() + 600
+        while not _healthy(self.url) or not (self.run_dir / "haproxy.pid").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"deploy/serve.sh did not start; see {self.run_dir}")
+            time.sleep(0.5)
+
+    def pids(self) -> list[int]:
+        """The server processes now: streamlit, or HAProxy and each replica's streamlit."""
+        if not (self.run_dir / "haproxy.pid").exists():
+            return [self.proc.pid]
+        files = [self.run_dir / "haproxy.pid", *sorted(self.run_dir.glob("replica-*.pid"))]
+        return [int(f.read_text()) for f in files]
+
+    def logs(self) -> list[Path]:
+        """The servers' logs: streamlit's, or each replica's (``deploy/serve.sh``)."""
+        return sorted([*self.run_dir.glob("streamlit.log"), *self.run_dir.glob("replica-*.log")])
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)  # serve.sh: what Ctrl-C does; streamlit: a clean shutdown
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _healthy(url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url + "_stcore/health", timeout=2) as answer:
+        return answer.status == 200
+    return False

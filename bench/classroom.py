@@ -27,7 +27,7 @@ uploads start together and none waits on this script. Measured inside each page:
 * **informed**: from the upload event to the first frame that shows the session's place in line ("3 ahead of
   you · about 4 s", ``vitviz_app.waiting``), or its map if it never waited; and each different text it saw;
 * **first estimate ÷ real wait**: the seconds the first notice with a time promised ("about 4 s") over the
-  seconds from the frame that showed it to the session's own map (:func:`estimate_ratios`): 1 is a true estimate;
+  seconds from the frame that showed it to the session's own map (``bench/_class_report.py``): 1 is a true estimate;
 * **server CPU-seconds per upload**: user + system time of the server processes (``/proc/<pid>/stat``; the
   ones this script started, or ``--pids``) from just before the uploads until the last map, divided by N.
 * **where the wait to be told goes** (``bench/_trace.py``): the upload request's start and answer (the page's
@@ -41,6 +41,14 @@ their figure only when Plotly drew something new: hashing a heatmap, or laying o
 of 30 pages, would be the benchmark's own load, which no student's page carries (``--probe-every-frame``: the
 probe that looked in every frame).
 
+**Students without a browser.** ``--clients protocol`` replaces each page by a client that speaks Streamlit's
+protocol as the page does (``bench/_student.py``: the same messages, upload and rerun; it reads the notice, the
+map, its caption and its heatmap from the messages, and :func:`judge` judges them the same way). Its times end
+when a message arrives, with nothing drawn, and it costs the machine about 0.01 CPU-s a student: the server has
+the two cores to itself, as in a class whose students bring their own computers. ``--pages K`` keeps K of the
+students as Chromium pages among them, timed inside the page as above: what a student sees, end to end, while
+the server carries the whole class.
+
 **The browsers' share of the CPU.** Here the 30 pages run on the server's own two cores; in a class they run on
 the students' computers. ``--browser-nice 19`` starts Chromium (every process and thread it starts) at nice 19
 and under ``SCHED_IDLE`` (Chromium resets nice values itself, not the policy), so the server gets the cores
@@ -49,7 +57,7 @@ server's. The default (0: the browsers and the server at one priority) is the ha
 "informed" and "time to own map" are measured the same way, inside each page.
 
 Run: ``python bench/classroom.py [--sessions 30] [--model "ViT-B/16 (AugReg)"] [--replicas 2] [--app DIR]
-[--browser-nice 19] [--trace]`` or
+[--browser-nice 19] [--clients protocol [--pages 3]] [--trace]`` or
 ``python bench/classroom.py --url http://host:8501 --pids 1234 [--model ...]``. Writes
 ``bench/results/classroom.md`` and ``.json`` (``--out`` to change), and the sessions one by one in
 ``.raw.json``.
@@ -58,19 +66,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import io
 import json
 import os
 import re
 import shlex
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -78,8 +81,9 @@ from urllib.parse import urlencode, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _trace  # noqa: E402
-from bench._app import app_env, ctrl_c_stops, free_port, random_hub_weights, start_server  # noqa: E402
-from bench._timing import REPO, Table, machine, quantile, report  # noqa: E402
+from bench._app import Servers, app_env, random_hub_weights  # noqa: E402
+from bench._class_report import KINDS, tables  # noqa: E402
+from bench._timing import REPO, machine, report  # noqa: E402
 
 __all__ = ["ClassImage", "Session", "class_images", "open_session", "pick_upload", "wait_ready", "arm", "outcome",
            "judge", "cpu_seconds", "run_class", "main"]
@@ -280,11 +284,18 @@ def browser_executable(nice: int, folder: Path) -> str:
 
 
 def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_s: float,
-              every_frame: bool = False) -> dict:
-    """Open one session per image, upload them all at one instant, and collect what each page saw."""
-    sessions = []
+              every_frame: bool = False, pages: int | None = None) -> dict:
+    """Open one session per image, upload them all at one instant, and collect what each saw. The first ``pages``
+    students (all by default) are browser pages; the others are students without a browser (``bench/_student.py``,
+    on a thread of their own). ``browser`` is needed only for pages."""
+    pages = len(images) if pages is None else pages
+    sessions, crowd = [], None
     try:
-        for _ in images:  # all pages load at once, then each student picks "Upload"
+        if pages < len(images):
+            from bench._student import Crowd
+
+            crowd = Crowd(url, images[pages:], timeout_s)  # connected and ready before the pages open
+        for _ in images[:pages]:  # all pages load at once, then each student picks "Upload"
             sessions.append(open_session(browser, url, timeout_s * 1e3, wait=False))
         for session in sessions:
             pick_upload(session.page, timeout_s * 1e3)
@@ -292,154 +303,41 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
         model = re.search(r"(\S+) · \d+ layers × \d+ heads", sidebar)  # what really runs (offline fallback?)
         pids = server_pids()
         client = [p for p in _descendants(os.getpid()) if p not in pids]
-        cpu0, client0, load = cpu_seconds(pids), cpu_seconds(client), os.getloadavg()
+        cpu0, client0, own0, load = cpu_seconds(pids), cpu_seconds(client), time.process_time(), os.getloadavg()
         at_ms = time.time() * 1e3 + (LEAD_S + 0.05 * len(images)) * 1e3
         for session, image in zip(sessions, images):
             arm(session.page, image, at_ms, every_frame)
-        results = [outcome(s.page, timeout_s * 1e3) for s in sessions]
+        crowds = crowd.upload(at_ms) if crowd else None
+        results = [{**outcome(s.page, timeout_s * 1e3), "replicas": sorted(s.replicas), "client": "browser"}
+                   for s in sessions]
+        results += [{**r, "client": "protocol"} for r in (crowds.result(timeout_s + 60) if crowds else [])]
         cpu = cpu_seconds(pids) - cpu0
-        client_cpu = cpu_seconds(client) - client0
-        for result, session in zip(results, sessions):
-            result["replicas"] = sorted(session.replicas)
+        client_cpu = cpu_seconds(client) - client0 + (time.process_time() - own0 if crowd else 0.0)
     finally:
         for session in sessions:
             session.context.close()
+        if crowd is not None:
+            crowd.close()
     verdicts = judge(results, images)
     return {"results": [{**r, "verdict": v, "image": im.name, "size": [im.width, im.height]}
                         for r, v, im in zip(results, verdicts, images)],
             "server_cpu_s": cpu if pids else None, "client_cpu_s": client_cpu, "server_pids": pids,
-            "load_before": [round(v, 2) for v in load],
-            "model": model.group(1) if model else None}
+            "load_before": [round(v, 2) for v in load], "pages": pages,
+            "model": model.group(1) if model else (crowd.model() if crowd else None)}
 
 
-# ----------------------------------------------------------------------------------------------- servers
+def _browser_class(page_url: str, images: list[ClassImage], server_pids, args: argparse.Namespace,
+                   pages: int) -> dict:
+    """:func:`run_class` with its ``pages`` in a Chromium this script launches (``--browser-nice``)."""
+    from playwright.sync_api import sync_playwright
 
-
-class Servers:
-    """The app this script starts: one ``streamlit run app.py``, or ``deploy/serve.sh K`` (HAProxy + K)."""
-
-    def __init__(self, replicas: int, env: dict[str, str], app_dir: Path = REPO, wire: bool = False) -> None:
-        self.run_dir = Path(tempfile.mkdtemp(prefix="vitviz-classroom-"))
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}/"
-        if replicas == 1:
-            self.proc = start_server(port, env, self.run_dir / "streamlit.log", app_dir=app_dir, wire=wire)
-            return
-        ports = ",".join(str(free_port()) for _ in range(replicas))
-        self.proc = subprocess.Popen(
-            ["bash", str(REPO / "deploy" / "serve.sh"), "-a", "127.0.0.1", "-p", str(port), "-r", ports,
-             "-d", str(self.run_dir), str(replicas)],
-            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=(self.run_dir / "serve.log").open("w"),
-            preexec_fn=ctrl_c_stops)
-        deadline = time.monotonic() + 600
-        while not _healthy(self.url) or not (self.run_dir / "haproxy.pid").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"deploy/serve.sh did not start; see {self.run_dir}")
-            time.sleep(0.5)
-
-    def pids(self) -> list[int]:
-        """The server processes now: streamlit, or HAProxy and each replica's streamlit."""
-        if not (self.run_dir / "haproxy.pid").exists():
-            return [self.proc.pid]
-        files = [self.run_dir / "haproxy.pid", *sorted(self.run_dir.glob("replica-*.pid"))]
-        return [int(f.read_text()) for f in files]
-
-    def logs(self) -> list[Path]:
-        """The servers' logs: streamlit's, or each replica's (``deploy/serve.sh``)."""
-        return sorted([*self.run_dir.glob("streamlit.log"), *self.run_dir.glob("replica-*.log")])
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)  # serve.sh: what Ctrl-C does; streamlit: a clean shutdown
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="vitviz-classroom-browser-") as folder:
+        browser = playwright.chromium.launch(executable_path=browser_executable(args.browser_nice, Path(folder)),
+                                             args=CHROMIUM_ARGS)
         try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def _healthy(url: str) -> bool:
-    with contextlib.suppress(OSError), urllib.request.urlopen(url + "_stcore/health", timeout=2) as answer:
-        return answer.status == 200
-    return False
-
-
-# ----------------------------------------------------------------------------------------------- report
-
-
-_ESTIMATE = re.compile(r"(\d+) s\b")
-
-
-def estimate_ratios(rows: list[dict]) -> list[float]:
-    """Per session told a time: the seconds of the first notice that gave one ("about N s") over the real wait
-    from the frame that showed it to the session's own map, sorted. A notice without seconds (the place alone,
-    while the model's pass has not been timed; "almost done") is passed over; a session whose notices never gave
-    seconds counts for none. Without the frames of each notice (``notice_at``, reports before 2026-12-07 §22) only
-    the first notice counts, shown at ``t_informed``."""
-    ratios = []
-    for r in rows:
-        notices, drawn = r.get("notices") or [], r.get("t1")
-        shown_at = r.get("notice_at") or [r.get("t_informed")]
-        for text, at in zip(notices, shown_at):
-            found = _ESTIMATE.search(text.rsplit("·", 1)[-1])
-            if found:
-                if at is not None and drawn is not None and drawn > at:
-                    ratios.append(int(found.group(1)) / ((drawn - at) / 1e3))
-                break
-    return sorted(ratios)
-
-
-def tables(run: dict, label: str) -> list[Table]:
-    rows = run["results"]
-    times = sorted((r["t1"] - r["t0"]) / 1e3 for r in rows if r.get("t0") and r.get("t1"))
-    own = sum(r["verdict"] == "own" for r in rows)
-    mixups = sum(r["verdict"].startswith(("mix-up", "unrecognised")) for r in rows)
-    moved = sum(len(r["replicas"]) > 1 for r in rows)
-    starts = [r["t0"] for r in rows if r.get("t0")]
-    cpu = run["server_cpu_s"]
-    summary = Table(f"A class of {len(rows)} uploading at once: {label}",
-                    ["sessions", "own map", "mix-ups", "no map", "moved replica", "median s", "p95 s", "max s",
-                     "uploads spread ms", "server CPU-s", "server CPU-s / upload", "browser CPU-s"])
-    summary.add(len(rows), own, mixups, len(rows) - own - mixups, moved,
-                statistics.median(times) if times else None, quantile(times, 0.95) if times else None,
-                times[-1] if times else None, max(starts) - min(starts) if starts else None,
-                *((cpu, cpu / len(rows)) if cpu is not None else ("no --pids", "—")), run["client_cpu_s"])
-    informed = sorted(((r["t_informed"] if r.get("t_informed") else r["t1"]) - r["t0"]) / 1e3
-                      for r in rows if r.get("t0") and (r.get("t_informed") or r.get("t1")))
-    told = [r for r in rows if r.get("notices")]
-    waiting = Table(f"Informed while waiting: {label}",
-                    ["sessions told their place", "informed ≤ 1 s", "median s to informed", "max s to informed",
-                     "median texts seen", "first estimate ÷ real wait, median (p10–p90)", "example (first, last)"])
-    if informed:
-        example = max(told, key=lambda r: len(r["notices"]), default=None)
-        ratios = estimate_ratios(rows)
-        waiting.add(len(told), sum(t <= 1.0 for t in informed), statistics.median(informed), informed[-1],
-                    statistics.median(len(r["notices"]) for r in told) if told else 0,
-                    f"{statistics.median(ratios):.2f} ({quantile(ratios, 0.1):.2f}–{quantile(ratios, 0.9):.2f}), "
-                    f"{len(ratios)} sessions" if ratios else "—",
-                    f"{example['notices'][0]!r} … {example['notices'][-1]!r}" if example else "—")
-    waiting.notes += [
-        "Informed: from the upload event to the first frame that shows the session's place in line (the app's "
-        "hourglass notice, vitviz_app.waiting) or, for a session that never waited in line, its map. Texts seen: "
-        "how many different texts of its place (position, time left) a session saw while it waited.",
-        "First estimate ÷ real wait: the seconds the first notice with a time promised (\"about N s\") over the "
-        "seconds from the frame that showed it to the frame with the session's own map (which also holds "
-        "drawing the page, so a true estimate of the pass reads a little under 1).",
-    ]
-    summary.notes += [
-        f"Load average (1, 5, 15 min) just before the uploads: {run.get('load_before')}.",
-        "Time to own map: from the page's upload event to the first animation frame that draws the Overview's "
-        "rollout figure, measured inside each page (one clock). Mix-up: that map, its caption or its heatmap "
-        "belongs to another session's photo.",
-        "Server CPU-s: user + system time of the server processes (/proc/<pid>/stat) from just before the "
-        "uploads to the last map; browser CPU-s: this script's Chromium over the same span (same machine).",
-    ]
-    by_replica: dict[str, list[float]] = {}
-    for r in rows:
-        if r.get("t1") and r.get("t0"):
-            by_replica.setdefault(",".join(r["replicas"]) or "—", []).append((r["t1"] - r["t0"]) / 1e3)
-    per = Table("Time to own map per replica (s)", ["replica", "sessions", "median", "max"])
-    for name, values in sorted(by_replica.items()):
-        per.add(name, len(values), statistics.median(values), max(values))
-    return [summary, waiting, per]
+            return run_class(browser, page_url, images, server_pids, args.timeout, args.probe_every_frame, pages)
+        finally:
+            browser.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -460,6 +358,11 @@ def main(argv: list[str] | None = None) -> None:
                         "as if the students' own computers drew their pages; default 0, the servers' priority")
     parser.add_argument("--trace", action="store_true", help="without --url: start the server with VITVIZ_TRACE=1 "
                         "and time each step from the upload to the notice (bench/_trace.py)")
+    parser.add_argument("--clients", choices=("browser", "protocol"), default="browser", help="browser: a Chromium "
+                        "page per student (the default); protocol: a client per student that speaks Streamlit's "
+                        "protocol with no browser (bench/_student.py), so the server's cores are its own")
+    parser.add_argument("--pages", type=int, default=0, help="with --clients protocol: this many of the students "
+                        "are still Chromium pages, timed inside the page as with --clients browser (default 0)")
     parser.add_argument("--probe-every-frame", action="store_true", help="each page looks for its notice and map "
                         "in every animation frame (the probe before 2026-12-07 §18) instead of in the first frame "
                         "after its DOM changed")
@@ -478,19 +381,13 @@ def main(argv: list[str] | None = None) -> None:
         url, server_pids = args.url.rstrip("/") + "/", lambda: list(args.pids)
     query = {"model": args.model} if args.model else {}
     images = class_images(args.sessions)
-    from playwright.sync_api import sync_playwright
-
+    page_url = url + (f"?{urlencode(query)}" if query else "")
+    pages = args.sessions if args.clients == "browser" else min(args.pages, args.sessions)
     try:
-        with sync_playwright() as playwright:
-            with tempfile.TemporaryDirectory(prefix="vitviz-classroom-browser-") as folder:
-                browser = playwright.chromium.launch(executable_path=browser_executable(args.browser_nice,
-                                                                                        Path(folder)),
-                                                     args=CHROMIUM_ARGS)
-                try:
-                    page_url = url + (f"?{urlencode(query)}" if query else "")
-                    run = run_class(browser, page_url, images, server_pids, args.timeout, args.probe_every_frame)
-                finally:
-                    browser.close()
+        if pages:
+            run = _browser_class(page_url, images, server_pids, args, pages)
+        else:
+            run = run_class(None, page_url, images, server_pids, args.timeout, pages=0)
     finally:
         if servers is not None:
             servers.stop()
@@ -498,7 +395,10 @@ def main(argv: list[str] | None = None) -> None:
     where = args.url or (f"{args.replicas} replicas behind HAProxy (deploy/serve.sh)" if args.replicas > 1
                          else "one streamlit server")
     label = f"{run['model'] or args.model or 'the default model'}, {where}"
-    if args.browser_nice:
+    if args.clients == "protocol":
+        label += f", {args.sessions - pages} students without a browser" + (f" and {pages} browser pages" if pages
+                                                                            else "")
+    if pages and args.browser_nice:
         label += f", browser at nice {args.browser_nice}"
     if args.probe_every_frame:
         label += ", pages probed every frame"
@@ -511,8 +411,14 @@ def main(argv: list[str] | None = None) -> None:
     told = [r for r in run["results"] if r.get("notices")]
     run["loop_lag"] = _trace.loop_lag(marks, min((r["t0"] / 1e3 for r in told), default=0),
                                       max((r["t_informed"] / 1e3 for r in told), default=0))
-    report([*tables(run, label), _trace.table([r["steps"] for r in told], label),
-            _trace.table([r["wire"] for r in told], label, wire=True, lag=run["loop_lag"])], machine(), args.out)
+    kinds = sorted({r.get("client", "browser") for r in told})
+    traced = []
+    for kind in kinds:  # the pages' steps and the clients' apart: only a page draws what it is told
+        named = label if len(kinds) == 1 else f"{label}; {KINDS[kind]} only"
+        own = [r for r in told if r.get("client", "browser") == kind]
+        traced += [_trace.table([r["steps"] for r in own], named),
+                   _trace.table([r["wire"] for r in own], named, wire=True, lag=run["loop_lag"])]
+    report([*tables(run, label), *traced], machine(), args.out)
     raw = args.out.with_suffix(".raw.json")
     raw.write_text(json.dumps({"url": url, "label": label, **run}, indent=1))
     print(f"wrote {raw}")

@@ -2,8 +2,9 @@
 
 ``deploy/serve.sh 2`` on free loopback ports with the bundled offline model (servers of its own: the replicas
 and HAProxy are what is tested), ten browser sessions (the session's Chromium, ten contexts) uploading their
-own photos at once through HAProxy, a replica killed in the middle of the class, and Ctrl-C. The configuration,
-checked without running it, is in ``tests/unit/test_deploy_config.py``.
+own photos at once through HAProxy, a replica killed in the middle of the class, six students without a browser
+(the class bench's ``--clients protocol``), and Ctrl-C. The configuration, checked without running it, is in
+``tests/unit/test_deploy_config.py``.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bench.classroom import (
     open_session,
     outcome,
     pick_upload,
+    run_class,
     wait_ready,
 )
 from tests._apptest import ROOT, bundled_model_shipped
@@ -209,6 +211,23 @@ def test_haproxy_refuses_an_upload_over_the_limit_before_a_replica_sees_it(deplo
         connection.close()
     assert answers[limit + 1] == (413, None), "refused by HAProxy itself, no replica involved"
     assert answers[1000][0] != 413 and answers[1000][1] in ("r1", "r2"), "a small body reaches a replica"
+
+
+@pytest.mark.slow
+def test_students_without_a_browser_keep_to_their_replica_and_get_their_own_maps(deployment):
+    """The class bench's client with no browser (``bench/_student.py``, ``--clients protocol``) through HAProxy:
+    it speaks Streamlit's protocol as a page does (the XSRF and replica cookies, the upload box's three
+    messages), so each of its sessions stays on one replica, is answered, and sees its own photo's map."""
+    for replica in ("r1", "r2"):  # the previous test may have left r2 restarting
+        deployment.wait_for(replica, "UP", timeout_s=RESTART_AFTER_S + START_TIMEOUT_S)
+    images = class_images(6, first=40)
+    run = run_class(None, deployment.url, images, lambda: [], TIMEOUT_MS / 1e3, pages=0)
+    rows = run["results"]
+    assert [row["verdict"] for row in rows] == ["own"] * len(images), [row.get("error") for row in rows]
+    for row in rows:
+        assert len(row["replicas"]) == 1 and row["replicas"][0] in ("r1", "r2"), row["replicas"]
+        assert row["t0"] < row["upload"][0] < row["upload"][1] < row["t1"]
+        assert not row["notices"] or row["t_informed"] <= row["t1"]
 
 
 @pytest.mark.slow

@@ -110,7 +110,7 @@ def test_the_event_loops_lag_is_weighted_by_its_wakes_within_the_span():
 
 
 def test_the_first_estimate_is_set_against_the_real_wait_from_its_notice_to_the_map():
-    from bench.classroom import estimate_ratios
+    from bench._class_report import estimate_ratios
 
     rows = [
         {"notices": ["Running ViT-B/16 on your image… · 3 ahead of you · about 8 s", "… · about 6 s"],
@@ -160,3 +160,26 @@ def test_every_bench_percentile_interpolates_between_ranks_as_statistics_and_num
         quantile([], 0.5)
     with pytest.raises(ValueError):
         quantile([1.0], 1.5)
+
+
+def test_a_class_of_pages_and_students_without_a_browser_is_told_apart_in_the_report():
+    from bench._class_report import tables
+
+    def row(client: str, told_ms: float, notices: list[str]) -> dict:
+        start = 1_000.0  # epoch ms, as a page's clock gives them
+        return {"client": client, "t0": start, "t_informed": start + told_ms if notices else None,
+                "t1": start + 5_000.0, "notices": notices, "notice_at": [start + told_ms] * len(notices),
+                "verdict": "own", "replicas": []}
+
+    wait = ["… · 3 ahead of you · about 5 s"]
+    rows = [row("browser", 900.0, wait), row("browser", 1_200.0, wait), row("protocol", 400.0, wait),
+            row("protocol", 600.0, []), row("protocol", 800.0, wait)]
+    run = {"results": rows, "server_cpu_s": 3.0, "client_cpu_s": 0.5, "load_before": [0, 0, 0]}
+    _summary, waiting, _per = tables(run, "a mixed class")
+    by_kind = {r[0]: r for r in waiting.rows}
+    assert list(by_kind) == ["all", "browser pages only", "without a browser only"]
+    assert by_kind["all"][1:3] == [4, 3]  # told their place; informed within 1 s (one page at 1.2 s; one never told)
+    assert by_kind["browser pages only"][1:5] == [2, 1, 1.05, 1.2]  # told, ≤ 1 s, median and max seconds
+    assert by_kind["without a browser only"][1:3] == [2, 2]  # the one never told counts its map, 5 s after
+    single = tables({**run, "results": rows[:2]}, "pages alone")[1]
+    assert [r[0] for r in single.rows] == ["browser pages"]  # one kind: one row, named by its kind
