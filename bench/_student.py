@@ -28,7 +28,6 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
-import re
 import threading
 import time
 import urllib.request
@@ -37,12 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-__all__ = ["ROLLOUT_KEY", "Crowd", "Student", "figure_shown", "open_student", "upload_and_watch"]
+from bench._wire import HOURGLASS
+
+__all__ = ["ROLLOUT_KEY", "UPLOAD_KEY", "Crowd", "Student", "figure_shown", "open_student", "upload_and_watch"]
 
 ROLLOUT_KEY = "fig-overview-rollout"
 """The key of the container the Overview draws its rollout map in (``vitviz_app.plotting.show_figure``)."""
-_HOURGLASS = "hourglass"  # vitviz_app.waiting.ICON: ":material/hourglass_top:"
-_UPLOAD_KEY = "upload"
+UPLOAD_KEY = "upload"
+"""The key of the sidebar's upload box (``vitviz_app.sidebar``)."""
 _XSRF = "_streamlit_xsrf"
 _REPLICA = "x-vitviz-replica"  # deploy/haproxy/haproxy.cfg adds it to every answer
 
@@ -148,11 +149,11 @@ def _delta(student: Student, msg, at: float) -> None:
     kind = element.WhichOneof("type")
     if kind == "markdown" and path[:1] == (1,) and len(student.sidebar) < 200:
         student.sidebar.append(element.markdown.body)
-    if kind == "file_uploader" and element.file_uploader.id.endswith(f"-{_UPLOAD_KEY}"):
+    if kind == "file_uploader" and element.file_uploader.id.endswith(f"-{UPLOAD_KEY}"):
         student.uploader = element.file_uploader.id
     if probe.get("t0") is None or probe.get("t1") is not None:
         return
-    if kind == "alert" and _HOURGLASS in element.alert.icon:
+    if kind == "alert" and HOURGLASS in element.alert.icon:
         text = element.alert.body.strip()
         if probe["t_informed"] is None:
             probe["t_informed"] = at
@@ -290,11 +291,9 @@ class Crowd:
     def _run(self, coroutine) -> concurrent.futures.Future:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
-    def model(self) -> str | None:
-        """The model the sidebar says runs (its "name · L layers × H heads" line), e.g. after the offline fallback."""
-        texts = self.students[0].sidebar if self.students else []
-        found = next((m for text in texts if (m := re.search(r"(\S+) · \d+ layers × \d+ heads", text))), None)
-        return found.group(1) if found else None
+    def sidebar(self) -> str:
+        """The markdown of the first student's sidebar, one text per line (what a page's sidebar shows, unrendered)."""
+        return "\n".join(self.students[0].sidebar) if self.students else ""
 
     def upload(self, at_ms: float) -> concurrent.futures.Future:
         """Every student uploads its photo at epoch ``at_ms``; the future's result is their probes, in order, each

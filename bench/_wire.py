@@ -33,8 +33,8 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["GC_MS", "LAG_INTERVAL_S", "LAG_WINDOW_S", "STALL_S", "UPLOAD_PATH", "WATCHED_IN", "install", "lag_probe",
-           "main", "outgoing", "time_collections", "upload_session", "watch_stalls", "write"]
+__all__ = ["GC_MS", "HOURGLASS", "LAG_INTERVAL_S", "LAG_WINDOW_S", "STALL_S", "UPLOAD_PATH", "WATCHED_IN", "install",
+           "lag_probe", "main", "outgoing", "time_collections", "upload_session", "watch_stalls", "write"]
 
 WATCHED_IN = ("file_urls_request", "rerun_script")
 """The pages' messages whose arrival is logged."""
@@ -44,7 +44,8 @@ STALL_S = 0.1
 GC_MS = 10.0
 UPLOAD_PATH = "/_stcore/upload_file/"
 """Streamlit's upload route: ``PUT <UPLOAD_PATH><session id>/<file id>``."""
-_HOURGLASS = "hourglass"  # vitviz_app.waiting.ICON: ":material/hourglass_top:"
+HOURGLASS = "hourglass"
+"""What the waiting notice's icon holds (``vitviz_app.waiting.ICON``: ``:material/hourglass_top:``)."""
 
 
 def write(session: str, step: str, **detail: object) -> None:
@@ -62,7 +63,7 @@ def outgoing(msg) -> str | None:
         return kind
     if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
         element = msg.delta.new_element
-        if element.WhichOneof("type") == "alert" and _HOURGLASS in element.alert.icon:
+        if element.WhichOneof("type") == "alert" and HOURGLASS in element.alert.icon:
             return "notice"
     return None
 

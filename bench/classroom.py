@@ -83,6 +83,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _trace  # noqa: E402
 from bench._app import Servers, app_env, random_hub_weights  # noqa: E402
 from bench._class_report import KINDS, tables  # noqa: E402
+from bench._student import ROLLOUT_KEY, UPLOAD_KEY, Crowd  # noqa: E402
 from bench._timing import REPO, machine, report  # noqa: E402
 
 __all__ = ["ClassImage", "Session", "class_images", "open_session", "pick_upload", "wait_ready", "arm", "outcome",
@@ -91,8 +92,8 @@ __all__ = ["ClassImage", "Session", "class_images", "open_session", "pick_upload
 CHROMIUM = os.environ.get("VITVIZ_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CATALOGUE_TIMM = {"ViT-B/16 (AugReg)": "vit_base_patch16_224.augreg_in21k_ft_in1k"}
-UPLOAD = ".st-key-upload input[type=file]"
-ROLLOUT = ".st-key-fig-overview-rollout .js-plotly-plot"
+UPLOAD = f".st-key-{UPLOAD_KEY} input[type=file]"
+ROLLOUT = f".st-key-{ROLLOUT_KEY} .js-plotly-plot"
 REPLICA_HEADER = "x-vitviz-replica"
 LEAD_S = 1.5  # how far ahead of arming the common upload instant is set (plus 50 ms per session)
 
@@ -292,14 +293,12 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
     sessions, crowd = [], None
     try:
         if pages < len(images):
-            from bench._student import Crowd
-
             crowd = Crowd(url, images[pages:], timeout_s)  # connected and ready before the pages open
         for _ in images[:pages]:  # all pages load at once, then each student picks "Upload"
             sessions.append(open_session(browser, url, timeout_s * 1e3, wait=False))
         for session in sessions:
             pick_upload(session.page, timeout_s * 1e3)
-        sidebar = sessions[0].page.locator("[data-testid=stSidebar]").inner_text() if sessions else ""
+        sidebar = sessions[0].page.locator("[data-testid=stSidebar]").inner_text() if sessions else crowd.sidebar()
         model = re.search(r"(\S+) · \d+ layers × \d+ heads", sidebar)  # what really runs (offline fallback?)
         pids = server_pids()
         client = [p for p in _descendants(os.getpid()) if p not in pids]
@@ -323,7 +322,7 @@ def run_class(browser, url: str, images: list[ClassImage], server_pids, timeout_
                         for r, v, im in zip(results, verdicts, images)],
             "server_cpu_s": cpu if pids else None, "client_cpu_s": client_cpu, "server_pids": pids,
             "load_before": [round(v, 2) for v in load], "pages": pages,
-            "model": model.group(1) if model else (crowd.model() if crowd else None)}
+            "model": model.group(1).strip("`") if model else None}  # the crowd's sidebar is markdown
 
 
 def _browser_class(page_url: str, images: list[ClassImage], server_pids, args: argparse.Namespace,
